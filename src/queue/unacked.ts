@@ -1,0 +1,52 @@
+/**
+ * Client-ack deliveries awaiting ack or reject, by delivery tag.
+ *
+ * Tags are shard-wide unique, so one Map gives O(1) ack. Each consumer's slot also holds its own
+ * tag → message map, so a consumer (or connection) going away requeues its messages without
+ * scanning everyone else's. Keeps `consumer.unacked` in step with both.
+ */
+import type { ConsumerSlot } from './consumer-ring.js';
+import type { Consumer, StoredMessage } from './types.js';
+
+export class UnackedDeliveries {
+  readonly #owners = new Map<number, ConsumerSlot>();
+
+  get size(): number {
+    return this.#owners.size;
+  }
+
+  track(tag: number, message: StoredMessage, owner: ConsumerSlot): void {
+    this.#owners.set(tag, owner);
+    owner.deliveries.set(tag, message);
+    owner.consumer.unacked++;
+  }
+
+  has(tag: number): boolean {
+    return this.#owners.has(tag);
+  }
+
+  ownerOf(tag: number): Consumer | undefined {
+    return this.#owners.get(tag)?.consumer;
+  }
+
+  /** Forgets `tag` and returns its message; undefined if the tag is not tracked here. */
+  take(tag: number): StoredMessage | undefined {
+    const owner = this.#owners.get(tag);
+    if (owner === undefined) return undefined;
+    this.#owners.delete(tag);
+    const message = owner.deliveries.get(tag) as StoredMessage;
+    owner.deliveries.delete(tag);
+    owner.consumer.unacked--;
+    return message;
+  }
+
+  /** Forgets every delivery of `owner`; appends their messages to `into`. */
+  releaseOwner(owner: ConsumerSlot, into: StoredMessage[]): void {
+    for (const [tag, message] of owner.deliveries) {
+      this.#owners.delete(tag);
+      into.push(message);
+    }
+    owner.deliveries.clear();
+    owner.consumer.unacked = 0;
+  }
+}

@@ -1,0 +1,99 @@
+import * as D from './defaults.js';
+import { LOG_LEVELS } from '../log/logger.js';
+import type { LevelWithSilent } from 'pino';
+
+/** The broker's settings, validated once at start-up and frozen. */
+export interface BrokerConfig {
+  readonly host: string;
+  readonly port: number;
+  readonly shards: number;
+  readonly dataDir: string | null;
+  readonly logLevel: LevelWithSilent;
+  readonly ringBytes: number;
+  readonly maxMessageBytes: number;
+  readonly maxBodyBytes: number;
+  readonly maxFrameBytes: number;
+  readonly deliveryWindow: number;
+  readonly socketHighWater: number;
+  readonly topicBuffer: number;
+  readonly overflowBytes: number;
+  readonly shutdownTimeoutMs: number;
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  readonly code = 'bad_config';
+}
+
+type Kind = 'string' | 'int' | 'level' | 'pow2';
+interface Spec { key: keyof BrokerConfig; flag: string; kind: Kind; min?: number; max?: number; def: string | number | null }
+
+/** One row per setting: the flag, the SHARDMQ_* env name is derived from it. */
+export const CONFIG_SPECS: readonly Spec[] = [
+  { key: 'host', flag: 'host', kind: 'string', def: D.DEFAULT_HOST },
+  { key: 'port', flag: 'port', kind: 'int', min: 0, max: 65535, def: D.DEFAULT_PORT },
+  { key: 'shards', flag: 'shards', kind: 'int', min: 1, max: 256, def: D.DEFAULT_SHARDS },
+  { key: 'dataDir', flag: 'data-dir', kind: 'string', def: null },
+  { key: 'logLevel', flag: 'log-level', kind: 'level', def: D.DEFAULT_LOG_LEVEL },
+  { key: 'ringBytes', flag: 'ring-bytes', kind: 'pow2', min: 64 * 1024, max: 1 << 30, def: D.DEFAULT_RING_BYTES },
+  { key: 'maxMessageBytes', flag: 'max-message-bytes', kind: 'int', min: 1, max: 64 * 1024 * 1024, def: D.DEFAULT_MAX_MESSAGE_BYTES },
+  { key: 'maxBodyBytes', flag: 'max-body-bytes', kind: 'int', min: 1, max: 1 << 30, def: D.DEFAULT_MAX_BODY_BYTES },
+  { key: 'maxFrameBytes', flag: 'max-frame-bytes', kind: 'int', min: 1024, max: 1 << 30, def: D.DEFAULT_MAX_FRAME_BYTES },
+  { key: 'deliveryWindow', flag: 'delivery-window', kind: 'int', min: 1, max: 1 << 20, def: D.DEFAULT_DELIVERY_WINDOW },
+  { key: 'socketHighWater', flag: 'socket-high-water', kind: 'int', min: 1024, max: 1 << 30, def: D.DEFAULT_SOCKET_HIGH_WATER },
+  { key: 'topicBuffer', flag: 'topic-buffer', kind: 'int', min: 1, max: 1 << 26, def: D.DEFAULT_TOPIC_BUFFER },
+  { key: 'overflowBytes', flag: 'overflow-bytes', kind: 'int', min: 0, max: 1 << 30, def: D.DEFAULT_OVERFLOW_BYTES },
+  { key: 'shutdownTimeoutMs', flag: 'shutdown-timeout-ms', kind: 'int', min: 0, max: 600_000, def: D.DEFAULT_SHUTDOWN_TIMEOUT_MS },
+];
+
+export function envName(flag: string): string {
+  return 'SHARDMQ_' + flag.toUpperCase().replace(/-/g, '_');
+}
+
+/**
+ * Merges command-line flags over SHARDMQ_* environment variables over defaults,
+ * validates every value (errors name the flag and the bad value) and freezes the result.
+ */
+export function resolveConfig(
+  flags: Readonly<Record<string, string | undefined>>,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): BrokerConfig {
+  const out: Record<string, unknown> = {};
+  for (const spec of CONFIG_SPECS) {
+    const raw = flags[spec.flag] ?? env[envName(spec.flag)];
+    out[spec.key] = raw === undefined || raw === '' ? spec.def : parseValue(spec, raw);
+  }
+  const config = out as unknown as BrokerConfig;
+  const ringPayloadLimit = config.ringBytes / 4 - 64;
+  if (config.maxMessageBytes > ringPayloadLimit) {
+    throw new ConfigError(
+      `max-message-bytes must be at most ring-bytes/4 - 64 = ${ringPayloadLimit} (got ${config.maxMessageBytes})`,
+    );
+  }
+  return Object.freeze(config);
+}
+
+function parseValue(spec: Spec, raw: string): string | number {
+  switch (spec.kind) {
+    case 'string':
+      return raw;
+    case 'level':
+      if (!(LOG_LEVELS as readonly string[]).includes(raw)) {
+        throw new ConfigError(`${spec.flag} must be one of ${LOG_LEVELS.join('|')} (got ${JSON.stringify(raw)})`);
+      }
+      return raw;
+    case 'int':
+    case 'pow2': {
+      const n = /^\d+$/.test(raw) ? Number(raw) : NaN;
+      const min = spec.min ?? 0;
+      const max = spec.max ?? Number.MAX_SAFE_INTEGER;
+      if (!Number.isSafeInteger(n) || n < min || n > max) {
+        throw new ConfigError(`${spec.flag} must be an integer from ${min} to ${max} (got ${JSON.stringify(raw)})`);
+      }
+      if (spec.kind === 'pow2' && (n & (n - 1)) !== 0) {
+        throw new ConfigError(`${spec.flag} must be a power of two (got ${n})`);
+      }
+      return n;
+    }
+  }
+}

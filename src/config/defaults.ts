@@ -1,0 +1,42 @@
+import { availableParallelism } from 'node:os';
+
+/** Every default of the broker, each with why it is what it is. */
+
+/** Loopback unless told otherwise: a broker must not be reachable from the network by accident. */
+export const DEFAULT_HOST = '127.0.0.1';
+/** The contract's port (design.md §3). */
+export const DEFAULT_PORT = 7070;
+/** One core stays with the main thread, which does all socket I/O; at least one shard. */
+export const DEFAULT_SHARDS = Math.max(1, availableParallelism() - 1);
+export const DEFAULT_LOG_LEVEL = 'info';
+/**
+ * 4 MiB per ring direction: engine-notes §2 measured 64 KiB as too small
+ * (21k full-waits per 10M records) and 1–4 MiB at full speed.
+ */
+export const DEFAULT_RING_BYTES = 4 * 1024 * 1024;
+/** Largest message payload accepted; above this a publisher gets 413. Must fit a ring record (capacity/4). */
+export const DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024;
+/** Largest HTTP request body (an NDJSON batch can hold many messages). */
+export const DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024;
+/** Largest WebSocket frame; uWebSockets.js closes the connection (1009) above it. */
+export const DEFAULT_MAX_FRAME_BYTES = 1024 * 1024;
+/** Default prefetch for client-ack subscriptions that do not name one (RabbitMQ's STOMP default is unlimited; we bound it). */
+export const DEFAULT_PREFETCH = 1000;
+/**
+ * Deliveries a subscription may have in flight between a shard and its socket
+ * before the front end returns credit. Bounds what a slow socket can pile up.
+ */
+export const DEFAULT_DELIVERY_WINDOW = 1024;
+/** Socket buffered bytes above which the front end stops returning credit (the shard holds messages instead). */
+export const DEFAULT_SOCKET_HIGH_WATER = 1024 * 1024;
+/**
+ * Messages a private topic-subscription queue holds for a slow subscriber before it drops the
+ * oldest (counted as dropped). Queues under /queue/ are not capped by this.
+ */
+export const DEFAULT_TOPIC_BUFFER = 10_000;
+/** Main-thread overflow per shard when its ring is full, before publishers get 503. */
+export const DEFAULT_OVERFLOW_BYTES = 8 * 1024 * 1024;
+/** How long /healthz waits for each shard to answer a ping. */
+export const HEALTH_TIMEOUT_MS = 1000;
+/** Graceful shutdown: how long to wait for in-flight confirms and flushes. */
+export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 5000;

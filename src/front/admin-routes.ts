@@ -1,0 +1,78 @@
+/**
+ * GET /healthz, /v1/stats and /metrics. Counters are read straight from each shard's
+ * shared counters; only the queue list and the health ping go to the shards.
+ */
+import type { TemplatedApp } from 'uWebSockets.js';
+import type { BrokerContext } from './broker.js';
+import { ConfirmStatus } from '../protocol/ring-record-codec.js';
+import { COUNTER_NAMES, readCounters } from '../metrics/shard-counters.js';
+import { renderPrometheus } from '../metrics/prometheus.js';
+import { HEALTH_TIMEOUT_MS } from '../config/defaults.js';
+import { sendJson, sendText, watchAbort } from './http-util.js';
+
+export interface FrontStats {
+  websocket: number;
+  subscriptions: number;
+  undeliverable: number;
+}
+
+export function registerAdminRoutes(app: TemplatedApp, ctx: BrokerContext, frontStats: () => FrontStats): void {
+  app.get('/healthz', (res) => {
+    const state = watchAbort(res);
+    void pingAll(ctx).then((answered) => {
+      const ok = answered.every(Boolean);
+      const shards = answered.map((up, index) => ({ index, up }));
+      if (ok) sendJson(res, 200, { status: 'ok', shards }, state);
+      else sendJson(res, 503, { error: 'degraded', message: 'some shards did not answer', shards }, state);
+    });
+  });
+
+  app.get('/v1/stats', (res) => {
+    const state = watchAbort(res);
+    void collectStats(ctx, frontStats()).then((stats) => sendJson(res, 200, stats, state));
+  });
+
+  app.get('/metrics', (res) => {
+    const state = watchAbort(res);
+    const shards = ctx.shards.map((h) => ({ index: h.index, alive: h.alive, counters: readCounters(h.counters), ring: h.occupancy() }));
+    sendText(res, 200, 'text/plain; version=0.0.4', renderPrometheus(shards, frontStats()), state);
+  });
+}
+
+/** Pings every shard through its rings (the data path itself), each bounded by a timeout. */
+function pingAll(ctx: BrokerContext): Promise<boolean[]> {
+  return Promise.all(
+    ctx.shards.map(
+      (handle) =>
+        new Promise<boolean>((resolve) => {
+          if (!handle.alive) {
+            resolve(false);
+            return;
+          }
+          const token = ctx.confirms.allocate([handle.index], (status) => {
+            clearTimeout(timer);
+            resolve(status === ConfirmStatus.ok);
+          });
+          const timer = setTimeout(() => ctx.confirms.fail(token, ConfirmStatus.rejected), HEALTH_TIMEOUT_MS);
+          handle.writeControl((w) => w.ping(token));
+        }),
+    ),
+  );
+}
+
+async function collectStats(ctx: BrokerContext, front: FrontStats): Promise<unknown> {
+  const queueLists = await Promise.all(ctx.shards.map((h) => ctx.supervisor.queueStats(h.index)));
+  const shards = ctx.shards.map((h) => {
+    const counters = readCounters(h.counters);
+    const ring = h.occupancy();
+    return { index: h.index, alive: h.alive, ...counters, ring };
+  });
+  const queues = queueLists.flatMap((list, shard) => (list ?? []).map((q) => ({ ...q, shard })));
+  return {
+    shards,
+    queues,
+    connections: { websocket: front.websocket, subscriptions: front.subscriptions },
+    undeliverable: front.undeliverable,
+    counters: COUNTER_NAMES,
+  };
+}

@@ -1,0 +1,63 @@
+import { ConfirmStatus } from '../protocol/ring-record-codec.js';
+
+type Done = (status: ConfirmStatus) => void;
+
+interface Pending {
+  readonly shards: readonly number[];
+  remaining: number;
+  status: ConfirmStatus;
+  done: Done;
+}
+
+/**
+ * Tokens that wait for shards to confirm: an HTTP request, a WebSocket receipt or a
+ * health ping waits for one confirm per shard it wrote to. The shard confirms after
+ * it processed the token's record (and, with durability, after the fsync covering it).
+ */
+export class ConfirmTracker {
+  readonly #pending = new Map<number, Pending>();
+  #next = 0;
+
+  /** Allocates a token (never 0: 0 means "no confirm wanted"). */
+  allocate(shards: readonly number[], done: Done): number {
+    do {
+      this.#next = (this.#next + 1) >>> 0;
+    } while (this.#next === 0 || this.#pending.has(this.#next));
+    this.#pending.set(this.#next, { shards, remaining: shards.length, status: ConfirmStatus.ok, done });
+    return this.#next;
+  }
+
+  /** One shard confirmed the token; the worst status of all shards wins. */
+  settle(token: number, status: ConfirmStatus): void {
+    const p = this.#pending.get(token);
+    if (p === undefined) return;
+    if (status > p.status) p.status = status;
+    if (--p.remaining > 0) return;
+    this.#pending.delete(token);
+    p.done(p.status);
+  }
+
+  /** Gives up on a token (timeout, shard death): its callback runs with `status`. */
+  fail(token: number, status: ConfirmStatus): void {
+    const p = this.#pending.get(token);
+    if (p === undefined) return;
+    this.#pending.delete(token);
+    p.done(status);
+  }
+
+  /** A shard died: whatever waited on it will never hear back from that thread. */
+  failShard(shard: number, status: ConfirmStatus): number {
+    let failed = 0;
+    for (const [token, p] of this.#pending) {
+      if (!p.shards.includes(shard)) continue;
+      this.#pending.delete(token);
+      p.done(status);
+      failed++;
+    }
+    return failed;
+  }
+
+  get size(): number {
+    return this.#pending.size;
+  }
+}

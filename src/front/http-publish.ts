@@ -1,0 +1,202 @@
+/**
+ * POST /v1/publish/<destination>: one message per body, or one per line with
+ * `Content-Type: application/x-ndjson`; gzip/deflate bodies accepted. Answers
+ * `200 {"accepted":N}` once every shard that took a message confirmed it.
+ */
+import { gunzip, inflate } from 'node:zlib';
+import { promisify } from 'node:util';
+import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
+import type { BrokerContext } from './broker.js';
+import { parseDestination, DestinationError, type Destination } from '../protocol/destination.js';
+import { forEachLine } from '../protocol/ndjson.js';
+import { ConfirmStatus, HTTP_CONNECTION, NO_TOKEN } from '../protocol/ring-record-codec.js';
+import { ErrorCode } from '../protocol/errors.js';
+import { sendJson, watchAbort, type ResponseState } from './http-util.js';
+
+const gunzipAsync = promisify(gunzip);
+const inflateAsync = promisify(inflate);
+
+const PREFIX = '/v1/publish/';
+/** Seconds a saturated publisher is told to wait before retrying. */
+const RETRY_AFTER_SECONDS = '1';
+
+interface PublishRequest {
+  readonly destination: Destination;
+  readonly ndjson: boolean;
+  readonly encoding: 'identity' | 'gzip' | 'deflate';
+}
+
+export function registerHttpPublish(app: TemplatedApp, ctx: BrokerContext): void {
+  app.post('/v1/publish/*', (res, req) => handlePublish(res, req, ctx));
+}
+
+function handlePublish(res: HttpResponse, req: HttpRequest, ctx: BrokerContext): void {
+  const state = watchAbort(res);
+  // uWS's req lives only during this callback: read every header now.
+  const url = req.getUrl();
+  const contentType = req.getHeader('content-type');
+  const contentEncoding = req.getHeader('content-encoding').toLowerCase();
+  const contentLength = req.getHeader('content-length');
+  const { maxBodyBytes } = ctx.config;
+
+  let request: PublishRequest;
+  try {
+    request = parseRequest(url, contentType, contentEncoding);
+  } catch (err) {
+    const code = err instanceof DestinationError ? ErrorCode.badDestination : ErrorCode.badRequest;
+    const status = err instanceof UnsupportedEncoding ? 415 : 400;
+    sendJson(res, status, { error: code, message: (err as Error).message }, state);
+    return;
+  }
+  const declared = contentLength === '' ? -1 : Number(contentLength);
+  if (declared > maxBodyBytes) {
+    sendJson(res, 413, { error: ErrorCode.tooLarge, message: `body of ${declared} bytes exceeds max-body-bytes ${maxBodyBytes}` }, state);
+    return;
+  }
+
+  // Collect the body. uWS neuters each chunk after its callback, so it is copied once here.
+  let body = Buffer.allocUnsafe(declared > 0 ? declared : 0);
+  let used = 0;
+  let failed = false;
+  res.onData((chunk, isLast) => {
+    if (failed || state.aborted) return;
+    const bytes = new Uint8Array(chunk);
+    if (used + bytes.byteLength > maxBodyBytes) {
+      failed = true;
+      sendJson(res, 413, { error: ErrorCode.tooLarge, message: `body exceeds max-body-bytes ${maxBodyBytes}` }, state);
+      return;
+    }
+    if (used + bytes.byteLength > body.byteLength) {
+      const grown = Buffer.allocUnsafe(Math.max(used + bytes.byteLength, body.byteLength * 2, 4096));
+      body.copy(grown, 0, 0, used);
+      body = grown;
+    }
+    body.set(bytes, used);
+    used += bytes.byteLength;
+    if (isLast) void finish(res, state, ctx, request, body.subarray(0, used));
+  });
+}
+
+class UnsupportedEncoding extends Error {}
+
+function parseRequest(url: string, contentType: string, encoding: string): PublishRequest {
+  let path: string;
+  try {
+    path = decodeURIComponent(url.slice(PREFIX.length));
+  } catch {
+    throw new DestinationError(`destination is not valid percent-encoding: ${JSON.stringify(url)}`);
+  }
+  const destination = parseDestination(path, true);
+  if (encoding !== '' && encoding !== 'identity' && encoding !== 'gzip' && encoding !== 'deflate') {
+    throw new UnsupportedEncoding(`content-encoding ${JSON.stringify(encoding)} is not supported (gzip, deflate or none)`);
+  }
+  return {
+    destination,
+    ndjson: contentType.toLowerCase().startsWith('application/x-ndjson'),
+    encoding: encoding === '' ? 'identity' : (encoding as 'identity' | 'gzip' | 'deflate'),
+  };
+}
+
+async function finish(res: HttpResponse, state: ResponseState, ctx: BrokerContext, request: PublishRequest, raw: Buffer): Promise<void> {
+  let body: Uint8Array = raw;
+  if (request.encoding !== 'identity') {
+    try {
+      // zlib's async API runs in libuv's thread pool, off the main thread; the output is
+      // capped so a compression bomb costs at most max-body-bytes.
+      const opts = { maxOutputLength: ctx.config.maxBodyBytes };
+      body = request.encoding === 'gzip' ? await gunzipAsync(raw, opts) : await inflateAsync(raw, opts);
+    } catch (err) {
+      const tooBig = (err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE';
+      sendJson(
+        res,
+        tooBig ? 413 : 400,
+        tooBig
+          ? { error: ErrorCode.tooLarge, message: `decompressed body exceeds max-body-bytes ${ctx.config.maxBodyBytes}` }
+          : { error: ErrorCode.badRequest, message: `body is not valid ${request.encoding}: ${(err as Error).message}` },
+        state,
+      );
+      return;
+    }
+  }
+  publishBody(res, state, ctx, request, body);
+}
+
+function publishBody(res: HttpResponse, state: ResponseState, ctx: BrokerContext, request: PublishRequest, body: Uint8Array): void {
+  const { destination } = request;
+  const max = ctx.config.maxMessageBytes;
+  // Validate the whole batch before writing any of it, so a bad line rejects nothing half-way.
+  let count = 0;
+  let oversized = -1;
+  if (request.ndjson) {
+    count = forEachLine(body, (start, end) => {
+      if (end - start > max && oversized < 0) oversized = end - start;
+    });
+    if (count === 0) {
+      sendJson(res, 400, { error: ErrorCode.badRequest, message: 'NDJSON body holds no non-empty line' }, state);
+      return;
+    }
+  } else {
+    count = 1;
+    if (body.byteLength > max) oversized = body.byteLength;
+  }
+  if (oversized >= 0) {
+    sendJson(res, 413, { error: ErrorCode.tooLarge, message: `a message of ${oversized} bytes exceeds max-message-bytes ${max}` }, state);
+    return;
+  }
+
+  // Every message of one request goes to one destination, hence one shard.
+  const shard = ctx.shardOf(destination);
+  const handle = ctx.shards[shard];
+  const writer = handle.writer;
+  let written = 0;
+  let full = !handle.writable;
+  const last = count;
+  const write = (start: number, end: number): void => {
+    if (full) return;
+    // The request's token rides on its last record: the shard processes in order, so
+    // its confirm covers the whole request.
+    const token = written + 1 === last ? pendingToken : NO_TOKEN;
+    if (writer.publish(HTTP_CONNECTION, token, destination.type, destination.exchange, destination.name, body.subarray(start, end))) {
+      written++;
+    } else {
+      full = true;
+    }
+  };
+
+  let saturated = false;
+  const pendingToken = ctx.confirms.allocate([shard], (status) => {
+    if (saturated) return;
+    if (status === ConfirmStatus.ok) {
+      sendJson(res, 200, { accepted: written }, state);
+    } else if (status === ConfirmStatus.notFound) {
+      sendJson(res, 404, { error: ErrorCode.notFound, message: `no exchange ${JSON.stringify(destination.exchange)}` }, state);
+    } else {
+      sendJson(
+        res,
+        503,
+        { error: ErrorCode.shardUnavailable, message: `shard ${shard} restarted before confirming; the messages may not have been accepted` },
+        state,
+        { 'retry-after': RETRY_AFTER_SECONDS },
+      );
+    }
+  });
+
+  if (request.ndjson) forEachLine(body, write);
+  else write(0, body.byteLength);
+  if (written > 0) handle.scheduleCommit();
+
+  if (full) {
+    // The ring is full. Writing stopped at the first refusal, so the record carrying the
+    // token was never written: drop the token and answer now. What was written is accepted
+    // and will be delivered; the body says how many, so a client retries only the rest.
+    saturated = true;
+    ctx.confirms.fail(pendingToken, ConfirmStatus.rejected);
+    sendJson(
+      res,
+      503,
+      { error: ErrorCode.saturated, message: `shard ${shard} is saturated; ${written} of ${count} messages were accepted`, accepted: written },
+      state,
+      { 'retry-after': RETRY_AFTER_SECONDS },
+    );
+  }
+}

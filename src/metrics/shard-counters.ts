@@ -1,0 +1,55 @@
+/**
+ * Per-shard counters in shared memory: the shard writes, the main thread reads
+ * for /v1/stats and /metrics with no message round trip.
+ *
+ * One writer per slot (the shard, or the supervisor for `restarts`/`lost` while the
+ * shard is down), so plain Float64Array stores suffice; an aligned 8-byte store is
+ * not torn on the platforms Node runs on, and a reader that is a few records late
+ * is fine for monitoring.
+ */
+export const CounterSlot = {
+  /** Messages accepted from publishers. */
+  published: 0,
+  /** Deliveries written towards subscribers (including redeliveries). */
+  delivered: 1,
+  /** Client acks that settled a delivery. */
+  acked: 2,
+  /** Deliveries that were requeued and sent again. */
+  redelivered: 3,
+  /** Messages dropped by a limit (a slow topic subscriber's buffer) or a nack without requeue. */
+  dropped: 4,
+  /** Messages that routed to no queue or subscriber (AMQP: unroutable, dropped). */
+  unroutable: 5,
+  /** Messages waiting in queues, not yet delivered. */
+  ready: 6,
+  /** Delivered, not yet acked. */
+  unacked: 7,
+  queues: 8,
+  consumers: 9,
+  /** Next delivery-tag sequence: kept here so a restarted shard never reuses a tag. */
+  nextTagSeq: 10,
+  /** Times the supervisor restarted this shard. */
+  restarts: 11,
+  /** Transient messages lost when the shard died (ready + unacked at its last report). */
+  lost: 12,
+  /** Records drained from the inbound ring. */
+  inboundRecords: 13,
+  /** Times the shard found its outbound ring full and had to wait. */
+  outboundFull: 14,
+} as const;
+export type CounterSlot = (typeof CounterSlot)[keyof typeof CounterSlot];
+
+export const COUNTER_SLOTS = 16;
+
+export function createCounterStorage(): SharedArrayBuffer {
+  return new SharedArrayBuffer(COUNTER_SLOTS * Float64Array.BYTES_PER_ELEMENT);
+}
+
+export type CounterName = keyof typeof CounterSlot;
+export const COUNTER_NAMES = Object.keys(CounterSlot) as CounterName[];
+
+export function readCounters(counters: Float64Array): Record<CounterName, number> {
+  const out = {} as Record<CounterName, number>;
+  for (const name of COUNTER_NAMES) out[name] = counters[CounterSlot[name]];
+  return out;
+}

@@ -1,0 +1,93 @@
+/**
+ * The JSON text-frame ops of the WebSocket contract (design.md §3), validated into
+ * typed ops. Anything malformed becomes a BrokerError naming the field.
+ */
+import { BrokerError, ErrorCode } from './errors.js';
+
+export type AckMode = 'auto' | 'client';
+
+export type ClientOp =
+  | { op: 'subscribe'; id: string; destination: string; ack: AckMode; prefetch: number | null; receipt: string | null }
+  | { op: 'unsubscribe'; id: string; receipt: string | null }
+  | { op: 'publish'; destination: string; payload: Uint8Array; receipt: string | null }
+  | { op: 'ack'; tag: number }
+  | { op: 'nack'; tag: number; requeue: boolean };
+
+/** Subscription ids are client strings; bounded so a client cannot store megabytes per subscription. */
+export const MAX_SUBSCRIPTION_ID_LENGTH = 128;
+
+export function parseClientOp(text: string): ClientOp {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new BrokerError(ErrorCode.badFrame, `frame is not valid JSON: ${(err as Error).message}`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new BrokerError(ErrorCode.badFrame, 'frame must be a JSON object with an "op" field');
+  }
+  const o = value as Record<string, unknown>;
+  switch (o.op) {
+    case 'subscribe': {
+      const ack = o.ack ?? 'auto';
+      if (ack !== 'auto' && ack !== 'client') throw bad('ack must be "auto" or "client"');
+      let prefetch: number | null = null;
+      if (o.prefetch !== undefined) {
+        if (!Number.isInteger(o.prefetch) || (o.prefetch as number) < 0 || (o.prefetch as number) > 0xffff_ffff) {
+          throw bad('prefetch must be an integer ≥ 0');
+        }
+        prefetch = o.prefetch as number;
+      }
+      return { op: 'subscribe', id: id(o.id), destination: str(o.destination, 'destination'), ack, prefetch, receipt: receipt(o.receipt) };
+    }
+    case 'unsubscribe':
+      return { op: 'unsubscribe', id: id(o.id), receipt: receipt(o.receipt) };
+    case 'publish': {
+      const payload = o.payload;
+      let bytes: Uint8Array;
+      if (typeof payload === 'string') {
+        if (o.encoding === 'base64') bytes = Buffer.from(payload, 'base64');
+        else if (o.encoding === undefined || o.encoding === 'utf8') bytes = Buffer.from(payload, 'utf8');
+        else throw bad('encoding must be "utf8" or "base64"');
+      } else {
+        throw bad('payload must be a string');
+      }
+      return { op: 'publish', destination: str(o.destination, 'destination'), payload: bytes, receipt: receipt(o.receipt) };
+    }
+    case 'ack':
+      return { op: 'ack', tag: tag(o.tag) };
+    case 'nack': {
+      if (o.requeue !== undefined && typeof o.requeue !== 'boolean') throw bad('requeue must be a boolean');
+      return { op: 'nack', tag: tag(o.tag), requeue: o.requeue !== false };
+    }
+    default:
+      throw new BrokerError(ErrorCode.unknownOp, `unknown op ${JSON.stringify(o.op)}; expected subscribe, unsubscribe, publish, ack or nack`);
+  }
+}
+
+function bad(message: string): BrokerError {
+  return new BrokerError(ErrorCode.badFrame, message);
+}
+
+function str(v: unknown, name: string): string {
+  if (typeof v !== 'string') throw bad(`${name} must be a string`);
+  return v;
+}
+
+function id(v: unknown): string {
+  if (typeof v !== 'string' || v.length === 0 || v.length > MAX_SUBSCRIPTION_ID_LENGTH) {
+    throw bad(`id must be a non-empty string of at most ${MAX_SUBSCRIPTION_ID_LENGTH} characters`);
+  }
+  return v;
+}
+
+function receipt(v: unknown): string | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'string' || v.length > MAX_SUBSCRIPTION_ID_LENGTH) throw bad('receipt must be a string');
+  return v;
+}
+
+function tag(v: unknown): number {
+  if (!Number.isSafeInteger(v) || (v as number) <= 0) throw bad('tag must be a positive integer');
+  return v as number;
+}

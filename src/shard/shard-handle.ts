@@ -1,0 +1,139 @@
+/**
+ * Main-thread side of one shard: owns the producer end of its inbound ring and the
+ * consumer end of its outbound ring. Both rings and the counters outlive the shard
+ * thread, so a restarted shard re-attaches to the same memory.
+ */
+import { RingConsumer, RingProducer, createRingStorage, ringOccupancy, type RingStorage } from '../ring/spsc-ring.js';
+import { InboundWriter, RecordKind, RecordReader } from '../protocol/ring-record-codec.js';
+import { createCounterStorage } from '../metrics/shard-counters.js';
+
+/** Receives what a shard sends back; implemented by the front end. */
+export interface OutboundSink {
+  /** One record of the outbound ring, read in place; valid only during the call. */
+  onRecord(shard: number, kind: number, offset: number, length: number, reader: RecordReader): void;
+  /** Called after each drained chunk: flush what was gathered (cork once per socket). */
+  onChunkEnd(shard: number): void;
+}
+
+/** Records drained per chunk before the sockets touched by the chunk are flushed. */
+const OUTBOUND_CHUNK = 2048;
+/** Chunks in a row before the pump yields to the event loop, so socket I/O is not starved. */
+const CHUNKS_PER_TURN = 4;
+/** A parked pump re-checks this often even without a wake-up (belt and braces for a lost notify). */
+const PUMP_PARK_TIMEOUT_MS = 1000;
+
+export class ShardHandle {
+  readonly index: number;
+  readonly inboundStorage: RingStorage;
+  readonly outboundStorage: RingStorage;
+  readonly countersStorage: SharedArrayBuffer;
+  readonly counters: Float64Array;
+  readonly writer: InboundWriter;
+  readonly #inbound: RingProducer;
+  readonly #outbound: RingConsumer;
+  readonly #reader: RecordReader;
+  /** Control records that met a full ring: retried in order before anything else is written. */
+  readonly #backlog: Array<(w: InboundWriter) => boolean> = [];
+  #commitScheduled = false;
+  #pumping = false;
+  #alive = false;
+
+  constructor(index: number, ringBytes: number) {
+    this.index = index;
+    this.inboundStorage = createRingStorage(ringBytes);
+    this.outboundStorage = createRingStorage(ringBytes);
+    this.countersStorage = createCounterStorage();
+    this.counters = new Float64Array(this.countersStorage);
+    this.#inbound = new RingProducer(this.inboundStorage);
+    this.#outbound = new RingConsumer(this.outboundStorage);
+    this.writer = new InboundWriter(this.#inbound);
+    this.#reader = new RecordReader(this.#outbound.bytes, this.#outbound.view);
+  }
+
+  /** Whether the shard thread is up (set by the supervisor). */
+  get alive(): boolean {
+    return this.#alive;
+  }
+
+  set alive(value: boolean) {
+    this.#alive = value;
+  }
+
+  /**
+   * Writes a record that must not be lost (subscribe, ack, close...). When the ring is
+   * full it waits in a backlog, in order, and is written as soon as there is room.
+   */
+  writeControl(write: (w: InboundWriter) => boolean): void {
+    if (this.#backlog.length === 0 && write(this.writer)) {
+      this.scheduleCommit();
+      return;
+    }
+    this.#backlog.push(write);
+    if (this.#backlog.length === 1) void this.#drainBacklog();
+  }
+
+  /** True when data records may be written now (no control record is waiting). */
+  get writable(): boolean {
+    return this.#backlog.length === 0;
+  }
+
+  /**
+   * Publishes what was written this turn with one store of the write index, at the end
+   * of the current event-loop turn: many uWS callbacks' records share one commit and
+   * at most one wake-up (engine-notes §2: 9.8 M/s per-record vs ~40 M/s per 1000).
+   */
+  scheduleCommit(): void {
+    if (this.#commitScheduled) return;
+    this.#commitScheduled = true;
+    setImmediate(this.#commit);
+  }
+
+  readonly #commit = (): void => {
+    this.#commitScheduled = false;
+    this.#inbound.commit();
+  };
+
+  occupancy(): { inbound: { usedBytes: number; capacityBytes: number }; outbound: { usedBytes: number; capacityBytes: number } } {
+    return { inbound: ringOccupancy(this.inboundStorage), outbound: ringOccupancy(this.outboundStorage) };
+  }
+
+  /** Drains the outbound ring for as long as the handle lives; parks with waitAsync when empty. */
+  async pump(sink: OutboundSink, isRunning: () => boolean): Promise<void> {
+    if (this.#pumping) return;
+    this.#pumping = true;
+    const reader = this.#reader;
+    const index = this.index;
+    const onRecord = (kind: number, offset: number, length: number): void => {
+      sink.onRecord(index, kind, offset, length, reader);
+    };
+    let chunks = 0;
+    try {
+      while (isRunning()) {
+        const n = this.#outbound.drain(onRecord, OUTBOUND_CHUNK);
+        if (n > 0) {
+          sink.onChunkEnd(index);
+          if (++chunks >= CHUNKS_PER_TURN) {
+            chunks = 0;
+            await new Promise<void>((resolve) => setImmediate(resolve));
+          }
+          continue;
+        }
+        chunks = 0;
+        // The main thread never blocks and never spins: it parks on the write index.
+        await this.#outbound.waitForDataAsync(PUMP_PARK_TIMEOUT_MS, 0);
+      }
+    } finally {
+      this.#pumping = false;
+    }
+  }
+
+  async #drainBacklog(): Promise<void> {
+    while (this.#backlog.length > 0) {
+      while (this.#backlog.length > 0 && this.#backlog[0](this.writer)) this.#backlog.shift();
+      this.#inbound.commit();
+      if (this.#backlog.length > 0) await this.#inbound.waitForSpace(50);
+    }
+  }
+}
+
+export { RecordKind };

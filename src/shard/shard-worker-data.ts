@@ -1,0 +1,22 @@
+import type { RingStorage } from '../ring/spsc-ring.js';
+import type { LevelWithSilent } from 'pino';
+
+/** What the supervisor hands a shard thread at start (and again, unchanged, at a restart). */
+export interface ShardWorkerData {
+  readonly index: number;
+  readonly shardCount: number;
+  /** main → shard */
+  readonly inbound: RingStorage;
+  /** shard → main */
+  readonly outbound: RingStorage;
+  readonly counters: SharedArrayBuffer;
+  readonly topicBuffer: number;
+  readonly logLevel: LevelWithSilent;
+}
+
+/** Control-plane messages over the worker's port (never on the data path). */
+export type ShardRequest = { readonly type: 'stats'; readonly id: number } | { readonly type: 'stop' };
+export type ShardReply =
+  | { readonly type: 'ready' }
+  | { readonly type: 'stats'; readonly id: number; readonly queues: import('./shard-core.js').QueueStats[] }
+  | { readonly type: 'stopped' };

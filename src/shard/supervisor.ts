@@ -1,0 +1,181 @@
+/**
+ * Starts one worker thread per shard and keeps it running: a shard that dies is
+ * restarted with backoff on the same rings and counters, and what it held in memory
+ * is counted as lost (transient messages) and logged, never silently.
+ *
+ * Plain worker_threads rather than piscina: a shard is a pinned, long-lived loop with
+ * an identity, not a task (engine-notes §1).
+ */
+import type { Worker } from 'node:worker_threads';
+import { spawnWorker } from './spawn-worker.js';
+import { ShardHandle, type OutboundSink } from './shard-handle.js';
+import { CounterSlot } from '../metrics/shard-counters.js';
+import type { QueueStats } from './shard-core.js';
+import type { ShardReply, ShardRequest, ShardWorkerData } from './shard-worker-data.js';
+import type { Logger } from '../log/logger.js';
+import type { LevelWithSilent } from 'pino';
+
+export interface SupervisorOptions {
+  readonly shards: number;
+  readonly ringBytes: number;
+  readonly topicBuffer: number;
+  readonly logLevel: LevelWithSilent;
+  readonly log: Logger;
+  /** Called once a restarted shard is up again, so the front can re-register subscriptions. */
+  readonly onRestart?: (index: number) => void;
+  /** Called when a shard thread dies, before it is restarted. */
+  readonly onCrash?: (index: number) => void;
+}
+
+/** First restart delay; doubles per consecutive crash up to the cap, so a crash loop cannot spin a core. */
+const RESTART_BACKOFF_MS = 50;
+const RESTART_BACKOFF_MAX_MS = 5000;
+/** A shard that ran this long without crashing gets its backoff reset. */
+const STABLE_AFTER_MS = 10_000;
+/** How long stop() waits for a shard to finish its loop before terminating it. */
+const STOP_TIMEOUT_MS = 2000;
+
+interface Slot {
+  readonly handle: ShardHandle;
+  worker: Worker | null;
+  startedAt: number;
+  backoffMs: number;
+  ready: Promise<void>;
+}
+
+export class Supervisor {
+  readonly handles: readonly ShardHandle[];
+  readonly #opts: SupervisorOptions;
+  readonly #slots: Slot[];
+  readonly #statsWaiters = new Map<number, (q: QueueStats[]) => void>();
+  #statsId = 0;
+  #stopping = false;
+
+  constructor(opts: SupervisorOptions) {
+    this.#opts = opts;
+    this.#slots = [];
+    for (let i = 0; i < opts.shards; i++) {
+      this.#slots.push({ handle: new ShardHandle(i, opts.ringBytes), worker: null, startedAt: 0, backoffMs: RESTART_BACKOFF_MS, ready: Promise.resolve() });
+    }
+    this.handles = this.#slots.map((s) => s.handle);
+  }
+
+  /** Starts every shard and the main-side pumps; resolves when all shards are ready. */
+  async start(sink: OutboundSink): Promise<void> {
+    for (const slot of this.#slots) {
+      this.#spawn(slot);
+      void slot.handle.pump(sink, () => !this.#stopping).catch((err: unknown) => {
+        this.#opts.log.fatal({ err, shard: slot.handle.index }, 'outbound pump failed');
+      });
+    }
+    await Promise.all(this.#slots.map((s) => s.ready));
+  }
+
+  /** Asks a shard for its queue list over the control port (not the data path). */
+  queueStats(index: number, timeoutMs = 1000): Promise<QueueStats[] | null> {
+    const worker = this.#slots[index].worker;
+    if (worker === null || !this.#slots[index].handle.alive) return Promise.resolve(null);
+    const id = ++this.#statsId;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#statsWaiters.delete(id);
+        resolve(null);
+      }, timeoutMs);
+      this.#statsWaiters.set(id, (queues) => {
+        clearTimeout(timer);
+        resolve(queues);
+      });
+      worker.postMessage({ type: 'stats', id } satisfies ShardRequest);
+    });
+  }
+
+  /** Kills a shard thread as a crash would (tests and fault drills). */
+  async crash(index: number): Promise<void> {
+    await this.#slots[index].worker?.terminate();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    await Promise.all(
+      this.#slots.map(async (slot) => {
+        const worker = slot.worker;
+        if (worker === null) return;
+        const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+        worker.postMessage({ type: 'stop' } satisfies ShardRequest);
+        const timer = setTimeout(() => void worker.terminate(), STOP_TIMEOUT_MS);
+        await exited;
+        clearTimeout(timer);
+      }),
+    );
+  }
+
+  #spawn(slot: Slot): void {
+    const { handle } = slot;
+    const data: ShardWorkerData = {
+      index: handle.index,
+      shardCount: this.#slots.length,
+      inbound: handle.inboundStorage,
+      outbound: handle.outboundStorage,
+      counters: handle.countersStorage,
+      topicBuffer: this.#opts.topicBuffer,
+      logLevel: this.#opts.logLevel,
+    };
+    const worker = spawnWorker(new URL('./shard-main.js', import.meta.url), {
+      workerData: data,
+      name: `shard-${handle.index}`,
+    });
+    slot.worker = worker;
+    slot.startedAt = Date.now();
+    slot.ready = new Promise<void>((resolve, reject) => {
+      const onMessage = (msg: ShardReply): void => {
+        if (msg.type === 'ready') {
+          handle.alive = true;
+          resolve();
+        } else if (msg.type === 'stats') {
+          this.#statsWaiters.get(msg.id)?.(msg.queues);
+          this.#statsWaiters.delete(msg.id);
+        }
+      };
+      worker.on('message', onMessage);
+      worker.once('error', (err) => {
+        this.#opts.log.error({ err, shard: handle.index }, 'shard thread failed');
+        reject(err);
+      });
+      worker.once('exit', (code) => {
+        handle.alive = false;
+        if (this.#stopping) return;
+        this.#onCrash(slot, code);
+      });
+    });
+    slot.ready.catch(() => undefined);
+  }
+
+  #onCrash(slot: Slot, code: number): void {
+    const { handle } = slot;
+    const c = handle.counters;
+    // Transient messages die with the thread: what the shard last reported holding is lost.
+    const lost = c[CounterSlot.ready] + c[CounterSlot.unacked];
+    c[CounterSlot.lost] += lost;
+    c[CounterSlot.ready] = 0;
+    c[CounterSlot.unacked] = 0;
+    c[CounterSlot.consumers] = 0;
+    c[CounterSlot.queues] = 0;
+    c[CounterSlot.restarts]++;
+    if (Date.now() - slot.startedAt > STABLE_AFTER_MS) slot.backoffMs = RESTART_BACKOFF_MS;
+    const delay = slot.backoffMs;
+    slot.backoffMs = Math.min(slot.backoffMs * 2, RESTART_BACKOFF_MAX_MS);
+    this.#opts.log.error(
+      { shard: handle.index, exitCode: code, lostMessages: lost, restartInMs: delay },
+      'shard died; its transient messages are lost; restarting',
+    );
+    this.#opts.onCrash?.(handle.index);
+    setTimeout(() => {
+      if (this.#stopping) return;
+      this.#spawn(slot);
+      void slot.ready.then(() => {
+        this.#opts.log.info({ shard: handle.index }, 'shard restarted');
+        this.#opts.onRestart?.(handle.index);
+      }, () => undefined);
+    }, delay);
+  }
+}

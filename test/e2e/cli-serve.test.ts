@@ -1,0 +1,79 @@
+import { describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { JsonWsClient } from '../helpers/ws-client.js';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+
+/** Starts `shardmq serve` from sources as a child process and reads its URL from the start-up log line. */
+async function startServe(extra: string[] = []): Promise<{ child: ReturnType<typeof spawn>; url: string; lines: string[] }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--port', '0', '--shards', '2', ...extra], {
+    cwd: root,
+    env: { ...process.env, SHARDMQ_LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const lines: string[] = [];
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no start-up line; got ${lines.join('\n')}`)), 20_000);
+    let buf = '';
+    child.stdout?.on('data', (d: Buffer) => {
+      buf += d.toString();
+      let nl;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        lines.push(line);
+        const rec = JSON.parse(line) as { url?: string };
+        if (rec.url) {
+          clearTimeout(timer);
+          resolve(rec.url);
+        }
+      }
+    });
+    child.stderr?.on('data', (d: Buffer) => lines.push(d.toString()));
+    child.once('exit', (code) => reject(new Error(`exited ${code}: ${lines.join('\n')}`)));
+  });
+  return { child, url, lines };
+}
+
+describe('cli - shardmq serve', () => {
+  it('serve - logs URL, shard count and native uWS; SIGTERM closes WebSockets with 1001 and exits 0', async () => {
+    const { child, url, lines } = await startServe();
+    const startLine = JSON.parse(lines.find((l) => l.includes('"url"')) ?? '{}') as Record<string, unknown>;
+    expect(startLine).toMatchObject({ shards: 2, level: 30 });
+    expect(String(startLine.uws)).toMatch(/^native \(uws_linux_x64_\d+\.node\)$/);
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    const c = await JsonWsClient.connect(url);
+    await c.subscribe('s', '/topic/t');
+    const exit = once(child, 'exit');
+    child.kill('SIGTERM');
+    const closed = await c.closed;
+    expect(closed.code).toBe(1001);
+    const [code] = await exit;
+    expect(code).toBe(0);
+  });
+
+  it('serve - a bad flag value is refused with a message naming the flag', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--shards', '0'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+    const [code] = await once(child, 'exit');
+    expect(code).toBe(2);
+    expect(err).toMatch(/shards must be an integer from 1 to 256 \(got "0"\)/);
+  });
+
+  it('pub and sub - the CLI publishes over HTTP and prints what it receives, one per line', async () => {
+    const { child, url } = await startServe();
+    const sub = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'sub', '/queue/cli', '--count', '3', '--url', url], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    sub.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    const subExit = once(sub, 'exit');
+    const pub = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'pub', '/queue/cli', 'hello', '--count', '3', '--url', url], { cwd: root, stdio: 'ignore' });
+    expect((await once(pub, 'exit'))[0]).toBe(0);
+    expect((await subExit)[0]).toBe(0);
+    expect(out).toBe('hello\nhello\nhello\n');
+    child.kill('SIGTERM');
+    expect((await once(child, 'exit'))[0]).toBe(0);
+  });
+});

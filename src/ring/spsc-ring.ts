@@ -78,9 +78,9 @@ export function createRingStorage(capacityBytes: number): RingStorage {
 
 /**
  * Largest payload one record may carry: a quarter of the ring minus the header. Bigger payloads must
- * travel another way (a transferred ArrayBuffer, or fragments): the quarter bound guarantees that a
- * record plus the tail it may skip at the wrap fits in half an empty ring, so a lone big record can
- * never wedge the ring, and it keeps the consumer's quarter-ring releases flowing (engine-notes §2).
+ * travel another way (a transferred ArrayBuffer, or fragments; engine-notes §2). With this bound a
+ * record plus the tail it may skip at the wrap needs less than half the ring, so it fits as soon as
+ * the consumer has released down to half full, and the consumer releases at least every quarter ring.
  */
 export function maxRecordPayload(capacityBytes: number): number {
   assertCapacity(capacityBytes);
@@ -89,9 +89,9 @@ export function maxRecordPayload(capacityBytes: number): number {
 
 /**
  * Committed bytes not yet released (records, headers, padding and skipped tails), from any thread.
- * Can be late: both sides keep moving while this reads. Loading the read index first means the
- * answer never undercounts the past; it is clamped to the capacity. Allocates one Int32Array view,
- * so it suits stats, not hot paths.
+ * Can be late: both sides keep moving while this reads. The read index is loaded first, so a racing
+ * consumer can only make the answer too high, never negative; it is clamped to the capacity.
+ * Allocates one Int32Array view, so it suits stats, not hot paths.
  */
 export function ringOccupancy(storage: RingStorage): { usedBytes: number; capacityBytes: number } {
   const control = new Int32Array(storage.control);

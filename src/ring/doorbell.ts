@@ -38,8 +38,14 @@ const KEEP_ALIVE_INTERVAL_MS = 2 ** 30;
 
 function keepAliveTick(): void {}
 
-/** Returned when an async park ends at once; shared so that the no-wait path allocates nothing. */
-const RESOLVED: Promise<void> = Promise.resolve();
+/** Returned when an async park ends at once; shared so that the no-wait paths allocate nothing. */
+const RESOLVED_TRUE: Promise<boolean> = Promise.resolve(true);
+const RESOLVED_FALSE: Promise<boolean> = Promise.resolve(false);
+
+/** Atomics.wait reads NaN as "forever" and a negative timeout as 0; the deadline arithmetic below does the same. */
+function normaliseTimeout(timeoutMs: number): number {
+  return Number.isNaN(timeoutMs) ? Infinity : timeoutMs > 0 ? timeoutMs : 0;
+}
 
 /**
  * Called by the side that just published `indexSlot`: wakes the other side only if it advertised, via
@@ -53,6 +59,10 @@ export function ringDoorbell(control: Int32Array, indexSlot: number, parkedFlagS
 /**
  * Either side, used only by the thread that owns that side: where it sleeps, i.e. the PARKED flag
  * that side owns and the index slot (advanced by the other side) it waits on.
+ *
+ * Both park methods return whether the index moved away from `expected`, and return false only when
+ * the timeout has really passed: a wakeup with the index unchanged (a notify meant for an earlier
+ * park, which the flag protocol allows) parks again for the time left.
  */
 export class ParkingSpot {
   readonly #control: Int32Array;
@@ -60,9 +70,6 @@ export class ParkingSpot {
   readonly #indexSlot: number;
   /** Pending parkAsync calls of this side; the flag stays up while any is pending. */
   #asyncWaiters = 0;
-  readonly #leaveAsync = (): void => {
-    if (--this.#asyncWaiters === 0) Atomics.store(this.#control, this.#flagSlot, 0);
-  };
 
   constructor(control: Int32Array, flagSlot: number, indexSlot: number) {
     this.#control = control;
@@ -72,36 +79,72 @@ export class ParkingSpot {
 
   /**
    * Blocks the calling thread (a worker; never the main thread, which it would freeze) until the
-   * index differs from `expected`, a notify arrives, or `timeoutMs` passes. The caller re-checks.
+   * index differs from `expected` (returns true) or `timeoutMs` passes (returns false).
    */
-  parkSync(expected: number, timeoutMs: number): void {
+  parkSync(expected: number, timeoutMs: number): boolean {
     const control = this.#control;
+    const indexSlot = this.#indexSlot;
+    if (Atomics.load(control, indexSlot) !== expected) return true;
+    let remaining = normaliseTimeout(timeoutMs);
+    const deadline = performance.now() + remaining;
     Atomics.store(control, this.#flagSlot, 1);
-    // The re-check only saves the futex call; Atomics.wait's own value check is what closes the window.
-    if (Atomics.load(control, this.#indexSlot) === expected) {
-      Atomics.wait(control, this.#indexSlot, expected, timeoutMs);
+    let moved = false;
+    for (;;) {
+      // Checked after raising the flag: a publish that came before the flag was visible did not
+      // notify. (Atomics.wait's own value check closes the same window; this saves the futex call.)
+      if (Atomics.load(control, indexSlot) !== expected) {
+        moved = true;
+        break;
+      }
+      if (remaining <= 0) break;
+      Atomics.wait(control, indexSlot, expected, remaining);
+      remaining = deadline - performance.now();
     }
     if (this.#asyncWaiters === 0) Atomics.store(control, this.#flagSlot, 0);
+    return moved;
   }
 
   /**
-   * Non-blocking variant for any thread: resolves when the index differs from `expected`, a notify
-   * arrives, or `timeoutMs` passes. The caller re-checks. While pending it holds a ref'd timer so the
-   * event loop stays alive (see KEEP_ALIVE_INTERVAL_MS). Allocates only when it actually waits.
+   * Non-blocking variant for any thread: resolves true once the index differs from `expected`, false
+   * when `timeoutMs` has passed. While pending it holds a ref'd timer so the event loop stays alive
+   * (see KEEP_ALIVE_INTERVAL_MS). Allocates only when it actually waits.
    */
-  parkAsync(expected: number, timeoutMs: number): Promise<void> {
+  parkAsync(expected: number, timeoutMs: number): Promise<boolean> {
     const control = this.#control;
+    if (Atomics.load(control, this.#indexSlot) !== expected) return RESOLVED_TRUE;
+    const timeout = normaliseTimeout(timeoutMs);
     this.#asyncWaiters++;
     Atomics.store(control, this.#flagSlot, 1);
-    const result = atomicsAsync.waitAsync(control, this.#indexSlot, expected, timeoutMs);
-    if (!result.async) {
+    // waitAsync's own value check, made after the flag went up, closes the lost-wakeup window.
+    const first = atomicsAsync.waitAsync(control, this.#indexSlot, expected, timeout);
+    if (!first.async) {
       this.#leaveAsync();
-      return RESOLVED;
+      return first.value === 'not-equal' ? RESOLVED_TRUE : RESOLVED_FALSE;
     }
+    return this.#awaitMove(first.value, expected, performance.now() + timeout);
+  }
+
+  async #awaitMove(first: Promise<unknown>, expected: number, deadline: number): Promise<boolean> {
+    const control = this.#control;
+    const indexSlot = this.#indexSlot;
     const keepAlive = setInterval(keepAliveTick, KEEP_ALIVE_INTERVAL_MS);
-    return result.value.then(() => {
+    try {
+      await first;
+      for (;;) {
+        if (Atomics.load(control, indexSlot) !== expected) return true;
+        const remaining = deadline - performance.now();
+        if (remaining <= 0) return false;
+        const next = atomicsAsync.waitAsync(control, indexSlot, expected, remaining);
+        if (!next.async) return next.value === 'not-equal';
+        await next.value;
+      }
+    } finally {
       clearInterval(keepAlive);
       this.#leaveAsync();
-    });
+    }
+  }
+
+  #leaveAsync(): void {
+    if (--this.#asyncWaiters === 0) Atomics.store(this.#control, this.#flagSlot, 0);
   }
 }

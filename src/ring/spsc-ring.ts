@@ -41,9 +41,6 @@ export const DEFAULT_SPIN_LOADS = 20_000;
  */
 export const DEFAULT_ASYNC_SPIN_LOADS = 0;
 
-/** Shared so that waitForDataAsync's fast path allocates nothing. */
-const RESOLVED_TRUE: Promise<boolean> = Promise.resolve(true);
-
 /** The two SharedArrayBuffers of one ring. Plain data: pass it to a worker in workerData or postMessage. */
 export interface RingStorage {
   readonly control: SharedArrayBuffer;
@@ -235,8 +232,9 @@ export class RingProducer {
    * blocks: it awaits Atomics.waitAsync on the read index with PRODUCER_PARKED raised so the
    * consumer notifies. Commits pending records first, since the consumer cannot free space for
    * records it cannot see. Holds the event loop open while pending (see doorbell.ts).
+   * Resolves true if space was released, false on timeout (an addition: callers may ignore it).
    */
-  waitForSpace(timeoutMs: number): Promise<void> {
+  waitForSpace(timeoutMs: number): Promise<boolean> {
     this.commit();
     return this.#parking.parkAsync(this.#readIndexSeen, timeoutMs);
   }
@@ -244,10 +242,11 @@ export class RingProducer {
   /**
    * Worker thread: blocks in Atomics.wait until the consumer has released space since reserve() last
    * looked, or `timeoutMs` passes. Commits pending records first (as waitForSpace does).
+   * Returns true if space was released, false on timeout (an addition: callers may ignore it).
    */
-  waitForSpaceSync(timeoutMs: number): void {
+  waitForSpaceSync(timeoutMs: number): boolean {
     this.commit();
-    this.#parking.parkSync(this.#readIndexSeen, timeoutMs);
+    return this.#parking.parkSync(this.#readIndexSeen, timeoutMs);
   }
 }
 
@@ -274,8 +273,6 @@ export class RingConsumer {
   /** Consumer-local read index: everything before it has been handed to onRecord. */
   #readIndex: number;
   readonly #parking: ParkingSpot;
-  /** Pre-bound so that waitForDataAsync allocates no closure per call. */
-  readonly #hasDataAfterPark = (): boolean => this.hasData();
 
   constructor(storage: RingStorage) {
     const control = attachControl(storage);
@@ -346,9 +343,9 @@ export class RingConsumer {
 
   /**
    * Worker thread: returns true as soon as data is available. Spins up to `spinLoads` Atomics.loads,
-   * then raises CONSUMER_PARKED, re-checks and blocks in Atomics.wait on the write index for up to
-   * `timeoutMs`. Returns whether data is available afterwards (false on timeout). Blocking stops the
-   * worker's event loop, so use it only when the worker has no async work pending.
+   * then raises CONSUMER_PARKED, re-checks and blocks in Atomics.wait on the write index; returns
+   * false only once `timeoutMs` has passed with no data. Blocking stops the worker's event loop, so
+   * use it only when the worker has no async work pending.
    */
   waitForData(timeoutMs: number, spinLoads: number = DEFAULT_SPIN_LOADS): boolean {
     const control = this.#control;
@@ -356,22 +353,22 @@ export class RingConsumer {
     for (let i = 0; i <= spinLoads; i++) {
       if (Atomics.load(control, WRITE_INDEX_SLOT) !== read) return true;
     }
-    this.#parking.parkSync(read, timeoutMs);
-    return Atomics.load(control, WRITE_INDEX_SLOT) !== read;
+    return this.#parking.parkSync(read, timeoutMs);
   }
 
   /**
    * Any thread, never blocks (beyond `spinLoads` Atomics.loads, default none): the same park
-   * protocol through Atomics.waitAsync. Resolves true when data is available, false on timeout.
-   * Holds the event loop open while pending (see doorbell.ts).
+   * protocol through Atomics.waitAsync. Resolves true when data is available (committed since the
+   * call), false once `timeoutMs` has passed with none. Holds the event loop open while pending
+   * (see doorbell.ts). Allocates nothing when data is already there.
    */
   waitForDataAsync(timeoutMs: number, spinLoads: number = DEFAULT_ASYNC_SPIN_LOADS): Promise<boolean> {
     const control = this.#control;
     const read = this.#readIndex;
-    for (let i = 0; i <= spinLoads; i++) {
-      if (Atomics.load(control, WRITE_INDEX_SLOT) !== read) return RESOLVED_TRUE;
+    for (let i = 0; i < spinLoads; i++) {
+      if (Atomics.load(control, WRITE_INDEX_SLOT) !== read) break;
     }
-    return this.#parking.parkAsync(read, timeoutMs).then(this.#hasDataAfterPark);
+    return this.#parking.parkAsync(read, timeoutMs);
   }
 
   /** Makes bytes before `read` reusable by the producer, waking it only if it is parked on them. */

@@ -1,0 +1,74 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+/** A broker started by the harness in its own process, on loopback and an OS-picked port. */
+export interface BrokerProcess {
+  readonly url: string;
+  readonly pid: number;
+  readonly child: ChildProcess;
+  /** CPU seconds (user+system) the broker process has used so far, all threads. */
+  cpuSeconds(): number;
+  /** Resident set size now, bytes. */
+  rssBytes(): number;
+  stop(): Promise<void>;
+}
+
+const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+const CLOCK_TICKS = 100;
+
+export async function startBrokerProcess(args: readonly string[] = []): Promise<BrokerProcess> {
+  // From sources (tests of the harness) the CLI is .ts and needs tsx; from dist it is plain JS.
+  const fromSource = import.meta.url.endsWith('.ts');
+  const entry = fromSource ? CLI.replace(/\.js$/, '.ts') : CLI;
+  const nodeArgs = fromSource ? ['--import', 'tsx', entry] : [entry];
+  const child = spawn(process.execPath, [...nodeArgs, 'serve', '--host', '127.0.0.1', '--port', '0', '--log-level', 'info', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    let buf = '';
+    let err = '';
+    const timer = setTimeout(() => reject(new Error(`broker did not start in 20 s: ${err}`)), 20_000);
+    child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+    child.stdout?.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const m = /"url":"(http:\/\/[^"]+)"/.exec(buf);
+      if (m) {
+        clearTimeout(timer);
+        buf = '';
+        child.stdout?.removeAllListeners('data');
+        child.stdout?.resume();
+        resolve(m[1]);
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`broker exited with ${code}: ${err}`));
+    });
+  });
+  const pid = child.pid ?? 0;
+  return {
+    url,
+    pid,
+    child,
+    cpuSeconds: () => {
+      // /proc/<pid>/stat fields 14 and 15: utime and stime in clock ticks, summed over threads.
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+    },
+    rssBytes: () => {
+      const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+      const m = /VmRSS:\s+(\d+) kB/.exec(status);
+      return m ? Number(m[1]) * 1024 : 0;
+    },
+    stop: async () => {
+      if (child.exitCode !== null) return;
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}

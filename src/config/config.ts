@@ -1,4 +1,6 @@
 import * as D from './defaults.js';
+import { maxRecordPayload } from '../ring/spsc-ring.js';
+import { InboundWriter } from '../protocol/ring-record-codec.js';
 import { LOG_LEVELS } from '../log/logger.js';
 import type { LevelWithSilent } from 'pino';
 
@@ -64,10 +66,12 @@ export function resolveConfig(
     out[spec.key] = raw === undefined || raw === '' ? spec.def : parseValue(spec, raw);
   }
   const config = out as unknown as BrokerConfig;
-  const ringPayloadLimit = config.ringBytes / 4 - 64;
+  // A message travels as one ring record: at most a quarter of the ring, less the record
+  // header and the largest publish header (255-byte exchange and key).
+  const ringPayloadLimit = maxRecordPayload(config.ringBytes) - InboundWriter.MAX_PUBLISH_HEADER;
   if (config.maxMessageBytes > ringPayloadLimit) {
     throw new ConfigError(
-      `max-message-bytes must be at most ring-bytes/4 - 64 = ${ringPayloadLimit} (got ${config.maxMessageBytes})`,
+      `max-message-bytes must be at most ${ringPayloadLimit} with ring-bytes ${config.ringBytes} (got ${config.maxMessageBytes})`,
     );
   }
   return Object.freeze(config);

@@ -16,7 +16,12 @@ interface Pending {
  */
 export class ConfirmTracker {
   readonly #pending = new Map<number, Pending>();
-  #next = 0;
+  #next: number;
+
+  /** @param lastToken the token before the first one handed out (tests start near 2^32 to cover the wrap). */
+  constructor(lastToken = 0) {
+    this.#next = lastToken >>> 0;
+  }
 
   /** Allocates a token (never 0: 0 means "no confirm wanted"). */
   allocate(shards: readonly number[], done: Done): number {

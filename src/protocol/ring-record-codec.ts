@@ -68,6 +68,12 @@ export class InboundWriter {
     return this.#ring;
   }
 
+  /**
+   * Largest header a publish record can have: fixed fields plus a 255-byte exchange and a
+   * 255-byte key (AMQP shortstr limits), padded. max-message-bytes must leave room for it.
+   */
+  static readonly MAX_PUBLISH_HEADER = pad8(PUBLISH_FIXED + 255 + 255);
+
   /** Bytes a publish record needs, so callers can check limits before copying. */
   static publishSize(exchangeBytes: number, keyBytes: number, payloadBytes: number): number {
     return pad8(PUBLISH_FIXED + exchangeBytes + keyBytes) + payloadBytes;
@@ -244,9 +250,10 @@ export class OutboundWriter {
     v.setUint32(at, connectionId, true);
     v.setUint32(at + 4, subscriptionId, true);
     v.setUint16(at + 8, codeLen, true);
-    v.setUint16(at + 10, msgLen, true);
     this.#buf.write(code, at + 12, codeLen, 'utf8');
-    this.#buf.write(message, at + 12 + codeLen, msgLen, 'utf8');
+    // Buffer.write never writes half a character, so a cut message may be shorter than msgLen:
+    // the header records what was actually written.
+    v.setUint16(at + 10, this.#buf.write(message, at + 12 + codeLen, msgLen, 'utf8'), true);
     return true;
   }
 

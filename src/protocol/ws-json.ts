@@ -13,6 +13,14 @@ export type ClientOp =
   | { op: 'ack'; tag: number }
   | { op: 'nack'; tag: number; requeue: boolean };
 
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/** Standard alphabet; padded to a multiple of 4, or unpadded (a lone trailing char is never valid). */
+function isBase64(s: string): boolean {
+  if (!BASE64.test(s)) return false;
+  return s.endsWith('=') ? s.length % 4 === 0 : s.length % 4 !== 1;
+}
+
 /** Subscription ids are client strings; bounded so a client cannot store megabytes per subscription. */
 export const MAX_SUBSCRIPTION_ID_LENGTH = 128;
 
@@ -46,7 +54,11 @@ export function parseClientOp(text: string): ClientOp {
       const payload = o.payload;
       let bytes: Uint8Array;
       if (typeof payload === 'string') {
-        if (o.encoding === 'base64') bytes = Buffer.from(payload, 'base64');
+        if (o.encoding === 'base64') {
+          // Node's decoder skips junk silently; a broker must not alter a payload it was given.
+          if (!isBase64(payload)) throw bad('payload is not valid base64');
+          bytes = Buffer.from(payload, 'base64');
+        }
         else if (o.encoding === undefined || o.encoding === 'utf8') bytes = Buffer.from(payload, 'utf8');
         else throw bad('encoding must be "utf8" or "base64"');
       } else {

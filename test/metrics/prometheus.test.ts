@@ -1,0 +1,263 @@
+/**
+ * Prometheus text exposition (v0.0.4) of the per-shard counters, and the shared counter storage it
+ * reads from (shard-counters.ts). The output is checked with a small parser of the text format:
+ * every line is a `# TYPE` line or a `name{labels} value` sample, each family's TYPE comes first and
+ * once, its samples are contiguous, counters end in `_total`, and every value is the counter given.
+ */
+import { describe, expect, it } from 'vitest';
+import { renderPrometheus } from '../../src/metrics/prometheus.js';
+import {
+  COUNTER_NAMES,
+  COUNTER_SLOTS,
+  CounterSlot,
+  createCounterStorage,
+  readCounters,
+  type CounterName,
+} from '../../src/metrics/shard-counters.js';
+
+type ShardView = Parameters<typeof renderPrometheus>[0][number];
+
+interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+  line: string;
+}
+
+interface Exposition {
+  types: Map<string, string>;
+  samples: Sample[];
+}
+
+const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+const TYPE_LINE = /^# TYPE ([^ ]+) (counter|gauge|histogram|summary|untyped)$/;
+// name, optional {labels}, one space, a Go-ParseFloat-style value (incl. NaN, +Inf, -Inf, exponents).
+const SAMPLE_LINE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? ((?:[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)|NaN|[+-]?Inf)$/;
+const LABEL_PAIR = /^([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\[\\"n])*)"$/;
+
+/**
+ * Parses the text format strictly enough for our output: fails the test on any line that is not a
+ * TYPE line or a sample, on a sample before its TYPE, on a repeated TYPE, and on a family whose
+ * samples are not contiguous.
+ */
+function parseExposition(text: string): Exposition {
+  expect(text.endsWith('\n'), 'exposition ends with a newline').toBe(true);
+  const types = new Map<string, string>();
+  const samples: Sample[] = [];
+  const closed = new Set<string>();
+  let current: string | null = null;
+  for (const line of text.slice(0, -1).split('\n')) {
+    const type = TYPE_LINE.exec(line);
+    if (type !== null) {
+      const [, name, kind] = type;
+      expect(name, line).toMatch(METRIC_NAME);
+      expect(types.has(name), `TYPE ${name} given twice`).toBe(false);
+      types.set(name, kind);
+      if (current !== null) closed.add(current);
+      current = name;
+      continue;
+    }
+    const sample = SAMPLE_LINE.exec(line);
+    expect(sample, `not a TYPE line or a sample: ${JSON.stringify(line)}`).not.toBeNull();
+    const [, name, labelText, valueText] = sample as RegExpExecArray;
+    expect(types.has(name), `sample before its TYPE line: ${line}`).toBe(true);
+    expect(closed.has(name), `samples of ${name} are not contiguous`).toBe(false);
+    expect(name, `sample under the TYPE of ${current}: ${line}`).toBe(current);
+    const labels: Record<string, string> = {};
+    if (labelText !== undefined) {
+      for (const pair of labelText.split(',')) {
+        const m = LABEL_PAIR.exec(pair);
+        expect(m, `bad label pair ${JSON.stringify(pair)} in ${line}`).not.toBeNull();
+        const [, key, value] = m as RegExpExecArray;
+        expect(key).toMatch(LABEL_NAME);
+        expect(key in labels, `label ${key} repeated in ${line}`).toBe(false);
+        labels[key] = value;
+      }
+    }
+    const value = valueText === 'NaN' ? NaN : valueText.endsWith('Inf') ? (valueText.startsWith('-') ? -Infinity : Infinity) : Number(valueText);
+    samples.push({ name, labels, value, line });
+  }
+  return { types, samples };
+}
+
+function find(exposition: Exposition, name: string, labels: Record<string, string>): Sample[] {
+  return exposition.samples.filter((s) => s.name === name && JSON.stringify(s.labels) === JSON.stringify(labels));
+}
+
+/** The one sample with this name and exactly these labels. */
+function valueOf(exposition: Exposition, name: string, labels: Record<string, string> = {}): number {
+  const found = find(exposition, name, labels);
+  expect(found, `${name}${JSON.stringify(labels)}`).toHaveLength(1);
+  return found[0].value;
+}
+
+/** Counters from real shared storage, each slot a distinct value derived from the shard and slot. */
+function countersFor(shard: number): Record<CounterName, number> {
+  const storage = createCounterStorage();
+  const slots = new Float64Array(storage);
+  for (let i = 0; i < COUNTER_SLOTS; i++) slots[i] = 1000 * (shard + 1) + i;
+  return readCounters(slots);
+}
+
+function shardView(index: number, alive = true): ShardView {
+  return {
+    index,
+    alive,
+    counters: countersFor(index),
+    ring: {
+      inbound: { usedBytes: 100 + index, capacityBytes: 4_194_304 },
+      outbound: { usedBytes: 200 + index, capacityBytes: 2_097_152 },
+    },
+  };
+}
+
+/** Expected exposition name and type of each counter: written out so renames show up here. */
+const EXPECTED_METRICS: Record<Exclude<CounterName, 'nextTagSeq'>, [string, 'counter' | 'gauge']> = {
+  published: ['shardmq_shard_published_total', 'counter'],
+  delivered: ['shardmq_shard_delivered_total', 'counter'],
+  acked: ['shardmq_shard_acked_total', 'counter'],
+  redelivered: ['shardmq_shard_redelivered_total', 'counter'],
+  dropped: ['shardmq_shard_dropped_total', 'counter'],
+  unroutable: ['shardmq_shard_unroutable_total', 'counter'],
+  ready: ['shardmq_shard_ready', 'gauge'],
+  unacked: ['shardmq_shard_unacked', 'gauge'],
+  queues: ['shardmq_shard_queues', 'gauge'],
+  consumers: ['shardmq_shard_consumers', 'gauge'],
+  restarts: ['shardmq_shard_restarts_total', 'counter'],
+  lost: ['shardmq_shard_lost_total', 'counter'],
+  inboundRecords: ['shardmq_shard_inbound_records_total', 'counter'],
+  outboundFull: ['shardmq_shard_outbound_full_total', 'counter'],
+};
+
+describe('shard-counters', () => {
+  it('counters - every slot name maps to a distinct slot below COUNTER_SLOTS', () => {
+    const slots = COUNTER_NAMES.map((n) => CounterSlot[n]);
+    expect(new Set(slots).size).toBe(COUNTER_NAMES.length);
+    for (const s of slots) {
+      expect(Number.isInteger(s)).toBe(true);
+      expect(s).toBeGreaterThanOrEqual(0);
+      expect(s).toBeLessThan(COUNTER_SLOTS);
+    }
+  });
+
+  it('counters - createCounterStorage is a zeroed SharedArrayBuffer of COUNTER_SLOTS float64s', () => {
+    const storage = createCounterStorage();
+    expect(storage).toBeInstanceOf(SharedArrayBuffer);
+    expect(storage.byteLength).toBe(COUNTER_SLOTS * 8);
+    expect([...new Float64Array(storage)]).toEqual(new Array(COUNTER_SLOTS).fill(0));
+  });
+
+  it('counters - readCounters reads each named slot, including values beyond 2^32', () => {
+    const slots = new Float64Array(createCounterStorage());
+    slots[CounterSlot.published] = 2 ** 40 + 3;
+    slots[CounterSlot.outboundFull] = 7;
+    slots[CounterSlot.nextTagSeq] = 2 ** 52;
+    const counters = readCounters(slots);
+    expect(Object.keys(counters).sort()).toEqual([...COUNTER_NAMES].sort());
+    expect(counters.published).toBe(2 ** 40 + 3);
+    expect(counters.outboundFull).toBe(7);
+    expect(counters.nextTagSeq).toBe(2 ** 52);
+    expect(counters.acked).toBe(0);
+  });
+
+  it('counters - readCounters sees a write made through another view of the same storage', () => {
+    const storage = createCounterStorage();
+    const writer = new Float64Array(storage);
+    const reader = new Float64Array(storage);
+    writer[CounterSlot.delivered] = 12;
+    expect(readCounters(reader).delivered).toBe(12);
+  });
+});
+
+describe('renderPrometheus', () => {
+  it('prometheus - every line parses as the text format, TYPE first, families contiguous', () => {
+    const exposition = parseExposition(renderPrometheus([shardView(0), shardView(1), shardView(2, false)], { websocket: 5, subscriptions: 9 }));
+    expect(exposition.samples.length).toBeGreaterThan(0);
+    // No two samples share a name and label set.
+    const keys = exposition.samples.map((s) => s.name + JSON.stringify(s.labels));
+    expect(new Set(keys).size).toBe(keys.length);
+  });
+
+  it('prometheus - every counter ends in _total and no gauge does', () => {
+    const { types } = parseExposition(renderPrometheus([shardView(0)], { websocket: 0, subscriptions: 0 }));
+    expect(types.size).toBeGreaterThan(0);
+    for (const [name, type] of types) {
+      if (type === 'counter') expect(name, name).toMatch(/_total$/);
+      else expect(name, name).not.toMatch(/_total$/);
+    }
+  });
+
+  it('prometheus - each shard counter is exported under its expected name and type', () => {
+    const { types } = parseExposition(renderPrometheus([shardView(0)], { websocket: 0, subscriptions: 0 }));
+    for (const [, [metric, type]] of Object.entries(EXPECTED_METRICS)) expect(types.get(metric), metric).toBe(type);
+  });
+
+  it('prometheus - every shard counter value is the one given, per shard label', () => {
+    const shards = [shardView(0), shardView(1), shardView(7)];
+    const exposition = parseExposition(renderPrometheus(shards, { websocket: 0, subscriptions: 0 }));
+    for (const s of shards) {
+      for (const [name, [metric]] of Object.entries(EXPECTED_METRICS)) {
+        expect(valueOf(exposition, metric, { shard: String(s.index) }), `${metric} shard ${s.index}`).toBe(s.counters[name as CounterName]);
+      }
+    }
+  });
+
+  it('prometheus - nextTagSeq (an internal sequence) is not exported', () => {
+    const text = renderPrometheus([shardView(0)], { websocket: 0, subscriptions: 0 });
+    expect(text).not.toMatch(/tag_seq|nextTagSeq/i);
+    expect(String(shardView(0).counters.nextTagSeq)).toBe('1010');
+    expect(text).not.toMatch(/ 1010$/m);
+  });
+
+  it('prometheus - shard_up is 1 for a live shard and 0 for a dead one', () => {
+    const exposition = parseExposition(renderPrometheus([shardView(0, true), shardView(1, false)], { websocket: 0, subscriptions: 0 }));
+    expect(exposition.types.get('shardmq_shard_up')).toBe('gauge');
+    expect(valueOf(exposition, 'shardmq_shard_up', { shard: '0' })).toBe(1);
+    expect(valueOf(exposition, 'shardmq_shard_up', { shard: '1' })).toBe(0);
+  });
+
+  it('prometheus - ring used and capacity bytes per shard and direction', () => {
+    const shards = [shardView(0), shardView(3)];
+    const exposition = parseExposition(renderPrometheus(shards, { websocket: 0, subscriptions: 0 }));
+    expect(exposition.types.get('shardmq_ring_used_bytes')).toBe('gauge');
+    expect(exposition.types.get('shardmq_ring_capacity_bytes')).toBe('gauge');
+    for (const s of shards) {
+      for (const direction of ['inbound', 'outbound'] as const) {
+        const labels = { shard: String(s.index), direction };
+        expect(valueOf(exposition, 'shardmq_ring_used_bytes', labels)).toBe(s.ring[direction].usedBytes);
+        expect(valueOf(exposition, 'shardmq_ring_capacity_bytes', labels)).toBe(s.ring[direction].capacityBytes);
+      }
+    }
+  });
+
+  it('prometheus - front gauges: websocket connections and subscriptions', () => {
+    const exposition = parseExposition(renderPrometheus([shardView(0)], { websocket: 12, subscriptions: 34 }));
+    expect(exposition.types.get('shardmq_websocket_connections')).toBe('gauge');
+    expect(valueOf(exposition, 'shardmq_websocket_connections')).toBe(12);
+    expect(valueOf(exposition, 'shardmq_subscriptions')).toBe(34);
+  });
+
+  it('prometheus - with no shards the output still parses and carries the front gauges', () => {
+    const exposition = parseExposition(renderPrometheus([], { websocket: 1, subscriptions: 2 }));
+    expect(exposition.samples.map((s) => s.name)).toEqual(['shardmq_websocket_connections', 'shardmq_subscriptions']);
+  });
+
+  it('prometheus - large and fractional values render as parseable floats with their exact value', () => {
+    const view = shardView(0);
+    view.counters.published = 2 ** 53 - 1;
+    view.counters.delivered = 1e21;
+    view.counters.ready = 0.5;
+    const exposition = parseExposition(renderPrometheus([view], { websocket: 0, subscriptions: 0 }));
+    expect(valueOf(exposition, 'shardmq_shard_published_total', { shard: '0' })).toBe(2 ** 53 - 1);
+    expect(valueOf(exposition, 'shardmq_shard_delivered_total', { shard: '0' })).toBe(1e21);
+    expect(valueOf(exposition, 'shardmq_shard_ready', { shard: '0' })).toBe(0.5);
+  });
+
+  it('prometheus - the parser itself rejects malformed lines (so the checks above can fail)', () => {
+    expect(() => parseExposition('shardmq_x 1\n')).toThrow(/sample before its TYPE/);
+    expect(() => parseExposition('# TYPE a gauge\na{shard=0} 1\n')).toThrow(/bad label pair/);
+    expect(() => parseExposition('# TYPE a gauge\na 1 2 3\n')).toThrow(/not a TYPE line or a sample/);
+    expect(() => parseExposition('# TYPE a gauge\na 1\n# TYPE b gauge\nb 1\na 2\n')).toThrow(/not contiguous/);
+  });
+});

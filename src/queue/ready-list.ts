@@ -35,6 +35,19 @@ export class ReadyList {
     return message;
   }
 
+  /** Removes and returns the first message if it has expired by `now` (expiresAt <= now); else undefined. */
+  shiftExpired(now: number): StoredMessage | undefined {
+    const first = this.#messages.peekFirst();
+    if (first === undefined || first.expiresAt > now) return undefined;
+    return this.shift();
+  }
+
+  /** expiresAt of the first message (the only one TTL expiry looks at); Infinity when empty. */
+  headExpiry(): number {
+    const first = this.#messages.peekFirst();
+    return first === undefined ? Infinity : first.expiresAt;
+  }
+
   /** Adds one message at its seq position; O(1) for the usual newest-message append. */
   add(message: StoredMessage): void {
     this.#bytes += message.payload.byteLength;

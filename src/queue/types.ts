@@ -13,12 +13,49 @@ export const AckMode = {
 } as const;
 export type AckMode = (typeof AckMode)[keyof typeof AckMode];
 
+/** A value in an AMQP field table (headers), as JSON-like data. */
+export type HeaderValue = string | number | boolean | null | Uint8Array | HeaderValue[] | { [k: string]: HeaderValue };
+
+/** AMQP 0-9-1 basic properties. Treated as immutable: code that changes them builds a new object. */
+export interface MessageProperties {
+  contentType?: string;
+  contentEncoding?: string;
+  headers?: Record<string, HeaderValue>;
+  deliveryMode?: 1 | 2;
+  /** 0..255; only a queue with x-max-priority looks at it. */
+  priority?: number;
+  correlationId?: string;
+  replyTo?: string;
+  /** Per-message TTL in ms as a decimal string, AMQP style ("0" = deliver now or expire). */
+  expiration?: string;
+  messageId?: string;
+  /** Seconds (AMQP timestamp). */
+  timestamp?: number;
+  type?: string;
+  userId?: string;
+  appId?: string;
+}
+
 export interface StoredMessage {
   /** Shard-wide publish order, increasing. A queue keeps its ready messages sorted by it. */
   readonly seq: number;
   readonly routingKey: string;
   /** Owned copy: the queue keeps it for as long as the message lives. */
   readonly payload: Uint8Array;
+  /** The exchange it was published to; '' for the default exchange. */
+  readonly exchange: string;
+  /**
+   * Its properties, or null when it has none. One properties object may be shared by the copies
+   * of a message routed to several queues, so nobody edits it in place: a queue that must change
+   * a header (x-delivery-count) replaces the object with a changed copy.
+   */
+  properties: MessageProperties | null;
+  /**
+   * When it expires (absolute ms, the queue's clock); Infinity when never. Computed by the queue
+   * at enqueue from `properties.expiration` and the queue's x-message-ttl (the lower wins), and
+   * kept as is through requeues. Callers creating a message set Infinity.
+   */
+  expiresAt: number;
   /** True once the message went back to the queue after a delivery (AMQP `redelivered`). */
   redelivered: boolean;
   /**
@@ -60,7 +97,23 @@ export interface QueueStats {
   requeued: number;
   /** Messages rejected without requeue (handed back to the caller, e.g. for dead-lettering). */
   dropped: number;
-  /** Oldest ready messages dropped by dropHead() (a length limit with drop-head overflow). */
+  /** Oldest ready messages dropped by dropHead() (the caller's own length limit). */
   overflowed: number;
   purged: number;
+  /** Ready messages whose TTL ran out (dead-lettered or dropped). */
+  expired: number;
+  /** Dead-lettered copies handed to onDeadLetter, every reason (reject-publish-dlx refusals included). */
+  deadLettered: number;
+  /** Publishes refused by enqueue() under x-overflow reject-publish or reject-publish-dlx. */
+  rejectedPublishes: number;
+  /** Ready messages removed by x-max-length / x-max-length-bytes with drop-head overflow (dead-lettered or dropped). */
+  maxlenDropped: number;
+  /** Returned messages removed for exceeding x-delivery-limit (dead-lettered or dropped). */
+  deliveryLimited: number;
 }
+
+/** Why a message was dead-lettered: the `reason` of its x-death entry, RabbitMQ's names. */
+export type DeadLetterReason = 'rejected' | 'expired' | 'maxlen' | 'delivery_limit';
+
+/** What enqueue() did with a publish: 'rejected' = refused by x-overflow reject-publish(-dlx); the publisher gets a nack. */
+export type EnqueueResult = 'accepted' | 'rejected';

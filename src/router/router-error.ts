@@ -13,6 +13,8 @@ export const RouterErrorCode = {
   preconditionFailed: 'precondition_failed',
   /** 403 ACCESS_REFUSED: the default exchange, reserved `amq.` names, publishing to an internal exchange. */
   accessRefused: 'access_refused',
+  /** 405 RESOURCE_LOCKED: an exclusive queue declared or used from another connection. */
+  resourceLocked: 'resource_locked',
   /** 503 COMMAND_INVALID: unknown exchange type. */
   commandInvalid: 'command_invalid',
 } as const;
@@ -23,6 +25,7 @@ export const ROUTER_REPLY_CODES: Readonly<Record<RouterErrorCode, number>> = Obj
   not_found: 404,
   precondition_failed: 406,
   access_refused: 403,
+  resource_locked: 405,
   command_invalid: 503,
 });
 

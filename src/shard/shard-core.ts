@@ -210,6 +210,9 @@ export class ShardCore {
       seq: ++this.#seq,
       routingKey: key,
       payload: this.#reader.buffer.slice(at, at + length),
+      exchange: type === DestinationType.queue ? '' : 'amq.topic',
+      properties: null,
+      expiresAt: Infinity,
       redelivered: false,
       deliveryCount: 0,
     };

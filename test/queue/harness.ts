@@ -1,9 +1,19 @@
 /** Builders shared by the queue tests: messages, consumers, and a queue whose writer records and can be "full". */
-import { MessageQueue } from '../../src/queue/message-queue.js';
-import type { AckMode, Consumer, StoredMessage } from '../../src/queue/types.js';
+import { MessageQueue, type MessageQueueOptions } from '../../src/queue/message-queue.js';
+import { parseQueueArguments } from '../../src/queue/queue-arguments.js';
+import type { AckMode, Consumer, DeadLetterReason, MessageProperties, StoredMessage } from '../../src/queue/types.js';
 
-export function message(seq: number, bytes = 4): StoredMessage {
-  return { seq, routingKey: `k${seq}`, payload: new Uint8Array(bytes), redelivered: false, deliveryCount: 0 };
+export function message(seq: number, bytes = 4, properties: MessageProperties | null = null, exchange = ''): StoredMessage {
+  return {
+    seq,
+    routingKey: `k${seq}`,
+    payload: new Uint8Array(bytes),
+    exchange,
+    properties,
+    expiresAt: Infinity,
+    redelivered: false,
+    deliveryCount: 0,
+  };
 }
 
 export function consumer(
@@ -31,6 +41,12 @@ export interface Delivery {
   readonly deliveryCount: number;
 }
 
+/** A dead-lettered copy as onDeadLetter received it. */
+export interface DeadLetter {
+  readonly message: StoredMessage;
+  readonly reason: DeadLetterReason;
+}
+
 export interface Harness {
   readonly queue: MessageQueue;
   readonly deliveries: Delivery[];
@@ -38,11 +54,28 @@ export interface Harness {
   room: number;
   /** Refused writes so far. */
   refused: number;
+  /** What onDeadLetter received, in order. */
+  readonly deadLetters: DeadLetter[];
+  /** The queue's clock (ms); tests move it by hand. */
+  readonly clock: { now: number };
 }
 
-export function harness(name = 'q'): Harness {
+export interface HarnessOptions {
+  /** Raw x- arguments, parsed with parseQueueArguments. */
+  readonly args?: Record<string, unknown>;
+  /** Starting clock reading (ms). */
+  readonly time?: number;
+  readonly scheduleExpiry?: MessageQueueOptions['scheduleExpiry'];
+}
+
+/** Seqs of the dead-lettered copies with their reasons, for compact expectations. */
+export function deadSeqs(h: Harness): string[] {
+  return h.deadLetters.map((d) => `${d.message.seq}:${d.reason}`);
+}
+
+export function harness(name = 'q', options: HarnessOptions = {}): Harness {
   let nextTag = 1;
-  const h = { deliveries: [], room: Infinity, refused: 0 } as unknown as {
+  const h = { deliveries: [], room: Infinity, refused: 0, deadLetters: [], clock: { now: options.time ?? 1_000_000 } } as unknown as {
     -readonly [K in keyof Harness]: Harness[K];
   };
   h.queue = new MessageQueue(
@@ -64,6 +97,12 @@ export function harness(name = 'q'): Harness {
       return true;
     },
     () => nextTag++,
+    {
+      arguments: parseQueueArguments(options.args ?? {}, name),
+      now: () => h.clock.now,
+      onDeadLetter: (message, reason) => h.deadLetters.push({ message, reason }),
+      scheduleExpiry: options.scheduleExpiry,
+    },
   );
   return h;
 }

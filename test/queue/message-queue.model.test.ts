@@ -8,9 +8,15 @@
  * counters are compared after every step, and at the end every published message must have
  * reached exactly one terminal outcome (acked, auto-acked, dropped or purged): multiset
  * accounting under consumer churn, nack/requeue and a writer that is sometimes full.
+ *
+ * A second variant declares the queue with x-max-length and a dead-letter exchange: the model
+ * then drops its lowest ready seqs after every publish and requeue, and each of those must come
+ * out of onDeadLetter (reason maxlen) exactly once.
  */
 import { describe, expect, it } from 'vitest';
+import { xDeathOf } from '../../src/queue/dead-letter.js';
 import { MessageQueue } from '../../src/queue/message-queue.js';
+import { parseQueueArguments } from '../../src/queue/queue-arguments.js';
 import type { Consumer, StoredMessage } from '../../src/queue/types.js';
 import { consumer as makeConsumer, message as makeMessage } from './harness.js';
 import { SeededPrng } from './prng.js';
@@ -18,7 +24,7 @@ import { SeededPrng } from './prng.js';
 const STEPS = 4000;
 const SEEDS = [1, 2, 3, 5, 8, 13, 21, 34, 55, 89];
 
-type Outcome = 'acked' | 'auto' | 'dropped' | 'purged';
+type Outcome = 'acked' | 'auto' | 'dropped' | 'purged' | 'maxlen';
 
 interface ModelMessage {
   readonly message: StoredMessage;
@@ -35,8 +41,9 @@ interface ModelConsumer {
   credit: number;
 }
 
-function runModel(seed: number): void {
+function runModel(seed: number, maxLength?: number): void {
   const prng = new SeededPrng(seed);
+  const deadLettered: { copy: StoredMessage; reason: string }[] = [];
   const where = (step: number | string): string => `seed ${seed} step ${step}`;
 
   const messages = new Map<number, ModelMessage>(); // seq → model
@@ -82,6 +89,15 @@ function runModel(seed: number): void {
     outcomes.set(seq, list);
   };
   const lowestReady = (): number => Math.min(...ready);
+  /** x-max-length drop-head: the oldest ready messages go until the limit holds. */
+  const enforceMaxLength = (): void => {
+    if (maxLength === undefined) return;
+    while (ready.size > maxLength) {
+      const seq = lowestReady();
+      ready.delete(seq);
+      finish(seq, 'maxlen');
+    }
+  };
 
   const queue = new MessageQueue(
     `model-${seed}`,
@@ -122,6 +138,14 @@ function runModel(seed: number): void {
       let next = 1;
       return () => next++;
     })(),
+    maxLength === undefined
+      ? {}
+      : {
+          arguments: parseQueueArguments({ 'x-max-length': maxLength, 'x-dead-letter-exchange': 'dlx' }),
+          onDeadLetter: (copy, reason) => {
+            deadLettered.push({ copy, reason });
+          },
+        },
   );
 
   let nextSeq = 1;
@@ -181,9 +205,10 @@ function runModel(seed: number): void {
     messages.set(seq, { message, state: 'new', redelivered: false, deliveries: 0 });
     const idle = prng.chance(0.6) ? queue.nextIdleConsumer() : null;
     if (idle === null) {
-      queue.enqueue(message);
+      expect(queue.enqueue(message), where(step)).toBe('accepted');
       messages.get(seq)!.state = 'ready';
       ready.add(seq);
+      enforceMaxLength();
       return;
     }
     // The fast path only fires when nothing is ready, and hands out the consumer whose turn it is.
@@ -207,6 +232,7 @@ function runModel(seed: number): void {
     if (!delivered) {
       messages.get(seq)!.state = 'ready';
       ready.add(seq);
+      enforceMaxLength();
     }
   };
 
@@ -247,12 +273,14 @@ function runModel(seed: number): void {
         const mc = prng.pick(order);
         const expected = mc.held.size;
         removeModelConsumers([mc]);
+        enforceMaxLength();
         expect(queue.removeConsumer(mc.consumer.connectionId, mc.consumer.subscriptionId), where(step)).toBe(expected);
       }
     } else if (roll < 42) {
       if (order.length > 0) {
         const connectionId = prng.pick(order).consumer.connectionId;
         const expected = removeModelConsumers(order.filter((mc) => mc.consumer.connectionId === connectionId));
+        enforceMaxLength();
         expect(queue.removeConnection(connectionId), where(step)).toBe(expected);
       }
     } else if (roll < 62) {
@@ -272,6 +300,7 @@ function runModel(seed: number): void {
         const seq = tags.get(tag) as number;
         if (prng.chance(0.75)) {
           requeue(tag);
+          enforceMaxLength();
           expect(queue.reject(tag, true), where(step)).toBeNull();
         } else {
           const holder = messages.get(seq)!.holder as Consumer;
@@ -312,6 +341,7 @@ function runModel(seed: number): void {
   // Drain: everyone leaves (requeuing what they hold), one unlimited consumer takes and acks all.
   step = STEPS;
   const held = removeModelConsumers([...order]);
+  enforceMaxLength(); // the queue drops per connection; the dropped set is the same
   let released = 0;
   for (let connectionId = 1; connectionId < nextConnection; connectionId++) released += queue.removeConnection(connectionId);
   expect(released, where('drain')).toBe(held);
@@ -335,9 +365,23 @@ function runModel(seed: number): void {
   for (let seq = 1; seq < nextSeq; seq++) {
     expect(outcomes.get(seq), where(`end: seq ${seq}`)).toHaveLength(1);
   }
-  const tally = { acked: 0, auto: 0, dropped: 0, purged: 0 };
+  const tally = { acked: 0, auto: 0, dropped: 0, purged: 0, maxlen: 0 };
   for (const list of outcomes.values()) tally[list[0]]++;
-  expect(tally.acked + tally.auto + tally.dropped + tally.purged, where('end')).toBe(nextSeq - 1);
+  expect(tally.acked + tally.auto + tally.dropped + tally.purged + tally.maxlen, where('end')).toBe(nextSeq - 1);
+  expect(queue.stats.maxlenDropped, where('end')).toBe(tally.maxlen);
+  if (maxLength !== undefined) {
+    // Every message the model dropped for the length limit, or saw rejected without requeue, was
+    // dead-lettered once with that reason, and nothing else was.
+    const seqsWith = (outcome: Outcome): number[] =>
+      [...outcomes].filter(([, list]) => list[0] === outcome).map(([seq]) => seq).sort((a, b) => a - b);
+    const deadWith = (reason: string): number[] =>
+      deadLettered.filter((d) => d.reason === reason).map((d) => d.copy.seq).sort((a, b) => a - b);
+    expect(deadWith('maxlen'), where('end')).toEqual(seqsWith('maxlen'));
+    expect(deadWith('rejected'), where('end')).toEqual(seqsWith('dropped'));
+    expect(deadLettered.length, where('end')).toBe(tally.maxlen + tally.dropped);
+    for (const { copy, reason } of deadLettered) expect(xDeathOf(copy)[0], where('end')).toMatchObject({ reason, count: 1 });
+    expect(tally.maxlen, where('end')).toBeGreaterThan(0);
+  }
   expect(queue.stats.acked, where('end')).toBe(tally.acked);
   expect(queue.stats.dropped, where('end')).toBe(tally.dropped);
   expect(queue.stats.purged, where('end')).toBe(tally.purged);
@@ -350,4 +394,11 @@ describe('message queue model', () => {
   it.each(SEEDS)('message queue model - random churn, nack/requeue and a full writer lose and duplicate nothing (seed %i)', (seed) => {
     runModel(seed);
   });
+
+  it.each(SEEDS.slice(0, 5))(
+    'message queue model - with x-max-length 5 (drop-head, DLX) the oldest ready go, each dead-lettered exactly once (seed %i)',
+    (seed) => {
+      runModel(seed, 5);
+    },
+  );
 });

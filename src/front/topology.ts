@@ -1,0 +1,166 @@
+/**
+ * The main thread's copy of the AMQP topology: every exchange, every queue's
+ * metadata (which shard owns it, its flags and arguments) and every binding.
+ *
+ * Declarations are validated here first (equivalence, exclusivity, reserved names),
+ * so clients get RabbitMQ's errors at once; then the owning shards are told. Routing
+ * on the main thread only answers "which shards", never "which queues": bindings map
+ * to the shard of their queue, headers exchanges are over-approximated (every shard
+ * with a binding gets the message and filters exactly), and the shards do the rest.
+ */
+import { randomBytes } from 'node:crypto';
+import { ExchangeRegistry, RouterError, type ExchangeInfo, type BindingInfo } from '../router/exchange-registry.js';
+import { shardFor } from '../router/shard-map.js';
+
+export interface QueueOptions {
+  readonly durable: boolean;
+  readonly exclusive: boolean;
+  readonly autoDelete: boolean;
+  readonly arguments: Readonly<Record<string, unknown>>;
+}
+
+export interface QueueMeta extends QueueOptions {
+  readonly name: string;
+  readonly shard: number;
+  /** Connection that owns an exclusive queue; 0 for none. */
+  readonly owner: number;
+  /** Publishes to this queue must wait for the shard's confirm (it may refuse them, or must fsync). */
+  readonly confirmFromShard: boolean;
+}
+
+/** Arguments that make a queue answer publishes itself (it may refuse them). */
+const REFUSING_OVERFLOW = new Set(['reject-publish', 'reject-publish-dlx']);
+
+export class Topology {
+  readonly #shards: number;
+  readonly #queues = new Map<string, QueueMeta>();
+  readonly registry: ExchangeRegistry<string, number>;
+  /** Queues whose publishes need the shard's confirm; when none, no exchange route needs one. */
+  #confirmingQueues = 0;
+
+  constructor(shardCount: number) {
+    this.#shards = shardCount;
+    this.registry = new ExchangeRegistry<string, number>({
+      queueKey: (name) => name,
+      routeTarget: (name) => this.shardOfQueue(name),
+      defaultExchangeTarget: (name) => this.#queues.get(name)?.shard,
+    });
+  }
+
+  /** Where a queue of this name lives (whether or not it exists yet). */
+  shardOfQueue(name: string): number {
+    return shardFor(name, this.#shards);
+  }
+
+  getQueue(name: string): QueueMeta | undefined {
+    return this.#queues.get(name);
+  }
+
+  listQueues(): QueueMeta[] {
+    return [...this.#queues.values()];
+  }
+
+  listExchanges(): ExchangeInfo[] {
+    return this.registry.listExchanges();
+  }
+
+  listBindings(): BindingInfo[] {
+    return this.registry.listBindings();
+  }
+
+  /**
+   * Declares a queue (or checks it, when passive) the way RabbitMQ does: an empty name
+   * gets a server name; a redeclare must be equivalent; an exclusive queue belongs to
+   * its connection. Returns the queue and whether it was created.
+   */
+  declareQueue(name: string, options: QueueOptions, passive: boolean, connection: number): { queue: QueueMeta; created: boolean } {
+    if (name === '') {
+      if (passive) throw new RouterError('not_found', "no queue '' in vhost '/'");
+      name = this.#serverName();
+    }
+    if (name.startsWith('amq.') && !this.#queues.has(name)) {
+      throw new RouterError('access_refused', `queue name '${name}' contains reserved prefix 'amq.*'`);
+    }
+    const existing = this.#queues.get(name);
+    if (existing !== undefined) {
+      if (existing.exclusive && existing.owner !== connection) {
+        throw new RouterError(
+          'resource_locked',
+          `cannot obtain exclusive access to locked queue '${name}' in vhost '/'. It could be originally declared on another connection or the exclusive property value does not match that of the original declaration.`,
+        );
+      }
+      if (!passive) this.#checkEquivalent(existing, options);
+      return { queue: existing, created: false };
+    }
+    if (passive) throw new RouterError('not_found', `no queue '${name}' in vhost '/'`);
+    const overflow = options.arguments['x-overflow'];
+    const queue: QueueMeta = {
+      name,
+      shard: this.shardOfQueue(name),
+      owner: options.exclusive ? connection : 0,
+      durable: options.durable,
+      exclusive: options.exclusive,
+      autoDelete: options.autoDelete,
+      arguments: options.arguments,
+      confirmFromShard: options.durable || (typeof overflow === 'string' && REFUSING_OVERFLOW.has(overflow)),
+    };
+    this.#queues.set(name, queue);
+    if (queue.confirmFromShard) this.#confirmingQueues++;
+    return { queue, created: true };
+  }
+
+  /** Forgets a queue and its bindings (after the shard deleted it). Returns exchanges auto-deleted. */
+  removeQueue(name: string): string[] {
+    const queue = this.#queues.get(name);
+    if (queue === undefined) return [];
+    this.#queues.delete(name);
+    if (queue.confirmFromShard) this.#confirmingQueues--;
+    return this.registry.removeQueue(name).autoDeleted;
+  }
+
+  /** Exclusive queues of a connection: deleted when it closes. */
+  exclusiveQueuesOf(connection: number): QueueMeta[] {
+    const out: QueueMeta[] = [];
+    for (const q of this.#queues.values()) if (q.owner === connection) out.push(q);
+    return out;
+  }
+
+  /**
+   * The shards a message published to `exchange` with `routingKey` must reach, and whether
+   * the publisher must wait for the shards to confirm. Throws RouterError (not_found,
+   * access_refused for internal exchanges).
+   */
+  route(exchange: string, routingKey: string): { shards: readonly number[]; confirmFromShard: boolean } {
+    const shards = this.registry.routeIgnoringHeaders(exchange, routingKey);
+    let confirmFromShard = false;
+    if (this.#confirmingQueues > 0) {
+      confirmFromShard = exchange === '' ? this.#queues.get(routingKey)?.confirmFromShard === true : true;
+    }
+    return { shards, confirmFromShard };
+  }
+
+  #checkEquivalent(q: QueueMeta, o: QueueOptions): void {
+    const fail = (what: string, received: unknown, current: unknown): never => {
+      throw new RouterError(
+        'precondition_failed',
+        `inequivalent arg '${what}' for queue '${q.name}' in vhost '/': received '${String(received)}' but current is '${String(current)}'`,
+      );
+    };
+    if (q.durable !== o.durable) fail('durable', o.durable, q.durable);
+    if (q.exclusive !== o.exclusive) fail('exclusive', o.exclusive, q.exclusive);
+    if (q.autoDelete !== o.autoDelete) fail('auto_delete', o.autoDelete, q.autoDelete);
+    const keys = new Set([...Object.keys(q.arguments), ...Object.keys(o.arguments)]);
+    for (const k of keys) {
+      if (!k.startsWith('x-')) continue;
+      if (JSON.stringify(q.arguments[k]) !== JSON.stringify(o.arguments[k])) fail(k, o.arguments[k] ?? 'none', q.arguments[k] ?? 'none');
+    }
+  }
+
+  #serverName(): string {
+    // RabbitMQ's form: amq.gen- plus 22 URL-safe base64 characters.
+    for (;;) {
+      const name = 'amq.gen-' + randomBytes(16).toString('base64url').slice(0, 22);
+      if (!this.#queues.has(name)) return name;
+    }
+  }
+}

@@ -7,8 +7,12 @@ import { Supervisor } from '../shard/supervisor.js';
 import type { ShardHandle, OutboundSink } from '../shard/shard-handle.js';
 import { ConfirmTracker } from './confirm-tracker.js';
 import { ConfirmStatus, RecordKind, type RecordReader } from '../protocol/ring-record-codec.js';
-import { shardFor } from '../router/shard-map.js';
-import type { Destination } from '../protocol/destination.js';
+import { Topology } from './topology.js';
+import { ShardCalls } from './shard-calls.js';
+import { Management } from './management.js';
+import { PublishPath } from './publish-path.js';
+import { registerManagementRoutes } from './management-routes.js';
+import { PUBLISH_FLAG_DEAD_LETTERED, newPublishRecord, type ManageResult } from '../protocol/ring-record-codec.js';
 import { registerHttpPublish } from './http-publish.js';
 import { registerAdminRoutes } from './admin-routes.js';
 import { WsFront } from './ws-session.js';
@@ -23,8 +27,9 @@ export interface BrokerContext {
   readonly shards: readonly ShardHandle[];
   readonly supervisor: Supervisor;
   readonly confirms: ConfirmTracker;
-  /** The shard that owns a destination's messages (publish side). */
-  shardOf(destination: Destination): number;
+  readonly topology: Topology;
+  readonly management: Management;
+  readonly publisher: PublishPath;
 }
 
 export class Broker implements OutboundSink {
@@ -34,6 +39,11 @@ export class Broker implements OutboundSink {
   readonly #binary: string;
   readonly #supervisor: Supervisor;
   readonly #confirms = new ConfirmTracker();
+  readonly #topology: Topology;
+  readonly #calls: ShardCalls;
+  readonly #management: Management;
+  readonly #publisher: PublishPath;
+  readonly #republish = newPublishRecord();
   readonly #ws: WsFront;
   readonly #app: UWS.TemplatedApp;
   #listenSocket: UWS.us_listen_socket | null = null;
@@ -49,30 +59,40 @@ export class Broker implements OutboundSink {
     this.#supervisor = new Supervisor({
       shards: config.shards,
       ringBytes: config.ringBytes,
-      topicBuffer: config.topicBuffer,
       logLevel: config.logLevel,
       log,
       onCrash: (index) => {
+        this.#calls.failShard(index);
         const failed = this.#confirms.failShard(index, ConfirmStatus.rejected);
         if (failed > 0) log.warn({ shard: index, failed }, 'publishes waiting on the dead shard were answered with an error');
         this.#ws.onShardCrash(index);
       },
-      onRestart: (index) => this.#ws.onShardRestart(index),
+      onRestart: (index) => {
+        const handle = this.#supervisor.handles[index];
+        this.#management.replayShard(index, (op) => handle.writeControl((w) => w.manage(0, 0, op)));
+        this.#ws.onShardRestart(index);
+      },
     });
+    this.#topology = new Topology(config.shards);
+    this.#calls = new ShardCalls(this.#supervisor.handles);
+    this.#management = new Management(this.#topology, this.#calls);
+    this.#publisher = new PublishPath(this.#topology, this.#supervisor.handles, config.dataDir !== null);
     const ctx: BrokerContext = {
       config,
       log,
       shards: this.#supervisor.handles,
       supervisor: this.#supervisor,
       confirms: this.#confirms,
-      // Queues live on the shard of their name, topic messages on the shard of their routing key.
-      shardOf: (d) => shardFor(d.name, config.shards),
+      topology: this.#topology,
+      management: this.#management,
+      publisher: this.#publisher,
     };
     this.#app = uws.App();
     this.#ws = new WsFront(ctx);
     this.#ws.register(this.#app);
     registerHttpPublish(this.#app, ctx);
-    registerAdminRoutes(this.#app, ctx, () => this.#ws.stats());
+    registerAdminRoutes(this.#app, ctx, () => ({ ...this.#ws.stats(), unroutable: this.#publisher.unroutable }));
+    registerManagementRoutes(this.#app, ctx);
     this.#app.any('/*', (res, req) => {
       const method = req.getMethod().toUpperCase();
       const url = req.getUrl();
@@ -153,8 +173,47 @@ export class Broker implements OutboundSink {
         this.#ws.onShardError(e.connectionId, e.subscriptionId, e.code, e.message);
         break;
       }
+      case RecordKind.manageReply: {
+        const { token, status, body } = reader.json(offset);
+        const result = body as ManageResult;
+        if (token !== 0) this.#calls.settle(token, status, result);
+        else if (result.event === 'queueDeleted' && result.queue !== undefined) {
+          // A shard deleted a queue by itself (auto-delete, x-expires): forget it here too.
+          void this.#management.forgetQueue(result.queue);
+        }
+        break;
+      }
+      case RecordKind.republish:
+        this.#routeDeadLetter(reader, offset);
+        break;
       default:
         this.log.error({ shard, kind }, 'unknown outbound record kind; skipped');
+    }
+  }
+
+  /** A dead-lettered copy from a shard: route it like a publish (its queues may be anywhere). */
+  #routeDeadLetter(reader: RecordReader, offset: number): void {
+    const rec = reader.publish(offset, this.#republish);
+    let shards: readonly number[];
+    try {
+      shards = this.#topology.route(rec.exchange, rec.routingKey).shards;
+    } catch {
+      // The dead-letter exchange does not exist: RabbitMQ drops the message too.
+      this.#publisher.unroutable++;
+      return;
+    }
+    if (shards.length === 0) {
+      this.#publisher.unroutable++;
+      return;
+    }
+    // Rare path: copy out of the ring and write through the control backlog, so a full ring
+    // delays the dead-lettered copy instead of dropping it.
+    const buf = reader.buffer;
+    const props = rec.propsLength > 0 ? buf.slice(rec.propsOffset, rec.propsOffset + rec.propsLength) : null;
+    const payload = buf.slice(rec.payloadOffset, rec.payloadOffset + rec.payloadLength);
+    const { exchange, routingKey } = rec;
+    for (const s of shards) {
+      this.#supervisor.handles[s].writeControl((w) => w.publish(0, 0, exchange, routingKey, props, payload, PUBLISH_FLAG_DEAD_LETTERED));
     }
   }
 

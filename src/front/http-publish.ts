@@ -10,7 +10,9 @@ import type { BrokerContext } from './broker.js';
 import { parseDestination, DestinationError, type Destination } from '../protocol/destination.js';
 import { forEachLine } from '../protocol/ndjson.js';
 import { ConfirmStatus, HTTP_CONNECTION, NO_TOKEN } from '../protocol/ring-record-codec.js';
-import { ErrorCode } from '../protocol/errors.js';
+import { BrokerError, ErrorCode } from '../protocol/errors.js';
+import { encodeProperties, type MessageProperties } from '../protocol/properties.js';
+import type { PublishTarget } from './publish-path.js';
 import { sendJson, watchAbort, type ResponseState } from './http-util.js';
 
 const gunzipAsync = promisify(gunzip);
@@ -38,6 +40,13 @@ function handlePublish(res: HttpResponse, req: HttpRequest, ctx: BrokerContext):
   const contentEncoding = req.getHeader('content-encoding').toLowerCase();
   const contentLength = req.getHeader('content-length');
   const { maxBodyBytes } = ctx.config;
+  let properties: Uint8Array | null;
+  try {
+    properties = propertiesFromHeaders(req);
+  } catch (err) {
+    sendJson(res, 400, { error: ErrorCode.badRequest, message: (err as Error).message }, state);
+    return;
+  }
 
   let request: PublishRequest;
   try {
@@ -73,7 +82,7 @@ function handlePublish(res: HttpResponse, req: HttpRequest, ctx: BrokerContext):
     }
     body.set(bytes, used);
     used += bytes.byteLength;
-    if (isLast) void finish(res, state, ctx, request, body.subarray(0, used));
+    if (isLast) void finish(res, state, ctx, request, properties, body.subarray(0, used));
   });
 }
 
@@ -97,7 +106,14 @@ function parseRequest(url: string, contentType: string, encoding: string): Publi
   };
 }
 
-async function finish(res: HttpResponse, state: ResponseState, ctx: BrokerContext, request: PublishRequest, raw: Buffer): Promise<void> {
+async function finish(
+  res: HttpResponse,
+  state: ResponseState,
+  ctx: BrokerContext,
+  request: PublishRequest,
+  properties: Uint8Array | null,
+  raw: Buffer,
+): Promise<void> {
   let body: Uint8Array = raw;
   if (request.encoding !== 'identity') {
     try {
@@ -118,12 +134,18 @@ async function finish(res: HttpResponse, state: ResponseState, ctx: BrokerContex
       return;
     }
   }
-  publishBody(res, state, ctx, request, body);
+  publishBody(res, state, ctx, request, properties, body);
 }
 
-function publishBody(res: HttpResponse, state: ResponseState, ctx: BrokerContext, request: PublishRequest, body: Uint8Array): void {
-  const { destination } = request;
-  const max = ctx.config.maxMessageBytes;
+function publishBody(
+  res: HttpResponse,
+  state: ResponseState,
+  ctx: BrokerContext,
+  request: PublishRequest,
+  properties: Uint8Array | null,
+  body: Uint8Array,
+): void {
+  const max = ctx.config.maxMessageBytes - (properties?.byteLength ?? 0);
   // Validate the whole batch before writing any of it, so a bad line rejects nothing half-way.
   let count = 0;
   let oversized = -1;
@@ -140,63 +162,125 @@ function publishBody(res: HttpResponse, state: ResponseState, ctx: BrokerContext
     if (body.byteLength > max) oversized = body.byteLength;
   }
   if (oversized >= 0) {
-    sendJson(res, 413, { error: ErrorCode.tooLarge, message: `a message of ${oversized} bytes exceeds max-message-bytes ${max}` }, state);
+    sendJson(res, 413, { error: ErrorCode.tooLarge, message: `a message of ${oversized} bytes exceeds max-message-bytes ${ctx.config.maxMessageBytes} (properties included)` }, state);
     return;
   }
 
-  // Every message of one request goes to one destination, hence one shard.
-  const shard = ctx.shardOf(destination);
-  const handle = ctx.shards[shard];
-  const writer = handle.writer;
+  let target: PublishTarget;
+  try {
+    target = ctx.publisher.target(request.destination);
+  } catch (err) {
+    const e = err instanceof BrokerError ? err : new BrokerError(ErrorCode.internal, (err as Error).message);
+    sendJson(res, e.status, { error: e.code, message: e.message }, state);
+    return;
+  }
+
+  // Every message of one request goes to one destination, hence the same shards. When the
+  // shards must confirm (durable or refusing queues), the token rides on the last message:
+  // a shard processes its ring in order, so its confirm covers the whole request.
+  let token = NO_TOKEN;
   let written = 0;
-  let full = !handle.writable;
-  const last = count;
+  let full = !ctx.publisher.writable(target);
+  let saturated = false;
+  if (target.confirmFromShard && target.shards.length > 0) {
+    token = ctx.confirms.allocate(target.shards, (status) => {
+      if (saturated) return;
+      if (status === ConfirmStatus.ok) sendJson(res, 200, { accepted: written }, state);
+      else if (status === ConfirmStatus.notFound) sendJson(res, 404, { error: ErrorCode.notFound, message: `no exchange '${target.exchange}' in vhost '/'` }, state);
+      else if (status === ConfirmStatus.rejected) {
+        sendJson(res, 503, { error: ErrorCode.saturated, message: 'a queue refused the message (x-overflow reject-publish) or its shard restarted; not all messages were accepted' }, state, {
+          'retry-after': RETRY_AFTER_SECONDS,
+        });
+      }
+    });
+  }
   const write = (start: number, end: number): void => {
     if (full) return;
-    // The request's token rides on its last record: the shard processes in order, so
-    // its confirm covers the whole request.
-    const token = written + 1 === last ? pendingToken : NO_TOKEN;
-    if (writer.publish(HTTP_CONNECTION, token, destination.type, destination.exchange, destination.name, body.subarray(start, end))) {
-      written++;
-    } else {
-      full = true;
-    }
+    const t = written + 1 === count ? token : NO_TOKEN;
+    const n = ctx.publisher.write(target, HTTP_CONNECTION, t, properties, body.subarray(start, end));
+    if (n === target.shards.length) written++;
+    else full = true;
   };
-
-  let saturated = false;
-  const pendingToken = ctx.confirms.allocate([shard], (status) => {
-    if (saturated) return;
-    if (status === ConfirmStatus.ok) {
-      sendJson(res, 200, { accepted: written }, state);
-    } else if (status === ConfirmStatus.notFound) {
-      sendJson(res, 404, { error: ErrorCode.notFound, message: `no exchange ${JSON.stringify(destination.exchange)}` }, state);
-    } else {
-      sendJson(
-        res,
-        503,
-        { error: ErrorCode.shardUnavailable, message: `shard ${shard} restarted before confirming; the messages may not have been accepted` },
-        state,
-        { 'retry-after': RETRY_AFTER_SECONDS },
-      );
-    }
-  });
-
   if (request.ndjson) forEachLine(body, write);
   else write(0, body.byteLength);
-  if (written > 0) handle.scheduleCommit();
 
   if (full) {
-    // The ring is full. Writing stopped at the first refusal, so the record carrying the
-    // token was never written: drop the token and answer now. What was written is accepted
-    // and will be delivered; the body says how many, so a client retries only the rest.
+    // A ring is full. Writing stopped at the first refusal, so the record carrying the token
+    // was never written everywhere: drop the token and answer now. What was written is
+    // accepted and will be delivered; the body says how many, so a client retries the rest.
     saturated = true;
-    ctx.confirms.fail(pendingToken, ConfirmStatus.rejected);
+    if (token !== NO_TOKEN) ctx.confirms.fail(token, ConfirmStatus.rejected);
     sendJson(
       res,
       503,
-      { error: ErrorCode.saturated, message: `shard ${shard} is saturated; ${written} of ${count} messages were accepted`, accepted: written },
+      { error: ErrorCode.saturated, message: `the broker is saturated; ${written} of ${count} messages were accepted`, accepted: written },
       state,
       { 'retry-after': RETRY_AFTER_SECONDS },
     );
+    return;
   }
+  // Without shard confirms the messages are held once they are in the rings (which outlive
+  // a shard thread): answer now, saving a round trip per request.
+  if (token === NO_TOKEN) sendJson(res, 200, { accepted: written }, state);
+}
+
+/**
+ * AMQP properties carried in HTTP headers: content-type, x-priority, x-expiration,
+ * x-message-id, x-correlation-id, x-reply-to, x-type, x-app-id, x-delivery-mode,
+ * and x-header-<name> for AMQP headers. Null when the request carries none.
+ */
+function propertiesFromHeaders(req: HttpRequest): Uint8Array | null {
+  const p: MessageProperties = {};
+  let any = false;
+  let headers: Record<string, string> | undefined;
+  req.forEach((name, value) => {
+    switch (name) {
+      case 'content-type':
+        if (!value.toLowerCase().startsWith('application/x-ndjson')) {
+          p.contentType = value;
+          any = true;
+        }
+        return;
+      case 'x-priority': {
+        const n = Number(value);
+        if (!Number.isInteger(n) || n < 0 || n > 255) throw new Error(`x-priority must be an integer from 0 to 255 (got ${JSON.stringify(value)})`);
+        p.priority = n;
+        break;
+      }
+      case 'x-expiration':
+        if (!/^\d+$/.test(value)) throw new Error(`x-expiration must be a whole number of milliseconds (got ${JSON.stringify(value)})`);
+        p.expiration = value;
+        break;
+      case 'x-delivery-mode':
+        if (value !== '1' && value !== '2') throw new Error(`x-delivery-mode must be 1 or 2 (got ${JSON.stringify(value)})`);
+        p.deliveryMode = value === '1' ? 1 : 2;
+        break;
+      case 'x-message-id':
+        p.messageId = value;
+        break;
+      case 'x-correlation-id':
+        p.correlationId = value;
+        break;
+      case 'x-reply-to':
+        p.replyTo = value;
+        break;
+      case 'x-type':
+        p.type = value;
+        break;
+      case 'x-app-id':
+        p.appId = value;
+        break;
+      default:
+        if (name.startsWith('x-header-') && name.length > 9) {
+          headers ??= {};
+          headers[name.slice(9)] = value;
+          break;
+        }
+        return;
+    }
+    any = true;
+  });
+  if (!any) return null;
+  if (headers !== undefined) p.headers = headers;
+  return encodeProperties(p);
 }

@@ -74,11 +74,12 @@ export class Topology {
    * its connection. Returns the queue and whether it was created.
    */
   declareQueue(name: string, options: QueueOptions, passive: boolean, connection: number): { queue: QueueMeta; created: boolean } {
-    if (name === '') {
+    const serverNamed = name === '';
+    if (serverNamed) {
       if (passive) throw new RouterError('not_found', "no queue '' in vhost '/'");
       name = this.#serverName();
     }
-    if (name.startsWith('amq.') && !this.#queues.has(name)) {
+    if (!serverNamed && name.startsWith('amq.') && !this.#queues.has(name)) {
       throw new RouterError('access_refused', `queue name '${name}' contains reserved prefix 'amq.*'`);
     }
     const existing = this.#queues.get(name);

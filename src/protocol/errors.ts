@@ -17,8 +17,30 @@ export const ErrorCode = {
   shardRestarted: 'shard_restarted',
   unsupported: 'unsupported',
   internal: 'internal',
+  // AMQP reply names, for topology operations (RabbitMQ's wording in the messages).
+  preconditionFailed: 'precondition_failed',
+  accessRefused: 'access_refused',
+  resourceLocked: 'resource_locked',
+  commandInvalid: 'command_invalid',
+  consumerCancelled: 'consumer_cancelled',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** HTTP status for each code that can reach an HTTP client. */
+export const HTTP_STATUS: Readonly<Record<string, number>> = {
+  bad_destination: 400,
+  bad_request: 400,
+  bad_frame: 400,
+  not_found: 404,
+  too_large: 413,
+  saturated: 503,
+  shard_unavailable: 503,
+  precondition_failed: 409,
+  access_refused: 403,
+  resource_locked: 409,
+  command_invalid: 400,
+  internal: 500,
+};
 
 /** An error that travels to the offending client as `{"error": code, "message": text}`. */
 export class BrokerError extends Error {
@@ -26,9 +48,15 @@ export class BrokerError extends Error {
   readonly code: ErrorCode;
   readonly status: number;
 
-  constructor(code: ErrorCode, message: string, status = 400) {
+  constructor(code: ErrorCode, message: string, status = HTTP_STATUS[code] ?? 400) {
     super(message);
     this.code = code;
     this.status = status;
+  }
+
+  /** Wraps an error from the router, the queue arguments or a shard answer. */
+  static from(code: string, message: string): BrokerError {
+    const known = (Object.values(ErrorCode) as string[]).includes(code) ? (code as ErrorCode) : ErrorCode.internal;
+    return new BrokerError(known, message);
   }
 }

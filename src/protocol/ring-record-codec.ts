@@ -11,7 +11,6 @@
  * it needs as strings.
  */
 import type { RingProducer } from '../ring/spsc-ring.js';
-import type { DestinationType } from './destination.js';
 
 /** Main → shard kinds are < 64, shard → main kinds ≥ 64, so a misrouted record is caught at once. */
 export const RecordKind = {
@@ -23,12 +22,21 @@ export const RecordKind = {
   connectionClosed: 6,
   ping: 7,
   credit: 8,
+  /** Topology operations (declare, bind, delete...): rare, so a small JSON body. */
+  manage: 9,
   deliver: 64,
   confirm: 65,
   error: 66,
   pong: 67,
+  /** Answer to a `manage` record, or an unsolicited topology event (token 0). */
+  manageReply: 68,
+  /** A dead-lettered message the shard hands back for routing (its targets may be on other shards). */
+  republish: 69,
 } as const;
 export type RecordKind = (typeof RecordKind)[keyof typeof RecordKind];
+
+/** Publish flag: the message is a dead-lettered copy (the shard drops dead-letter cycles). */
+export const PUBLISH_FLAG_DEAD_LETTERED = 1;
 
 /** Connection id the HTTP front uses: HTTP publishes belong to no connection. */
 export const HTTP_CONNECTION = 0;
@@ -48,7 +56,7 @@ export type ConfirmStatus = (typeof ConfirmStatus)[keyof typeof ConfirmStatus];
 
 const PUBLISH_FIXED = 24;
 const SUBSCRIBE_FIXED = 24;
-const DELIVER_FIXED = 24;
+const DELIVER_FIXED = 32;
 
 const pad8 = (n: number): number => (n + 7) & ~7;
 
@@ -75,70 +83,50 @@ export class InboundWriter {
   static readonly MAX_PUBLISH_HEADER = pad8(PUBLISH_FIXED + 255 + 255);
 
   /** Bytes a publish record needs, so callers can check limits before copying. */
-  static publishSize(exchangeBytes: number, keyBytes: number, payloadBytes: number): number {
-    return pad8(PUBLISH_FIXED + exchangeBytes + keyBytes) + payloadBytes;
+  static publishSize(exchangeBytes: number, keyBytes: number, payloadBytes: number, propsBytes = 0): number {
+    return pad8(PUBLISH_FIXED + exchangeBytes + keyBytes + propsBytes) + payloadBytes;
   }
 
   /**
-   * Writes one publish. `payload` is copied once, from the socket's buffer into the ring.
+   * Writes one publish: `exchange` + `routingKey` say where it goes ('' + queue name for the
+   * default exchange), `properties` is an encoded AMQP properties block (src/protocol/properties.ts)
+   * or empty. The payload is copied once, from the socket's buffer into the ring.
    * Returns false when the ring has no room (nothing was written).
    */
   publish(
     connectionId: number,
     token: number,
-    type: DestinationType,
     exchange: string,
-    key: string,
+    routingKey: string,
+    properties: Uint8Array | null,
     payload: Uint8Array,
+    flags = 0,
   ): boolean {
-    const exLen = Buffer.byteLength(exchange);
-    const keyLen = Buffer.byteLength(key);
-    const head = pad8(PUBLISH_FIXED + exLen + keyLen);
-    const at = this.#ring.reserve(head + payload.byteLength, RecordKind.publish);
-    if (at < 0) return false;
-    const v = this.#view;
-    v.setUint32(at, connectionId, true);
-    v.setUint32(at + 4, token, true);
-    v.setUint8(at + 8, type);
-    v.setUint8(at + 9, 0);
-    v.setUint16(at + 10, exLen, true);
-    v.setUint16(at + 12, keyLen, true);
-    v.setUint16(at + 14, 0, true);
-    v.setUint32(at + 16, 0, true); // properties length: AMQP basic properties arrive with the full model
-    v.setUint32(at + 20, payload.byteLength, true);
-    if (exLen > 0) this.#buf.write(exchange, at + PUBLISH_FIXED, exLen, 'utf8');
-    if (keyLen > 0) this.#buf.write(key, at + PUBLISH_FIXED + exLen, keyLen, 'utf8');
-    this.#ring.bytes.set(payload, at + head);
-    return true;
+    return writeMessage(this.#ring, this.#buf, RecordKind.publish, connectionId, token, exchange, routingKey, properties, payload, 0, payload.byteLength, flags);
   }
 
-  subscribe(
-    connectionId: number,
-    subscriptionId: number,
-    type: DestinationType,
-    ackMode: number,
-    prefetch: number,
-    credit: number,
-    exchange: string,
-    pattern: string,
-  ): boolean {
-    const exLen = Buffer.byteLength(exchange);
-    const keyLen = Buffer.byteLength(pattern);
-    const at = this.#ring.reserve(SUBSCRIBE_FIXED + exLen + keyLen, RecordKind.subscribe);
+  /** Adds a consumer to `queue`, which this shard owns (declared before, in the same ring). */
+  subscribe(connectionId: number, subscriptionId: number, queue: string, ackMode: number, prefetch: number, credit: number): boolean {
+    const nameLen = Buffer.byteLength(queue);
+    const at = this.#ring.reserve(SUBSCRIBE_FIXED + nameLen, RecordKind.subscribe);
     if (at < 0) return false;
     const v = this.#view;
     v.setUint32(at, connectionId, true);
     v.setUint32(at + 4, subscriptionId, true);
-    v.setUint8(at + 8, type);
+    v.setUint8(at + 8, 0);
     v.setUint8(at + 9, ackMode);
-    v.setUint16(at + 10, exLen, true);
-    v.setUint16(at + 12, keyLen, true);
+    v.setUint16(at + 10, 0, true);
+    v.setUint16(at + 12, nameLen, true);
     v.setUint16(at + 14, 0, true);
     v.setUint32(at + 16, prefetch, true);
     v.setUint32(at + 20, credit, true);
-    if (exLen > 0) this.#buf.write(exchange, at + SUBSCRIBE_FIXED, exLen, 'utf8');
-    if (keyLen > 0) this.#buf.write(pattern, at + SUBSCRIBE_FIXED + exLen, keyLen, 'utf8');
+    if (nameLen > 0) this.#buf.write(queue, at + SUBSCRIBE_FIXED, nameLen, 'utf8');
     return true;
+  }
+
+  /** A topology operation for the shard, answered by a manageReply carrying `token`. */
+  manage(connectionId: number, token: number, op: ManageOp): boolean {
+    return writeJson(this.#ring, this.#buf, RecordKind.manage, connectionId, token, 0, JSON.stringify(op));
   }
 
   unsubscribe(connectionId: number, subscriptionId: number): boolean {
@@ -199,22 +187,27 @@ export class OutboundWriter {
   }
 
   /**
-   * Writes one delivery. The payload is either a Uint8Array the shard owns (a queued
-   * message) or a region of the inbound ring (direct fan-out), given as source+range.
+   * Writes one delivery. The properties block and the payload each come either from a
+   * Uint8Array the shard owns (a queued message) or from a region of the inbound ring
+   * (direct fan-out), given as source + range.
    */
   deliver(
     connectionId: number,
     subscriptionId: number,
     tag: number,
     redelivered: boolean,
-    type: DestinationType,
-    key: string,
+    exchange: string,
+    routingKey: string,
+    propsSource: Uint8Array,
+    propsStart: number,
+    propsLength: number,
     source: Uint8Array,
     start: number,
     length: number,
   ): boolean {
-    const keyLen = Buffer.byteLength(key);
-    const head = pad8(DELIVER_FIXED + keyLen);
+    const exLen = Buffer.byteLength(exchange);
+    const keyLen = Buffer.byteLength(routingKey);
+    const head = pad8(DELIVER_FIXED + exLen + keyLen + propsLength);
     const at = this.#ring.reserve(head + length, RecordKind.deliver);
     if (at < 0) return false;
     const v = this.#view;
@@ -222,12 +215,29 @@ export class OutboundWriter {
     v.setUint32(at + 4, subscriptionId, true);
     v.setFloat64(at + 8, tag, true);
     v.setUint8(at + 16, redelivered ? 1 : 0);
-    v.setUint8(at + 17, type);
-    v.setUint16(at + 18, keyLen, true);
-    v.setUint32(at + 20, length, true);
-    if (keyLen > 0) this.#buf.write(key, at + DELIVER_FIXED, keyLen, 'utf8');
-    this.#ring.bytes.set(source.subarray(start, start + length), at + head);
+    v.setUint8(at + 17, 0);
+    v.setUint16(at + 18, exLen, true);
+    v.setUint16(at + 20, keyLen, true);
+    v.setUint16(at + 22, 0, true);
+    v.setUint32(at + 24, propsLength, true);
+    v.setUint32(at + 28, length, true);
+    const s0 = at + DELIVER_FIXED;
+    if (exLen > 0) this.#buf.write(exchange, s0, exLen, 'utf8');
+    if (keyLen > 0) this.#buf.write(routingKey, s0 + exLen, keyLen, 'utf8');
+    const bytes = this.#ring.bytes;
+    if (propsLength > 0) bytes.set(propsSource.subarray(propsStart, propsStart + propsLength), s0 + exLen + keyLen);
+    bytes.set(source.subarray(start, start + length), at + head);
     return true;
+  }
+
+  /** A dead-lettered copy for the main thread to route (the DLX's queues may live on any shard). */
+  republish(exchange: string, routingKey: string, properties: Uint8Array | null, payload: Uint8Array): boolean {
+    return writeMessage(this.#ring, this.#buf, RecordKind.republish, 0, 0, exchange, routingKey, properties, payload, 0, payload.byteLength);
+  }
+
+  /** Answers a manage record (status 0 = ok) or reports a topology event (token 0). */
+  manageReply(connectionId: number, token: number, status: number, body: ManageResult): boolean {
+    return writeJson(this.#ring, this.#buf, RecordKind.manageReply, connectionId, token, status, JSON.stringify(body));
   }
 
   confirm(connectionId: number, token: number, status: ConfirmStatus, count: number): boolean {
@@ -266,13 +276,17 @@ export class OutboundWriter {
   }
 }
 
-/** A decoded publish; reused across records (fields are overwritten by each decode). */
+/** A decoded publish (or republish); reused across records (fields are overwritten by each decode). */
 export interface PublishRecord {
   connectionId: number;
   token: number;
-  type: DestinationType;
+  /** PUBLISH_FLAG_* bits. */
+  flags: number;
   exchange: string;
-  key: string;
+  routingKey: string;
+  /** Properties block region inside the ring's bytes (length 0: none); valid only during the drain callback. */
+  propsOffset: number;
+  propsLength: number;
   /** Payload region inside the ring's bytes, valid only during the drain callback. */
   payloadOffset: number;
   payloadLength: number;
@@ -281,12 +295,10 @@ export interface PublishRecord {
 export interface SubscribeRecord {
   connectionId: number;
   subscriptionId: number;
-  type: DestinationType;
   ackMode: number;
   prefetch: number;
   credit: number;
-  exchange: string;
-  pattern: string;
+  queue: string;
 }
 
 export interface DeliverRecord {
@@ -294,10 +306,32 @@ export interface DeliverRecord {
   subscriptionId: number;
   tag: number;
   redelivered: boolean;
-  type: DestinationType;
-  key: string;
+  exchange: string;
+  routingKey: string;
+  propsOffset: number;
+  propsLength: number;
   payloadOffset: number;
   payloadLength: number;
+}
+
+/** Topology operations the main thread sends a shard (JSON: rare, and easy to log durably later). */
+export type ManageOp =
+  | { op: 'declareQueue'; name: string; durable: boolean; exclusive: boolean; autoDelete: boolean; arguments: Record<string, unknown> }
+  | { op: 'deleteQueue'; name: string; ifUnused: boolean; ifEmpty: boolean }
+  | { op: 'purgeQueue'; name: string }
+  | { op: 'declareExchange'; name: string; type: string; durable: boolean; autoDelete: boolean; internal: boolean; arguments: Record<string, unknown> }
+  | { op: 'deleteExchange'; name: string }
+  | { op: 'bindQueue' | 'unbindQueue'; exchange: string; queue: string; routingKey: string; arguments: Record<string, unknown> }
+  | { op: 'bindExchange' | 'unbindExchange'; destination: string; source: string; routingKey: string; arguments: Record<string, unknown> };
+
+/** A manage answer: counts on success, an error otherwise, or an event such as an auto-deleted queue. */
+export interface ManageResult {
+  readonly messageCount?: number;
+  readonly consumerCount?: number;
+  readonly code?: string;
+  readonly message?: string;
+  readonly event?: 'queueDeleted';
+  readonly queue?: string;
 }
 
 /** Reads records in place from a ring's bytes. */
@@ -322,18 +356,21 @@ export class RecordReader {
     return this.#view.getFloat64(at, true);
   }
 
+  /** Decodes a publish or republish record. */
   publish(at: number, out: PublishRecord): PublishRecord {
     const v = this.#view;
     out.connectionId = v.getUint32(at, true);
     out.token = v.getUint32(at + 4, true);
-    out.type = v.getUint8(at + 8) as DestinationType;
+    out.flags = v.getUint8(at + 8);
     const exLen = v.getUint16(at + 10, true);
     const keyLen = v.getUint16(at + 12, true);
     const s = at + PUBLISH_FIXED;
     out.exchange = exLen === 0 ? '' : this.#buf.toString('utf8', s, s + exLen);
-    out.key = keyLen === 0 ? '' : this.#buf.toString('utf8', s + exLen, s + exLen + keyLen);
+    out.routingKey = keyLen === 0 ? '' : this.#buf.toString('utf8', s + exLen, s + exLen + keyLen);
+    out.propsLength = v.getUint32(at + 16, true);
+    out.propsOffset = s + exLen + keyLen;
     out.payloadLength = v.getUint32(at + 20, true);
-    out.payloadOffset = at + pad8(PUBLISH_FIXED + exLen + keyLen);
+    out.payloadOffset = at + pad8(PUBLISH_FIXED + exLen + keyLen + out.propsLength);
     return out;
   }
 
@@ -341,15 +378,11 @@ export class RecordReader {
     const v = this.#view;
     out.connectionId = v.getUint32(at, true);
     out.subscriptionId = v.getUint32(at + 4, true);
-    out.type = v.getUint8(at + 8) as DestinationType;
     out.ackMode = v.getUint8(at + 9);
-    const exLen = v.getUint16(at + 10, true);
-    const keyLen = v.getUint16(at + 12, true);
+    const nameLen = v.getUint16(at + 12, true);
     out.prefetch = v.getUint32(at + 16, true);
     out.credit = v.getUint32(at + 20, true);
-    const s = at + SUBSCRIBE_FIXED;
-    out.exchange = this.#buf.toString('utf8', s, s + exLen);
-    out.pattern = this.#buf.toString('utf8', s + exLen, s + exLen + keyLen);
+    out.queue = this.#buf.toString('utf8', at + SUBSCRIBE_FIXED, at + SUBSCRIBE_FIXED + nameLen);
     return out;
   }
 
@@ -359,12 +392,28 @@ export class RecordReader {
     out.subscriptionId = v.getUint32(at + 4, true);
     out.tag = v.getFloat64(at + 8, true);
     out.redelivered = v.getUint8(at + 16) === 1;
-    out.type = v.getUint8(at + 17) as DestinationType;
-    const keyLen = v.getUint16(at + 18, true);
-    out.payloadLength = v.getUint32(at + 20, true);
-    out.key = keyLen === 0 ? '' : this.#buf.toString('utf8', at + DELIVER_FIXED, at + DELIVER_FIXED + keyLen);
-    out.payloadOffset = at + pad8(DELIVER_FIXED + keyLen);
+    const exLen = v.getUint16(at + 18, true);
+    const keyLen = v.getUint16(at + 20, true);
+    out.propsLength = v.getUint32(at + 24, true);
+    out.payloadLength = v.getUint32(at + 28, true);
+    const s = at + DELIVER_FIXED;
+    out.exchange = exLen === 0 ? '' : this.#buf.toString('utf8', s, s + exLen);
+    out.routingKey = keyLen === 0 ? '' : this.#buf.toString('utf8', s + exLen, s + exLen + keyLen);
+    out.propsOffset = s + exLen + keyLen;
+    out.payloadOffset = at + pad8(DELIVER_FIXED + exLen + keyLen + out.propsLength);
     return out;
+  }
+
+  /** A manage or manageReply record: connection, token, status and its JSON body. */
+  json(at: number): { connectionId: number; token: number; status: number; body: unknown } {
+    const v = this.#view;
+    const len = v.getUint32(at + 12, true);
+    return {
+      connectionId: v.getUint32(at, true),
+      token: v.getUint32(at + 4, true),
+      status: v.getUint32(at + 8, true),
+      body: JSON.parse(this.#buf.toString('utf8', at + 16, at + 16 + len)) as unknown,
+    };
   }
 
   /** An error record's code and message. */
@@ -382,11 +431,79 @@ export class RecordReader {
 }
 
 export function newPublishRecord(): PublishRecord {
-  return { connectionId: 0, token: 0, type: 1, exchange: '', key: '', payloadOffset: 0, payloadLength: 0 };
+  return { connectionId: 0, token: 0, flags: 0, exchange: '', routingKey: '', propsOffset: 0, propsLength: 0, payloadOffset: 0, payloadLength: 0 };
 }
 export function newSubscribeRecord(): SubscribeRecord {
-  return { connectionId: 0, subscriptionId: 0, type: 1, ackMode: 0, prefetch: 0, credit: 0, exchange: '', pattern: '' };
+  return { connectionId: 0, subscriptionId: 0, ackMode: 0, prefetch: 0, credit: 0, queue: '' };
 }
 export function newDeliverRecord(): DeliverRecord {
-  return { connectionId: 0, subscriptionId: 0, tag: 0, redelivered: false, type: 1, key: '', payloadOffset: 0, payloadLength: 0 };
+  return {
+    connectionId: 0,
+    subscriptionId: 0,
+    tag: 0,
+    redelivered: false,
+    exchange: '',
+    routingKey: '',
+    propsOffset: 0,
+    propsLength: 0,
+    payloadOffset: 0,
+    payloadLength: 0,
+  };
+}
+
+/**
+ * Publish and republish share one layout:
+ * [u32 conn][u32 token][u8 flags][u8 0][u16 exLen][u16 keyLen][u16 0][u32 propsLen][u32 payloadLen]
+ * [exchange][key][properties][pad to 8][payload]
+ */
+function writeMessage(
+  ring: RingProducer,
+  buf: Buffer,
+  kind: RecordKind,
+  connectionId: number,
+  token: number,
+  exchange: string,
+  routingKey: string,
+  properties: Uint8Array | null,
+  payload: Uint8Array,
+  start: number,
+  length: number,
+  flags = 0,
+): boolean {
+  const exLen = Buffer.byteLength(exchange);
+  const keyLen = Buffer.byteLength(routingKey);
+  const propsLen = properties === null ? 0 : properties.byteLength;
+  const head = pad8(PUBLISH_FIXED + exLen + keyLen + propsLen);
+  const at = ring.reserve(head + length, kind);
+  if (at < 0) return false;
+  const v = ring.view;
+  v.setUint32(at, connectionId, true);
+  v.setUint32(at + 4, token, true);
+  v.setUint8(at + 8, flags);
+  v.setUint8(at + 9, 0);
+  v.setUint16(at + 10, exLen, true);
+  v.setUint16(at + 12, keyLen, true);
+  v.setUint16(at + 14, 0, true);
+  v.setUint32(at + 16, propsLen, true);
+  v.setUint32(at + 20, length, true);
+  const s = at + PUBLISH_FIXED;
+  if (exLen > 0) buf.write(exchange, s, exLen, 'utf8');
+  if (keyLen > 0) buf.write(routingKey, s + exLen, keyLen, 'utf8');
+  if (propsLen > 0) ring.bytes.set(properties as Uint8Array, s + exLen + keyLen);
+  ring.bytes.set(payload.subarray(start, start + length), at + head);
+  return true;
+}
+
+/** manage / manageReply: [u32 conn][u32 token][u32 status][u32 jsonLen][json]. */
+function writeJson(ring: RingProducer, buf: Buffer, kind: RecordKind, connectionId: number, token: number, status: number, json: string): boolean {
+  const len = Buffer.byteLength(json);
+  const at = ring.reserve(16 + len, kind);
+  if (at < 0) return false;
+  const v = ring.view;
+  v.setUint32(at, connectionId, true);
+  v.setUint32(at + 4, token, true);
+  v.setUint32(at + 8, status, true);
+  v.setUint32(at + 12, len, true);
+  buf.write(json, at + 16, len, 'utf8');
+  return true;
 }

@@ -3,15 +3,17 @@
  * typed ops. Anything malformed becomes a BrokerError naming the field.
  */
 import { BrokerError, ErrorCode } from './errors.js';
+import { propertiesFromJson } from './json-properties.js';
+import type { MessageProperties } from './properties.js';
 
 export type AckMode = 'auto' | 'client';
 
 export type ClientOp =
   | { op: 'subscribe'; id: string; destination: string; ack: AckMode; prefetch: number | null; receipt: string | null }
   | { op: 'unsubscribe'; id: string; receipt: string | null }
-  | { op: 'publish'; destination: string; payload: Uint8Array; receipt: string | null }
-  | { op: 'ack'; tag: number }
-  | { op: 'nack'; tag: number; requeue: boolean };
+  | { op: 'publish'; destination: string; payload: Uint8Array; properties: MessageProperties | null; receipt: string | null }
+  | { op: 'ack'; tag: number; multiple: boolean }
+  | { op: 'nack'; tag: number; requeue: boolean; multiple: boolean };
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
@@ -64,17 +66,22 @@ export function parseClientOp(text: string): ClientOp {
       } else {
         throw bad('payload must be a string');
       }
-      return { op: 'publish', destination: str(o.destination, 'destination'), payload: bytes, receipt: receipt(o.receipt) };
+      const properties = o.properties === undefined || o.properties === null ? null : propertiesFromJson(o.properties);
+      return { op: 'publish', destination: str(o.destination, 'destination'), payload: bytes, properties, receipt: receipt(o.receipt) };
     }
     case 'ack':
-      return { op: 'ack', tag: tag(o.tag) };
-    case 'nack': {
-      if (o.requeue !== undefined && typeof o.requeue !== 'boolean') throw bad('requeue must be a boolean');
-      return { op: 'nack', tag: tag(o.tag), requeue: o.requeue !== false };
-    }
+      return { op: 'ack', tag: tag(o.tag), multiple: flag(o.multiple, 'multiple', false) };
+    case 'nack':
+      return { op: 'nack', tag: tag(o.tag), requeue: flag(o.requeue, 'requeue', true), multiple: flag(o.multiple, 'multiple', false) };
     default:
       throw new BrokerError(ErrorCode.unknownOp, `unknown op ${JSON.stringify(o.op)}; expected subscribe, unsubscribe, publish, ack or nack`);
   }
+}
+
+function flag(v: unknown, name: string, fallback: boolean): boolean {
+  if (v === undefined) return fallback;
+  if (typeof v !== 'boolean') throw bad(`${name} must be a boolean`);
+  return v;
 }
 
 function bad(message: string): BrokerError {

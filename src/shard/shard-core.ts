@@ -1,19 +1,29 @@
 /**
- * What one shard owns and does: its queues, its topic subscriptions, acks and
- * redelivery. Runs on the shard thread, but is plain single-threaded code over a
+ * What one shard owns and does: its queues (with their arguments, consumers, acks and
+ * redelivery), its copy of the exchanges and of the bindings into its queues, TTLs and
+ * dead-lettering. Runs on the shard thread, but is plain single-threaded code over a
  * record reader and an outbound writer, so tests drive it without threads.
+ *
+ * The main thread sends a message only to shards that own a queue it may reach; here
+ * the exact routing happens (including headers exchanges), against local queues only.
  */
 import { MessageQueue } from '../queue/message-queue.js';
-import type { Consumer, StoredMessage } from '../queue/types.js';
-import { TopicMatcher } from '../router/topic-matcher.js';
-import { DestinationType } from '../protocol/destination.js';
+import { ExpiryScheduler } from '../queue/expiry-scheduler.js';
+import { isDeadLetterCycle } from '../queue/dead-letter.js';
+import { parseQueueArguments, QueueArgumentError } from '../queue/queue-arguments.js';
+import type { Consumer, MessageProperties, StoredMessage } from '../queue/types.js';
+import { ExchangeRegistry, RouterError } from '../router/exchange-registry.js';
+import { decodeProperties, encodeProperties } from '../protocol/properties.js';
 import {
   AckModeCode,
   ConfirmStatus,
   NO_TOKEN,
+  PUBLISH_FLAG_DEAD_LETTERED,
   RecordKind,
   newPublishRecord,
   newSubscribeRecord,
+  type ManageOp,
+  type ManageResult,
   type OutboundWriter,
   type RecordReader,
 } from '../protocol/ring-record-codec.js';
@@ -22,47 +32,66 @@ import { CounterSlot } from '../metrics/shard-counters.js';
 export interface ShardCoreOptions {
   readonly index: number;
   readonly shardCount: number;
-  /** Messages a private topic-subscription queue holds before dropping its oldest. */
-  readonly topicBuffer: number;
+  /** The clock (ms), for TTLs and idle queues; tests pass a fake one. */
+  readonly now?: () => number;
 }
 
-/** A consumer that also remembers which kind of destination its deliveries name. */
-interface ShardConsumer extends Consumer {
-  readonly destinationType: DestinationType;
+/** How often idle queues (x-expires) are looked for. */
+const IDLE_SWEEP_MS = 1000;
+
+interface LocalQueue {
+  readonly queue: MessageQueue;
+  readonly durable: boolean;
+  readonly exclusive: boolean;
+  readonly autoDelete: boolean;
+  readonly arguments: Record<string, unknown>;
+  /** Auto-delete applies once a queue has had a consumer. */
+  hadConsumer: boolean;
 }
 
-/** One subscription of one connection as this shard sees it. */
 interface Subscription {
   readonly consumer: Consumer;
-  readonly queue: MessageQueue;
-  /** Topic subscriptions own a private queue; queue subscriptions share a named one. */
-  readonly privateTopicPattern: string | null;
+  readonly local: LocalQueue;
 }
 
-/** A queue snapshot for /v1/stats. */
+/** A queue snapshot for /v1/stats and the management API. */
 export interface QueueStats {
   readonly name: string;
   readonly depth: number;
   readonly consumers: number;
   readonly unacked: number;
   readonly readyBytes: number;
+  readonly durable: boolean;
+  readonly exclusive: boolean;
+  readonly autoDelete: boolean;
+  readonly arguments: Record<string, unknown>;
+  readonly stats: Readonly<Record<string, number>>;
 }
+
+const EMPTY = new Uint8Array(0);
 
 export class ShardCore {
   readonly #opts: ShardCoreOptions;
   readonly #out: OutboundWriter;
   readonly #reader: RecordReader;
   readonly #counters: Float64Array;
-  readonly #queues = new Map<string, MessageQueue>();
-  /** Named and private queues alike, for the gauges. */
-  readonly #allQueues = new Set<MessageQueue>();
-  readonly #topics = new TopicMatcher<Subscription>();
+  readonly #now: () => number;
+  readonly #queues = new Map<string, LocalQueue>();
+  readonly #registry: ExchangeRegistry<string, MessageQueue>;
   /** connectionId → subscriptionId → subscription */
   readonly #connections = new Map<number, Map<number, Subscription>>();
   /** Queues with ready messages that could not be written because the outbound ring was full. */
   readonly #stalled = new Set<MessageQueue>();
-  /** Confirms and errors that met a full outbound ring; written before anything else. */
+  /** Confirms, errors and republishes that met a full outbound ring; written before anything else. */
   readonly #pendingControl: Array<() => boolean> = [];
+  /** Dead-lettered copies collected during a queue operation, republished right after it. */
+  readonly #deadLetters: StoredMessage[] = [];
+  /** Encoded properties per properties object: encoded once, reused for every delivery. */
+  readonly #encoded = new WeakMap<MessageProperties, Uint8Array>();
+  readonly #expiry = new ExpiryScheduler();
+  #expiryTimer: NodeJS.Timeout | null = null;
+  #expiryAt = Infinity;
+  #idleTimer: NodeJS.Timeout | null = null;
   readonly #pub = newPublishRecord();
   readonly #sub = newSubscribeRecord();
   #seq = 0;
@@ -74,6 +103,16 @@ export class ShardCore {
     this.#reader = reader;
     this.#out = out;
     this.#counters = counters;
+    this.#now = opts.now ?? Date.now;
+    this.#registry = new ExchangeRegistry<string, MessageQueue>({
+      queueKey: (name) => name,
+      routeTarget: (name) => {
+        const local = this.#queues.get(name);
+        if (local === undefined) throw new Error(`shard ${opts.index}: binding to unknown queue ${name}`);
+        return local.queue;
+      },
+      defaultExchangeTarget: (name) => this.#queues.get(name)?.queue,
+    });
   }
 
   /** True while output is waiting for room in the outbound ring: the loop stops reading input then. */
@@ -84,6 +123,7 @@ export class ShardCore {
   /** The drain callback: one record of the inbound ring, read in place. */
   readonly onRecord = (kind: number, offset: number, _length: number): void => {
     this.#counters[CounterSlot.inboundRecords]++;
+    const r = this.#reader;
     switch (kind) {
       case RecordKind.publish:
         this.#processPublish(offset);
@@ -92,27 +132,35 @@ export class ShardCore {
         this.#processSubscribe(offset);
         break;
       case RecordKind.unsubscribe:
-        this.#processUnsubscribe(this.#reader.u32(offset), this.#reader.u32(offset + 4));
+        this.#processUnsubscribe(r.u32(offset), r.u32(offset + 4));
         break;
       case RecordKind.ack:
-        this.#processSettle(this.#reader.u32(offset), this.#reader.f64(offset + 8), true, false);
+        this.#processSettle(r.u32(offset), r.f64(offset + 8), true, false);
         break;
       case RecordKind.nack:
-        this.#processSettle(this.#reader.u32(offset), this.#reader.f64(offset + 8), false, this.#reader.u32(offset + 4) === 1);
+        this.#processSettle(r.u32(offset), r.f64(offset + 8), false, r.u32(offset + 4) === 1);
         break;
       case RecordKind.connectionClosed:
-        this.#processConnectionClosed(this.#reader.u32(offset));
+        this.#processConnectionClosed(r.u32(offset));
         break;
-      case RecordKind.ping:
-        this.#control(() => this.#out.pong(this.#reader.u32(offset)), this.#reader.u32(offset));
+      case RecordKind.ping: {
+        const token = r.u32(offset);
+        this.#control(() => this.#out.pong(token));
         break;
+      }
       case RecordKind.credit:
-        this.#processCredit(this.#reader.u32(offset), this.#reader.u32(offset + 4), this.#reader.u32(offset + 8));
+        this.#processCredit(r.u32(offset), r.u32(offset + 4), r.u32(offset + 8));
         break;
+      case RecordKind.manage: {
+        const { connectionId, token, body } = r.json(offset);
+        this.#processManage(connectionId, token, body as ManageOp);
+        break;
+      }
       default:
         // A kind we do not know means main and shard disagree on the codec: say so loudly.
         throw new Error(`shard ${this.#opts.index}: unknown inbound record kind ${kind}`);
     }
+    if (this.#deadLetters.length > 0) this.#republishDeadLetters();
   };
 
   /** Retries output that met a full ring. Returns true when nothing is left waiting. */
@@ -140,18 +188,31 @@ export class ShardCore {
   endBatch(): void {
     let ready = 0;
     let unacked = 0;
-    for (const q of this.#allQueues) {
-      ready += q.depth;
-      unacked += q.unackedCount;
+    for (const local of this.#queues.values()) {
+      ready += local.queue.depth;
+      unacked += local.queue.unackedCount;
     }
     this.#counters[CounterSlot.ready] = ready;
     this.#counters[CounterSlot.unacked] = unacked;
+    this.#armExpiryTimer();
   }
 
   queueStats(): QueueStats[] {
     const out: QueueStats[] = [];
-    for (const q of this.#queues.values()) {
-      out.push({ name: q.name, depth: q.depth, consumers: q.consumerCount, unacked: q.unackedCount, readyBytes: q.readyBytes });
+    for (const local of this.#queues.values()) {
+      const q = local.queue;
+      out.push({
+        name: q.name,
+        depth: q.depth,
+        consumers: q.consumerCount,
+        unacked: q.unackedCount,
+        readyBytes: q.readyBytes,
+        durable: local.durable,
+        exclusive: local.exclusive,
+        autoDelete: local.autoDelete,
+        arguments: local.arguments,
+        stats: { ...q.stats },
+      });
     }
     return out;
   }
@@ -159,8 +220,16 @@ export class ShardCore {
   /** Messages this shard holds in memory (ready + unacked): what a crash would lose. */
   heldMessages(): number {
     let n = 0;
-    for (const q of this.#allQueues) n += q.depth + q.unackedCount;
+    for (const local of this.#queues.values()) n += local.queue.depth + local.queue.unackedCount;
     return n;
+  }
+
+  /** Stops the shard's timers (the loop is ending). */
+  close(): void {
+    if (this.#expiryTimer !== null) clearTimeout(this.#expiryTimer);
+    if (this.#idleTimer !== null) clearInterval(this.#idleTimer);
+    this.#expiryTimer = null;
+    this.#idleTimer = null;
   }
 
   // ---- publish ---------------------------------------------------------------------------
@@ -168,20 +237,76 @@ export class ShardCore {
   #processPublish(offset: number): void {
     const rec = this.#reader.publish(offset, this.#pub);
     const c = this.#counters;
+    const buf = this.#reader.buffer;
+    const deadLettered = (rec.flags & PUBLISH_FLAG_DEAD_LETTERED) !== 0;
+    let properties: MessageProperties | null = null;
+    if (rec.propsLength > 0) {
+      properties = decodeProperties(buf, rec.propsOffset, rec.propsLength) as MessageProperties;
+    }
     let status: ConfirmStatus = ConfirmStatus.ok;
-    if (rec.type === DestinationType.queue) {
-      c[CounterSlot.published]++;
-      this.#route(this.#declareQueue(rec.key), rec.key, rec.type, rec.payloadOffset, rec.payloadLength, false);
-    } else if (rec.type === DestinationType.topic || (rec.type === DestinationType.exchange && rec.exchange === 'amq.topic')) {
-      c[CounterSlot.published]++;
-      const subs = this.#topics.match(rec.key);
-      if (subs.length === 0) c[CounterSlot.unroutable]++;
-      for (let i = 0; i < subs.length; i++) {
-        this.#route(subs[i].queue, rec.key, DestinationType.topic, rec.payloadOffset, rec.payloadLength, true);
-      }
-    } else {
-      // Other exchanges arrive with the full AMQP model; until then they do not exist.
+    let targets: readonly MessageQueue[];
+    try {
+      targets = this.#registry.route(rec.exchange, rec.routingKey, properties?.headers ?? null);
+    } catch (err) {
+      // The main thread checked the exchange; it can still vanish between its check and ours.
+      if (!(err instanceof RouterError)) throw err;
+      targets = [];
       status = ConfirmStatus.notFound;
+    }
+    if (status === ConfirmStatus.ok) c[CounterSlot.published]++;
+    if (targets.length === 0 && status === ConfirmStatus.ok) c[CounterSlot.unroutable]++;
+    let payload: Uint8Array | null = null;
+    for (let i = 0; i < targets.length; i++) {
+      const queue = targets[i];
+      if (deadLettered && this.#isCycle(queue.name, properties)) continue;
+      const consumer = queue.nextIdleConsumer(rec.payloadLength);
+      if (consumer !== null && consumer.ackMode === 'auto') {
+        // Fast path: the queue is empty and its next consumer takes it as is. Write the delivery
+        // ring to ring; nothing is kept, nothing is allocated.
+        const tag = this.#allocateTag();
+        if (
+          this.#out.deliver(
+            consumer.connectionId,
+            consumer.subscriptionId,
+            tag,
+            false,
+            rec.exchange,
+            rec.routingKey,
+            buf,
+            rec.propsOffset,
+            rec.propsLength,
+            buf,
+            rec.payloadOffset,
+            rec.payloadLength,
+          )
+        ) {
+          queue.noteDirectDelivery(consumer);
+          c[CounterSlot.delivered]++;
+          continue;
+        }
+        this.#outboundFull = true;
+      }
+      // The ring space is released after this batch: keep one copy, shared by every queue.
+      if (payload === null) {
+        payload = buf.slice(rec.payloadOffset, rec.payloadOffset + rec.payloadLength);
+        if (properties !== null) this.#encoded.set(properties, buf.slice(rec.propsOffset, rec.propsOffset + rec.propsLength));
+      }
+      const message: StoredMessage = {
+        seq: ++this.#seq,
+        routingKey: rec.routingKey,
+        exchange: rec.exchange,
+        payload,
+        properties,
+        expiresAt: Infinity,
+        redelivered: false,
+        deliveryCount: 0,
+      };
+      if (consumer !== null && !this.#outboundFull) {
+        queue.deliverNow(consumer, message);
+      } else if (queue.enqueue(message) === 'rejected') {
+        status = ConfirmStatus.rejected;
+      }
+      if (this.#outboundFull) this.#stalled.add(queue);
     }
     if (rec.token !== NO_TOKEN) {
       const { connectionId, token } = rec;
@@ -189,57 +314,24 @@ export class ShardCore {
     }
   }
 
-  /**
-   * Puts one message into one queue. When the queue is empty and a consumer is free,
-   * an auto-ack delivery is written straight from the inbound ring into the outbound
-   * ring: no copy is kept, nothing is allocated. Otherwise the message is copied out
-   * of the ring (the ring space is about to be released) and queued.
-   */
-  #route(queue: MessageQueue, key: string, type: DestinationType, at: number, length: number, bounded: boolean): void {
-    const consumer = queue.nextIdleConsumer();
-    if (consumer !== null && consumer.ackMode === 'auto') {
-      const tag = this.#allocateTag();
-      if (this.#out.deliver(consumer.connectionId, consumer.subscriptionId, tag, false, type, key, this.#reader.buffer, at, length)) {
-        queue.noteDirectDelivery(consumer);
-        this.#counters[CounterSlot.delivered]++;
-        return;
-      }
-      this.#outboundFull = true;
-    }
-    const message: StoredMessage = {
-      seq: ++this.#seq,
-      routingKey: key,
-      payload: this.#reader.buffer.slice(at, at + length),
-      exchange: type === DestinationType.queue ? '' : 'amq.topic',
-      properties: null,
-      expiresAt: Infinity,
-      redelivered: false,
-      deliveryCount: 0,
-    };
-    if (consumer !== null && !this.#outboundFull) {
-      queue.deliverNow(consumer, message);
-      if (this.#outboundFull) this.#stalled.add(queue);
-    } else {
-      // A topic subscriber that does not keep up loses its oldest messages, counted; queues
-      // under /queue/ never drop. The slow-consumer policy (drop|disconnect) is flow control's.
-      if (bounded && queue.depth >= this.#opts.topicBuffer && queue.dropHead() !== undefined) {
-        this.#counters[CounterSlot.dropped]++;
-      }
-      queue.enqueue(message);
-      if (this.#outboundFull) this.#stalled.add(queue);
-    }
+  #isCycle(queueName: string, properties: MessageProperties | null): boolean {
+    const probe = { properties } as StoredMessage;
+    return isDeadLetterCycle(probe, queueName);
   }
 
   /** Delivers one message for a queue; called by MessageQueue.dispatch/deliverNow. */
-  #deliver = (consumer: Consumer, message: StoredMessage, tag: number): boolean => {
-    const type = (consumer as ShardConsumer).destinationType;
+  readonly #deliver = (consumer: Consumer, message: StoredMessage, tag: number): boolean => {
+    const props = this.#propertiesBytes(message.properties);
     const ok = this.#out.deliver(
       consumer.connectionId,
       consumer.subscriptionId,
       tag,
       message.redelivered,
-      type,
+      message.exchange,
       message.routingKey,
+      props,
+      0,
+      props.byteLength,
       message.payload,
       0,
       message.payload.byteLength,
@@ -254,30 +346,154 @@ export class ShardCore {
     return true;
   };
 
-  #allocateTag = (): number => {
+  #propertiesBytes(properties: MessageProperties | null): Uint8Array {
+    if (properties === null) return EMPTY;
+    let bytes = this.#encoded.get(properties);
+    if (bytes === undefined) {
+      bytes = encodeProperties(properties);
+      this.#encoded.set(properties, bytes);
+    }
+    return bytes;
+  }
+
+  readonly #allocateTag = (): number => {
     // Tags encode their shard (tag % shardCount), so the main thread routes an ack
     // without keeping a map; the sequence lives in shared memory and survives a restart.
     const seq = this.#counters[CounterSlot.nextTagSeq]++;
     return seq * this.#opts.shardCount + this.#opts.index + this.#opts.shardCount;
   };
 
-  #declareQueue(name: string): MessageQueue {
-    let q = this.#queues.get(name);
-    if (q === undefined) {
-      q = new MessageQueue(name, this.#deliver, this.#allocateTag);
-      this.#queues.set(name, q);
-      this.#allQueues.add(q);
-      this.#counters[CounterSlot.queues] = this.#queues.size;
+  readonly #onDeadLetter = (message: StoredMessage): void => {
+    this.#deadLetters.push(message);
+  };
+
+  #republishDeadLetters(): void {
+    // Dead-letter exchanges route anywhere, including other shards: the main thread routes them.
+    for (const m of this.#deadLetters.splice(0)) {
+      const props = m.properties === null ? null : this.#propertiesBytes(m.properties);
+      this.#control(() => this.#out.republish(m.exchange, m.routingKey, props, m.payload));
     }
-    return q;
+  }
+
+  // ---- topology ----------------------------------------------------------------------------
+
+  #processManage(connectionId: number, token: number, op: ManageOp): void {
+    let result: ManageResult = {};
+    let status = 0;
+    try {
+      result = this.#manage(op);
+    } catch (err) {
+      if (!(err instanceof RouterError) && !(err instanceof QueueArgumentError) && !(err instanceof ManageError)) throw err;
+      status = 1;
+      result = { code: (err as { code: string }).code, message: err.message };
+    }
+    if (token !== NO_TOKEN) this.#control(() => this.#out.manageReply(connectionId, token, status, result));
+  }
+
+  #manage(op: ManageOp): ManageResult {
+    const reg = this.#registry;
+    switch (op.op) {
+      case 'declareQueue': {
+        const existing = this.#queues.get(op.name);
+        if (existing !== undefined) return { messageCount: existing.queue.depth, consumerCount: existing.queue.consumerCount };
+        const args = parseQueueArguments(op.arguments, op.name);
+        const queue = new MessageQueue(op.name, this.#deliver, this.#allocateTag, {
+          arguments: args,
+          now: this.#now,
+          onDeadLetter: this.#onDeadLetter,
+          scheduleExpiry: this.#expiry.schedule,
+        });
+        this.#queues.set(op.name, {
+          queue,
+          durable: op.durable,
+          exclusive: op.exclusive,
+          autoDelete: op.autoDelete,
+          arguments: op.arguments,
+          hadConsumer: false,
+        });
+        this.#counters[CounterSlot.queues] = this.#queues.size;
+        if (args.expires !== undefined) this.#startIdleSweep();
+        return { messageCount: 0, consumerCount: 0 };
+      }
+      case 'deleteQueue': {
+        const local = this.#queues.get(op.name);
+        if (local === undefined) return { messageCount: 0 };
+        if (op.ifUnused && local.queue.consumerCount > 0) {
+          throw new ManageError('precondition_failed', `queue '${op.name}' in vhost '/' in use`);
+        }
+        if (op.ifEmpty && local.queue.depth > 0) {
+          throw new ManageError('precondition_failed', `queue '${op.name}' in vhost '/' is not empty`);
+        }
+        return { messageCount: this.#deleteQueue(local, 'queue deleted') };
+      }
+      case 'purgeQueue': {
+        const local = this.#queues.get(op.name);
+        if (local === undefined) throw new ManageError('not_found', `no queue '${op.name}' in vhost '/'`);
+        return { messageCount: local.queue.purge() };
+      }
+      case 'declareExchange':
+        reg.declareExchange(op.name, op.type, { durable: op.durable, autoDelete: op.autoDelete, internal: op.internal, arguments: op.arguments });
+        return {};
+      case 'deleteExchange':
+        reg.deleteExchange(op.name);
+        return {};
+      case 'bindQueue':
+        if (!this.#queues.has(op.queue)) throw new ManageError('not_found', `no queue '${op.queue}' in vhost '/'`);
+        reg.bindQueue(op.exchange, op.queue, op.routingKey, op.arguments);
+        return {};
+      case 'unbindQueue':
+        reg.unbindQueue(op.exchange, op.queue, op.routingKey, op.arguments);
+        return {};
+      case 'bindExchange':
+        reg.bindExchange(op.destination, op.source, op.routingKey, op.arguments);
+        return {};
+      case 'unbindExchange':
+        reg.unbindExchange(op.destination, op.source, op.routingKey, op.arguments);
+        return {};
+    }
+  }
+
+  /** Removes a queue: its consumers are cancelled (they get an error), its messages dropped. */
+  #deleteQueue(local: LocalQueue, reason: string): number {
+    const { queue } = local;
+    const held = queue.depth;
+    for (const [connectionId, subs] of this.#connections) {
+      for (const [subscriptionId, sub] of subs) {
+        if (sub.local !== local) continue;
+        subs.delete(subscriptionId);
+        this.#counters[CounterSlot.consumers]--;
+        const message = `consumer cancelled: ${reason} ('${queue.name}')`;
+        this.#control(() => this.#out.error(connectionId, subscriptionId, 'consumer_cancelled', message));
+      }
+      if (subs.size === 0) this.#connections.delete(connectionId);
+    }
+    this.#counters[CounterSlot.dropped] += held + queue.unackedCount;
+    this.#queues.delete(queue.name);
+    this.#registry.removeQueue(queue.name);
+    this.#expiry.forget(queue);
+    this.#stalled.delete(queue);
+    this.#counters[CounterSlot.queues] = this.#queues.size;
+    return held;
+  }
+
+  /** Deletes a queue the shard decided to delete (auto-delete, x-expires) and tells the main thread. */
+  #deleteQueueOnOwnAccord(local: LocalQueue, reason: string): void {
+    this.#deleteQueue(local, reason);
+    const name = local.queue.name;
+    this.#control(() => this.#out.manageReply(0, NO_TOKEN, 0, { event: 'queueDeleted', queue: name }));
   }
 
   // ---- subscriptions -----------------------------------------------------------------------
 
   #processSubscribe(offset: number): void {
     const rec = this.#reader.subscribe(offset, this.#sub);
-    const consumer: ShardConsumer = {
-      destinationType: rec.type === DestinationType.queue ? DestinationType.queue : DestinationType.topic,
+    const local = this.#queues.get(rec.queue);
+    if (local === undefined) {
+      const { connectionId, subscriptionId, queue } = rec;
+      this.#control(() => this.#out.error(connectionId, subscriptionId, 'not_found', `no queue '${queue}' in vhost '/'`));
+      return;
+    }
+    const consumer: Consumer = {
       connectionId: rec.connectionId,
       subscriptionId: rec.subscriptionId,
       ackMode: rec.ackMode === AckModeCode.client ? 'client' : 'auto',
@@ -291,19 +507,12 @@ export class ShardCore {
       this.#connections.set(rec.connectionId, subs);
     }
     if (subs.has(rec.subscriptionId)) this.#processUnsubscribe(rec.connectionId, rec.subscriptionId);
-    let sub: Subscription;
-    if (rec.type === DestinationType.queue) {
-      sub = { consumer, queue: this.#declareQueue(rec.pattern), privateTopicPattern: null };
-    } else {
-      const queue = new MessageQueue(`sub:${rec.connectionId}:${rec.subscriptionId}`, this.#deliver, this.#allocateTag);
-      sub = { consumer, queue, privateTopicPattern: rec.pattern };
-      this.#topics.add(rec.pattern, sub);
-      this.#allQueues.add(queue);
-    }
+    const sub: Subscription = { consumer, local };
     subs.set(rec.subscriptionId, sub);
-    sub.queue.addConsumer(consumer);
+    local.queue.addConsumer(consumer);
+    local.hadConsumer = true;
     this.#counters[CounterSlot.consumers]++;
-    this.#dispatch(sub.queue);
+    this.#dispatch(local.queue);
   }
 
   #processUnsubscribe(connectionId: number, subscriptionId: number): void {
@@ -313,16 +522,13 @@ export class ShardCore {
     subs.delete(subscriptionId);
     if (subs.size === 0) this.#connections.delete(connectionId);
     this.#counters[CounterSlot.consumers]--;
-    if (sub.privateTopicPattern !== null) {
-      // A private queue dies with its subscription; what it still held is dropped, counted.
-      this.#topics.remove(sub.privateTopicPattern, sub);
-      this.#allQueues.delete(sub.queue);
-      this.#counters[CounterSlot.dropped] += sub.queue.depth + sub.queue.unackedCount;
-      this.#stalled.delete(sub.queue);
-    } else {
-      const requeued = sub.queue.removeConsumer(connectionId, subscriptionId);
-      if (requeued > 0) this.#dispatch(sub.queue);
+    const { local } = sub;
+    const requeued = local.queue.removeConsumer(connectionId, subscriptionId);
+    if (local.autoDelete && local.hadConsumer && local.queue.consumerCount === 0) {
+      this.#deleteQueueOnOwnAccord(local, 'auto-delete queue lost its last consumer');
+      return;
     }
+    if (requeued > 0) this.#dispatch(local.queue);
   }
 
   #processConnectionClosed(connectionId: number): void {
@@ -335,7 +541,7 @@ export class ShardCore {
     const sub = this.#connections.get(connectionId)?.get(subscriptionId);
     if (sub === undefined) return;
     sub.consumer.credit += count;
-    this.#dispatch(sub.queue);
+    this.#dispatch(sub.local.queue);
   }
 
   // ---- acks --------------------------------------------------------------------------------
@@ -344,7 +550,7 @@ export class ShardCore {
     const subs = this.#connections.get(connectionId);
     if (subs !== undefined) {
       for (const sub of subs.values()) {
-        const queue = sub.queue;
+        const queue = sub.local.queue;
         if (!queue.hasTag(tag)) continue;
         if (queue.tagOwner(tag)?.connectionId !== connectionId) break;
         if (ack) {
@@ -358,9 +564,8 @@ export class ShardCore {
         return;
       }
     }
-    const code = 'unknown_tag';
-    const message = `delivery tag ${tag} is not an unacked delivery of this connection (already acked, or its shard restarted)`;
-    this.#control(() => this.#out.error(connectionId, 0, code, message));
+    const message = `delivery tag ${tag} is not an unacked delivery of this connection (already settled, or its shard restarted)`;
+    this.#control(() => this.#out.error(connectionId, 0, 'unknown_tag', message));
   }
 
   #dispatch(queue: MessageQueue): void {
@@ -372,10 +577,54 @@ export class ShardCore {
     if (this.#outboundFull) this.#stalled.add(queue);
   }
 
+  // ---- timers ------------------------------------------------------------------------------
+
+  #armExpiryTimer(): void {
+    const at = this.#expiry.nextDeadline();
+    if (at === Infinity || at >= this.#expiryAt) return;
+    if (this.#expiryTimer !== null) clearTimeout(this.#expiryTimer);
+    this.#expiryAt = at;
+    // One timer for the whole shard, at the earliest deadline the wheel knows.
+    this.#expiryTimer = setTimeout(this.#onExpiryTimer, Math.max(0, at - this.#now()));
+  }
+
+  readonly #onExpiryTimer = (): void => {
+    this.#expiryTimer = null;
+    this.#expiryAt = Infinity;
+    this.#expiry.run(this.#now());
+    if (this.#deadLetters.length > 0) this.#republishDeadLetters();
+    for (const local of this.#queues.values()) if (local.queue.depth > 0) this.#dispatch(local.queue);
+    this.#out.ring.commit();
+    this.#armExpiryTimer();
+  };
+
+  #startIdleSweep(): void {
+    if (this.#idleTimer !== null) return;
+    this.#idleTimer = setInterval(() => {
+      const now = this.#now();
+      for (const local of [...this.#queues.values()]) {
+        if (local.queue.idleDeadline() <= now) this.#deleteQueueOnOwnAccord(local, 'queue expired (x-expires)');
+      }
+      this.#out.ring.commit();
+    }, IDLE_SWEEP_MS);
+    this.#idleTimer.unref?.();
+  }
+
   /** Writes a control record now, or keeps it for when the outbound ring has room. */
-  #control(write: () => boolean, _token?: number): void {
+  #control(write: () => boolean): void {
     if (this.#pendingControl.length === 0 && write()) return;
     this.#outboundFull = true;
     this.#pendingControl.push(write);
+  }
+}
+
+/** A topology operation the shard refuses (AMQP reply name as `code`). */
+class ManageError extends Error {
+  override readonly name = 'ManageError';
+  readonly code: string;
+
+  constructor(code: string, message: string) {
+    super(message);
+    this.code = code;
   }
 }

@@ -19,7 +19,7 @@ const inbound = new RingConsumer(data.inbound);
 const outbound = new RingProducer(data.outbound);
 const counters = new Float64Array(data.counters);
 const core = new ShardCore(
-  { index: data.index, shardCount: data.shardCount, topicBuffer: data.topicBuffer },
+  { index: data.index, shardCount: data.shardCount },
   new RecordReader(inbound.bytes, inbound.view),
   new OutboundWriter(outbound),
   counters,
@@ -38,6 +38,7 @@ port.on('message', (req: ShardRequest) => {
 log.debug('shard started');
 port.postMessage({ type: 'ready' } satisfies ShardReply);
 await loop.run();
+core.close();
 log.debug('shard stopped');
 port.postMessage({ type: 'stopped' } satisfies ShardReply);
 port.close();

@@ -10,7 +10,6 @@ export interface ShardWorkerData {
   /** shard → main */
   readonly outbound: RingStorage;
   readonly counters: SharedArrayBuffer;
-  readonly topicBuffer: number;
   readonly logLevel: LevelWithSilent;
 }
 

@@ -18,7 +18,6 @@ import type { LevelWithSilent } from 'pino';
 export interface SupervisorOptions {
   readonly shards: number;
   readonly ringBytes: number;
-  readonly topicBuffer: number;
   readonly logLevel: LevelWithSilent;
   readonly log: Logger;
   /** Called once a restarted shard is up again, so the front can re-register subscriptions. */
@@ -117,7 +116,6 @@ export class Supervisor {
       inbound: handle.inboundStorage,
       outbound: handle.outboundStorage,
       counters: handle.countersStorage,
-      topicBuffer: this.#opts.topicBuffer,
       logLevel: this.#opts.logLevel,
     };
     const worker = spawnWorker(new URL('./shard-main.js', import.meta.url), {

@@ -34,24 +34,24 @@ describe('e2e - a shard that dies is restarted', () => {
   });
 
   it('supervisor - counts lost transient messages, reports the shard, restores subscriptions; the other shard keeps serving', async () => {
-    // A consumed queue and a holding queue on shard 0, a topic key on shard 1.
+    // A consumed queue and a holding queue on shard 0, a watched queue on shard 1.
     const onShard = (prefix: string, shard: number): string => {
       for (let i = 0; ; i++) if (shardFor(`${prefix}${i}`, 2) === shard) return `${prefix}${i}`;
     };
     const queue = onShard('q', 0);
     const heldQueue = onShard('held', 0);
-    const key = onShard('k', 1);
+    const watched = onShard('w', 1);
     const heldShard = 0;
 
     const watcher = await JsonWsClient.connect(broker.url);
-    await watcher.subscribe('t', `/topic/${key}`);
+    await watcher.subscribe('t', `/queue/${watched}`);
     const consumer = await JsonWsClient.connect(broker.url);
     await consumer.subscribe('q', `/queue/${queue}`);
     for (let i = 0; i < 3; i++) await publish(broker, `queue/${heldQueue}`, `held${i}`);
     expect((await stats(broker)).shards[heldShard].ready).toBe(3);
 
     await broker.supervisor.crash(heldShard);
-    // The consumer of a queue on the crashed shard is told; the topic watcher on shard 1 is not.
+    // The consumer of a queue on the crashed shard is told; the watcher of shard 1 is not.
     const err = await consumer.take((f) => f.op === 'error');
     expect(err).toMatchObject({ code: 'shard_restarted', subscription: 'q' });
     expect(watcher.frames.filter((f) => f.op === 'error')).toEqual([]);
@@ -65,7 +65,7 @@ describe('e2e - a shard that dies is restarted', () => {
     expect((await fetch(`${broker.url}/healthz`)).status).toBe(200);
 
     // Both subscriptions work after the restart (the one on the restarted shard was re-registered).
-    await publish(broker, `topic/${key}`, 'tick');
+    await publish(broker, `queue/${watched}`, 'tick');
     expect((await watcher.messages(1, 't'))[0].payload).toBe('tick');
     await publish(broker, `queue/${queue}`, 'job');
     expect((await consumer.messages(1, 'q'))[0].payload).toBe('job');

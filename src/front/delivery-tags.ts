@@ -1,0 +1,53 @@
+/**
+ * A connection's delivery tags, as AMQP gives them per channel: 1, 2, 3... in delivery
+ * order, across every shard that delivers to the connection. Shards number their own
+ * deliveries; this maps the connection's tag to the shard's for client-ack deliveries,
+ * so `multiple` means what AMQP says: every unacked delivery up to this one.
+ */
+export class DeliveryTags {
+  /** Connection tag → shard tag, for client-ack deliveries not yet settled (insertion = tag order). */
+  readonly #open = new Map<number, number>();
+  #last = 0;
+
+  /** The tag for the next delivery; remembers the shard tag when the delivery needs settling. */
+  assign(shardTag: number, tracked: boolean): number {
+    const tag = ++this.#last;
+    if (tracked) this.#open.set(tag, shardTag);
+    return tag;
+  }
+
+  /**
+   * Removes and returns the shard tags `tag` settles: just it, or with `multiple` every open
+   * tag up to it. Empty when the tag is unknown (never given, already settled, or its shard died).
+   */
+  settle(tag: number, multiple: boolean): number[] {
+    if (!multiple) {
+      const shardTag = this.#open.get(tag);
+      if (shardTag === undefined) return [];
+      this.#open.delete(tag);
+      return [shardTag];
+    }
+    const out: number[] = [];
+    for (const [t, shardTag] of this.#open) {
+      if (t > tag) break;
+      out.push(shardTag);
+      this.#open.delete(t);
+    }
+    return out;
+  }
+
+  /** Forgets the deliveries of a shard that died (they can no longer be settled). */
+  dropShard(shard: number, shardCount: number): number {
+    let dropped = 0;
+    for (const [t, shardTag] of this.#open) {
+      if (shardTag % shardCount !== shard) continue;
+      this.#open.delete(t);
+      dropped++;
+    }
+    return dropped;
+  }
+
+  get open(): number {
+    return this.#open.size;
+  }
+}

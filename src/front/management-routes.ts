@@ -1,0 +1,263 @@
+/**
+ * The management HTTP API, shaped like RabbitMQ's so its users feel at home:
+ * exchanges, queues and bindings under /v1, JSON bodies with RabbitMQ's field names
+ * (auto_delete, arguments, destination_type, routing_key), JSON errors per the contract.
+ */
+import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
+import type { BrokerContext } from './broker.js';
+import { BrokerError, ErrorCode } from '../protocol/errors.js';
+import { sendJson, watchAbort, type ResponseState } from './http-util.js';
+import type { QueueStats } from '../shard/shard-core.js';
+
+/** Management bodies are small; anything larger is a mistake or an attack. */
+const MAX_MANAGEMENT_BODY = 64 * 1024;
+/** Rates are computed against the previous sample when it is at most this old. */
+const RATE_WINDOW_MS = 60_000;
+
+type Json = Record<string, unknown>;
+
+export function registerManagementRoutes(app: TemplatedApp, ctx: BrokerContext): void {
+  const m = ctx.management;
+  const rates = new RateSampler();
+
+  app.get('/v1/exchanges', (res) => {
+    sendJson(res, 200, m.topology.listExchanges().map(exchangeJson));
+  });
+  app.get('/v1/exchanges/:name', (res, req) => {
+    const name = param(req, 0);
+    const x = m.topology.listExchanges().find((e) => e.name === name);
+    if (x === undefined) sendJson(res, 404, { error: ErrorCode.notFound, message: `no exchange '${name}' in vhost '/'` });
+    else sendJson(res, 200, exchangeJson(x));
+  });
+  app.put('/v1/exchanges/:name', (res, req) => {
+    const name = param(req, 0);
+    withBody(res, async (body) => {
+      const type = str(body.type, 'type', 'direct');
+      const { created } = await m.declareExchange({
+        name,
+        type,
+        durable: bool(body.durable, 'durable', true),
+        autoDelete: bool(body.auto_delete, 'auto_delete', false),
+        internal: bool(body.internal, 'internal', false),
+        arguments: obj(body.arguments, 'arguments'),
+        passive: false,
+      });
+      return [created ? 201 : 200, { name, created }];
+    });
+  });
+  app.del('/v1/exchanges/:name', (res, req) => {
+    const name = param(req, 0);
+    const ifUnused = req.getQuery('if-unused') === 'true';
+    run(res, async () => [200, await m.deleteExchange(name, ifUnused)]);
+  });
+
+  app.get('/v1/queues', (res) => {
+    const state = watchAbort(res);
+    void queueList(ctx, rates).then((list) => sendJson(res, 200, list, state));
+  });
+  app.get('/v1/queues/:name', (res, req) => {
+    const name = param(req, 0);
+    const state = watchAbort(res);
+    void queueList(ctx, rates).then((list) => {
+      const q = list.find((x) => x.name === name);
+      if (q === undefined) sendJson(res, 404, { error: ErrorCode.notFound, message: `no queue '${name}' in vhost '/'` }, state);
+      else sendJson(res, 200, q, state);
+    });
+  });
+  app.put('/v1/queues/:name', (res, req) => {
+    const name = param(req, 0);
+    withBody(res, async (body) => {
+      if (body.exclusive === true) throw new BrokerError(ErrorCode.badRequest, 'exclusive queues belong to a connection and cannot be declared over HTTP');
+      const ok = await m.declareQueue(
+        {
+          name,
+          passive: false,
+          durable: bool(body.durable, 'durable', true),
+          // Over HTTP there is no connection to own an exclusive queue (RabbitMQ refuses it too).
+          exclusive: false,
+          autoDelete: bool(body.auto_delete, 'auto_delete', false),
+          arguments: obj(body.arguments, 'arguments'),
+        },
+        0,
+      );
+      return [ok.created ? 201 : 200, { name: ok.queue, created: ok.created, messages: ok.messageCount, consumers: ok.consumerCount }];
+    });
+  });
+  app.del('/v1/queues/:name', (res, req) => {
+    const name = param(req, 0);
+    const ifUnused = req.getQuery('if-unused') === 'true';
+    const ifEmpty = req.getQuery('if-empty') === 'true';
+    run(res, async () => [200, await m.deleteQueue(name, ifUnused, ifEmpty)]);
+  });
+  app.del('/v1/queues/:name/contents', (res, req) => {
+    const name = param(req, 0);
+    run(res, async () => [200, await m.purgeQueue(name)]);
+  });
+
+  app.get('/v1/bindings', (res) => {
+    sendJson(
+      res,
+      200,
+      m.topology.listBindings().map((b) => ({
+        source: b.source,
+        destination: b.destination,
+        destination_type: b.destinationType,
+        routing_key: b.routingKey,
+        arguments: b.arguments,
+      })),
+    );
+  });
+  const binding = (res: HttpResponse, bind: boolean): void => {
+    withBody(res, async (body) => {
+      const source = str(body.source, 'source');
+      const destination = str(body.destination, 'destination');
+      const type = str(body.destination_type, 'destination_type', 'queue');
+      const key = str(body.routing_key, 'routing_key', '');
+      const args = obj(body.arguments, 'arguments');
+      if (type === 'queue') {
+        if (bind) await m.bindQueue(source, destination, key, args);
+        else await m.unbindQueue(source, destination, key, args);
+      } else if (type === 'exchange') {
+        if (bind) await m.bindExchange(destination, source, key, args);
+        else await m.unbindExchange(destination, source, key, args);
+      } else {
+        throw new BrokerError(ErrorCode.badRequest, `destination_type must be "queue" or "exchange" (got ${JSON.stringify(type)})`);
+      }
+      return [bind ? 201 : 200, { source, destination, destination_type: type, routing_key: key, arguments: args }];
+    });
+  };
+  app.post('/v1/bindings', (res) => binding(res, true));
+  app.del('/v1/bindings', (res) => binding(res, false));
+}
+
+function param(req: HttpRequest, i: number): string {
+  const raw = req.getParameter(i);
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return raw;
+  }
+}
+
+function exchangeJson(x: { name: string; type: string; durable: boolean; autoDelete: boolean; internal: boolean; arguments: Readonly<Json> }): Json {
+  return { name: x.name, type: x.type, durable: x.durable, auto_delete: x.autoDelete, internal: x.internal, arguments: x.arguments };
+}
+
+interface QueueJson {
+  name: string;
+  shard: number;
+  durable: boolean;
+  exclusive: boolean;
+  auto_delete: boolean;
+  arguments: Readonly<Json>;
+  messages: number;
+  messages_ready: number;
+  messages_unacknowledged: number;
+  consumers: number;
+  message_bytes_ready: number;
+  stats: Readonly<Record<string, number>>;
+  rates: { deliver_per_s: number; ack_per_s: number };
+}
+
+async function queueList(ctx: BrokerContext, rates: RateSampler): Promise<QueueJson[]> {
+  const perShard = await Promise.all(ctx.shards.map((h) => ctx.supervisor.queueStats(h.index)));
+  const byName = new Map<string, QueueStats>();
+  for (const list of perShard) for (const q of list ?? []) byName.set(q.name, q);
+  return ctx.topology.listQueues().map((meta) => {
+    const s = byName.get(meta.name);
+    const delivered = s?.stats.delivered ?? 0;
+    const acked = s?.stats.acked ?? 0;
+    return {
+      name: meta.name,
+      shard: meta.shard,
+      durable: meta.durable,
+      exclusive: meta.exclusive,
+      auto_delete: meta.autoDelete,
+      arguments: meta.arguments,
+      messages: (s?.depth ?? 0) + (s?.unacked ?? 0),
+      messages_ready: s?.depth ?? 0,
+      messages_unacknowledged: s?.unacked ?? 0,
+      consumers: s?.consumers ?? 0,
+      message_bytes_ready: s?.readyBytes ?? 0,
+      stats: s?.stats ?? {},
+      rates: rates.sample(meta.name, delivered, acked),
+    };
+  });
+}
+
+/** Per-queue rates from the difference between two successive samples. */
+class RateSampler {
+  readonly #last = new Map<string, { at: number; delivered: number; acked: number }>();
+
+  sample(name: string, delivered: number, acked: number): { deliver_per_s: number; ack_per_s: number } {
+    const now = Date.now();
+    const prev = this.#last.get(name);
+    this.#last.set(name, { at: now, delivered, acked });
+    if (prev === undefined || now - prev.at > RATE_WINDOW_MS || now === prev.at) return { deliver_per_s: 0, ack_per_s: 0 };
+    const dt = (now - prev.at) / 1000;
+    return { deliver_per_s: (delivered - prev.delivered) / dt, ack_per_s: (acked - prev.acked) / dt };
+  }
+}
+
+/** Runs an async handler and answers with its [status, body] or its BrokerError. */
+function run(res: HttpResponse, work: () => Promise<[number, unknown]>, state: ResponseState = watchAbort(res)): void {
+  work().then(
+    ([status, body]) => sendJson(res, status, body, state),
+    (err: unknown) => {
+      const e = err instanceof BrokerError ? err : new BrokerError(ErrorCode.internal, (err as Error).message);
+      sendJson(res, e.status, { error: e.code, message: e.message }, state);
+    },
+  );
+}
+
+/** Reads a bounded JSON object body, then runs the handler with it. */
+function withBody(res: HttpResponse, work: (body: Json) => Promise<[number, unknown]>): void {
+  const state = watchAbort(res);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let failed = false;
+  res.onData((chunk, isLast) => {
+    if (failed) return;
+    size += chunk.byteLength;
+    if (size > MAX_MANAGEMENT_BODY) {
+      failed = true;
+      sendJson(res, 413, { error: ErrorCode.tooLarge, message: `management bodies are limited to ${MAX_MANAGEMENT_BODY} bytes` }, state);
+      return;
+    }
+    chunks.push(Buffer.from(chunk.slice(0)));
+    if (!isLast) return;
+    const text = Buffer.concat(chunks).toString('utf8');
+    let body: unknown = {};
+    if (text.trim() !== '') {
+      try {
+        body = JSON.parse(text);
+      } catch (err) {
+        sendJson(res, 400, { error: ErrorCode.badRequest, message: `body is not valid JSON: ${(err as Error).message}` }, state);
+        return;
+      }
+    }
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+      sendJson(res, 400, { error: ErrorCode.badRequest, message: 'body must be a JSON object' }, state);
+      return;
+    }
+    run(res, () => work(body as Json), state);
+  });
+}
+
+function str(v: unknown, name: string, fallback?: string): string {
+  if (v === undefined && fallback !== undefined) return fallback;
+  if (typeof v !== 'string') throw new BrokerError(ErrorCode.badRequest, `${name} must be a string`);
+  return v;
+}
+
+function bool(v: unknown, name: string, fallback: boolean): boolean {
+  if (v === undefined) return fallback;
+  if (typeof v !== 'boolean') throw new BrokerError(ErrorCode.badRequest, `${name} must be a boolean`);
+  return v;
+}
+
+function obj(v: unknown, name: string): Record<string, unknown> {
+  if (v === undefined) return {};
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new BrokerError(ErrorCode.badRequest, `${name} must be an object`);
+  return v as Record<string, unknown>;
+}

@@ -1,0 +1,222 @@
+/**
+ * Topology operations as every front end (HTTP management API, binary WebSocket ops,
+ * destinations that declare on first use) performs them: validated against the main
+ * thread's topology first, then applied on the shards that need to know.
+ *
+ * Who is told what: a queue's declaration, deletion, purge and bindings go to the shard
+ * that owns the queue; exchanges and exchange-to-exchange bindings go to every shard.
+ * Shards never auto-delete exchanges themselves (each sees only its own queues'
+ * bindings); the main thread decides and broadcasts the deletion.
+ */
+import { RouterError, isExchangeType } from '../router/exchange-registry.js';
+import { parseQueueArguments, QueueArgumentError } from '../queue/queue-arguments.js';
+import { BrokerError, ErrorCode } from '../protocol/errors.js';
+import type { Topology, QueueMeta, QueueOptions } from './topology.js';
+import type { ShardCalls, ManageAnswer } from './shard-calls.js';
+import type { ManageOp } from '../protocol/ring-record-codec.js';
+
+export interface ExchangeDeclare {
+  readonly name: string;
+  readonly type: string;
+  readonly durable: boolean;
+  readonly autoDelete: boolean;
+  readonly internal: boolean;
+  readonly arguments: Record<string, unknown>;
+  readonly passive: boolean;
+}
+
+export interface QueueDeclare extends QueueOptions {
+  readonly name: string;
+  readonly passive: boolean;
+}
+
+export interface QueueDeclareOk {
+  readonly queue: string;
+  readonly messageCount: number;
+  readonly consumerCount: number;
+  readonly created: boolean;
+}
+
+export class Management {
+  readonly #topology: Topology;
+  readonly #calls: ShardCalls;
+
+  constructor(topology: Topology, calls: ShardCalls) {
+    this.#topology = topology;
+    this.#calls = calls;
+  }
+
+  get topology(): Topology {
+    return this.#topology;
+  }
+
+  async declareExchange(d: ExchangeDeclare): Promise<{ created: boolean }> {
+    if (!d.passive && !isExchangeType(d.type)) {
+      throw new BrokerError(ErrorCode.commandInvalid, `invalid exchange type '${d.type}'; expected direct, fanout, topic or headers`);
+    }
+    const { created } = wrap(() =>
+      this.#topology.registry.declareExchange(d.name, d.type, { durable: d.durable, autoDelete: d.autoDelete, internal: d.internal, arguments: d.arguments }, d.passive),
+    );
+    if (created) {
+      const answer = await this.#calls.broadcast({
+        op: 'declareExchange',
+        name: d.name,
+        type: d.type,
+        durable: d.durable,
+        autoDelete: false,
+        internal: d.internal,
+        arguments: d.arguments,
+      });
+      check(answer);
+    }
+    return { created };
+  }
+
+  async deleteExchange(name: string, ifUnused: boolean): Promise<{ deleted: boolean }> {
+    const { deleted, autoDeleted } = wrap(() => this.#topology.registry.deleteExchange(name, ifUnused));
+    if (deleted) await this.#broadcastDeletes([name, ...autoDeleted]);
+    return { deleted };
+  }
+
+  async declareQueue(d: QueueDeclare, connection: number): Promise<QueueDeclareOk> {
+    if (!d.passive) {
+      try {
+        parseQueueArguments(d.arguments as Record<string, unknown>, d.name);
+      } catch (err) {
+        if (err instanceof QueueArgumentError) throw new BrokerError(ErrorCode.preconditionFailed, err.message);
+        throw err;
+      }
+    }
+    const { queue, created } = wrap(() => this.#topology.declareQueue(d.name, d, d.passive, connection));
+    const answer = await this.#calls.call(queue.shard, declareOp(queue), connection);
+    if (!answer.ok) {
+      if (created) this.#topology.removeQueue(queue.name);
+      check(answer);
+    }
+    return { queue: queue.name, messageCount: answer.result.messageCount ?? 0, consumerCount: answer.result.consumerCount ?? 0, created };
+  }
+
+  /**
+   * The queue behind a `/queue/<name>` destination: declared on first use with defaults,
+   * used as it is when it exists (no equivalence check: the destination names a queue,
+   * it does not declare one).
+   */
+  async ensureQueue(name: string, durable: boolean): Promise<QueueMeta> {
+    const existing = this.#topology.getQueue(name);
+    if (existing !== undefined) return existing;
+    const { queue, created } = wrap(() =>
+      this.#topology.declareQueue(name, { durable, exclusive: false, autoDelete: false, arguments: {} }, false, 0),
+    );
+    if (created) check(await this.#calls.call(queue.shard, declareOp(queue)));
+    return queue;
+  }
+
+  async deleteQueue(name: string, ifUnused: boolean, ifEmpty: boolean, connection = 0): Promise<{ messageCount: number }> {
+    const queue = this.#topology.getQueue(name);
+    if (queue === undefined) return { messageCount: 0 };
+    if (queue.exclusive && queue.owner !== connection && connection !== 0) {
+      throw new BrokerError(ErrorCode.resourceLocked, `cannot obtain exclusive access to locked queue '${name}' in vhost '/'`);
+    }
+    const answer = await this.#calls.call(queue.shard, { op: 'deleteQueue', name, ifUnused, ifEmpty });
+    check(answer);
+    await this.forgetQueue(name);
+    return { messageCount: answer.result.messageCount ?? 0 };
+  }
+
+  /** The main thread's side of a queue deletion (also used when a shard deleted one by itself). */
+  async forgetQueue(name: string): Promise<void> {
+    const autoDeleted = this.#topology.removeQueue(name);
+    if (autoDeleted.length > 0) await this.#broadcastDeletes(autoDeleted);
+  }
+
+  async purgeQueue(name: string): Promise<{ messageCount: number }> {
+    const queue = this.#topology.getQueue(name);
+    if (queue === undefined) throw new BrokerError(ErrorCode.notFound, `no queue '${name}' in vhost '/'`);
+    const answer = await this.#calls.call(queue.shard, { op: 'purgeQueue', name });
+    check(answer);
+    return { messageCount: answer.result.messageCount ?? 0 };
+  }
+
+  async bindQueue(exchange: string, queueName: string, routingKey: string, args: Record<string, unknown>): Promise<void> {
+    const queue = this.#topology.getQueue(queueName);
+    if (queue === undefined) throw new BrokerError(ErrorCode.notFound, `no queue '${queueName}' in vhost '/'`);
+    const added = wrap(() => this.#topology.registry.bindQueue(exchange, queueName, routingKey, args));
+    if (!added) return;
+    const answer = await this.#calls.call(queue.shard, { op: 'bindQueue', exchange, queue: queueName, routingKey, arguments: args });
+    if (!answer.ok) {
+      this.#topology.registry.unbindQueue(exchange, queueName, routingKey, args);
+      check(answer);
+    }
+  }
+
+  async unbindQueue(exchange: string, queueName: string, routingKey: string, args: Record<string, unknown>): Promise<void> {
+    const queue = this.#topology.getQueue(queueName);
+    if (queue === undefined) throw new BrokerError(ErrorCode.notFound, `no queue '${queueName}' in vhost '/'`);
+    const { autoDeleted } = wrap(() => this.#topology.registry.unbindQueue(exchange, queueName, routingKey, args));
+    check(await this.#calls.call(queue.shard, { op: 'unbindQueue', exchange, queue: queueName, routingKey, arguments: args }));
+    if (autoDeleted.length > 0) await this.#broadcastDeletes(autoDeleted);
+  }
+
+  async bindExchange(destination: string, source: string, routingKey: string, args: Record<string, unknown>): Promise<void> {
+    const added = wrap(() => this.#topology.registry.bindExchange(destination, source, routingKey, args));
+    if (added) check(await this.#calls.broadcast({ op: 'bindExchange', destination, source, routingKey, arguments: args }));
+  }
+
+  async unbindExchange(destination: string, source: string, routingKey: string, args: Record<string, unknown>): Promise<void> {
+    const { autoDeleted } = wrap(() => this.#topology.registry.unbindExchange(destination, source, routingKey, args));
+    check(await this.#calls.broadcast({ op: 'unbindExchange', destination, source, routingKey, arguments: args }));
+    if (autoDeleted.length > 0) await this.#broadcastDeletes(autoDeleted);
+  }
+
+  /**
+   * A restarted shard starts empty: write it the whole topology it must know, in an order
+   * that always makes sense (exchanges, its queues, their bindings, exchange bindings).
+   * Fire and forget: these ride the ring ahead of anything written after them.
+   */
+  replayShard(shard: number, write: (op: ManageOp) => void): void {
+    const t = this.#topology;
+    for (const x of t.listExchanges()) {
+      if (x.builtIn) continue;
+      write({ op: 'declareExchange', name: x.name, type: x.type, durable: x.durable, autoDelete: false, internal: x.internal, arguments: { ...x.arguments } });
+    }
+    for (const q of t.listQueues()) if (q.shard === shard) write(declareOp(q));
+    for (const b of t.listBindings()) {
+      if (b.destinationType === 'queue') {
+        if (t.getQueue(b.destination)?.shard === shard) {
+          write({ op: 'bindQueue', exchange: b.source, queue: b.destination, routingKey: b.routingKey, arguments: { ...b.arguments } });
+        }
+      } else {
+        write({ op: 'bindExchange', destination: b.destination, source: b.source, routingKey: b.routingKey, arguments: { ...b.arguments } });
+      }
+    }
+  }
+
+  async #broadcastDeletes(exchanges: readonly string[]): Promise<void> {
+    for (const name of exchanges) check(await this.#calls.broadcast({ op: 'deleteExchange', name }));
+  }
+}
+
+function declareOp(q: QueueMeta): ManageOp {
+  return {
+    op: 'declareQueue',
+    name: q.name,
+    durable: q.durable,
+    exclusive: q.exclusive,
+    autoDelete: q.autoDelete,
+    arguments: q.arguments as Record<string, unknown>,
+  };
+}
+
+/** Runs a router operation, turning its errors into BrokerErrors with the same code. */
+function wrap<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof RouterError) throw BrokerError.from(err.code, err.message);
+    throw err;
+  }
+}
+
+function check(answer: ManageAnswer): void {
+  if (!answer.ok) throw BrokerError.from(answer.result.code ?? 'internal', answer.result.message ?? 'shard refused the operation');
+}

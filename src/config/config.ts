@@ -20,6 +20,20 @@ export interface BrokerConfig {
   readonly topicBuffer: number;
   readonly overflowBytes: number;
   readonly shutdownTimeoutMs: number;
+  readonly fsync: 'always' | 'batch';
+  readonly fsyncIntervalMs: number;
+  readonly inflateThreads: number;
+  readonly inflateQueue: number;
+  readonly maxBatchLines: number;
+  readonly maxConnections: number;
+  readonly maxSubscriptions: number;
+  readonly idleTimeoutS: number;
+  readonly slowConsumer: 'drop' | 'disconnect';
+  readonly maxMemoryBytes: number;
+  readonly tlsCert: string | null;
+  readonly tlsKey: string | null;
+  readonly authToken: string | null;
+  readonly usersFile: string | null;
 }
 
 export class ConfigError extends Error {
@@ -27,8 +41,18 @@ export class ConfigError extends Error {
   readonly code = 'bad_config';
 }
 
-type Kind = 'string' | 'int' | 'level' | 'pow2';
-interface Spec { key: keyof BrokerConfig; flag: string; kind: Kind; min?: number; max?: number; def: string | number | null }
+type Kind = 'string' | 'int' | 'level' | 'pow2' | 'enum';
+interface Spec {
+  key: keyof BrokerConfig;
+  flag: string;
+  kind: Kind;
+  min?: number;
+  max?: number;
+  values?: readonly string[];
+  def: string | number | null;
+  /** One line for --help and the README. */
+  help?: string;
+}
 
 /** One row per setting: the flag, the SHARDMQ_* env name is derived from it. */
 export const CONFIG_SPECS: readonly Spec[] = [
@@ -46,6 +70,20 @@ export const CONFIG_SPECS: readonly Spec[] = [
   { key: 'topicBuffer', flag: 'topic-buffer', kind: 'int', min: 1, max: 1 << 26, def: D.DEFAULT_TOPIC_BUFFER },
   { key: 'overflowBytes', flag: 'overflow-bytes', kind: 'int', min: 0, max: 1 << 30, def: D.DEFAULT_OVERFLOW_BYTES },
   { key: 'shutdownTimeoutMs', flag: 'shutdown-timeout-ms', kind: 'int', min: 0, max: 600_000, def: D.DEFAULT_SHUTDOWN_TIMEOUT_MS },
+  { key: 'fsync', flag: 'fsync', kind: 'enum', values: ['always', 'batch'], def: D.DEFAULT_FSYNC },
+  { key: 'fsyncIntervalMs', flag: 'fsync-interval-ms', kind: 'int', min: 1, max: 1000, def: D.DEFAULT_FSYNC_INTERVAL_MS },
+  { key: 'inflateThreads', flag: 'inflate-threads', kind: 'int', min: 1, max: 64, def: D.DEFAULT_INFLATE_THREADS },
+  { key: 'inflateQueue', flag: 'inflate-queue', kind: 'int', min: 1, max: 1 << 16, def: D.DEFAULT_INFLATE_QUEUE },
+  { key: 'maxBatchLines', flag: 'max-batch-lines', kind: 'int', min: 1, max: 1 << 24, def: D.DEFAULT_MAX_BATCH_LINES },
+  { key: 'maxConnections', flag: 'max-connections', kind: 'int', min: 1, max: 1 << 20, def: D.DEFAULT_MAX_CONNECTIONS },
+  { key: 'maxSubscriptions', flag: 'max-subscriptions', kind: 'int', min: 1, max: 1 << 20, def: D.DEFAULT_MAX_SUBSCRIPTIONS },
+  { key: 'idleTimeoutS', flag: 'idle-timeout-s', kind: 'int', min: 0, max: 3600, def: D.DEFAULT_IDLE_TIMEOUT_S },
+  { key: 'slowConsumer', flag: 'slow-consumer', kind: 'enum', values: ['drop', 'disconnect'], def: D.DEFAULT_SLOW_CONSUMER },
+  { key: 'maxMemoryBytes', flag: 'max-memory', kind: 'int', min: 0, max: Number.MAX_SAFE_INTEGER, def: D.DEFAULT_MAX_MEMORY_BYTES },
+  { key: 'tlsCert', flag: 'tls-cert', kind: 'string', def: null },
+  { key: 'tlsKey', flag: 'tls-key', kind: 'string', def: null },
+  { key: 'authToken', flag: 'auth-token', kind: 'string', def: null },
+  { key: 'usersFile', flag: 'users-file', kind: 'string', def: null },
 ];
 
 export function envName(flag: string): string {
@@ -69,6 +107,9 @@ export function resolveConfig(
   // A message travels as one ring record: at most a quarter of the ring, less the record
   // header and the largest publish header (255-byte exchange and key).
   const ringPayloadLimit = maxRecordPayload(config.ringBytes) - InboundWriter.MAX_PUBLISH_HEADER;
+  if ((config.tlsCert === null) !== (config.tlsKey === null)) {
+    throw new ConfigError('tls-cert and tls-key go together: give both or neither');
+  }
   if (config.maxMessageBytes > ringPayloadLimit) {
     throw new ConfigError(
       `max-message-bytes must be at most ${ringPayloadLimit} with ring-bytes ${config.ringBytes} (got ${config.maxMessageBytes})`,
@@ -80,6 +121,11 @@ export function resolveConfig(
 function parseValue(spec: Spec, raw: string): string | number {
   switch (spec.kind) {
     case 'string':
+      return raw;
+    case 'enum':
+      if (!(spec.values ?? []).includes(raw)) {
+        throw new ConfigError(`${spec.flag} must be one of ${(spec.values ?? []).join('|')} (got ${JSON.stringify(raw)})`);
+      }
       return raw;
     case 'level':
       if (!(LOG_LEVELS as readonly string[]).includes(raw)) {

@@ -1,4 +1,4 @@
-import { availableParallelism } from 'node:os';
+import { availableParallelism, totalmem } from 'node:os';
 
 /** Every default of the broker, each with why it is what it is. */
 
@@ -40,3 +40,24 @@ export const DEFAULT_OVERFLOW_BYTES = 8 * 1024 * 1024;
 export const HEALTH_TIMEOUT_MS = 1000;
 /** Graceful shutdown: how long to wait for in-flight confirms and flushes. */
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 5000;
+/** Group commit: one fsync per batch of publishes, at most every few ms (design.md §3 Durability). */
+export const DEFAULT_FSYNC = 'batch';
+export const DEFAULT_FSYNC_INTERVAL_MS = 5;
+/** Inflate pool threads: it competes with shards for cores, so one unless told otherwise. */
+export const DEFAULT_INFLATE_THREADS = 1;
+/** Compressed batches waiting for an inflate thread before publishers get 503. */
+export const DEFAULT_INFLATE_QUEUE = 64;
+/** Lines one NDJSON batch may hold. */
+export const DEFAULT_MAX_BATCH_LINES = 100_000;
+export const DEFAULT_MAX_CONNECTIONS = 10_000;
+/** Subscriptions one WebSocket connection may hold. */
+export const DEFAULT_MAX_SUBSCRIPTIONS = 1000;
+/** uWS closes sockets idle this long (it pings first); 0 turns it off. */
+export const DEFAULT_IDLE_TIMEOUT_S = 120;
+/** A topic subscriber that falls behind loses its oldest messages (counted), rather than its connection. */
+export const DEFAULT_SLOW_CONSUMER = 'drop';
+/**
+ * Resident memory above which publishers get 503: half the machine, at most 8 GiB, so a
+ * broker under a flood refuses work before the kernel kills it.
+ */
+export const DEFAULT_MAX_MEMORY_BYTES = Math.min(Math.floor(totalmem() / 2), 8 * 2 ** 30);

@@ -9,6 +9,7 @@ import { COUNTER_NAMES, readCounters } from '../metrics/shard-counters.js';
 import { renderPrometheus } from '../metrics/prometheus.js';
 import { HEALTH_TIMEOUT_MS } from '../config/defaults.js';
 import { sendJson, sendText, watchAbort } from './http-util.js';
+import { authorize } from './management-routes.js';
 
 export interface FrontStats {
   websocket: number;
@@ -27,12 +28,14 @@ export function registerAdminRoutes(app: TemplatedApp, ctx: BrokerContext, front
     });
   });
 
-  app.get('/v1/stats', (res) => {
+  app.get('/v1/stats', (res, req) => {
+    if (!authorize(res, req, ctx, false)) return;
     const state = watchAbort(res);
     void collectStats(ctx, frontStats()).then((stats) => sendJson(res, 200, stats, state));
   });
 
-  app.get('/metrics', (res) => {
+  app.get('/metrics', (res, req) => {
+    if (!authorize(res, req, ctx, false)) return;
     const state = watchAbort(res);
     const shards = ctx.shards.map((h) => ({ index: h.index, alive: h.alive, counters: readCounters(h.counters), ring: h.occupancy() }));
     sendText(res, 200, 'text/plain; version=0.0.4', renderPrometheus(shards, frontStats()), state);

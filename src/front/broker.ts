@@ -11,6 +11,9 @@ import { Topology } from './topology.js';
 import { ShardCalls } from './shard-calls.js';
 import { Management } from './management.js';
 import { PublishPath } from './publish-path.js';
+import { InflatePool } from '../offload/inflate-pool.js';
+import { MemoryGuard } from './memory-guard.js';
+import { Authenticator } from './auth.js';
 import { registerManagementRoutes } from './management-routes.js';
 import { PUBLISH_FLAG_DEAD_LETTERED, newPublishRecord, type ManageResult } from '../protocol/ring-record-codec.js';
 import { registerHttpPublish } from './http-publish.js';
@@ -30,6 +33,8 @@ export interface BrokerContext {
   readonly topology: Topology;
   readonly management: Management;
   readonly publisher: PublishPath;
+  readonly inflate: InflatePool;
+  readonly auth: Authenticator;
 }
 
 export class Broker implements OutboundSink {
@@ -43,9 +48,12 @@ export class Broker implements OutboundSink {
   readonly #calls: ShardCalls;
   readonly #management: Management;
   readonly #publisher: PublishPath;
+  readonly #inflate: InflatePool;
+  readonly #memory: MemoryGuard;
   readonly #republish = newPublishRecord();
   readonly #ws: WsFront;
   readonly #app: UWS.TemplatedApp;
+  readonly #tls: boolean;
   #listenSocket: UWS.us_listen_socket | null = null;
   #port = 0;
   #running = false;
@@ -77,6 +85,13 @@ export class Broker implements OutboundSink {
     this.#calls = new ShardCalls(this.#supervisor.handles);
     this.#management = new Management(this.#topology, this.#calls);
     this.#publisher = new PublishPath(this.#topology, this.#supervisor.handles, config.dataDir !== null);
+    this.#inflate = new InflatePool({ threads: config.inflateThreads, maxQueue: config.inflateQueue });
+    this.#memory = new MemoryGuard(config.maxMemoryBytes, (over, rss) => {
+      this.#publisher.overMemory = over;
+      if (over) log.warn({ rss, maxMemory: config.maxMemoryBytes }, 'memory above max-memory: refusing publishes until it falls');
+      else log.info({ rss }, 'memory back under max-memory: accepting publishes');
+    });
+    for (const h of this.#supervisor.handles) h.overflowLimit = config.overflowBytes;
     const ctx: BrokerContext = {
       config,
       log,
@@ -86,8 +101,12 @@ export class Broker implements OutboundSink {
       topology: this.#topology,
       management: this.#management,
       publisher: this.#publisher,
+      inflate: this.#inflate,
+      auth: new Authenticator(config.authToken, config.usersFile),
     };
-    this.#app = uws.App();
+    this.#tls = config.tlsCert !== null;
+    // TLS terminates in uWebSockets.js itself (SSLApp); the data path is unchanged.
+    this.#app = this.#tls ? uws.SSLApp({ cert_file_name: config.tlsCert ?? '', key_file_name: config.tlsKey ?? '' }) : uws.App();
     this.#ws = new WsFront(ctx);
     this.#ws.register(this.#app);
     registerHttpPublish(this.#app, ctx);
@@ -106,7 +125,7 @@ export class Broker implements OutboundSink {
 
   get url(): string {
     const host = this.config.host.includes(':') ? `[${this.config.host}]` : this.config.host;
-    return `http://${host}:${this.#port}`;
+    return `${this.#tls ? 'https' : 'http'}://${host}:${this.#port}`;
   }
 
   get nativeBinary(): string {
@@ -119,6 +138,7 @@ export class Broker implements OutboundSink {
 
   async start(): Promise<void> {
     this.#running = true;
+    this.#memory.start();
     await this.#supervisor.start(this);
     await new Promise<void>((resolve, reject) => {
       this.#app.listen(this.config.host, this.config.port, (socket) => {
@@ -147,6 +167,8 @@ export class Broker implements OutboundSink {
     }
     this.#ws.closeAll(1001, 'broker shutting down');
     await this.#supervisor.stop();
+    this.#memory.stop();
+    await this.#inflate.close();
     this.#running = false;
     // close() exists at runtime in 20.30 though its typings lack it; it drops keep-alive
     // HTTP sockets that would otherwise hold the process open for seconds (engine-notes §3).

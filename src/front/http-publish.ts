@@ -3,20 +3,16 @@
  * `Content-Type: application/x-ndjson`; gzip/deflate bodies accepted. Answers
  * `200 {"accepted":N}` once every shard that took a message confirmed it.
  */
-import { gunzip, inflate } from 'node:zlib';
-import { promisify } from 'node:util';
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import type { BrokerContext } from './broker.js';
-import { parseDestination, DestinationError, type Destination } from '../protocol/destination.js';
+import { parseDestination, DestinationError, formatDestination, type Destination } from '../protocol/destination.js';
+import { tokenFrom } from './auth.js';
 import { forEachLine } from '../protocol/ndjson.js';
 import { ConfirmStatus, HTTP_CONNECTION, NO_TOKEN } from '../protocol/ring-record-codec.js';
 import { BrokerError, ErrorCode } from '../protocol/errors.js';
 import { encodeProperties, type MessageProperties } from '../protocol/properties.js';
 import type { PublishTarget } from './publish-path.js';
 import { sendJson, watchAbort, type ResponseState } from './http-util.js';
-
-const gunzipAsync = promisify(gunzip);
-const inflateAsync = promisify(inflate);
 
 const PREFIX = '/v1/publish/';
 /** Seconds a saturated publisher is told to wait before retrying. */
@@ -40,6 +36,11 @@ function handlePublish(res: HttpResponse, req: HttpRequest, ctx: BrokerContext):
   const contentEncoding = req.getHeader('content-encoding').toLowerCase();
   const contentLength = req.getHeader('content-length');
   const { maxBodyBytes } = ctx.config;
+  const principal = ctx.auth.authenticate(tokenFrom(req.getHeader('authorization'), req.getQuery('token')));
+  if (principal === null) {
+    sendJson(res, 401, { error: ErrorCode.unauthorized, message: 'missing or invalid token (Authorization: Bearer <token>)' }, state);
+    return;
+  }
   let properties: Uint8Array | null;
   try {
     properties = propertiesFromHeaders(req);
@@ -55,6 +56,12 @@ function handlePublish(res: HttpResponse, req: HttpRequest, ctx: BrokerContext):
     const code = err instanceof DestinationError ? ErrorCode.badDestination : ErrorCode.badRequest;
     const status = err instanceof UnsupportedEncoding ? 415 : 400;
     sendJson(res, status, { error: code, message: (err as Error).message }, state);
+    return;
+  }
+  const destinationText = formatDestination(request.destination.type, request.destination.exchange, request.destination.name);
+  if (!principal.canPublish(destinationText)) {
+    ctx.log.warn({ user: principal.name, destination: destinationText }, 'publish denied');
+    sendJson(res, 403, { error: ErrorCode.accessRefused, message: `user ${principal.name} may not publish to ${destinationText}` }, state);
     return;
   }
   const declared = contentLength === '' ? -1 : Number(contentLength);
@@ -114,27 +121,43 @@ async function finish(
   properties: Uint8Array | null,
   raw: Buffer,
 ): Promise<void> {
-  let body: Uint8Array = raw;
-  if (request.encoding !== 'identity') {
-    try {
-      // zlib's async API runs in libuv's thread pool, off the main thread; the output is
-      // capped so a compression bomb costs at most max-body-bytes.
-      const opts = { maxOutputLength: ctx.config.maxBodyBytes };
-      body = request.encoding === 'gzip' ? await gunzipAsync(raw, opts) : await inflateAsync(raw, opts);
-    } catch (err) {
-      const tooBig = (err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE';
-      sendJson(
-        res,
-        tooBig ? 413 : 400,
-        tooBig
-          ? { error: ErrorCode.tooLarge, message: `decompressed body exceeds max-body-bytes ${ctx.config.maxBodyBytes}` }
-          : { error: ErrorCode.badRequest, message: `body is not valid ${request.encoding}: ${(err as Error).message}` },
-        state,
-      );
-      return;
-    }
+  if (request.encoding === 'identity') {
+    publishBody(res, state, ctx, request, properties, raw, null);
+    return;
   }
-  publishBody(res, state, ctx, request, properties, body);
+  // Inflating and splitting a compressed batch is CPU work: it runs in the offload pool,
+  // never on the main thread; the pool's queue is bounded, so a flood gets 503.
+  const pending = ctx.inflate.run({
+    encoding: request.encoding,
+    body: raw,
+    maxOutputBytes: ctx.config.maxBodyBytes,
+    ndjson: request.ndjson,
+    maxLines: ctx.config.maxBatchLines,
+  });
+  if (pending === null) {
+    sendJson(res, 503, { error: ErrorCode.saturated, message: 'too many compressed batches waiting to be inflated; retry later' }, state, {
+      'retry-after': RETRY_AFTER_SECONDS,
+    });
+    return;
+  }
+  const result = await pending.catch((err: unknown) => ({ ok: false as const, code: 'internal' as const, message: (err as Error).message }));
+  if (!result.ok) {
+    const status = result.code === 'too_large' ? 413 : result.code === 'bad_request' ? 400 : 500;
+    sendJson(res, status, { error: result.code === 'too_large' ? ErrorCode.tooLarge : result.code === 'bad_request' ? ErrorCode.badRequest : ErrorCode.internal, message: result.message }, state);
+    return;
+  }
+  publishBody(res, state, ctx, request, properties, result.data, request.ndjson ? result.lines : null);
+}
+
+/** Calls `onLine` per message: NDJSON lines (pre-split by the offload pool, or split here), or the whole body. */
+function eachMessage(body: Uint8Array, ndjson: boolean, lines: Uint32Array | null, onLine: (start: number, end: number) => void): number {
+  if (!ndjson) {
+    onLine(0, body.byteLength);
+    return 1;
+  }
+  if (lines === null) return forEachLine(body, onLine);
+  for (let i = 0; i < lines.length; i += 2) onLine(lines[i], lines[i + 1]);
+  return lines.length / 2;
 }
 
 function publishBody(
@@ -144,15 +167,20 @@ function publishBody(
   request: PublishRequest,
   properties: Uint8Array | null,
   body: Uint8Array,
+  lines: Uint32Array | null,
 ): void {
   const max = ctx.config.maxMessageBytes - (properties?.byteLength ?? 0);
   // Validate the whole batch before writing any of it, so a bad line rejects nothing half-way.
   let count = 0;
   let oversized = -1;
   if (request.ndjson) {
-    count = forEachLine(body, (start, end) => {
+    count = eachMessage(body, true, lines, (start, end) => {
       if (end - start > max && oversized < 0) oversized = end - start;
     });
+    if (count > ctx.config.maxBatchLines) {
+      sendJson(res, 413, { error: ErrorCode.tooLarge, message: `batch has ${count} lines, more than max-batch-lines ${ctx.config.maxBatchLines}` }, state);
+      return;
+    }
     if (count === 0) {
       sendJson(res, 400, { error: ErrorCode.badRequest, message: 'NDJSON body holds no non-empty line' }, state);
       return;
@@ -180,7 +208,7 @@ function publishBody(
   // a shard processes its ring in order, so its confirm covers the whole request.
   let token = NO_TOKEN;
   let written = 0;
-  let full = !ctx.publisher.writable(target);
+  let full = false;
   let saturated = false;
   if (target.confirmFromShard && target.shards.length > 0) {
     token = ctx.confirms.allocate(target.shards, (status) => {
@@ -201,8 +229,7 @@ function publishBody(
     if (n === target.shards.length) written++;
     else full = true;
   };
-  if (request.ndjson) forEachLine(body, write);
-  else write(0, body.byteLength);
+  eachMessage(body, request.ndjson, lines, write);
 
   if (full) {
     // A ring is full. Writing stopped at the first refusal, so the record carrying the token
@@ -213,7 +240,11 @@ function publishBody(
     sendJson(
       res,
       503,
-      { error: ErrorCode.saturated, message: `the broker is saturated; ${written} of ${count} messages were accepted`, accepted: written },
+      {
+        error: ErrorCode.saturated,
+        message: `${ctx.publisher.overMemory ? 'the broker is above its memory high-watermark (max-memory)' : 'a shard ring and its overflow are full'}; ${written} of ${count} messages were accepted`,
+        accepted: written,
+      },
       state,
       { 'retry-after': RETRY_AFTER_SECONDS },
     );

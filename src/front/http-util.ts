@@ -2,9 +2,13 @@ import type { HttpResponse } from 'uWebSockets.js';
 
 const STATUS_TEXT: Record<number, string> = {
   200: '200 OK',
+  201: '201 Created',
   400: '400 Bad Request',
+  401: '401 Unauthorized',
+  403: '403 Forbidden',
   404: '404 Not Found',
   405: '405 Method Not Allowed',
+  409: '409 Conflict',
   413: '413 Payload Too Large',
   415: '415 Unsupported Media Type',
   500: '500 Internal Server Error',

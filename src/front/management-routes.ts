@@ -8,6 +8,7 @@ import type { BrokerContext } from './broker.js';
 import { BrokerError, ErrorCode } from '../protocol/errors.js';
 import { sendJson, watchAbort, type ResponseState } from './http-util.js';
 import type { QueueStats } from '../shard/shard-core.js';
+import { tokenFrom } from './auth.js';
 
 /** Management bodies are small; anything larger is a mistake or an attack. */
 const MAX_MANAGEMENT_BODY = 64 * 1024;
@@ -16,9 +17,22 @@ const RATE_WINDOW_MS = 60_000;
 
 type Json = Record<string, unknown>;
 
-export function registerManagementRoutes(app: TemplatedApp, ctx: BrokerContext): void {
+export function registerManagementRoutes(uwsApp: TemplatedApp, ctx: BrokerContext): void {
   const m = ctx.management;
   const rates = new RateSampler();
+  // Every management route needs a principal allowed to manage (when auth is on).
+  type Handler = (res: HttpResponse, req: HttpRequest) => void;
+  const guarded =
+    (handler: Handler): Handler =>
+    (res, req) => {
+      if (authorize(res, req, ctx, true)) handler(res, req);
+    };
+  const app = {
+    get: (path: string, h: Handler) => uwsApp.get(path, guarded(h)),
+    put: (path: string, h: Handler) => uwsApp.put(path, guarded(h)),
+    post: (path: string, h: Handler) => uwsApp.post(path, guarded(h)),
+    del: (path: string, h: Handler) => uwsApp.del(path, guarded(h)),
+  };
 
   app.get('/v1/exchanges', (res) => {
     sendJson(res, 200, m.topology.listExchanges().map(exchangeJson));
@@ -128,6 +142,24 @@ export function registerManagementRoutes(app: TemplatedApp, ctx: BrokerContext):
   };
   app.post('/v1/bindings', (res) => binding(res, true));
   app.del('/v1/bindings', (res) => binding(res, false));
+}
+
+/**
+ * Answers 401/403 and returns false unless the request's token is valid (and, with
+ * `manage`, allowed to change the topology). Reads headers synchronously, as uWS requires.
+ */
+export function authorize(res: HttpResponse, req: HttpRequest, ctx: BrokerContext, manage: boolean): boolean {
+  const principal = ctx.auth.authenticate(tokenFrom(req.getHeader('authorization'), req.getQuery('token')));
+  if (principal === null) {
+    sendJson(res, 401, { error: ErrorCode.unauthorized, message: 'missing or invalid token (Authorization: Bearer <token>)' });
+    return false;
+  }
+  if (manage && !principal.canManage) {
+    ctx.log.warn({ user: principal.name, url: req.getUrl(), method: req.getMethod() }, 'management request denied');
+    sendJson(res, 403, { error: ErrorCode.accessRefused, message: `user ${principal.name} may not manage the broker` });
+    return false;
+  }
+  return true;
 }
 
 function param(req: HttpRequest, i: number): string {

@@ -72,8 +72,9 @@ export class PublishPath {
   }
 
   /**
-   * Writes one message into every target shard's ring (one copy each). Returns the number
-   * of shards that took it; fewer than `target.shards.length` means a ring was full.
+   * Writes one message into every target shard's ring (one copy each), or into a shard's
+   * bounded overflow while its ring is full. Returns the number of shards that took it;
+   * fewer than `target.shards.length` means an overflow was at its bound (refuse: 503).
    */
   write(target: PublishTarget, connectionId: number, token: number, properties: Uint8Array | null, payload: Uint8Array, flags = 0): number {
     const { shards } = target;
@@ -81,21 +82,17 @@ export class PublishPath {
       this.unroutable++;
       return 0;
     }
+    if (this.overMemory) return 0;
     let written = 0;
     for (let i = 0; i < shards.length; i++) {
-      const handle = this.#shards[shards[i]];
-      if (!handle.writable || !handle.writer.publish(connectionId, token, target.exchange, target.routingKey, properties, payload, flags)) break;
-      handle.scheduleCommit();
+      if (!this.#shards[shards[i]].publish(connectionId, token, target.exchange, target.routingKey, properties, payload, flags)) break;
       written++;
     }
     return written;
   }
 
-  /** True when every target shard can take data records now (no control backlog). */
-  writable(target: PublishTarget): boolean {
-    for (const s of target.shards) if (!this.#shards[s].writable) return false;
-    return true;
-  }
+  /** Set by the memory guard: above the high-watermark every publish is refused. */
+  overMemory = false;
 }
 
 export function saturated(shard: number | string): BrokerError {

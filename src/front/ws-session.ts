@@ -11,7 +11,7 @@ import { isUtf8 } from 'node:buffer';
 import type { BrokerContext } from './broker.js';
 import { parseClientOp, type ClientOp } from '../protocol/ws-json.js';
 import { BrokerError, ErrorCode } from '../protocol/errors.js';
-import { DestinationError, DestinationType, parseDestination, type Destination } from '../protocol/destination.js';
+import { DestinationError, DestinationType, formatDestination, parseDestination, type Destination } from '../protocol/destination.js';
 import { AckModeCode, ConfirmStatus, NO_TOKEN, RecordKind, newDeliverRecord, type RecordReader } from '../protocol/ring-record-codec.js';
 import { decodeProperties, encodeProperties } from '../protocol/properties.js';
 import { propertiesToJson } from '../protocol/json-properties.js';
@@ -21,15 +21,19 @@ import { Opcode, ProtocolError } from '../protocol/ws-binary.js';
 import type * as Bin from '../protocol/ws-binary.js';
 import { DeliveryTags } from './delivery-tags.js';
 import { DEFAULT_PREFETCH } from '../config/defaults.js';
+import { tokenFrom, type Principal } from './auth.js';
 import type { PublishTarget } from './publish-path.js';
 
 /** Above this a socket is closed rather than buffering more (uWS drops silently otherwise). */
 const MAX_BACKPRESSURE_BYTES = 64 * 1024 * 1024;
-/** Seconds without traffic before uWS closes a socket (it sends pings first). */
-const IDLE_TIMEOUT_SECONDS = 120;
 /** WebSocket close codes (RFC 6455 §7.4.1). */
 const CLOSE_PROTOCOL_ERROR = 1002;
+const CLOSE_POLICY = 1008;
 const CLOSE_TOO_BIG = 1009;
+/** The subprotocol of the binary protocol (docs/protocol.md); optional for clients. */
+const SUBPROTOCOL = 'shardmq.v1';
+/** Connections listed one by one in /v1/stats. */
+const MAX_STATS_CONNECTIONS = 1000;
 
 interface WsSubscription {
   readonly connection: Connection;
@@ -53,6 +57,7 @@ interface WsSubscription {
 
 interface Connection {
   readonly id: number;
+  readonly principal: Principal;
   readonly ws: WebSocket<ConnectionData>;
   readonly jsonSubs: Map<string, WsSubscription>;
   readonly binarySubs: Map<number, WsSubscription>;
@@ -76,6 +81,7 @@ interface Connection {
 
 interface ConnectionData {
   connection?: Connection;
+  principal?: Principal;
 }
 
 export class WsFront {
@@ -86,6 +92,9 @@ export class WsFront {
   readonly #deliver = newDeliverRecord();
   #nextConnection = 1;
   #undeliverable = 0;
+  /** Always 0 today (uWS upgrades synchronously); kept so the limit check reads as intended. */
+  readonly #upgrading = 0;
+  #slowConsumerClosed = 0;
 
   constructor(ctx: BrokerContext) {
     this.#ctx = ctx;
@@ -97,7 +106,27 @@ export class WsFront {
       maxPayloadLength: this.#ctx.config.maxFrameBytes,
       maxBackpressure: MAX_BACKPRESSURE_BYTES,
       closeOnBackpressureLimit: 1,
-      idleTimeout: IDLE_TIMEOUT_SECONDS,
+      idleTimeout: this.#ctx.config.idleTimeoutS,
+      upgrade: (res, req, context) => {
+        // Headers live only during this callback: read everything first.
+        const key = req.getHeader('sec-websocket-key');
+        const protocols = req.getHeader('sec-websocket-protocol');
+        const extensions = req.getHeader('sec-websocket-extensions');
+        const principal = this.#ctx.auth.authenticate(tokenFrom(req.getHeader('authorization'), req.getQuery('token')));
+        const refuse = (status: string, code: string, message: string): void => {
+          res.cork(() => res.writeStatus(status).writeHeader('content-type', 'application/json').end(JSON.stringify({ error: code, message })));
+        };
+        if (principal === null) {
+          refuse('401 Unauthorized', ErrorCode.unauthorized, 'missing or invalid token (Authorization: Bearer <token>, or ?token=)');
+          return;
+        }
+        if (this.#connections.size + this.#upgrading >= this.#ctx.config.maxConnections) {
+          refuse('503 Service Unavailable', ErrorCode.limitExceeded, `the broker holds max-connections ${this.#ctx.config.maxConnections} connections`);
+          return;
+        }
+        const protocol = protocols.split(',').some((p) => p.trim() === SUBPROTOCOL) ? SUBPROTOCOL : '';
+        res.upgrade<ConnectionData>({ principal }, key, protocol, extensions, context);
+      },
       open: (ws) => this.#open(ws),
       message: (ws, message, isBinary) => {
         const connection = ws.getUserData().connection;
@@ -116,10 +145,25 @@ export class WsFront {
     });
   }
 
-  stats(): { websocket: number; subscriptions: number; undeliverable: number } {
+  stats(): {
+    websocket: number;
+    subscriptions: number;
+    undeliverable: number;
+    slowConsumerClosed: number;
+    connections: Array<{ id: number; user: string; bufferedBytes: number; subscriptions: number; unacked: number; owedCredit: number }>;
+  } {
     let subscriptions = 0;
-    for (const c of this.#connections.values()) subscriptions += c.byNumericId.size;
-    return { websocket: this.#connections.size, subscriptions, undeliverable: this.#undeliverable };
+    const connections = [];
+    for (const c of this.#connections.values()) {
+      subscriptions += c.byNumericId.size;
+      // Bounded: a stats call must not build megabytes for a broker with many connections.
+      if (connections.length < MAX_STATS_CONNECTIONS) {
+        let owed = 0;
+        for (const sub of c.byNumericId.values()) owed += sub.owedCredit;
+        connections.push({ id: c.id, user: c.principal.name, bufferedBytes: c.ws.getBufferedAmount(), subscriptions: c.byNumericId.size, unacked: c.tags.open, owedCredit: owed });
+      }
+    }
+    return { websocket: this.#connections.size, subscriptions, undeliverable: this.#undeliverable, slowConsumerClosed: this.#slowConsumerClosed, connections };
   }
 
   closeAll(code: number, reason: string): void {
@@ -132,6 +176,7 @@ export class WsFront {
     this.#nextConnection = this.#nextConnection >= 0xffff_fffe ? 1 : this.#nextConnection + 1;
     const connection: Connection = {
       id,
+      principal: ws.getUserData().principal ?? ANONYMOUS,
       ws,
       jsonSubs: new Map(),
       binarySubs: new Map(),
@@ -256,6 +301,14 @@ export class WsFront {
   }
 
   #binaryDispatcher(connection: Connection): Bin.BinaryDispatcher {
+    const manage = (requestId: number, op: Opcode, work: () => Promise<Bin.OkEvent | void> | void): void =>
+      answer(requestId, op, () => {
+        if (!connection.principal.canManage) {
+          this.#ctx.log.warn({ user: connection.principal.name, op }, 'management op denied');
+          throw new BrokerError(ErrorCode.accessRefused, `user ${connection.principal.name} may not manage the broker`);
+        }
+        return work();
+      });
     const answer = (requestId: number, op: Opcode, work: () => Promise<Bin.OkEvent | void> | void): void => {
       const fail = (err: unknown): void => {
         const e = toBrokerError(err, this.#ctx);
@@ -312,36 +365,36 @@ export class WsFront {
         }
       },
       processDeclareExchange: (ev) =>
-        answer(ev.requestId, Opcode.DECLARE_EXCHANGE, async () => {
+        manage(ev.requestId, Opcode.DECLARE_EXCHANGE, async () => {
           await mgmt.declareExchange({ ...ev, arguments: ev.arguments as Record<string, unknown> });
         }),
       processDeleteExchange: (ev) =>
-        answer(ev.requestId, Opcode.DELETE_EXCHANGE, async () => {
+        manage(ev.requestId, Opcode.DELETE_EXCHANGE, async () => {
           await mgmt.deleteExchange(ev.name, ev.ifUnused);
         }),
       processDeclareQueue: (ev) =>
-        answer(ev.requestId, Opcode.DECLARE_QUEUE, async () => {
+        manage(ev.requestId, Opcode.DECLARE_QUEUE, async () => {
           const ok = await mgmt.declareQueue({ ...ev, arguments: ev.arguments as Record<string, unknown> }, connection.id);
           return { requestId: ev.requestId, op: Opcode.DECLARE_QUEUE, name: ok.queue, messageCount: ok.messageCount, consumerCount: ok.consumerCount };
         }),
       processDeleteQueue: (ev) =>
-        answer(ev.requestId, Opcode.DELETE_QUEUE, async () => {
+        manage(ev.requestId, Opcode.DELETE_QUEUE, async () => {
           const ok = await mgmt.deleteQueue(ev.name, ev.ifUnused, ev.ifEmpty, connection.id);
           return { requestId: ev.requestId, op: Opcode.DELETE_QUEUE, name: ev.name, messageCount: ok.messageCount, consumerCount: 0 };
         }),
       processPurgeQueue: (ev) =>
-        answer(ev.requestId, Opcode.PURGE_QUEUE, async () => {
+        manage(ev.requestId, Opcode.PURGE_QUEUE, async () => {
           const ok = await mgmt.purgeQueue(ev.name);
           return { requestId: ev.requestId, op: Opcode.PURGE_QUEUE, name: ev.name, messageCount: ok.messageCount, consumerCount: 0 };
         }),
       processBindQueue: (ev) =>
-        answer(ev.requestId, Opcode.BIND_QUEUE, () => mgmt.bindQueue(ev.exchange, ev.queue, ev.routingKey, ev.arguments as Record<string, unknown>)),
+        manage(ev.requestId, Opcode.BIND_QUEUE, () => mgmt.bindQueue(ev.exchange, ev.queue, ev.routingKey, ev.arguments as Record<string, unknown>)),
       processUnbindQueue: (ev) =>
-        answer(ev.requestId, Opcode.UNBIND_QUEUE, () => mgmt.unbindQueue(ev.exchange, ev.queue, ev.routingKey, ev.arguments as Record<string, unknown>)),
+        manage(ev.requestId, Opcode.UNBIND_QUEUE, () => mgmt.unbindQueue(ev.exchange, ev.queue, ev.routingKey, ev.arguments as Record<string, unknown>)),
       processBindExchange: (ev) =>
-        answer(ev.requestId, Opcode.BIND_EXCHANGE, () => mgmt.bindExchange(ev.destination, ev.source, ev.routingKey, ev.arguments as Record<string, unknown>)),
+        manage(ev.requestId, Opcode.BIND_EXCHANGE, () => mgmt.bindExchange(ev.destination, ev.source, ev.routingKey, ev.arguments as Record<string, unknown>)),
       processUnbindExchange: (ev) =>
-        answer(ev.requestId, Opcode.UNBIND_EXCHANGE, () => mgmt.unbindExchange(ev.destination, ev.source, ev.routingKey, ev.arguments as Record<string, unknown>)),
+        manage(ev.requestId, Opcode.UNBIND_EXCHANGE, () => mgmt.unbindExchange(ev.destination, ev.source, ev.routingKey, ev.arguments as Record<string, unknown>)),
     };
   }
 
@@ -373,7 +426,7 @@ export class WsFront {
     };
     let target: PublishTarget;
     try {
-      target = this.#target(destinationText);
+      target = this.#target(destinationText, connection);
     } catch (err) {
       const e = toBrokerError(err, this.#ctx);
       if (connection.confirming && first > 0) for (let seq = first; seq <= last; seq++) this.#writer(connection).confirm(seq, false, true);
@@ -404,8 +457,14 @@ export class WsFront {
 
   // ---- shared op logic ---------------------------------------------------------------------
 
-  #target(destinationText: string): PublishTarget {
-    return this.#ctx.publisher.target(this.#parse(destinationText));
+  #target(destinationText: string, connection: Connection): PublishTarget {
+    const destination = this.#parse(destinationText);
+    const canonical = formatDestination(destination.type, destination.exchange, destination.name);
+    if (!connection.principal.canPublish(canonical)) {
+      this.#ctx.log.warn({ user: connection.principal.name, destination: canonical }, 'publish denied');
+      throw new BrokerError(ErrorCode.accessRefused, `user ${connection.principal.name} may not publish to ${canonical}`);
+    }
+    return this.#ctx.publisher.target(destination);
   }
 
   /** Publishes one message; `done` gets the outcome once the broker holds it (or refused it). */
@@ -414,7 +473,7 @@ export class WsFront {
     if (payload.byteLength + (properties?.byteLength ?? 0) > max) {
       throw new BrokerError(ErrorCode.tooLarge, `message of ${payload.byteLength} bytes exceeds max-message-bytes ${max}`, 413);
     }
-    const target = this.#target(destinationText);
+    const target = this.#target(destinationText, connection);
     const token = target.confirmFromShard && target.shards.length > 0 ? this.#ctx.confirms.allocate(target.shards, done) : NO_TOKEN;
     if (this.#ctx.publisher.write(target, connection.id, token, properties, payload) < target.shards.length) {
       if (token !== NO_TOKEN) this.#ctx.confirms.fail(token, ConfirmStatus.rejected);
@@ -431,6 +490,15 @@ export class WsFront {
    */
   #subscribe(connection: Connection, clientId: string | number, binary: boolean, destinationText: string, ackMode: 'auto' | 'client', prefetch: number): WsSubscription {
     const destination = this.#parse(destinationText);
+    const max = this.#ctx.config.maxSubscriptions;
+    if (connection.byNumericId.size >= max) {
+      throw new BrokerError(ErrorCode.limitExceeded, `this connection already holds max-subscriptions ${max} subscriptions`);
+    }
+    const canonical = formatDestination(destination.type, destination.exchange, destination.name);
+    if (!connection.principal.canSubscribe(canonical)) {
+      this.#ctx.log.warn({ user: connection.principal.name, destination: canonical }, 'subscribe denied');
+      throw new BrokerError(ErrorCode.accessRefused, `user ${connection.principal.name} may not subscribe to ${canonical}`);
+    }
     const { topology, publisher, shards, config } = this.#ctx;
     let queue: string;
     let shard: number;
@@ -441,7 +509,8 @@ export class WsFront {
     } else {
       // RabbitMQ's STOMP plugin does the same: a private queue per subscription, bounded here
       // by --topic-buffer (drop-head) so a subscriber that does not keep up costs bounded memory.
-      const args = { 'x-max-length': config.topicBuffer };
+      const args: Record<string, unknown> = { 'x-max-length': config.topicBuffer };
+      if (config.slowConsumer === 'disconnect') args['x-shardmq-slow-consumer'] = 'disconnect';
       const created = wrapRouter(() => topology.declareQueue('', { durable: false, exclusive: true, autoDelete: true, arguments: args }, false, connection.id));
       queue = created.queue.name;
       shard = created.queue.shard;
@@ -583,6 +652,18 @@ export class WsFront {
     const connection = this.#connections.get(connectionId);
     if (connection === undefined) return;
     const sub = connection.byNumericId.get(subscriptionId);
+    if (code === ErrorCode.slowConsumer) {
+      // --slow-consumer disconnect: a subscriber whose buffer overflowed loses its connection,
+      // with a close code and reason that say why (its queue-bound messages are requeued).
+      this.#slowConsumerClosed++;
+      this.#ctx.log.warn({ connection: connectionId, user: connection.principal.name, subscription: sub?.clientId }, 'slow consumer disconnected');
+      connection.ws.end(CLOSE_POLICY, 'slow consumer: topic buffer overflowed');
+      return;
+    }
+    if (code === 'slow_consumer_dropped') {
+      this.#ctx.log.warn({ connection: connectionId, user: connection.principal.name, subscription: sub?.clientId }, 'slow consumer: its topic buffer overflowed, dropping oldest messages');
+      return;
+    }
     if (code === ErrorCode.consumerCancelled && sub !== undefined) {
       // The queue went away under the consumer: the subscription is over.
       if (sub.binary) connection.binarySubs.delete(sub.clientId as number);
@@ -694,6 +775,8 @@ export class WsFront {
     this.#sendErrorText(connection, e.code, e.message, receipt);
   }
 }
+
+const ANONYMOUS: Principal = { name: 'anonymous', canPublish: () => true, canSubscribe: () => true, canManage: true };
 
 function refusal(status: ConfirmStatus): [string, string] {
   if (status === ConfirmStatus.notFound) return [ErrorCode.notFound, 'the exchange no longer exists'];

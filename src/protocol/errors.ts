@@ -23,6 +23,9 @@ export const ErrorCode = {
   resourceLocked: 'resource_locked',
   commandInvalid: 'command_invalid',
   consumerCancelled: 'consumer_cancelled',
+  unauthorized: 'unauthorized',
+  slowConsumer: 'slow_consumer',
+  limitExceeded: 'limit_exceeded',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -37,6 +40,8 @@ export const HTTP_STATUS: Readonly<Record<string, number>> = {
   shard_unavailable: 503,
   precondition_failed: 409,
   access_refused: 403,
+  unauthorized: 401,
+  limit_exceeded: 429,
   resource_locked: 409,
   command_invalid: 400,
   internal: 500,

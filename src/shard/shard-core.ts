@@ -47,6 +47,12 @@ interface LocalQueue {
   readonly arguments: Record<string, unknown>;
   /** Auto-delete applies once a queue has had a consumer. */
   hadConsumer: boolean;
+  /**
+   * A subscription's private topic queue: when its length limit drops messages the consumer
+   * is told once (`slow_consumer` = disconnect it, `slow_consumer_dropped` = log and count).
+   */
+  readonly slowConsumerPolicy: 'disconnect' | 'drop' | null;
+  slowReported: boolean;
 }
 
 interface Subscription {
@@ -303,14 +309,30 @@ export class ShardCore {
       };
       if (consumer !== null && !this.#outboundFull) {
         queue.deliverNow(consumer, message);
-      } else if (queue.enqueue(message) === 'rejected') {
-        status = ConfirmStatus.rejected;
+      } else {
+        const dropsBefore = queue.stats.maxlenDropped;
+        if (queue.enqueue(message) === 'rejected') status = ConfirmStatus.rejected;
+        else if (queue.stats.maxlenDropped !== dropsBefore) this.#onOverflowDrop(queue);
       }
       if (this.#outboundFull) this.#stalled.add(queue);
     }
     if (rec.token !== NO_TOKEN) {
       const { connectionId, token } = rec;
       this.#control(() => this.#out.confirm(connectionId, token, status, 1));
+    }
+  }
+
+  /** A private topic queue dropped a message for length: tell its consumer, once. */
+  #onOverflowDrop(queue: MessageQueue): void {
+    const local = this.#queues.get(queue.name);
+    if (local === undefined || local.slowConsumerPolicy === null || local.slowReported) return;
+    local.slowReported = true;
+    const code = local.slowConsumerPolicy === 'disconnect' ? 'slow_consumer' : 'slow_consumer_dropped';
+    const message = `subscription buffer of ${queue.arguments.maxLength ?? 0} messages overflowed; oldest messages are being dropped`;
+    for (const [connectionId, subs] of this.#connections) {
+      for (const [subscriptionId, sub] of subs) {
+        if (sub.local === local) this.#control(() => this.#out.error(connectionId, subscriptionId, code, message));
+      }
     }
   }
 
@@ -410,6 +432,10 @@ export class ShardCore {
           autoDelete: op.autoDelete,
           arguments: op.arguments,
           hadConsumer: false,
+          slowConsumerPolicy: op.exclusive && op.autoDelete && op.arguments['x-max-length'] !== undefined
+            ? op.arguments['x-shardmq-slow-consumer'] === 'disconnect' ? 'disconnect' : 'drop'
+            : null,
+          slowReported: false,
         });
         this.#counters[CounterSlot.queues] = this.#queues.size;
         if (args.expires !== undefined) this.#startIdleSweep();

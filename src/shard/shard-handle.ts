@@ -32,8 +32,16 @@ export class ShardHandle {
   readonly #inbound: RingProducer;
   readonly #outbound: RingConsumer;
   readonly #reader: RecordReader;
-  /** Control records that met a full ring: retried in order before anything else is written. */
+  /**
+   * Records that met a full ring, retried in order before anything else is written: control
+   * records (always kept: they are tiny and must not be lost) and publishes (copied, and
+   * bounded by `overflowLimit` bytes, past which publishers are refused).
+   */
   readonly #backlog: Array<(w: InboundWriter) => boolean> = [];
+  readonly #backlogBytes: number[] = [];
+  #overflowBytes = 0;
+  #overflowLimit = Infinity;
+  #overflowed = 0;
   #commitScheduled = false;
   #pumping = false;
   #alive = false;
@@ -48,6 +56,36 @@ export class ShardHandle {
     this.#outbound = new RingConsumer(this.outboundStorage);
     this.writer = new InboundWriter(this.#inbound);
     this.#reader = new RecordReader(this.#outbound.bytes, this.#outbound.view);
+  }
+
+  /** Bytes of publishes the main thread may hold for this shard while its ring is full. */
+  set overflowLimit(bytes: number) {
+    this.#overflowLimit = bytes;
+  }
+
+  /** Publishes waiting in the overflow for room in the ring (bytes), and how many ever waited. */
+  get overflow(): { bytes: number; records: number; total: number } {
+    return { bytes: this.#overflowBytes, records: this.#backlog.length, total: this.#overflowed };
+  }
+
+  /**
+   * Writes one publish, or when the ring is full keeps a copy in the bounded overflow (in
+   * order, behind anything already waiting). False only when the overflow is at its bound:
+   * the publisher must then be refused (503).
+   */
+  publish(connectionId: number, token: number, exchange: string, routingKey: string, properties: Uint8Array | null, payload: Uint8Array, flags = 0): boolean {
+    if (this.#backlog.length === 0 && this.writer.publish(connectionId, token, exchange, routingKey, properties, payload, flags)) {
+      this.scheduleCommit();
+      return true;
+    }
+    const size = payload.byteLength + (properties?.byteLength ?? 0) + 64;
+    if (this.#overflowBytes + size > this.#overflowLimit) return false;
+    const p = properties === null ? null : properties.slice();
+    const body = payload.slice();
+    this.#overflowBytes += size;
+    this.#overflowed++;
+    this.#push((w) => w.publish(connectionId, token, exchange, routingKey, p, body, flags), size);
+    return true;
   }
 
   /** Whether the shard thread is up (set by the supervisor). */
@@ -68,11 +106,16 @@ export class ShardHandle {
       this.scheduleCommit();
       return;
     }
+    this.#push(write, 0);
+  }
+
+  #push(write: (w: InboundWriter) => boolean, bytes: number): void {
     this.#backlog.push(write);
+    this.#backlogBytes.push(bytes);
     if (this.#backlog.length === 1) void this.#drainBacklog();
   }
 
-  /** True when data records may be written now (no control record is waiting). */
+  /** True when records go straight into the ring (nothing is waiting in the backlog). */
   get writable(): boolean {
     return this.#backlog.length === 0;
   }
@@ -129,8 +172,12 @@ export class ShardHandle {
 
   async #drainBacklog(): Promise<void> {
     while (this.#backlog.length > 0) {
-      while (this.#backlog.length > 0 && this.#backlog[0](this.writer)) this.#backlog.shift();
+      while (this.#backlog.length > 0 && this.#backlog[0](this.writer)) {
+        this.#backlog.shift();
+        this.#overflowBytes -= this.#backlogBytes.shift() ?? 0;
+      }
       this.#inbound.commit();
+      // Never block the main thread: wait for the shard to release space (Atomics.waitAsync).
       if (this.#backlog.length > 0) await this.#inbound.waitForSpace(50);
     }
   }

@@ -32,6 +32,8 @@ const CLOSE_POLICY = 1008;
 const CLOSE_TOO_BIG = 1009;
 /** The subprotocol of the binary protocol (docs/protocol.md); optional for clients. */
 const SUBPROTOCOL = 'shardmq.v1';
+/** uWS's own frame limit, as a multiple of max-frame-bytes (see register()). */
+const UWS_FRAME_HEADROOM = 4;
 /** Connections listed one by one in /v1/stats. */
 const MAX_STATS_CONNECTIONS = 1000;
 
@@ -103,7 +105,9 @@ export class WsFront {
   register(app: TemplatedApp): void {
     app.ws<ConnectionData>('/v1/ws', {
       compression: 0,
-      maxPayloadLength: this.#ctx.config.maxFrameBytes,
+      // uWS cuts frames above its limit without a close frame (1006 at the client). Give it
+      // headroom and enforce max-frame-bytes here, so an oversized frame gets a precise 1009.
+      maxPayloadLength: this.#ctx.config.maxFrameBytes * UWS_FRAME_HEADROOM,
       maxBackpressure: MAX_BACKPRESSURE_BYTES,
       closeOnBackpressureLimit: 1,
       idleTimeout: this.#ctx.config.idleTimeoutS,
@@ -131,6 +135,10 @@ export class WsFront {
       message: (ws, message, isBinary) => {
         const connection = ws.getUserData().connection;
         if (connection === undefined || connection.closed) return;
+        if (message.byteLength > this.#ctx.config.maxFrameBytes) {
+          ws.end(CLOSE_TOO_BIG, `frame of ${message.byteLength} bytes exceeds max-frame-bytes ${this.#ctx.config.maxFrameBytes}`);
+          return;
+        }
         if (isBinary) this.#binaryFrame(connection, new Uint8Array(message));
         else this.#textFrame(connection, message);
       },

@@ -105,8 +105,8 @@ export function resolveConfig(
   }
   const config = out as unknown as BrokerConfig;
   // A message travels as one ring record: at most a quarter of the ring, less the record
-  // header and the largest publish header (255-byte exchange and key).
-  const ringPayloadLimit = maxRecordPayload(config.ringBytes) - InboundWriter.MAX_PUBLISH_HEADER;
+  // header and the largest message header (255-byte exchange and key, padding).
+  const ringPayloadLimit = maxRecordPayload(config.ringBytes) - InboundWriter.MAX_RECORD_OVERHEAD;
   if ((config.tlsCert === null) !== (config.tlsKey === null)) {
     throw new ConfigError('tls-cert and tls-key go together: give both or neither');
   }

@@ -77,10 +77,11 @@ export class InboundWriter {
   }
 
   /**
-   * Largest header a publish record can have: fixed fields plus a 255-byte exchange and a
-   * 255-byte key (AMQP shortstr limits), padded. max-message-bytes must leave room for it.
+   * The most a message's record adds to its payload + properties: the deliver header (the
+   * larger of publish's and deliver's), a 255-byte exchange and key (AMQP shortstr limits)
+   * and padding to 8. max-message-bytes (payload + properties) must leave room for it.
    */
-  static readonly MAX_PUBLISH_HEADER = pad8(PUBLISH_FIXED + 255 + 255);
+  static readonly MAX_RECORD_OVERHEAD = pad8(DELIVER_FIXED + 255 + 255) + 8;
 
   /** Bytes a publish record needs, so callers can check limits before copying. */
   static publishSize(exchangeBytes: number, keyBytes: number, payloadBytes: number, propsBytes = 0): number {

@@ -432,6 +432,9 @@ export class MessageQueue {
       if (ms != null && ms < ttl) ttl = ms;
     }
     message.expiresAt = ttl === Infinity ? Infinity : this.#now() + ttl;
+    // A message that can expire may come back (requeue) after a fast-path delivery: from now
+    // on this queue must look at expiries.
+    if (message.expiresAt !== Infinity) this.#ttlActive = true;
   }
 
   /** A stamped fresh publish joins the ready messages: expires at once (TTL 0), or is added and limits applied. */

@@ -417,7 +417,11 @@ export class ShardCore {
     switch (op.op) {
       case 'declareQueue': {
         const existing = this.#queues.get(op.name);
-        if (existing !== undefined) return { messageCount: existing.queue.depth, consumerCount: existing.queue.consumerCount };
+        if (existing !== undefined) {
+          // A redeclare counts as use: it renews an x-expires lease, as in RabbitMQ.
+          existing.queue.markUsed();
+          return { messageCount: existing.queue.depth, consumerCount: existing.queue.consumerCount };
+        }
         const args = parseQueueArguments(op.arguments, op.name);
         const queue = new MessageQueue(op.name, this.#deliver, this.#allocateTag, {
           arguments: args,
@@ -527,12 +531,16 @@ export class ShardCore {
       unacked: 0,
       credit: rec.credit === 0 ? Infinity : rec.credit,
     };
+    // A reused subscription id replaces the old consumer. The front never reuses ids, but a
+    // replacement must not remove the queue it is about to consume (auto-delete), so the
+    // old consumer goes without the auto-delete check when it is on the same queue.
+    const previous = this.#connections.get(rec.connectionId)?.get(rec.subscriptionId);
+    if (previous !== undefined) this.#processUnsubscribe(rec.connectionId, rec.subscriptionId, previous.local === local);
     let subs = this.#connections.get(rec.connectionId);
     if (subs === undefined) {
       subs = new Map();
       this.#connections.set(rec.connectionId, subs);
     }
-    if (subs.has(rec.subscriptionId)) this.#processUnsubscribe(rec.connectionId, rec.subscriptionId);
     const sub: Subscription = { consumer, local };
     subs.set(rec.subscriptionId, sub);
     local.queue.addConsumer(consumer);
@@ -541,7 +549,7 @@ export class ShardCore {
     this.#dispatch(local.queue);
   }
 
-  #processUnsubscribe(connectionId: number, subscriptionId: number): void {
+  #processUnsubscribe(connectionId: number, subscriptionId: number, keepQueue = false): void {
     const subs = this.#connections.get(connectionId);
     const sub = subs?.get(subscriptionId);
     if (subs === undefined || sub === undefined) return;
@@ -550,17 +558,32 @@ export class ShardCore {
     this.#counters[CounterSlot.consumers]--;
     const { local } = sub;
     const requeued = local.queue.removeConsumer(connectionId, subscriptionId);
-    if (local.autoDelete && local.hadConsumer && local.queue.consumerCount === 0) {
-      this.#deleteQueueOnOwnAccord(local, 'auto-delete queue lost its last consumer');
-      return;
-    }
+    if (!keepQueue && this.#autoDeleteIfUnused(local)) return;
     if (requeued > 0) this.#dispatch(local.queue);
+  }
+
+  /** Auto-delete: a queue that had consumers and has none left goes. */
+  #autoDeleteIfUnused(local: LocalQueue): boolean {
+    if (!local.autoDelete || !local.hadConsumer || local.queue.consumerCount > 0) return false;
+    this.#deleteQueueOnOwnAccord(local, 'auto-delete queue lost its last consumer');
+    return true;
   }
 
   #processConnectionClosed(connectionId: number): void {
     const subs = this.#connections.get(connectionId);
     if (subs === undefined) return;
-    for (const id of [...subs.keys()]) this.#processUnsubscribe(connectionId, id);
+    // Remove every consumer of the connection before dispatching anything: otherwise a message
+    // requeued from one of its subscriptions could be handed to another one that is closing too.
+    this.#connections.delete(connectionId);
+    const touched = new Set<LocalQueue>();
+    for (const sub of subs.values()) {
+      this.#counters[CounterSlot.consumers]--;
+      sub.local.queue.removeConsumer(connectionId, sub.consumer.subscriptionId);
+      touched.add(sub.local);
+    }
+    for (const local of touched) {
+      if (!this.#autoDeleteIfUnused(local)) this.#dispatch(local.queue);
+    }
   }
 
   #processCredit(connectionId: number, subscriptionId: number, count: number): void {

@@ -63,6 +63,20 @@ describe('resolveConfig - defaults', () => {
       topicBuffer: D.DEFAULT_TOPIC_BUFFER,
       overflowBytes: D.DEFAULT_OVERFLOW_BYTES,
       shutdownTimeoutMs: D.DEFAULT_SHUTDOWN_TIMEOUT_MS,
+      fsync: D.DEFAULT_FSYNC,
+      fsyncIntervalMs: D.DEFAULT_FSYNC_INTERVAL_MS,
+      inflateThreads: D.DEFAULT_INFLATE_THREADS,
+      inflateQueue: D.DEFAULT_INFLATE_QUEUE,
+      maxBatchLines: D.DEFAULT_MAX_BATCH_LINES,
+      maxConnections: D.DEFAULT_MAX_CONNECTIONS,
+      maxSubscriptions: D.DEFAULT_MAX_SUBSCRIPTIONS,
+      idleTimeoutS: D.DEFAULT_IDLE_TIMEOUT_S,
+      slowConsumer: D.DEFAULT_SLOW_CONSUMER,
+      maxMemoryBytes: D.DEFAULT_MAX_MEMORY_BYTES,
+      tlsCert: null,
+      tlsKey: null,
+      authToken: null,
+      usersFile: null,
     } satisfies BrokerConfig);
   });
 
@@ -119,6 +133,9 @@ describe('resolveConfig - precedence', () => {
       } else if (spec.kind === 'level') {
         envValue[spec.flag] = 'debug';
         flagValue[spec.flag] = 'error';
+      } else if (spec.kind === 'enum') {
+        envValue[spec.flag] = (spec.values as readonly string[])[0];
+        flagValue[spec.flag] = (spec.values as readonly string[])[1];
       } else if (spec.kind === 'pow2') {
         envValue[spec.flag] = String(2 ** 20);
         flagValue[spec.flag] = String(2 ** 21);
@@ -199,19 +216,19 @@ describe('resolveConfig - log-level', () => {
 
 describe('resolveConfig - max-message-bytes vs ring-bytes', () => {
   // The limit: a quarter of the ring, less the ring record header (8) and the largest
-  // publish header (24 fixed + 255 + 255, padded to 8 = 536): 16384 - 8 - 536 = 15840.
-  it('max-message-bytes - exactly ring-bytes/4 - 544 is accepted', () => {
-    const config = resolveConfig({ 'ring-bytes': '65536', 'max-message-bytes': String(65536 / 4 - 544) }, NO_ENV);
-    expect(config.maxMessageBytes).toBe(15840);
+  // message header (deliver's 32 fixed + 255 + 255, padded to 8, + 8 = 552): 16384 - 8 - 552 = 15824.
+  it('max-message-bytes - exactly ring-bytes/4 - 560 is accepted', () => {
+    const config = resolveConfig({ 'ring-bytes': '65536', 'max-message-bytes': String(65536 / 4 - 560) }, NO_ENV);
+    expect(config.maxMessageBytes).toBe(15824);
   });
 
   it('max-message-bytes - one byte over the limit is rejected, naming both numbers', () => {
     const message = configError(
-      () => resolveConfig({ 'ring-bytes': '65536', 'max-message-bytes': '15841' }, NO_ENV),
+      () => resolveConfig({ 'ring-bytes': '65536', 'max-message-bytes': '15825' }, NO_ENV),
       'max-message-bytes',
-      '15841',
+      '15825',
     );
-    expect(message).toContain('15840');
+    expect(message).toContain('15824');
   });
 
   it('max-message-bytes - the default limit does not fit a 64 KiB ring, and the error says so', () => {
@@ -227,7 +244,7 @@ describe('resolveConfig - max-message-bytes vs ring-bytes', () => {
     // fields and names into one ring record (InboundWriter.publish); that must never exceed the ring's
     // record limit, or reserve() throws a RangeError instead of the publisher getting an answer.
     const ringBytes = 65536;
-    const largest = ringBytes / 4 - 544;
+    const largest = ringBytes / 4 - 560;
     const config = resolveConfig({ 'ring-bytes': String(ringBytes), 'max-message-bytes': String(largest) }, NO_ENV);
     const recordBytes = InboundWriter.publishSize(MAX_NAME_BYTES, MAX_NAME_BYTES, config.maxMessageBytes);
     expect(recordBytes, `publish record of ${recordBytes} bytes vs maxRecordPayload ${maxRecordPayload(ringBytes)}`).toBeLessThanOrEqual(

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { processCpuSeconds, processRssBytes } from './proc.js';
 
 /** A broker started by the harness in its own process, on loopback and an OS-picked port. */
 export interface BrokerProcess {
@@ -15,13 +15,23 @@ export interface BrokerProcess {
 }
 
 const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
-const CLOCK_TICKS = 100;
+
+/**
+ * Extra node flags for every broker the harness starts, for profiling, e.g.
+ * `SHARDMQ_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof"` (space-separated).
+ */
+export const BENCH_NODE_ARGS_ENV = 'SHARDMQ_BENCH_NODE_ARGS';
+
+function extraNodeArgs(): string[] {
+  const raw = process.env[BENCH_NODE_ARGS_ENV]?.trim();
+  return raw === undefined || raw === '' ? [] : raw.split(/\s+/);
+}
 
 export async function startBrokerProcess(args: readonly string[] = []): Promise<BrokerProcess> {
   // From sources (tests of the harness) the CLI is .ts and needs tsx; from dist it is plain JS.
   const fromSource = import.meta.url.endsWith('.ts');
   const entry = fromSource ? CLI.replace(/\.js$/, '.ts') : CLI;
-  const nodeArgs = fromSource ? ['--import', 'tsx', entry] : [entry];
+  const nodeArgs = [...extraNodeArgs(), ...(fromSource ? ['--import', 'tsx', entry] : [entry])];
   const child = spawn(process.execPath, [...nodeArgs, 'serve', '--host', '127.0.0.1', '--port', '0', '--log-level', 'info', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -51,17 +61,8 @@ export async function startBrokerProcess(args: readonly string[] = []): Promise<
     url,
     pid,
     child,
-    cpuSeconds: () => {
-      // /proc/<pid>/stat fields 14 and 15: utime and stime in clock ticks, summed over threads.
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
-    },
-    rssBytes: () => {
-      const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-      const m = /VmRSS:\s+(\d+) kB/.exec(status);
-      return m ? Number(m[1]) * 1024 : 0;
-    },
+    cpuSeconds: () => processCpuSeconds(pid),
+    rssBytes: () => processRssBytes(pid),
     stop: async () => {
       if (child.exitCode !== null) return;
       const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));

@@ -3,7 +3,11 @@ import { describeMachine, machineLine } from '../bench/machine.js';
 import { writeReports, type RunRecord } from '../bench/report.js';
 import { WORKLOADS } from '../bench/workloads/index.js';
 
-/** `shardmq bench [--quick] [--only a,b] [--runs N] [--out benchmarks.md]`: the harness. */
+/**
+ * `shardmq bench [--quick] [--only a,b] [--runs N] [--out benchmarks.md] [--json benchmarks.json]`:
+ * the harness. Workloads run in order (later ones may use earlier figures, e.g. latency reads the
+ * ws-fanout 1→1 maximum); charts are written under `benchmarks/` next to --out.
+ */
 export async function bench(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
@@ -34,12 +38,27 @@ export async function bench(args: string[]): Promise<number> {
   };
   progress(`machine: ${machineLine(machine)}`);
   const records: RunRecord[] = [];
+  const results: Record<string, number> = {};
+  let failed = 0;
   for (const workload of selected) {
     progress(`workload ${workload.name}: ${workload.description}`);
-    records.push({ workload, result: await workload.run({ quick: values.quick, runs, progress }) });
+    const t0 = Date.now();
+    try {
+      const result = await workload.run({ quick: values.quick, runs, machine, results, progress });
+      Object.assign(results, result.figures);
+      records.push({ workload, result });
+      progress(`workload ${workload.name}: done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+    } catch (err) {
+      // One broken workload must not lose the others' figures: report it and go on.
+      failed++;
+      const message = err instanceof Error ? (err.stack ?? err.message) : String(err);
+      progress(`workload ${workload.name} FAILED: ${message}`);
+      records.push({ workload, result: { tables: [], figures: {}, notes: [`FAILED in this run: ${message.split('\n')[0]}`] } });
+    }
   }
-  const command = `npm run bench${values.quick ? ' -- --quick' : ''}`;
-  writeReports(values.out, values.json, machine, records, command);
-  progress(`wrote ${values.out} and ${values.json}`);
-  return 0;
+  const flags = [...(values.quick ? ['--quick'] : []), ...(only !== undefined ? [`--only ${only.join(',')}`] : [])];
+  const command = `npm run bench${flags.length > 0 ? ` -- ${flags.join(' ')}` : ''}`;
+  const written = writeReports(values.out, values.json, machine, records, command, values.quick);
+  progress(`wrote ${[values.out, values.json, ...written].join(', ')}`);
+  return failed === 0 ? 0 : 1;
 }

@@ -1,14 +1,22 @@
 import { parseArgs } from 'node:util';
 import { DEFAULT_HOST, DEFAULT_PORT } from '../config/defaults.js';
+import { connect } from '../client/client.js';
 
-/** Messages per NDJSON request when --count repeats a one-line message. */
-const BATCH = 500;
+/**
+ * Publishes issued before the CLI waits for their confirms. Bounds memory for a large --count
+ * while keeping the socket busy: the client batches each window into a few frames.
+ */
+const WINDOW = 1000;
 
 export function defaultUrl(): string {
   return process.env.SHARDMQ_URL ?? `http://${DEFAULT_HOST}:${DEFAULT_PORT}`;
 }
 
-/** `shardmq pub <destination> [message]`: publishes over HTTP; without a message, each stdin line is one. */
+/**
+ * `shardmq pub <destination> [message]`: publishes over the binary WebSocket protocol with
+ * confirms; without a message, each stdin line is one. `--count N` repeats the message(s) N times,
+ * `--rate R` paces them at R messages per second (0 or absent: as fast as confirms allow).
+ */
 export async function pub(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
@@ -30,41 +38,40 @@ export async function pub(args: string[]): Promise<number> {
     process.stderr.write(`shardmq pub: --rate must be a number ≥ 0 (got ${values.rate})\n`);
     return 2;
   }
-  const url = `${values.url.replace(/\/$/, '')}/v1/publish/${destination.replace(/^\//, '').split('/').map(encodeURIComponent).join('/')}`;
 
   let lines: string[];
   if (message !== undefined) lines = [message];
   else lines = (await readStdin()).split('\n').filter((l) => l.length > 0);
-  let accepted = 0;
+
+  // A CLI run should fail rather than wait for a broker that is gone.
+  const client = await connect(values.url, { reconnect: { initialDelayMs: 100, maxDelayMs: 1000, maxAttempts: 3 } });
+  let sent = 0;
   const started = Date.now();
-  for (let i = 0; i < count; i++) {
-    for (let j = 0; j < lines.length; ) {
-      // Without a rate limit, one-line messages travel as NDJSON batches.
-      const batchable = rate === 0 && !lines[j].includes('\n');
-      const take = batchable ? Math.min(BATCH, lines.length - j) : 1;
-      const batch = lines.slice(j, j + take);
-      j += take;
-      accepted += await post(url, batch, take > 1);
-      if (rate > 0) {
-        const due = started + (accepted / rate) * 1000;
-        const wait = due - Date.now();
-        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  const windows: Promise<void>[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      for (const line of lines) {
+        client.publishNoWait(destination, line);
+        sent++;
+        if (rate > 0) {
+          const wait = started + (sent / rate) * 1000 - Date.now();
+          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        } else if (sent % WINDOW === 0) {
+          const window = client.flush();
+          window.catch(() => undefined); // awaited below; this only keeps an early failure from being "unhandled"
+          windows.push(window);
+          // Two windows in flight: one being confirmed while the next is sent.
+          if (windows.length >= 2) await windows.shift();
+        }
       }
     }
+    await Promise.all(windows);
+    await client.flush();
+  } finally {
+    await client.close();
   }
-  process.stderr.write(`published ${accepted} message(s) to ${destination}\n`);
+  process.stderr.write(`published ${sent} message(s) to ${destination}\n`);
   return 0;
-}
-
-async function post(url: string, messages: string[], ndjson: boolean): Promise<number> {
-  const res = await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': ndjson ? 'application/x-ndjson' : 'text/plain' },
-    body: ndjson ? messages.join('\n') + '\n' : messages[0],
-  });
-  const body = (await res.json()) as { accepted?: number; error?: string; message?: string };
-  if (res.status !== 200) throw new Error(`publish failed: HTTP ${res.status} ${body.error ?? ''}: ${body.message ?? ''}`);
-  return body.accepted ?? 0;
 }
 
 async function readStdin(): Promise<string> {

@@ -1,18 +1,13 @@
 import { parseArgs } from 'node:util';
-import WebSocket from 'ws';
+import { connect } from '../client/client.js';
+import type { ShardmqError } from '../client/errors.js';
 import { defaultUrl } from './pub.js';
 
-interface MessageFrame {
-  op: string;
-  tag?: number;
-  payload?: string;
-  encoding?: string;
-  code?: string;
-  message?: string;
-  receipt?: string;
-}
-
-/** `shardmq sub <destination>`: prints one message payload per line; acks them in client mode. */
+/**
+ * `shardmq sub <destination>`: prints one message payload per line (as UTF-8); acks them in client
+ * mode. `--count N` exits 0 after N messages; otherwise it runs until SIGINT (exit 0). It
+ * reconnects and re-subscribes if the broker restarts.
+ */
 export async function sub(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
@@ -29,38 +24,50 @@ export async function sub(args: string[]): Promise<number> {
     process.stderr.write('shardmq sub: a destination is required, e.g. /topic/sensors.#\n');
     return 2;
   }
-  if (values.ack !== 'auto' && values.ack !== 'client') {
-    process.stderr.write(`shardmq sub: --ack must be auto or client (got ${values.ack})\n`);
+  const ack = values.ack;
+  if (ack !== 'auto' && ack !== 'client') {
+    process.stderr.write(`shardmq sub: --ack must be auto or client (got ${ack})\n`);
     return 2;
   }
   const limit = values.count === undefined ? Infinity : Number(values.count);
-  const wsUrl = values.url.replace(/^http/, 'ws').replace(/\/$/, '') + '/v1/ws';
-  const ws = new WebSocket(wsUrl);
+  if (limit !== Infinity && (!Number.isInteger(limit) || limit < 1)) {
+    process.stderr.write(`shardmq sub: --count must be a positive integer (got ${values.count})\n`);
+    return 2;
+  }
+  const prefetch = values.prefetch === undefined ? undefined : Number(values.prefetch);
+  if (prefetch !== undefined && (!Number.isInteger(prefetch) || prefetch < 0)) {
+    process.stderr.write(`shardmq sub: --prefetch must be an integer ≥ 0 (got ${values.prefetch})\n`);
+    return 2;
+  }
+
+  let client;
+  try {
+    client = await connect(values.url);
+  } catch (err) {
+    process.stderr.write(`shardmq sub: ${(err as Error).message}\n`);
+    return 1;
+  }
+  client.on('error', (err: ShardmqError) => process.stderr.write(`error ${err.code}: ${err.message}\n`));
+  client.on('reconnecting', ({ attempt, delayMs }) => process.stderr.write(`connection lost; reconnect attempt ${attempt} in ${delayMs} ms\n`));
+  client.on('reconnected', () => process.stderr.write(`reconnected; subscribed to ${destination} again\n`));
+
   let received = 0;
-  return new Promise<number>((resolve) => {
-    ws.on('open', () => {
-      const frame: Record<string, unknown> = { op: 'subscribe', id: 'cli', destination, ack: values.ack, receipt: 'subscribed' };
-      if (values.prefetch !== undefined) frame.prefetch = Number(values.prefetch);
-      ws.send(JSON.stringify(frame));
-    });
-    ws.on('message', (data) => {
-      const frame = JSON.parse(String(data)) as MessageFrame;
-      if (frame.op === 'receipt') {
-        process.stderr.write(`subscribed to ${destination}\n`);
-      } else if (frame.op === 'message') {
-        const payload = frame.encoding === 'base64' ? Buffer.from(frame.payload ?? '', 'base64').toString('utf8') : (frame.payload ?? '');
-        process.stdout.write(payload + '\n');
-        if (values.ack === 'client') ws.send(JSON.stringify({ op: 'ack', tag: frame.tag }));
-        if (++received >= limit) ws.close(1000);
-      } else if (frame.op === 'error') {
-        process.stderr.write(`error ${frame.code}: ${frame.message}\n`);
-      }
-    });
-    ws.on('close', () => resolve(received >= limit || limit === Infinity ? 0 : 1));
-    ws.on('error', (err) => {
-      process.stderr.write(`shardmq sub: ${err.message}\n`);
-      resolve(1);
-    });
-    process.once('SIGINT', () => ws.close(1000));
-  });
+  const onSigint = (): void => void client.close();
+  process.once('SIGINT', onSigint);
+  try {
+    const subscription = await client.subscribe(destination, { ack, prefetch });
+    process.stderr.write(`subscribed to ${destination}\n`);
+    for await (const message of subscription) {
+      process.stdout.write(message.text() + '\n');
+      if (ack === 'client') await message.ack();
+      if (++received >= limit) break;
+    }
+  } catch (err) {
+    process.stderr.write(`shardmq sub: ${(err as Error).message}\n`);
+    return 1;
+  } finally {
+    process.off('SIGINT', onSigint);
+    await client.close();
+  }
+  return received >= limit || limit === Infinity ? 0 : 1;
 }

@@ -6,7 +6,7 @@
 
 type Listener<A> = (arg: A) => void;
 
-export class TypedEmitter<Events extends Record<string, unknown>> {
+export class TypedEmitter<Events extends object> {
   readonly #listeners = new Map<keyof Events, Array<Listener<never>>>();
   readonly #onListenerError: (event: string, err: unknown) => void;
 

@@ -172,6 +172,8 @@ export class ShardCore {
   /** Retries output that met a full ring. Returns true when nothing is left waiting. */
   flushPending(): boolean {
     this.#outboundFull = false;
+    // Dead letters made by the dispatches below are republished on the next call (or batch).
+    if (this.#deadLetters.length > 0) this.#republishDeadLetters();
     while (this.#pendingControl.length > 0) {
       if (!this.#pendingControl[0]()) {
         this.#outboundFull = true;
@@ -192,6 +194,7 @@ export class ShardCore {
 
   /** Called once per drained batch: gauges are refreshed per batch, not per message. */
   endBatch(): void {
+    if (this.#deadLetters.length > 0) this.#republishDeadLetters();
     let ready = 0;
     let unacked = 0;
     for (const local of this.#queues.values()) {

@@ -63,7 +63,7 @@ export interface RecoveryResult {
    * keeps the first declaration. Ordered for replay: exchanges, then queues, then bindings.
    */
   readonly topology: TopologyOp[];
-  /** Messages appended and not removed (nor dropped with their queue), in id order. */
+  /** Messages appended and not removed (nor dropped with their queue), in id order (equal ids: append order). */
   readonly messages: PersistedMessage[];
   /** The next id to use: above every id the store has ever seen, even of messages long removed. */
   readonly nextId: number;

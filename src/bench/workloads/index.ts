@@ -1,5 +1,12 @@
 import type { Workload } from '../workload.js';
 import { httpPublish } from './http-publish.js';
+import { latency } from './latency.js';
+import { peers } from './peers.js';
+import { telemetry } from './telemetry.js';
+import { wsFanout } from './ws-fanout.js';
 
-/** Every workload `shardmq bench` knows, in the order it runs them. */
-export const WORKLOADS: readonly Workload[] = [httpPublish];
+/**
+ * Every workload `shardmq bench` knows, in the order it runs them. Order matters: latency picks its
+ * rates from ws-fanout's 1→1 figure when ws-fanout ran before it.
+ */
+export const WORKLOADS: readonly Workload[] = [httpPublish, wsFanout, telemetry, latency, peers];

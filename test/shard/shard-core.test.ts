@@ -1346,7 +1346,7 @@ describe('shard core - size limits', () => {
     h.setup();
     h.subscribe(1, 1, 'q');
     h.run();
-    const limit = maxRecordPayload(capacity) - InboundWriter.MAX_PUBLISH_HEADER;
+    const limit = maxRecordPayload(capacity) - InboundWriter.MAX_RECORD_OVERHEAD;
     h.publish(exchange, key, 'p'.repeat(limit));
     let out: Out[] = [];
     expect(() => {

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { DEFAULT_HOST, DEFAULT_PORT } from '../config/defaults.js';
-import { connect } from '../client/client.js';
+import { connect, type ShardmqClient } from '../client/client.js';
+import { ShardmqError } from '../client/errors.js';
 
 /**
  * Publishes issued before the CLI waits for their confirms. Bounds memory for a large --count
@@ -44,7 +45,14 @@ export async function pub(args: string[]): Promise<number> {
   else lines = (await readStdin()).split('\n').filter((l) => l.length > 0);
 
   // A CLI run should fail rather than wait for a broker that is gone.
-  const client = await connect(values.url, { reconnect: { initialDelayMs: 100, maxDelayMs: 1000, maxAttempts: 3 } });
+  let client: ShardmqClient;
+  try {
+    client = await connect(values.url, { reconnect: { initialDelayMs: 100, maxDelayMs: 1000, maxAttempts: 3 } });
+  } catch (err) {
+    return fail(err);
+  }
+  // Refusals are reported by flush(); the 'error' event would only repeat them.
+  client.on('error', () => undefined);
   let sent = 0;
   const started = Date.now();
   const windows: Promise<void>[] = [];
@@ -67,11 +75,20 @@ export async function pub(args: string[]): Promise<number> {
     }
     await Promise.all(windows);
     await client.flush();
+  } catch (err) {
+    return fail(err);
   } finally {
     await client.close();
   }
   process.stderr.write(`published ${sent} message(s) to ${destination}\n`);
   return 0;
+}
+
+/** One line on stderr for broker and connection errors (exit 1); anything else is a bug and keeps its stack. */
+function fail(err: unknown): number {
+  if (!(err instanceof ShardmqError)) throw err;
+  process.stderr.write(`shardmq pub: ${err.code}: ${err.message}\n`);
+  return 1;
 }
 
 async function readStdin(): Promise<string> {

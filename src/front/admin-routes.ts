@@ -15,6 +15,9 @@ export interface FrontStats {
   websocket: number;
   subscriptions: number;
   undeliverable: number;
+  unroutable: number;
+  slowConsumerClosed: number;
+  connections: ReadonlyArray<Record<string, unknown>>;
 }
 
 export function registerAdminRoutes(app: TemplatedApp, ctx: BrokerContext, frontStats: () => FrontStats): void {
@@ -74,8 +77,11 @@ async function collectStats(ctx: BrokerContext, front: FrontStats): Promise<unkn
   return {
     shards,
     queues,
-    connections: { websocket: front.websocket, subscriptions: front.subscriptions },
+    connections: { websocket: front.websocket, subscriptions: front.subscriptions, slowConsumerClosed: front.slowConsumerClosed, list: front.connections },
     undeliverable: front.undeliverable,
+    unroutable: front.unroutable,
+    overflow: ctx.shards.map((h) => ({ shard: h.index, ...h.overflow })),
+    inflate: ctx.inflate.stats,
     counters: COUNTER_NAMES,
   };
 }

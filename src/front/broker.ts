@@ -2,6 +2,7 @@
  * The composition root: configuration, shards, the uWebSockets.js app and its
  * routes. The main thread does I/O and framing only; routing happens in shards.
  */
+import { copyBytes } from '../protocol/bytes.js';
 import { loadUws, type UWS } from './uws.js';
 import { Supervisor } from '../shard/supervisor.js';
 import type { ShardHandle, OutboundSink } from '../shard/shard-handle.js';
@@ -15,7 +16,7 @@ import { InflatePool } from '../offload/inflate-pool.js';
 import { MemoryGuard } from './memory-guard.js';
 import { Authenticator } from './auth.js';
 import { registerManagementRoutes } from './management-routes.js';
-import { PUBLISH_FLAG_DEAD_LETTERED, newPublishRecord, type ManageResult } from '../protocol/ring-record-codec.js';
+import { PUBLISH_FLAG_DEAD_LETTERED, newPublishRecord, type ManageOp, type ManageResult } from '../protocol/ring-record-codec.js';
 import { registerHttpPublish } from './http-publish.js';
 import { registerAdminRoutes } from './admin-routes.js';
 import { WsFront } from './ws-session.js';
@@ -75,11 +76,14 @@ export class Broker implements OutboundSink {
         if (failed > 0) log.warn({ shard: index, failed }, 'publishes waiting on the dead shard were answered with an error');
         this.#ws.onShardCrash(index);
       },
-      onRestart: (index) => {
-        const handle = this.#supervisor.handles[index];
-        this.#management.replayShard(index, (op) => handle.writeControl((w) => w.manage(0, 0, op)));
-        this.#ws.onShardRestart(index);
+      // A restarted shard gets the topology it must know in its workerData, applied before it
+      // reads the publishes that waited in its ring; then its consumers are registered again.
+      topologyFor: (index) => {
+        const ops: ManageOp[] = [];
+        this.#management.replayShard(index, (op) => ops.push(op));
+        return ops;
       },
+      onRestart: (index) => this.#ws.onShardRestart(index),
     });
     this.#topology = new Topology(config.shards);
     this.#calls = new ShardCalls(this.#supervisor.handles);
@@ -231,12 +235,16 @@ export class Broker implements OutboundSink {
     // Rare path: copy out of the ring and write through the control backlog, so a full ring
     // delays the dead-lettered copy instead of dropping it.
     const buf = reader.buffer;
-    const props = rec.propsLength > 0 ? buf.slice(rec.propsOffset, rec.propsOffset + rec.propsLength) : null;
-    const payload = buf.slice(rec.payloadOffset, rec.payloadOffset + rec.payloadLength);
+    const props = rec.propsLength > 0 ? copyBytes(buf, rec.propsOffset, rec.propsOffset + rec.propsLength) : null;
+    const payload = copyBytes(buf, rec.payloadOffset, rec.payloadOffset + rec.payloadLength);
     const { exchange, routingKey } = rec;
     for (const s of shards) {
       this.#supervisor.handles[s].writeControl((w) => w.publish(0, 0, exchange, routingKey, props, payload, PUBLISH_FLAG_DEAD_LETTERED));
     }
+  }
+
+  onRecordError(shard: number, kind: number, err: unknown): void {
+    this.log.error({ err, shard, kind }, 'outbound record could not be handled; skipped');
   }
 
   onChunkEnd(shard: number): void {

@@ -10,6 +10,7 @@
  * bytes (socket → ring → delivery), checked once at the edge by validateProperties, which walks it
  * without allocating. decodeProperties builds the object for whoever wants to read it.
  */
+import { copyBytes } from './bytes.js';
 import { ErrorCode } from './errors.js';
 import {
   FieldReader,
@@ -582,7 +583,8 @@ function readValue(r: FieldReader, type: number, limits: TableLimits, depth: num
     case HeaderType.bytes: {
       const n = r.u32(field);
       const v = r.view(n, field);
-      return build ? v.slice() : v;
+      // A detached copy: the input may be a Buffer view of a ring (Buffer#slice would alias it).
+      return build ? copyBytes(v) : v;
     }
     case HeaderType.array: {
       if (depth + 1 > limits.maxHeaderDepth) {

@@ -7,6 +7,7 @@
  * The main thread sends a message only to shards that own a queue it may reach; here
  * the exact routing happens (including headers exchanges), against local queues only.
  */
+import { copyBytes } from '../protocol/bytes.js';
 import { MessageQueue } from '../queue/message-queue.js';
 import { ExpiryScheduler } from '../queue/expiry-scheduler.js';
 import { isDeadLetterCycle } from '../queue/dead-letter.js';
@@ -297,8 +298,8 @@ export class ShardCore {
       }
       // The ring space is released after this batch: keep one copy, shared by every queue.
       if (payload === null) {
-        payload = buf.slice(rec.payloadOffset, rec.payloadOffset + rec.payloadLength);
-        if (properties !== null) this.#encoded.set(properties, buf.slice(rec.propsOffset, rec.propsOffset + rec.propsLength));
+        payload = copyBytes(buf, rec.payloadOffset, rec.payloadOffset + rec.payloadLength);
+        if (properties !== null) this.#encoded.set(properties, copyBytes(buf, rec.propsOffset, rec.propsOffset + rec.propsLength));
       }
       const message: StoredMessage = {
         seq: ++this.#seq,
@@ -315,7 +316,10 @@ export class ShardCore {
       } else {
         const dropsBefore = queue.stats.maxlenDropped;
         if (queue.enqueue(message) === 'rejected') status = ConfirmStatus.rejected;
-        else if (queue.stats.maxlenDropped !== dropsBefore) this.#onOverflowDrop(queue);
+        else if (queue.stats.maxlenDropped !== dropsBefore) {
+          this.#counters[CounterSlot.dropped] += queue.stats.maxlenDropped - dropsBefore;
+          this.#onOverflowDrop(queue);
+        }
       }
       if (this.#outboundFull) this.#stalled.add(queue);
     }
@@ -401,6 +405,22 @@ export class ShardCore {
   }
 
   // ---- topology ----------------------------------------------------------------------------
+
+  /**
+   * Applies a topology snapshot before the shard reads its ring (a restart): queues must exist
+   * before the publishes that waited in the ring for them are routed. Returns refused ops.
+   */
+  applyTopology(ops: readonly ManageOp[]): Array<{ op: ManageOp; error: string }> {
+    const refused: Array<{ op: ManageOp; error: string }> = [];
+    for (const op of ops) {
+      try {
+        this.#manage(op);
+      } catch (err) {
+        refused.push({ op, error: (err as Error).message });
+      }
+    }
+    return refused;
+  }
 
   #processManage(connectionId: number, token: number, op: ManageOp): void {
     let result: ManageResult = {};

@@ -3,6 +3,7 @@
  * consumer end of its outbound ring. Both rings and the counters outlive the shard
  * thread, so a restarted shard re-attaches to the same memory.
  */
+import { copyBytes } from '../protocol/bytes.js';
 import { RingConsumer, RingProducer, createRingStorage, ringOccupancy, type RingStorage } from '../ring/spsc-ring.js';
 import { InboundWriter, RecordKind, RecordReader } from '../protocol/ring-record-codec.js';
 import { createCounterStorage } from '../metrics/shard-counters.js';
@@ -13,6 +14,8 @@ export interface OutboundSink {
   onRecord(shard: number, kind: number, offset: number, length: number, reader: RecordReader): void;
   /** Called after each drained chunk: flush what was gathered (cork once per socket). */
   onChunkEnd(shard: number): void;
+  /** A record's handling threw; the record is skipped. */
+  onRecordError(shard: number, kind: number, err: unknown): void;
 }
 
 /** Records drained per chunk before the sockets touched by the chunk are flushed. */
@@ -80,8 +83,8 @@ export class ShardHandle {
     }
     const size = payload.byteLength + (properties?.byteLength ?? 0) + 64;
     if (this.#overflowBytes + size > this.#overflowLimit) return false;
-    const p = properties === null ? null : properties.slice();
-    const body = payload.slice();
+    const p = properties === null ? null : copyBytes(properties);
+    const body = copyBytes(payload);
     this.#overflowBytes += size;
     this.#overflowed++;
     this.#push((w) => w.publish(connectionId, token, exchange, routingKey, p, body, flags), size);
@@ -147,7 +150,12 @@ export class ShardHandle {
     const reader = this.#reader;
     const index = this.index;
     const onRecord = (kind: number, offset: number, length: number): void => {
-      sink.onRecord(index, kind, offset, length, reader);
+      try {
+        sink.onRecord(index, kind, offset, length, reader);
+      } catch (err) {
+        // One bad record must not stop this shard's output for good: report it, go on.
+        sink.onRecordError(index, kind, err);
+      }
     };
     let chunks = 0;
     try {

@@ -24,6 +24,8 @@ const core = new ShardCore(
   new OutboundWriter(outbound),
   counters,
 );
+const refused = core.applyTopology(data.topology);
+for (const r of refused) log.error({ op: r.op, error: r.error }, 'topology snapshot op refused');
 const loop = new ShardLoop(core, inbound, outbound);
 
 port.on('message', (req: ShardRequest) => {

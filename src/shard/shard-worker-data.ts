@@ -10,6 +10,8 @@ export interface ShardWorkerData {
   /** shard → main */
   readonly outbound: RingStorage;
   readonly counters: SharedArrayBuffer;
+  /** The topology this shard must know before it reads its ring (empty at first start). */
+  readonly topology: readonly import('../protocol/ring-record-codec.js').ManageOp[];
   readonly logLevel: LevelWithSilent;
 }
 

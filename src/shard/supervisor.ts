@@ -12,6 +12,7 @@ import { ShardHandle, type OutboundSink } from './shard-handle.js';
 import { CounterSlot } from '../metrics/shard-counters.js';
 import type { QueueStats } from './shard-core.js';
 import type { ShardReply, ShardRequest, ShardWorkerData } from './shard-worker-data.js';
+import type { ManageOp } from '../protocol/ring-record-codec.js';
 import type { Logger } from '../log/logger.js';
 import type { LevelWithSilent } from 'pino';
 
@@ -22,6 +23,8 @@ export interface SupervisorOptions {
   readonly log: Logger;
   /** Called once a restarted shard is up again, so the front can re-register subscriptions. */
   readonly onRestart?: (index: number) => void;
+  /** The topology a (re)started shard must know before it reads its ring. */
+  readonly topologyFor?: (index: number) => ManageOp[];
   /** Called when a shard thread dies, before it is restarted. */
   readonly onCrash?: (index: number) => void;
 }
@@ -116,6 +119,7 @@ export class Supervisor {
       inbound: handle.inboundStorage,
       outbound: handle.outboundStorage,
       counters: handle.countersStorage,
+      topology: this.#opts.topologyFor?.(handle.index) ?? [],
       logLevel: this.#opts.logLevel,
     };
     const worker = spawnWorker(new URL('./shard-main.js', import.meta.url), {

@@ -92,6 +92,8 @@ export interface MessageStore {
    * Appends a message; returns its LSN (log sequence number: increasing by one per append, across
    * restarts). Buffered, not durable until `onDurable` reports an LSN at or above it. The store
    * copies what it needs before returning: the caller may reuse `payload`/`properties` buffers.
+   * The log store refuses (RangeError, no LSN taken) names over 65535 UTF-8 bytes and records over
+   * 256 MiB.
    */
   appendMessage(m: PersistedMessage): number;
 

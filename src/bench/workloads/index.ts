@@ -1,6 +1,8 @@
 import type { Workload } from '../workload.js';
 import { httpPublish } from './http-publish.js';
 import { latency } from './latency.js';
+import { memory } from './memory.js';
+import { nativeBench } from './native-bench.js';
 import { peers } from './peers.js';
 import { shardSweep } from './shard-sweep.js';
 import { telemetry } from './telemetry.js';
@@ -10,4 +12,4 @@ import { wsFanout } from './ws-fanout.js';
  * Every workload `shardmq bench` knows, in the order it runs them. Order matters: latency picks its
  * rates from ws-fanout's 1→1 figure when ws-fanout ran before it.
  */
-export const WORKLOADS: readonly Workload[] = [httpPublish, wsFanout, telemetry, latency, shardSweep, peers];
+export const WORKLOADS: readonly Workload[] = [nativeBench, httpPublish, wsFanout, telemetry, latency, shardSweep, peers, memory];

@@ -144,7 +144,20 @@ export class Broker implements OutboundSink {
     this.#running = true;
     this.#memory.start();
     await this.#supervisor.start(this);
-    await new Promise<void>((resolve, reject) => {
+    try {
+      await this.#listen();
+    } catch (err) {
+      // Do not leave shard threads running behind a broker that never served.
+      await this.#supervisor.stop();
+      this.#memory.stop();
+      await this.#inflate.close();
+      this.#running = false;
+      throw err;
+    }
+  }
+
+  #listen(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
       this.#app.listen(this.config.host, this.config.port, (socket) => {
         if (!socket) {
           reject(new Error(`cannot listen on ${this.config.host}:${this.config.port} (in use, or not an address of this host)`));

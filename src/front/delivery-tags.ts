@@ -7,13 +7,33 @@
 export class DeliveryTags {
   /** Connection tag → shard tag, for client-ack deliveries not yet settled (insertion = tag order). */
   readonly #open = new Map<number, number>();
+  /** Connection tag → the subscription it was delivered to, so a cancelled one's tags can go. */
+  readonly #subOf = new Map<number, number>();
   #last = 0;
 
   /** The tag for the next delivery; remembers the shard tag when the delivery needs settling. */
-  assign(shardTag: number, tracked: boolean): number {
+  assign(shardTag: number, tracked: boolean, subscription = 0): number {
     const tag = ++this.#last;
-    if (tracked) this.#open.set(tag, shardTag);
+    if (tracked) {
+      this.#open.set(tag, shardTag);
+      this.#subOf.set(tag, subscription);
+    }
     return tag;
+  }
+
+  /**
+   * Forgets the open tags of a subscription that ended: its shard requeued those deliveries
+   * (redelivered), so they can no longer be settled here.
+   */
+  dropSubscription(subscription: number): number {
+    let dropped = 0;
+    for (const [tag, sub] of this.#subOf) {
+      if (sub !== subscription) continue;
+      this.#subOf.delete(tag);
+      this.#open.delete(tag);
+      dropped++;
+    }
+    return dropped;
   }
 
   /**
@@ -25,6 +45,7 @@ export class DeliveryTags {
       const shardTag = this.#open.get(tag);
       if (shardTag === undefined) return [];
       this.#open.delete(tag);
+      this.#subOf.delete(tag);
       return [shardTag];
     }
     const out: number[] = [];
@@ -32,6 +53,7 @@ export class DeliveryTags {
       if (t > tag) break;
       out.push(shardTag);
       this.#open.delete(t);
+      this.#subOf.delete(t);
     }
     return out;
   }
@@ -42,6 +64,7 @@ export class DeliveryTags {
     for (const [t, shardTag] of this.#open) {
       if (shardTag % shardCount !== shard) continue;
       this.#open.delete(t);
+      this.#subOf.delete(t);
       dropped++;
     }
     return dropped;

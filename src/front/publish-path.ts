@@ -39,7 +39,7 @@ export class PublishPath {
   target(destination: Destination): PublishTarget {
     let exchange: string;
     if (destination.type === DestinationType.queue) {
-      this.ensureQueue(destination.name);
+      if (destination.declare) this.ensureQueue(destination.name);
       exchange = '';
     } else {
       exchange = destination.exchange;

@@ -512,7 +512,15 @@ export class WsFront {
     let shard: number;
     let privateQueue = false;
     if (destination.type === DestinationType.queue) {
-      shard = publisher.ensureQueue(destination.name);
+      if (destination.declare) shard = publisher.ensureQueue(destination.name);
+      else {
+        const existing = topology.getQueue(destination.name);
+        if (existing === undefined) throw new BrokerError(ErrorCode.notFound, `no queue '${destination.name}' in vhost '/'`);
+        if (existing.exclusive && existing.owner !== connection.id) {
+          throw new BrokerError(ErrorCode.resourceLocked, `cannot obtain exclusive access to locked queue '${destination.name}' in vhost '/'`);
+        }
+        shard = existing.shard;
+      }
       queue = destination.name;
     } else {
       // RabbitMQ's STOMP plugin does the same: a private queue per subscription, bounded here
@@ -567,6 +575,7 @@ export class WsFront {
     if (sub.binary) connection.binarySubs.delete(sub.clientId as number);
     else connection.jsonSubs.delete(sub.clientId as string);
     connection.byNumericId.delete(sub.numericId);
+    connection.tags.dropSubscription(sub.numericId);
     this.#touchedSubs.delete(sub);
     this.#ctx.shards[sub.shard].writeControl((w) => w.unsubscribe(connection.id, sub.numericId));
     if (sub.privateQueue) this.#dropQueue(sub.queue, sub.shard);
@@ -621,7 +630,7 @@ export class WsFront {
       this.#undeliverable++;
       return;
     }
-    const tag = connection.tags.assign(rec.tag, sub.ackMode === 'client');
+    const tag = connection.tags.assign(rec.tag, sub.ackMode === 'client', sub.numericId);
     const buf = reader.buffer;
     if (sub.binary) {
       const props = rec.propsLength > 0 ? buf.subarray(rec.propsOffset, rec.propsOffset + rec.propsLength) : null;
@@ -677,6 +686,7 @@ export class WsFront {
       if (sub.binary) connection.binarySubs.delete(sub.clientId as number);
       else connection.jsonSubs.delete(sub.clientId as string);
       connection.byNumericId.delete(sub.numericId);
+      connection.tags.dropSubscription(sub.numericId);
     }
     if (sub?.binary) {
       if (code === ErrorCode.consumerCancelled) this.#writer(connection).cancel(sub.clientId as number, code, message);

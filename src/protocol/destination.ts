@@ -7,6 +7,12 @@ export type DestinationType = (typeof DestinationType)[keyof typeof DestinationT
 
 export interface Destination {
   readonly type: DestinationType;
+  /**
+   * For `/queue/<name>`: declare the queue on first use. False for `/amq/queue/<name>`, which
+   * names an existing queue (server-named `amq.gen-…` ones included) without declaring it,
+   * as RabbitMQ's STOMP plugin does.
+   */
+  readonly declare: boolean;
   /** Exchange name for `/exchange/`, `amq.topic` for `/topic/`, '' (the default exchange) for `/queue/`. */
   readonly exchange: string;
   /** Routing key (topic, exchange) or queue name (queue). May hold `*`/`#` when it is a subscription pattern. */
@@ -27,6 +33,11 @@ export function parseDestination(input: string, slashOptional = false): Destinat
   if (text.startsWith('/topic/')) {
     return make(DestinationType.topic, 'amq.topic', text.slice(7), input);
   }
+  if (text.startsWith('/amq/queue/')) {
+    const name = text.slice(11);
+    if (name.length === 0) throw new DestinationError(`queue name is empty in ${JSON.stringify(input)}`);
+    return make(DestinationType.queue, '', name, input, false);
+  }
   if (text.startsWith('/queue/')) {
     const name = text.slice(7);
     if (name.length === 0) throw new DestinationError(`queue name is empty in ${JSON.stringify(input)}`);
@@ -44,13 +55,13 @@ export function parseDestination(input: string, slashOptional = false): Destinat
     return make(DestinationType.exchange, exchange, slash < 0 ? '' : rest.slice(slash + 1), input);
   }
   throw new DestinationError(
-    `destination must start with /topic/, /queue/ or /exchange/ (got ${JSON.stringify(truncate(input))})`,
+    `destination must start with /topic/, /queue/, /amq/queue/ or /exchange/ (got ${JSON.stringify(truncate(input))})`,
   );
 }
 
-function make(type: DestinationType, exchange: string, name: string, input: string): Destination {
+function make(type: DestinationType, exchange: string, name: string, input: string, declare = true): Destination {
   checkName(name, input);
-  return { type, exchange, name };
+  return { type, exchange, name, declare };
 }
 
 function checkName(name: string, input: string): void {

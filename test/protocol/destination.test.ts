@@ -29,11 +29,11 @@ function destinationError(input: string, slashOptional = false): string {
 
 describe('parseDestination - /topic/', () => {
   it.each<[string, Destination]>([
-    ['/topic/sensors.temp', { type: DestinationType.topic, exchange: 'amq.topic', name: 'sensors.temp' }],
-    ['/topic/a.*.#', { type: DestinationType.topic, exchange: 'amq.topic', name: 'a.*.#' }],
-    ['/topic/a/b', { type: DestinationType.topic, exchange: 'amq.topic', name: 'a/b' }],
-    ['/topic/', { type: DestinationType.topic, exchange: 'amq.topic', name: '' }],
-    ['/topic/température.日本', { type: DestinationType.topic, exchange: 'amq.topic', name: 'température.日本' }],
+    ['/topic/sensors.temp', { type: DestinationType.topic, exchange: 'amq.topic', name: 'sensors.temp', declare: true }],
+    ['/topic/a.*.#', { type: DestinationType.topic, exchange: 'amq.topic', name: 'a.*.#', declare: true }],
+    ['/topic/a/b', { type: DestinationType.topic, exchange: 'amq.topic', name: 'a/b', declare: true }],
+    ['/topic/', { type: DestinationType.topic, exchange: 'amq.topic', name: '', declare: true }],
+    ['/topic/température.日本', { type: DestinationType.topic, exchange: 'amq.topic', name: 'température.日本', declare: true }],
   ])('topic - %s', (input, want) => {
     expect(parseDestination(input)).toEqual(want);
   });
@@ -41,13 +41,19 @@ describe('parseDestination - /topic/', () => {
 
 describe('parseDestination - /queue/', () => {
   it.each<[string, Destination]>([
-    ['/queue/jobs', { type: DestinationType.queue, exchange: '', name: 'jobs' }],
-    ['/queue/jobs.high-priority', { type: DestinationType.queue, exchange: '', name: 'jobs.high-priority' }],
-    ['/queue/amq', { type: DestinationType.queue, exchange: '', name: 'amq' }],
-    ['/queue/xamq.foo', { type: DestinationType.queue, exchange: '', name: 'xamq.foo' }],
-    ['/queue/tâches', { type: DestinationType.queue, exchange: '', name: 'tâches' }],
+    ['/queue/jobs', { type: DestinationType.queue, exchange: '', name: 'jobs', declare: true }],
+    ['/queue/jobs.high-priority', { type: DestinationType.queue, exchange: '', name: 'jobs.high-priority', declare: true }],
+    ['/queue/amq', { type: DestinationType.queue, exchange: '', name: 'amq', declare: true }],
+    ['/queue/xamq.foo', { type: DestinationType.queue, exchange: '', name: 'xamq.foo', declare: true }],
+    ['/queue/tâches', { type: DestinationType.queue, exchange: '', name: 'tâches', declare: true }],
   ])('queue - %s', (input, want) => {
     expect(parseDestination(input)).toEqual(want);
+  });
+
+  it('amq/queue - names an existing queue without declaring it, amq.gen-* names included', () => {
+    expect(parseDestination('/amq/queue/amq.gen-abc')).toEqual({ type: DestinationType.queue, exchange: '', name: 'amq.gen-abc', declare: false });
+    expect(parseDestination('amq/queue/jobs', true)).toEqual({ type: DestinationType.queue, exchange: '', name: 'jobs', declare: false });
+    expect(destinationError('/amq/queue/')).toMatch(/queue name is empty/);
   });
 
   it('queue - an empty queue name is rejected, saying the name is empty', () => {
@@ -64,12 +70,12 @@ describe('parseDestination - /queue/', () => {
 
 describe('parseDestination - /exchange/', () => {
   it.each<[string, Destination]>([
-    ['/exchange/logs/app.error', { type: DestinationType.exchange, exchange: 'logs', name: 'app.error' }],
-    ['/exchange/amq.topic/a.b', { type: DestinationType.exchange, exchange: 'amq.topic', name: 'a.b' }],
-    ['/exchange/logs', { type: DestinationType.exchange, exchange: 'logs', name: '' }],
-    ['/exchange/logs/', { type: DestinationType.exchange, exchange: 'logs', name: '' }],
-    ['/exchange/logs/a/b', { type: DestinationType.exchange, exchange: 'logs', name: 'a/b' }],
-    ['/exchange/börse/kurs.€', { type: DestinationType.exchange, exchange: 'börse', name: 'kurs.€' }],
+    ['/exchange/logs/app.error', { type: DestinationType.exchange, exchange: 'logs', name: 'app.error', declare: true }],
+    ['/exchange/amq.topic/a.b', { type: DestinationType.exchange, exchange: 'amq.topic', name: 'a.b', declare: true }],
+    ['/exchange/logs', { type: DestinationType.exchange, exchange: 'logs', name: '', declare: true }],
+    ['/exchange/logs/', { type: DestinationType.exchange, exchange: 'logs', name: '', declare: true }],
+    ['/exchange/logs/a/b', { type: DestinationType.exchange, exchange: 'logs', name: 'a/b', declare: true }],
+    ['/exchange/börse/kurs.€', { type: DestinationType.exchange, exchange: 'börse', name: 'kurs.€', declare: true }],
   ])('exchange - %s', (input, want) => {
     expect(parseDestination(input)).toEqual(want);
   });
@@ -81,19 +87,19 @@ describe('parseDestination - /exchange/', () => {
 
 describe('parseDestination - HTTP form', () => {
   it.each<[string, Destination]>([
-    ['topic/sensors.temp', { type: DestinationType.topic, exchange: 'amq.topic', name: 'sensors.temp' }],
-    ['queue/jobs', { type: DestinationType.queue, exchange: '', name: 'jobs' }],
-    ['exchange/logs/app.error', { type: DestinationType.exchange, exchange: 'logs', name: 'app.error' }],
+    ['topic/sensors.temp', { type: DestinationType.topic, exchange: 'amq.topic', name: 'sensors.temp', declare: true }],
+    ['queue/jobs', { type: DestinationType.queue, exchange: '', name: 'jobs', declare: true }],
+    ['exchange/logs/app.error', { type: DestinationType.exchange, exchange: 'logs', name: 'app.error', declare: true }],
   ])('http - %s without the leading slash', (input, want) => {
     expect(parseDestination(input, true)).toEqual(want);
   });
 
   it('http - the leading slash is still accepted when optional', () => {
-    expect(parseDestination('/queue/jobs', true)).toEqual({ type: DestinationType.queue, exchange: '', name: 'jobs' });
+    expect(parseDestination('/queue/jobs', true)).toEqual({ type: DestinationType.queue, exchange: '', name: 'jobs', declare: true });
   });
 
   it('http - without slashOptional the slash-less form is an unknown prefix', () => {
-    expect(destinationError('queue/jobs')).toMatch(/must start with \/topic\/, \/queue\/ or \/exchange\//);
+    expect(destinationError('queue/jobs')).toMatch(/must start with \/topic\/, \/queue\/, \/amq\/queue\/ or \/exchange\//);
   });
 
   it('http - the same errors apply to the slash-less form', () => {
@@ -103,11 +109,11 @@ describe('parseDestination - HTTP form', () => {
 });
 
 describe('parseDestination - errors', () => {
-  it.each(['', '/', 'topic', '/topics/a', '/Topic/a', '/amq/queue/x', 'http://host/queue/x', '/queue', '/exchange'])(
+  it.each(['', '/', 'topic', '/topics/a', '/Topic/a', 'http://host/queue/x', '/queue', '/exchange'])(
     'unknown prefix - %j says which prefixes are allowed and shows the input',
     (input) => {
       const message = destinationError(input);
-      expect(message).toContain('/topic/, /queue/ or /exchange/');
+      expect(message).toContain('/topic/, /queue/, /amq/queue/ or /exchange/');
       expect(message).toContain(JSON.stringify(input));
     },
   );

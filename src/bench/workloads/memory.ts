@@ -5,13 +5,15 @@
  * sends many more 1 KiB messages than the subscriber's buffer holds. The broker's RSS growth is
  * compared with what the configuration allows that subscriber:
  *   topic buffer (--topic-buffer messages) + delivery window (--delivery-window messages) in flight
- *   to the socket, each message counted as payload + BOOKKEEPING_BYTES, + the socket high-water mark.
+ *   to the socket, each message counted as payload + BOOKKEEPING_BYTES, + the socket high-water mark,
+ *   + the main thread's publish overflow (--overflow-bytes, filled only when the publisher outruns
+ *   the shard; publishers get `saturated` past it).
  * Before the stalled phase a reading subscriber takes the same number of messages, so ring pages,
  * the heap and the allocator are warm: the growth measured is what the stalled consumer retains.
  * Bounded by a message count and a time limit; one run (a footprint, not a rate).
  */
 import type WebSocket from 'ws';
-import { DEFAULT_DELIVERY_WINDOW, DEFAULT_SOCKET_HIGH_WATER, DEFAULT_TOPIC_BUFFER } from '../../config/defaults.js';
+import { DEFAULT_DELIVERY_WINDOW, DEFAULT_OVERFLOW_BYTES, DEFAULT_SOCKET_HIGH_WATER, DEFAULT_TOPIC_BUFFER } from '../../config/defaults.js';
 import { startBrokerProcess } from '../broker-process.js';
 import { runFanout, shardmqSystem } from '../fanout.js';
 import { ResourceMeter, mib } from '../proc.js';
@@ -52,7 +54,8 @@ export const memory: Workload = {
     const messages = ctx.quick ? 60_000 : 300_000;
     const maxSeconds = ctx.quick ? 10 : 30;
     const broker = await startBrokerProcess([]);
-    const bound = (DEFAULT_TOPIC_BUFFER + DEFAULT_DELIVERY_WINDOW) * (PAYLOAD_BYTES + BOOKKEEPING_BYTES) + DEFAULT_SOCKET_HIGH_WATER;
+    const consumerBound = (DEFAULT_TOPIC_BUFFER + DEFAULT_DELIVERY_WINDOW) * (PAYLOAD_BYTES + BOOKKEEPING_BYTES) + DEFAULT_SOCKET_HIGH_WATER;
+    const bound = consumerBound + DEFAULT_OVERFLOW_BYTES;
     let baseline = 0;
     let peak = 0;
     let end = 0;
@@ -131,7 +134,7 @@ export const memory: Workload = {
           columns: ['broker RSS before', 'peak', 'growth', 'accepted bytes (≈)', 'configured bound', 'growth ÷ bound', 'deepest queue', 'dropped by the buffer', 'publish frames refused', 'broker CPU (cores)'],
           rows: [[mib(baseline), mib(peak), mib(growth), mib(published), mib(bound), `${(ratio * 100).toFixed(0)}%`, Number.isFinite(after.depth) ? after.depth : 'n/a', Number.isFinite(after.dropped) ? after.dropped : 'n/a', refused, cores.toFixed(2)]],
           notes: [
-            `bound = (topic buffer ${DEFAULT_TOPIC_BUFFER.toLocaleString('en-US')} + delivery window ${DEFAULT_DELIVERY_WINDOW.toLocaleString('en-US')}) × (${PAYLOAD_BYTES} B + ${BOOKKEEPING_BYTES} B bookkeeping allowance) + socket high-water ${mib(DEFAULT_SOCKET_HIGH_WATER)}; RSS end of run ${mib(end)}; the stalled socket took ${stalledGot.toLocaleString('en-US')} messages before it stopped reading`,
+            `bound = (topic buffer ${DEFAULT_TOPIC_BUFFER.toLocaleString('en-US')} + delivery window ${DEFAULT_DELIVERY_WINDOW.toLocaleString('en-US')}) × (${PAYLOAD_BYTES} B + ${BOOKKEEPING_BYTES} B bookkeeping allowance) + socket high-water ${mib(DEFAULT_SOCKET_HIGH_WATER)} = ${mib(consumerBound)} for the consumer, + publish overflow ${mib(DEFAULT_OVERFLOW_BYTES)} (used only while the publisher outruns the shard); RSS end of run ${mib(end)}; the stalled socket took ${stalledGot.toLocaleString('en-US')} messages before it stopped reading`,
             ...(refused > 0 ? [`${refused} publish frame(s) were refused while the broker was full (ERROR ${refusal.split(':')[0]}): backpressure, the publisher was told`] : []),
             'RSS includes garbage not yet collected, so growth is an upper bound on what the stalled subscriber retains; the reading warm-up beforehand brings the heap and the rings to their working size',
             `goal (design.md §4): a consumer that never reads costs at most its configured buffer — ${ratio <= 1 ? 'met' : 'not met'} (${(ratio * 100).toFixed(0)}% of the bound)`,
@@ -141,6 +144,7 @@ export const memory: Workload = {
       figures: {
         memory_stalled_consumer_rss_growth_bytes: growth,
         memory_stalled_consumer_bound_bytes: bound,
+        memory_stalled_consumer_own_bound_bytes: consumerBound,
         memory_stalled_consumer_growth_vs_bound: ratio,
         memory_stalled_consumer_published_bytes: published,
       },

@@ -16,6 +16,7 @@ import { InflatePool } from '../offload/inflate-pool.js';
 import { MemoryGuard } from './memory-guard.js';
 import { Authenticator } from './auth.js';
 import { registerManagementRoutes } from './management-routes.js';
+import type { RecoverySummary } from '../shard/shard-core.js';
 import { PUBLISH_FLAG_DEAD_LETTERED, newPublishRecord, type ManageOp, type ManageResult } from '../protocol/ring-record-codec.js';
 import { registerHttpPublish } from './http-publish.js';
 import { registerAdminRoutes } from './admin-routes.js';
@@ -52,12 +53,15 @@ export class Broker implements OutboundSink {
   readonly #inflate: InflatePool;
   readonly #memory: MemoryGuard;
   readonly #republish = newPublishRecord();
+  /** What shards recovered from their logs, merged into the topology once all are up. */
+  readonly #recovered: Array<{ index: number; summary: RecoverySummary }> = [];
   readonly #ws: WsFront;
   readonly #app: UWS.TemplatedApp;
   readonly #tls: boolean;
   #listenSocket: UWS.us_listen_socket | null = null;
   #port = 0;
   #running = false;
+  #started = false;
 
   constructor(config: BrokerConfig, log: Logger) {
     this.config = config;
@@ -68,6 +72,15 @@ export class Broker implements OutboundSink {
     this.#supervisor = new Supervisor({
       shards: config.shards,
       ringBytes: config.ringBytes,
+      dataDir: config.dataDir,
+      fsync: config.fsync,
+      fsyncIntervalMs: config.fsyncIntervalMs,
+      onRecovered: (index, summary) => {
+        // At start the recovered topology is merged once all shards are up; after a restart
+        // the main thread already knows it, and the shard got the rest in its snapshot.
+        if (!this.#started) this.#recovered.push({ index, summary });
+        else log.info({ shard: index, messages: summary.messages, durationMs: summary.stats.durationMs }, 'restarted shard recovered its log');
+      },
       logLevel: config.logLevel,
       log,
       onCrash: (index) => {
@@ -144,6 +157,8 @@ export class Broker implements OutboundSink {
     this.#running = true;
     this.#memory.start();
     await this.#supervisor.start(this);
+    this.#adoptRecovered();
+    this.#started = true;
     try {
       await this.#listen();
     } catch (err) {
@@ -154,6 +169,24 @@ export class Broker implements OutboundSink {
       this.#running = false;
       throw err;
     }
+  }
+
+  /**
+   * Durable topology recovered by the shards becomes the main thread's topology before the
+   * broker listens; exchanges and exchange bindings are then written to every shard, since
+   * each must know them (a shard added since the last run has none).
+   */
+  #adoptRecovered(): void {
+    if (this.#recovered.length === 0) return;
+    let messages = 0;
+    let durationMs = 0;
+    for (const { index, summary } of this.#recovered.splice(0)) {
+      this.#management.adoptRecovered(index, summary.topology);
+      messages += summary.messages;
+      durationMs = Math.max(durationMs, summary.stats.durationMs);
+    }
+    this.#management.broadcastExchanges((shard, op) => this.#supervisor.handles[shard].writeControl((w) => w.manage(0, 0, op)));
+    this.log.info({ messages, durationMs }, `recovered ${messages} persistent messages from the log in ${durationMs} ms`);
   }
 
   #listen(): Promise<void> {

@@ -215,7 +215,9 @@ function publishBody(
       if (saturated) return;
       if (status === ConfirmStatus.ok) sendJson(res, 200, { accepted: written }, state);
       else if (status === ConfirmStatus.notFound) sendJson(res, 404, { error: ErrorCode.notFound, message: `no exchange '${target.exchange}' in vhost '/'` }, state);
-      else if (status === ConfirmStatus.rejected) {
+      else if (status === ConfirmStatus.storageFailed) {
+        sendJson(res, 507, { error: ErrorCode.storageFailed, message: 'the messages could not be written to disk; they were not accepted (retry later)' }, state);
+      } else if (status === ConfirmStatus.rejected) {
         sendJson(res, 503, { error: ErrorCode.saturated, message: 'a queue refused the message (x-overflow reject-publish) or its shard restarted; not all messages were accepted' }, state, {
           'retry-after': RETRY_AFTER_SECONDS,
         });

@@ -191,6 +191,52 @@ export class Management {
     }
   }
 
+  /**
+   * Takes a shard's recovered durable topology into the main thread's: queues stay on the shard
+   * that holds their log (even if the shard count changed since), exchanges and bindings are
+   * merged (every shard logs the exchanges, so they arrive more than once).
+   */
+  adoptRecovered(shard: number, ops: readonly ManageOp[]): void {
+    const t = this.#topology;
+    for (const op of ops) {
+      try {
+        switch (op.op) {
+          case 'declareExchange':
+            if (!t.registry.hasExchange(op.name)) t.registry.declareExchange(op.name, op.type, { durable: op.durable, autoDelete: op.autoDelete, internal: op.internal, arguments: op.arguments });
+            break;
+          case 'declareQueue':
+            t.adoptQueue(op.name, { durable: op.durable, exclusive: false, autoDelete: op.autoDelete, arguments: op.arguments }, shard);
+            break;
+          case 'bindQueue':
+            t.registry.bindQueue(op.exchange, op.queue, op.routingKey, op.arguments);
+            break;
+          case 'bindExchange':
+            t.registry.bindExchange(op.destination, op.source, op.routingKey, op.arguments);
+            break;
+          default:
+            break;
+        }
+      } catch {
+        // A recovered op that does not apply any more (already there, or its exchange is gone).
+      }
+    }
+  }
+
+  /** Writes every non-built-in exchange and exchange binding to every shard (idempotent there). */
+  broadcastExchanges(write: (shard: number, op: ManageOp) => void): void {
+    const t = this.#topology;
+    for (let shard = 0; shard < t.shardCount; shard++) {
+      for (const x of t.listExchanges()) {
+        if (x.builtIn) continue;
+        write(shard, { op: 'declareExchange', name: x.name, type: x.type, durable: x.durable, autoDelete: false, internal: x.internal, arguments: { ...x.arguments } });
+      }
+      for (const b of t.listBindings()) {
+        if (b.destinationType !== 'exchange') continue;
+        write(shard, { op: 'bindExchange', destination: b.destination, source: b.source, routingKey: b.routingKey, arguments: { ...b.arguments } });
+      }
+    }
+  }
+
   async #broadcastDeletes(exchanges: readonly string[]): Promise<void> {
     for (const name of exchanges) check(await this.#calls.broadcast({ op: 'deleteExchange', name }));
   }

@@ -42,9 +42,35 @@ export class Topology {
     this.#shards = shardCount;
     this.registry = new ExchangeRegistry<string, number>({
       queueKey: (name) => name,
-      routeTarget: (name) => this.shardOfQueue(name),
+      // Bindings are made after their queue exists; a recovered queue may sit off its hash.
+      routeTarget: (name) => this.#queues.get(name)?.shard ?? this.shardOfQueue(name),
       defaultExchangeTarget: (name) => this.#queues.get(name)?.shard,
     });
+  }
+
+  get shardCount(): number {
+    return this.#shards;
+  }
+
+  /**
+   * A durable queue recovered from a shard's log: it lives where its log is, whatever the hash
+   * says now (the shard count may have changed since it was declared).
+   */
+  adoptQueue(name: string, options: QueueOptions, shard: number): void {
+    if (this.#queues.has(name)) return;
+    const overflow = options.arguments['x-overflow'];
+    const queue: QueueMeta = {
+      name,
+      shard,
+      owner: 0,
+      durable: options.durable,
+      exclusive: false,
+      autoDelete: options.autoDelete,
+      arguments: options.arguments,
+      confirmFromShard: options.durable || (typeof overflow === 'string' && REFUSING_OVERFLOW.has(overflow)),
+    };
+    this.#queues.set(name, queue);
+    if (queue.confirmFromShard) this.#confirmingQueues++;
   }
 
   /** Where a queue of this name lives (whether or not it exists yet). */

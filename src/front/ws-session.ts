@@ -798,6 +798,7 @@ const ANONYMOUS: Principal = { name: 'anonymous', canPublish: () => true, canSub
 
 function refusal(status: ConfirmStatus): [string, string] {
   if (status === ConfirmStatus.notFound) return [ErrorCode.notFound, 'the exchange no longer exists'];
+  if (status === ConfirmStatus.storageFailed) return [ErrorCode.storageFailed, 'the message could not be written to disk; it was not accepted (retry later)'];
   return [ErrorCode.saturated, 'a queue refused the message (x-overflow reject-publish), or its shard restarted before confirming'];
 }
 

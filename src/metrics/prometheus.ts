@@ -8,7 +8,7 @@ interface ShardView {
 }
 
 /** Counters that only grow are Prometheus counters; the rest are gauges. */
-const GAUGES = new Set<CounterName>(['ready', 'unacked', 'queues', 'consumers', 'nextTagSeq']);
+const GAUGES = new Set<CounterName>(['ready', 'unacked', 'queues', 'consumers', 'nextTagSeq', 'durable']);
 
 const snake = (s: string): string => s.replace(/[A-Z]/g, (c) => '_' + c.toLowerCase());
 

@@ -36,6 +36,8 @@ export const CounterSlot = {
   inboundRecords: 13,
   /** Times the shard found its outbound ring full and had to wait. */
   outboundFull: 14,
+  /** Persistent messages held (ready + unacked) that are on disk: a crash does not lose these. */
+  durable: 15,
 } as const;
 export type CounterSlot = (typeof CounterSlot)[keyof typeof CounterSlot];
 

@@ -26,6 +26,7 @@ export const ErrorCode = {
   unauthorized: 'unauthorized',
   slowConsumer: 'slow_consumer',
   limitExceeded: 'limit_exceeded',
+  storageFailed: 'storage_failed',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -42,6 +43,7 @@ export const HTTP_STATUS: Readonly<Record<string, number>> = {
   access_refused: 403,
   unauthorized: 401,
   limit_exceeded: 429,
+  storage_failed: 507,
   resource_locked: 409,
   command_invalid: 400,
   internal: 500,

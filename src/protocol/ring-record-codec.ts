@@ -51,6 +51,8 @@ export const ConfirmStatus = {
   notFound: 1,
   /** The shard refused the message (a limit). */
   rejected: 2,
+  /** The message could not be written to disk (ENOSPC, EIO): not durable, publisher told. */
+  storageFailed: 3,
 } as const;
 export type ConfirmStatus = (typeof ConfirmStatus)[keyof typeof ConfirmStatus];
 

@@ -73,6 +73,13 @@ export interface MessageQueueOptions {
    * TtlWheel; see ExpiryScheduler). Re-reported after each expire() while messages can expire.
    */
   readonly scheduleExpiry?: (queue: MessageQueue, at: number) => void;
+  /**
+   * Called once for every message that leaves this queue for good: acked, delivered to an
+   * auto-ack consumer, rejected without requeue, expired, dropped or dead-lettered for a limit,
+   * purged. The shard logs a removal for persistent messages here. Not called for messages
+   * delivered through noteDirectDelivery (the queue never held them) or on queue deletion.
+   */
+  readonly onRemoved?: (message: StoredMessage) => void;
 }
 
 export class MessageQueue {
@@ -100,6 +107,7 @@ export class MessageQueue {
   readonly #now: () => number;
   readonly #onDeadLetter: DeadLetterFn | undefined;
   readonly #scheduleExpiry: ((queue: MessageQueue, at: number) => void) | undefined;
+  readonly #onRemoved: ((message: StoredMessage) => void) | undefined;
   // Flattened arguments, read on the hot paths.
   readonly #messageTtl: number | undefined;
   /** x-max-length / x-max-length-bytes; Infinity when unset. */
@@ -125,6 +133,7 @@ export class MessageQueue {
     this.#now = options.now ?? Date.now;
     this.#onDeadLetter = options.onDeadLetter;
     this.#scheduleExpiry = options.scheduleExpiry;
+    this.#onRemoved = options.onRemoved;
     this.#ready = args.maxPriority === undefined ? new ReadyList() : new PriorityReadyList(args.maxPriority);
     this.#messageTtl = args.messageTtl;
     this.#maxLength = args.maxLength ?? Infinity;
@@ -330,8 +339,10 @@ export class MessageQueue {
 
   /** false if `tag` is not an unacked delivery of this queue (e.g. an auto-ack one, or already settled). */
   ack(tag: number): boolean {
-    if (this.#unacked.take(tag) === undefined) return false;
+    const message = this.#unacked.take(tag);
+    if (message === undefined) return false;
     this.#stats.acked++;
+    this.#onRemoved?.(message);
     return true;
   }
 
@@ -374,12 +385,16 @@ export class MessageQueue {
    */
   dropHead(): StoredMessage | undefined {
     const message = this.#ready.shift();
-    if (message !== undefined) this.#stats.overflowed++;
+    if (message !== undefined) {
+      this.#stats.overflowed++;
+      this.#onRemoved?.(message);
+    }
     return message;
   }
 
   /** Drops the ready messages (AMQP queue.purge leaves unacked ones alone); returns how many. */
   purge(): number {
+    if (this.#onRemoved !== undefined) for (const m of this.#ready.toArray()) this.#onRemoved(m);
     const count = this.#ready.clear();
     this.#stats.purged += count;
     return count;
@@ -402,6 +417,7 @@ export class MessageQueue {
     }
     consumer.credit--;
     if (consumer.ackMode === 'client') this.#unacked.track(tag, message, slot);
+    else this.#onRemoved?.(message);
     this.#stats.delivered++;
     return true;
   }
@@ -496,6 +512,7 @@ export class MessageQueue {
 
   /** Hands a dead-lettered copy to the owner when there is a DLX and a callback; otherwise the message is just gone. */
   #deadLetter(message: StoredMessage, reason: DeadLetterReason): void {
+    this.#onRemoved?.(message);
     const onDeadLetter = this.#onDeadLetter;
     if (onDeadLetter === undefined) return;
     const target = deadLetterTarget(this.arguments, message);

@@ -58,6 +58,8 @@ export interface StoredMessage {
   expiresAt: number;
   /** True once the message went back to the queue after a delivery (AMQP `redelivered`). */
   redelivered: boolean;
+  /** Written to the shard's log: its removal must be logged too. Set by the shard. */
+  persisted?: boolean;
   /**
    * Deliveries so far. The queue increments it just before calling DeliverFn, so the writer
    * sees 1 on the first delivery (and it is rolled back if the write fails).

@@ -29,12 +29,28 @@ import {
   type RecordReader,
 } from '../protocol/ring-record-codec.js';
 import { CounterSlot } from '../metrics/shard-counters.js';
+import type { MessageStore, RecoveryResult, RecoveryStats } from '../store/store.js';
 
 export interface ShardCoreOptions {
   readonly index: number;
   readonly shardCount: number;
   /** The clock (ms), for TTLs and idle queues; tests pass a fake one. */
   readonly now?: () => number;
+  /**
+   * The shard's log (with --data-dir): persistent messages to durable queues, their removals
+   * and the durable topology are appended here, and confirms for them wait until it says the
+   * records are on disk. Null: everything is in memory.
+   */
+  readonly store?: MessageStore | null;
+  /** A write to the store failed (rate-limit your logging: it repeats while the disk is full). */
+  readonly onStoreError?: (err: Error) => void;
+}
+
+/** What a shard recovered from its log at start, for the main thread's topology and the log. */
+export interface RecoverySummary {
+  readonly topology: ManageOp[];
+  readonly messages: number;
+  readonly stats: RecoveryStats;
 }
 
 /** How often idle queues (x-expires) are looked for. */
@@ -104,6 +120,14 @@ export class ShardCore {
   #seq = 0;
   /** Set when the last outbound write failed for lack of room. */
   #outboundFull = false;
+  readonly #store: MessageStore | null;
+  /** Confirms waiting until the store has made their messages durable, in LSN order. */
+  readonly #awaitingDurable: Array<{ lsn: number; connectionId: number; token: number; status: ConfirmStatus }> = [];
+  #appended = false;
+  /** Replaying the log: topology ops are applied but not logged again. */
+  #recovering = false;
+  /** Persistent messages held (ready or unacked). */
+  #persistedHeld = 0;
 
   constructor(opts: ShardCoreOptions, reader: RecordReader, out: OutboundWriter, counters: Float64Array) {
     this.#opts = opts;
@@ -111,6 +135,11 @@ export class ShardCore {
     this.#out = out;
     this.#counters = counters;
     this.#now = opts.now ?? Date.now;
+    this.#store = opts.store ?? null;
+    if (this.#store !== null) {
+      this.#store.onDurable = (lsn) => this.#onDurable(lsn);
+      this.#store.onFlushError = (err, upTo) => this.#onFlushError(err, upTo);
+    }
     this.#registry = new ExchangeRegistry<string, MessageQueue>({
       queueKey: (name) => name,
       routeTarget: (name) => {
@@ -196,6 +225,13 @@ export class ShardCore {
   /** Called once per drained batch: gauges are refreshed per batch, not per message. */
   endBatch(): void {
     if (this.#deadLetters.length > 0) this.#republishDeadLetters();
+    if (this.#appended) {
+      // Group commit: one flush request per drained batch; the store's policy (always|batch)
+      // decides when the write and fsync happen.
+      this.#appended = false;
+      this.#store?.requestFlush();
+    }
+    this.#counters[CounterSlot.durable] = this.#persistedHeld;
     let ready = 0;
     let unacked = 0;
     for (const local of this.#queues.values()) {
@@ -234,8 +270,13 @@ export class ShardCore {
     return n;
   }
 
-  /** Stops the shard's timers (the loop is ending). */
-  close(): void {
+  /** Stops the shard's timers and flushes and closes its log (the loop is ending). */
+  async close(): Promise<void> {
+    this.#stopTimers();
+    await this.#store?.close();
+  }
+
+  #stopTimers(): void {
     if (this.#expiryTimer !== null) clearTimeout(this.#expiryTimer);
     if (this.#idleTimer !== null) clearInterval(this.#idleTimer);
     this.#expiryTimer = null;
@@ -266,6 +307,8 @@ export class ShardCore {
     if (status === ConfirmStatus.ok) c[CounterSlot.published]++;
     if (targets.length === 0 && status === ConfirmStatus.ok) c[CounterSlot.unroutable]++;
     let payload: Uint8Array | null = null;
+    /** The log position the confirm must wait for (0: nothing of this record was persisted). */
+    let durableLsn = 0;
     for (let i = 0; i < targets.length; i++) {
       const queue = targets[i];
       if (deadLettered && this.#isCycle(queue.name, properties)) continue;
@@ -311,6 +354,11 @@ export class ShardCore {
         redelivered: false,
         deliveryCount: 0,
       };
+      if (this.#store !== null && properties?.deliveryMode !== 1 && this.#queues.get(queue.name)?.durable === true) {
+        // A durable queue keeps its messages on disk unless they say they are transient.
+        const lsn = this.#persist(queue.name, message);
+        if (lsn > durableLsn) durableLsn = lsn;
+      }
       if (consumer !== null && !this.#outboundFull) {
         queue.deliverNow(consumer, message);
       } else {
@@ -325,8 +373,52 @@ export class ShardCore {
     }
     if (rec.token !== NO_TOKEN) {
       const { connectionId, token } = rec;
-      this.#control(() => this.#out.confirm(connectionId, token, status, 1));
+      if (durableLsn > 0 && status === ConfirmStatus.ok) this.#awaitingDurable.push({ lsn: durableLsn, connectionId, token, status });
+      else this.#control(() => this.#out.confirm(connectionId, token, status, 1));
     }
+  }
+
+  /** Appends a persistent message to the log; returns its LSN. */
+  #persist(queue: string, message: StoredMessage): number {
+    const store = this.#store as MessageStore;
+    message.persisted = true;
+    this.#persistedHeld++;
+    this.#appended = true;
+    const props = message.properties === null ? null : this.#propertiesBytes(message.properties);
+    return store.appendMessage({ queue, id: message.seq, exchange: message.exchange, routingKey: message.routingKey, properties: props, payload: message.payload });
+  }
+
+  /** A persistent message left its queue for good: log the removal. */
+  #removed(queue: string, message: StoredMessage): void {
+    if (message.persisted !== true || this.#store === null) return;
+    message.persisted = false;
+    this.#persistedHeld--;
+    this.#appended = true;
+    this.#store.appendRemove(queue, message.seq);
+  }
+
+  /** The store made everything up to `lsn` durable: the confirms that waited for it go out. */
+  #onDurable(lsn: number): void {
+    const waiting = this.#awaitingDurable;
+    let n = 0;
+    while (n < waiting.length && waiting[n].lsn <= lsn) n++;
+    if (n === 0) return;
+    for (const w of waiting.splice(0, n)) this.#control(() => this.#out.confirm(w.connectionId, w.token, w.status, 1));
+    this.#out.ring.commit();
+  }
+
+  /**
+   * A flush failed (ENOSPC, EIO): the publishers waiting on it are told their messages are not
+   * durable (they may retry: at-least-once). Nothing durable is touched; the store truncates the
+   * partial write and retries, and confirms resume with the next successful flush.
+   */
+  #onFlushError(err: Error, failedUpToLsn: number): void {
+    this.#opts.onStoreError?.(err);
+    const waiting = this.#awaitingDurable;
+    let n = 0;
+    while (n < waiting.length && waiting[n].lsn <= failedUpToLsn) n++;
+    for (const w of waiting.splice(0, n)) this.#control(() => this.#out.confirm(w.connectionId, w.token, ConfirmStatus.storageFailed, 1));
+    this.#out.ring.commit();
   }
 
   /** A private topic queue dropped a message for length: tell its consumer, once. */
@@ -406,6 +498,59 @@ export class ShardCore {
 
   // ---- topology ----------------------------------------------------------------------------
 
+  /** Logs a topology op of a durable entity (not while replaying the log itself). */
+  #log(op: ManageOp): void {
+    if (this.#store === null || this.#recovering) return;
+    this.#store.appendTopology(op);
+    this.#appended = true;
+  }
+
+  /**
+   * Rebuilds the durable state from the log, before anything else: the topology first, then
+   * every message not removed, back in its queue as `redelivered` (it may have been delivered
+   * before the crash; RabbitMQ marks such messages the same way).
+   */
+  recover(result: RecoveryResult): RecoverySummary {
+    this.#recovering = true;
+    const applied: ManageOp[] = [];
+    try {
+      for (const op of result.topology as ManageOp[]) {
+        try {
+          this.#manage(op);
+          applied.push(op);
+        } catch {
+          // An op the log kept but that no longer applies (e.g. a binding to an exchange that is
+          // gone) is skipped; the store only keeps replayable ops, so this is rare.
+        }
+      }
+      let messages = 0;
+      for (const m of result.messages) {
+        const local = this.#queues.get(m.queue);
+        if (local === undefined) continue;
+        const properties = m.properties === null ? null : (decodeProperties(m.properties, 0, m.properties.byteLength) as MessageProperties);
+        if (properties !== null && m.properties !== null) this.#encoded.set(properties, m.properties);
+        local.queue.enqueue({
+          seq: m.id,
+          routingKey: m.routingKey,
+          exchange: m.exchange,
+          payload: m.payload,
+          properties,
+          expiresAt: Infinity,
+          redelivered: true,
+          deliveryCount: 0,
+          persisted: true,
+        });
+        this.#persistedHeld++;
+        messages++;
+      }
+      this.#seq = Math.max(this.#seq, result.nextId - 1);
+      this.endBatch();
+      return { topology: applied, messages, stats: result.stats };
+    } finally {
+      this.#recovering = false;
+    }
+  }
+
   /**
    * Applies a topology snapshot before the shard reads its ring (a restart): queues must exist
    * before the publishes that waited in the ring for them are routed. Returns refused ops.
@@ -446,12 +591,15 @@ export class ShardCore {
           return { messageCount: existing.queue.depth, consumerCount: existing.queue.consumerCount };
         }
         const args = parseQueueArguments(op.arguments, op.name);
+        const name = op.name;
         const queue = new MessageQueue(op.name, this.#deliver, this.#allocateTag, {
           arguments: args,
           now: this.#now,
           onDeadLetter: this.#onDeadLetter,
           scheduleExpiry: this.#expiry.schedule,
+          onRemoved: this.#store === null ? undefined : (m) => this.#removed(name, m),
         });
+        if (op.durable && !op.exclusive) this.#log(op);
         this.#queues.set(op.name, {
           queue,
           durable: op.durable,
@@ -477,6 +625,7 @@ export class ShardCore {
         if (op.ifEmpty && local.queue.depth > 0) {
           throw new ManageError('precondition_failed', `queue '${op.name}' in vhost '/' is not empty`);
         }
+        if (local.durable) this.#log(op);
         return { messageCount: this.#deleteQueue(local, 'queue deleted') };
       }
       case 'purgeQueue': {
@@ -485,23 +634,29 @@ export class ShardCore {
         return { messageCount: local.queue.purge() };
       }
       case 'declareExchange':
-        reg.declareExchange(op.name, op.type, { durable: op.durable, autoDelete: op.autoDelete, internal: op.internal, arguments: op.arguments });
+        if (reg.declareExchange(op.name, op.type, { durable: op.durable, autoDelete: op.autoDelete, internal: op.internal, arguments: op.arguments }).created && op.durable) {
+          this.#log(op);
+        }
         return {};
       case 'deleteExchange':
-        reg.deleteExchange(op.name);
+        if (reg.deleteExchange(op.name).deleted) this.#log(op);
         return {};
-      case 'bindQueue':
-        if (!this.#queues.has(op.queue)) throw new ManageError('not_found', `no queue '${op.queue}' in vhost '/'`);
-        reg.bindQueue(op.exchange, op.queue, op.routingKey, op.arguments);
+      case 'bindQueue': {
+        const local = this.#queues.get(op.queue);
+        if (local === undefined) throw new ManageError('not_found', `no queue '${op.queue}' in vhost '/'`);
+        if (reg.bindQueue(op.exchange, op.queue, op.routingKey, op.arguments) && local.durable) this.#log(op);
         return {};
+      }
       case 'unbindQueue':
         reg.unbindQueue(op.exchange, op.queue, op.routingKey, op.arguments);
+        if (this.#queues.get(op.queue)?.durable === true) this.#log(op);
         return {};
       case 'bindExchange':
-        reg.bindExchange(op.destination, op.source, op.routingKey, op.arguments);
+        if (reg.bindExchange(op.destination, op.source, op.routingKey, op.arguments)) this.#log(op);
         return {};
       case 'unbindExchange':
         reg.unbindExchange(op.destination, op.source, op.routingKey, op.arguments);
+        this.#log(op);
         return {};
     }
   }
@@ -513,6 +668,8 @@ export class ShardCore {
     for (const [connectionId, subs] of this.#connections) {
       for (const [subscriptionId, sub] of subs) {
         if (sub.local !== local) continue;
+        // Back to ready first, so what the queue held is counted below in one place.
+        queue.removeConsumer(connectionId, subscriptionId);
         subs.delete(subscriptionId);
         this.#counters[CounterSlot.consumers]--;
         const message = `consumer cancelled: ${reason} ('${queue.name}')`;
@@ -520,7 +677,9 @@ export class ShardCore {
       }
       if (subs.size === 0) this.#connections.delete(connectionId);
     }
-    this.#counters[CounterSlot.dropped] += held + queue.unackedCount;
+    this.#counters[CounterSlot.dropped] += queue.depth + queue.unackedCount;
+    // The log drops a deleted queue's messages with the deleteQueue op; only the count moves here.
+    for (const m of queue.readyMessages()) if (m.persisted === true) this.#persistedHeld--;
     this.#queues.delete(queue.name);
     this.#registry.removeQueue(queue.name);
     this.#expiry.forget(queue);

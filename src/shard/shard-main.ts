@@ -9,6 +9,9 @@ import { ShardCore } from './shard-core.js';
 import { ShardLoop } from './shard-loop.js';
 import { createLogger } from '../log/logger.js';
 import type { ShardReply, ShardRequest, ShardWorkerData } from './shard-worker-data.js';
+import { LogStore } from '../store/log-store.js';
+import { nodeFs } from '../store/fs-seam.js';
+import { FAULT_FILE_ENV, withFaultSwitch } from '../store/fault-switch.js';
 
 const data = workerData as ShardWorkerData;
 const port = parentPort;
@@ -18,12 +21,46 @@ const log = createLogger(data.logLevel).child({ shard: data.index });
 const inbound = new RingConsumer(data.inbound);
 const outbound = new RingProducer(data.outbound);
 const counters = new Float64Array(data.counters);
+const store =
+  data.storeDir === null
+    ? null
+    : new LogStore({
+        dir: data.storeDir,
+        fsync: data.fsync,
+        batchIntervalMs: data.fsyncIntervalMs,
+        fs: withFaultSwitch(nodeFs, process.env[FAULT_FILE_ENV]),
+      });
+let lastStoreError = 0;
 const core = new ShardCore(
-  { index: data.index, shardCount: data.shardCount },
+  {
+    index: data.index,
+    shardCount: data.shardCount,
+    store,
+    onStoreError: (err) => {
+      // While the disk stays full every flush fails again: log at most once a second.
+      const now = Date.now();
+      if (now - lastStoreError < 1000) return;
+      lastStoreError = now;
+      log.error({ err }, 'log write failed: persistent publishes are refused until a write succeeds');
+    },
+  },
   new RecordReader(inbound.bytes, inbound.view),
   new OutboundWriter(outbound),
   counters,
 );
+// The log first (durable queues and their messages), then the main thread's snapshot (the
+// transient rest), all before the ring is read.
+let recovered = null;
+if (store !== null) {
+  recovered = core.recover(store.recover());
+  log.info(
+    { messages: recovered.messages, topologyOps: recovered.topology.length, ...recovered.stats },
+    `recovered ${recovered.messages} messages in ${recovered.stats.durationMs} ms`,
+  );
+  if (recovered.stats.corruptSkipped > 0 || recovered.stats.tornBytesTruncated > 0) {
+    log.warn({ corruptSkipped: recovered.stats.corruptSkipped, tornBytesTruncated: recovered.stats.tornBytesTruncated }, 'log damage skipped during recovery');
+  }
+}
 const refused = core.applyTopology(data.topology);
 for (const r of refused) log.error({ op: r.op, error: r.error }, 'topology snapshot op refused');
 const loop = new ShardLoop(core, inbound, outbound);
@@ -38,9 +75,9 @@ port.on('message', (req: ShardRequest) => {
 });
 
 log.debug('shard started');
-port.postMessage({ type: 'ready' } satisfies ShardReply);
+port.postMessage({ type: 'ready', recovered } satisfies ShardReply);
 await loop.run();
-core.close();
+await core.close();
 log.debug('shard stopped');
 port.postMessage({ type: 'stopped' } satisfies ShardReply);
 port.close();

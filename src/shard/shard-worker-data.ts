@@ -12,12 +12,16 @@ export interface ShardWorkerData {
   readonly counters: SharedArrayBuffer;
   /** The topology this shard must know before it reads its ring (empty at first start). */
   readonly topology: readonly import('../protocol/ring-record-codec.js').ManageOp[];
+  /** With --data-dir: where this shard keeps its log (`<data-dir>/shard-<index>`); null in memory. */
+  readonly storeDir: string | null;
+  readonly fsync: 'always' | 'batch';
+  readonly fsyncIntervalMs: number;
   readonly logLevel: LevelWithSilent;
 }
 
 /** Control-plane messages over the worker's port (never on the data path). */
 export type ShardRequest = { readonly type: 'stats'; readonly id: number } | { readonly type: 'stop' };
 export type ShardReply =
-  | { readonly type: 'ready' }
+  | { readonly type: 'ready'; readonly recovered: import('./shard-core.js').RecoverySummary | null }
   | { readonly type: 'stats'; readonly id: number; readonly queues: import('./shard-core.js').QueueStats[] }
   | { readonly type: 'stopped' };

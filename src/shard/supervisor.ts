@@ -13,6 +13,8 @@ import { CounterSlot } from '../metrics/shard-counters.js';
 import type { QueueStats } from './shard-core.js';
 import type { ShardReply, ShardRequest, ShardWorkerData } from './shard-worker-data.js';
 import type { ManageOp } from '../protocol/ring-record-codec.js';
+import type { RecoverySummary } from './shard-core.js';
+import { join } from 'node:path';
 import type { Logger } from '../log/logger.js';
 import type { LevelWithSilent } from 'pino';
 
@@ -23,6 +25,12 @@ export interface SupervisorOptions {
   readonly log: Logger;
   /** Called once a restarted shard is up again, so the front can re-register subscriptions. */
   readonly onRestart?: (index: number) => void;
+  /** With --data-dir: the directory under which each shard keeps `shard-<i>`. */
+  readonly dataDir: string | null;
+  readonly fsync: 'always' | 'batch';
+  readonly fsyncIntervalMs: number;
+  /** A shard reported what it recovered from its log (at start and after a restart). */
+  readonly onRecovered?: (index: number, summary: RecoverySummary) => void;
   /** The topology a (re)started shard must know before it reads its ring. */
   readonly topologyFor?: (index: number) => ManageOp[];
   /** Called when a shard thread dies, before it is restarted. */
@@ -120,6 +128,9 @@ export class Supervisor {
       outbound: handle.outboundStorage,
       counters: handle.countersStorage,
       topology: this.#opts.topologyFor?.(handle.index) ?? [],
+      storeDir: this.#opts.dataDir === null ? null : join(this.#opts.dataDir, `shard-${handle.index}`),
+      fsync: this.#opts.fsync,
+      fsyncIntervalMs: this.#opts.fsyncIntervalMs,
       logLevel: this.#opts.logLevel,
     };
     const worker = spawnWorker(new URL('./shard-main.js', import.meta.url), {
@@ -131,6 +142,7 @@ export class Supervisor {
     slot.ready = new Promise<void>((resolve, reject) => {
       const onMessage = (msg: ShardReply): void => {
         if (msg.type === 'ready') {
+          if (msg.recovered !== null) this.#opts.onRecovered?.(handle.index, msg.recovered);
           handle.alive = true;
           resolve();
         } else if (msg.type === 'stats') {
@@ -155,11 +167,13 @@ export class Supervisor {
   #onCrash(slot: Slot, code: number): void {
     const { handle } = slot;
     const c = handle.counters;
-    // Transient messages die with the thread: what the shard last reported holding is lost.
-    const lost = c[CounterSlot.ready] + c[CounterSlot.unacked];
+    // Transient messages die with the thread: what the shard last reported holding is lost,
+    // less its persistent messages, which come back from its log.
+    const lost = Math.max(0, c[CounterSlot.ready] + c[CounterSlot.unacked] - c[CounterSlot.durable]);
     c[CounterSlot.lost] += lost;
     c[CounterSlot.ready] = 0;
     c[CounterSlot.unacked] = 0;
+    c[CounterSlot.durable] = 0;
     c[CounterSlot.consumers] = 0;
     c[CounterSlot.queues] = 0;
     c[CounterSlot.restarts]++;

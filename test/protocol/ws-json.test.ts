@@ -214,7 +214,7 @@ describe('parseClientOp - publish', () => {
 
 describe('parseClientOp - ack and nack', () => {
   it.each([1, 42, 2 ** 32, 2 ** 52, Number.MAX_SAFE_INTEGER])('ack - tag %i', (tag) => {
-    expect(parse({ op: 'ack', tag })).toEqual({ op: 'ack', tag });
+    expect(parse({ op: 'ack', tag })).toEqual({ op: 'ack', tag, multiple: false });
   });
 
   it.each([
@@ -230,11 +230,11 @@ describe('parseClientOp - ack and nack', () => {
   });
 
   it('nack - requeue defaults to true', () => {
-    expect(parse({ op: 'nack', tag: 7 })).toEqual({ op: 'nack', tag: 7, requeue: true });
+    expect(parse({ op: 'nack', tag: 7 })).toEqual({ op: 'nack', tag: 7, requeue: true, multiple: false });
   });
 
   it.each([true, false])('nack - requeue %s is kept', (requeue) => {
-    expect(parse({ op: 'nack', tag: 7, requeue })).toEqual({ op: 'nack', tag: 7, requeue });
+    expect(parse({ op: 'nack', tag: 7, requeue })).toEqual({ op: 'nack', tag: 7, requeue, multiple: false });
   });
 
   it.each([['"false"', 'false'], ['0', 0], ['null', null]])('nack - requeue %s is rejected (not a boolean)', (_case, requeue) => {

@@ -339,7 +339,10 @@ export class ShardmqClient extends TypedEmitter<ClientEvents> {
       core.end({ reason: 'failed', error: err as ShardmqError });
       throw err;
     }
-    if (core.state === 'subscribing') core.state = 'active';
+    if (core.state === 'subscribing') {
+      core.state = 'active';
+      core.refreshBlocked();
+    }
     return core.facade;
   }
 

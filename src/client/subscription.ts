@@ -287,8 +287,17 @@ export class SubscriptionCore {
     return message;
   }
 
+  /** Re-evaluates blocking (the subscription just became active). */
+  refreshBlocked(): void {
+    this.#updateBlocked();
+  }
+
   #updateBlocked(): void {
-    if (this.overflow !== 'block') return;
+    // Client-ack subscriptions never block the socket: the broker keeps at most `prefetch`
+    // unacked deliveries out, so the buffer is bounded anyway, and blocking at exactly that
+    // bound would stop the socket before the SUBSCRIBE's OK (which follows the first
+    // deliveries) could be read. Auto-ack ones block only once active, for the same reason.
+    if (this.overflow !== 'block' || this.ackMode === 'client' || this.state !== 'active') return;
     const blocked = this.#end === null && this.buffered >= this.bufferSize;
     if (blocked === this.#blocked) return;
     this.#blocked = blocked;

@@ -4,6 +4,8 @@ import { processCpuSeconds, processRssBytes } from './proc.js';
 
 /** A broker started by the harness in its own process, on loopback and an OS-picked port. */
 export interface BrokerProcess {
+  /** The broker's log lines up to and including its start-up line (JSON lines). */
+  readonly startupLog: string;
   readonly url: string;
   readonly pid: number;
   readonly child: ChildProcess;
@@ -35,6 +37,7 @@ export async function startBrokerProcess(args: readonly string[] = []): Promise<
   const child = spawn(process.execPath, [...nodeArgs, 'serve', '--host', '127.0.0.1', '--port', '0', '--log-level', 'info', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  let startupLog = '';
   const url = await new Promise<string>((resolve, reject) => {
     let buf = '';
     let err = '';
@@ -45,6 +48,7 @@ export async function startBrokerProcess(args: readonly string[] = []): Promise<
       const m = /"url":"(http:\/\/[^"]+)"/.exec(buf);
       if (m) {
         clearTimeout(timer);
+        startupLog = buf;
         buf = '';
         child.stdout?.removeAllListeners('data');
         child.stdout?.resume();
@@ -61,6 +65,7 @@ export async function startBrokerProcess(args: readonly string[] = []): Promise<
     url,
     pid,
     child,
+    startupLog,
     cpuSeconds: () => processCpuSeconds(pid),
     rssBytes: () => processRssBytes(pid),
     stop: async () => {

@@ -52,7 +52,10 @@ const core = new ShardCore(
 // transient rest), all before the ring is read.
 let recovered = null;
 if (store !== null) {
-  recovered = core.recover(store.recover());
+  const t0 = performance.now();
+  const summary = core.recover(store.recover());
+  // Time the whole rebuild (reading the log and refilling the queues), not just the read.
+  recovered = { ...summary, stats: { ...summary.stats, durationMs: Math.round(performance.now() - t0) } };
   log.info(
     { messages: recovered.messages, topologyOps: recovered.topology.length, ...recovered.stats },
     `recovered ${recovered.messages} messages in ${recovered.stats.durationMs} ms`,

@@ -7,9 +7,10 @@ import { peers } from './peers.js';
 import { shardSweep } from './shard-sweep.js';
 import { telemetry } from './telemetry.js';
 import { wsFanout } from './ws-fanout.js';
+import { durable } from './durable.js';
 
 /**
  * Every workload `shardmq bench` knows, in the order it runs them. Order matters: latency picks its
  * rates from ws-fanout's 1→1 figure when ws-fanout ran before it.
  */
-export const WORKLOADS: readonly Workload[] = [nativeBench, httpPublish, wsFanout, telemetry, latency, shardSweep, peers, memory];
+export const WORKLOADS: readonly Workload[] = [nativeBench, httpPublish, wsFanout, telemetry, latency, shardSweep, peers, memory, durable];

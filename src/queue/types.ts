@@ -13,28 +13,10 @@ export const AckMode = {
 } as const;
 export type AckMode = (typeof AckMode)[keyof typeof AckMode];
 
-/** A value in an AMQP field table (headers), as JSON-like data. */
-export type HeaderValue = string | number | boolean | null | Uint8Array | HeaderValue[] | { [k: string]: HeaderValue };
-
-/** AMQP 0-9-1 basic properties. Treated as immutable: code that changes them builds a new object. */
-export interface MessageProperties {
-  contentType?: string;
-  contentEncoding?: string;
-  headers?: Record<string, HeaderValue>;
-  deliveryMode?: 1 | 2;
-  /** 0..255; only a queue with x-max-priority looks at it. */
-  priority?: number;
-  correlationId?: string;
-  replyTo?: string;
-  /** Per-message TTL in ms as a decimal string, AMQP style ("0" = deliver now or expire). */
-  expiration?: string;
-  messageId?: string;
-  /** Seconds (AMQP timestamp). */
-  timestamp?: number;
-  type?: string;
-  userId?: string;
-  appId?: string;
-}
+// AMQP basic properties are defined once, with their wire encoding; a queue treats them as
+// immutable (code that changes them builds a new object).
+export type { HeaderValue, MessageProperties } from '../protocol/properties.js';
+import type { MessageProperties } from '../protocol/properties.js';
 
 export interface StoredMessage {
   /** Shard-wide publish order, increasing. A queue keeps its ready messages sorted by it. */

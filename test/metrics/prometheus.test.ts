@@ -128,6 +128,7 @@ const EXPECTED_METRICS: Record<Exclude<CounterName, 'nextTagSeq'>, [string, 'cou
   lost: ['shardmq_shard_lost_total', 'counter'],
   inboundRecords: ['shardmq_shard_inbound_records_total', 'counter'],
   outboundFull: ['shardmq_shard_outbound_full_total', 'counter'],
+  durable: ['shardmq_shard_durable', 'gauge'],
 };
 
 describe('shard-counters', () => {

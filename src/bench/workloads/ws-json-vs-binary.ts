@@ -1,0 +1,104 @@
+/**
+ * The two WebSocket protocols side by side, interleaved in one run: 1 publisher, 1 subscriber,
+ * 128-byte messages, through the binary protocol (PUBLISH_BATCH, batched DELIVERs) and through
+ * the JSON text ops (one publish op per frame, one message frame per delivery). Same driver,
+ * same window, same broker; delivered messages/s measured at the subscriber.
+ */
+import WebSocket from 'ws';
+import { startBrokerProcess } from '../broker-process.js';
+import { runFanout, shardmqSystem, type FanoutSystem } from '../fanout.js';
+import { formatRate, summarize } from '../sample-stats.js';
+import type { Workload, WorkloadContext, WorkloadResult } from '../workload.js';
+import { fanoutSpec } from './ws-fanout.js';
+
+function open(url: string): Promise<WebSocket> {
+  const ws = new WebSocket(url.replace(/^http/, 'ws') + '/v1/ws');
+  return new Promise((resolve, reject) => {
+    ws.once('open', () => resolve(ws));
+    ws.once('error', reject);
+  });
+}
+
+/** shardmq over JSON text frames. */
+function jsonSystem(url: string, pid: number): FanoutSystem {
+  return {
+    name: 'shardmq (JSON WebSocket)',
+    pids: [pid],
+    async publisher(topic, payload) {
+      const ws = await open(url);
+      const frame = JSON.stringify({ op: 'publish', destination: `/topic/${topic}`, payload: Buffer.from(payload).toString('latin1') });
+      return {
+        publish: (n) => {
+          for (let i = 0; i < n; i++) ws.send(frame);
+        },
+        congested: () => ws.bufferedAmount > 1 << 20,
+        close: async () => {
+          ws.close();
+        },
+      };
+    },
+    async subscriber(topic, onMessages) {
+      const ws = await open(url);
+      let received = 0;
+      let lastAt = 0;
+      let ready: () => void = () => undefined;
+      const subscribed = new Promise<void>((r) => (ready = r));
+      ws.on('message', (data) => {
+        const text = String(data);
+        if (text.startsWith('{"op":"message"')) {
+          received++;
+          lastAt = performance.now();
+          onMessages();
+        } else if (text.includes('"receipt"')) ready();
+      });
+      ws.send(JSON.stringify({ op: 'subscribe', id: 'bench', destination: `/topic/${topic}`, receipt: 'ready' }));
+      await subscribed;
+      return {
+        received: () => received,
+        lastAt: () => lastAt,
+        close: async () => {
+          ws.close();
+        },
+      };
+    },
+  };
+}
+
+export const wsJsonVsBinary: Workload = {
+  name: 'ws-json-vs-binary',
+  description: 'Publish → deliver 1→1, 128-byte messages: the binary protocol next to the JSON text protocol, interleaved',
+  async run(ctx: WorkloadContext): Promise<WorkloadResult> {
+    const runs = ctx.quick ? 1 : ctx.runs;
+    const broker = await startBrokerProcess([]);
+    const binary = shardmqSystem(broker.url, broker.pid);
+    const json = jsonSystem(broker.url, broker.pid);
+    const spec = { ...fanoutSpec(1, ctx.quick), messages: ctx.quick ? 100_000 : 1_000_000 };
+    const results = { binary: [] as number[], json: [] as number[] };
+    try {
+      for (let i = 0; i < runs; i++) {
+        for (const [name, system] of i % 2 === 0 ? ([['binary', binary], ['json', json]] as const) : ([['json', json], ['binary', binary]] as const)) {
+          const r = await runFanout(system, spec);
+          results[name].push(r.deliveredPerSecond);
+          ctx.progress(`ws-json-vs-binary run ${i + 1}/${runs}: ${system.name} ${formatRate(r.deliveredPerSecond)} delivered msg/s${r.complete ? '' : ' (incomplete)'}`);
+        }
+      }
+    } finally {
+      await broker.stop();
+    }
+    const b = summarize(results.binary);
+    const j = summarize(results.json);
+    return {
+      tables: [
+        {
+          title: `1 publisher → 1 subscriber, 128-byte messages, ${runs} interleaved run(s)`,
+          columns: ['protocol', 'delivered msg/s (median)', 'min–max', 'vs JSON'],
+          rows: [
+            ['binary (PUBLISH_BATCH of 250, batched DELIVER)', formatRate(b.median), `${formatRate(b.min)}–${formatRate(b.max)}`, (b.median / j.median).toFixed(2)],
+            ['JSON text (one op per frame)', formatRate(j.median), `${formatRate(j.min)}–${formatRate(j.max)}`, '1.00'],
+          ],
+        },
+      ],
+      figures: { ws_binary_1to1_msgs_per_s: b.median, ws_json_1to1_msgs_per_s: j.median, ws_binary_vs_json_ratio: b.median / j.median },
+    };
+  },
+};

@@ -33,7 +33,8 @@ interface UserSpec {
   manage: boolean;
 }
 
-const EVERYONE: Principal = { name: 'anonymous', canPublish: () => true, canSubscribe: () => true, canManage: true };
+/** The principal of every request when auth is off. */
+export const ANONYMOUS: Principal = { name: 'anonymous', canPublish: () => true, canSubscribe: () => true, canManage: true };
 
 export class Authenticator {
   readonly #users: Array<{ token: Buffer; principal: Principal }> = [];
@@ -41,7 +42,7 @@ export class Authenticator {
 
   constructor(authToken: string | null, usersFile: string | null) {
     if (authToken !== null) {
-      this.#users.push({ token: Buffer.from(authToken), principal: { ...EVERYONE, name: 'token' } });
+      this.#users.push({ token: Buffer.from(authToken), principal: { ...ANONYMOUS, name: 'token' } });
     }
     if (usersFile !== null) {
       for (const u of loadUsers(usersFile)) this.#users.push({ token: Buffer.from(u.token), principal: principalOf(u) });
@@ -49,9 +50,9 @@ export class Authenticator {
     this.enabled = this.#users.length > 0;
   }
 
-  /** The principal a request carries; EVERYONE when auth is off; null when the token is missing or wrong. */
+  /** The principal a request carries; ANONYMOUS when auth is off; null when the token is missing or wrong. */
   authenticate(token: string | null): Principal | null {
-    if (!this.enabled) return EVERYONE;
+    if (!this.enabled) return ANONYMOUS;
     if (token === null || token === '') return null;
     const given = Buffer.from(token);
     for (const u of this.#users) {

@@ -8,7 +8,8 @@
  * Shards never auto-delete exchanges themselves (each sees only its own queues'
  * bindings); the main thread decides and broadcasts the deletion.
  */
-import { RouterError, isExchangeType } from '../router/exchange-registry.js';
+import { isExchangeType } from '../router/exchange-registry.js';
+import { withBrokerErrors } from './router-errors.js';
 import { parseQueueArguments, QueueArgumentError } from '../queue/queue-arguments.js';
 import { BrokerError, ErrorCode } from '../protocol/errors.js';
 import type { Topology, QueueMeta, QueueOptions } from './topology.js';
@@ -54,7 +55,7 @@ export class Management {
     if (!d.passive && !isExchangeType(d.type)) {
       throw new BrokerError(ErrorCode.commandInvalid, `invalid exchange type '${d.type}'; expected direct, fanout, topic or headers`);
     }
-    const { created } = wrap(() =>
+    const { created } = withBrokerErrors(() =>
       this.#topology.registry.declareExchange(d.name, d.type, { durable: d.durable, autoDelete: d.autoDelete, internal: d.internal, arguments: d.arguments }, d.passive),
     );
     if (created) {
@@ -73,7 +74,7 @@ export class Management {
   }
 
   async deleteExchange(name: string, ifUnused: boolean): Promise<{ deleted: boolean }> {
-    const { deleted, autoDeleted } = wrap(() => this.#topology.registry.deleteExchange(name, ifUnused));
+    const { deleted, autoDeleted } = withBrokerErrors(() => this.#topology.registry.deleteExchange(name, ifUnused));
     if (deleted) await this.#broadcastDeletes([name, ...autoDeleted]);
     return { deleted };
   }
@@ -87,7 +88,7 @@ export class Management {
         throw err;
       }
     }
-    const { queue, created } = wrap(() => this.#topology.declareQueue(d.name, d, d.passive, connection));
+    const { queue, created } = withBrokerErrors(() => this.#topology.declareQueue(d.name, d, d.passive, connection));
     const answer = await this.#calls.call(queue.shard, declareOp(queue), connection);
     if (!answer.ok) {
       if (created) this.#topology.removeQueue(queue.name);
@@ -104,7 +105,7 @@ export class Management {
   async ensureQueue(name: string, durable: boolean): Promise<QueueMeta> {
     const existing = this.#topology.getQueue(name);
     if (existing !== undefined) return existing;
-    const { queue, created } = wrap(() =>
+    const { queue, created } = withBrokerErrors(() =>
       this.#topology.declareQueue(name, { durable, exclusive: false, autoDelete: false, arguments: {} }, false, 0),
     );
     if (created) check(await this.#calls.call(queue.shard, declareOp(queue)));
@@ -140,7 +141,7 @@ export class Management {
   async bindQueue(exchange: string, queueName: string, routingKey: string, args: Record<string, unknown>): Promise<void> {
     const queue = this.#topology.getQueue(queueName);
     if (queue === undefined) throw new BrokerError(ErrorCode.notFound, `no queue '${queueName}' in vhost '/'`);
-    const added = wrap(() => this.#topology.registry.bindQueue(exchange, queueName, routingKey, args));
+    const added = withBrokerErrors(() => this.#topology.registry.bindQueue(exchange, queueName, routingKey, args));
     if (!added) return;
     const answer = await this.#calls.call(queue.shard, { op: 'bindQueue', exchange, queue: queueName, routingKey, arguments: args });
     if (!answer.ok) {
@@ -152,18 +153,18 @@ export class Management {
   async unbindQueue(exchange: string, queueName: string, routingKey: string, args: Record<string, unknown>): Promise<void> {
     const queue = this.#topology.getQueue(queueName);
     if (queue === undefined) throw new BrokerError(ErrorCode.notFound, `no queue '${queueName}' in vhost '/'`);
-    const { autoDeleted } = wrap(() => this.#topology.registry.unbindQueue(exchange, queueName, routingKey, args));
+    const { autoDeleted } = withBrokerErrors(() => this.#topology.registry.unbindQueue(exchange, queueName, routingKey, args));
     check(await this.#calls.call(queue.shard, { op: 'unbindQueue', exchange, queue: queueName, routingKey, arguments: args }));
     if (autoDeleted.length > 0) await this.#broadcastDeletes(autoDeleted);
   }
 
   async bindExchange(destination: string, source: string, routingKey: string, args: Record<string, unknown>): Promise<void> {
-    const added = wrap(() => this.#topology.registry.bindExchange(destination, source, routingKey, args));
+    const added = withBrokerErrors(() => this.#topology.registry.bindExchange(destination, source, routingKey, args));
     if (added) check(await this.#calls.broadcast({ op: 'bindExchange', destination, source, routingKey, arguments: args }));
   }
 
   async unbindExchange(destination: string, source: string, routingKey: string, args: Record<string, unknown>): Promise<void> {
-    const { autoDeleted } = wrap(() => this.#topology.registry.unbindExchange(destination, source, routingKey, args));
+    const { autoDeleted } = withBrokerErrors(() => this.#topology.registry.unbindExchange(destination, source, routingKey, args));
     check(await this.#calls.broadcast({ op: 'unbindExchange', destination, source, routingKey, arguments: args }));
     if (autoDeleted.length > 0) await this.#broadcastDeletes(autoDeleted);
   }
@@ -251,16 +252,6 @@ function declareOp(q: QueueMeta): ManageOp {
     autoDelete: q.autoDelete,
     arguments: q.arguments as Record<string, unknown>,
   };
-}
-
-/** Runs a router operation, turning its errors into BrokerErrors with the same code. */
-function wrap<T>(fn: () => T): T {
-  try {
-    return fn();
-  } catch (err) {
-    if (err instanceof RouterError) throw BrokerError.from(err.code, err.message);
-    throw err;
-  }
 }
 
 function check(answer: ManageAnswer): void {

@@ -4,9 +4,8 @@
  * queue the message can reach, and write it once into each of their rings.
  */
 import { DestinationType, type Destination } from '../protocol/destination.js';
-import { BrokerError, ErrorCode } from '../protocol/errors.js';
 import { NO_TOKEN } from '../protocol/ring-record-codec.js';
-import { RouterError } from '../router/exchange-registry.js';
+import { withBrokerErrors } from './router-errors.js';
 import type { ShardHandle } from '../shard/shard-handle.js';
 import type { Topology } from './topology.js';
 
@@ -44,26 +43,17 @@ export class PublishPath {
     } else {
       exchange = destination.exchange;
     }
-    try {
-      const { shards, confirmFromShard } = this.#topology.route(exchange, destination.name);
-      return { exchange, routingKey: destination.name, shards, confirmFromShard };
-    } catch (err) {
-      if (err instanceof RouterError) throw BrokerError.from(err.code, err.message);
-      throw err;
-    }
+    const { shards, confirmFromShard } = withBrokerErrors(() => this.#topology.route(exchange, destination.name));
+    return { exchange, routingKey: destination.name, shards, confirmFromShard };
   }
 
   /** Declares a `/queue/` destination's queue if it does not exist yet; returns its shard. */
   ensureQueue(name: string): number {
     const existing = this.#topology.getQueue(name);
     if (existing !== undefined) return existing.shard;
-    let created;
-    try {
-      created = this.#topology.declareQueue(name, { durable: this.#durableQueues, exclusive: false, autoDelete: false, arguments: {} }, false, 0);
-    } catch (err) {
-      if (err instanceof RouterError) throw BrokerError.from(err.code, err.message);
-      throw err;
-    }
+    const created = withBrokerErrors(() =>
+      this.#topology.declareQueue(name, { durable: this.#durableQueues, exclusive: false, autoDelete: false, arguments: {} }, false, 0),
+    );
     const q = created.queue;
     this.#shards[q.shard].writeControl((w) =>
       w.manage(0, NO_TOKEN, { op: 'declareQueue', name: q.name, durable: q.durable, exclusive: false, autoDelete: false, arguments: {} }),
@@ -93,8 +83,4 @@ export class PublishPath {
 
   /** Set by the memory guard: above the high-watermark every publish is refused. */
   overMemory = false;
-}
-
-export function saturated(shard: number | string): BrokerError {
-  return new BrokerError(ErrorCode.saturated, `shard ${shard} is saturated; retry later`, 503);
 }

@@ -57,20 +57,7 @@ export class Topology {
    * says now (the shard count may have changed since it was declared).
    */
   adoptQueue(name: string, options: QueueOptions, shard: number): void {
-    if (this.#queues.has(name)) return;
-    const overflow = options.arguments['x-overflow'];
-    const queue: QueueMeta = {
-      name,
-      shard,
-      owner: 0,
-      durable: options.durable,
-      exclusive: false,
-      autoDelete: options.autoDelete,
-      arguments: options.arguments,
-      confirmFromShard: options.durable || (typeof overflow === 'string' && REFUSING_OVERFLOW.has(overflow)),
-    };
-    this.#queues.set(name, queue);
-    if (queue.confirmFromShard) this.#confirmingQueues++;
+    if (!this.#queues.has(name)) this.#add(name, { ...options, exclusive: false }, shard, 0);
   }
 
   /** Where a queue of this name lives (whether or not it exists yet). */
@@ -120,11 +107,15 @@ export class Topology {
       return { queue: existing, created: false };
     }
     if (passive) throw new RouterError('not_found', `no queue '${name}' in vhost '/'`);
+    return { queue: this.#add(name, options, this.shardOfQueue(name), options.exclusive ? connection : 0), created: true };
+  }
+
+  #add(name: string, options: QueueOptions, shard: number, owner: number): QueueMeta {
     const overflow = options.arguments['x-overflow'];
     const queue: QueueMeta = {
       name,
-      shard: this.shardOfQueue(name),
-      owner: options.exclusive ? connection : 0,
+      shard,
+      owner,
       durable: options.durable,
       exclusive: options.exclusive,
       autoDelete: options.autoDelete,
@@ -133,7 +124,7 @@ export class Topology {
     };
     this.#queues.set(name, queue);
     if (queue.confirmFromShard) this.#confirmingQueues++;
-    return { queue, created: true };
+    return queue;
   }
 
   /** Forgets a queue and its bindings (after the shard deleted it). Returns exchanges auto-deleted. */

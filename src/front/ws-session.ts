@@ -21,7 +21,8 @@ import { Opcode, ProtocolError } from '../protocol/ws-binary.js';
 import type * as Bin from '../protocol/ws-binary.js';
 import { DeliveryTags } from './delivery-tags.js';
 import { DEFAULT_PREFETCH } from '../config/defaults.js';
-import { tokenFrom, type Principal } from './auth.js';
+import { ANONYMOUS, tokenFrom, type Principal } from './auth.js';
+import { withBrokerErrors } from './router-errors.js';
 import type { PublishTarget } from './publish-path.js';
 
 /** Above this a socket is closed rather than buffering more (uWS drops silently otherwise). */
@@ -94,8 +95,6 @@ export class WsFront {
   readonly #deliver = newDeliverRecord();
   #nextConnection = 1;
   #undeliverable = 0;
-  /** Always 0 today (uWS upgrades synchronously); kept so the limit check reads as intended. */
-  readonly #upgrading = 0;
   #slowConsumerClosed = 0;
 
   constructor(ctx: BrokerContext) {
@@ -124,7 +123,7 @@ export class WsFront {
           refuse('401 Unauthorized', ErrorCode.unauthorized, 'missing or invalid token (Authorization: Bearer <token>, or ?token=)');
           return;
         }
-        if (this.#connections.size + this.#upgrading >= this.#ctx.config.maxConnections) {
+        if (this.#connections.size >= this.#ctx.config.maxConnections) {
           refuse('503 Service Unavailable', ErrorCode.limitExceeded, `the broker holds max-connections ${this.#ctx.config.maxConnections} connections`);
           return;
         }
@@ -527,11 +526,11 @@ export class WsFront {
       // by --topic-buffer (drop-head) so a subscriber that does not keep up costs bounded memory.
       const args: Record<string, unknown> = { 'x-max-length': config.topicBuffer };
       if (config.slowConsumer === 'disconnect') args['x-shardmq-slow-consumer'] = 'disconnect';
-      const created = wrapRouter(() => topology.declareQueue('', { durable: false, exclusive: true, autoDelete: true, arguments: args }, false, connection.id));
+      const created = withBrokerErrors(() => topology.declareQueue('', { durable: false, exclusive: true, autoDelete: true, arguments: args }, false, connection.id));
       queue = created.queue.name;
       shard = created.queue.shard;
       try {
-        wrapRouter(() => topology.registry.bindQueue(destination.exchange, queue, destination.name, {}));
+        withBrokerErrors(() => topology.registry.bindQueue(destination.exchange, queue, destination.name, {}));
       } catch (err) {
         topology.removeQueue(queue);
         throw err;
@@ -794,8 +793,6 @@ export class WsFront {
   }
 }
 
-const ANONYMOUS: Principal = { name: 'anonymous', canPublish: () => true, canSubscribe: () => true, canManage: true };
-
 function refusal(status: ConfirmStatus): [string, string] {
   if (status === ConfirmStatus.notFound) return [ErrorCode.notFound, 'the exchange no longer exists'];
   if (status === ConfirmStatus.storageFailed) return [ErrorCode.storageFailed, 'the message could not be written to disk; it was not accepted (retry later)'];
@@ -806,15 +803,4 @@ function toBrokerError(err: unknown, ctx: BrokerContext): BrokerError {
   if (err instanceof BrokerError) return err;
   ctx.log.error({ err }, 'unexpected error handling a WebSocket frame');
   return new BrokerError(ErrorCode.internal, 'internal error; see the broker log');
-}
-
-function wrapRouter<T>(fn: () => T): T {
-  try {
-    return fn();
-  } catch (err) {
-    if (err instanceof Error && 'code' in err && typeof (err as { code: unknown }).code === 'string' && err.name === 'RouterError') {
-      throw BrokerError.from((err as { code: string }).code, err.message);
-    }
-    throw err;
-  }
 }

@@ -5,7 +5,7 @@
  */
 import { copyBytes } from '../protocol/bytes.js';
 import { RingConsumer, RingProducer, createRingStorage, ringOccupancy, type RingStorage } from '../ring/spsc-ring.js';
-import { InboundWriter, RecordKind, RecordReader } from '../protocol/ring-record-codec.js';
+import { InboundWriter, RecordReader } from '../protocol/ring-record-codec.js';
 import { createCounterStorage } from '../metrics/shard-counters.js';
 
 /** Receives what a shard sends back; implemented by the front end. */
@@ -191,4 +191,3 @@ export class ShardHandle {
   }
 }
 
-export { RecordKind };

@@ -32,13 +32,13 @@ export function registerAdminRoutes(app: TemplatedApp, ctx: BrokerContext, front
   });
 
   app.get('/v1/stats', (res, req) => {
-    if (!authorize(res, req, ctx, false)) return;
+    if (authorize(res, req, ctx, false) === null) return;
     const state = watchAbort(res);
     void collectStats(ctx, frontStats()).then((stats) => sendJson(res, 200, stats, state));
   });
 
   app.get('/metrics', (res, req) => {
-    if (!authorize(res, req, ctx, false)) return;
+    if (authorize(res, req, ctx, false) === null) return;
     const state = watchAbort(res);
     const shards = ctx.shards.map((h) => ({ index: h.index, alive: h.alive, counters: readCounters(h.counters), ring: h.occupancy() }));
     sendText(res, 200, 'text/plain; version=0.0.4', renderPrometheus(shards, frontStats()), state);

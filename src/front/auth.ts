@@ -8,14 +8,23 @@
  *   {"users":[{"name":"sensor-7","token":"…","publish":["/topic/sensors.#"],"subscribe":[],"manage":false}]}
  * A pattern is a destination prefix (/topic/, /queue/, /exchange/<x>/) plus an AMQP topic
  * pattern over the rest (`*` one word, `#` zero or more); `#` alone matches everything.
+ * `/exchange/amq.topic/<key>` and `/topic/<key>` are one destination, in patterns and requests.
+ *
+ * Publishing names one routing key (or queue), so a publish is allowed when some pattern
+ * matches it. Subscribing to /topic/ or /exchange/ names a *pattern*, so it is allowed only
+ * when some allowed pattern covers every key the requested one can match (`patternCovers`):
+ * `/topic/public.*` does not admit `/topic/public.#`. Binding a queue or exchange to an
+ * exchange reads from that exchange, so it takes the same subscribe right (RabbitMQ: read).
  */
 import { readFileSync } from 'node:fs';
 import { timingSafeEqual } from 'node:crypto';
 import { topicMatches } from '../router/topic-matcher.js';
+import { patternCovers } from '../router/topic-pattern-cover.js';
 
 export interface Principal {
   readonly name: string;
   canPublish(destination: string): boolean;
+  /** A /queue/ name, or a /topic/ or /exchange/ binding pattern (checked as a subset of what is allowed). */
   canSubscribe(destination: string): boolean;
   readonly canManage: boolean;
 }
@@ -70,23 +79,53 @@ export function tokenFrom(authorization: string, query: string | undefined): str
   return query === undefined || query === '' ? null : decodeURIComponent(query);
 }
 
+/** The destination a binding of `exchange` with `routingKey` reads from, as permissions name it. */
+export function bindingDestination(exchange: string, routingKey: string): string {
+  return `/exchange/${exchange}/${routingKey}`;
+}
+
 function principalOf(u: UserSpec): Principal {
   const pub = u.publish.map(compile);
   const sub = u.subscribe.map(compile);
   return {
     name: u.name,
-    canPublish: (d) => pub.some((p) => p(d)),
-    canSubscribe: (d) => sub.some((p) => p(d)),
+    canPublish: (d) => allowed(pub, d, topicMatches),
+    canSubscribe: (d) => allowed(sub, d, patternCovers),
     canManage: u.manage,
   };
 }
 
-function compile(pattern: string): (destination: string) => boolean {
-  if (pattern === '#') return () => true;
-  const m = /^(\/topic\/|\/queue\/|\/exchange\/[^/]+\/)(.*)$/.exec(pattern);
-  if (m === null) throw new AuthConfigError(`users file: pattern ${JSON.stringify(pattern)} must start with /topic/, /queue/ or /exchange/<name>/ (or be "#")`);
-  const [, prefix, rest] = m;
-  return (d) => d.startsWith(prefix) && topicMatches(rest, d.slice(prefix.length));
+interface CompiledPattern {
+  readonly all: boolean;
+  readonly prefix: string;
+  readonly rest: string;
+}
+
+/** `/exchange/amq.topic/` is what `/topic/` publishes to; one spelling for both. */
+const AMQ_TOPIC_PREFIX = '/exchange/amq.topic/';
+
+function splitDestination(d: string): { prefix: string; rest: string } | null {
+  if (d.startsWith(AMQ_TOPIC_PREFIX)) return { prefix: '/topic/', rest: d.slice(AMQ_TOPIC_PREFIX.length) };
+  const m = /^(\/topic\/|\/queue\/|\/exchange\/[^/]+\/)(.*)$/s.exec(d);
+  return m === null ? null : { prefix: m[1], rest: m[2] };
+}
+
+/**
+ * Queue names are names, never patterns, so a queue request is matched as a literal; a topic or
+ * exchange request is a binding pattern and goes through `patternCheck` (match or cover).
+ */
+function allowed(patterns: readonly CompiledPattern[], destination: string, patternCheck: (allowed: string, requested: string) => boolean): boolean {
+  const d = splitDestination(destination);
+  if (d === null) return patterns.some((p) => p.all);
+  const check = d.prefix === '/queue/' ? topicMatches : patternCheck;
+  return patterns.some((p) => p.all || (p.prefix === d.prefix && check(p.rest, d.rest)));
+}
+
+function compile(pattern: string): CompiledPattern {
+  if (pattern === '#') return { all: true, prefix: '', rest: '' };
+  const d = splitDestination(pattern);
+  if (d === null) throw new AuthConfigError(`users file: pattern ${JSON.stringify(pattern)} must start with /topic/, /queue/ or /exchange/<name>/ (or be "#")`);
+  return { all: false, ...d };
 }
 
 function loadUsers(path: string): UserSpec[] {

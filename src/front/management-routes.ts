@@ -8,7 +8,7 @@ import type { BrokerContext } from './broker.js';
 import { BrokerError, ErrorCode } from '../protocol/errors.js';
 import { sendJson, watchAbort, type ResponseState } from './http-util.js';
 import type { QueueStats } from '../shard/shard-core.js';
-import { tokenFrom } from './auth.js';
+import { tokenFrom, type Principal } from './auth.js';
 
 /** Management bodies are small; anything larger is a mistake or an attack. */
 const MAX_MANAGEMENT_BODY = 64 * 1024;
@@ -21,11 +21,12 @@ export function registerManagementRoutes(uwsApp: TemplatedApp, ctx: BrokerContex
   const m = ctx.management;
   const rates = new RateSampler();
   // Every management route needs a principal allowed to manage (when auth is on).
-  type Handler = (res: HttpResponse, req: HttpRequest) => void;
+  type Handler = (res: HttpResponse, req: HttpRequest, principal: Principal) => void;
   const guarded =
-    (handler: Handler): Handler =>
-    (res, req) => {
-      if (authorize(res, req, ctx, true)) handler(res, req);
+    (handler: Handler) =>
+    (res: HttpResponse, req: HttpRequest): void => {
+      const principal = authorize(res, req, ctx, true);
+      if (principal !== null) handler(res, req, principal);
     };
   const app = {
     get: (path: string, h: Handler) => uwsApp.get(path, guarded(h)),
@@ -121,7 +122,7 @@ export function registerManagementRoutes(uwsApp: TemplatedApp, ctx: BrokerContex
       })),
     );
   });
-  const binding = (res: HttpResponse, bind: boolean): void => {
+  const binding = (res: HttpResponse, bind: boolean, principal: Principal): void => {
     withBody(res, async (body) => {
       const source = str(body.source, 'source');
       const destination = str(body.destination, 'destination');
@@ -129,10 +130,10 @@ export function registerManagementRoutes(uwsApp: TemplatedApp, ctx: BrokerContex
       const key = str(body.routing_key, 'routing_key', '');
       const args = obj(body.arguments, 'arguments');
       if (type === 'queue') {
-        if (bind) await m.bindQueue(source, destination, key, args);
+        if (bind) await m.bindQueue(source, destination, key, args, principal);
         else await m.unbindQueue(source, destination, key, args);
       } else if (type === 'exchange') {
-        if (bind) await m.bindExchange(destination, source, key, args);
+        if (bind) await m.bindExchange(destination, source, key, args, principal);
         else await m.unbindExchange(destination, source, key, args);
       } else {
         throw new BrokerError(ErrorCode.badRequest, `destination_type must be "queue" or "exchange" (got ${JSON.stringify(type)})`);
@@ -140,26 +141,26 @@ export function registerManagementRoutes(uwsApp: TemplatedApp, ctx: BrokerContex
       return [bind ? 201 : 200, { source, destination, destination_type: type, routing_key: key, arguments: args }];
     });
   };
-  app.post('/v1/bindings', (res) => binding(res, true));
-  app.del('/v1/bindings', (res) => binding(res, false));
+  app.post('/v1/bindings', (res, _req, principal) => binding(res, true, principal));
+  app.del('/v1/bindings', (res, _req, principal) => binding(res, false, principal));
 }
 
 /**
- * Answers 401/403 and returns false unless the request's token is valid (and, with
+ * Answers 401/403 and returns null unless the request's token is valid (and, with
  * `manage`, allowed to change the topology). Reads headers synchronously, as uWS requires.
  */
-export function authorize(res: HttpResponse, req: HttpRequest, ctx: BrokerContext, manage: boolean): boolean {
+export function authorize(res: HttpResponse, req: HttpRequest, ctx: BrokerContext, manage: boolean): Principal | null {
   const principal = ctx.auth.authenticate(tokenFrom(req.getHeader('authorization'), req.getQuery('token')));
   if (principal === null) {
     sendJson(res, 401, { error: ErrorCode.unauthorized, message: 'missing or invalid token (Authorization: Bearer <token>)' });
-    return false;
+    return null;
   }
   if (manage && !principal.canManage) {
     ctx.log.warn({ user: principal.name, url: req.getUrl(), method: req.getMethod() }, 'management request denied');
     sendJson(res, 403, { error: ErrorCode.accessRefused, message: `user ${principal.name} may not manage the broker` });
-    return false;
+    return null;
   }
-  return true;
+  return principal;
 }
 
 function param(req: HttpRequest, i: number): string {

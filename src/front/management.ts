@@ -15,6 +15,7 @@ import { BrokerError, ErrorCode } from '../protocol/errors.js';
 import type { Topology, QueueMeta, QueueOptions } from './topology.js';
 import type { ShardCalls, ManageAnswer } from './shard-calls.js';
 import type { ManageOp } from '../protocol/ring-record-codec.js';
+import { bindingDestination, type Principal } from './auth.js';
 
 export interface ExchangeDeclare {
   readonly name: string;
@@ -138,7 +139,8 @@ export class Management {
     return { messageCount: answer.result.messageCount ?? 0 };
   }
 
-  async bindQueue(exchange: string, queueName: string, routingKey: string, args: Record<string, unknown>): Promise<void> {
+  async bindQueue(exchange: string, queueName: string, routingKey: string, args: Record<string, unknown>, principal: Principal): Promise<void> {
+    mayRead(principal, exchange, routingKey);
     const queue = this.#topology.getQueue(queueName);
     if (queue === undefined) throw new BrokerError(ErrorCode.notFound, `no queue '${queueName}' in vhost '/'`);
     const added = withBrokerErrors(() => this.#topology.registry.bindQueue(exchange, queueName, routingKey, args));
@@ -158,7 +160,8 @@ export class Management {
     if (autoDeleted.length > 0) await this.#broadcastDeletes(autoDeleted);
   }
 
-  async bindExchange(destination: string, source: string, routingKey: string, args: Record<string, unknown>): Promise<void> {
+  async bindExchange(destination: string, source: string, routingKey: string, args: Record<string, unknown>, principal: Principal): Promise<void> {
+    mayRead(principal, source, routingKey);
     const added = withBrokerErrors(() => this.#topology.registry.bindExchange(destination, source, routingKey, args));
     if (added) check(await this.#calls.broadcast({ op: 'bindExchange', destination, source, routingKey, arguments: args }));
   }
@@ -256,4 +259,15 @@ function declareOp(q: QueueMeta): ManageOp {
 
 function check(answer: ManageAnswer): void {
   if (!answer.ok) throw BrokerError.from(answer.result.code ?? 'internal', answer.result.message ?? 'shard refused the operation');
+}
+
+/**
+ * A binding reads from its source exchange (RabbitMQ: read permission), so it takes the right to
+ * subscribe to `/exchange/<source>/<key>`; without that a manager could widen its own reach.
+ */
+function mayRead(principal: Principal, exchange: string, routingKey: string): void {
+  const destination = bindingDestination(exchange, routingKey);
+  if (!principal.canSubscribe(destination)) {
+    throw new BrokerError(ErrorCode.accessRefused, `user ${principal.name} may not bind from ${destination}`);
+  }
 }

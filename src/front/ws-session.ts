@@ -395,11 +395,11 @@ export class WsFront {
           return { requestId: ev.requestId, op: Opcode.PURGE_QUEUE, name: ev.name, messageCount: ok.messageCount, consumerCount: 0 };
         }),
       processBindQueue: (ev) =>
-        manage(ev.requestId, Opcode.BIND_QUEUE, () => mgmt.bindQueue(ev.exchange, ev.queue, ev.routingKey, ev.arguments as Record<string, unknown>)),
+        manage(ev.requestId, Opcode.BIND_QUEUE, () => mgmt.bindQueue(ev.exchange, ev.queue, ev.routingKey, ev.arguments as Record<string, unknown>, connection.principal)),
       processUnbindQueue: (ev) =>
         manage(ev.requestId, Opcode.UNBIND_QUEUE, () => mgmt.unbindQueue(ev.exchange, ev.queue, ev.routingKey, ev.arguments as Record<string, unknown>)),
       processBindExchange: (ev) =>
-        manage(ev.requestId, Opcode.BIND_EXCHANGE, () => mgmt.bindExchange(ev.destination, ev.source, ev.routingKey, ev.arguments as Record<string, unknown>)),
+        manage(ev.requestId, Opcode.BIND_EXCHANGE, () => mgmt.bindExchange(ev.destination, ev.source, ev.routingKey, ev.arguments as Record<string, unknown>, connection.principal)),
       processUnbindExchange: (ev) =>
         manage(ev.requestId, Opcode.UNBIND_EXCHANGE, () => mgmt.unbindExchange(ev.destination, ev.source, ev.routingKey, ev.arguments as Record<string, unknown>)),
     };

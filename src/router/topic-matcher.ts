@@ -71,7 +71,7 @@ export interface TopicMatcherStats {
 }
 
 /** Splits a routing key or pattern into words; the empty string has zero words (RabbitMQ semantics). */
-function splitWords(s: string): readonly string[] {
+export function splitWords(s: string): readonly string[] {
   return s === '' ? NO_WORDS : s.split(WORD_SEPARATOR);
 }
 

@@ -25,8 +25,10 @@ export class JsonWsClient {
     this.closed = new Promise((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: String(reason) })));
   }
 
-  static async connect(baseUrl: string): Promise<JsonWsClient> {
-    const ws = new WebSocket(baseUrl.replace(/^http/, 'ws') + '/v1/ws');
+  /** `token`: sent as the query parameter browsers use (auth on). */
+  static async connect(baseUrl: string, token?: string): Promise<JsonWsClient> {
+    const query = token === undefined ? '' : `?token=${encodeURIComponent(token)}`;
+    const ws = new WebSocket(baseUrl.replace(/^http/, 'ws') + '/v1/ws' + query);
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());
       ws.once('error', reject);

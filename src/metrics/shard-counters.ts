@@ -2,8 +2,8 @@
  * Per-shard counters in shared memory: the shard writes, the main thread reads
  * for /v1/stats and /metrics with no message round trip.
  *
- * One writer per slot (the shard, or the supervisor for `restarts`/`lost` while the
- * shard is down), so plain Float64Array stores suffice; an aligned 8-byte store is
+ * One writer per slot at a time (the shard, or the supervisor for `restarts`/`lost` while the
+ * shard is down; the shard adds to `lost` only during its recovery, before it serves), so plain Float64Array stores suffice; an aligned 8-byte store is
  * not torn on the platforms Node runs on, and a reader that is a few records late
  * is fine for monitoring.
  */
@@ -30,7 +30,10 @@ export const CounterSlot = {
   nextTagSeq: 10,
   /** Times the supervisor restarted this shard. */
   restarts: 11,
-  /** Transient messages lost when the shard died (ready + unacked at its last report). */
+  /**
+   * Messages lost: transient ones when the shard died (ready + unacked at its last report), and
+   * records its log recovery had to skip as damaged (see `corruptRecords`).
+   */
   lost: 12,
   /** Records drained from the inbound ring. */
   inboundRecords: 13,
@@ -38,10 +41,12 @@ export const CounterSlot = {
   outboundFull: 14,
   /** Persistent messages held (ready + unacked) that are on disk: a crash does not lose these. */
   durable: 15,
+  /** Damaged log records recovery skipped (the most one recovery of this shard's log found). */
+  corruptRecords: 16,
 } as const;
 export type CounterSlot = (typeof CounterSlot)[keyof typeof CounterSlot];
 
-export const COUNTER_SLOTS = 16;
+export const COUNTER_SLOTS = 17;
 
 export function createCounterStorage(): SharedArrayBuffer {
   return new SharedArrayBuffer(COUNTER_SLOTS * Float64Array.BYTES_PER_ELEMENT);

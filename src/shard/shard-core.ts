@@ -50,6 +50,8 @@ export interface ShardCoreOptions {
 export interface RecoverySummary {
   readonly topology: ManageOp[];
   readonly messages: number;
+  /** Queues whose declaration was lost to log damage, declared again (durable, default arguments) for their messages. */
+  readonly recreatedQueues: readonly string[];
   readonly stats: RecoveryStats;
 }
 
@@ -524,9 +526,18 @@ export class ShardCore {
         }
       }
       let messages = 0;
+      const recreated: string[] = [];
       for (const m of result.messages) {
-        const local = this.#queues.get(m.queue);
-        if (local === undefined) continue;
+        let local = this.#queues.get(m.queue);
+        if (local === undefined) {
+          // Its declaration was in a damaged record (a segment header's snapshot, a topology
+          // record): keep the messages, in a durable queue with default arguments, and say so.
+          const op: ManageOp = { op: 'declareQueue', name: m.queue, durable: true, exclusive: false, autoDelete: false, arguments: {} };
+          this.#manage(op);
+          applied.push(op);
+          recreated.push(m.queue);
+          local = this.#queues.get(m.queue)!;
+        }
         const properties = m.properties === null ? null : (decodeProperties(m.properties, 0, m.properties.byteLength) as MessageProperties);
         if (properties !== null && m.properties !== null) this.#encoded.set(properties, m.properties);
         local.queue.enqueue({
@@ -545,7 +556,7 @@ export class ShardCore {
       }
       this.#seq = Math.max(this.#seq, result.nextId - 1);
       this.endBatch();
-      return { topology: applied, messages, stats: result.stats };
+      return { topology: applied, messages, recreatedQueues: recreated, stats: result.stats };
     } finally {
       this.#recovering = false;
     }

@@ -12,6 +12,7 @@ import type { ShardReply, ShardRequest, ShardWorkerData } from './shard-worker-d
 import { LogStore } from '../store/log-store.js';
 import { nodeFs } from '../store/fs-seam.js';
 import { FAULT_FILE_ENV, withFaultSwitch } from '../store/fault-switch.js';
+import { CounterSlot } from '../metrics/shard-counters.js';
 
 const data = workerData as ShardWorkerData;
 const port = parentPort;
@@ -60,8 +61,21 @@ if (store !== null) {
     { messages: recovered.messages, topologyOps: recovered.topology.length, ...recovered.stats },
     `recovered ${recovered.messages} messages in ${recovered.stats.durationMs} ms`,
   );
-  if (recovered.stats.corruptSkipped > 0 || recovered.stats.tornBytesTruncated > 0) {
-    log.warn({ corruptSkipped: recovered.stats.corruptSkipped, tornBytesTruncated: recovered.stats.tornBytesTruncated }, 'log damage skipped during recovery');
+  const { corruptSkipped, tornBytesTruncated, damage } = recovered.stats;
+  for (const d of damage) {
+    if (d.kind === 'torn') log.warn({ ...d, dir: data.storeDir }, `torn tail of ${d.segment} at offset ${d.offset} cut (${d.bytes} bytes kept in ${d.copiedTo})`);
+    else log.warn({ ...d, dir: data.storeDir }, `damaged log record(s) in ${d.segment} at offset ${d.offset} (${d.bytes} bytes) skipped: their messages are lost`);
+  }
+  if (corruptSkipped > damage.length) log.warn({ corruptSkipped, reported: damage.length }, 'more damaged log regions than listed');
+  if (corruptSkipped > 0 || tornBytesTruncated > 0) log.warn({ corruptSkipped, tornBytesTruncated }, 'log damage skipped during recovery');
+  for (const queue of recovered.recreatedQueues) {
+    log.warn({ queue }, `queue ${queue} declared again (durable, default arguments) for its recovered messages: its declaration was in a damaged record`);
+  }
+  // A restarted shard reads the same log again: count each damaged record once per process.
+  const newlyCorrupt = corruptSkipped - counters[CounterSlot.corruptRecords];
+  if (newlyCorrupt > 0) {
+    counters[CounterSlot.lost] += newlyCorrupt;
+    counters[CounterSlot.corruptRecords] = corruptSkipped;
   }
 }
 const refused = core.applyTopology(data.topology);

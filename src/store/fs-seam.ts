@@ -9,6 +9,7 @@
  * whose FileHandle objects the store does not need: it keeps raw fds).
  */
 import * as fs from 'node:fs';
+import { dirname } from 'node:path';
 
 export interface FsSeam {
   // ---- synchronous: recovery --------------------------------------------------------------
@@ -19,6 +20,10 @@ export interface FsSeam {
   /** Cuts the file to `length` bytes and fsyncs it. */
   truncateSync(path: string, length: number): void;
   unlinkSync(path: string): void;
+  /** The file's size in bytes. */
+  fileSizeSync(path: string): number;
+  /** Creates (or replaces) `path` with `bytes`, fsyncs it and its directory: it survives a crash. */
+  writeFileDurableSync(path: string, bytes: Uint8Array): void;
 
   // ---- asynchronous: flushes and segment deletion --------------------------------------------
   /** Opens for writing at explicit positions, creating (and emptying) the file. */
@@ -57,6 +62,22 @@ export const nodeFs: FsSeam = {
     }
   },
   unlinkSync: (path) => fs.unlinkSync(path),
+  fileSizeSync: (path) => fs.statSync(path).size,
+  writeFileDurableSync: (path, bytes) => {
+    const fd = fs.openSync(path, 'w');
+    try {
+      fs.writeFileSync(fd, bytes);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    const dir = fs.openSync(dirname(path), 'r');
+    try {
+      fs.fsyncSync(dir);
+    } finally {
+      fs.closeSync(dir);
+    }
+  },
 
   openForWrite: (path) => new Promise((resolve, reject) => fs.open(path, 'w', done(resolve, reject))),
   write: (fd, buffer, offset, length, position) =>

@@ -38,8 +38,11 @@
  * Memory per live message: one map entry (queue → id → segment) for the live counts; no payloads.
  *
  * Recovery reads every segment in order, returns the compacted topology, the live messages (copied
- * out of the file buffers), `nextId` and stats; it truncates torn tails and skips corrupt records
- * (counted, never logged: the shard decides what to say).
+ * out of the file buffers), `nextId` and stats. Damage (`segment.ts`): a region that is not whole
+ * records is skipped up to the next whole record and counted; only the newest segment's tail, when
+ * no whole record follows it, is taken for a torn write and cut, after its bytes are copied to
+ * `<segment>.<offset>.corrupt`. Nothing is logged here: the stats list each damaged region and the
+ * shard decides what to say.
  */
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -60,6 +63,7 @@ import {
   StoreStateError,
   checkMessageId,
   type DurableListener,
+  type LogDamage,
   type FlushErrorListener,
   type MessageStore,
   type PersistedMessage,
@@ -68,6 +72,9 @@ import {
 } from './store.js';
 
 export type FsyncPolicy = 'always' | 'batch';
+
+/** Damaged regions described one by one in recovery stats, at most (the counts are always complete). */
+export const MAX_DAMAGE_REPORTS = 100;
 
 export interface LogStoreOptions {
   /** The shard's directory (created if missing). Nothing else may write in it. */
@@ -213,9 +220,21 @@ export class LogStore implements MessageStore {
     let records = 0;
     let corruptSkipped = 0;
     let tornBytesTruncated = 0;
+    const damage: LogDamage[] = [];
+
+    // Only the newest segment with any bytes can hold a torn write (recovery never appends to an
+    // old segment, and a segment rolls only after its bytes are durable).
+    let newest = -1;
+    for (let k = numbers.length - 1; k >= 0 && newest < 0; k--) {
+      if (fs.fileSizeSync(join(this.#dir, segmentFileName(numbers[k]))) > 0) newest = numbers[k];
+    }
+    const noteDamage = (d: LogDamage): void => {
+      if (damage.length < MAX_DAMAGE_REPORTS) damage.push(d);
+    };
 
     for (const no of numbers) {
-      const seg = new Segment(no, join(this.#dir, segmentFileName(no)));
+      const name = segmentFileName(no);
+      const seg = new Segment(no, join(this.#dir, name));
       const bytes = fs.readFileSync(seg.path);
       let lsn = nextLsn;
       let hasHeader = false;
@@ -279,21 +298,38 @@ export class LogStore implements MessageStore {
           }
           lsn++;
         },
-        corrupt: (recordStart) => {
-          // A corrupt first record is the header (it had no LSN); any other held one.
-          if (recordStart !== 0) lsn++;
+        corrupt: (start, end) => {
+          // A damaged region held at least one record; one at offset 0 starts with the header (no LSN).
+          if (start !== 0) lsn++;
+          noteDamage({ segment: name, offset: start, bytes: end - start, kind: 'corrupt', copiedTo: null });
         },
       });
       records += scan.validRecords;
       corruptSkipped += scan.corrupt;
-      tornBytesTruncated += scan.tornBytes;
-      const size = scan.tornAt >= 0 ? scan.tornAt : bytes.length;
+      let size = bytes.length;
+      if (scan.tailAt >= 0) {
+        if (no !== newest || scan.lastRecordCorrupt) {
+          // Not a torn write: a whole record by its length failing its CRC, or damage in a segment
+          // written completely before a later one began. Counted, and the bytes stay where they are.
+          corruptSkipped++;
+          if (scan.tailAt !== 0) lsn++;
+          noteDamage({ segment: name, offset: scan.tailAt, bytes: scan.tailBytes, kind: 'corrupt', copiedTo: null });
+        } else {
+          // A torn tail: what a crash during a write leaves. Its bytes are copied aside before the
+          // cut, so that nothing a person could still repair is destroyed.
+          const aside = `${name}.${scan.tailAt}.corrupt`;
+          fs.writeFileDurableSync(join(this.#dir, aside), bytes.subarray(scan.tailAt));
+          tornBytesTruncated += scan.tailBytes;
+          size = scan.tailAt;
+          noteDamage({ segment: name, offset: scan.tailAt, bytes: scan.tailBytes, kind: 'torn', copiedTo: aside });
+          if (size > 0) fs.truncateSync(seg.path, size);
+        }
+      }
       if (size === 0) {
         // Created, but not even a header made it: nothing was ever durable in it.
         fs.unlinkSync(seg.path);
         continue;
       }
-      if (scan.tornAt >= 0) fs.truncateSync(seg.path, size);
       seg.durableBytes = seg.appendedBytes = size;
       nextLsn = Math.max(nextLsn, lsn);
       this.#segments.push(seg);
@@ -321,6 +357,7 @@ export class LogStore implements MessageStore {
         records,
         corruptSkipped,
         tornBytesTruncated,
+        damage,
         durationMs: performance.now() - started,
       },
     };

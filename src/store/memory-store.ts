@@ -43,7 +43,7 @@ export class MemoryStore implements MessageStore {
       messages: [],
       nextId: 0,
       lastLsn: 0,
-      stats: { segments: 0, records: 0, corruptSkipped: 0, tornBytesTruncated: 0, durationMs: 0 },
+      stats: { segments: 0, records: 0, corruptSkipped: 0, tornBytesTruncated: 0, damage: [], durationMs: 0 },
     };
   }
 

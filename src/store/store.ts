@@ -40,18 +40,33 @@ export interface PersistedMessage {
  */
 export type TopologyOp = { op: string; [k: string]: unknown };
 
+/** One damaged region of a segment file found by recovery. */
+export interface LogDamage {
+  /** The segment file's name. */
+  readonly segment: string;
+  readonly offset: number;
+  readonly bytes: number;
+  /** `corrupt`: skipped, left in place; `torn`: the newest segment's tail, copied aside and cut. */
+  readonly kind: 'corrupt' | 'torn';
+  /** The file the bytes were copied to before the cut (torn tails), in the same directory. */
+  readonly copiedTo: string | null;
+}
+
 export interface RecoveryStats {
   /** Segment files read. */
   readonly segments: number;
   /** Records read with a valid CRC (segment headers included). */
   readonly records: number;
   /**
-   * Records whose CRC did not match (skipped), plus implausible lengths (each ends its segment's
-   * reading; the bytes after it are left on disk unread).
+   * Damaged records skipped: each region of bytes between two whole records (at least one record
+   * each), each record that passed its CRC but does not decode, and each damaged tail that is not a
+   * torn write. The messages among them are lost; a person may still repair them from the files.
    */
   readonly corruptSkipped: number;
-  /** Bytes cut off torn tails (a partial record header, or a record running past the end of its file). */
+  /** Bytes cut off the newest segment's torn tail (copied aside to a `.corrupt` file first). */
   readonly tornBytesTruncated: number;
+  /** The damaged regions, at most the first 100 (`corruptSkipped` counts them all). */
+  readonly damage: readonly LogDamage[];
   /** Wall time of `recover()`. */
   readonly durationMs: number;
 }

@@ -66,6 +66,12 @@ export class FaultyFs implements FsSeam {
   truncateSync(path: string, length: number): void {
     this.#base.truncateSync(path, length);
   }
+  fileSizeSync(path: string): number {
+    return this.#base.fileSizeSync(path);
+  }
+  writeFileDurableSync(path: string, bytes: Uint8Array): void {
+    this.#base.writeFileDurableSync(path, bytes);
+  }
   unlinkSync(path: string): void {
     this.#base.unlinkSync(path);
   }

@@ -129,6 +129,7 @@ const EXPECTED_METRICS: Record<Exclude<CounterName, 'nextTagSeq'>, [string, 'cou
   inboundRecords: ['shardmq_shard_inbound_records_total', 'counter'],
   outboundFull: ['shardmq_shard_outbound_full_total', 'counter'],
   durable: ['shardmq_shard_durable', 'gauge'],
+  corruptRecords: ['shardmq_shard_corrupt_records_total', 'counter'],
 };
 
 describe('shard-counters', () => {

@@ -236,7 +236,9 @@ describe('log store - damaged files', () => {
   it.each([
     ['above the maximum', 0xfffffff0],
     ['zero (a zero-filled tail)', 0],
-  ])('log store - an implausible length (%s) ends that segment; later segments still recover', async (_label, length) => {
+    ['plausible, landing inside the next record', 40],
+    ['plausible, running past the end of the file', 100_000],
+  ])('log store - a damaged length (%s) loses that record only: recovery resynchronises on the next whole one', async (_label, length) => {
     const dir = dirs.make();
     const a = open(dir, { segmentBytes: 200 });
     let last = 0;
@@ -247,18 +249,20 @@ describe('log store - damaged files', () => {
     expect(files.length).toBeGreaterThanOrEqual(3);
     const first = path.join(dir, files[0]);
     const records = recordsOf(first);
-    expect(records.length).toBeGreaterThanOrEqual(3);
-    const inFirst = records.length - 1; // messages in segment 1
+    expect(records.length).toBeGreaterThanOrEqual(4);
     const bytes = fs.readFileSync(first);
-    bytes.writeUInt32LE(length, records[2].start); // the second message
+    bytes.writeUInt32LE(length, records[2].start); // the second message (id 1)
     fs.writeFileSync(first, bytes);
 
     const b = open(dir);
-    const lost = new Set(Array.from({ length: inFirst - 1 }, (_, k) => k + 1));
-    expect(b.recovered.messages.map((m) => m.id)).toEqual(Array.from({ length: 12 }, (_, k) => k).filter((id) => !lost.has(id)));
+    expect(b.recovered.messages.map((m) => m.id)).toEqual(Array.from({ length: 12 }, (_, k) => k).filter((id) => id !== 1));
     expect(b.recovered.stats.corruptSkipped).toBe(1);
     expect(b.recovered.stats.tornBytesTruncated).toBe(0);
-    expect(fs.statSync(first).size).toBe(bytes.length); // left alone for inspection
+    expect(b.recovered.stats.damage).toEqual([
+      { segment: files[0], offset: records[2].start, bytes: records[3].start - records[2].start, kind: 'corrupt', copiedTo: null },
+    ]);
+    expect(b.recovered.lastLsn).toBe(last); // the skipped record still held its LSN
+    expect(fs.readFileSync(first).equals(bytes)).toBe(true); // an older segment is never cut
     await b.store.close();
   });
 

@@ -22,7 +22,7 @@ function only(w: RecordWriter): { bytes: Buffer; type: number; start: number; en
   const bytes = Buffer.from(w.bytes.subarray(0, w.length));
   const found: Array<{ type: number; start: number; end: number }> = [];
   const scan = scanSegment(bytes, { record: (type, start, end) => found.push({ type, start, end }), corrupt: () => {} });
-  expect(scan).toEqual({ validRecords: 1, corrupt: 0, tornAt: -1, tornBytes: 0 });
+  expect(scan).toEqual({ validRecords: 1, corrupt: 0, tailAt: -1, tailBytes: 0, lastRecordCorrupt: false });
   return { bytes, ...found[0] };
 }
 

@@ -2,13 +2,13 @@
  * GET /healthz, /v1/stats and /metrics. Counters are read straight from each shard's
  * shared counters; only the queue list and the health ping go to the shards.
  */
-import type { TemplatedApp } from 'uWebSockets.js';
+import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import type { BrokerContext } from './broker.js';
 import { ConfirmStatus } from '../protocol/ring-record-codec.js';
 import { COUNTER_NAMES, readCounters } from '../metrics/shard-counters.js';
 import { renderPrometheus } from '../metrics/prometheus.js';
 import { HEALTH_TIMEOUT_MS } from '../config/defaults.js';
-import { sendJson, sendText, watchAbort } from './http-util.js';
+import { checkFraming, refuseFraming, sendJson, sendText, watchAbort } from './http-util.js';
 import { authorize } from './management-routes.js';
 
 export interface FrontStats {
@@ -20,7 +20,16 @@ export interface FrontStats {
   connections: ReadonlyArray<Record<string, unknown>>;
 }
 
-export function registerAdminRoutes(app: TemplatedApp, ctx: BrokerContext, frontStats: () => FrontStats): void {
+export function registerAdminRoutes(uwsApp: TemplatedApp, ctx: BrokerContext, frontStats: () => FrontStats): void {
+  // Bodiless GETs, but their headers are checked like any request's (431, duplicate framing).
+  const app = {
+    get: (path: string, handler: (res: HttpResponse, req: HttpRequest) => void) =>
+      uwsApp.get(path, (res, req) => {
+        const framing = checkFraming(req, false);
+        if (framing === null) handler(res, req);
+        else refuseFraming(res, framing, ctx.log, req.getUrl());
+      }),
+  };
   app.get('/healthz', (res) => {
     const state = watchAbort(res);
     void pingAll(ctx).then((answered) => {

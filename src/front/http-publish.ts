@@ -12,7 +12,7 @@ import { ConfirmStatus, HTTP_CONNECTION, NO_TOKEN } from '../protocol/ring-recor
 import { BrokerError, ErrorCode } from '../protocol/errors.js';
 import { encodeProperties, type MessageProperties } from '../protocol/properties.js';
 import type { PublishTarget } from './publish-path.js';
-import { sendJson, watchAbort, type ResponseState } from './http-util.js';
+import { checkFraming, refuseFraming, sendJson, watchAbort, type ResponseState } from './http-util.js';
 
 const PREFIX = '/v1/publish/';
 /** Seconds a saturated publisher is told to wait before retrying. */
@@ -32,6 +32,11 @@ function handlePublish(res: HttpResponse, req: HttpRequest, ctx: BrokerContext):
   const state = watchAbort(res);
   // uWS's req lives only during this callback: read every header now.
   const url = req.getUrl();
+  const framing = checkFraming(req, true);
+  if (framing !== null) {
+    refuseFraming(res, framing, ctx.log, url, state);
+    return;
+  }
   const contentType = req.getHeader('content-type');
   const contentEncoding = req.getHeader('content-encoding').toLowerCase();
   const contentLength = req.getHeader('content-length');

@@ -6,7 +6,7 @@
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import type { BrokerContext } from './broker.js';
 import { BrokerError, ErrorCode } from '../protocol/errors.js';
-import { sendJson, watchAbort, type ResponseState } from './http-util.js';
+import { checkFraming, refuseFraming, sendJson, watchAbort, type ResponseState } from './http-util.js';
 import type { QueueStats } from '../shard/shard-core.js';
 import { tokenFrom, type Principal } from './auth.js';
 
@@ -25,6 +25,11 @@ export function registerManagementRoutes(uwsApp: TemplatedApp, ctx: BrokerContex
   const guarded =
     (handler: Handler) =>
     (res: HttpResponse, req: HttpRequest): void => {
+      const framing = checkFraming(req, false);
+      if (framing !== null) {
+        refuseFraming(res, framing, ctx.log, req.getUrl());
+        return;
+      }
       const principal = authorize(res, req, ctx, true);
       if (principal !== null) handler(res, req, principal);
     };

@@ -27,6 +27,8 @@ export const ErrorCode = {
   slowConsumer: 'slow_consumer',
   limitExceeded: 'limit_exceeded',
   storageFailed: 'storage_failed',
+  lengthRequired: 'length_required',
+  headersTooLarge: 'headers_too_large',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -39,11 +41,14 @@ export const HTTP_STATUS: Readonly<Record<string, number>> = {
   too_large: 413,
   saturated: 503,
   shard_unavailable: 503,
-  precondition_failed: 409,
+  // AMQP's reply code for PRECONDITION_FAILED, as RabbitMQ users know it.
+  precondition_failed: 406,
   access_refused: 403,
   unauthorized: 401,
   limit_exceeded: 429,
   storage_failed: 507,
+  length_required: 411,
+  headers_too_large: 431,
   resource_locked: 409,
   command_invalid: 400,
   internal: 500,

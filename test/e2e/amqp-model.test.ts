@@ -57,17 +57,17 @@ describe('e2e - the AMQP model over HTTP management and JSON WebSocket (4 shards
     expect(listed.filter((b) => b.source === 'events').map((b) => b.destination).sort()).toEqual([...queues].sort());
   });
 
-  it('management - errors: inequivalent redeclare 409, unknown exchange 404, reserved names 403, bad type 400', async () => {
+  it('management - errors: inequivalent redeclare 406 (AMQP precondition_failed), unknown exchange 404, reserved names 403, bad type 400', async () => {
     expect((await api(broker, 'PUT', '/v1/exchanges/x1', { type: 'direct' })).status).toBe(201);
     const again = await api(broker, 'PUT', '/v1/exchanges/x1', { type: 'topic' });
-    expect(again.status).toBe(409);
+    expect(again.status).toBe(406);
     expect(again.json).toMatchObject({ error: 'precondition_failed' });
     expect(again.json.message).toMatch(/inequivalent arg 'type'/);
     expect((await api(broker, 'POST', '/v1/bindings', { source: 'nope', destination: 'x', destination_type: 'queue' })).json.error).toBe('not_found');
     expect((await api(broker, 'PUT', '/v1/exchanges/amq.mine', { type: 'direct' })).status).toBe(403);
     expect((await api(broker, 'PUT', '/v1/exchanges/x2', { type: 'weird' })).status).toBe(400);
     const badArg = await api(broker, 'PUT', '/v1/queues/bad-arg', { arguments: { 'x-max-length': -1 } });
-    expect(badArg.status).toBe(409);
+    expect(badArg.status).toBe(406);
     expect(badArg.json.message).toMatch(/x-max-length/);
   });
 
@@ -81,7 +81,7 @@ describe('e2e - the AMQP model over HTTP management and JSON WebSocket (4 shards
     expect(q).toMatchObject({ name: 'stat-q', messages_ready: 3, messages_unacknowledged: 2, consumers: 1, messages: 5 });
     expect(q.rates).toHaveProperty('deliver_per_s');
     expect((await api(broker, 'DELETE', '/v1/queues/stat-q/contents')).json).toEqual({ messageCount: 3 });
-    expect((await api(broker, 'DELETE', '/v1/queues/stat-q?if-unused=true')).status).toBe(409);
+    expect((await api(broker, 'DELETE', '/v1/queues/stat-q?if-unused=true')).status).toBe(406);
     expect((await api(broker, 'DELETE', '/v1/queues/stat-q')).status).toBe(200);
     const cancelled = await c.take((f) => f.op === 'error');
     expect(cancelled).toMatchObject({ code: 'consumer_cancelled', subscription: 's' });

@@ -50,7 +50,7 @@ export class DeliveryTags {
     }
     const out: number[] = [];
     for (const [t, shardTag] of this.#open) {
-      if (t > tag) break;
+      if (t > tag && tag !== 0) break; // tag 0 + multiple: every outstanding delivery (AMQP)
       out.push(shardTag);
       this.#open.delete(t);
       this.#subOf.delete(t);

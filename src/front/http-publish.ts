@@ -10,7 +10,8 @@ import { tokenFrom } from './auth.js';
 import { forEachLine } from '../protocol/ndjson.js';
 import { ConfirmStatus, HTTP_CONNECTION, NO_TOKEN } from '../protocol/ring-record-codec.js';
 import { BrokerError, ErrorCode } from '../protocol/errors.js';
-import { encodeProperties, type MessageProperties } from '../protocol/properties.js';
+import type { MessageProperties } from '../protocol/properties.js';
+import { checkExpiration, deliveryModeFromText, encodeCheckedProperties, priorityFromText } from '../protocol/property-rules.js';
 import type { PublishTarget } from './publish-path.js';
 import { checkFraming, refuseFraming, sendJson, watchAbort, type ResponseState } from './http-util.js';
 
@@ -50,7 +51,8 @@ function handlePublish(res: HttpResponse, req: HttpRequest, ctx: BrokerContext):
   try {
     properties = propertiesFromHeaders(req);
   } catch (err) {
-    sendJson(res, 400, { error: ErrorCode.badRequest, message: (err as Error).message }, state);
+    const e = err instanceof BrokerError ? err : new BrokerError(ErrorCode.badRequest, (err as Error).message);
+    sendJson(res, e.status, { error: e.code, message: e.message }, state);
     return;
   }
 
@@ -279,19 +281,15 @@ function propertiesFromHeaders(req: HttpRequest): Uint8Array | null {
           any = true;
         }
         return;
-      case 'x-priority': {
-        const n = Number(value);
-        if (!Number.isInteger(n) || n < 0 || n > 255) throw new Error(`x-priority must be an integer from 0 to 255 (got ${JSON.stringify(value)})`);
-        p.priority = n;
+      case 'x-priority':
+        p.priority = priorityFromText(value);
         break;
-      }
       case 'x-expiration':
-        if (!/^\d+$/.test(value)) throw new Error(`x-expiration must be a whole number of milliseconds (got ${JSON.stringify(value)})`);
+        checkExpiration(value);
         p.expiration = value;
         break;
       case 'x-delivery-mode':
-        if (value !== '1' && value !== '2') throw new Error(`x-delivery-mode must be 1 or 2 (got ${JSON.stringify(value)})`);
-        p.deliveryMode = value === '1' ? 1 : 2;
+        p.deliveryMode = deliveryModeFromText(value);
         break;
       case 'x-message-id':
         p.messageId = value;
@@ -320,5 +318,5 @@ function propertiesFromHeaders(req: HttpRequest): Uint8Array | null {
   });
   if (!any) return null;
   if (headers !== undefined) p.headers = headers;
-  return encodeProperties(p);
+  return encodeCheckedProperties(p);
 }

@@ -9,11 +9,12 @@
 import type { TemplatedApp, WebSocket } from 'uWebSockets.js';
 import { isUtf8 } from 'node:buffer';
 import type { BrokerContext } from './broker.js';
-import { parseClientOp, type ClientOp } from '../protocol/ws-json.js';
+import { ClientOpError, parseClientOp, type ClientOp } from '../protocol/ws-json.js';
 import { BrokerError, ErrorCode } from '../protocol/errors.js';
 import { DestinationError, DestinationType, formatDestination, parseDestination, type Destination } from '../protocol/destination.js';
 import { AckModeCode, ConfirmStatus, NO_TOKEN, RecordKind, newDeliverRecord, type RecordReader } from '../protocol/ring-record-codec.js';
-import { decodeProperties, encodeProperties } from '../protocol/properties.js';
+import { decodeProperties, PropertyFlag } from '../protocol/properties.js';
+import { checkMessageProperties, encodeCheckedProperties } from '../protocol/property-rules.js';
 import { propertiesToJson } from '../protocol/json-properties.js';
 import { BinaryDecoder, Direction } from '../protocol/ws-binary-decode.js';
 import { BinaryFrameWriter } from '../protocol/ws-binary-encode.js';
@@ -262,7 +263,7 @@ export class WsFront {
       }
       case 'publish': {
         const receipt = op.receipt;
-        const properties = op.properties === null ? null : encodeProperties(op.properties);
+        const properties = op.properties === null ? null : encodeCheckedProperties(op.properties);
         this.#publish(connection, op.destination, properties, op.payload, (status) => {
           if (receipt === null) return;
           if (status === ConfirmStatus.ok) this.#sendText(connection, `{"op":"receipt","receipt":${JSON.stringify(receipt)}}`);
@@ -433,6 +434,7 @@ export class WsFront {
     };
     let target: PublishTarget;
     try {
+      if (properties !== null) checkPropertiesBlock(properties);
       target = this.#target(destinationText, connection);
     } catch (err) {
       const e = toBrokerError(err, this.#ctx);
@@ -787,7 +789,7 @@ export class WsFront {
   }
 
   #sendJsonError(connection: Connection, err: unknown, op?: ClientOp): void {
-    const receipt = op !== undefined && 'receipt' in op && op.receipt !== null ? op.receipt : undefined;
+    const receipt = err instanceof ClientOpError ? err.receipt : op !== undefined && 'receipt' in op && op.receipt !== null ? op.receipt : undefined;
     const e = toBrokerError(err, this.#ctx);
     this.#sendErrorText(connection, e.code, e.message, receipt);
   }
@@ -803,4 +805,14 @@ function toBrokerError(err: unknown, ctx: BrokerContext): BrokerError {
   if (err instanceof BrokerError) return err;
   ctx.log.error({ err }, 'unexpected error handling a WebSocket frame');
   return new BrokerError(ErrorCode.internal, 'internal error; see the broker log');
+}
+
+/**
+ * The value rules (`property-rules.ts`) for a binary properties block, whose structure the decoder
+ * already checked. Only `expiration` needs a look the decoder does not take (delivery mode and
+ * priority are bytes it bounds), so the block is decoded only when that flag is set.
+ */
+function checkPropertiesBlock(block: Uint8Array): void {
+  const flags = block[0] | (block[1] << 8);
+  if ((flags & PropertyFlag.expiration) !== 0) checkMessageProperties(decodeProperties(block, 0, block.byteLength));
 }

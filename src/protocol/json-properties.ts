@@ -5,6 +5,7 @@
  */
 import { BrokerError, ErrorCode } from './errors.js';
 import type { HeaderValue, MessageProperties } from './properties.js';
+import { checkDeliveryMode, checkExpiration, checkPriority } from './property-rules.js';
 
 const STRING_FIELDS = {
   content_type: 'contentType',
@@ -30,18 +31,22 @@ export function propertiesFromJson(value: unknown): MessageProperties {
       continue;
     }
     switch (key) {
+      // Values go through the rules every publish path shares (property-rules.ts): 406.
       case 'delivery_mode':
-        if (v !== 1 && v !== 2) throw bad('properties.delivery_mode must be 1 (transient) or 2 (persistent)');
-        p.deliveryMode = v;
+        if (typeof v !== 'number') throw bad('properties.delivery_mode must be 1 (transient) or 2 (persistent)');
+        checkDeliveryMode(v);
+        p.deliveryMode = v as 1 | 2;
         break;
       case 'priority':
-        if (!Number.isInteger(v) || (v as number) < 0 || (v as number) > 255) throw bad('properties.priority must be an integer from 0 to 255');
-        p.priority = v as number;
+        if (typeof v !== 'number') throw bad('properties.priority must be an integer from 0 to 255');
+        checkPriority(v);
+        p.priority = v;
         break;
       case 'expiration':
-        if (typeof v === 'number' && Number.isInteger(v) && v >= 0) p.expiration = String(v);
-        else if (typeof v === 'string' && /^\d+$/.test(v)) p.expiration = v;
+        if (typeof v === 'number') p.expiration = String(v);
+        else if (typeof v === 'string') p.expiration = v;
         else throw bad('properties.expiration must be a whole number of milliseconds (string or number)');
+        checkExpiration(p.expiration);
         break;
       case 'timestamp':
         if (!Number.isInteger(v) || (v as number) < 0) throw bad('properties.timestamp must be whole seconds since the epoch');

@@ -26,6 +26,16 @@ function isBase64(s: string): boolean {
 /** Subscription ids are client strings; bounded so a client cannot store megabytes per subscription. */
 export const MAX_SUBSCRIPTION_ID_LENGTH = 128;
 
+/** A refused op whose frame named a receipt: the error answers that receipt, so a client can pair them. */
+export class ClientOpError extends BrokerError {
+  readonly receipt: string;
+
+  constructor(cause: BrokerError, receipt: string) {
+    super(cause.code, cause.message, cause.status);
+    this.receipt = receipt;
+  }
+}
+
 export function parseClientOp(text: string): ClientOp {
   let value: unknown;
   try {
@@ -37,6 +47,15 @@ export function parseClientOp(text: string): ClientOp {
     throw new BrokerError(ErrorCode.badFrame, 'frame must be a JSON object with an "op" field');
   }
   const o = value as Record<string, unknown>;
+  try {
+    return parseOp(o);
+  } catch (err) {
+    if (err instanceof BrokerError && typeof o.receipt === 'string' && o.receipt.length <= MAX_SUBSCRIPTION_ID_LENGTH) throw new ClientOpError(err, o.receipt);
+    throw err;
+  }
+}
+
+function parseOp(o: Record<string, unknown>): ClientOp {
   switch (o.op) {
     case 'subscribe': {
       const ack = o.ack ?? 'auto';
@@ -69,10 +88,14 @@ export function parseClientOp(text: string): ClientOp {
       const properties = o.properties === undefined || o.properties === null ? null : propertiesFromJson(o.properties);
       return { op: 'publish', destination: str(o.destination, 'destination'), payload: bytes, properties, receipt: receipt(o.receipt) };
     }
-    case 'ack':
-      return { op: 'ack', tag: tag(o.tag), multiple: flag(o.multiple, 'multiple', false) };
-    case 'nack':
-      return { op: 'nack', tag: tag(o.tag), requeue: flag(o.requeue, 'requeue', true), multiple: flag(o.multiple, 'multiple', false) };
+    case 'ack': {
+      const multiple = flag(o.multiple, 'multiple', false);
+      return { op: 'ack', tag: tag(o.tag, multiple), multiple };
+    }
+    case 'nack': {
+      const multiple = flag(o.multiple, 'multiple', false);
+      return { op: 'nack', tag: tag(o.tag, multiple), requeue: flag(o.requeue, 'requeue', true), multiple };
+    }
     default:
       throw new BrokerError(ErrorCode.unknownOp, `unknown op ${JSON.stringify(o.op)}; expected subscribe, unsubscribe, publish, ack or nack`);
   }
@@ -106,7 +129,9 @@ function receipt(v: unknown): string | null {
   return v;
 }
 
-function tag(v: unknown): number {
-  if (!Number.isSafeInteger(v) || (v as number) <= 0) throw bad('tag must be a positive integer');
+/** AMQP's meaning, as in the binary protocol: tag 0 with `multiple` settles every outstanding delivery. */
+function tag(v: unknown, multiple: boolean): number {
+  if (v === 0 && multiple) return 0;
+  if (!Number.isSafeInteger(v) || (v as number) <= 0) throw bad('tag must be a positive integer (or 0 with "multiple": true, for all outstanding)');
   return v as number;
 }

@@ -64,7 +64,7 @@ function raw(chunks: readonly string[], waitMs = 1000): Promise<RawAnswer> {
 const publish = (headers: string, body = ''): string => `POST /v1/publish/queue/framing HTTP/1.1\r\nHost: a\r\n${headers}\r\n${body}`;
 
 describe('e2e - HTTP framing the broker answers', () => {
-  it.each([
+  it.each(([
     ['two different content-lengths (request smuggling)', publish('Content-Length: 3\r\nContent-Length: 5\r\n', 'abcde'), 400, 'bad_request'],
     ['two equal content-lengths', publish('Content-Length: 3\r\nContent-Length: 3\r\n', 'abc'), 400, 'bad_request'],
     ['two transfer-encodings', publish('Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n', '1\r\nx\r\n0\r\n\r\n'), 400, 'bad_request'],
@@ -72,7 +72,7 @@ describe('e2e - HTTP framing the broker answers', () => {
     ['a publish with no length at all', publish(''), 411, 'length_required'],
     ['5 KiB of headers in one packet', `GET /healthz HTTP/1.1\r\nHost: a\r\nx-big: ${'a'.repeat(5000)}\r\n\r\n`, 431, 'headers_too_large'],
     ['30 KiB of headers on a publish', publish(`x-big: ${'a'.repeat(30_000)}\r\nContent-Length: 1\r\n`, 'x'), 431, 'headers_too_large'],
-  ].map(([what, bytes, status, error]) => ({ what, bytes, status, error })))('$what: $status with a JSON error', async ({ bytes, status, error }) => {
+  ] as Array<[string, string, number, string]>).map(([what, bytes, status, error]) => ({ what, bytes, status, error })))('$what: $status with a JSON error', async ({ bytes, status, error }) => {
     const answer = await raw([bytes]);
     expect(answer.status).toBe(status);
     expect(JSON.parse(answer.body)).toMatchObject({ error });

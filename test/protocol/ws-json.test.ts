@@ -244,4 +244,10 @@ describe('parseClientOp - ack and nack', () => {
   it('nack - tag is validated like ack', () => {
     badFrame({ op: 'nack', tag: 0 }, /tag must be a positive integer/);
   });
+
+  it('ack and nack - tag 0 with multiple means every outstanding delivery, as in the binary protocol', () => {
+    expect(parse({ op: 'ack', tag: 0, multiple: true })).toEqual({ op: 'ack', tag: 0, multiple: true });
+    expect(parse({ op: 'nack', tag: 0, multiple: true, requeue: false })).toEqual({ op: 'nack', tag: 0, multiple: true, requeue: false });
+    badFrame({ op: 'ack', tag: 0, multiple: false }, /tag must be a positive integer/);
+  });
 });

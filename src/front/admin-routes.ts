@@ -10,6 +10,7 @@ import { renderPrometheus } from '../metrics/prometheus.js';
 import { HEALTH_TIMEOUT_MS } from '../config/defaults.js';
 import { checkFraming, refuseFraming, sendJson, sendText, watchAbort } from './http-util.js';
 import { authorize } from './management-routes.js';
+import type { Principal } from './auth.js';
 
 export interface FrontStats {
   websocket: number;
@@ -20,7 +21,12 @@ export interface FrontStats {
   connections: ReadonlyArray<Record<string, unknown>>;
 }
 
-export function registerAdminRoutes(uwsApp: TemplatedApp, ctx: BrokerContext, frontStats: () => FrontStats): void {
+export function registerAdminRoutes(
+  uwsApp: TemplatedApp,
+  ctx: BrokerContext,
+  frontStats: () => FrontStats,
+  ownConnections: (principal: Principal) => ReadonlyArray<Record<string, unknown>>,
+): void {
   // Bodiless GETs, but their headers are checked like any request's (431, duplicate framing).
   const app = {
     get: (path: string, handler: (res: HttpResponse, req: HttpRequest) => void) =>
@@ -41,13 +47,20 @@ export function registerAdminRoutes(uwsApp: TemplatedApp, ctx: BrokerContext, fr
   });
 
   app.get('/v1/stats', (res, req) => {
-    if (authorize(res, req, ctx, false) === null) return;
+    if (authorize(res, req, ctx, 'monitor') === null) return;
     const state = watchAbort(res);
     void collectStats(ctx, frontStats()).then((stats) => sendJson(res, 200, stats, state));
   });
 
+  // What any authenticated user may see: itself and its own connections, nobody else's.
+  app.get('/v1/me', (res, req) => {
+    const principal = authorize(res, req, ctx, 'any');
+    if (principal === null) return;
+    sendJson(res, 200, { user: principal.name, manage: principal.canManage, monitor: principal.canMonitor, connections: ownConnections(principal) });
+  });
+
   app.get('/metrics', (res, req) => {
-    if (authorize(res, req, ctx, false) === null) return;
+    if (authorize(res, req, ctx, 'monitor') === null) return;
     const state = watchAbort(res);
     const shards = ctx.shards.map((h) => ({ index: h.index, alive: h.alive, counters: readCounters(h.counters), ring: h.occupancy() }));
     sendText(res, 200, 'text/plain; version=0.0.4', renderPrometheus(shards, frontStats()), state);

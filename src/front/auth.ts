@@ -5,7 +5,9 @@
  * apply over HTTP, WebSocket (JSON and binary) and any later protocol.
  *
  * Users file (JSON):
- *   {"users":[{"name":"sensor-7","token":"…","publish":["/topic/sensors.#"],"subscribe":[],"manage":false}]}
+ *   {"users":[{"name":"sensor-7","token":"…","publish":["/topic/sensors.#"],"subscribe":[],"manage":false,"monitor":false}]}
+ * `monitor` lets a user read the whole broker's state (/v1/stats, /metrics: every queue name and
+ * connection); `manage` implies it. Without it a user sees only its own connections (/v1/me).
  * A pattern is a destination prefix (/topic/, /queue/, /exchange/<x>/) plus an AMQP topic
  * pattern over the rest (`*` one word, `#` zero or more); `#` alone matches everything.
  * `/exchange/amq.topic/<key>` and `/topic/<key>` are one destination, in patterns and requests.
@@ -27,6 +29,8 @@ export interface Principal {
   /** A /queue/ name, or a /topic/ or /exchange/ binding pattern (checked as a subset of what is allowed). */
   canSubscribe(destination: string): boolean;
   readonly canManage: boolean;
+  /** May read the whole broker's state: /v1/stats, /metrics (every queue, connection and user). */
+  readonly canMonitor: boolean;
 }
 
 export class AuthConfigError extends Error {
@@ -40,10 +44,11 @@ interface UserSpec {
   publish: string[];
   subscribe: string[];
   manage: boolean;
+  monitor: boolean;
 }
 
 /** The principal of every request when auth is off. */
-export const ANONYMOUS: Principal = { name: 'anonymous', canPublish: () => true, canSubscribe: () => true, canManage: true };
+export const ANONYMOUS: Principal = { name: 'anonymous', canPublish: () => true, canSubscribe: () => true, canManage: true, canMonitor: true };
 
 export class Authenticator {
   readonly #users: Array<{ token: Buffer; principal: Principal }> = [];
@@ -92,6 +97,8 @@ function principalOf(u: UserSpec): Principal {
     canPublish: (d) => allowed(pub, d, topicMatches),
     canSubscribe: (d) => allowed(sub, d, patternCovers),
     canManage: u.manage,
+    // Who may change the broker may also see it (RabbitMQ's administrator tag includes monitoring).
+    canMonitor: u.monitor || u.manage,
   };
 }
 
@@ -148,7 +155,18 @@ function loadUsers(path: string): UserSpec[] {
       if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw new AuthConfigError(`${where}.${field} must be an array of destination patterns`);
       return v as string[];
     };
-    const spec: UserSpec = { name: o.name, token: o.token, publish: list(o.publish, 'publish'), subscribe: list(o.subscribe, 'subscribe'), manage: o.manage === true };
+    const flag = (v: unknown, field: string): boolean => {
+      if (v !== undefined && typeof v !== 'boolean') throw new AuthConfigError(`${where}.${field} must be true or false`);
+      return v === true;
+    };
+    const spec: UserSpec = {
+      name: o.name,
+      token: o.token,
+      publish: list(o.publish, 'publish'),
+      subscribe: list(o.subscribe, 'subscribe'),
+      manage: flag(o.manage, 'manage'),
+      monitor: flag(o.monitor, 'monitor'),
+    };
     principalOf(spec); // validates the patterns now, not at the first request
     return spec;
   });

@@ -127,7 +127,12 @@ export class Broker implements OutboundSink {
     this.#ws = new WsFront(ctx);
     this.#ws.register(this.#app);
     registerHttpPublish(this.#app, ctx);
-    registerAdminRoutes(this.#app, ctx, () => ({ ...this.#ws.stats(), unroutable: this.#publisher.unroutable }));
+    registerAdminRoutes(
+      this.#app,
+      ctx,
+      () => ({ ...this.#ws.stats(), unroutable: this.#publisher.unroutable }),
+      (principal) => this.#ws.connectionsOf(principal),
+    );
     registerManagementRoutes(this.#app, ctx);
     this.#app.any('/*', (res, req) => {
       const method = req.getMethod().toUpperCase();

@@ -30,7 +30,7 @@ export function registerManagementRoutes(uwsApp: TemplatedApp, ctx: BrokerContex
         refuseFraming(res, framing, ctx.log, req.getUrl());
         return;
       }
-      const principal = authorize(res, req, ctx, true);
+      const principal = authorize(res, req, ctx, 'manage');
       if (principal !== null) handler(res, req, principal);
     };
   const app = {
@@ -150,19 +150,23 @@ export function registerManagementRoutes(uwsApp: TemplatedApp, ctx: BrokerContex
   app.del('/v1/bindings', (res, _req, principal) => binding(res, false, principal));
 }
 
+/** What a request must be allowed, beyond a valid token. */
+export type Right = 'any' | 'manage' | 'monitor';
+
 /**
- * Answers 401/403 and returns null unless the request's token is valid (and, with
- * `manage`, allowed to change the topology). Reads headers synchronously, as uWS requires.
+ * Answers 401/403 and returns null unless the request's token is valid and its principal has
+ * `right`; otherwise returns the principal. Reads headers synchronously, as uWS requires.
  */
-export function authorize(res: HttpResponse, req: HttpRequest, ctx: BrokerContext, manage: boolean): Principal | null {
+export function authorize(res: HttpResponse, req: HttpRequest, ctx: BrokerContext, right: Right): Principal | null {
   const principal = ctx.auth.authenticate(tokenFrom(req.getHeader('authorization'), req.getQuery('token')));
   if (principal === null) {
     sendJson(res, 401, { error: ErrorCode.unauthorized, message: 'missing or invalid token (Authorization: Bearer <token>)' });
     return null;
   }
-  if (manage && !principal.canManage) {
-    ctx.log.warn({ user: principal.name, url: req.getUrl(), method: req.getMethod() }, 'management request denied');
-    sendJson(res, 403, { error: ErrorCode.accessRefused, message: `user ${principal.name} may not manage the broker` });
+  const allowed = right === 'any' || (right === 'manage' ? principal.canManage : principal.canMonitor);
+  if (!allowed) {
+    ctx.log.warn({ user: principal.name, url: req.getUrl(), method: req.getMethod(), right }, 'request denied');
+    sendJson(res, 403, { error: ErrorCode.accessRefused, message: `user ${principal.name} may not ${right === 'manage' ? 'manage' : 'monitor'} the broker` });
     return null;
   }
   return principal;

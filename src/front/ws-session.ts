@@ -153,6 +153,22 @@ export class WsFront {
     });
   }
 
+  /** The connections `principal` holds, with their subscriptions (bounded like stats()). */
+  connectionsOf(principal: Principal): Array<Record<string, unknown>> {
+    const out: Array<Record<string, unknown>> = [];
+    for (const c of this.#connections.values()) {
+      if (c.principal !== principal || out.length >= MAX_STATS_CONNECTIONS) continue;
+      const subscriptions = [...c.byNumericId.values()].map((s) => ({
+        id: s.clientId,
+        destination: formatDestination(s.destination.type, s.destination.exchange, s.destination.name),
+        queue: s.queue,
+        ack: s.ackMode,
+      }));
+      out.push({ id: c.id, bufferedBytes: c.ws.getBufferedAmount(), unacked: c.tags.open, subscriptions });
+    }
+    return out;
+  }
+
   stats(): {
     websocket: number;
     subscriptions: number;

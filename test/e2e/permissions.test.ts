@@ -12,6 +12,8 @@ import { JsonWsClient } from '../helpers/ws-client.js';
 const dir = mkdtempSync(join(tmpdir(), 'shardmq-perm-'));
 const READER = 'public-reader-token';
 const ADMIN = 'admin-token-123';
+const PLAIN = 'plain-token-123';
+const WATCHER = 'watcher-token-1';
 const WIDER = ['/topic/public.#', '/topic/#', '/topic/*', '/topic/*.*', '/exchange/amq.topic/public.#', '/exchange/amq.topic/#'];
 const ALLOWED = ['/topic/public.*', '/topic/public.a', '/exchange/amq.topic/public.b'];
 
@@ -26,6 +28,8 @@ beforeAll(async () => {
         // `manage` so that bindings are reachable at all: the subscribe right must still bound them.
         { name: 'reader', token: READER, publish: [], subscribe: ['/topic/public.*', '/queue/mine.*'], manage: true },
         { name: 'admin', token: ADMIN, publish: ['#'], subscribe: ['#'], manage: true },
+        { name: 'plain', token: PLAIN, publish: ['/queue/plain.*'], subscribe: ['/queue/plain.*'] },
+        { name: 'watcher', token: WATCHER, publish: [], subscribe: [], monitor: true },
       ],
     }),
   );
@@ -98,5 +102,36 @@ describe('e2e - permissions are a subset, not a match', () => {
     // Only the allowed bindings exist.
     const bindings = (await (await fetch(`${broker.url}/v1/bindings`, { headers: { authorization: `Bearer ${ADMIN}` } })).json()) as Array<{ source: string; routing_key: string }>;
     expect(bindings.filter((b) => b.source === 'amq.topic').map((b) => b.routing_key).sort()).toEqual(['public.*', 'public.a', 'public.b']);
+  });
+});
+
+describe('e2e - who sees what', () => {
+  const get = (path: string, token: string): Promise<Response> => fetch(`${broker.url}${path}`, { headers: { authorization: `Bearer ${token}` } });
+
+  it('/v1/stats and /metrics need monitor (manage implies it); without it 403', async () => {
+    for (const path of ['/v1/stats', '/metrics']) {
+      const refused = await get(path, PLAIN);
+      expect(refused.status, path).toBe(403);
+      expect(((await refused.json()) as { error: string }).error).toBe('access_refused');
+      expect((await get(path, WATCHER)).status, path).toBe(200);
+      expect((await get(path, ADMIN)).status, path).toBe(200);
+      expect((await get(path, READER)).status, path).toBe(200); // a manager
+    }
+  });
+
+  it('/v1/me shows a user its own connections and subscriptions, nobody else\'s', async () => {
+    const mine = await JsonWsClient.connect(broker.url, PLAIN);
+    await mine.subscribe('p', '/queue/plain.jobs');
+    const other = await JsonWsClient.connect(broker.url, WATCHER);
+    const me = (await (await get('/v1/me', PLAIN)).json()) as { user: string; monitor: boolean; connections: Array<{ subscriptions: Array<{ destination: string }> }> };
+    expect(me.user).toBe('plain');
+    expect(me.monitor).toBe(false);
+    expect(me.connections).toHaveLength(1);
+    expect(me.connections[0].subscriptions.map((s) => s.destination)).toEqual(['/queue/plain.jobs']);
+    const theirs = (await (await get('/v1/me', WATCHER)).json()) as { connections: Array<{ subscriptions: unknown[] }> };
+    expect(theirs.connections).toHaveLength(1);
+    expect(theirs.connections[0].subscriptions).toEqual([]);
+    await mine.close();
+    await other.close();
   });
 });

@@ -10,7 +10,7 @@ import { renderPrometheus } from '../metrics/prometheus.js';
 import { HEALTH_TIMEOUT_MS } from '../config/defaults.js';
 import { checkFraming, refuseFraming, sendJson, sendText, watchAbort } from './http-util.js';
 import { authorize } from './management-routes.js';
-import type { Principal } from './auth.js';
+import type { Principal } from '../control/auth.js';
 
 export interface FrontStats {
   websocket: number;

@@ -6,13 +6,13 @@
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import type { BrokerContext } from './broker.js';
 import { parseDestination, DestinationError, formatDestination, type Destination } from '../protocol/destination.js';
-import { tokenFrom } from './auth.js';
+import { tokenFrom } from '../control/auth.js';
 import { forEachLine } from '../protocol/ndjson.js';
 import { ConfirmStatus, HTTP_CONNECTION, NO_TOKEN } from '../protocol/ring-record-codec.js';
 import { BrokerError, ErrorCode } from '../protocol/errors.js';
 import type { MessageProperties } from '../protocol/properties.js';
 import { checkExpiration, deliveryModeFromText, encodeCheckedProperties, priorityFromText } from '../protocol/property-rules.js';
-import type { PublishTarget } from './publish-path.js';
+import type { PublishTarget } from '../control/publish-path.js';
 import { checkFraming, refuseFraming, sendJson, watchAbort, type ResponseState } from './http-util.js';
 
 const PREFIX = '/v1/publish/';

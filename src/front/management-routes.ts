@@ -8,7 +8,7 @@ import type { BrokerContext } from './broker.js';
 import { BrokerError, ErrorCode } from '../protocol/errors.js';
 import { checkFraming, refuseFraming, sendJson, watchAbort, type ResponseState } from './http-util.js';
 import type { QueueStats } from '../shard/shard-core.js';
-import { tokenFrom, type Principal } from './auth.js';
+import { tokenFrom, type Principal } from '../control/auth.js';
 
 /** Management bodies are small; anything larger is a mistake or an attack. */
 const MAX_MANAGEMENT_BODY = 64 * 1024;

@@ -20,11 +20,11 @@ import { BinaryDecoder, Direction } from '../protocol/ws-binary-decode.js';
 import { BinaryFrameWriter } from '../protocol/ws-binary-encode.js';
 import { Opcode, ProtocolError } from '../protocol/ws-binary.js';
 import type * as Bin from '../protocol/ws-binary.js';
-import { DeliveryTags } from './delivery-tags.js';
+import { DeliveryTags } from '../control/delivery-tags.js';
 import { DEFAULT_PREFETCH } from '../config/defaults.js';
-import { ANONYMOUS, tokenFrom, type Principal } from './auth.js';
-import { withBrokerErrors } from './router-errors.js';
-import type { PublishTarget } from './publish-path.js';
+import { ANONYMOUS, tokenFrom, type Principal } from '../control/auth.js';
+import { withBrokerErrors } from '../control/router-errors.js';
+import type { PublishTarget } from '../control/publish-path.js';
 
 /** Above this a socket is closed rather than buffering more (uWS drops silently otherwise). */
 const MAX_BACKPRESSURE_BYTES = 64 * 1024 * 1024;

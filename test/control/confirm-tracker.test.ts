@@ -3,7 +3,7 @@
  * across several shards (worst status wins), fail, failShard, and unknown tokens.
  */
 import { describe, expect, it, vi } from 'vitest';
-import { ConfirmTracker } from '../../src/front/confirm-tracker.js';
+import { ConfirmTracker } from '../../src/control/confirm-tracker.js';
 import { ConfirmStatus, NO_TOKEN } from '../../src/protocol/ring-record-codec.js';
 
 describe('ConfirmTracker.allocate', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DeliveryTags } from '../../src/front/delivery-tags.js';
+import { DeliveryTags } from '../../src/control/delivery-tags.js';
 
 describe('delivery tags - settle', () => {
   const fill = (): DeliveryTags => {

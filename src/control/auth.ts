@@ -47,6 +47,9 @@ interface UserSpec {
   monitor: boolean;
 }
 
+/** What a request without a valid token is told, on every protocol. */
+export const UNAUTHORIZED_MESSAGE = 'missing or invalid token (Authorization: Bearer <token>, or ?token= on the WebSocket URL)';
+
 /** The principal of every request when auth is off. */
 export const ANONYMOUS: Principal = { name: 'anonymous', canPublish: () => true, canSubscribe: () => true, canManage: true, canMonitor: true };
 

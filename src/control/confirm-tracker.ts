@@ -1,4 +1,5 @@
 import { ConfirmStatus } from '../protocol/ring-record-codec.js';
+import { BrokerError, ErrorCode } from '../protocol/errors.js';
 
 type Done = (status: ConfirmStatus) => void;
 
@@ -64,5 +65,20 @@ export class ConfirmTracker {
 
   get size(): number {
     return this.#pending.size;
+  }
+}
+
+/**
+ * What a publisher is told when its shards did not confirm: the same code and words on every
+ * protocol (HTTP status, JSON error op, binary ERROR). `exchange` names where it was published.
+ */
+export function confirmRefusal(status: ConfirmStatus, exchange: string): BrokerError {
+  switch (status) {
+    case ConfirmStatus.notFound:
+      return new BrokerError(ErrorCode.notFound, `no exchange '${exchange}' in vhost '/' (it was deleted)`);
+    case ConfirmStatus.storageFailed:
+      return new BrokerError(ErrorCode.storageFailed, 'the message could not be written to disk; it was not accepted (retry later)');
+    default:
+      return new BrokerError(ErrorCode.saturated, 'a queue refused the message (x-overflow reject-publish), or its shard restarted before confirming; it was not accepted');
   }
 }

@@ -3,11 +3,17 @@
  * resolve a destination to an exchange and routing key, find the shards that own a
  * queue the message can reach, and write it once into each of their rings.
  */
-import { DestinationType, type Destination } from '../protocol/destination.js';
-import { NO_TOKEN } from '../protocol/ring-record-codec.js';
+import { DestinationError, DestinationType, formatDestination, parseDestination, type Destination } from '../protocol/destination.js';
+import { NO_TOKEN, PUBLISH_FLAG_DEAD_LETTERED } from '../protocol/ring-record-codec.js';
+import { BrokerError, ErrorCode } from '../protocol/errors.js';
 import { withBrokerErrors } from './router-errors.js';
 import type { ShardHandle } from '../shard/shard-handle.js';
+import type { Logger } from '../log/logger.js';
+import type { Principal } from './auth.js';
 import type { Topology } from './topology.js';
+
+/** What publishing needs of a shard's handle (a fake in tests). */
+export type ShardWriter = Pick<ShardHandle, 'publish' | 'writeControl'>;
 
 export interface PublishTarget {
   readonly exchange: string;
@@ -19,15 +25,35 @@ export interface PublishTarget {
 
 export class PublishPath {
   readonly #topology: Topology;
-  readonly #shards: readonly ShardHandle[];
+  readonly #shards: readonly ShardWriter[];
   readonly #durableQueues: boolean;
+  readonly #log: Logger;
   /** Messages that reached no queue (AMQP drops them unless mandatory). */
   unroutable = 0;
 
-  constructor(topology: Topology, shards: readonly ShardHandle[], durableQueues: boolean) {
+  constructor(topology: Topology, shards: readonly ShardWriter[], durableQueues: boolean, log: Logger) {
     this.#topology = topology;
     this.#shards = shards;
     this.#durableQueues = durableQueues;
+    this.#log = log;
+  }
+
+  /**
+   * The preamble every publish path shares (HTTP, JSON, binary, later AMQP): parse the
+   * destination, check the principal may publish there, then resolve its target.
+   */
+  targetFor(destinationText: string, principal: Principal): PublishTarget {
+    const destination = parseOrRefuse(destinationText);
+    this.authorize(destination, principal);
+    return this.target(destination);
+  }
+
+  /** Refuses (403 access_refused, and a warn line) a publish `principal` may not make. */
+  authorize(destination: Destination, principal: Principal): void {
+    const canonical = formatDestination(destination.type, destination.exchange, destination.name);
+    if (principal.canPublish(canonical)) return;
+    this.#log.warn({ user: principal.name, destination: canonical }, 'publish denied');
+    throw new BrokerError(ErrorCode.accessRefused, `user ${principal.name} may not publish to ${canonical}`);
   }
 
   /**
@@ -81,6 +107,39 @@ export class PublishPath {
     return written;
   }
 
+  /**
+   * A dead-lettered copy a shard sent back: routed like a publish, since its dead-letter
+   * exchange's queues may live on any shard. Written through the control backlog, so a full
+   * ring delays it instead of dropping it. `properties` and `payload` must be owned copies.
+   */
+  republishDeadLetter(exchange: string, routingKey: string, properties: Uint8Array | null, payload: Uint8Array): void {
+    let shards: readonly number[];
+    try {
+      shards = this.#topology.route(exchange, routingKey).shards;
+    } catch {
+      // The dead-letter exchange does not exist: RabbitMQ drops the message too.
+      this.unroutable++;
+      return;
+    }
+    if (shards.length === 0) {
+      this.unroutable++;
+      return;
+    }
+    for (const s of shards) {
+      this.#shards[s].writeControl((w) => w.publish(0, NO_TOKEN, exchange, routingKey, properties, payload, PUBLISH_FLAG_DEAD_LETTERED));
+    }
+  }
+
   /** Set by the memory guard: above the high-watermark every publish is refused. */
   overMemory = false;
+}
+
+/** A destination, or the 400 `bad_destination` that says what is wrong with it. */
+export function parseOrRefuse(text: string): Destination {
+  try {
+    return parseDestination(text);
+  } catch (err) {
+    if (err instanceof DestinationError) throw new BrokerError(ErrorCode.badDestination, err.message);
+    throw err;
+  }
 }

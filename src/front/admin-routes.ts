@@ -3,13 +3,13 @@
  * shared counters; only the queue list and the health ping go to the shards.
  */
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
-import type { BrokerContext } from './broker.js';
+import type { BrokerContext } from './context.js';
 import { ConfirmStatus } from '../protocol/ring-record-codec.js';
 import { COUNTER_NAMES, readCounters } from '../metrics/shard-counters.js';
 import { renderPrometheus } from '../metrics/prometheus.js';
 import { HEALTH_TIMEOUT_MS } from '../config/defaults.js';
 import { checkFraming, refuseFraming, sendJson, sendText, watchAbort } from './http-util.js';
-import { authorize } from './management-routes.js';
+import { authorize } from './http-auth.js';
 import type { Principal } from '../control/auth.js';
 
 export interface FrontStats {

@@ -12,6 +12,7 @@ import { Topology } from '../control/topology.js';
 import { ShardCalls } from '../control/shard-calls.js';
 import { Management } from '../control/management.js';
 import { PublishPath } from '../control/publish-path.js';
+import { ConsumePath } from '../control/consume-path.js';
 import { InflatePool } from '../offload/inflate-pool.js';
 import { MemoryGuard } from '../control/memory-guard.js';
 import { Authenticator } from '../control/auth.js';
@@ -25,19 +26,8 @@ import { sendJson } from './http-util.js';
 import { ErrorCode } from '../protocol/errors.js';
 import type { BrokerConfig } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
+import type { BrokerContext } from './context.js';
 
-export interface BrokerContext {
-  readonly config: BrokerConfig;
-  readonly log: Logger;
-  readonly shards: readonly ShardHandle[];
-  readonly supervisor: Supervisor;
-  readonly confirms: ConfirmTracker;
-  readonly topology: Topology;
-  readonly management: Management;
-  readonly publisher: PublishPath;
-  readonly inflate: InflatePool;
-  readonly auth: Authenticator;
-}
 
 export class Broker implements OutboundSink {
   readonly config: BrokerConfig;
@@ -101,7 +91,7 @@ export class Broker implements OutboundSink {
     this.#topology = new Topology(config.shards);
     this.#calls = new ShardCalls(this.#supervisor.handles);
     this.#management = new Management(this.#topology, this.#calls);
-    this.#publisher = new PublishPath(this.#topology, this.#supervisor.handles, config.dataDir !== null);
+    this.#publisher = new PublishPath(this.#topology, this.#supervisor.handles, config.dataDir !== null, log);
     this.#inflate = new InflatePool({ threads: config.inflateThreads, maxQueue: config.inflateQueue });
     this.#memory = new MemoryGuard(config.maxMemoryBytes, (over, rss) => {
       this.#publisher.overMemory = over;
@@ -118,6 +108,7 @@ export class Broker implements OutboundSink {
       topology: this.#topology,
       management: this.#management,
       publisher: this.#publisher,
+      consume: new ConsumePath(this.#topology, this.#publisher, this.#management, this.#supervisor.handles, config, log),
       inflate: this.#inflate,
       auth: new Authenticator(config.authToken, config.usersFile),
     };
@@ -268,30 +259,12 @@ export class Broker implements OutboundSink {
     }
   }
 
-  /** A dead-lettered copy from a shard: route it like a publish (its queues may be anywhere). */
+  /** A dead-lettered copy from a shard: copied out of the ring (rare path), routed like a publish. */
   #routeDeadLetter(reader: RecordReader, offset: number): void {
     const rec = reader.publish(offset, this.#republish);
-    let shards: readonly number[];
-    try {
-      shards = this.#topology.route(rec.exchange, rec.routingKey).shards;
-    } catch {
-      // The dead-letter exchange does not exist: RabbitMQ drops the message too.
-      this.#publisher.unroutable++;
-      return;
-    }
-    if (shards.length === 0) {
-      this.#publisher.unroutable++;
-      return;
-    }
-    // Rare path: copy out of the ring and write through the control backlog, so a full ring
-    // delays the dead-lettered copy instead of dropping it.
     const buf = reader.buffer;
     const props = rec.propsLength > 0 ? copyBytes(buf, rec.propsOffset, rec.propsOffset + rec.propsLength) : null;
-    const payload = copyBytes(buf, rec.payloadOffset, rec.payloadOffset + rec.payloadLength);
-    const { exchange, routingKey } = rec;
-    for (const s of shards) {
-      this.#supervisor.handles[s].writeControl((w) => w.publish(0, 0, exchange, routingKey, props, payload, PUBLISH_FLAG_DEAD_LETTERED));
-    }
+    this.#publisher.republishDeadLetter(rec.exchange, rec.routingKey, props, copyBytes(buf, rec.payloadOffset, rec.payloadOffset + rec.payloadLength));
   }
 
   onRecordError(shard: number, kind: number, err: unknown): void {

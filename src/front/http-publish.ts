@@ -4,20 +4,19 @@
  * `200 {"accepted":N}` once every shard that took a message confirmed it.
  */
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
-import type { BrokerContext } from './broker.js';
-import { parseDestination, DestinationError, formatDestination, type Destination } from '../protocol/destination.js';
-import { tokenFrom } from '../control/auth.js';
+import type { BrokerContext } from './context.js';
+import { parseDestination, DestinationError, type Destination } from '../protocol/destination.js';
+import { authorize } from './http-auth.js';
+import { confirmRefusal } from '../control/confirm-tracker.js';
 import { forEachLine } from '../protocol/ndjson.js';
 import { ConfirmStatus, HTTP_CONNECTION, NO_TOKEN } from '../protocol/ring-record-codec.js';
 import { BrokerError, ErrorCode } from '../protocol/errors.js';
 import type { MessageProperties } from '../protocol/properties.js';
 import { checkExpiration, deliveryModeFromText, encodeCheckedProperties, priorityFromText } from '../protocol/property-rules.js';
 import type { PublishTarget } from '../control/publish-path.js';
-import { checkFraming, refuseFraming, sendJson, watchAbort, type ResponseState } from './http-util.js';
+import { checkFraming, refuseFraming, RETRY_AFTER_SECONDS, sendError, sendJson, watchAbort, type ResponseState } from './http-util.js';
 
 const PREFIX = '/v1/publish/';
-/** Seconds a saturated publisher is told to wait before retrying. */
-const RETRY_AFTER_SECONDS = '1';
 
 interface PublishRequest {
   readonly destination: Destination;
@@ -42,17 +41,13 @@ function handlePublish(res: HttpResponse, req: HttpRequest, ctx: BrokerContext):
   const contentEncoding = req.getHeader('content-encoding').toLowerCase();
   const contentLength = req.getHeader('content-length');
   const { maxBodyBytes } = ctx.config;
-  const principal = ctx.auth.authenticate(tokenFrom(req.getHeader('authorization'), req.getQuery('token')));
-  if (principal === null) {
-    sendJson(res, 401, { error: ErrorCode.unauthorized, message: 'missing or invalid token (Authorization: Bearer <token>)' }, state);
-    return;
-  }
+  const principal = authorize(res, req, ctx, 'any');
+  if (principal === null) return;
   let properties: Uint8Array | null;
   try {
     properties = propertiesFromHeaders(req);
   } catch (err) {
-    const e = err instanceof BrokerError ? err : new BrokerError(ErrorCode.badRequest, (err as Error).message);
-    sendJson(res, e.status, { error: e.code, message: e.message }, state);
+    sendError(res, err instanceof BrokerError ? err : new BrokerError(ErrorCode.badRequest, (err as Error).message), state);
     return;
   }
 
@@ -65,10 +60,10 @@ function handlePublish(res: HttpResponse, req: HttpRequest, ctx: BrokerContext):
     sendJson(res, status, { error: code, message: (err as Error).message }, state);
     return;
   }
-  const destinationText = formatDestination(request.destination.type, request.destination.exchange, request.destination.name);
-  if (!principal.canPublish(destinationText)) {
-    ctx.log.warn({ user: principal.name, destination: destinationText }, 'publish denied');
-    sendJson(res, 403, { error: ErrorCode.accessRefused, message: `user ${principal.name} may not publish to ${destinationText}` }, state);
+  try {
+    ctx.publisher.authorize(request.destination, principal);
+  } catch (err) {
+    sendError(res, err, state);
     return;
   }
   const declared = contentLength === '' ? -1 : Number(contentLength);
@@ -205,8 +200,7 @@ function publishBody(
   try {
     target = ctx.publisher.target(request.destination);
   } catch (err) {
-    const e = err instanceof BrokerError ? err : new BrokerError(ErrorCode.internal, (err as Error).message);
-    sendJson(res, e.status, { error: e.code, message: e.message }, state);
+    sendError(res, err, state);
     return;
   }
 
@@ -221,14 +215,7 @@ function publishBody(
     token = ctx.confirms.allocate(target.shards, (status) => {
       if (saturated) return;
       if (status === ConfirmStatus.ok) sendJson(res, 200, { accepted: written }, state);
-      else if (status === ConfirmStatus.notFound) sendJson(res, 404, { error: ErrorCode.notFound, message: `no exchange '${target.exchange}' in vhost '/'` }, state);
-      else if (status === ConfirmStatus.storageFailed) {
-        sendJson(res, 507, { error: ErrorCode.storageFailed, message: 'the messages could not be written to disk; they were not accepted (retry later)' }, state);
-      } else if (status === ConfirmStatus.rejected) {
-        sendJson(res, 503, { error: ErrorCode.saturated, message: 'a queue refused the message (x-overflow reject-publish) or its shard restarted; not all messages were accepted' }, state, {
-          'retry-after': RETRY_AFTER_SECONDS,
-        });
-      }
+      else sendError(res, confirmRefusal(status, target.exchange), state);
     });
   }
   const write = (start: number, end: number): void => {

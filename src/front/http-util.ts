@@ -1,5 +1,5 @@
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
-import { ErrorCode } from '../protocol/errors.js';
+import { BrokerError, ErrorCode } from '../protocol/errors.js';
 import type { Logger } from '../log/logger.js';
 
 const STATUS_TEXT: Record<number, string> = {
@@ -52,6 +52,19 @@ export function sendJson(
     res.end(text);
   });
 }
+
+/**
+ * Answers a refusal with its status and `{"error","message"}` body; anything that is not a
+ * BrokerError is a bug, answered 500 without its details. 503 carries Retry-After.
+ */
+export function sendError(res: HttpResponse, err: unknown, state?: ResponseState): void {
+  const e = err instanceof BrokerError ? err : new BrokerError(ErrorCode.internal, 'internal error; see the broker log');
+  sendJson(res, e.status, { error: e.code, message: e.message }, state, e.status === 503 ? RETRY_AFTER : undefined);
+}
+
+/** Seconds a saturated client is told to wait before retrying. */
+export const RETRY_AFTER_SECONDS = '1';
+const RETRY_AFTER: Readonly<Record<string, string>> = { 'retry-after': RETRY_AFTER_SECONDS };
 
 export function sendText(res: HttpResponse, status: number, contentType: string, text: string, state?: ResponseState): void {
   if (state?.aborted) return;

@@ -4,11 +4,12 @@
  * (auto_delete, arguments, destination_type, routing_key), JSON errors per the contract.
  */
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
-import type { BrokerContext } from './broker.js';
+import type { BrokerContext } from './context.js';
 import { BrokerError, ErrorCode } from '../protocol/errors.js';
 import { checkFraming, refuseFraming, sendJson, watchAbort, type ResponseState } from './http-util.js';
 import type { QueueStats } from '../shard/shard-core.js';
-import { tokenFrom, type Principal } from '../control/auth.js';
+import type { Principal } from '../control/auth.js';
+import { authorize } from './http-auth.js';
 
 /** Management bodies are small; anything larger is a mistake or an attack. */
 const MAX_MANAGEMENT_BODY = 64 * 1024;
@@ -148,28 +149,6 @@ export function registerManagementRoutes(uwsApp: TemplatedApp, ctx: BrokerContex
   };
   app.post('/v1/bindings', (res, _req, principal) => binding(res, true, principal));
   app.del('/v1/bindings', (res, _req, principal) => binding(res, false, principal));
-}
-
-/** What a request must be allowed, beyond a valid token. */
-export type Right = 'any' | 'manage' | 'monitor';
-
-/**
- * Answers 401/403 and returns null unless the request's token is valid and its principal has
- * `right`; otherwise returns the principal. Reads headers synchronously, as uWS requires.
- */
-export function authorize(res: HttpResponse, req: HttpRequest, ctx: BrokerContext, right: Right): Principal | null {
-  const principal = ctx.auth.authenticate(tokenFrom(req.getHeader('authorization'), req.getQuery('token')));
-  if (principal === null) {
-    sendJson(res, 401, { error: ErrorCode.unauthorized, message: 'missing or invalid token (Authorization: Bearer <token>)' });
-    return null;
-  }
-  const allowed = right === 'any' || (right === 'manage' ? principal.canManage : principal.canMonitor);
-  if (!allowed) {
-    ctx.log.warn({ user: principal.name, url: req.getUrl(), method: req.getMethod(), right }, 'request denied');
-    sendJson(res, 403, { error: ErrorCode.accessRefused, message: `user ${principal.name} may not ${right === 'manage' ? 'manage' : 'monitor'} the broker` });
-    return null;
-  }
-  return principal;
 }
 
 function param(req: HttpRequest, i: number): string {

@@ -1,0 +1,98 @@
+/**
+ * The main thread's half of subscribing, shared by every protocol: check the principal may
+ * consume from a destination, and find (or create) the queue it consumes: the named queue for
+ * `/queue/`, a private server-named queue bound to the exchange for `/topic/` and `/exchange/`.
+ * Declaration and binding are written to the queue's shard in order ahead of the subscribe,
+ * so nothing waits for an answer.
+ */
+import { DestinationType, formatDestination, type Destination } from '../protocol/destination.js';
+import { NO_TOKEN } from '../protocol/ring-record-codec.js';
+import { BrokerError, ErrorCode } from '../protocol/errors.js';
+import { withBrokerErrors } from './router-errors.js';
+import { parseOrRefuse, type PublishPath, type ShardWriter } from './publish-path.js';
+import type { Topology } from './topology.js';
+import type { Management } from './management.js';
+import type { Principal } from './auth.js';
+import type { Logger } from '../log/logger.js';
+
+export interface ConsumeOptions {
+  /** Messages a topic subscription's private queue holds before it drops its oldest. */
+  readonly topicBuffer: number;
+  readonly slowConsumer: 'drop' | 'disconnect';
+}
+
+export interface ConsumeTarget {
+  readonly destination: Destination;
+  readonly queue: string;
+  readonly shard: number;
+  /** A server-named queue of this subscription alone: drop it with the subscription. */
+  readonly privateQueue: boolean;
+}
+
+export class ConsumePath {
+  readonly #topology: Topology;
+  readonly #publisher: PublishPath;
+  readonly #management: Pick<Management, 'forgetQueue'>;
+  readonly #shards: readonly ShardWriter[];
+  readonly #options: ConsumeOptions;
+  readonly #log: Logger;
+
+  constructor(topology: Topology, publisher: PublishPath, management: Pick<Management, 'forgetQueue'>, shards: readonly ShardWriter[], options: ConsumeOptions, log: Logger) {
+    this.#topology = topology;
+    this.#publisher = publisher;
+    this.#management = management;
+    this.#shards = shards;
+    this.#options = options;
+    this.#log = log;
+  }
+
+  /** The queue a subscription of `connectionId` to `destinationText` consumes; refuses what `principal` may not read. */
+  target(destinationText: string, principal: Principal, connectionId: number): ConsumeTarget {
+    const destination = parseOrRefuse(destinationText);
+    const canonical = formatDestination(destination.type, destination.exchange, destination.name);
+    if (!principal.canSubscribe(canonical)) {
+      this.#log.warn({ user: principal.name, destination: canonical }, 'subscribe denied');
+      throw new BrokerError(ErrorCode.accessRefused, `user ${principal.name} may not subscribe to ${canonical}`);
+    }
+    if (destination.type === DestinationType.queue) {
+      if (destination.declare) return { destination, queue: destination.name, shard: this.#publisher.ensureQueue(destination.name), privateQueue: false };
+      const existing = this.#topology.getQueue(destination.name);
+      if (existing === undefined) throw new BrokerError(ErrorCode.notFound, `no queue '${destination.name}' in vhost '/'`);
+      if (existing.exclusive && existing.owner !== connectionId) {
+        throw new BrokerError(ErrorCode.resourceLocked, `cannot obtain exclusive access to locked queue '${destination.name}' in vhost '/'`);
+      }
+      return { destination, queue: destination.name, shard: existing.shard, privateQueue: false };
+    }
+    // RabbitMQ's STOMP plugin does the same: a private queue per subscription, bounded here
+    // by --topic-buffer (drop-head) so a subscriber that does not keep up costs bounded memory.
+    const args: Record<string, unknown> = { 'x-max-length': this.#options.topicBuffer };
+    if (this.#options.slowConsumer === 'disconnect') args['x-shardmq-slow-consumer'] = 'disconnect';
+    const topology = this.#topology;
+    const created = withBrokerErrors(() => topology.declareQueue('', { durable: false, exclusive: true, autoDelete: true, arguments: args }, false, connectionId));
+    const queue = created.queue.name;
+    const shard = created.queue.shard;
+    try {
+      withBrokerErrors(() => topology.registry.bindQueue(destination.exchange, queue, destination.name, {}));
+    } catch (err) {
+      topology.removeQueue(queue);
+      throw err;
+    }
+    const handle = this.#shards[shard];
+    const exchange = destination.exchange;
+    const pattern = destination.name;
+    handle.writeControl((w) => w.manage(0, NO_TOKEN, { op: 'declareQueue', name: queue, durable: false, exclusive: true, autoDelete: true, arguments: args }));
+    handle.writeControl((w) => w.manage(0, NO_TOKEN, { op: 'bindQueue', exchange, queue, routingKey: pattern, arguments: {} }));
+    return { destination, queue, shard, privateQueue: true };
+  }
+
+  /** Forgets a queue on the main thread at once (routing stops) and deletes it on its shard. */
+  dropQueue(name: string, shard: number): void {
+    void this.#management.forgetQueue(name);
+    this.#shards[shard].writeControl((w) => w.manage(0, NO_TOKEN, { op: 'deleteQueue', name, ifUnused: false, ifEmpty: false }));
+  }
+
+  /** Drops the exclusive queues a closed connection owned. */
+  dropExclusiveQueuesOf(connectionId: number): void {
+    for (const q of this.#topology.exclusiveQueuesOf(connectionId)) this.dropQueue(q.name, q.shard);
+  }
+}

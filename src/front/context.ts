@@ -1,0 +1,29 @@
+/**
+ * What the front's route and session modules need of the broker, in a module of its own so
+ * they depend on this, not on broker.ts (which builds them): no import cycle.
+ */
+import type { BrokerConfig } from '../config/config.js';
+import type { Logger } from '../log/logger.js';
+import type { ShardHandle } from '../shard/shard-handle.js';
+import type { Supervisor } from '../shard/supervisor.js';
+import type { ConfirmTracker } from '../control/confirm-tracker.js';
+import type { Topology } from '../control/topology.js';
+import type { Management } from '../control/management.js';
+import type { PublishPath } from '../control/publish-path.js';
+import type { ConsumePath } from '../control/consume-path.js';
+import type { InflatePool } from '../offload/inflate-pool.js';
+import type { Authenticator } from '../control/auth.js';
+
+export interface BrokerContext {
+  readonly config: BrokerConfig;
+  readonly log: Logger;
+  readonly shards: readonly ShardHandle[];
+  readonly supervisor: Supervisor;
+  readonly confirms: ConfirmTracker;
+  readonly topology: Topology;
+  readonly management: Management;
+  readonly publisher: PublishPath;
+  readonly consume: ConsumePath;
+  readonly inflate: InflatePool;
+  readonly auth: Authenticator;
+}

@@ -1,0 +1,227 @@
+/**
+ * The binary protocol of /v1/ws (docs/protocol.md): a streaming decoder per connection
+ * dispatches PUBLISH/PUBLISH_BATCH with publisher confirms, SUBSCRIBE, ACK/NACK and the
+ * management ops; answers go into the connection's one binary frame per chunk.
+ */
+import type { BrokerContext } from './context.js';
+import { BrokerError, ErrorCode } from '../protocol/errors.js';
+import { ConfirmStatus, NO_TOKEN } from '../protocol/ring-record-codec.js';
+import { decodeProperties, PropertyFlag } from '../protocol/properties.js';
+import { checkMessageProperties } from '../protocol/property-rules.js';
+import { BinaryDecoder, Direction } from '../protocol/ws-binary-decode.js';
+import { Opcode, ProtocolError } from '../protocol/ws-binary.js';
+import type * as Bin from '../protocol/ws-binary.js';
+import { confirmRefusal } from '../control/confirm-tracker.js';
+import type { PublishTarget } from '../control/publish-path.js';
+import type { DeliveryFlush } from './delivery-flush.js';
+import { toBrokerError, type SessionOps } from './ws-ops.js';
+import { CLOSE_PROTOCOL_ERROR, CLOSE_TOO_BIG, type Connection } from './ws-connection.js';
+
+export class BinarySession {
+  readonly #ctx: BrokerContext;
+  readonly #ops: SessionOps;
+  readonly #flush: DeliveryFlush;
+
+  constructor(ctx: BrokerContext, ops: SessionOps, flush: DeliveryFlush) {
+    this.#ctx = ctx;
+    this.#ops = ops;
+    this.#flush = flush;
+  }
+
+  frame(connection: Connection, bytes: Uint8Array): void {
+    connection.decoder ??= new BinaryDecoder(Direction.toServer, this.#dispatcher(connection), {
+      maxOpBodyBytes: this.#ctx.config.maxFrameBytes,
+    });
+    connection.confirmUpTo = 0;
+    try {
+      connection.decoder.decodeFrame(bytes);
+    } catch (err) {
+      if (err instanceof ProtocolError) {
+        // A length-prefixed stream cannot resynchronise: say why, then close (docs/protocol.md).
+        const writer = this.#flush.writer(connection);
+        writer.error(0, err.code, err.message);
+        this.#flush.flushConnection(connection);
+        connection.ws.end(err.code === 'too_large' ? CLOSE_TOO_BIG : CLOSE_PROTOCOL_ERROR, err.code);
+        return;
+      }
+      throw err;
+    } finally {
+      if (connection.confirmUpTo > 0 && !connection.closed) {
+        this.#flush.writer(connection).confirm(connection.confirmUpTo, true, false);
+        connection.confirmUpTo = 0;
+      }
+    }
+    this.#flush.flushConnection(connection);
+  }
+
+  #dispatcher(connection: Connection): Bin.BinaryDispatcher {
+    const manage = (requestId: number, op: Opcode, work: () => Promise<Bin.OkEvent | void> | void): void =>
+      answer(requestId, op, () => {
+        if (!connection.principal.canManage) {
+          this.#ctx.log.warn({ user: connection.principal.name, op }, 'management op denied');
+          throw new BrokerError(ErrorCode.accessRefused, `user ${connection.principal.name} may not manage the broker`);
+        }
+        return work();
+      });
+    const answer = (requestId: number, op: Opcode, work: () => Promise<Bin.OkEvent | void> | void): void => {
+      const fail = (err: unknown): void => {
+        const e = toBrokerError(err, this.#ctx);
+        this.#flush.writer(connection).error(requestId, e.code, e.message);
+        this.#flush.flushConnection(connection);
+      };
+      try {
+        const result = work();
+        if (result instanceof Promise) {
+          result.then((r) => {
+            if (connection.closed || requestId === 0) return;
+            this.#flush.writer(connection).ok(requestId, op, r ?? undefined);
+            this.#flush.flushConnection(connection);
+          }, fail);
+        } else if (requestId !== 0) {
+          this.#flush.writer(connection).ok(requestId, op);
+        }
+      } catch (err) {
+        fail(err);
+      }
+    };
+    const mgmt = this.#ctx.management;
+    return {
+      processPublish: (ev) => this.#publish(connection, ev.destination, ev.properties, [ev.payload]),
+      processPublishBatch: (ev) => this.#publish(connection, ev.destination, ev.properties, ev.payloads),
+      processConfirmSelect: (ev) =>
+        answer(ev.requestId, Opcode.CONFIRM_SELECT, () => {
+          connection.confirming = true;
+        }),
+      processSubscribe: (ev) =>
+        answer(ev.requestId, Opcode.SUBSCRIBE, () => {
+          if (connection.binarySubs.has(ev.subscriptionId)) {
+            throw new BrokerError(ErrorCode.duplicateSubscription, `subscription id ${ev.subscriptionId} is already in use on this connection`);
+          }
+          const sub = this.#ops.subscribe(connection, ev.subscriptionId, true, ev.destination, ev.ackMode, ev.prefetch);
+          // The OK goes out once the shard has the consumer (a ping behind the subscribe).
+          return this.#ops.pingShard(sub.shard).then(() => undefined);
+        }),
+      processUnsubscribe: (ev) =>
+        answer(ev.requestId, Opcode.UNSUBSCRIBE, () => {
+          const sub = connection.binarySubs.get(ev.subscriptionId);
+          if (sub === undefined) throw new BrokerError(ErrorCode.unknownSubscription, `no subscription ${ev.subscriptionId} on this connection`);
+          this.#ops.unsubscribe(sub);
+          return this.#ops.pingShard(sub.shard).then(() => undefined);
+        }),
+      processAck: (ev) => {
+        if (!this.#ops.settle(connection, ev.tag, ev.multiple, true, false)) {
+          this.#flush.writer(connection).error(0, ErrorCode.unknownTag, `delivery tag ${ev.tag} is not an unacked delivery of this connection`);
+        }
+      },
+      processNack: (ev) => {
+        if (!this.#ops.settle(connection, ev.tag, ev.multiple, false, ev.requeue)) {
+          this.#flush.writer(connection).error(0, ErrorCode.unknownTag, `delivery tag ${ev.tag} is not an unacked delivery of this connection`);
+        }
+      },
+      processDeclareExchange: (ev) =>
+        manage(ev.requestId, Opcode.DECLARE_EXCHANGE, async () => {
+          await mgmt.declareExchange({ ...ev, arguments: ev.arguments as Record<string, unknown> });
+        }),
+      processDeleteExchange: (ev) =>
+        manage(ev.requestId, Opcode.DELETE_EXCHANGE, async () => {
+          await mgmt.deleteExchange(ev.name, ev.ifUnused);
+        }),
+      processDeclareQueue: (ev) =>
+        manage(ev.requestId, Opcode.DECLARE_QUEUE, async () => {
+          const ok = await mgmt.declareQueue({ ...ev, arguments: ev.arguments as Record<string, unknown> }, connection.id);
+          return { requestId: ev.requestId, op: Opcode.DECLARE_QUEUE, name: ok.queue, messageCount: ok.messageCount, consumerCount: ok.consumerCount };
+        }),
+      processDeleteQueue: (ev) =>
+        manage(ev.requestId, Opcode.DELETE_QUEUE, async () => {
+          const ok = await mgmt.deleteQueue(ev.name, ev.ifUnused, ev.ifEmpty, connection.id);
+          return { requestId: ev.requestId, op: Opcode.DELETE_QUEUE, name: ev.name, messageCount: ok.messageCount, consumerCount: 0 };
+        }),
+      processPurgeQueue: (ev) =>
+        manage(ev.requestId, Opcode.PURGE_QUEUE, async () => {
+          const ok = await mgmt.purgeQueue(ev.name);
+          return { requestId: ev.requestId, op: Opcode.PURGE_QUEUE, name: ev.name, messageCount: ok.messageCount, consumerCount: 0 };
+        }),
+      processBindQueue: (ev) =>
+        manage(ev.requestId, Opcode.BIND_QUEUE, () => mgmt.bindQueue(ev.exchange, ev.queue, ev.routingKey, ev.arguments as Record<string, unknown>, connection.principal)),
+      processUnbindQueue: (ev) =>
+        manage(ev.requestId, Opcode.UNBIND_QUEUE, () => mgmt.unbindQueue(ev.exchange, ev.queue, ev.routingKey, ev.arguments as Record<string, unknown>)),
+      processBindExchange: (ev) =>
+        manage(ev.requestId, Opcode.BIND_EXCHANGE, () => mgmt.bindExchange(ev.destination, ev.source, ev.routingKey, ev.arguments as Record<string, unknown>, connection.principal)),
+      processUnbindExchange: (ev) =>
+        manage(ev.requestId, Opcode.UNBIND_EXCHANGE, () => mgmt.unbindExchange(ev.destination, ev.source, ev.routingKey, ev.arguments as Record<string, unknown>)),
+    };
+  }
+
+  #publish(connection: Connection, destinationText: string, properties: Uint8Array | null, payloads: readonly Uint8Array[]): void {
+    const first = connection.confirming ? connection.confirmSeq + 1 : 0;
+    if (connection.confirming) connection.confirmSeq += payloads.length;
+    const last = connection.confirmSeq;
+    let exchange = '';
+    const report = (status: ConfirmStatus, immediate: boolean): void => {
+      if (connection.closed) return;
+      if (status !== ConfirmStatus.ok) {
+        const refused = confirmRefusal(status, exchange);
+        this.#flush.writer(connection).error(0, refused.code, refused.message);
+      }
+      if (!connection.confirming || first === 0) {
+        if (!immediate) this.#flush.flushConnection(connection);
+        return;
+      }
+      const writer = this.#flush.writer(connection);
+      if (immediate && status === ConfirmStatus.ok && connection.pendingSeqs === 0) {
+        connection.confirmUpTo = last;
+        return;
+      }
+      if (connection.confirmUpTo > 0) {
+        writer.confirm(connection.confirmUpTo, true, false);
+        connection.confirmUpTo = 0;
+      }
+      for (let seq = first; seq <= last; seq++) writer.confirm(seq, false, status !== ConfirmStatus.ok);
+      if (!immediate) {
+        connection.pendingSeqs -= last - first + 1;
+        this.#flush.flushConnection(connection);
+      }
+    };
+    let target: PublishTarget;
+    try {
+      if (properties !== null) checkPropertiesBlock(properties);
+      target = this.#ctx.publisher.targetFor(destinationText, connection.principal);
+      exchange = target.exchange;
+    } catch (err) {
+      const e = toBrokerError(err, this.#ctx);
+      if (connection.confirming && first > 0) for (let seq = first; seq <= last; seq++) this.#flush.writer(connection).confirm(seq, false, true);
+      this.#flush.writer(connection).error(0, e.code, e.message);
+      return;
+    }
+    const max = this.#ctx.config.maxMessageBytes - (properties?.byteLength ?? 0);
+    for (const p of payloads) {
+      if (p.byteLength > max) {
+        if (first > 0) for (let seq = first; seq <= last; seq++) this.#flush.writer(connection).confirm(seq, false, true);
+        this.#flush.writer(connection).error(0, ErrorCode.tooLarge, `message of ${p.byteLength} bytes exceeds max-message-bytes ${this.#ctx.config.maxMessageBytes}`);
+        return;
+      }
+    }
+    const wantToken = target.confirmFromShard && target.shards.length > 0 && first > 0;
+    if (wantToken) connection.pendingSeqs += last - first + 1;
+    const token = wantToken ? this.#ctx.confirms.allocate(target.shards, (status) => report(status, false)) : NO_TOKEN;
+    for (let i = 0; i < payloads.length; i++) {
+      const t = i === payloads.length - 1 ? token : NO_TOKEN;
+      if (this.#ctx.publisher.write(target, connection.id, t, properties, payloads[i]) < target.shards.length) {
+        if (token !== NO_TOKEN) this.#ctx.confirms.fail(token, ConfirmStatus.rejected);
+        else report(ConfirmStatus.rejected, true);
+        return;
+      }
+    }
+    if (token === NO_TOKEN) report(ConfirmStatus.ok, true);
+  }
+}
+
+/**
+ * The value rules (`property-rules.ts`) for a binary properties block, whose structure the decoder
+ * already checked. Only `expiration` needs a look the decoder does not take (delivery mode and
+ * priority are bytes it bounds), so the block is decoded only when that flag is set.
+ */
+function checkPropertiesBlock(block: Uint8Array): void {
+  const flags = block[0] | (block[1] << 8);
+  if ((flags & PropertyFlag.expiration) !== 0) checkMessageProperties(decodeProperties(block, 0, block.byteLength));
+}

@@ -1,0 +1,116 @@
+/**
+ * The JSON text-frame protocol of /v1/ws (design.md §3): ops in, receipts, messages and
+ * errors out. For people and debugging; the binary protocol is the fast one.
+ */
+import { isUtf8 } from 'node:buffer';
+import type { BrokerContext } from './context.js';
+import { ClientOpError, parseClientOp, type ClientOp } from '../protocol/ws-json.js';
+import { BrokerError, ErrorCode } from '../protocol/errors.js';
+import { DestinationType } from '../protocol/destination.js';
+import { decodeProperties } from '../protocol/properties.js';
+import { encodeCheckedProperties } from '../protocol/property-rules.js';
+import { propertiesToJson } from '../protocol/json-properties.js';
+import { DEFAULT_PREFETCH } from '../config/defaults.js';
+import type { DeliveryFlush } from './delivery-flush.js';
+import { toBrokerError, type SessionOps } from './ws-ops.js';
+import type { Connection, WsSubscription } from './ws-connection.js';
+
+export class JsonSession {
+  readonly #ctx: BrokerContext;
+  readonly #ops: SessionOps;
+  readonly #flush: DeliveryFlush;
+
+  constructor(ctx: BrokerContext, ops: SessionOps, flush: DeliveryFlush) {
+    this.#ctx = ctx;
+    this.#ops = ops;
+    this.#flush = flush;
+  }
+
+  frame(connection: Connection, message: ArrayBuffer): void {
+    // uWS itself fails a text frame that is not UTF-8 (RFC 6455 §8.1), so this decodes cleanly.
+    let op: ClientOp;
+    try {
+      op = parseClientOp(Buffer.from(message).toString('utf8'));
+    } catch (err) {
+      this.#sendError(connection, err);
+      return;
+    }
+    try {
+      this.#process(connection, op);
+    } catch (err) {
+      this.#sendError(connection, err, op);
+    }
+  }
+
+  #process(connection: Connection, op: ClientOp): void {
+    switch (op.op) {
+      case 'subscribe': {
+        if (connection.jsonSubs.has(op.id)) {
+          throw new BrokerError(ErrorCode.duplicateSubscription, `subscription id ${JSON.stringify(op.id)} is already in use on this connection`);
+        }
+        const prefetch = op.ack === 'client' ? (op.prefetch ?? DEFAULT_PREFETCH) : 0;
+        const sub = this.#ops.subscribe(connection, op.id, false, op.destination, op.ack, prefetch);
+        if (op.receipt !== null) this.#ops.receiptAfter(connection, sub.shard, op.receipt);
+        return;
+      }
+      case 'unsubscribe': {
+        const sub = connection.jsonSubs.get(op.id);
+        if (sub === undefined) throw new BrokerError(ErrorCode.unknownSubscription, `no subscription ${JSON.stringify(op.id)} on this connection`);
+        this.#ops.unsubscribe(sub);
+        if (op.receipt !== null) this.#ops.receiptAfter(connection, sub.shard, op.receipt);
+        return;
+      }
+      case 'publish': {
+        const receipt = op.receipt;
+        const properties = op.properties === null ? null : encodeCheckedProperties(op.properties);
+        this.#ops.publish(connection, op.destination, properties, op.payload, (refused) => {
+          if (receipt === null) return;
+          if (refused === null) this.#flush.sendText(connection, `{"op":"receipt","receipt":${JSON.stringify(receipt)}}`);
+          else this.#flush.sendErrorText(connection, refused.code, refused.message, receipt);
+        });
+        return;
+      }
+      case 'ack':
+      case 'nack':
+        if (!this.#ops.settle(connection, op.tag, op.multiple, op.op === 'ack', op.op === 'nack' && op.requeue)) {
+          throw new BrokerError(ErrorCode.unknownTag, `delivery tag ${op.tag} is not an unacked delivery of this connection`);
+        }
+        return;
+    }
+  }
+
+  /** A delivery as a JSON `message` frame (payloads that are not UTF-8 as base64). */
+  delivery(
+    sub: WsSubscription,
+    tag: number,
+    redelivered: boolean,
+    exchange: string,
+    routingKey: string,
+    buf: Buffer,
+    propsOffset: number,
+    propsLength: number,
+    start: number,
+    length: number,
+  ): string {
+    const end = start + length;
+    const text = isUtf8(buf.subarray(start, end));
+    const payload = text ? JSON.stringify(buf.toString('utf8', start, end)) : `"${buf.toString('base64', start, end)}","encoding":"base64"`;
+    const d = sub.destination;
+    const destination =
+      d.type === DestinationType.queue ? '/queue/' + sub.queue : d.type === DestinationType.topic ? '/topic/' + routingKey : `/exchange/${exchange}/${routingKey}`;
+    const props = propsLength > 0 ? `,"properties":${JSON.stringify(propertiesToJson(decodeProperties(buf, propsOffset, propsLength)))}` : '';
+    return `{"op":"message","subscription":${sub.clientIdJson},"destination":${JSON.stringify(destination)},"tag":${tag},"redelivered":${redelivered}${props},"payload":${payload}}`;
+  }
+
+  /** An error frame about a subscription (its shard restarted, its queue went away...). */
+  subscriptionError(connection: Connection, code: string, message: string, sub: WsSubscription | undefined): void {
+    const extra = sub === undefined ? '' : `,"subscription":${sub.clientIdJson}`;
+    this.#flush.sendText(connection, `{"op":"error","code":${JSON.stringify(code)},"message":${JSON.stringify(message)}${extra}}`);
+  }
+
+  #sendError(connection: Connection, err: unknown, op?: ClientOp): void {
+    const receipt = err instanceof ClientOpError ? err.receipt : op !== undefined && 'receipt' in op && op.receipt !== null ? op.receipt : undefined;
+    const e = toBrokerError(err, this.#ctx);
+    this.#flush.sendErrorText(connection, e.code, e.message, receipt);
+  }
+}

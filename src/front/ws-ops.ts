@@ -1,0 +1,119 @@
+/**
+ * What the JSON and binary WebSocket protocols do alike: publish, subscribe, unsubscribe,
+ * settle, and receipts that wait for a shard. Each protocol module decodes its frames and
+ * encodes its answers; the logic between is here once.
+ */
+import type { BrokerContext } from './context.js';
+import { BrokerError, ErrorCode } from '../protocol/errors.js';
+import { AckModeCode, ConfirmStatus, NO_TOKEN, RecordKind } from '../protocol/ring-record-codec.js';
+import { confirmRefusal } from '../control/confirm-tracker.js';
+import type { DeliveryFlush } from './delivery-flush.js';
+import { detachSubscription, type Connection, type WsSubscription } from './ws-connection.js';
+
+export class SessionOps {
+  readonly #ctx: BrokerContext;
+  readonly #flush: DeliveryFlush;
+
+  constructor(ctx: BrokerContext, flush: DeliveryFlush) {
+    this.#ctx = ctx;
+    this.#flush = flush;
+  }
+
+  /** Publishes one message; `done` gets null once the broker holds it, or why it was refused. */
+  publish(connection: Connection, destinationText: string, properties: Uint8Array | null, payload: Uint8Array, done: (refused: BrokerError | null) => void): void {
+    const max = this.#ctx.config.maxMessageBytes;
+    if (payload.byteLength + (properties?.byteLength ?? 0) > max) {
+      throw new BrokerError(ErrorCode.tooLarge, `message of ${payload.byteLength} bytes exceeds max-message-bytes ${max}`, 413);
+    }
+    const { publisher, confirms } = this.#ctx;
+    const target = publisher.targetFor(destinationText, connection.principal);
+    const token =
+      target.confirmFromShard && target.shards.length > 0
+        ? confirms.allocate(target.shards, (status) => done(status === ConfirmStatus.ok ? null : confirmRefusal(status, target.exchange)))
+        : NO_TOKEN;
+    if (publisher.write(target, connection.id, token, properties, payload) < target.shards.length) {
+      if (token !== NO_TOKEN) confirms.fail(token, ConfirmStatus.rejected);
+      throw new BrokerError(ErrorCode.saturated, 'the broker is saturated; message not accepted, retry later', 503);
+    }
+    // Held once it is in the rings (they outlive a shard thread), unless a shard must confirm.
+    if (token === NO_TOKEN) done(null);
+  }
+
+  /** Creates a consumer on the queue `control/consume-path.ts` picks for the destination. */
+  subscribe(connection: Connection, clientId: string | number, binary: boolean, destinationText: string, ackMode: 'auto' | 'client', prefetch: number): WsSubscription {
+    const max = this.#ctx.config.maxSubscriptions;
+    if (connection.byNumericId.size >= max) {
+      throw new BrokerError(ErrorCode.limitExceeded, `this connection already holds max-subscriptions ${max} subscriptions`);
+    }
+    const { destination, queue, shard, privateQueue } = this.#ctx.consume.target(destinationText, connection.principal, connection.id);
+    const sub: WsSubscription = {
+      connection,
+      clientId,
+      clientIdJson: JSON.stringify(clientId),
+      numericId: connection.nextSubscription++,
+      binary,
+      destination,
+      queue,
+      shard,
+      privateQueue,
+      ackMode,
+      prefetch,
+      owedCredit: 0,
+    };
+    if (binary) connection.binarySubs.set(clientId as number, sub);
+    else connection.jsonSubs.set(clientId as string, sub);
+    connection.byNumericId.set(sub.numericId, sub);
+    this.writeSubscribe(sub);
+    return sub;
+  }
+
+  /** Registers `sub`'s consumer on its shard (again, after a shard restart). */
+  writeSubscribe(sub: WsSubscription): void {
+    const ackMode = sub.ackMode === 'client' ? AckModeCode.client : AckModeCode.auto;
+    const { deliveryWindow } = this.#ctx.config;
+    this.#ctx.shards[sub.shard].writeControl((w) => w.subscribe(sub.connection.id, sub.numericId, sub.queue, ackMode, sub.prefetch, deliveryWindow));
+  }
+
+  unsubscribe(sub: WsSubscription): void {
+    detachSubscription(sub);
+    this.#flush.forgetSubscription(sub);
+    this.#ctx.shards[sub.shard].writeControl((w) => w.unsubscribe(sub.connection.id, sub.numericId));
+    if (sub.privateQueue) this.#ctx.consume.dropQueue(sub.queue, sub.shard);
+  }
+
+  /** Settles connection tag(s); false when the tag is unknown. */
+  settle(connection: Connection, tag: number, multiple: boolean, ack: boolean, requeue: boolean): boolean {
+    const shardTags = connection.tags.settle(tag, multiple);
+    if (shardTags.length === 0) return multiple && tag === 0;
+    const kind = ack ? RecordKind.ack : RecordKind.nack;
+    const n = this.#ctx.shards.length;
+    for (const shardTag of shardTags) this.#ctx.shards[shardTag % n].writeControl((w) => w.settle(kind, connection.id, shardTag, requeue));
+    return true;
+  }
+
+  /** Resolves once `shard` processed everything written to it before (a ping behind it). */
+  pingShard(shard: number): Promise<ConfirmStatus> {
+    return new Promise((resolve, reject) => {
+      const token = this.#ctx.confirms.allocate([shard], (status) => {
+        if (status === ConfirmStatus.ok) resolve(status);
+        else reject(new BrokerError(ErrorCode.shardUnavailable, `shard ${shard} restarted before answering`));
+      });
+      this.#ctx.shards[shard].writeControl((w) => w.ping(token));
+    });
+  }
+
+  /** Sends a JSON receipt once the shard has processed what this connection wrote before it. */
+  receiptAfter(connection: Connection, shard: number, receipt: string): void {
+    this.pingShard(shard).then(
+      () => this.#flush.sendText(connection, `{"op":"receipt","receipt":${JSON.stringify(receipt)}}`),
+      () => this.#flush.sendErrorText(connection, ErrorCode.shardUnavailable, 'a shard restarted before confirming', receipt),
+    );
+  }
+}
+
+/** Any error a frame's handling threw, as the client is told it; a non-BrokerError is a bug, logged. */
+export function toBrokerError(err: unknown, ctx: BrokerContext): BrokerError {
+  if (err instanceof BrokerError) return err;
+  ctx.log.error({ err }, 'unexpected error handling a WebSocket frame');
+  return new BrokerError(ErrorCode.internal, 'internal error; see the broker log');
+}

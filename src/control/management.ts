@@ -41,9 +41,9 @@ export interface QueueDeclareOk {
 
 export class Management {
   readonly #topology: Topology;
-  readonly #calls: ShardCalls;
+  readonly #calls: Pick<ShardCalls, 'call' | 'broadcast'>;
 
-  constructor(topology: Topology, calls: ShardCalls) {
+  constructor(topology: Topology, calls: Pick<ShardCalls, 'call' | 'broadcast'>) {
     this.#topology = topology;
     this.#calls = calls;
   }

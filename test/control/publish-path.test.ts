@@ -1,0 +1,91 @@
+import { describe, expect, it } from 'vitest';
+import { PublishPath } from '../../src/control/publish-path.js';
+import { Topology } from '../../src/control/topology.js';
+import { parseDestination } from '../../src/protocol/destination.js';
+import { PUBLISH_FLAG_DEAD_LETTERED } from '../../src/protocol/ring-record-codec.js';
+import { createLogger } from '../../src/log/logger.js';
+import { FakeShards, principal } from './fakes.js';
+
+const log = createLogger('silent');
+const payload = new Uint8Array([1, 2, 3]);
+
+function setup(shardCount = 4) {
+  const shards = new FakeShards(shardCount);
+  const topology = new Topology(shardCount);
+  const path = new PublishPath(topology, shards.handles, false, log);
+  return { shards, topology, path };
+}
+
+describe('publish path - target', () => {
+  it('a /queue/ destination declares its queue once, on its shard, ahead of the message', () => {
+    const { shards, topology, path } = setup();
+    const target = path.target(parseDestination('/queue/jobs'));
+    const queue = topology.getQueue('jobs')!;
+    expect(target).toEqual({ exchange: '', routingKey: 'jobs', shards: [queue.shard], confirmFromShard: false });
+    expect(shards.manageOps()).toEqual([[queue.shard, expect.objectContaining({ op: 'declareQueue', name: 'jobs', durable: false })]]);
+    path.target(parseDestination('/queue/jobs'));
+    expect(shards.manageOps()).toHaveLength(1);
+  });
+
+  it('a topic nobody is bound to routes nowhere, and the write counts it unroutable', () => {
+    const { path } = setup();
+    const target = path.target(parseDestination('/topic/a.b'));
+    expect(target.shards).toEqual([]);
+    expect(path.write(target, 1, 0, null, payload)).toBe(0);
+    expect(path.unroutable).toBe(1);
+  });
+
+  it('an unknown exchange is not_found', () => {
+    const { path } = setup();
+    expect(() => path.target(parseDestination('/exchange/nope/k'))).toThrow(expect.objectContaining({ code: 'not_found' }));
+  });
+});
+
+describe('publish path - targetFor (the preamble every protocol shares)', () => {
+  it('refuses what the principal may not publish, and a malformed destination', () => {
+    const { path } = setup();
+    expect(() => path.targetFor('/queue/x', principal('p', { publish: false }))).toThrow(expect.objectContaining({ code: 'access_refused', status: 403 }));
+    expect(() => path.targetFor('/nowhere/x', principal('p'))).toThrow(expect.objectContaining({ code: 'bad_destination', status: 400 }));
+    expect(path.targetFor('/queue/x', principal('p')).routingKey).toBe('x');
+  });
+});
+
+describe('publish path - write', () => {
+  it('writes one copy per target shard, and stops at the first that refuses', () => {
+    const { shards, topology, path } = setup(4);
+    const q = (name: string) => topology.declareQueue(name, { durable: false, exclusive: false, autoDelete: false, arguments: {} }, false, 0).queue;
+    // Two queues on two different shards, both bound to a fanout.
+    const names: string[] = [];
+    for (let i = 0; names.length < 2 && i < 100; i++) {
+      const name = `q${i}`;
+      if (names.every((n) => topology.getQueue(n)!.shard !== topology.shardOfQueue(name))) {
+        q(name);
+        names.push(name);
+      }
+    }
+    topology.registry.declareExchange('fan', 'fanout', { durable: false, autoDelete: false, internal: false, arguments: {} });
+    for (const n of names) topology.registry.bindQueue('fan', n, '', {});
+    const target = path.target(parseDestination('/exchange/fan/k'));
+    expect(target.shards).toHaveLength(2);
+    expect(path.write(target, 7, 0, null, payload)).toBe(2);
+    expect(shards.written.filter((w) => w.method === 'publish').map((w) => w.shard).sort()).toEqual([...target.shards].sort());
+    shards.full.add(target.shards[0]);
+    expect(path.write(target, 7, 0, null, payload)).toBe(0);
+    path.overMemory = true;
+    shards.full.clear();
+    expect(path.write(target, 7, 0, null, payload)).toBe(0);
+  });
+});
+
+describe('publish path - dead letters', () => {
+  it('routes a dead-lettered copy like a publish, through the control backlog, flagged', () => {
+    const { shards, topology, path } = setup();
+    topology.declareQueue('dlq', { durable: false, exclusive: false, autoDelete: false, arguments: {} }, false, 0);
+    path.republishDeadLetter('', 'dlq', null, payload);
+    const writes = shards.written.filter((w) => w.method === 'publish');
+    expect(writes).toEqual([{ shard: topology.getQueue('dlq')!.shard, method: 'publish', args: [0, 0, '', 'dlq', null, payload, PUBLISH_FLAG_DEAD_LETTERED] }]);
+    path.republishDeadLetter('missing-dlx', 'k', null, payload);
+    path.republishDeadLetter('', 'no-such-queue', null, payload);
+    expect(path.unroutable).toBe(2);
+  });
+});

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { nodeScriptArgs, stopChild } from './child.js';
 import { processCpuSeconds, processRssBytes } from './proc.js';
 
 /** A broker started by the harness in its own process, on loopback and an OS-picked port. */
@@ -16,8 +16,6 @@ export interface BrokerProcess {
   stop(): Promise<void>;
 }
 
-const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
-
 /**
  * Extra node flags for every broker the harness starts, for profiling, e.g.
  * `SHARDMQ_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof"` (space-separated).
@@ -30,10 +28,7 @@ function extraNodeArgs(): string[] {
 }
 
 export async function startBrokerProcess(args: readonly string[] = []): Promise<BrokerProcess> {
-  // From sources (tests of the harness) the CLI is .ts and needs tsx; from dist it is plain JS.
-  const fromSource = import.meta.url.endsWith('.ts');
-  const entry = fromSource ? CLI.replace(/\.js$/, '.ts') : CLI;
-  const nodeArgs = [...extraNodeArgs(), ...(fromSource ? ['--import', 'tsx', entry] : [entry])];
+  const nodeArgs = [...extraNodeArgs(), ...nodeScriptArgs(new URL('../cli/main.js', import.meta.url))];
   const child = spawn(process.execPath, [...nodeArgs, 'serve', '--host', '127.0.0.1', '--port', '0', '--log-level', 'info', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -68,13 +63,6 @@ export async function startBrokerProcess(args: readonly string[] = []): Promise<
     startupLog,
     cpuSeconds: () => processCpuSeconds(pid),
     rssBytes: () => processRssBytes(pid),
-    stop: async () => {
-      if (child.exitCode !== null) return;
-      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(timer);
-    },
+    stop: () => stopChild(child, 10_000),
   };
 }

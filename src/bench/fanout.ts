@@ -10,6 +10,7 @@
  * Every run is bounded by a message count and a time limit, and ends by itself.
  */
 import { BinaryFrameWriter } from '../protocol/ws-binary-encode.js';
+import { Wakeup } from './pacing.js';
 import { ResourceMeter, type ResourceSample } from './proc.js';
 import { BenchWsClient } from './ws-binary-client.js';
 
@@ -79,16 +80,11 @@ function tick(): Promise<void> {
 
 /** One bounded fanout run: opens the connections, publishes paced by the window, waits for delivery. */
 export async function runFanout(system: FanoutSystem, spec: FanoutSpec): Promise<FanoutResult> {
-  let wake: (() => void) | null = null;
-  const onMessages = (): void => {
-    const w = wake;
-    wake = null;
-    w?.();
-  };
+  const wakeup = new Wakeup();
   const subs: FanoutSubscriber[] = [];
   let pub: FanoutPublisher | null = null;
   try {
-    for (let i = 0; i < spec.subscribers; i++) subs.push(await system.subscriber(spec.topic, onMessages));
+    for (let i = 0; i < spec.subscribers; i++) subs.push(await system.subscriber(spec.topic, wakeup.wake));
     const payload = new Uint8Array(spec.payloadBytes);
     for (let i = 0; i < payload.length; i++) payload[i] = 0x61 + (i % 26);
     pub = await system.publisher(spec.topic, payload, spec.batch);
@@ -97,17 +93,6 @@ export async function runFanout(system: FanoutSystem, spec: FanoutSpec): Promise
       for (const s of subs) m = Math.min(m, s.received());
       return m;
     };
-    const waitForProgress = (ms: number): Promise<void> =>
-      new Promise<void>((resolve) => {
-        const timer = setTimeout(() => {
-          wake = null;
-          resolve();
-        }, ms);
-        wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
 
     const meter = new ResourceMeter(system.pids);
     const started = performance.now();
@@ -116,7 +101,7 @@ export async function runFanout(system: FanoutSystem, spec: FanoutSpec): Promise
     while (sent < spec.messages && performance.now() < deadline) {
       const room = spec.window - (sent - fewest());
       if (room <= 0 || pub.congested()) {
-        await waitForProgress(50);
+        await wakeup.wait(50);
         continue;
       }
       const n = Math.min(spec.batch, room, spec.messages - sent);
@@ -135,7 +120,7 @@ export async function runFanout(system: FanoutSystem, spec: FanoutSpec): Promise
         last = t;
         lastProgressAt = now;
       } else if (now - lastProgressAt > STALL_MS) break;
-      await waitForProgress(50);
+      await wakeup.wait(50);
     }
     const delivered = total();
     const endAt = Math.max(...subs.map((s) => s.lastAt()));

@@ -13,6 +13,7 @@ import { createRequire } from 'node:module';
 import { connect as tcpConnect, createServer } from 'node:net';
 import { delimiter, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { stopChild } from './child.js';
 import { PEERS_DIR } from './paths.js';
 import type { FanoutPublisher, FanoutSubscriber, FanoutSystem } from './fanout.js';
 
@@ -129,14 +130,7 @@ async function startServer(name: string, command: string, args: readonly string[
     version,
     port,
     pid: child.pid ?? 0,
-    stop: async () => {
-      if (child.exitCode !== null) return;
-      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(timer);
-    },
+    stop: () => stopChild(child, 5000),
   };
 }
 

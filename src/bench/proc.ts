@@ -3,6 +3,7 @@
  * plus a meter that samples them around a measured run. Linux only; elsewhere the figures read 0.
  */
 import { readFileSync } from 'node:fs';
+import { summarize } from './sample-stats.js';
 
 /** USER_HZ: /proc/<pid>/stat counts CPU time in clock ticks of 1/100 s on Linux. */
 const CLOCK_TICKS = 100;
@@ -114,4 +115,18 @@ export class ResourceMeter {
 
 export function mib(bytes: number): string {
   return `${(bytes / 2 ** 20).toFixed(0)} MiB`;
+}
+
+/**
+ * The resource cells of a table row over a set of runs, read the same way in every workload: CPU as
+ * the median over the runs, memory as the highest peak any run reached.
+ */
+export function resourceCells(samples: readonly ResourceSample[]): { cores: string; peakRss: string; harness: string; foreign: string } {
+  const median = (pick: (r: ResourceSample) => number): string => summarize(samples.map(pick)).median.toFixed(2);
+  return {
+    cores: median((r) => r.cores),
+    peakRss: mib(Math.max(...samples.map((r) => r.peakRssBytes))),
+    harness: median((r) => r.harnessCores),
+    foreign: median((r) => r.foreignCores),
+  };
 }

@@ -20,60 +20,56 @@ interface Goal {
 }
 
 const has = (f: Figures, k: string): boolean => typeof f[k] === 'number' && Number.isFinite(f[k]);
-const atLeast = (f: Figures, k: string, min: number, show: (x: number) => string) =>
-  has(f, k) ? { measured: show(f[k]), status: (f[k] >= min ? 'met' : 'not met') as GoalStatus } : { measured: '—', status: 'not measured' as GoalStatus };
-const atMost = (f: Figures, k: string, max: number, show: (x: number) => string) =>
-  has(f, k) ? { measured: show(f[k]), status: (f[k] <= max ? 'met' : 'not met') as GoalStatus } : { measured: '—', status: 'not measured' as GoalStatus };
+const NOT_MEASURED = { measured: '—', status: 'not measured' } as const;
 const times = (x: number): string => `${x.toFixed(1)}×`;
 const percent = (x: number): string => `${(x * 100).toFixed(0)}%`;
 const us = (x: number): string => (x >= 1000 ? `${(x / 1000).toFixed(2)} ms` : `${x.toFixed(0)} µs`);
 const rate = (x: number): string => (x >= 1e6 ? `${(x / 1e6).toFixed(2)} M/s` : x >= 1e3 ? `${(x / 1e3).toFixed(1)} k/s` : `${x.toFixed(0)}/s`);
 
+/** A goal met when one figure passes a bound; the figure is named once, for both the table and the judge. */
+function bounded(goal: string, figure: string, meets: (x: number) => boolean, show: (x: number, f: Figures) => string): Goal {
+  return {
+    goal,
+    figure,
+    judge: (f) => (has(f, figure) ? { measured: show(f[figure], f), status: meets(f[figure]) ? 'met' : 'not met' } : NOT_MEASURED),
+  };
+}
+const atLeast = (goal: string, figure: string, min: number, show: (x: number, f: Figures) => string): Goal => bounded(goal, figure, (x) => x >= min, show);
+const atMost = (goal: string, figure: string, max: number, show: (x: number, f: Figures) => string): Goal => bounded(goal, figure, (x) => x <= max, show);
+
 /** A WebSocket-vs-NATS goal: the interleaved ratio from `peers` if present, else the two workloads' figures. */
-function vsNats(f: Figures, ratioKey: string, wsKey: string, natsKey: string): { measured: string; status: GoalStatus } {
-  if (has(f, ratioKey)) {
-    const detail = has(f, wsKey) && has(f, natsKey) ? ` (${rate(f[wsKey])} vs ${rate(f[natsKey])})` : '';
-    return { measured: `${times(f[ratioKey])} NATS${detail}`, status: f[ratioKey] >= 1 ? 'met' : 'not met' };
-  }
-  return { measured: has(f, wsKey) ? `${rate(f[wsKey])}; NATS not measured` : '—', status: 'not measured' };
+function vsNats(goal: string, ratioKey: string, wsKey: string, natsKey: string): Goal {
+  return {
+    goal,
+    figure: ratioKey,
+    judge: (f) => {
+      if (has(f, ratioKey)) {
+        const detail = has(f, wsKey) && has(f, natsKey) ? ` (${rate(f[wsKey])} vs ${rate(f[natsKey])})` : '';
+        return { measured: `${times(f[ratioKey])} NATS${detail}`, status: f[ratioKey] >= 1 ? 'met' : 'not met' };
+      }
+      return { measured: has(f, wsKey) ? `${rate(f[wsKey])}; NATS not measured` : '—', status: 'not measured' };
+    },
+  };
 }
 
 export const GOALS: readonly Goal[] = [
-  {
-    goal: 'Ring: 128-byte records main→worker at ≥ 20× one `postMessage` per record',
-    figure: 'ring_vs_postmessage_ratio_128B',
-    judge: (f) => atLeast(f, 'ring_vs_postmessage_ratio_128B', 20, times),
-  },
-  {
-    goal: 'Ring: ≥ 50% of the machine\'s `Uint8Array.set` copy bandwidth for 4 KiB records',
-    figure: 'ring_copy_fraction_of_memcpy_4KiB',
-    judge: (f) => atLeast(f, 'ring_copy_fraction_of_memcpy_4KiB', 0.5, percent),
-  },
-  {
-    goal: 'HTTP publish under autocannon: ≥ 80% of the req/s of a bare uWebSockets.js endpoint',
-    figure: 'http_publish_ratio_vs_bare_uws',
-    judge: (f) => atLeast(f, 'http_publish_ratio_vs_bare_uws', 0.8, percent),
-  },
-  {
-    goal: 'WebSocket 1→1, 128-byte messages: at least the delivered msg/s of NATS core (`nats` client)',
-    figure: 'ws_1to1_vs_nats_core_ratio',
-    judge: (f) => vsNats(f, 'ws_1to1_vs_nats_core_ratio', 'peers_shardmq_1to1_msgs_per_s', 'nats_core_1to1_msgs_per_s'),
-  },
-  {
-    goal: 'WebSocket 1→16 fanout, 128-byte messages: at least the delivered msg/s of NATS core',
-    figure: 'ws_fanout16_vs_nats_core_ratio',
-    judge: (f) => vsNats(f, 'ws_fanout16_vs_nats_core_ratio', 'peers_shardmq_fanout16_delivered_msgs_per_s', 'nats_core_fanout16_delivered_msgs_per_s'),
-  },
-  {
-    goal: 'Latency at 10,000 msg/s: p99 publish→deliver ≤ 1 ms',
-    figure: 'latency_p99_us_at_10k',
-    judge: (f) => atMost(f, 'latency_p99_us_at_10k', 1000, us),
-  },
-  {
-    goal: 'Latency at 10,000 msg/s: p99.9 publish→deliver ≤ 5 ms',
-    figure: 'latency_p999_us_at_10k',
-    judge: (f) => atMost(f, 'latency_p999_us_at_10k', 5000, us),
-  },
+  atLeast('Ring: 128-byte records main→worker at ≥ 20× one `postMessage` per record', 'ring_vs_postmessage_ratio_128B', 20, times),
+  atLeast('Ring: ≥ 50% of the machine\'s `Uint8Array.set` copy bandwidth for 4 KiB records', 'ring_copy_fraction_of_memcpy_4KiB', 0.5, percent),
+  atLeast('HTTP publish under autocannon: ≥ 80% of the req/s of a bare uWebSockets.js endpoint', 'http_publish_ratio_vs_bare_uws', 0.8, percent),
+  vsNats(
+    'WebSocket 1→1, 128-byte messages: at least the delivered msg/s of NATS core (`nats` client)',
+    'ws_1to1_vs_nats_core_ratio',
+    'peers_shardmq_1to1_msgs_per_s',
+    'nats_core_1to1_msgs_per_s',
+  ),
+  vsNats(
+    'WebSocket 1→16 fanout, 128-byte messages: at least the delivered msg/s of NATS core',
+    'ws_fanout16_vs_nats_core_ratio',
+    'peers_shardmq_fanout16_delivered_msgs_per_s',
+    'nats_core_fanout16_delivered_msgs_per_s',
+  ),
+  atMost('Latency at 10,000 msg/s: p99 publish→deliver ≤ 1 ms', 'latency_p99_us_at_10k', 1000, us),
+  atMost('Latency at 10,000 msg/s: p99.9 publish→deliver ≤ 5 ms', 'latency_p999_us_at_10k', 5000, us),
   {
     goal: 'Shard sweep: throughput for 1…N shards on a CPU-heavy workload, and how it scales with cores',
     figure: 'shard_sweep_gain_1_to_2',
@@ -87,19 +83,16 @@ export const GOALS: readonly Goal[] = [
               ` (${f.machine_cores ?? '?'} cores)`,
             status: 'reported',
           }
-        : { measured: '—', status: 'not measured' },
+        : NOT_MEASURED,
   },
-  {
-    goal: 'Memory: bounded under load; a consumer that never reads costs at most its configured buffer',
-    figure: 'memory_stalled_consumer_growth_vs_bound',
-    judge: (f) =>
-      has(f, 'memory_stalled_consumer_growth_vs_bound')
-        ? {
-            measured: `RSS grew ${percent(f.memory_stalled_consumer_growth_vs_bound)} of the configured bound` + (has(f, 'memory_stalled_consumer_rss_growth_bytes') ? ` (${(f.memory_stalled_consumer_rss_growth_bytes / 2 ** 20).toFixed(0)} MiB)` : ''),
-            status: f.memory_stalled_consumer_growth_vs_bound <= 1 ? 'met' : 'not met',
-          }
-        : { measured: '—', status: 'not measured' },
-  },
+  atMost(
+    'Memory: bounded under load; a consumer that never reads costs at most its configured buffer',
+    'memory_stalled_consumer_growth_vs_bound',
+    1,
+    (x, f) =>
+      `RSS grew ${percent(x)} of the configured bound` +
+      (has(f, 'memory_stalled_consumer_rss_growth_bytes') ? ` (${(f.memory_stalled_consumer_rss_growth_bytes / 2 ** 20).toFixed(0)} MiB)` : ''),
+  ),
 ];
 
 function renderTable(out: string[], machine: MachineInfo, title: string, columns: readonly string[], rows: ReadonlyArray<ReadonlyArray<string | number>>, notes: readonly string[] = []): void {

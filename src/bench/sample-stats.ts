@@ -28,3 +28,13 @@ export function formatRate(x: number): string {
   if (x >= 1e3) return `${(x / 1e3).toFixed(1)} k`;
   return x.toFixed(0);
 }
+
+/** A table's min–max cell: how far the runs spread around the median. */
+export function minMax(s: Summary, format: (x: number) => string = formatRate): string {
+  return `${format(s.min)}–${format(s.max)}`;
+}
+
+/** minMax, or '—' where a single run has no spread to show. */
+export function spread(s: Summary, format: (x: number) => string = formatRate): string {
+  return s.n > 1 ? minMax(s, format) : '—';
+}

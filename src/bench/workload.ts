@@ -49,3 +49,8 @@ export interface Workload {
   readonly description: string;
   run(ctx: WorkloadContext): Promise<WorkloadResult>;
 }
+
+/** Rounds a workload runs: one in a quick run (a smoke check of the harness, not a median), else `runs`. */
+export function roundsOf(ctx: WorkloadContext): number {
+  return ctx.quick ? 1 : ctx.runs;
+}

@@ -123,15 +123,13 @@ function parseValue(spec: Spec, raw: string): string | number {
     case 'string':
       return raw;
     case 'enum':
-      if (!(spec.values ?? []).includes(raw)) {
-        throw new ConfigError(`${spec.flag} must be one of ${(spec.values ?? []).join('|')} (got ${JSON.stringify(raw)})`);
+    case 'level': {
+      const allowed: readonly string[] = spec.kind === 'level' ? LOG_LEVELS : (spec.values ?? []);
+      if (!allowed.includes(raw)) {
+        throw new ConfigError(`${spec.flag} must be one of ${allowed.join('|')} (got ${JSON.stringify(raw)})`);
       }
       return raw;
-    case 'level':
-      if (!(LOG_LEVELS as readonly string[]).includes(raw)) {
-        throw new ConfigError(`${spec.flag} must be one of ${LOG_LEVELS.join('|')} (got ${JSON.stringify(raw)})`);
-      }
-      return raw;
+    }
     case 'int':
     case 'pow2': {
       const n = /^\d+$/.test(raw) ? Number(raw) : NaN;

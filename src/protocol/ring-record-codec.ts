@@ -62,22 +62,38 @@ const DELIVER_FIXED = 32;
 
 const pad8 = (n: number): number => (n + 7) & ~7;
 
-/** Main-thread side: writes main → shard records into a shard's inbound ring. */
-export class InboundWriter {
-  readonly #ring: RingProducer;
-  readonly #buf: Buffer;
-  readonly #view: DataView;
+/**
+ * What both writers hold: the ring they produce into, and its bytes as a Buffer (for strings) and
+ * a DataView (for integers). Protected rather than `#private` so one constructor serves both sides;
+ * optimized code loads either kind the same way, so the per-record paths do not pay for it.
+ */
+export abstract class RingRecordWriter {
+  protected readonly producer: RingProducer;
+  protected readonly buf: Buffer;
+  protected readonly view: DataView;
 
   constructor(ring: RingProducer) {
-    this.#ring = ring;
-    this.#buf = Buffer.from(ring.bytes.buffer, ring.bytes.byteOffset, ring.bytes.byteLength);
-    this.#view = ring.view;
+    this.producer = ring;
+    this.buf = Buffer.from(ring.bytes.buffer, ring.bytes.byteOffset, ring.bytes.byteLength);
+    this.view = ring.view;
   }
 
   get ring(): RingProducer {
-    return this.#ring;
+    return this.producer;
   }
 
+  /** The records that are just two u32s. */
+  protected pair(kind: RecordKind, a: number, b: number): boolean {
+    const at = this.producer.reserve(8, kind);
+    if (at < 0) return false;
+    this.view.setUint32(at, a, true);
+    this.view.setUint32(at + 4, b, true);
+    return true;
+  }
+}
+
+/** Main-thread side: writes main → shard records into a shard's inbound ring. */
+export class InboundWriter extends RingRecordWriter {
   /**
    * The most a message's record adds to its payload + properties: the deliver header (the
    * larger of publish's and deliver's), a 255-byte exchange and key (AMQP shortstr limits)
@@ -105,15 +121,15 @@ export class InboundWriter {
     payload: Uint8Array,
     flags = 0,
   ): boolean {
-    return writeMessage(this.#ring, this.#buf, RecordKind.publish, connectionId, token, exchange, routingKey, properties, payload, 0, payload.byteLength, flags);
+    return writeMessage(this.producer, this.buf, RecordKind.publish, connectionId, token, exchange, routingKey, properties, payload, 0, payload.byteLength, flags);
   }
 
   /** Adds a consumer to `queue`, which this shard owns (declared before, in the same ring). */
   subscribe(connectionId: number, subscriptionId: number, queue: string, ackMode: number, prefetch: number, credit: number): boolean {
     const nameLen = Buffer.byteLength(queue);
-    const at = this.#ring.reserve(SUBSCRIBE_FIXED + nameLen, RecordKind.subscribe);
+    const at = this.producer.reserve(SUBSCRIBE_FIXED + nameLen, RecordKind.subscribe);
     if (at < 0) return false;
-    const v = this.#view;
+    const v = this.view;
     v.setUint32(at, connectionId, true);
     v.setUint32(at + 4, subscriptionId, true);
     v.setUint8(at + 8, 0);
@@ -123,72 +139,50 @@ export class InboundWriter {
     v.setUint16(at + 14, 0, true);
     v.setUint32(at + 16, prefetch, true);
     v.setUint32(at + 20, credit, true);
-    if (nameLen > 0) this.#buf.write(queue, at + SUBSCRIBE_FIXED, nameLen, 'utf8');
+    if (nameLen > 0) this.buf.write(queue, at + SUBSCRIBE_FIXED, nameLen, 'utf8');
     return true;
   }
 
   /** A topology operation for the shard, answered by a manageReply carrying `token`. */
   manage(connectionId: number, token: number, op: ManageOp): boolean {
-    return writeJson(this.#ring, this.#buf, RecordKind.manage, connectionId, token, 0, JSON.stringify(op));
+    return writeJson(this.producer, this.buf, RecordKind.manage, connectionId, token, 0, JSON.stringify(op));
   }
 
   unsubscribe(connectionId: number, subscriptionId: number): boolean {
-    return this.#pair(RecordKind.unsubscribe, connectionId, subscriptionId);
+    return this.pair(RecordKind.unsubscribe, connectionId, subscriptionId);
   }
 
   /** Acks (or, with `nack`, rejects) one delivery tag of this connection. */
   settle(kind: typeof RecordKind.ack | typeof RecordKind.nack, connectionId: number, tag: number, requeue: boolean): boolean {
-    const at = this.#ring.reserve(16, kind);
+    const at = this.producer.reserve(16, kind);
     if (at < 0) return false;
-    this.#view.setUint32(at, connectionId, true);
-    this.#view.setUint32(at + 4, requeue ? 1 : 0, true);
-    this.#view.setFloat64(at + 8, tag, true);
+    this.view.setUint32(at, connectionId, true);
+    this.view.setUint32(at + 4, requeue ? 1 : 0, true);
+    this.view.setFloat64(at + 8, tag, true);
     return true;
   }
 
   connectionClosed(connectionId: number): boolean {
-    return this.#pair(RecordKind.connectionClosed, connectionId, 0);
+    return this.pair(RecordKind.connectionClosed, connectionId, 0);
   }
 
   ping(token: number): boolean {
-    return this.#pair(RecordKind.ping, token, 0);
+    return this.pair(RecordKind.ping, token, 0);
   }
 
   /** Returns delivery credit for one subscription: the socket took `count` more deliveries. */
   credit(connectionId: number, subscriptionId: number, count: number): boolean {
-    const at = this.#ring.reserve(12, RecordKind.credit);
+    const at = this.producer.reserve(12, RecordKind.credit);
     if (at < 0) return false;
-    this.#view.setUint32(at, connectionId, true);
-    this.#view.setUint32(at + 4, subscriptionId, true);
-    this.#view.setUint32(at + 8, count, true);
-    return true;
-  }
-
-  #pair(kind: RecordKind, a: number, b: number): boolean {
-    const at = this.#ring.reserve(8, kind);
-    if (at < 0) return false;
-    this.#view.setUint32(at, a, true);
-    this.#view.setUint32(at + 4, b, true);
+    this.view.setUint32(at, connectionId, true);
+    this.view.setUint32(at + 4, subscriptionId, true);
+    this.view.setUint32(at + 8, count, true);
     return true;
   }
 }
 
 /** Shard side: writes shard → main records into the outbound ring. */
-export class OutboundWriter {
-  readonly #ring: RingProducer;
-  readonly #buf: Buffer;
-  readonly #view: DataView;
-
-  constructor(ring: RingProducer) {
-    this.#ring = ring;
-    this.#buf = Buffer.from(ring.bytes.buffer, ring.bytes.byteOffset, ring.bytes.byteLength);
-    this.#view = ring.view;
-  }
-
-  get ring(): RingProducer {
-    return this.#ring;
-  }
-
+export class OutboundWriter extends RingRecordWriter {
   /**
    * Writes one delivery. The properties block and the payload each come either from a
    * Uint8Array the shard owns (a queued message) or from a region of the inbound ring
@@ -211,9 +205,9 @@ export class OutboundWriter {
     const exLen = Buffer.byteLength(exchange);
     const keyLen = Buffer.byteLength(routingKey);
     const head = pad8(DELIVER_FIXED + exLen + keyLen + propsLength);
-    const at = this.#ring.reserve(head + length, RecordKind.deliver);
+    const at = this.producer.reserve(head + length, RecordKind.deliver);
     if (at < 0) return false;
-    const v = this.#view;
+    const v = this.view;
     v.setUint32(at, connectionId, true);
     v.setUint32(at + 4, subscriptionId, true);
     v.setFloat64(at + 8, tag, true);
@@ -225,9 +219,9 @@ export class OutboundWriter {
     v.setUint32(at + 24, propsLength, true);
     v.setUint32(at + 28, length, true);
     const s0 = at + DELIVER_FIXED;
-    if (exLen > 0) this.#buf.write(exchange, s0, exLen, 'utf8');
-    if (keyLen > 0) this.#buf.write(routingKey, s0 + exLen, keyLen, 'utf8');
-    const bytes = this.#ring.bytes;
+    if (exLen > 0) this.buf.write(exchange, s0, exLen, 'utf8');
+    if (keyLen > 0) this.buf.write(routingKey, s0 + exLen, keyLen, 'utf8');
+    const bytes = this.producer.bytes;
     if (propsLength > 0) bytes.set(propsSource.subarray(propsStart, propsStart + propsLength), s0 + exLen + keyLen);
     bytes.set(source.subarray(start, start + length), at + head);
     return true;
@@ -235,18 +229,18 @@ export class OutboundWriter {
 
   /** A dead-lettered copy for the main thread to route (the DLX's queues may live on any shard). */
   republish(exchange: string, routingKey: string, properties: Uint8Array | null, payload: Uint8Array): boolean {
-    return writeMessage(this.#ring, this.#buf, RecordKind.republish, 0, 0, exchange, routingKey, properties, payload, 0, payload.byteLength);
+    return writeMessage(this.producer, this.buf, RecordKind.republish, 0, 0, exchange, routingKey, properties, payload, 0, payload.byteLength);
   }
 
   /** Answers a manage record (status 0 = ok) or reports a topology event (token 0). */
   manageReply(connectionId: number, token: number, status: number, body: ManageResult): boolean {
-    return writeJson(this.#ring, this.#buf, RecordKind.manageReply, connectionId, token, status, JSON.stringify(body));
+    return writeJson(this.producer, this.buf, RecordKind.manageReply, connectionId, token, status, JSON.stringify(body));
   }
 
   confirm(connectionId: number, token: number, status: ConfirmStatus, count: number): boolean {
-    const at = this.#ring.reserve(16, RecordKind.confirm);
+    const at = this.producer.reserve(16, RecordKind.confirm);
     if (at < 0) return false;
-    const v = this.#view;
+    const v = this.view;
     v.setUint32(at, connectionId, true);
     v.setUint32(at + 4, token, true);
     v.setUint32(at + 8, status, true);
@@ -257,34 +251,26 @@ export class OutboundWriter {
   error(connectionId: number, subscriptionId: number, code: string, message: string): boolean {
     const codeLen = Buffer.byteLength(code);
     const msgLen = Math.min(Buffer.byteLength(message), 1024);
-    const at = this.#ring.reserve(12 + codeLen + msgLen, RecordKind.error);
+    const at = this.producer.reserve(12 + codeLen + msgLen, RecordKind.error);
     if (at < 0) return false;
-    const v = this.#view;
+    const v = this.view;
     v.setUint32(at, connectionId, true);
     v.setUint32(at + 4, subscriptionId, true);
     v.setUint16(at + 8, codeLen, true);
-    this.#buf.write(code, at + 12, codeLen, 'utf8');
+    this.buf.write(code, at + 12, codeLen, 'utf8');
     // Buffer.write never writes half a character, so a cut message may be shorter than msgLen:
     // the header records what was actually written.
-    v.setUint16(at + 10, this.#buf.write(message, at + 12 + codeLen, msgLen, 'utf8'), true);
+    v.setUint16(at + 10, this.buf.write(message, at + 12 + codeLen, msgLen, 'utf8'), true);
     return true;
   }
 
   pong(token: number): boolean {
-    const at = this.#ring.reserve(8, RecordKind.pong);
-    if (at < 0) return false;
-    this.#view.setUint32(at, token, true);
-    this.#view.setUint32(at + 4, 0, true);
-    return true;
+    return this.pair(RecordKind.pong, token, 0);
   }
 }
 
-/** A decoded publish (or republish); reused across records (fields are overwritten by each decode). */
-export interface PublishRecord {
-  connectionId: number;
-  token: number;
-  /** PUBLISH_FLAG_* bits. */
-  flags: number;
+/** What publish, republish and deliver records all carry: a message as it travels through a ring. */
+export interface MessageFields {
   exchange: string;
   routingKey: string;
   /** Properties block region inside the ring's bytes (length 0: none); valid only during the drain callback. */
@@ -293,6 +279,14 @@ export interface PublishRecord {
   /** Payload region inside the ring's bytes, valid only during the drain callback. */
   payloadOffset: number;
   payloadLength: number;
+}
+
+/** A decoded publish (or republish); reused across records (fields are overwritten by each decode). */
+export interface PublishRecord extends MessageFields {
+  connectionId: number;
+  token: number;
+  /** PUBLISH_FLAG_* bits. */
+  flags: number;
 }
 
 export interface SubscribeRecord {
@@ -304,17 +298,11 @@ export interface SubscribeRecord {
   queue: string;
 }
 
-export interface DeliverRecord {
+export interface DeliverRecord extends MessageFields {
   connectionId: number;
   subscriptionId: number;
   tag: number;
   redelivered: boolean;
-  exchange: string;
-  routingKey: string;
-  propsOffset: number;
-  propsLength: number;
-  payloadOffset: number;
-  payloadLength: number;
 }
 
 /** Topology operations the main thread sends a shard (JSON: rare, and easy to log durably later). */

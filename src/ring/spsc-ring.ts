@@ -136,25 +136,46 @@ function throwCorruptRecord(position: number, length: number, maxPayload: number
 }
 
 /**
+ * What both ends of a ring hold once attached to its storage. The producer writes records into
+ * `bytes`/`view` in place; the consumer reads them there during drain().
+ *
+ * The fields reserve() and drain() read are protected rather than `#private` so that one attach
+ * step serves both ends; optimized code loads either kind as a map check and a field load, so the
+ * hot paths do not pay for the sharing.
+ */
+export abstract class RingEnd {
+  /** The data region: payloads live at the offsets reserve() returns and drain() hands out. */
+  readonly bytes: Uint8Array;
+  /** The same region, for integers in payloads. */
+  readonly view: DataView;
+  /** Bytes of record space (a power of two). */
+  readonly capacity: number;
+
+  protected readonly control: Int32Array;
+  /** Header words; offsets are 8-aligned, so header word i is at byte 4i. */
+  protected readonly words: Uint32Array;
+  protected readonly mask: number;
+  protected readonly maxPayload: number;
+
+  constructor(storage: RingStorage) {
+    this.control = attachControl(storage);
+    this.bytes = new Uint8Array(storage.data);
+    this.view = new DataView(storage.data);
+    this.words = new Uint32Array(storage.data);
+    this.capacity = storage.data.byteLength;
+    this.mask = this.capacity - 1;
+    this.maxPayload = maxRecordPayload(this.capacity);
+  }
+}
+
+/**
  * Producer side of a ring: exactly one thread (main or worker) may own it.
  *
  * Usage per batch: `off = reserve(len, kind)`, write the payload into `bytes`/`view` at `off`, repeat,
  * then `commit()` once. On -1: `commit()`, then wait for space (waitForSpace on the main thread,
  * waitForSpaceSync on a worker) and retry.
  */
-export class RingProducer {
-  /** The data region; write each payload in place at the offset reserve() returned. */
-  readonly bytes: Uint8Array;
-  /** The same region, for writing integers into payloads. */
-  readonly view: DataView;
-  /** Bytes of record space (a power of two). */
-  readonly capacity: number;
-
-  readonly #control: Int32Array;
-  /** Header words; offsets are 8-aligned, so header word i is at byte 4i. */
-  readonly #words: Uint32Array;
-  readonly #mask: number;
-  readonly #maxPayload: number;
+export class RingProducer extends RingEnd {
   /** Producer-local write index, including reserved records not yet committed. */
   #writeIndex: number;
   /** Last read index loaded from the consumer; refreshed only when the ring looks full (saves a load per record). */
@@ -163,17 +184,10 @@ export class RingProducer {
   readonly #parking: ParkingSpot;
 
   constructor(storage: RingStorage) {
-    const control = attachControl(storage);
-    this.#control = control;
-    this.bytes = new Uint8Array(storage.data);
-    this.view = new DataView(storage.data);
-    this.#words = new Uint32Array(storage.data);
-    this.capacity = storage.data.byteLength;
-    this.#mask = this.capacity - 1;
-    this.#maxPayload = maxRecordPayload(this.capacity);
-    this.#writeIndex = Atomics.load(control, WRITE_INDEX_SLOT);
-    this.#readIndexSeen = Atomics.load(control, READ_INDEX_SLOT);
-    this.#parking = new ParkingSpot(control, PRODUCER_PARKED_SLOT, READ_INDEX_SLOT);
+    super(storage);
+    this.#writeIndex = Atomics.load(this.control, WRITE_INDEX_SLOT);
+    this.#readIndexSeen = Atomics.load(this.control, READ_INDEX_SLOT);
+    this.#parking = new ParkingSpot(this.control, PRODUCER_PARKED_SLOT, READ_INDEX_SLOT);
   }
 
   /** Records reserved since the last commit (invisible to the consumer until then). */
@@ -189,19 +203,19 @@ export class RingProducer {
    * 0..maxRecordPayload. The record becomes visible to the consumer at the next commit().
    */
   reserve(length: number, kind: number): number {
-    if ((length | 0) !== length || length < 0 || length > this.#maxPayload) throwBadLength(length, this.#maxPayload);
+    if ((length | 0) !== length || length < 0 || length > this.maxPayload) throwBadLength(length, this.maxPayload);
     const footprint = (RECORD_HEADER_BYTES + length + (RECORD_ALIGN_BYTES - 1)) & ~(RECORD_ALIGN_BYTES - 1);
     const capacity = this.capacity;
     let write = this.#writeIndex;
-    let position = write & this.#mask;
+    let position = write & this.mask;
     const tailRoom = capacity - position; // always ≥ 8: positions are 8-aligned, so a marker always fits
     // A record that does not fit before the end also consumes the tail it skips.
     const needed = footprint <= tailRoom ? footprint : footprint + tailRoom;
     if (capacity - ((write - this.#readIndexSeen) | 0) < needed) {
-      this.#readIndexSeen = Atomics.load(this.#control, READ_INDEX_SLOT);
+      this.#readIndexSeen = Atomics.load(this.control, READ_INDEX_SLOT);
       if (capacity - ((write - this.#readIndexSeen) | 0) < needed) return -1;
     }
-    const words = this.#words;
+    const words = this.words;
     if (footprint > tailRoom) {
       words[position >> 2] = WRAP_MARKER;
       write = (write + tailRoom) | 0;
@@ -222,8 +236,8 @@ export class RingProducer {
   commit(): void {
     if (this.#pendingRecords === 0) return;
     this.#pendingRecords = 0;
-    Atomics.store(this.#control, WRITE_INDEX_SLOT, this.#writeIndex);
-    ringDoorbell(this.#control, WRITE_INDEX_SLOT, CONSUMER_PARKED_SLOT);
+    Atomics.store(this.control, WRITE_INDEX_SLOT, this.#writeIndex);
+    ringDoorbell(this.control, WRITE_INDEX_SLOT, CONSUMER_PARKED_SLOT);
   }
 
   /**
@@ -256,18 +270,7 @@ export class RingProducer {
  * Usage: `drain(onRecord)` until it returns 0, then wait (waitForData on a worker with no async work
  * pending, waitForDataAsync on the main thread) and drain again.
  */
-export class RingConsumer {
-  /** The data region; drain() hands out payload offsets into it. */
-  readonly bytes: Uint8Array;
-  /** The same region, for reading integers from payloads. */
-  readonly view: DataView;
-  /** Bytes of record space (a power of two). */
-  readonly capacity: number;
-
-  readonly #control: Int32Array;
-  readonly #words: Uint32Array;
-  readonly #mask: number;
-  readonly #maxPayload: number;
+export class RingConsumer extends RingEnd {
   /** Release the read index at least this often within one drain: a quarter ring (engine-notes §5). */
   readonly #releaseStride: number;
   /** Consumer-local read index: everything before it has been handed to onRecord. */
@@ -275,17 +278,10 @@ export class RingConsumer {
   readonly #parking: ParkingSpot;
 
   constructor(storage: RingStorage) {
-    const control = attachControl(storage);
-    this.#control = control;
-    this.bytes = new Uint8Array(storage.data);
-    this.view = new DataView(storage.data);
-    this.#words = new Uint32Array(storage.data);
-    this.capacity = storage.data.byteLength;
-    this.#mask = this.capacity - 1;
-    this.#maxPayload = maxRecordPayload(this.capacity);
+    super(storage);
     this.#releaseStride = this.capacity / 4;
-    this.#readIndex = Atomics.load(control, READ_INDEX_SLOT);
-    this.#parking = new ParkingSpot(control, CONSUMER_PARKED_SLOT, WRITE_INDEX_SLOT);
+    this.#readIndex = Atomics.load(this.control, READ_INDEX_SLOT);
+    this.#parking = new ParkingSpot(this.control, CONSUMER_PARKED_SLOT, WRITE_INDEX_SLOT);
   }
 
   /**
@@ -299,14 +295,14 @@ export class RingConsumer {
    * poison record cannot wedge the ring), and the error propagates.
    */
   drain(onRecord: RecordHandler, maxRecords: number = Infinity): number {
-    const control = this.#control;
+    const control = this.control;
     const write = Atomics.load(control, WRITE_INDEX_SLOT);
     let read = this.#readIndex;
     if (read === write) return 0;
-    const words = this.#words;
+    const words = this.words;
     const capacity = this.capacity;
-    const mask = this.#mask;
-    const maxPayload = this.#maxPayload;
+    const mask = this.mask;
+    const maxPayload = this.maxPayload;
     const releaseStride = this.#releaseStride;
     let released = read;
     let handled = 0;
@@ -338,7 +334,7 @@ export class RingConsumer {
 
   /** True when committed records are waiting. Can be late: the producer may commit right after. */
   hasData(): boolean {
-    return Atomics.load(this.#control, WRITE_INDEX_SLOT) !== this.#readIndex;
+    return Atomics.load(this.control, WRITE_INDEX_SLOT) !== this.#readIndex;
   }
 
   /**
@@ -348,7 +344,7 @@ export class RingConsumer {
    * use it only when the worker has no async work pending.
    */
   waitForData(timeoutMs: number, spinLoads: number = DEFAULT_SPIN_LOADS): boolean {
-    const control = this.#control;
+    const control = this.control;
     const read = this.#readIndex;
     for (let i = 0; i <= spinLoads; i++) {
       if (Atomics.load(control, WRITE_INDEX_SLOT) !== read) return true;
@@ -363,7 +359,7 @@ export class RingConsumer {
    * (see doorbell.ts). Allocates nothing when data is already there.
    */
   waitForDataAsync(timeoutMs: number, spinLoads: number = DEFAULT_ASYNC_SPIN_LOADS): Promise<boolean> {
-    const control = this.#control;
+    const control = this.control;
     const read = this.#readIndex;
     for (let i = 0; i < spinLoads; i++) {
       if (Atomics.load(control, WRITE_INDEX_SLOT) !== read) break;
@@ -373,7 +369,7 @@ export class RingConsumer {
 
   /** Makes bytes before `read` reusable by the producer, waking it only if it is parked on them. */
   #release(read: number): void {
-    Atomics.store(this.#control, READ_INDEX_SLOT, read);
-    ringDoorbell(this.#control, READ_INDEX_SLOT, PRODUCER_PARKED_SLOT);
+    Atomics.store(this.control, READ_INDEX_SLOT, read);
+    ringDoorbell(this.control, READ_INDEX_SLOT, PRODUCER_PARKED_SLOT);
   }
 }

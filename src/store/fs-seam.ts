@@ -45,6 +45,17 @@ function done<T>(resolve: (v: T) => void, reject: (e: Error) => void) {
   };
 }
 
+/** A synchronous change counts only once fsynced; the fd must not leak when the change or the fsync throws. */
+function fsyncedSync(path: string, flags: string, use: (fd: number) => void): void {
+  const fd = fs.openSync(path, flags);
+  try {
+    use(fd);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 /** node:fs, as is. */
 export const nodeFs: FsSeam = {
   mkdirSync: (path) => {
@@ -52,31 +63,12 @@ export const nodeFs: FsSeam = {
   },
   readdirSync: (path) => fs.readdirSync(path),
   readFileSync: (path) => fs.readFileSync(path),
-  truncateSync: (path, length) => {
-    const fd = fs.openSync(path, 'r+');
-    try {
-      fs.ftruncateSync(fd, length);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-  },
+  truncateSync: (path, length) => fsyncedSync(path, 'r+', (fd) => fs.ftruncateSync(fd, length)),
   unlinkSync: (path) => fs.unlinkSync(path),
   fileSizeSync: (path) => fs.statSync(path).size,
   writeFileDurableSync: (path, bytes) => {
-    const fd = fs.openSync(path, 'w');
-    try {
-      fs.writeFileSync(fd, bytes);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    const dir = fs.openSync(dirname(path), 'r');
-    try {
-      fs.fsyncSync(dir);
-    } finally {
-      fs.closeSync(dir);
-    }
+    fsyncedSync(path, 'w', (fd) => fs.writeFileSync(fd, bytes));
+    fsyncedSync(dirname(path), 'r', () => {});
   },
 
   openForWrite: (path) => new Promise((resolve, reject) => fs.open(path, 'w', done(resolve, reject))),

@@ -61,6 +61,7 @@ import { Segment, parseSegmentFileName, scanSegment, segmentFileName } from './s
 import { TopologyModel, checkTopologyOp } from './topology-model.js';
 import {
   StoreStateError,
+  checkAppendable,
   checkMessageId,
   type DurableListener,
   type LogDamage,
@@ -366,7 +367,7 @@ export class LogStore implements MessageStore {
   // ---- appends -------------------------------------------------------------------------------
 
   appendMessage(m: PersistedMessage): number {
-    this.#assertWritable();
+    checkAppendable(this.#recovered, this.#closing);
     checkMessageId(m.id);
     const c = this.#chunk();
     const n = c.w.message(m);
@@ -375,7 +376,7 @@ export class LogStore implements MessageStore {
   }
 
   appendRemove(queue: string, id: number): number {
-    this.#assertWritable();
+    checkAppendable(this.#recovered, this.#closing);
     checkMessageId(id);
     const c = this.#chunk();
     const n = c.w.remove(queue, id);
@@ -384,7 +385,7 @@ export class LogStore implements MessageStore {
   }
 
   appendTopology(op: TopologyOp): number {
-    this.#assertWritable();
+    checkAppendable(this.#recovered, this.#closing);
     checkTopologyOp(op);
     const json = JSON.stringify(op);
     // Keep what recovery will read back, not the caller's object (which it may change later).
@@ -394,11 +395,6 @@ export class LogStore implements MessageStore {
     this.#topology.apply(copy);
     if (copy.op === 'deleteQueue') return this.#appended(c, n, Effect.dropQueue, copy.name as string, 0);
     return this.#appended(c, n, Effect.none, '', 0);
-  }
-
-  #assertWritable(): void {
-    if (!this.#recovered) throw new StoreStateError('call recover() before appending');
-    if (this.#closing) throw new StoreStateError('store is closed');
   }
 
   /** The chunk the next record goes to, rolling to a new segment first when the active one is full. */

@@ -12,6 +12,7 @@
 import { checkTopologyOp } from './topology-model.js';
 import {
   StoreStateError,
+  checkAppendable,
   checkMessageId,
   type DurableListener,
   type FlushErrorListener,
@@ -48,19 +49,19 @@ export class MemoryStore implements MessageStore {
   }
 
   appendMessage(m: PersistedMessage): number {
-    this.#assertOpen();
+    checkAppendable(this.#recovered, this.#closed);
     checkMessageId(m.id);
     return ++this.#lastLsn;
   }
 
   appendRemove(_queue: string, id: number): number {
-    this.#assertOpen();
+    checkAppendable(this.#recovered, this.#closed);
     checkMessageId(id);
     return ++this.#lastLsn;
   }
 
   appendTopology(op: TopologyOp): number {
-    this.#assertOpen();
+    checkAppendable(this.#recovered, this.#closed);
     checkTopologyOp(op);
     return ++this.#lastLsn;
   }
@@ -86,10 +87,5 @@ export class MemoryStore implements MessageStore {
       this.#durableLsn = this.#lastLsn;
       this.onDurable(this.#durableLsn);
     }
-  }
-
-  #assertOpen(): void {
-    if (!this.#recovered) throw new StoreStateError('call recover() before appending');
-    if (this.#closed) throw new StoreStateError('store is closed');
   }
 }

@@ -155,6 +155,12 @@ export class StoreStateError extends Error {
   override readonly name = 'StoreStateError';
 }
 
+/** Both stores refuse appends out of the call order the contract sets (module comment), with the same words. */
+export function checkAppendable(recovered: boolean, closed: boolean): void {
+  if (!recovered) throw new StoreStateError('call recover() before appending');
+  if (closed) throw new StoreStateError('store is closed');
+}
+
 /** The largest id a message may carry: ids are stored as u64 but handled as JS safe integers. */
 export const MAX_MESSAGE_ID = Number.MAX_SAFE_INTEGER;
 

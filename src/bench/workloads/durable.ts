@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from '../../client/client.js';
 import { startBrokerProcess } from '../broker-process.js';
-import { formatRate, summarize } from '../sample-stats.js';
-import type { Workload, WorkloadContext, WorkloadResult } from '../workload.js';
+import { formatRate, minMax, summarize } from '../sample-stats.js';
+import { roundsOf, type Workload, type WorkloadContext, type WorkloadResult } from '../workload.js';
 
 const PAYLOAD = new Uint8Array(128).fill(0x61);
 /** Unconfirmed publishes in flight: enough to fill a group commit, bounded so memory is. */
@@ -94,7 +94,7 @@ export const durable: Workload = {
   name: 'durable',
   description: 'Persistent 1→1 with publisher confirms to a durable queue, --fsync batch vs always (interleaved), and recovery rate after a restart',
   async run(ctx: WorkloadContext): Promise<WorkloadResult> {
-    const runs = ctx.quick ? 1 : ctx.runs;
+    const runs = roundsOf(ctx);
     const count = ctx.quick ? 20_000 : 200_000;
     const seconds = ctx.quick ? 3 : 10;
     const results: Record<'batch' | 'always', DurableRun[]> = { batch: [], always: [] };
@@ -117,8 +117,8 @@ export const durable: Workload = {
           title: `Persistent 1→1, 128-byte messages, publisher confirms (window ${WINDOW}), client acks, 1 shard, ${runs} run(s)`,
           columns: ['fsync', 'confirmed msg/s (median)', 'min–max', 'delivered msg/s (median)'],
           rows: [
-            ['batch (group commit every 5 ms)', formatRate(b.median), `${formatRate(b.min)}–${formatRate(b.max)}`, formatRate(bd.median)],
-            ['always (fsync before every confirm batch)', formatRate(a.median), `${formatRate(a.min)}–${formatRate(a.max)}`, formatRate(ad.median)],
+            ['batch (group commit every 5 ms)', formatRate(b.median), minMax(b), formatRate(bd.median)],
+            ['always (fsync before every confirm batch)', formatRate(a.median), minMax(a), formatRate(ad.median)],
           ],
           notes: [`a confirm is sent only after the fsync that covers the message (design.md §3 Durability)`],
         },

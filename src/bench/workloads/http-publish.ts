@@ -6,14 +6,14 @@
  */
 import autocannon from 'autocannon';
 import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
-import WebSocket from 'ws';
 import { startBrokerProcess } from '../broker-process.js';
+import { nodeScriptArgs, stopChild } from '../child.js';
+import { countingSubscriber } from '../json-ws.js';
 import { ResourceMeter, mib, type ResourceSample } from '../proc.js';
-import { summarize, formatRate } from '../sample-stats.js';
+import { formatRate, minMax, spread, summarize } from '../sample-stats.js';
 import { BenchWsClient } from '../ws-binary-client.js';
-import type { Workload, WorkloadContext, WorkloadResult } from '../workload.js';
+import { roundsOf, type Workload, type WorkloadContext, type WorkloadResult } from '../workload.js';
 
 const PAYLOAD_128 = 'x'.repeat(128);
 /** NDJSON batches: 100 messages of 128 bytes per request (each line is one message). */
@@ -67,46 +67,12 @@ export function runCannon(url: string, seconds: number, body: string | Buffer, h
 }
 
 async function startBareUws(): Promise<{ url: string; stop: () => Promise<void> }> {
-  const self = fileURLToPath(new URL('../bare-uws-server.js', import.meta.url));
-  const fromSource = import.meta.url.endsWith('.ts');
-  const args = fromSource ? ['--import', 'tsx', self.replace(/\.js$/, '.ts')] : [self];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, nodeScriptArgs(new URL('../bare-uws-server.js', import.meta.url)), { stdio: ['ignore', 'pipe', 'inherit'] });
   const url = await new Promise<string>((resolve, reject) => {
     child.stdout?.once('data', (d: Buffer) => resolve((JSON.parse(d.toString()) as { url: string }).url));
     child.once('exit', (code) => reject(new Error(`bare uWS server exited ${code}`)));
   });
-  return {
-    url,
-    stop: async () => {
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
-}
-
-/** A JSON WebSocket subscriber that only counts what it receives. */
-export async function countingSubscriber(url: string, destination: string): Promise<{ count: () => number; lastAt: () => number; close: () => void }> {
-  const ws = new WebSocket(url.replace(/^http/, 'ws') + '/v1/ws');
-  await new Promise<void>((resolve, reject) => {
-    ws.once('open', () => resolve());
-    ws.once('error', reject);
-  });
-  let count = 0;
-  let lastAt = 0;
-  let subscribed: () => void = () => undefined;
-  const ready = new Promise<void>((r) => (subscribed = r));
-  ws.on('message', (data) => {
-    const text = String(data);
-    // Cheap check: message frames start with {"op":"message".
-    if (text.startsWith('{"op":"message"')) {
-      count++;
-      lastAt = performance.now();
-    } else if (text.includes('"receipt"')) subscribed();
-  });
-  ws.send(JSON.stringify({ op: 'subscribe', id: 'bench', destination, receipt: 'ready' }));
-  await ready;
-  return { count: () => count, lastAt: () => lastAt, close: () => ws.close() };
+  return { url, stop: () => stopChild(child, 10_000) };
 }
 
 export const httpPublish: Workload = {
@@ -114,7 +80,7 @@ export const httpPublish: Workload = {
   description: 'HTTP publish (autocannon, 128 B) vs a bare uWebSockets.js endpoint, HTTP → WebSocket delivery, and NDJSON batches (plain and gzip)',
   async run(ctx: WorkloadContext): Promise<WorkloadResult> {
     const seconds = ctx.quick ? 2 : 8;
-    const runs = ctx.quick ? 1 : ctx.runs;
+    const runs = roundsOf(ctx);
     const bare = await startBareUws();
     const broker = await startBrokerProcess([]);
     const sub = await countingSubscriber(broker.url, '/topic/bench.http');
@@ -192,7 +158,6 @@ export const httpPublish: Workload = {
     const topicS = summarize(topicRps);
     // Median over rounds of (shardmq ÷ bare) in the same round: the runs are interleaved A/B.
     const ratio = summarize(brokerRps.map((x, i) => x / bareRps[i])).median;
-    const range = (x: ReturnType<typeof summarize>): string => (x.n > 1 ? `${formatRate(x.min)}–${formatRate(x.max)}` : '—');
     const peakRss = Math.max(...resources.map((r) => r.peakRssBytes), ...batchResources.map((r) => r.peakRssBytes));
     const foreign = summarize(resources.map((r) => r.foreignCores)).median;
     return {
@@ -201,10 +166,10 @@ export const httpPublish: Workload = {
           title: `HTTP publish, 128-byte body, autocannon ${CONNECTIONS} connections, pipelining ${PIPELINING}, ${seconds} s × ${runs} runs (interleaved)`,
           columns: ['endpoint', 'req/s median', 'min–max', '± SE', 'vs bare uWS'],
           rows: [
-            ['bare uWebSockets.js (reads body, answers 200)', formatRate(bareS.median), `${formatRate(bareS.min)}–${formatRate(bareS.max)}`, `${bareS.sePercent.toFixed(1)}%`, '1.00'],
-            [`shardmq POST /v1/publish/queue/${SINGLE_QUEUE} (capped queue, no consumer)`, formatRate(brokerS.median), `${formatRate(brokerS.min)}–${formatRate(brokerS.max)}`, `${brokerS.sePercent.toFixed(1)}%`, ratio.toFixed(2)],
-            ['shardmq POST /v1/publish/topic/bench.http, 1 JSON WS subscriber in the harness', formatRate(topicS.median), `${formatRate(topicS.min)}–${formatRate(topicS.max)}`, `${topicS.sePercent.toFixed(1)}%`, (topicS.median / bareS.median).toFixed(2)],
-            ['shardmq delivered to that WS subscriber (msg/s)', formatRate(delS.median), `${formatRate(delS.min)}–${formatRate(delS.max)}`, `${delS.sePercent.toFixed(1)}%`, '—'],
+            ['bare uWebSockets.js (reads body, answers 200)', formatRate(bareS.median), minMax(bareS), `${bareS.sePercent.toFixed(1)}%`, '1.00'],
+            [`shardmq POST /v1/publish/queue/${SINGLE_QUEUE} (capped queue, no consumer)`, formatRate(brokerS.median), minMax(brokerS), `${brokerS.sePercent.toFixed(1)}%`, ratio.toFixed(2)],
+            ['shardmq POST /v1/publish/topic/bench.http, 1 JSON WS subscriber in the harness', formatRate(topicS.median), minMax(topicS), `${topicS.sePercent.toFixed(1)}%`, (topicS.median / bareS.median).toFixed(2)],
+            ['shardmq delivered to that WS subscriber (msg/s)', formatRate(delS.median), minMax(delS), `${delS.sePercent.toFixed(1)}%`, '—'],
           ],
           notes: [
             `goal (design.md §4): ≥ 80% of bare uWS; measured ${(ratio * 100).toFixed(0)}% (capped-queue row, median of per-round ratios) — ${ratio >= 0.8 ? 'met' : 'not met'}`,
@@ -216,8 +181,8 @@ export const httpPublish: Workload = {
           title: `HTTP publish, NDJSON batches of ${NDJSON_LINES} × 128 B per request (plain ${(NDJSON_BODY.length / 1024).toFixed(1)} KiB, gzip ${(NDJSON_GZIP.length / 1024).toFixed(1)} KiB), autocannon ${CONNECTIONS} connections, ${seconds} s × ${runs} runs (interleaved)`,
           columns: ['body', 'msg/s median', 'min–max', '± SE', 'broker CPU (cores)'],
           rows: [
-            ['application/x-ndjson', formatRate(ndS.median), range(ndS), `${ndS.sePercent.toFixed(1)}%`, summarize(batchResources.filter((_, i) => i % 2 === 0).map((r) => r.cores)).median.toFixed(2)],
-            ['application/x-ndjson + Content-Encoding: gzip', formatRate(gzS.median), range(gzS), `${gzS.sePercent.toFixed(1)}%`, summarize(batchResources.filter((_, i) => i % 2 === 1).map((r) => r.cores)).median.toFixed(2)],
+            ['application/x-ndjson', formatRate(ndS.median), spread(ndS), `${ndS.sePercent.toFixed(1)}%`, summarize(batchResources.filter((_, i) => i % 2 === 0).map((r) => r.cores)).median.toFixed(2)],
+            ['application/x-ndjson + Content-Encoding: gzip', formatRate(gzS.median), spread(gzS), `${gzS.sePercent.toFixed(1)}%`, summarize(batchResources.filter((_, i) => i % 2 === 1).map((r) => r.cores)).median.toFixed(2)],
           ],
           notes: [
             `msg/s = 2xx responses × ${NDJSON_LINES} ÷ seconds (each 200 says {"accepted":${NDJSON_LINES}}); to /queue/${NDJSON_QUEUE}, no consumer, x-max-length ${NDJSON_QUEUE_MAX.toLocaleString('en-US')} (drop-head) so memory stays bounded`,

@@ -14,10 +14,11 @@
 import { startBrokerProcess } from '../broker-process.js';
 import { runFanout, shardmqSystem } from '../fanout.js';
 import { LatencyHistogram } from '../histogram.js';
-import { ResourceMeter, mib, type ResourceSample } from '../proc.js';
-import { formatRate, summarize } from '../sample-stats.js';
+import { roundOrder } from '../pacing.js';
+import { ResourceMeter, resourceCells, type ResourceSample } from '../proc.js';
+import { formatRate, spread, summarize } from '../sample-stats.js';
 import { BenchWsClient } from '../ws-binary-client.js';
-import type { Workload, WorkloadContext, WorkloadResult } from '../workload.js';
+import { roundsOf, type Workload, type WorkloadContext, type WorkloadResult } from '../workload.js';
 import { fanoutSpec } from './ws-fanout.js';
 
 const PAYLOAD_BYTES = 128;
@@ -122,7 +123,7 @@ export const latency: Workload = {
   name: 'latency',
   description: 'publish→deliver latency of 128-byte messages, 1→1 over the binary WebSocket protocol, at 10,000 msg/s and at 50% and 90% of the measured 1→1 maximum',
   async run(ctx: WorkloadContext): Promise<WorkloadResult> {
-    const runs = ctx.quick ? 1 : ctx.runs;
+    const runs = roundsOf(ctx);
     const seconds = ctx.quick ? 2 : 5;
     const warm = ctx.quick ? 0.3 : 1;
     const broker = await startBrokerProcess([]);
@@ -142,8 +143,7 @@ export const latency: Workload = {
         ['90pct_max', Math.round(max * 0.9)],
       ];
       for (let i = 0; i < runs; i++) {
-        for (let j = 0; j < rates.length; j++) {
-          const [name, rate] = rates[(i + j) % rates.length];
+        for (const [name, rate] of roundOrder(rates, i)) {
           const r = await runAtRate(broker.url, broker.pid, rate, warm, seconds);
           byRate.set(name, [...(byRate.get(name) ?? []), r]);
           const h = r.histogram;
@@ -164,6 +164,7 @@ export const latency: Workload = {
       const rate = rs[0]?.rate ?? 0;
       const achieved = summarize(rs.map((r) => r.received / r.seconds));
       const lost = rs.reduce((s, r) => s + (r.sent - r.received), 0);
+      const res = resourceCells(rs.map((r) => r.resources));
       rows.push([
         `${formatRate(rate)} msg/s${name === '10k' ? '' : ` (${name.replace('pct_max', '% of max')})`}`,
         formatRate(achieved.median),
@@ -173,12 +174,12 @@ export const latency: Workload = {
         usText(merged.percentile(99)),
         usText(merged.percentile(99.9)),
         usText(merged.max),
-        rs.length > 1 ? `${usText(p99s.min)}–${usText(p99s.max)}` : '—',
+        spread(p99s, usText),
         `${Math.max(...rs.map((r) => r.maxScheduleLagMs)).toFixed(1)} ms`,
         lost === 0 && rs.every((r) => !r.saturated) ? '0' : `${lost}${rs.some((r) => r.saturated) ? ' (saturated)' : ''}`,
-        summarize(rs.map((r) => r.resources.cores)).median.toFixed(2),
-        mib(Math.max(...rs.map((r) => r.resources.peakRssBytes))),
-        summarize(rs.map((r) => r.resources.foreignCores)).median.toFixed(2),
+        res.cores,
+        res.peakRss,
+        res.foreign,
       ]);
       figures[`latency_p50_us_at_${name}`] = merged.percentile(50);
       figures[`latency_p99_us_at_${name}`] = merged.percentile(99);

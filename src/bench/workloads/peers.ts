@@ -7,11 +7,12 @@
 import { availableParallelism } from 'node:os';
 import { startBrokerProcess, type BrokerProcess } from '../broker-process.js';
 import { runFanout, shardmqSystem, type FanoutResult, type FanoutSystem } from '../fanout.js';
+import { roundOrder } from '../pacing.js';
 import { loadPeers, natsSystem, redisSystem, startNatsServer, startRedisServer, type PeerServer } from '../peers.js';
 import { machineLine } from '../machine.js';
 import { summarize } from '../sample-stats.js';
 import { barChart } from '../svg.js';
-import type { Workload, WorkloadContext, WorkloadResult } from '../workload.js';
+import { roundsOf, type Workload, type WorkloadContext, type WorkloadResult } from '../workload.js';
 import { FANOUT_COLUMNS, FANOUT_PAYLOAD_BYTES, fanoutLine, fanoutRow, fanoutSpec } from './ws-fanout.js';
 
 type Key = 'shardmq' | 'nats' | 'redis';
@@ -29,7 +30,7 @@ export const peers: Workload = {
   name: 'peers',
   description: 'shardmq vs NATS core (nats-server + `nats`) and Redis pub/sub (redis-server + `ioredis`): same 1→1 and 1→16 fanout of 128-byte messages, interleaved in one run',
   async run(ctx: WorkloadContext): Promise<WorkloadResult> {
-    const runs = ctx.quick ? 1 : ctx.runs;
+    const runs = roundsOf(ctx);
     const available = await loadPeers();
     const notes: string[] = [];
     const servers: PeerServer[] = [];
@@ -37,30 +38,34 @@ export const peers: Workload = {
     let broker: BrokerProcess | null = null;
     const results = new Map<string, FanoutResult[]>();
     const versions: string[] = [];
+    /** A missing peer is skipped with a note, not a failure: the other systems still compare. */
+    const addPeer = async <C>(
+      key: Key,
+      label: string,
+      found: { binary: string; client: C } | { missing: string },
+      start: (binary: string) => Promise<PeerServer>,
+      system: (client: C, server: PeerServer) => FanoutSystem,
+    ): Promise<void> => {
+      if ('missing' in found) {
+        notes.push(`${label} skipped: ${found.missing}`);
+        return;
+      }
+      const s = await start(found.binary);
+      servers.push(s);
+      versions.push(s.version);
+      systems.set(key, system(found.client, s));
+    };
     try {
       broker = await startBrokerProcess([]);
       systems.set('shardmq', shardmqSystem(broker.url, broker.pid));
-      if ('missing' in available.nats) notes.push(`NATS skipped: ${available.nats.missing}`);
-      else {
-        const s = await startNatsServer(available.nats.binary);
-        servers.push(s);
-        versions.push(s.version);
-        systems.set('nats', natsSystem(available.nats.client, s));
-      }
-      if ('missing' in available.redis) notes.push(`Redis skipped: ${available.redis.missing}`);
-      else {
-        const s = await startRedisServer(available.redis.binary);
-        servers.push(s);
-        versions.push(s.version);
-        systems.set('redis', redisSystem(available.redis.client, s));
-      }
+      await addPeer('nats', 'NATS', available.nats, startNatsServer, natsSystem);
+      await addPeer('redis', 'Redis', available.redis, startRedisServer, redisSystem);
       for (const n of notes) ctx.progress(`peers: ${n}`);
       const keys = [...systems.keys()];
       for (const k of keys) await runFanout(systems.get(k)!, { ...fanoutSpec(1, true), messages: 50_000, maxSeconds: 1 }); // warm-up
       for (let i = 0; i < runs; i++) {
         for (const n of [1, 16] as const) {
-          for (let j = 0; j < keys.length; j++) {
-            const k = keys[(i + j) % keys.length];
+          for (const k of roundOrder(keys, i)) {
             const r = await runFanout(systems.get(k)!, fanoutSpec(n, ctx.quick));
             const id = `${k}/${n}`;
             results.set(id, [...(results.get(id) ?? []), r]);

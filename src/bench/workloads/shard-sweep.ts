@@ -18,11 +18,12 @@ import { availableParallelism, cpus } from 'node:os';
 import { startBrokerProcess, type BrokerProcess } from '../broker-process.js';
 import { BinaryFrameWriter } from '../../protocol/ws-binary-encode.js';
 import { machineLine } from '../machine.js';
-import { ResourceMeter, mib, type ResourceSample } from '../proc.js';
-import { formatRate, summarize } from '../sample-stats.js';
+import { Wakeup, drainUntil, roundOrder } from '../pacing.js';
+import { ResourceMeter, mib, resourceCells, type ResourceSample } from '../proc.js';
+import { formatRate, spread, summarize } from '../sample-stats.js';
 import { lineChart } from '../svg.js';
 import { BenchWsClient } from '../ws-binary-client.js';
-import type { Workload, WorkloadContext, WorkloadResult } from '../workload.js';
+import { roundsOf, type Workload, type WorkloadContext, type WorkloadResult } from '../workload.js';
 
 const EXCHANGE = 'bench.sweep';
 const REGIONS = 8;
@@ -71,17 +72,13 @@ async function setUp(url: string): Promise<void> {
 }
 
 async function runSweep(b: SweepBroker, maxMessages: number, maxSeconds: number): Promise<SweepRun> {
-  let wake: (() => void) | null = null;
+  const wakeup = new Wakeup();
   const consumers: BenchWsClient[] = [];
   let pub: BenchWsClient | null = null;
   try {
     for (let c = 0; c < CONSUMER_CONNECTIONS; c++) {
       const client = await BenchWsClient.connect(b.broker.url);
-      client.onFrame = () => {
-        const w = wake;
-        wake = null;
-        w?.();
-      };
+      client.onFrame = wakeup.wake;
       consumers.push(client);
     }
     const subs: Promise<unknown>[] = [];
@@ -108,13 +105,7 @@ async function runSweep(b: SweepBroker, maxMessages: number, maxSeconds: number)
     let f = 0;
     while (sent < maxMessages && performance.now() < deadline) {
       if (sent + BATCH - received() > WINDOW || pub.bufferedAmount > 1 << 20) {
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, 50);
-          wake = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
+        await wakeup.wait(50);
         continue;
       }
       pub.send(frames[f]);
@@ -122,17 +113,7 @@ async function runSweep(b: SweepBroker, maxMessages: number, maxSeconds: number)
       sent += BATCH;
       await new Promise((resolve) => setImmediate(resolve));
     }
-    const drainDeadline = performance.now() + 10_000;
-    let last = -1;
-    let lastProgress = performance.now();
-    while (received() < sent && performance.now() < drainDeadline) {
-      const n = received();
-      if (n !== last) {
-        last = n;
-        lastProgress = performance.now();
-      } else if (performance.now() - lastProgress > 2000) break;
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
+    await drainUntil(() => received() >= sent, received);
     const resources = meter.stop();
     const seconds = (Math.max(...consumers.map((c) => c.lastDeliverAt)) - started) / 1000;
     const bad = [pub, ...consumers].find((c) => c.errors > 0);
@@ -148,7 +129,7 @@ export const shardSweep: Workload = {
   name: 'shard-sweep',
   description: 'shard sweep: one CPU-heavy routing workload (headers exchange, 512 bindings over 64 queues, 6 headers per message) on brokers with 1, 2, 4 and <cores> shards',
   async run(ctx: WorkloadContext): Promise<WorkloadResult> {
-    const runs = ctx.quick ? 1 : ctx.runs;
+    const runs = roundsOf(ctx);
     const maxSeconds = ctx.quick ? 1.5 : 6;
     const maxMessages = ctx.quick ? 200_000 : 2_000_000;
     const cores = availableParallelism();
@@ -164,8 +145,7 @@ export const shardSweep: Workload = {
         ctx.progress(`shard-sweep: broker with ${shards} shard(s) ready`);
       }
       for (let i = 0; i < runs; i++) {
-        for (let j = 0; j < brokers.length; j++) {
-          const b = brokers[(i + j) % brokers.length];
+        for (const b of roundOrder(brokers, i)) {
           const r = await runSweep(b, maxMessages, maxSeconds);
           results.set(b.shards, [...(results.get(b.shards) ?? []), r]);
           ctx.progress(
@@ -184,6 +164,7 @@ export const shardSweep: Workload = {
     const rows = counts.map((n, idx) => {
       const rs = results.get(n) ?? [];
       const rate = summarize(rs.map((r) => r.delivered / r.seconds));
+      const res = resourceCells(rs.map((r) => r.resources));
       const prev = idx > 0 ? medians.get(counts[idx - 1])! : NaN;
       figures[`shard_sweep_${n}_msgs_per_s`] = rate.median;
       figures[`shard_sweep_${n}_broker_cores`] = summarize(rs.map((r) => r.resources.cores)).median;
@@ -191,14 +172,14 @@ export const shardSweep: Workload = {
       return [
         `shards=${n}`,
         formatRate(rate.median),
-        rs.length > 1 ? `${formatRate(rate.min)}–${formatRate(rate.max)}` : '—',
+        spread(rate),
         rs.length > 1 ? `${rate.sePercent.toFixed(1)}%` : '—',
         idx === 0 ? '—' : `×${(rate.median / prev).toFixed(2)}`,
         `×${(rate.median / base).toFixed(2)}`,
-        summarize(rs.map((r) => r.resources.cores)).median.toFixed(2),
-        mib(Math.max(...rs.map((r) => r.resources.peakRssBytes))),
-        summarize(rs.map((r) => r.resources.harnessCores)).median.toFixed(2),
-        summarize(rs.map((r) => r.resources.foreignCores)).median.toFixed(2),
+        res.cores,
+        res.peakRss,
+        res.harness,
+        res.foreign,
         rs.every((r) => r.delivered === r.sent) ? 'yes' : 'NO',
       ];
     });

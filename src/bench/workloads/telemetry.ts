@@ -11,10 +11,11 @@
  */
 import { startBrokerProcess } from '../broker-process.js';
 import { BinaryFrameWriter } from '../../protocol/ws-binary-encode.js';
-import { ResourceMeter, mib, type ResourceSample } from '../proc.js';
-import { formatRate, summarize } from '../sample-stats.js';
+import { Wakeup, drainUntil } from '../pacing.js';
+import { ResourceMeter, mib, resourceCells, type ResourceSample } from '../proc.js';
+import { formatRate, spread, summarize } from '../sample-stats.js';
 import { BenchWsClient } from '../ws-binary-client.js';
-import type { Workload, WorkloadContext, WorkloadResult } from '../workload.js';
+import { roundsOf, type Workload, type WorkloadContext, type WorkloadResult } from '../workload.js';
 
 const PRODUCERS = 64;
 const DEVICES_PER_PRODUCER = 16;
@@ -46,17 +47,13 @@ function device(p: number, d: number): string {
 }
 
 async function runTelemetry(url: string, pid: number, maxFrames: number, maxSeconds: number): Promise<TelemetryRun> {
-  let wake: (() => void) | null = null;
+  const wakeup = new Wakeup();
   const consumers: BenchWsClient[] = [];
   const producers: BenchWsClient[] = [];
   try {
     for (const [pattern] of CONSUMERS) {
       const c = await BenchWsClient.connect(url);
-      c.onFrame = () => {
-        const w = wake;
-        wake = null;
-        w?.();
-      };
+      c.onFrame = wakeup.wake;
       await c.subscribe(1, `/topic/${pattern}`);
       consumers.push(c);
     }
@@ -83,13 +80,7 @@ async function runTelemetry(url: string, pid: number, maxFrames: number, maxSeco
     while (framesSent < maxFrames && performance.now() < deadline) {
       const inFlight = framesSent * MESSAGES_PER_FRAME - all.delivered;
       if (inFlight + MESSAGES_PER_FRAME > WINDOW || producers[p].bufferedAmount > 256 * 1024) {
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, 50);
-          wake = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
+        await wakeup.wait(50);
         continue;
       }
       producers[p].send(frames[p][Math.floor(framesSent / PRODUCERS) % DEVICES_PER_PRODUCER]);
@@ -101,19 +92,10 @@ async function runTelemetry(url: string, pid: number, maxFrames: number, maxSeco
     const perMetric = sent / METRICS.length;
     const expected = sent + 3 * perMetric;
     const expectedOf = [sent, perMetric, perMetric, perMetric];
-    const drainDeadline = performance.now() + 10_000;
-    let last = -1;
-    let lastProgress = performance.now();
-    while (consumers.some((c, i) => c.delivered < expectedOf[i]) && performance.now() < drainDeadline) {
-      const total = consumers.reduce((s, c) => s + c.delivered, 0);
-      if (total !== last) {
-        last = total;
-        lastProgress = performance.now();
-      } else if (performance.now() - lastProgress > 2000) break;
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
+    const total = (): number => consumers.reduce((s, c) => s + c.delivered, 0);
+    await drainUntil(() => consumers.every((c, i) => c.delivered >= expectedOf[i]), total);
     const resources = meter.stop();
-    const delivered = consumers.reduce((s, c) => s + c.delivered, 0);
+    const delivered = total();
     const seconds = (Math.max(...consumers.map((c) => c.lastDeliverAt)) - started) / 1000;
     const errors = [...producers, ...consumers].filter((c) => c.errors > 0);
     if (errors.length > 0) throw new Error(`telemetry: ${errors.length} connection(s) got ERROR ops; e.g. ${errors[0].lastError}`);
@@ -127,7 +109,7 @@ export const telemetry: Workload = {
   name: 'telemetry',
   description: `telemetry ingest: ${PRODUCERS} binary WebSocket producers × ${PAYLOAD_BYTES}-byte readings into ${PRODUCERS * DEVICES_PER_PRODUCER * METRICS.length} topics telemetry.<device>.<metric>, ${CONSUMERS.length} wildcard consumers`,
   async run(ctx: WorkloadContext): Promise<WorkloadResult> {
-    const runs = ctx.quick ? 1 : ctx.runs;
+    const runs = roundsOf(ctx);
     const maxSeconds = ctx.quick ? 2 : 8;
     const maxFrames = ctx.quick ? 15_000 : 150_000;
     const broker = await startBrokerProcess([]);
@@ -147,18 +129,17 @@ export const telemetry: Workload = {
     }
     const ingest = summarize(results.map((r) => r.sent / r.seconds));
     const delivered = summarize(results.map((r) => r.delivered / r.seconds));
-    const range = (s: ReturnType<typeof summarize>, scale = 1): string => (s.n > 1 ? `${formatRate(s.min * scale)}–${formatRate(s.max * scale)}` : '—');
     const complete = results.every((r) => r.delivered === r.expected);
     const cores = summarize(results.map((r) => r.resources.cores)).median;
-    const rss = Math.max(...results.map((r) => r.resources.peakRssBytes));
+    const res = resourceCells(results.map((r) => r.resources));
     return {
       tables: [
         {
           title: `Telemetry, ${PRODUCERS} producers × ${DEVICES_PER_PRODUCER} devices × ${METRICS.length} metrics, ${PAYLOAD_BYTES}-byte readings, ${CONSUMERS.length} wildcard consumers, ${runs} run(s)`,
           columns: ['flow', 'msg/s median', 'min–max', 'payload MB/s', 'broker CPU (cores)', 'broker peak RSS', 'foreign CPU (cores)', 'complete'],
           rows: [
-            ['ingested (published, received by `telemetry.#`)', formatRate(ingest.median), range(ingest), ((ingest.median * PAYLOAD_BYTES) / 1e6).toFixed(1), cores.toFixed(2), mib(rss), summarize(results.map((r) => r.resources.foreignCores)).median.toFixed(2), complete ? 'yes' : 'NO'],
-            [`delivered (all consumers, ${DELIVERIES_PER_MESSAGE}× per reading)`, formatRate(delivered.median), range(delivered), ((delivered.median * PAYLOAD_BYTES) / 1e6).toFixed(1), '', '', '', ''],
+            ['ingested (published, received by `telemetry.#`)', formatRate(ingest.median), spread(ingest), ((ingest.median * PAYLOAD_BYTES) / 1e6).toFixed(1), res.cores, res.peakRss, res.foreign, complete ? 'yes' : 'NO'],
+            [`delivered (all consumers, ${DELIVERIES_PER_MESSAGE}× per reading)`, formatRate(delivered.median), spread(delivered), ((delivered.median * PAYLOAD_BYTES) / 1e6).toFixed(1), '', '', '', ''],
           ],
           notes: [
             `consumers: ${CONSUMERS.map(([p]) => `\`${p}\``).join(', ')}; each frame is one device's ${MESSAGES_PER_FRAME} readings as ${METRICS.length} PUBLISH_BATCH ops of ${READINGS_PER_BATCH}, producers take turns; ≤ ${WINDOW.toLocaleString('en-US')} readings in flight (end-to-end window on \`telemetry.#\`)`,

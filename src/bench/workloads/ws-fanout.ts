@@ -7,9 +7,10 @@
 import { availableParallelism } from 'node:os';
 import { startBrokerProcess } from '../broker-process.js';
 import { DEFAULT_BATCH, DEFAULT_WINDOW, runFanout, shardmqSystem, type FanoutResult, type FanoutSpec } from '../fanout.js';
-import { mib } from '../proc.js';
-import { formatRate, summarize } from '../sample-stats.js';
-import type { Workload, WorkloadContext, WorkloadResult } from '../workload.js';
+import { roundOrder } from '../pacing.js';
+import { mib, resourceCells } from '../proc.js';
+import { formatRate, spread, summarize } from '../sample-stats.js';
+import { roundsOf, type Workload, type WorkloadContext, type WorkloadResult } from '../workload.js';
 
 export const FANOUT_PAYLOAD_BYTES = 128;
 export const FANOUT_TOPIC = 'bench.fanout';
@@ -39,20 +40,17 @@ export function fanoutLine(r: FanoutResult): string {
 /** One table row: rate median (min–max) ±SE, and the resources beside it. */
 export function fanoutRow(label: string, rs: readonly FanoutResult[]): (string | number)[] {
   const rate = summarize(rs.map((r) => r.deliveredPerSecond));
-  const cores = summarize(rs.map((r) => r.resources.cores));
-  const harness = summarize(rs.map((r) => r.resources.harnessCores));
-  const foreign = summarize(rs.map((r) => r.resources.foreignCores));
-  const rss = Math.max(...rs.map((r) => r.resources.peakRssBytes));
+  const res = resourceCells(rs.map((r) => r.resources));
   const incomplete = rs.filter((r) => !r.complete).length;
   return [
     label,
     formatRate(rate.median),
-    rs.length > 1 ? `${formatRate(rate.min)}–${formatRate(rate.max)}` : '—',
+    spread(rate),
     rs.length > 1 ? `${rate.sePercent.toFixed(1)}%` : '—',
-    cores.median.toFixed(2),
-    mib(rss),
-    harness.median.toFixed(2),
-    foreign.median.toFixed(2),
+    res.cores,
+    res.peakRss,
+    res.harness,
+    res.foreign,
     incomplete === 0 ? 'yes' : `NO (${incomplete} run(s) lost messages)`,
   ];
 }
@@ -63,7 +61,7 @@ export const wsFanout: Workload = {
   name: 'ws-fanout',
   description: 'WebSocket 1→1 and 1→16 fanout of 128-byte messages through the binary protocol (PUBLISH_BATCH in, DELIVER counted at the receivers)',
   async run(ctx: WorkloadContext): Promise<WorkloadResult> {
-    const runs = ctx.quick ? 1 : ctx.runs;
+    const runs = roundsOf(ctx);
     const broker = await startBrokerProcess([]);
     const system = shardmqSystem(broker.url, broker.pid);
     const results: Record<1 | 16, FanoutResult[]> = { 1: [], 16: [] };
@@ -71,7 +69,7 @@ export const wsFanout: Workload = {
       // Warm-up (not recorded): JIT on both sides, first connections.
       await runFanout(system, { ...fanoutSpec(1, true), messages: 50_000, maxSeconds: 1 });
       for (let i = 0; i < runs; i++) {
-        for (const n of i % 2 === 0 ? ([1, 16] as const) : ([16, 1] as const)) {
+        for (const n of roundOrder([1, 16] as const, i)) {
           const r = await runFanout(system, fanoutSpec(n, ctx.quick));
           results[n].push(r);
           ctx.progress(`ws-fanout run ${i + 1}/${runs}: ${fanoutLine(r)}`);

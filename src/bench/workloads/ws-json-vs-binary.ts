@@ -4,20 +4,13 @@
  * the JSON text ops (one publish op per frame, one message frame per delivery). Same driver,
  * same window, same broker; delivered messages/s measured at the subscriber.
  */
-import WebSocket from 'ws';
 import { startBrokerProcess } from '../broker-process.js';
 import { runFanout, shardmqSystem, type FanoutSystem } from '../fanout.js';
-import { formatRate, summarize } from '../sample-stats.js';
-import type { Workload, WorkloadContext, WorkloadResult } from '../workload.js';
+import { countingSubscriber, openJsonWs } from '../json-ws.js';
+import { roundOrder } from '../pacing.js';
+import { formatRate, minMax, summarize } from '../sample-stats.js';
+import { roundsOf, type Workload, type WorkloadContext, type WorkloadResult } from '../workload.js';
 import { fanoutSpec } from './ws-fanout.js';
-
-function open(url: string): Promise<WebSocket> {
-  const ws = new WebSocket(url.replace(/^http/, 'ws') + '/v1/ws');
-  return new Promise((resolve, reject) => {
-    ws.once('open', () => resolve(ws));
-    ws.once('error', reject);
-  });
-}
 
 /** shardmq over JSON text frames. */
 function jsonSystem(url: string, pid: number): FanoutSystem {
@@ -25,7 +18,7 @@ function jsonSystem(url: string, pid: number): FanoutSystem {
     name: 'shardmq (JSON WebSocket)',
     pids: [pid],
     async publisher(topic, payload) {
-      const ws = await open(url);
+      const ws = await openJsonWs(url);
       const frame = JSON.stringify({ op: 'publish', destination: `/topic/${topic}`, payload: Buffer.from(payload).toString('latin1') });
       return {
         publish: (n) => {
@@ -38,26 +31,12 @@ function jsonSystem(url: string, pid: number): FanoutSystem {
       };
     },
     async subscriber(topic, onMessages) {
-      const ws = await open(url);
-      let received = 0;
-      let lastAt = 0;
-      let ready: () => void = () => undefined;
-      const subscribed = new Promise<void>((r) => (ready = r));
-      ws.on('message', (data) => {
-        const text = String(data);
-        if (text.startsWith('{"op":"message"')) {
-          received++;
-          lastAt = performance.now();
-          onMessages();
-        } else if (text.includes('"receipt"')) ready();
-      });
-      ws.send(JSON.stringify({ op: 'subscribe', id: 'bench', destination: `/topic/${topic}`, receipt: 'ready' }));
-      await subscribed;
+      const sub = await countingSubscriber(url, `/topic/${topic}`, onMessages);
       return {
-        received: () => received,
-        lastAt: () => lastAt,
+        received: sub.count,
+        lastAt: sub.lastAt,
         close: async () => {
-          ws.close();
+          sub.close();
         },
       };
     },
@@ -68,7 +47,7 @@ export const wsJsonVsBinary: Workload = {
   name: 'ws-json-vs-binary',
   description: 'Publish → deliver 1→1, 128-byte messages: the binary protocol next to the JSON text protocol, interleaved',
   async run(ctx: WorkloadContext): Promise<WorkloadResult> {
-    const runs = ctx.quick ? 1 : ctx.runs;
+    const runs = roundsOf(ctx);
     const broker = await startBrokerProcess([]);
     const binary = shardmqSystem(broker.url, broker.pid);
     const json = jsonSystem(broker.url, broker.pid);
@@ -76,7 +55,7 @@ export const wsJsonVsBinary: Workload = {
     const results = { binary: [] as number[], json: [] as number[] };
     try {
       for (let i = 0; i < runs; i++) {
-        for (const [name, system] of i % 2 === 0 ? ([['binary', binary], ['json', json]] as const) : ([['json', json], ['binary', binary]] as const)) {
+        for (const [name, system] of roundOrder([['binary', binary], ['json', json]] as const, i)) {
           const r = await runFanout(system, spec);
           results[name].push(r.deliveredPerSecond);
           ctx.progress(`ws-json-vs-binary run ${i + 1}/${runs}: ${system.name} ${formatRate(r.deliveredPerSecond)} delivered msg/s${r.complete ? '' : ' (incomplete)'}`);
@@ -93,8 +72,8 @@ export const wsJsonVsBinary: Workload = {
           title: `1 publisher → 1 subscriber, 128-byte messages, ${runs} interleaved run(s)`,
           columns: ['protocol', 'delivered msg/s (median)', 'min–max', 'vs JSON'],
           rows: [
-            ['binary (PUBLISH_BATCH of 250, batched DELIVER)', formatRate(b.median), `${formatRate(b.min)}–${formatRate(b.max)}`, (b.median / j.median).toFixed(2)],
-            ['JSON text (one op per frame)', formatRate(j.median), `${formatRate(j.min)}–${formatRate(j.max)}`, '1.00'],
+            ['binary (PUBLISH_BATCH of 250, batched DELIVER)', formatRate(b.median), minMax(b), (b.median / j.median).toFixed(2)],
+            ['JSON text (one op per frame)', formatRate(j.median), minMax(j), '1.00'],
           ],
         },
       ],

@@ -11,6 +11,7 @@
  * Run: npx tsx native-bench/topic-matcher.bench.ts [--quick] [--runs N]
  */
 import { TopicMatcher, DEFAULT_CACHE_SIZE } from '../src/router/topic-matcher.js';
+import { Prng } from '../test/helpers/prng.js';
 import { benchOptions, finish, header, interleaved, si, spread, summarize, type BenchTable } from './fixtures/bench-util.js';
 
 const options = benchOptions();
@@ -23,33 +24,22 @@ const WORDS = 4;
 const STREAM = 65_536;
 const machine = header('topic-matcher', 'TopicMatcher.match throughput: patterns × wildcard share × key locality × cache', options);
 
-/** mulberry32: a small deterministic PRNG, so every run matches the same keys against the same patterns. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function randomKeyWords(r: () => number): string[] {
+// Seeded (the tests' mulberry32), so every run matches the same keys against the same patterns.
+function randomKeyWords(r: Prng): string[] {
   const words: string[] = [];
-  for (let i = 0; i < WORDS; i++) words.push(`w${Math.floor(r() * VOCAB)}`);
+  for (let i = 0; i < WORDS; i++) words.push(`w${r.int(0, VOCAB - 1)}`);
   return words;
 }
 
-function randomPattern(r: () => number, wildcard: boolean): string {
+function randomPattern(r: Prng, wildcard: boolean): string {
   const words = randomKeyWords(r);
   if (!wildcard) return words.join('.');
-  const shape = Math.floor(r() * 4);
-  if (shape === 0) words[Math.floor(r() * WORDS)] = '*';
+  const shape = r.int(0, 3);
+  if (shape === 0) words[r.int(0, WORDS - 1)] = '*';
   else if (shape === 1) {
     words[0] = '*';
     words[2] = '*';
-  } else if (shape === 2) return [...words.slice(0, 1 + Math.floor(r() * 2)), '#'].join('.');
+  } else if (shape === 2) return [...words.slice(0, r.int(1, 2)), '#'].join('.');
   else return [words[0], '#', words[WORDS - 1]].join('.');
   return words.join('.');
 }
@@ -67,21 +57,21 @@ const configKey = (c: Omit<Config, 'cache'>): string => `${c.patterns}/${c.share
 const configs: Config[] = [];
 for (const patterns of PATTERN_COUNTS) {
   for (const share of WILDCARD_SHARES) {
-    const r = rng(patterns * 7 + share * 1000);
+    const r = new Prng(patterns * 7 + share * 1000);
     const list: string[] = [];
-    for (let i = 0; i < patterns; i++) list.push(randomPattern(r, r() < share));
+    for (let i = 0; i < patterns; i++) list.push(randomPattern(r, r.chance(share)));
     for (const cache of [true, false]) {
       const m = new TopicMatcher<number>({ cacheSize: cache ? DEFAULT_CACHE_SIZE : 0 });
       list.forEach((p, i) => m.add(p, i));
       matchers.set(`${patterns}/${share}/${cache}`, m);
     }
     for (const locality of LOCALITIES) {
-      const kr = rng(991 + patterns + share * 10);
+      const kr = new Prng(991 + patterns + share * 10);
       const distinct = locality === 'hot' ? 500 : VOCAB ** WORDS;
       const pool: string[] = [];
       for (let i = 0; i < Math.min(distinct, 20_000); i++) pool.push(randomKeyWords(kr).join('.'));
       const stream: string[] = [];
-      for (let i = 0; i < STREAM; i++) stream.push(pool[Math.floor(kr() * pool.length)]);
+      for (let i = 0; i < STREAM; i++) stream.push(kr.pick(pool));
       streams.set(configKey({ patterns, share, locality }), stream);
       for (const cache of [true, false]) configs.push({ patterns, share, locality, cache });
     }

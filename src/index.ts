@@ -22,9 +22,10 @@ export type {
 export type { ClientOptions, ClientLogger } from './client/options.js';
 export type { ReconnectOptions } from './client/backoff.js';
 export type { Subscription, SubscribeOptions, MessageHandler, Overflow, SubscriptionEnd, SubscriptionEndReason } from './client/subscription.js';
-export type { Message, NackOptions } from './client/message.js';
+export type { Message, MessageSubscription, NackOptions } from './client/message.js';
 export type { DeclareQueueResult } from './client/topology.js';
-export type { MessageProperties, HeaderValue, HeaderTable } from './protocol/properties.js';
+export type { MessageProperties } from './protocol/properties.js';
+export type { HeaderValue, HeaderTable } from './protocol/field-table.js';
 export type { AckMode } from './protocol/ws-binary.js';
 export {
   ShardmqError,

@@ -29,7 +29,8 @@
  * those messages). Operations issued while reconnecting wait for the new connection (publishes up
  * to `reconnectBufferBytes`).
  */
-import type { HeaderTable, MessageProperties } from '../protocol/properties.js';
+import type { HeaderTable } from '../protocol/field-table.js';
+import type { MessageProperties } from '../protocol/properties.js';
 import { encodeProperties, encodedTableLength } from '../protocol/properties.js';
 import { DestinationError, parseDestination } from '../protocol/destination.js';
 import { Opcode, utf8Length, type AckMode, type BinaryClientDispatcher, type CancelEvent, type ConfirmEvent, type DeliverEvent, type ErrorEvent, type OkEvent } from '../protocol/ws-binary.js';

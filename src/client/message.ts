@@ -5,7 +5,22 @@
 import { decodeProperties, type MessageProperties } from '../protocol/properties.js';
 import type { AckMode } from '../protocol/ws-binary.js';
 import { DeliveryTagError, type ShardmqError } from './errors.js';
-import type { Subscription } from './subscription.js';
+
+/**
+ * The subscription a message came through, as a message exposes it. Subscription implements it;
+ * declared here so that message.ts does not import subscription.ts, which imports message.ts.
+ */
+export interface MessageSubscription {
+  /** The subscription id on the wire (unique per client, kept across reconnects). */
+  readonly id: number;
+  /** The destination subscribed to. */
+  readonly destination: string;
+  readonly ackMode: AckMode;
+  /** False once the subscription ended. */
+  readonly active: boolean;
+  /** Ends the subscription (see Subscription.unsubscribe). */
+  unsubscribe(): Promise<void>;
+}
 
 /** How a message reaches the client to settle it (the client implements this). */
 export interface MessageSettler {
@@ -35,8 +50,8 @@ export class Message {
   readonly exchange: string;
   /** The key the message was published with (the queue name for /queue/). */
   readonly routingKey: string;
-  /** The subscription that received it. */
-  readonly subscription: Subscription;
+  /** The subscription that received it (the same object `client.subscribe` returned). */
+  readonly subscription: MessageSubscription;
   readonly #ackMode: AckMode;
   readonly #settler: MessageSettler;
   #propsBlock: Uint8Array | null;
@@ -46,7 +61,7 @@ export class Message {
   /** @internal The client builds messages; users receive them. */
   constructor(
     settler: MessageSettler,
-    subscription: Subscription,
+    subscription: MessageSubscription,
     ackMode: AckMode,
     tag: number,
     redelivered: boolean,

@@ -24,7 +24,7 @@
  */
 import type { AckMode } from '../protocol/ws-binary.js';
 import type { ShardmqError } from './errors.js';
-import type { Message } from './message.js';
+import type { Message, MessageSubscription } from './message.js';
 
 export type Overflow = 'block' | 'dropOldest';
 
@@ -65,7 +65,7 @@ export interface SubscriptionOwner {
 export type SubscriptionState = 'pending' | 'subscribing' | 'active' | 'unsubscribing' | 'ended';
 
 /** The public face of a subscription. */
-export class Subscription implements AsyncIterable<Message> {
+export class Subscription implements AsyncIterable<Message>, MessageSubscription {
   readonly #core: SubscriptionCore;
 
   /** @internal */

@@ -8,7 +8,7 @@
  * empty name again and gets a NEW name, which the record takes over, so bindings that name it
  * follow it (they hold the record, not the string).
  */
-import type { HeaderTable } from '../protocol/properties.js';
+import type { HeaderTable } from '../protocol/field-table.js';
 import type { ExchangeDeclareOptions, QueueDeclareOptions } from '../protocol/ws-binary-encode.js';
 
 export interface ExchangeRecord {

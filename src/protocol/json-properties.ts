@@ -4,7 +4,8 @@
  * naming the field, not a silent drop.
  */
 import { BrokerError, ErrorCode } from './errors.js';
-import type { HeaderValue, MessageProperties } from './properties.js';
+import type { HeaderValue } from './field-table.js';
+import type { MessageProperties } from './properties.js';
 import { checkDeliveryMode, checkExpiration, checkPriority } from './property-rules.js';
 
 const STRING_FIELDS = {

@@ -25,13 +25,7 @@ import {
   writeU64,
   writeUtf8,
 } from './ws-binary.js';
-
-/**
- * A header or argument value. `Uint8Array` (the table type `x`, AMQP's byte array) is an addition
- * to the broker-wide type in src/queue/types.ts; decoding always yields a copy, never a view.
- */
-export type HeaderValue = string | number | boolean | null | Uint8Array | HeaderValue[] | { [k: string]: HeaderValue };
-export type HeaderTable = Record<string, HeaderValue>;
+import type { HeaderTable, HeaderValue } from './field-table.js';
 
 export interface MessageProperties {
   contentType?: string;

@@ -22,7 +22,8 @@
  */
 import { ErrorCode } from './errors.js';
 import { DEFAULT_TABLE_LIMITS, MAX_HEADER_DEPTH, MAX_HEADER_ENTRIES, readProperties, readTable } from './properties.js';
-import type { TableLimits, HeaderTable } from './properties.js';
+import type { TableLimits } from './properties.js';
+import type { HeaderTable } from './field-table.js';
 import {
   ConfirmFlag,
   DeliverFlag,

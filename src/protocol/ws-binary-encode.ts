@@ -11,7 +11,8 @@
  * Both sides use it: the client for PUBLISH…UNBIND_EXCHANGE, the server for DELIVER, CONFIRM, OK,
  * ERROR and CANCEL (e.g. one DELIVER frame per socket per drained ring chunk).
  */
-import type { MessageProperties, HeaderTable } from './properties.js';
+import type { MessageProperties } from './properties.js';
+import type { HeaderTable } from './field-table.js';
 import { encodedPropertiesLength, encodedTableLength, writePropertiesUnchecked, writeTableUnchecked } from './properties.js';
 import {
   AckModeByte,

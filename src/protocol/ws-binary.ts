@@ -13,7 +13,7 @@
  * It does not use `Buffer`, so the client side also runs where there is no Node.
  */
 import { ErrorCode } from './errors.js';
-import type { HeaderTable } from './properties.js';
+import type { HeaderTable } from './field-table.js';
 
 /** `Sec-WebSocket-Protocol` value of this version. Optional: a connection that names none speaks v1. */
 export const SUBPROTOCOL = 'shardmq.v1';

@@ -15,7 +15,8 @@ export type AckMode = (typeof AckMode)[keyof typeof AckMode];
 
 // AMQP basic properties are defined once, with their wire encoding; a queue treats them as
 // immutable (code that changes them builds a new object).
-export type { HeaderValue, MessageProperties } from '../protocol/properties.js';
+export type { MessageProperties } from '../protocol/properties.js';
+export type { HeaderValue } from '../protocol/field-table.js';
 import type { MessageProperties } from '../protocol/properties.js';
 
 export interface StoredMessage {

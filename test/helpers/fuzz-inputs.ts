@@ -6,7 +6,8 @@
 import { gzipSync, deflateSync } from 'node:zlib';
 import type { Prng } from './prng.js';
 import { BinaryFrameWriter } from '../../src/protocol/ws-binary-encode.js';
-import type { HeaderTable, HeaderValue, MessageProperties } from '../../src/protocol/properties.js';
+import type { HeaderTable, HeaderValue } from '../../src/protocol/field-table.js';
+import type { MessageProperties } from '../../src/protocol/properties.js';
 
 /**
  * Names the fuzzer may use. The well-behaved client's queue is never among them, so the

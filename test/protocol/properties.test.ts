@@ -20,7 +20,8 @@ import {
   validateProperties,
   writeProperties,
 } from '../../src/protocol/properties.js';
-import type { HeaderValue, MessageProperties } from '../../src/protocol/properties.js';
+import type { HeaderValue } from '../../src/protocol/field-table.js';
+import type { MessageProperties } from '../../src/protocol/properties.js';
 import { ProtocolError } from '../../src/protocol/ws-binary.js';
 import { Prng, testSeed } from '../helpers/prng.js';
 

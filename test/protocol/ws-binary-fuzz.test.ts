@@ -10,7 +10,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { decodeProperties, validateProperties } from '../../src/protocol/properties.js';
-import type { HeaderValue, MessageProperties } from '../../src/protocol/properties.js';
+import type { HeaderValue } from '../../src/protocol/field-table.js';
+import type { MessageProperties } from '../../src/protocol/properties.js';
 import { BinaryDecoder, DecoderState, Direction } from '../../src/protocol/ws-binary-decode.js';
 import { BinaryFrameWriter } from '../../src/protocol/ws-binary-encode.js';
 import { MAX_EXCERPT_BYTES, Opcode, ProtocolError } from '../../src/protocol/ws-binary.js';

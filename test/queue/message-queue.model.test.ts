@@ -19,7 +19,7 @@ import { MessageQueue } from '../../src/queue/message-queue.js';
 import { parseQueueArguments } from '../../src/queue/queue-arguments.js';
 import type { Consumer, StoredMessage } from '../../src/queue/types.js';
 import { consumer as makeConsumer, message as makeMessage } from './harness.js';
-import { SeededPrng } from './prng.js';
+import { Prng } from '../helpers/prng.js';
 
 const STEPS = 4000;
 const SEEDS = [1, 2, 3, 5, 8, 13, 21, 34, 55, 89];
@@ -42,7 +42,7 @@ interface ModelConsumer {
 }
 
 function runModel(seed: number, maxLength?: number): void {
-  const prng = new SeededPrng(seed);
+  const prng = new Prng(seed);
   const deadLettered: { copy: StoredMessage; reason: string }[] = [];
   const where = (step: number | string): string => `seed ${seed} step ${step}`;
 
@@ -201,7 +201,7 @@ function runModel(seed: number, maxLength?: number): void {
 
   const publish = (): void => {
     const seq = nextSeq++;
-    const message = makeMessage(seq, 1 + prng.int(16));
+    const message = makeMessage(seq, prng.int(1, 16));
     messages.set(seq, { message, state: 'new', redelivered: false, deliveries: 0 });
     const idle = prng.chance(0.6) ? queue.nextIdleConsumer() : null;
     if (idle === null) {
@@ -240,8 +240,8 @@ function runModel(seed: number, maxLength?: number): void {
     const connectionId = prng.chance(0.5) && order.length > 0 ? prng.pick(order).consumer.connectionId : nextConnection++;
     const c = makeConsumer(connectionId, nextSubscription++, {
       ackMode: prng.chance(0.8) ? 'client' : 'auto',
-      prefetch: prng.int(5),
-      credit: prng.chance(0.6) ? Infinity : prng.int(6),
+      prefetch: prng.int(0, 4),
+      credit: prng.chance(0.6) ? Infinity : prng.int(0, 5),
     });
     queue.addConsumer(c);
     order.push({ consumer: c, held: new Set(), credit: c.credit });
@@ -263,7 +263,7 @@ function runModel(seed: number, maxLength?: number): void {
   };
 
   for (step = 0; step < STEPS; step++) {
-    const roll = prng.int(100);
+    const roll = prng.int(0, 99);
     if (roll < 30) {
       publish();
     } else if (roll < 36) {
@@ -321,7 +321,7 @@ function runModel(seed: number, maxLength?: number): void {
     } else if (roll < 80) {
       if (order.length > 0) {
         const mc = prng.pick(order);
-        const grant = prng.chance(0.2) ? Infinity : 1 + prng.int(4);
+        const grant = prng.chance(0.2) ? Infinity : prng.int(1, 4);
         mc.credit = mc.credit + grant;
         mc.consumer.credit += grant;
       }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { consumer, harness, message, who } from './harness.js';
-import { SeededPrng } from './prng.js';
+import { Prng } from '../helpers/prng.js';
 
 describe('message queue', () => {
   it('message queue - messages are held until a consumer arrives, then delivered oldest first', () => {
@@ -348,7 +348,7 @@ describe('message queue', () => {
 
   it('message queue - 100 messages across two client-ack consumers acked in random order: none lost or duplicated', () => {
     const seed = 100;
-    const prng = new SeededPrng(seed);
+    const prng = new Prng(seed);
     const h = harness();
     const a = consumer(1, 1, { prefetch: 5 });
     const b = consumer(2, 1, { prefetch: 3 });
@@ -364,7 +364,7 @@ describe('message queue', () => {
       expect(a.unacked, `seed ${seed}`).toBeLessThanOrEqual(5);
       expect(b.unacked, `seed ${seed}`).toBeLessThanOrEqual(3);
       // Ack a random 1..3 of the open deliveries, in random order.
-      for (let n = 1 + prng.int(3); n > 0 && open.size > 0; n--) {
+      for (let n = prng.int(1, 3); n > 0 && open.size > 0; n--) {
         const tag = prng.pick([...open.keys()]);
         expect(h.queue.ack(tag), `seed ${seed}`).toBe(true);
         acked.push(open.get(tag) as number);

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { PriorityReadyList, effectivePriority } from '../../src/queue/priority-ready-list.js';
 import type { StoredMessage } from '../../src/queue/types.js';
 import { message } from './harness.js';
-import { SeededPrng } from './prng.js';
+import { Prng } from '../helpers/prng.js';
 
 const prioritized = (seq: number, priority: number | undefined, bytes = 4): StoredMessage =>
   message(seq, bytes, priority === undefined ? null : { priority });
@@ -32,8 +32,8 @@ describe('priority ready list', () => {
   });
 
   it.each([11, 12, 13])('priority ready list - seeded random adds, requeues and shifts match (priority desc, seq asc) (seed %i)', (seed) => {
-    const prng = new SeededPrng(seed);
-    const max = 1 + prng.int(6);
+    const prng = new Prng(seed);
+    const max = prng.int(1, 6);
     const list = new PriorityReadyList(max);
     const model: StoredMessage[] = [];
     const taken: StoredMessage[] = [];
@@ -41,9 +41,9 @@ describe('priority ready list', () => {
       effectivePriority(b, max) - effectivePriority(a, max) || a.seq - b.seq;
     let seq = 0;
     for (let step = 0; step < 3_000; step++) {
-      const roll = prng.int(4);
+      const roll = prng.int(0, 3);
       if (roll <= 1) {
-        const m = prioritized(++seq, prng.chance(0.2) ? undefined : prng.int(max + 3));
+        const m = prioritized(++seq, prng.chance(0.2) ? undefined : prng.int(0, max + 2));
         list.add(m);
         model.push(m);
       } else if (roll === 2 && model.length > 0) {
@@ -52,7 +52,7 @@ describe('priority ready list', () => {
         expect(list.shift(), `seed ${seed} step ${step}`).toBe(expected);
         taken.push(expected);
       } else if (taken.length > 0) {
-        const batch = taken.splice(0, 1 + prng.int(taken.length));
+        const batch = taken.splice(0, prng.int(1, taken.length));
         list.addMany(batch);
         model.push(...batch);
       }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ReadyList } from '../../src/queue/ready-list.js';
 import { message } from './harness.js';
-import { SeededPrng } from './prng.js';
+import { Prng } from '../helpers/prng.js';
 
 function seqs(list: ReadyList): number[] {
   return list.toArray().map((m) => m.seq);
@@ -66,13 +66,13 @@ describe('ready list', () => {
   });
 
   it.each([7, 8, 9, 10])('ready list - seeded random adds, requeue batches and shifts stay sorted (seed %i)', (seed) => {
-    const prng = new SeededPrng(seed);
+    const prng = new Prng(seed);
     const list = new ReadyList();
     const model: number[] = [];
     const out: number[] = [];
     let nextSeq = 0;
     for (let step = 0; step < 3000; step++) {
-      const roll = prng.int(4);
+      const roll = prng.int(0, 3);
       if (roll === 0) {
         list.add(message(nextSeq));
         model.push(nextSeq++);

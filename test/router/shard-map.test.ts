@@ -1,16 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { fnv1a32, MAX_SHARD_COUNT, SHARD_MAP_VERSION, shardFor } from '../../src/router/shard-map.js';
-
-/** mulberry32: seeded PRNG so random names are the same on every run. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
+import { Prng } from '../helpers/prng.js';
 
 /** FNV-1a 32 over TextEncoder's UTF-8 bytes: the straightforward version the fast one must equal. */
 const encoder = new TextEncoder();
@@ -21,17 +11,17 @@ function referenceFnv1a32(s: string): number {
 }
 
 /** Random strings mixing ASCII, 2- and 3-byte BMP characters, astral pairs and lone surrogates. */
-function randomUnicodeName(rand: () => number): string {
-  const n = 1 + Math.floor(rand() * 12);
+function randomUnicodeName(prng: Prng): string {
+  const n = prng.int(1, 12);
   let s = '';
   for (let i = 0; i < n; i++) {
-    const r = rand();
-    if (r < 0.3) s += String.fromCharCode(0x21 + Math.floor(rand() * 0x5e));
-    else if (r < 0.5) s += String.fromCharCode(0x80 + Math.floor(rand() * 0x780));
-    else if (r < 0.7) s += String.fromCharCode(0x800 + Math.floor(rand() * (0xd800 - 0x800)));
-    else if (r < 0.8) s += String.fromCharCode(0xe000 + Math.floor(rand() * 0x2000));
-    else if (r < 0.92) s += String.fromCodePoint(0x10000 + Math.floor(rand() * 0xfffff));
-    else s += String.fromCharCode(0xd800 + Math.floor(rand() * 0x800)); // lone surrogate
+    const r = prng.float();
+    if (r < 0.3) s += String.fromCharCode(0x21 + Math.floor(prng.float() * 0x5e));
+    else if (r < 0.5) s += String.fromCharCode(0x80 + Math.floor(prng.float() * 0x780));
+    else if (r < 0.7) s += String.fromCharCode(0x800 + Math.floor(prng.float() * (0xd800 - 0x800)));
+    else if (r < 0.8) s += String.fromCharCode(0xe000 + Math.floor(prng.float() * 0x2000));
+    else if (r < 0.92) s += String.fromCodePoint(0x10000 + Math.floor(prng.float() * 0xfffff));
+    else s += String.fromCharCode(0xd800 + Math.floor(prng.float() * 0x800)); // lone surrogate
   }
   return s;
 }
@@ -78,16 +68,16 @@ describe('shard-map - UTF-8 encoding', () => {
     ];
     for (const s of fixed) expect(fnv1a32(s), JSON.stringify(s)).toBe(referenceFnv1a32(s));
     const seed = 0x7e57;
-    const rand = mulberry32(seed);
+    const prng = new Prng(seed);
     for (let i = 0; i < 5_000; i++) {
-      const s = randomUnicodeName(rand);
+      const s = randomUnicodeName(prng);
       expect(fnv1a32(s), `seed=${seed} name=${JSON.stringify(s)}`).toBe(referenceFnv1a32(s));
     }
   });
 
   it('non-ASCII names spread evenly too', () => {
-    const rand = mulberry32(0xface);
-    const names = Array.from({ length: 10_000 }, () => randomUnicodeName(rand));
+    const prng = new Prng(0xface);
+    const names = Array.from({ length: 10_000 }, () => randomUnicodeName(prng));
     for (let n = 2; n <= 8; n++) {
       const counts = new Array<number>(n).fill(0);
       for (const name of names) counts[shardFor(name, n)]++;

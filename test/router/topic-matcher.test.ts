@@ -5,29 +5,15 @@ import {
   TopicMatcher,
   topicMatches,
 } from '../../src/router/topic-matcher.js';
+import { Prng } from '../helpers/prng.js';
 
 // ---------------------------------------------------------------------------------------------------
 // Helpers
 
-/** mulberry32: a tiny seeded PRNG, so every random case can be replayed from its seed. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
-
-function pick<T>(rand: () => number, items: readonly T[]): T {
-  return items[Math.floor(rand() * items.length)];
-}
-
-function randomPhrase(rand: () => number, alphabet: readonly string[], maxWords: number): string {
-  const n = Math.floor(rand() * (maxWords + 1));
+function randomPhrase(prng: Prng, alphabet: readonly string[], maxWords: number): string {
+  const n = prng.int(0, maxWords);
   const words: string[] = [];
-  for (let i = 0; i < n; i++) words.push(pick(rand, alphabet));
+  for (let i = 0; i < n; i++) words.push(prng.pick(alphabet));
   return words.join('.');
 }
 
@@ -187,10 +173,10 @@ describe('topicMatches - reference', () => {
 
   it('agrees with naive backtracking on random small inputs', () => {
     const seed = 0x5eed;
-    const rand = mulberry32(seed);
+    const prng = new Prng(seed);
     for (let n = 0; n < 20_000; n++) {
-      const pattern = randomPhrase(rand, ['a', 'b', '', '*', '#'], 5);
-      const key = randomPhrase(rand, ['a', 'b', '', '*', '#'], 6);
+      const pattern = randomPhrase(prng, ['a', 'b', '', '*', '#'], 5);
+      const key = randomPhrase(prng, ['a', 'b', '', '*', '#'], 6);
       expect(topicMatches(pattern, key), `seed=${seed} ${JSON.stringify([pattern, key])}`).toBe(
         naiveMatches(pattern, key),
       );
@@ -399,19 +385,19 @@ describe.each(CONFIGS)('TopicMatcher - $name', ({ cacheSize }) => {
 
   it('property - agrees with topicMatches over random bindings, before and after removes', () => {
     const seed = 0xc0ffee + cacheSize;
-    const rand = mulberry32(seed);
+    const prng = new Prng(seed);
     const patternWords = ['a', 'b', '', '*', '#'];
     const keyWords = ['a', 'b', 'c', '', '*', '#'];
     const values = Array.from({ length: 12 }, (_, i) => `q${i}`);
     const m = make<string>();
     const bound = new Map<string, [string, string]>(); // "pattern\0value" -> pair
     for (let i = 0; i < 300; i++) {
-      const pair: [string, string] = [randomPhrase(rand, patternWords, 5), pick(rand, values)];
+      const pair: [string, string] = [randomPhrase(prng, patternWords, 5), prng.pick(values)];
       m.add(pair[0], pair[1]);
       bound.set(`${pair[0]}\0${pair[1]}`, pair);
     }
     expect(m.size).toBe(bound.size);
-    const keys = Array.from({ length: 400 }, () => randomPhrase(rand, keyWords, 6));
+    const keys = Array.from({ length: 400 }, () => randomPhrase(prng, keyWords, 6));
     keys.push('', '.', '..', 'a', '#');
 
     const check = (phase: string): void => {
@@ -428,7 +414,7 @@ describe.each(CONFIGS)('TopicMatcher - $name', ({ cacheSize }) => {
     check('added (again, cached when on)');
 
     for (const [id, [p, v]] of [...bound]) {
-      if (rand() < 0.6) {
+      if (prng.chance(0.6)) {
         expect(m.remove(p, v)).toBe(true);
         bound.delete(id);
       }
@@ -447,24 +433,24 @@ describe.each(CONFIGS)('TopicMatcher - $name', ({ cacheSize }) => {
 
   it('property - interleaved add/remove/match keep the cache coherent', () => {
     const seed = 0xbadcafe + cacheSize;
-    const rand = mulberry32(seed);
+    const prng = new Prng(seed);
     const patternWords = ['a', 'b', '*', '#'];
     const keys = ['', 'a', 'b', 'a.b', 'b.a', 'a.a.b', 'a.b.a.b', 'b.b.b'];
     const values = ['q0', 'q1', 'q2', 'q3'];
     const m = make<string>();
     const bound = new Map<string, [string, string]>();
     for (let step = 0; step < 5_000; step++) {
-      const r = rand();
+      const r = prng.float();
       if (r < 0.25) {
-        const pair: [string, string] = [randomPhrase(rand, patternWords, 4), pick(rand, values)];
+        const pair: [string, string] = [randomPhrase(prng, patternWords, 4), prng.pick(values)];
         m.add(pair[0], pair[1]);
         bound.set(`${pair[0]}\0${pair[1]}`, pair);
       } else if (r < 0.45 && bound.size > 0) {
-        const [id, [p, v]] = pick(rand, [...bound]);
+        const [id, [p, v]] = prng.pick([...bound]);
         expect(m.remove(p, v)).toBe(true);
         bound.delete(id);
       } else {
-        const key = pick(rand, keys);
+        const key = prng.pick(keys);
         const expected = new Set<string>();
         for (const [p, v] of bound.values()) if (topicMatches(p, key)) expected.add(v);
         expect(sorted(m.match(key)), `seed=${seed} step=${step} key=${JSON.stringify(key)}`).toEqual(
@@ -478,13 +464,13 @@ describe.each(CONFIGS)('TopicMatcher - $name', ({ cacheSize }) => {
 
   it('order - adding a binding with a new value never reorders an existing result', () => {
     const seed = 0x0bde + cacheSize;
-    const rand = mulberry32(seed);
+    const prng = new Prng(seed);
     const words = ['a', 'b', '*', '#'];
     const keys = ['a', 'a.b', 'b.a.b', 'a.a.a', ''];
     const m = make<number>();
     for (let v = 0; v < 200; v++) {
       const before = keys.map((k) => [...m.match(k)]);
-      m.add(randomPhrase(rand, words, 4), v);
+      m.add(randomPhrase(prng, words, 4), v);
       keys.forEach((k, i) => {
         const after = m.match(k).filter((x) => x !== v);
         expect(after, `seed=${seed} value=${v} key=${JSON.stringify(k)}`).toEqual(before[i]);

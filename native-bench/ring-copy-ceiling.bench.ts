@@ -6,8 +6,8 @@
  * it in place, so one `set` per record is the physical ceiling. It is measured here, in the same
  * process and interleaved with the ring runs: single-threaded `set` of a 4 KiB, 8-aligned source into
  * a 4 MiB SAB at the offsets a ring of the same size would use (8-byte header, 8-aligned payloads,
- * wrapping at the end), and, for reference, 1 MiB blocks into a 64 MiB SAB (engine-notes §2 measured
- * 21.6–23.8 GB/s for that on this VM). design.md §4 asks for ≥ 50%.
+ * wrapping at the end), and, for reference, 1 MiB blocks into a 64 MiB SAB (17–18 GB/s in
+ * benchmarks.md on this VM; docs/engine-notes.md §2). design.md §4 asks for ≥ 50%.
  *
  * Run: npx tsx native-bench/ring-copy-ceiling.bench.ts [--quick] [--runs N]
  */

@@ -57,7 +57,7 @@ export interface ResourceSample {
   readonly harnessCores: number;
   /**
    * CPU per wall second on the machine not used by the watched process or the harness: other
-   * developers' tests, other benchmarks. Above ~0.1 the run was shared (engine-notes §2, noise).
+   * developers' tests, other benchmarks. Above ~0.1 the run was shared (docs/engine-notes.md §2, noise).
    */
   readonly foreignCores: number;
 }

@@ -10,7 +10,7 @@ export const DEFAULT_PORT = 7070;
 export const DEFAULT_SHARDS = Math.max(1, availableParallelism() - 1);
 export const DEFAULT_LOG_LEVEL = 'info';
 /**
- * 4 MiB per ring direction: engine-notes §2 measured 64 KiB as too small
+ * 4 MiB per ring direction: docs/engine-notes.md §2 measured 64 KiB as too small
  * (21k full-waits per 10M records) and 1–4 MiB at full speed.
  */
 export const DEFAULT_RING_BYTES = 4 * 1024 * 1024;

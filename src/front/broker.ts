@@ -217,7 +217,7 @@ export class Broker implements OutboundSink {
     await this.#inflate.close();
     this.#running = false;
     // close() exists at runtime in 20.30 though its typings lack it; it drops keep-alive
-    // HTTP sockets that would otherwise hold the process open for seconds (engine-notes §3).
+    // HTTP sockets that would otherwise hold the process open for seconds (docs/engine-notes.md §3).
     (this.#app as unknown as { close?: () => void }).close?.();
   }
 

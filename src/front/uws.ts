@@ -13,7 +13,7 @@ export class NativeUwsError extends Error {
  * Loads uWebSockets.js and fails loudly unless its native binary loaded.
  *
  * The trufflesuite republish silently falls back to a `ws`-based stub when no
- * binary matches this Node ABI (engine-notes §3): publish/subscribe become no-ops
+ * binary matches this Node ABI (docs/engine-notes.md §3): publish/subscribe become no-ops
  * and throughput collapses. A broker must refuse to start on that.
  */
 export function loadUws(): { uws: typeof UWS; binary: string } {

@@ -32,7 +32,7 @@ export class InflatePool {
       maxThreads: options.threads,
       idleTimeout: IDLE_TIMEOUT_MS,
       maxQueue: options.maxQueue,
-      // Pure functions: park idle threads with Atomics (engine-notes §1: fine for tasks).
+      // Pure functions: park idle threads with Atomics (docs/engine-notes.md §1: fine for tasks).
       atomics: 'sync',
       name: 'default',
     });

@@ -25,7 +25,7 @@ export function copyBytes(src: Uint8Array, start = 0, end = src.byteLength): Uin
     out.set(src.subarray(start, end));
     return out;
   }
-  // Keep copies 8-aligned so later copies out of them stay fast (engine-notes §2).
+  // Keep copies 8-aligned so later copies out of them stay fast (docs/engine-notes.md §2).
   const size = (n + 7) & ~7;
   if (slabUsed + size > SLAB_BYTES) {
     slab = new Uint8Array(SLAB_BYTES);

@@ -4,7 +4,7 @@
  *
  * Every record is `[ring header: len, kind][fixed fields][strings][pad to 8][payload]`.
  * Integers are little-endian. Payloads start 8-aligned in the ring because copies
- * into a SharedArrayBuffer are 2-8x slower when misaligned (engine-notes §2).
+ * into a SharedArrayBuffer are 2-8x slower when misaligned (docs/engine-notes.md §2).
  *
  * Writers encode straight into ring memory (one copy); readers decode in place
  * into a reusable object, so neither side allocates per record beyond the strings

@@ -1,5 +1,5 @@
 /**
- * Park/notify protocol shared by both sides of an SPSC ring (engine-notes §2 "Wakeups").
+ * Park/notify protocol shared by both sides of an SPSC ring (docs/engine-notes.md §2 "Wakeups").
  *
  * Each side owns one PARKED flag. A side that finds nothing to do (consumer: ring empty; producer:
  * ring full) raises its flag, then sleeps on the index the *other* side advances, passing the value it
@@ -12,7 +12,7 @@
  * it comes before, and then the sleeper's value check already sees the published index.
  *
  * Why the flag at all: Atomics.notify costs ~35 ns with nobody waiting but ~7 µs when it wakes a
- * sleeper; per-message notify ran the ring at ~9–10 M/s vs ~40 M/s batched and gated (engine-notes §2).
+ * sleeper; per-message notify ran a bare ring ~4× slower than batched and gated (docs/engine-notes.md §2).
  */
 
 /** `Atomics.waitAsync` exists in Node 20 (V8 11.3), but our `lib: ES2022` does not declare it (it is ES2024). */
@@ -29,7 +29,7 @@ const atomicsAsync = Atomics as unknown as AtomicsWithWaitAsync;
 
 /**
  * Interval of the keep-alive timer held while an async park is pending. A pending Atomics.waitAsync
- * does not keep Node's event loop alive (engine-notes §2: the process exited with code 13), so without
+ * does not keep Node's event loop alive (docs/engine-notes.md §2: the process exited with code 13), so without
  * a ref'd handle a program awaiting space or data would exit instead of waiting. The timer never
  * fires in practice; the park's own timeout bounds how long it is held. 2^30 ms stays below the
  * 2^31-1 ms limit above which Node resets a timer to 1 ms.

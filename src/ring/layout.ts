@@ -1,5 +1,5 @@
 /**
- * Shared-memory layout of one SPSC ring (engine-notes §2 and §5).
+ * Shared-memory layout of one SPSC ring (docs/engine-notes.md §2 and §5).
  *
  * A ring is two SharedArrayBuffers:
  *
@@ -44,7 +44,7 @@ export const PRODUCER_PARKED_SLOT = 3 * SLOT_STRIDE;
 /** Size of the control SharedArrayBuffer: four slots, one cache line each. */
 export const CONTROL_BYTES = 4 * CACHE_LINE_BYTES;
 
-/** Record header: u32 payload length + u32 kind; 8 bytes keeps every payload 8-aligned (misaligned SAB copies ran 2–8× slower, engine-notes §2). */
+/** Record header: u32 payload length + u32 kind; 8 bytes keeps every payload 8-aligned (misaligned SAB copies ran 2–8× slower, docs/engine-notes.md §2). */
 export const RECORD_HEADER_BYTES = 8;
 
 /** Records (header + payload + padding) are multiples of this, so the next header and payload stay 8-aligned. */

@@ -31,13 +31,14 @@ import {
 
 /**
  * Atomics.load spins a consumer does before parking in waitForData: ~20k loads is ~100–150 µs, which
- * cut parks from ~8k to ~15 per 10 M records and raised the median from 30 to 42 M/s (engine-notes §2).
+ * cut parks from ~8k to ~15 per 10 M records in a one-off measurement of a bare ring (docs/engine-notes.md §2).
  */
 export const DEFAULT_SPIN_LOADS = 20_000;
 
 /**
  * Default spin for waitForDataAsync: none. It is meant for the main thread, whose time belongs to
- * uWS I/O; parking with waitAsync there still ran at ~40 M/s worker → main (engine-notes §2).
+ * uWS I/O; parking with waitAsync there still ran this ring at 18 M records/s worker → main
+ * (benchmarks.md, native-bench; docs/engine-notes.md §2).
  */
 export const DEFAULT_ASYNC_SPIN_LOADS = 0;
 
@@ -75,7 +76,7 @@ export function createRingStorage(capacityBytes: number): RingStorage {
 
 /**
  * Largest payload one record may carry: a quarter of the ring minus the header. Bigger payloads must
- * travel another way (a transferred ArrayBuffer, or fragments; engine-notes §2). With this bound a
+ * travel another way (a transferred ArrayBuffer, or fragments; docs/engine-notes.md §2). With this bound a
  * record plus the tail it may skip at the wrap needs less than half the ring, so it fits as soon as
  * the consumer has released down to half full, and the consumer releases at least every quarter ring.
  */
@@ -231,7 +232,7 @@ export class RingProducer extends RingEnd {
   /**
    * Publishes every record reserved since the last commit with one Atomics.store of the write index,
    * then rings the doorbell only if the consumer advertised it is parked. No-op when nothing is
-   * pending. Commit per batch, not per record: per-record publish + notify ran ~4× slower (engine-notes §2).
+   * pending. Commit per batch, not per record: per-record publish + notify ran ~4× slower (docs/engine-notes.md §2).
    */
   commit(): void {
     if (this.#pendingRecords === 0) return;
@@ -271,7 +272,7 @@ export class RingProducer extends RingEnd {
  * pending, waitForDataAsync on the main thread) and drain again.
  */
 export class RingConsumer extends RingEnd {
-  /** Release the read index at least this often within one drain: a quarter ring (engine-notes §5). */
+  /** Release the read index at least this often within one drain: a quarter ring (docs/engine-notes.md §5). */
   readonly #releaseStride: number;
   /** Consumer-local read index: everything before it has been handed to onRecord. */
   #readIndex: number;

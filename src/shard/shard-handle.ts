@@ -126,7 +126,8 @@ export class ShardHandle {
   /**
    * Publishes what was written this turn with one store of the write index, at the end
    * of the current event-loop turn: many uWS callbacks' records share one commit and
-   * at most one wake-up (engine-notes §2: 9.8 M/s per-record vs ~40 M/s per 1000).
+   * at most one wake-up (per-record commit and notify ran a bare ring ~4× slower than one per 1000:
+   * docs/engine-notes.md §2).
    */
   scheduleCommit(): void {
     if (this.#commitScheduled) return;

@@ -6,7 +6,7 @@ import { Worker, type WorkerOptions } from 'node:worker_threads';
  * Production runs compiled JS from dist/, where `new Worker(url)` just works.
  * Tests and dev run .ts sources through tsx, whose loader hooks do not reach
  * worker threads on Node 20, so there the worker starts from a small .mjs
- * bootstrap that registers tsx first (engine-notes §4).
+ * bootstrap that registers tsx first (docs/engine-notes.md §4).
  *
  * @param entry URL of the worker module, resolved against the caller's
  *   `import.meta.url`, written with a `.js` extension.

@@ -4,7 +4,7 @@
  * is counted as lost (transient messages) and logged, never silently.
  *
  * Plain worker_threads rather than piscina: a shard is a pinned, long-lived loop with
- * an identity, not a task (engine-notes §1).
+ * an identity, not a task (docs/engine-notes.md §1).
  */
 import type { Worker } from 'node:worker_threads';
 import { spawnWorker } from './spawn-worker.js';

@@ -158,7 +158,7 @@ describe('spsc ring stress - worker → main', () => {
     while (verifier.expectedSeq < records && !fixture.state.done) {
       if (consumer.drain(verifier.onRecord, records - verifier.expectedSeq) > 0) {
         idleSince = -1;
-        // Yield to the event loop now and then, as the broker's main thread must (engine-notes §5).
+        // Yield to the event loop now and then, as the broker's main thread must (docs/engine-notes.md §5).
         if (++chunks % 16 === 0) await new Promise((resolve) => setImmediate(resolve));
         continue;
       }

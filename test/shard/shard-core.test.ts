@@ -8,7 +8,8 @@
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { CounterSlot, createCounterStorage, readCounters } from '../../src/metrics/shard-counters.js';
-import { decodeProperties, encodeProperties, type HeaderValue, type MessageProperties } from '../../src/protocol/properties.js';
+import type { HeaderValue } from '../../src/protocol/field-table.js';
+import { decodeProperties, encodeProperties, type MessageProperties } from '../../src/protocol/properties.js';
 import {
   AckModeCode,
   ConfirmStatus,

@@ -1,0 +1,131 @@
+import type { MessageQueue } from '../queue/message-queue.js';
+import type { StoredMessage } from '../queue/types.js';
+import type { ConfirmStatus, ManageResult, OutboundWriter } from '../protocol/ring-record-codec.js';
+import type { EncodedProperties } from './encoded-properties.js';
+
+/**
+ * What the shard writes to the main thread besides deliveries (control records: confirms,
+ * errors, replies, pongs; dead-letter republishes), and what waits while the outbound ring is
+ * full: those records, and the queues whose ready messages could not be written.
+ *
+ * Deliveries are written by ShardCore straight to the ring; a delivery that finds no room
+ * marks the ring full here, so everything else waits behind it.
+ */
+export class ShardOutbound {
+  readonly #out: OutboundWriter;
+  readonly #encoded: EncodedProperties;
+  /** Queues with ready messages that could not be written because the outbound ring was full. */
+  readonly #stalled = new Set<MessageQueue>();
+  /** Confirms, errors and republishes that met a full outbound ring; written before anything else. */
+  readonly #pendingControl: Array<() => boolean> = [];
+  /** Dead-lettered copies collected during a queue operation, republished right after it. */
+  readonly #deadLetters: StoredMessage[] = [];
+  /** Set when the last outbound write failed for lack of room. */
+  #full = false;
+
+  constructor(out: OutboundWriter, encoded: EncodedProperties) {
+    this.#out = out;
+    this.#encoded = encoded;
+  }
+
+  /** True while output is waiting for room in the outbound ring. */
+  get blocked(): boolean {
+    return this.#pendingControl.length > 0 || this.#full;
+  }
+
+  /** The last outbound write failed for lack of room (and nothing has been retried since). */
+  get full(): boolean {
+    return this.#full;
+  }
+
+  /** A delivery found no room in the ring. */
+  markFull(): void {
+    this.#full = true;
+  }
+
+  /** `queue` has ready messages to write once the ring has room. */
+  stall(queue: MessageQueue): void {
+    this.#stalled.add(queue);
+  }
+
+  /** `queue` is gone: nothing of it waits any more. */
+  forget(queue: MessageQueue): void {
+    this.#stalled.delete(queue);
+  }
+
+  pong(token: number): void {
+    this.#control(() => this.#out.pong(token));
+  }
+
+  confirm(connectionId: number, token: number, status: ConfirmStatus): void {
+    this.#control(() => this.#out.confirm(connectionId, token, status, 1));
+  }
+
+  error(connectionId: number, subscriptionId: number, code: string, message: string): void {
+    this.#control(() => this.#out.error(connectionId, subscriptionId, code, message));
+  }
+
+  manageReply(connectionId: number, token: number, status: number, body: ManageResult): void {
+    this.#control(() => this.#out.manageReply(connectionId, token, status, body));
+  }
+
+  /** Writes a control record now, or keeps it for when the outbound ring has room. */
+  #control(write: () => boolean): void {
+    if (this.#pendingControl.length === 0 && write()) return;
+    this.#full = true;
+    this.#pendingControl.push(write);
+  }
+
+  /** Hands `queue`'s ready messages to its consumers, or keeps the queue for when the ring has room. */
+  dispatch(queue: MessageQueue): void {
+    if (this.#full) {
+      this.#stalled.add(queue);
+      return;
+    }
+    queue.dispatch();
+    if (this.#full) this.#stalled.add(queue);
+  }
+
+  /** Retries output that met a full ring. Returns true when nothing is left waiting. */
+  flush(): boolean {
+    this.#full = false;
+    // Dead letters made by the dispatches below are republished on the next call (or batch).
+    this.republishDeadLetters();
+    while (this.#pendingControl.length > 0) {
+      if (!this.#pendingControl[0]()) {
+        this.#full = true;
+        return false;
+      }
+      this.#pendingControl.shift();
+    }
+    for (const queue of this.#stalled) {
+      this.#stalled.delete(queue);
+      queue.dispatch();
+      if (this.#full) {
+        this.#stalled.add(queue);
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /** Publishes the ring's records to the main thread (outside the shard loop's batches: timers, store callbacks). */
+  commit(): void {
+    this.#out.ring.commit();
+  }
+
+  /** MessageQueueOptions.onDeadLetter: collected, because a queue must not be called back from inside its own operation. */
+  readonly onDeadLetter = (message: StoredMessage): void => {
+    this.#deadLetters.push(message);
+  };
+
+  /** Republishes the dead letters collected since the last call (after every record: usually none). */
+  republishDeadLetters(): void {
+    if (this.#deadLetters.length === 0) return;
+    // Dead-letter exchanges route anywhere, including other shards: the main thread routes them.
+    for (const m of this.#deadLetters.splice(0)) {
+      const props = m.properties === null ? null : this.#encoded.bytes(m.properties);
+      this.#control(() => this.#out.republish(m.exchange, m.routingKey, props, m.payload));
+    }
+  }
+}

@@ -1,0 +1,95 @@
+import type { Consumer } from '../queue/types.js';
+import { CounterSlot } from '../metrics/shard-counters.js';
+import type { LocalQueue } from './local-queue.js';
+import type { ShardOutbound } from './shard-outbound.js';
+
+export interface Subscription {
+  readonly consumer: Consumer;
+  readonly local: LocalQueue;
+}
+
+/**
+ * The shard's consumers, by connection and subscription id, and the `consumers` gauge. The
+ * record handlers attach and detach them to their queues (ShardCore); here is what touches
+ * every subscription of a queue: cancelling them when it is deleted, telling them it overflowed.
+ */
+export class ShardSubscriptions {
+  readonly #outbound: ShardOutbound;
+  readonly #counters: Float64Array;
+  /** connectionId → subscriptionId → subscription */
+  readonly #connections = new Map<number, Map<number, Subscription>>();
+
+  constructor(outbound: ShardOutbound, counters: Float64Array) {
+    this.#outbound = outbound;
+    this.#counters = counters;
+  }
+
+  get(connectionId: number, subscriptionId: number): Subscription | undefined {
+    return this.#connections.get(connectionId)?.get(subscriptionId);
+  }
+
+  /** The subscriptions of one connection. */
+  of(connectionId: number): ReadonlyMap<number, Subscription> | undefined {
+    return this.#connections.get(connectionId);
+  }
+
+  add(connectionId: number, subscriptionId: number, sub: Subscription): void {
+    let subs = this.#connections.get(connectionId);
+    if (subs === undefined) {
+      subs = new Map();
+      this.#connections.set(connectionId, subs);
+    }
+    subs.set(subscriptionId, sub);
+    this.#counters[CounterSlot.consumers]++;
+  }
+
+  /** Forgets one subscription and returns it (undefined when there was none). */
+  remove(connectionId: number, subscriptionId: number): Subscription | undefined {
+    const subs = this.#connections.get(connectionId);
+    const sub = subs?.get(subscriptionId);
+    if (subs === undefined || sub === undefined) return undefined;
+    subs.delete(subscriptionId);
+    if (subs.size === 0) this.#connections.delete(connectionId);
+    this.#counters[CounterSlot.consumers]--;
+    return sub;
+  }
+
+  /** Forgets every subscription of a connection and returns them (undefined when it had none). */
+  removeConnection(connectionId: number): ReadonlyMap<number, Subscription> | undefined {
+    const subs = this.#connections.get(connectionId);
+    if (subs === undefined) return undefined;
+    this.#connections.delete(connectionId);
+    this.#counters[CounterSlot.consumers] -= subs.size;
+    return subs;
+  }
+
+  /** The queue is being deleted: its consumers are removed from it and told (they get an error). */
+  cancelConsumersOf(local: LocalQueue, reason: string): void {
+    const { queue } = local;
+    for (const [connectionId, subs] of this.#connections) {
+      for (const [subscriptionId, sub] of subs) {
+        if (sub.local !== local) continue;
+        // Back to ready first, so the deleting code counts what the queue held in one place.
+        queue.removeConsumer(connectionId, subscriptionId);
+        subs.delete(subscriptionId);
+        this.#counters[CounterSlot.consumers]--;
+        const message = `consumer cancelled: ${reason} ('${queue.name}')`;
+        this.#outbound.error(connectionId, subscriptionId, 'consumer_cancelled', message);
+      }
+      if (subs.size === 0) this.#connections.delete(connectionId);
+    }
+  }
+
+  /** A private topic queue dropped a message for length: tell its consumer, once. */
+  reportOverflow(local: LocalQueue): void {
+    if (local.slowConsumerPolicy === null || local.slowReported) return;
+    local.slowReported = true;
+    const code = local.slowConsumerPolicy === 'disconnect' ? 'slow_consumer' : 'slow_consumer_dropped';
+    const message = `subscription buffer of ${local.queue.arguments.maxLength ?? 0} messages overflowed; oldest messages are being dropped`;
+    for (const [connectionId, subs] of this.#connections) {
+      for (const [subscriptionId, sub] of subs) {
+        if (sub.local === local) this.#outbound.error(connectionId, subscriptionId, code, message);
+      }
+    }
+  }
+}

@@ -1,0 +1,304 @@
+import { MessageQueue } from '../queue/message-queue.js';
+import type { ExpiryScheduler } from '../queue/expiry-scheduler.js';
+import { parseQueueArguments, QueueArgumentError } from '../queue/queue-arguments.js';
+import type { DeliverFn } from '../queue/types.js';
+import { ExchangeRegistry, RouterError } from '../router/exchange-registry.js';
+import { NO_TOKEN, type ManageOp, type ManageResult } from '../protocol/ring-record-codec.js';
+import { CounterSlot } from '../metrics/shard-counters.js';
+import type { LocalQueue } from './local-queue.js';
+import type { ReplayTarget, ShardDurability } from './shard-durability.js';
+import type { ShardOutbound } from './shard-outbound.js';
+import type { ShardSubscriptions } from './shard-subscriptions.js';
+
+/** How often idle queues (x-expires) are looked for. */
+const IDLE_SWEEP_MS = 1000;
+
+/** A queue snapshot for /v1/stats and the management API. */
+export interface QueueStats {
+  readonly name: string;
+  readonly depth: number;
+  readonly consumers: number;
+  readonly unacked: number;
+  readonly readyBytes: number;
+  readonly durable: boolean;
+  readonly exclusive: boolean;
+  readonly autoDelete: boolean;
+  readonly arguments: Record<string, unknown>;
+  readonly stats: Readonly<Record<string, number>>;
+}
+
+/** The parts of the shard the topology works with. */
+export interface ShardTopologyParts {
+  readonly index: number;
+  /** The clock (ms), for TTLs and idle queues. */
+  readonly now: () => number;
+  readonly counters: Float64Array;
+  /** What every queue of the shard delivers with and takes its delivery tags from (ShardCore's). */
+  readonly deliver: DeliverFn;
+  readonly allocateTag: () => number;
+  /** The shard's one TTL wheel, which every queue reports its next expiry to. */
+  readonly expiry: ExpiryScheduler;
+  readonly outbound: ShardOutbound;
+  readonly subscriptions: ShardSubscriptions;
+  readonly durability: ShardDurability;
+}
+
+/**
+ * The shard's queues (with their arguments) and its copy of the exchanges and of the bindings
+ * into its queues: the manage ops that change them, and the deletions the shard decides on its
+ * own (auto-delete, x-expires).
+ */
+export class ShardTopology implements ReplayTarget {
+  readonly #now: () => number;
+  readonly #counters: Float64Array;
+  readonly #deliver: DeliverFn;
+  readonly #allocateTag: () => number;
+  readonly #expiry: ExpiryScheduler;
+  readonly #outbound: ShardOutbound;
+  readonly #subscriptions: ShardSubscriptions;
+  readonly #durability: ShardDurability;
+  readonly #queues = new Map<string, LocalQueue>();
+  readonly #registry: ExchangeRegistry<string, MessageQueue>;
+  #idleTimer: NodeJS.Timeout | null = null;
+
+  constructor(parts: ShardTopologyParts) {
+    this.#now = parts.now;
+    this.#counters = parts.counters;
+    this.#deliver = parts.deliver;
+    this.#allocateTag = parts.allocateTag;
+    this.#expiry = parts.expiry;
+    this.#outbound = parts.outbound;
+    this.#subscriptions = parts.subscriptions;
+    this.#durability = parts.durability;
+    const { index } = parts;
+    this.#registry = new ExchangeRegistry<string, MessageQueue>({
+      queueKey: (name) => name,
+      routeTarget: (name) => {
+        const local = this.#queues.get(name);
+        if (local === undefined) throw new Error(`shard ${index}: binding to unknown queue ${name}`);
+        return local.queue;
+      },
+      defaultExchangeTarget: (name) => this.#queues.get(name)?.queue,
+    });
+  }
+
+  /** The queues by name; the publish path and the TTL timer read them directly. */
+  get queues(): ReadonlyMap<string, LocalQueue> {
+    return this.#queues;
+  }
+
+  /** Exchanges and bindings; the publish path routes with it directly. */
+  get registry(): ExchangeRegistry<string, MessageQueue> {
+    return this.#registry;
+  }
+
+  queue(name: string): LocalQueue | undefined {
+    return this.#queues.get(name);
+  }
+
+  /**
+   * Applies a topology snapshot before the shard reads its ring (a restart): queues must exist
+   * before the publishes that waited in the ring for them are routed. Returns refused ops.
+   */
+  apply(ops: readonly ManageOp[]): Array<{ op: ManageOp; error: string }> {
+    const refused: Array<{ op: ManageOp; error: string }> = [];
+    for (const op of ops) {
+      try {
+        this.manage(op);
+      } catch (err) {
+        refused.push({ op, error: (err as Error).message });
+      }
+    }
+    return refused;
+  }
+
+  /** A manage record: the op is applied and, when the sender waits for it, answered. */
+  processManage(connectionId: number, token: number, op: ManageOp): void {
+    let result: ManageResult = {};
+    let status = 0;
+    try {
+      result = this.manage(op);
+    } catch (err) {
+      if (!(err instanceof RouterError) && !(err instanceof QueueArgumentError) && !(err instanceof ManageError)) throw err;
+      status = 1;
+      result = { code: (err as { code: string }).code, message: err.message };
+    }
+    if (token !== NO_TOKEN) this.#outbound.manageReply(connectionId, token, status, result);
+  }
+
+  /** Applies one op; throws what the op's sender should be told (RouterError, QueueArgumentError, ManageError). */
+  manage(op: ManageOp): ManageResult {
+    const reg = this.#registry;
+    switch (op.op) {
+      case 'declareQueue': {
+        const existing = this.#queues.get(op.name);
+        if (existing !== undefined) {
+          // A redeclare counts as use: it renews an x-expires lease, as in RabbitMQ.
+          existing.queue.markUsed();
+          return { messageCount: existing.queue.depth, consumerCount: existing.queue.consumerCount };
+        }
+        const args = parseQueueArguments(op.arguments, op.name);
+        const queue = new MessageQueue(op.name, this.#deliver, this.#allocateTag, {
+          arguments: args,
+          now: this.#now,
+          onDeadLetter: this.#outbound.onDeadLetter,
+          scheduleExpiry: this.#expiry.schedule,
+          onRemoved: this.#durability.removalHook(op.name),
+        });
+        if (op.durable && !op.exclusive) this.#durability.log(op);
+        this.#queues.set(op.name, {
+          queue,
+          durable: op.durable,
+          exclusive: op.exclusive,
+          autoDelete: op.autoDelete,
+          arguments: op.arguments,
+          hadConsumer: false,
+          slowConsumerPolicy: op.exclusive && op.autoDelete && op.arguments['x-max-length'] !== undefined
+            ? op.arguments['x-shardmq-slow-consumer'] === 'disconnect' ? 'disconnect' : 'drop'
+            : null,
+          slowReported: false,
+        });
+        this.#counters[CounterSlot.queues] = this.#queues.size;
+        if (args.expires !== undefined) this.#startIdleSweep();
+        return { messageCount: 0, consumerCount: 0 };
+      }
+      case 'deleteQueue': {
+        const local = this.#queues.get(op.name);
+        if (local === undefined) return { messageCount: 0 };
+        if (op.ifUnused && local.queue.consumerCount > 0) {
+          throw new ManageError('precondition_failed', `queue '${op.name}' in vhost '/' in use`);
+        }
+        if (op.ifEmpty && local.queue.depth > 0) {
+          throw new ManageError('precondition_failed', `queue '${op.name}' in vhost '/' is not empty`);
+        }
+        if (local.durable) this.#durability.log(op);
+        return { messageCount: this.#deleteQueue(local, 'queue deleted') };
+      }
+      case 'purgeQueue': {
+        const local = this.#queues.get(op.name);
+        if (local === undefined) throw new ManageError('not_found', `no queue '${op.name}' in vhost '/'`);
+        return { messageCount: local.queue.purge() };
+      }
+      case 'declareExchange':
+        if (reg.declareExchange(op.name, op.type, { durable: op.durable, autoDelete: op.autoDelete, internal: op.internal, arguments: op.arguments }).created && op.durable) {
+          this.#durability.log(op);
+        }
+        return {};
+      case 'deleteExchange':
+        if (reg.deleteExchange(op.name).deleted) this.#durability.log(op);
+        return {};
+      case 'bindQueue': {
+        const local = this.#queues.get(op.queue);
+        if (local === undefined) throw new ManageError('not_found', `no queue '${op.queue}' in vhost '/'`);
+        if (reg.bindQueue(op.exchange, op.queue, op.routingKey, op.arguments) && local.durable) this.#durability.log(op);
+        return {};
+      }
+      case 'unbindQueue':
+        reg.unbindQueue(op.exchange, op.queue, op.routingKey, op.arguments);
+        if (this.#queues.get(op.queue)?.durable === true) this.#durability.log(op);
+        return {};
+      case 'bindExchange':
+        if (reg.bindExchange(op.destination, op.source, op.routingKey, op.arguments)) this.#durability.log(op);
+        return {};
+      case 'unbindExchange':
+        reg.unbindExchange(op.destination, op.source, op.routingKey, op.arguments);
+        this.#durability.log(op);
+        return {};
+    }
+  }
+
+  /** Auto-delete: a queue that had consumers and has none left goes. */
+  autoDeleteIfUnused(local: LocalQueue): boolean {
+    if (!local.autoDelete || !local.hadConsumer || local.queue.consumerCount > 0) return false;
+    this.#deleteQueueOnOwnAccord(local, 'auto-delete queue lost its last consumer');
+    return true;
+  }
+
+  /** Removes a queue: its consumers are cancelled (they get an error), its messages dropped. */
+  #deleteQueue(local: LocalQueue, reason: string): number {
+    const { queue } = local;
+    const held = queue.depth;
+    this.#subscriptions.cancelConsumersOf(local, reason);
+    this.#counters[CounterSlot.dropped] += queue.depth + queue.unackedCount;
+    this.#durability.forgetQueue(queue);
+    this.#queues.delete(queue.name);
+    this.#registry.removeQueue(queue.name);
+    this.#expiry.forget(queue);
+    this.#outbound.forget(queue);
+    this.#counters[CounterSlot.queues] = this.#queues.size;
+    return held;
+  }
+
+  /** Deletes a queue the shard decided to delete (auto-delete, x-expires) and tells the main thread. */
+  #deleteQueueOnOwnAccord(local: LocalQueue, reason: string): void {
+    this.#deleteQueue(local, reason);
+    this.#outbound.manageReply(0, NO_TOKEN, 0, { event: 'queueDeleted', queue: local.queue.name });
+  }
+
+  #startIdleSweep(): void {
+    if (this.#idleTimer !== null) return;
+    this.#idleTimer = setInterval(() => {
+      const now = this.#now();
+      for (const local of [...this.#queues.values()]) {
+        if (local.queue.idleDeadline() <= now) this.#deleteQueueOnOwnAccord(local, 'queue expired (x-expires)');
+      }
+      this.#outbound.commit();
+    }, IDLE_SWEEP_MS);
+    this.#idleTimer.unref?.();
+  }
+
+  stopIdleSweep(): void {
+    if (this.#idleTimer !== null) clearInterval(this.#idleTimer);
+    this.#idleTimer = null;
+  }
+
+  /** Refreshes the ready/unacked gauges. */
+  refreshMessageGauges(): void {
+    let ready = 0;
+    let unacked = 0;
+    for (const local of this.#queues.values()) {
+      ready += local.queue.depth;
+      unacked += local.queue.unackedCount;
+    }
+    this.#counters[CounterSlot.ready] = ready;
+    this.#counters[CounterSlot.unacked] = unacked;
+  }
+
+  /** Messages held in memory (ready + unacked): what a crash would lose. */
+  heldMessages(): number {
+    let n = 0;
+    for (const local of this.#queues.values()) n += local.queue.depth + local.queue.unackedCount;
+    return n;
+  }
+
+  queueStats(): QueueStats[] {
+    const out: QueueStats[] = [];
+    for (const local of this.#queues.values()) {
+      const q = local.queue;
+      out.push({
+        name: q.name,
+        depth: q.depth,
+        consumers: q.consumerCount,
+        unacked: q.unackedCount,
+        readyBytes: q.readyBytes,
+        durable: local.durable,
+        exclusive: local.exclusive,
+        autoDelete: local.autoDelete,
+        arguments: local.arguments,
+        stats: { ...q.stats },
+      });
+    }
+    return out;
+  }
+}
+
+/** A topology operation the shard refuses (AMQP reply name as `code`). */
+class ManageError extends Error {
+  override readonly name = 'ManageError';
+  readonly code: string;
+
+  constructor(code: string, message: string) {
+    super(message);
+    this.code = code;
+  }
+}

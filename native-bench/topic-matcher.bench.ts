@@ -62,7 +62,7 @@ for (const patterns of PATTERN_COUNTS) {
     for (let i = 0; i < patterns; i++) list.push(randomPattern(r, r.chance(share)));
     for (const cache of [true, false]) {
       const m = new TopicMatcher<number>({ cacheSize: cache ? DEFAULT_CACHE_SIZE : 0 });
-      list.forEach((p, i) => m.add(p, i));
+      for (const [i, p] of list.entries()) m.add(p, i);
       matchers.set(`${patterns}/${share}/${cache}`, m);
     }
     for (const locality of LOCALITIES) {

@@ -53,7 +53,7 @@ function importGraph(): Graph {
 const room = (file: string): string => (file.includes('/') ? file.slice(0, file.indexOf('/')) : '');
 
 /** Every rule broken in `graph`, one line each. */
-export function violations(graph: Graph): string[] {
+function violations(graph: Graph): string[] {
   const out: string[] = [];
   for (const [file, targets] of graph) {
     const here = room(file);

@@ -24,7 +24,7 @@ function indexOf(units: number): number {
 }
 
 /** Midpoint of a bucket, in units. */
-function valueOf(index: number): number {
+function bucketValue(index: number): number {
   if (index < SUB_COUNT) return index;
   const shift = Math.floor(index / HALF) - 1;
   const m = index - shift * HALF;
@@ -76,7 +76,7 @@ export class LatencyHistogram {
     for (let i = 0; i < counts.length; i++) {
       seen += counts[i];
       if (seen >= rank) {
-        const v = valueOf(i) / UNITS_PER_US;
+        const v = bucketValue(i) / UNITS_PER_US;
         return Math.min(this.#max, Math.max(this.#min, v));
       }
     }

@@ -9,16 +9,22 @@ import { WORKLOADS } from '../bench/workloads/index.js';
  * ws-fanout 1→1 maximum); charts are written under `benchmarks/` next to --out.
  */
 export async function bench(args: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      quick: { type: 'boolean', default: false },
-      only: { type: 'string' },
-      runs: { type: 'string', default: '5' },
-      out: { type: 'string', default: 'benchmarks.md' },
-      json: { type: 'string', default: 'benchmarks.json' },
-    },
-  });
+  let values: { quick: boolean; only?: string; runs: string; out: string; json: string };
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: {
+        quick: { type: 'boolean', default: false },
+        only: { type: 'string' },
+        runs: { type: 'string', default: '5' },
+        out: { type: 'string', default: 'benchmarks.md' },
+        json: { type: 'string', default: 'benchmarks.json' },
+      },
+    }));
+  } catch (err) {
+    process.stderr.write(`shardmq bench: ${(err as Error).message}\nusage: shardmq bench [--quick] [--only a,b] [--runs N] [--out benchmarks.md] [--json benchmarks.json]\n`);
+    return 2;
+  }
   const runs = Number(values.runs);
   if (!Number.isInteger(runs) || runs < 1) {
     process.stderr.write(`shardmq bench: --runs must be a positive integer (got ${values.runs})\n`);

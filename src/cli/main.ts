@@ -1,8 +1,7 @@
 #!/usr/bin/env node
 /**
- * `shardmq serve|pub|sub`: the command line. node:util parseArgs, no CLI dependency.
+ * `shardmq serve|pub|sub|bench`: the command line. node:util parseArgs (in each subcommand), no CLI dependency.
  */
-import { parseArgs } from 'node:util';
 import { serve } from './serve.js';
 import { pub } from './pub.js';
 import { sub } from './sub.js';

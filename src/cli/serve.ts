@@ -13,7 +13,7 @@ export async function serve(args: string[]): Promise<number> {
     process.stderr.write(`shardmq serve: ${(err as Error).message}\n`);
     return 2;
   }
-  let config;
+  let config: ReturnType<typeof resolveConfig>;
   try {
     config = resolveConfig(flags);
   } catch (err) {

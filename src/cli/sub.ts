@@ -40,7 +40,7 @@ export async function sub(args: string[]): Promise<number> {
     return 2;
   }
 
-  let client;
+  let client: Awaited<ReturnType<typeof connect>>;
   try {
     client = await connect(values.url);
   } catch (err) {

@@ -5,7 +5,7 @@
 import { copyBytes } from '../protocol/bytes.js';
 import { loadUws, type UWS } from './uws.js';
 import { Supervisor } from '../shard/supervisor.js';
-import type { ShardHandle, OutboundSink } from '../shard/shard-handle.js';
+import type { OutboundSink } from '../shard/shard-handle.js';
 import { ConfirmTracker } from '../control/confirm-tracker.js';
 import { ConfirmStatus, RecordKind, type RecordReader } from '../protocol/ring-record-codec.js';
 import { Topology } from '../control/topology.js';
@@ -18,7 +18,7 @@ import { MemoryGuard } from '../control/memory-guard.js';
 import { Authenticator } from '../control/auth.js';
 import { registerManagementRoutes } from './management-routes.js';
 import type { RecoverySummary } from '../shard/shard-core.js';
-import { PUBLISH_FLAG_DEAD_LETTERED, newPublishRecord, type ManageOp, type ManageResult } from '../protocol/ring-record-codec.js';
+import { newPublishRecord, type ManageOp, type ManageResult } from '../protocol/ring-record-codec.js';
 import { registerHttpPublish } from './http-publish.js';
 import { registerAdminRoutes } from './admin-routes.js';
 import { WsFront } from './ws-session.js';

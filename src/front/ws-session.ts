@@ -162,7 +162,7 @@ export class WsFront {
 
   // ---- from the shards -----------------------------------------------------------------------
 
-  onDeliver(shard: number, offset: number, reader: RecordReader): void {
+  onDeliver(_shard: number, offset: number, reader: RecordReader): void {
     const rec = reader.deliver(offset, this.#deliver);
     const connection = this.#connections.get(rec.connectionId);
     const sub = connection?.byNumericId.get(rec.subscriptionId);

@@ -537,7 +537,7 @@ export function readTable(r: FieldReader, limits: TableLimits, depth: number, bu
     const type = r.u8(field);
     const value = readValue(r, type, limits, depth, build, field);
     // Keys are recorded even when only checking, so that a duplicate fails both ways alike.
-    if (Object.prototype.hasOwnProperty.call(table, key)) {
+    if (Object.hasOwn(table, key)) {
       r.fail(ErrorCode.badFrame, field, `${field} has the key ${JSON.stringify(key)} twice`, keyAt);
     }
     if (key === '__proto__') {

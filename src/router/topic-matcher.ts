@@ -217,7 +217,7 @@ export class TopicMatcher<T> {
       if (child === null) return false;
       node = child;
     }
-    return node.values !== null && node.values.has(value);
+    return node.values?.has(value) === true;
   }
 
   /**

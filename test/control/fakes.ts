@@ -29,7 +29,13 @@ export class FakeShards {
         return true;
       },
       writeControl: (write: (w: InboundWriter) => boolean): void => {
-        const recorder = new Proxy({}, { get: (_t, method: string) => (...args: unknown[]) => (this.written.push({ shard, method, args }), true) });
+        const record =
+          (method: string) =>
+          (...args: unknown[]): boolean => {
+            this.written.push({ shard, method, args });
+            return true;
+          };
+        const recorder = new Proxy({}, { get: (_t, method: string) => record(method) });
         write(recorder as InboundWriter);
       },
     }));

@@ -19,7 +19,7 @@ async function startServe(extra: string[] = []): Promise<{ child: ReturnType<typ
     let buf = '';
     child.stdout?.on('data', (d: Buffer) => {
       buf += d.toString();
-      let nl;
+      let nl: number;
       while ((nl = buf.indexOf('\n')) >= 0) {
         const line = buf.slice(0, nl);
         buf = buf.slice(nl + 1);

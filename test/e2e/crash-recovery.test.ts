@@ -60,7 +60,13 @@ async function runOnce(seed: number, fsync: 'batch' | 'always'): Promise<Account
       for (let k = n; k < n + 64; k++) {
         const id = `${seed}-${q}-${k}`;
         attempted.add(id);
-        batch.push(publisher.publish(`/queue/${queue}`, id).then(() => (confirmed.add(id), true), () => false));
+        batch.push(publisher.publish(`/queue/${queue}`, id).then(
+            () => {
+              confirmed.add(id);
+              return true;
+            },
+            () => false,
+          ));
       }
       // Once the broker is gone publishes fail at once: stop, or this loop would spin on
       // microtasks and starve the timers.

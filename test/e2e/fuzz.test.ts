@@ -169,7 +169,7 @@ function sendHttp(url: string, rng: Prng): Promise<void> {
 
 /** One hand-written WebSocket protocol violation on a fresh connection; records how it ended. */
 async function sendWsViolation(url: string, rng: Prng): Promise<void> {
-  let raw;
+  let raw: Awaited<ReturnType<typeof rawWebSocket>>;
   try {
     raw = await rawWebSocket(url, '/v1/ws', 3000);
   } catch {

@@ -92,7 +92,7 @@ describe('e2e - a publisher flood against a tiny ring is refused cleanly and los
       expect(typeof k === 'number' && Number.isInteger(k) && k >= 0 && k < lines.length, `accepted ${String(k)} of ${lines.length}`).toBe(true);
       if ((k as number) > 0) partial++;
       // The first k lines of the batch were taken, in order; the rest were not.
-      lines.forEach((l, i) => (i < (k as number) ? accepted : refused).add(l.slice(0, l.indexOf(':'))));
+      for (const [i, l] of lines.entries()) (i < (k as number) ? accepted : refused).add(l.slice(0, l.indexOf(':')));
     };
 
     const publisher = async (p: number): Promise<void> => {

@@ -57,7 +57,7 @@ describe('e2e - queue arguments through the binary protocol (4 shards)', () => {
     const [m] = await take(sub, 1);
     expect(m.text()).toBe('expires');
     expect(m.properties?.messageId).toBe('e-1');
-    const death = (m.properties?.headers?.['x-death'] as Array<Record<string, unknown>>)[0];
+    const death = (m.properties!.headers!['x-death'] as Array<Record<string, unknown>>)[0];
     expect(death).toMatchObject({ count: 1, reason: 'expired', queue: src, 'routing-keys': [src] });
     await m.ack();
     await sub.unsubscribe();
@@ -104,7 +104,7 @@ describe('e2e - queue arguments through the binary protocol (4 shards)', () => {
     const dlq = await client.subscribe('/amq/queue/bin-limit-dlq', { ack: 'client' });
     const [dead] = await take(dlq, 1);
     expect(dead.text()).toBe('poison');
-    expect((dead.properties?.headers?.['x-death'] as Array<Record<string, unknown>>)[0]).toMatchObject({ reason: 'delivery_limit', queue: 'bin-limit' });
+    expect((dead.properties!.headers!['x-death'] as Array<Record<string, unknown>>)[0]).toMatchObject({ reason: 'delivery_limit', queue: 'bin-limit' });
     await dead.ack();
     await sub.unsubscribe();
     await dlq.unsubscribe();

@@ -136,7 +136,10 @@ describe('e2e - killing a shard under live traffic', () => {
 
     const during = (log: PublishRecord[]): PublishRecord[] => log.filter((r) => r.sentAt >= killedAt && r.sentAt < healthyAt);
     const statuses = (log: PublishRecord[]): Record<string, number> =>
-      log.reduce<Record<string, number>>((acc, r) => ((acc[String(r.status)] = (acc[String(r.status)] ?? 0) + 1), acc), {});
+      log.reduce<Record<string, number>>((acc, r) => {
+        acc[String(r.status)] = (acc[String(r.status)] ?? 0) + 1;
+        return acc;
+      }, {});
     // The first message published after the kill that shard 0's consumer received.
     const firstSeqAfterKill = logA.find((r) => r.sentAt >= killedAt)?.accepted[0] ?? Infinity;
     const firstAAfterKill = got.A.find((g) => g.seq >= firstSeqAfterKill);

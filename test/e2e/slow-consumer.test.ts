@@ -83,7 +83,7 @@ function sampleRss(broker: BrokerProcess, everyMs = 50): { stop: () => void; rea
 async function stuckSubscriber(url: string, subscriptions: Array<Record<string, unknown>>): Promise<{ socket: Socket; parser: ServerFrameParser }> {
   const { socket, leftover } = await rawWebSocket(url);
   const parser = new ServerFrameParser({ keepData: true });
-  const receipts = subscriptions.map((s, i) => `stuck-r${i}`);
+  const receipts = subscriptions.map((_s, i) => `stuck-r${i}`);
   const got = new Set<string>();
   const errors: string[] = [];
   await new Promise<void>((resolve, reject) => {
@@ -107,7 +107,7 @@ async function stuckSubscriber(url: string, subscriptions: Array<Record<string, 
     };
     socket.on('data', onData);
     if (leftover.length > 0) onData(leftover);
-    subscriptions.forEach((s, i) => socket.write(encodeClientFrame(WsOpcode.text, JSON.stringify({ ...s, receipt: receipts[i] }))));
+    for (const [i, s] of subscriptions.entries()) socket.write(encodeClientFrame(WsOpcode.text, JSON.stringify({ ...s, receipt: receipts[i] })));
   });
   // From here on nothing reads this socket: the kernel buffers fill, then the broker's.
   socket.pause();

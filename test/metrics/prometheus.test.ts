@@ -86,7 +86,7 @@ function find(exposition: Exposition, name: string, labels: Record<string, strin
 }
 
 /** The one sample with this name and exactly these labels. */
-function valueOf(exposition: Exposition, name: string, labels: Record<string, string> = {}): number {
+function metricValue(exposition: Exposition, name: string, labels: Record<string, string> = {}): number {
   const found = find(exposition, name, labels);
   expect(found, `${name}${JSON.stringify(labels)}`).toHaveLength(1);
   return found[0].value;
@@ -200,7 +200,7 @@ describe('renderPrometheus', () => {
     const exposition = parseExposition(renderPrometheus(shards, { websocket: 0, subscriptions: 0 }));
     for (const s of shards) {
       for (const [name, [metric]] of Object.entries(EXPECTED_METRICS)) {
-        expect(valueOf(exposition, metric, { shard: String(s.index) }), `${metric} shard ${s.index}`).toBe(s.counters[name as CounterName]);
+        expect(metricValue(exposition, metric, { shard: String(s.index) }), `${metric} shard ${s.index}`).toBe(s.counters[name as CounterName]);
       }
     }
   });
@@ -215,8 +215,8 @@ describe('renderPrometheus', () => {
   it('prometheus - shard_up is 1 for a live shard and 0 for a dead one', () => {
     const exposition = parseExposition(renderPrometheus([shardView(0, true), shardView(1, false)], { websocket: 0, subscriptions: 0 }));
     expect(exposition.types.get('shardmq_shard_up')).toBe('gauge');
-    expect(valueOf(exposition, 'shardmq_shard_up', { shard: '0' })).toBe(1);
-    expect(valueOf(exposition, 'shardmq_shard_up', { shard: '1' })).toBe(0);
+    expect(metricValue(exposition, 'shardmq_shard_up', { shard: '0' })).toBe(1);
+    expect(metricValue(exposition, 'shardmq_shard_up', { shard: '1' })).toBe(0);
   });
 
   it('prometheus - ring used and capacity bytes per shard and direction', () => {
@@ -227,8 +227,8 @@ describe('renderPrometheus', () => {
     for (const s of shards) {
       for (const direction of ['inbound', 'outbound'] as const) {
         const labels = { shard: String(s.index), direction };
-        expect(valueOf(exposition, 'shardmq_ring_used_bytes', labels)).toBe(s.ring[direction].usedBytes);
-        expect(valueOf(exposition, 'shardmq_ring_capacity_bytes', labels)).toBe(s.ring[direction].capacityBytes);
+        expect(metricValue(exposition, 'shardmq_ring_used_bytes', labels)).toBe(s.ring[direction].usedBytes);
+        expect(metricValue(exposition, 'shardmq_ring_capacity_bytes', labels)).toBe(s.ring[direction].capacityBytes);
       }
     }
   });
@@ -236,8 +236,8 @@ describe('renderPrometheus', () => {
   it('prometheus - front gauges: websocket connections and subscriptions', () => {
     const exposition = parseExposition(renderPrometheus([shardView(0)], { websocket: 12, subscriptions: 34 }));
     expect(exposition.types.get('shardmq_websocket_connections')).toBe('gauge');
-    expect(valueOf(exposition, 'shardmq_websocket_connections')).toBe(12);
-    expect(valueOf(exposition, 'shardmq_subscriptions')).toBe(34);
+    expect(metricValue(exposition, 'shardmq_websocket_connections')).toBe(12);
+    expect(metricValue(exposition, 'shardmq_subscriptions')).toBe(34);
   });
 
   it('prometheus - with no shards the output still parses and carries the front gauges', () => {
@@ -251,9 +251,9 @@ describe('renderPrometheus', () => {
     view.counters.delivered = 1e21;
     view.counters.ready = 0.5;
     const exposition = parseExposition(renderPrometheus([view], { websocket: 0, subscriptions: 0 }));
-    expect(valueOf(exposition, 'shardmq_shard_published_total', { shard: '0' })).toBe(2 ** 53 - 1);
-    expect(valueOf(exposition, 'shardmq_shard_delivered_total', { shard: '0' })).toBe(1e21);
-    expect(valueOf(exposition, 'shardmq_shard_ready', { shard: '0' })).toBe(0.5);
+    expect(metricValue(exposition, 'shardmq_shard_published_total', { shard: '0' })).toBe(2 ** 53 - 1);
+    expect(metricValue(exposition, 'shardmq_shard_delivered_total', { shard: '0' })).toBe(1e21);
+    expect(metricValue(exposition, 'shardmq_shard_ready', { shard: '0' })).toBe(0.5);
   });
 
   it('prometheus - the parser itself rejects malformed lines (so the checks above can fail)', () => {

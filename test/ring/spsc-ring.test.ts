@@ -469,7 +469,10 @@ function runPropertyCase(
   };
 
   const check = (record: ModelRecord | undefined, kind: number, offset: number, length: number): void => {
-    if (record === undefined) return fail(`drain delivered a record (offset ${offset}) that was never committed`);
+    if (record === undefined) {
+      fail(`drain delivered a record (offset ${offset}) that was never committed`);
+      return;
+    }
     if (kind !== record.kind || offset !== record.offset || length !== record.length) {
       fail(`record #${record.seq}: got kind ${kind} offset ${offset} length ${length}, expected ${record.kind}/${record.offset}/${record.length}`);
     }

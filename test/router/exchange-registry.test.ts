@@ -894,7 +894,7 @@ describe.each(TARGET_MODES)('exchange registry - property: route vs naive model,
           let b: RefBinding;
           if (ref.bindings.length > 0 && rng.chance(0.8)) {
             const existing = rng.pick(ref.bindings);
-            const sameTag = ARG_POOL.map((a, i) => i).filter((i) => ARG_POOL[i].tag === ARG_POOL[existing.args].tag);
+            const sameTag = ARG_POOL.map((_a, i) => i).filter((i) => ARG_POOL[i].tag === ARG_POOL[existing.args].tag);
             b = { ...existing, args: rng.pick(sameTag) };
           } else {
             b = {

@@ -1055,7 +1055,7 @@ describe('shard core - queue arguments', () => {
     h.publish('', 'q', 'm2', { token: 2 });
     const out = h.run();
     expect(out.filter((o) => o.kind === 'confirm').map((o) => (o as { status: number }).status)).toEqual([ConfirmStatus.ok, ConfirmStatus.rejected]);
-    expect(republishes(out).map((r) => [r.exchange, r.routingKey, r.payload, (r.properties?.headers?.['x-death'] as Array<{ reason: string }>)[0].reason])).toEqual([
+    expect(republishes(out).map((r) => [r.exchange, r.routingKey, r.payload, (r.properties!.headers!['x-death'] as Array<{ reason: string }>)[0].reason])).toEqual([
       ['dlx', 'q', 'm2', 'maxlen'],
     ]);
   });
@@ -1204,7 +1204,7 @@ describe('shard core - queue arguments', () => {
       advance(h, 20);
       out.push(...h.output());
       expect(who(out)).toEqual([]);
-      expect(republishes(out).map((r) => [r.payload, (r.properties?.headers?.['x-death'] as Array<{ reason: string }>)[0].reason])).toEqual([['short-lived', 'expired']]);
+      expect(republishes(out).map((r) => [r.payload, (r.properties!.headers!['x-death'] as Array<{ reason: string }>)[0].reason])).toEqual([['short-lived', 'expired']]);
     });
   });
 

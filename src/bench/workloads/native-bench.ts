@@ -53,7 +53,7 @@ export const nativeBench: Workload = {
             const line = pending.slice(0, nl);
             pending = pending.slice(nl + 1);
             // Progress lines only: tables and JSON come back through the file.
-            if (/^(=== |  \[|native-bench: )/.test(line)) ctx.progress(`native-bench: ${line.trim()}`);
+            if (/^(=== | {2}\[|native-bench: )/.test(line)) ctx.progress(`native-bench: ${line.trim()}`);
           }
         });
         child.once('error', reject);

@@ -7,6 +7,13 @@ import type { ShardOutbound } from './shard-outbound.js';
  * When it fires, expired messages leave (dead-lettered or dropped) and the queues hand out what
  * is ready, outside the shard loop's batches.
  */
+/**
+ * The longest delay setTimeout takes (2^31 - 1 ms, ~24.8 days). Node turns a longer one into 1 ms,
+ * which would re-arm every millisecond until a far deadline (an expiration up to 2^32 - 1 ms is
+ * legal); a capped timer that fires early finds nothing due and re-arms for the rest.
+ */
+const MAX_TIMER_DELAY_MS = 0x7fff_ffff;
+
 export class ShardExpiryTimer {
   readonly #expiry: ExpiryScheduler;
   readonly #queues: ReadonlyMap<string, LocalQueue>;
@@ -28,7 +35,8 @@ export class ShardExpiryTimer {
     if (at === Infinity || at >= this.#at) return;
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#at = at;
-    this.#timer = setTimeout(this.#onTimer, Math.max(0, at - this.#now()));
+    const delay = at - this.#now();
+    this.#timer = setTimeout(this.#onTimer, delay <= 0 ? 0 : delay > MAX_TIMER_DELAY_MS ? MAX_TIMER_DELAY_MS : delay);
   }
 
   stop(): void {

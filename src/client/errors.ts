@@ -243,6 +243,14 @@ export function localError(code: keyof typeof BY_CODE, message: string, op?: str
   return errorFromServer(code, message, op);
 }
 
+/** A failure while restoring after a reconnect, as the same typed error with what was being restored in its message. */
+export function restoreError(err: unknown, what: string): ShardmqError {
+  if (!(err instanceof ShardmqError)) return new ShardmqError('internal', `after reconnecting, ${what} failed: ${String(err)}`, { cause: err });
+  const e = errorFromServer(err.code, `after reconnecting, ${what} failed: ${err.message}`, err.op);
+  (e as { cause?: unknown }).cause = err;
+  return e;
+}
+
 function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }

@@ -1,6 +1,8 @@
 /**
  * The durable {@link MessageStore}: an append-only log of CRC-checked records in numbered segment
  * files under one directory (`<data-dir>/shard-<i>/`), with group commit. One per shard thread.
+ * This module holds the append and flush paths; recovery is in `log-recovery.ts`, the live-message
+ * index in `live-index.ts`, segment deletion in `segment-reclaimer.ts`.
  *
  * Files and records: `000000000001.seg`, `000000000002.seg`, …; each starts with a segment header
  * holding the compacted topology snapshot, then message/remove/topology records in LSN order. Byte
@@ -29,42 +31,22 @@
  *
  * Segments. A segment rolls once it reaches `segmentBytes`: it can exceed the limit by its last
  * record, and holds at least one record after its header (whose snapshot alone may pass a tiny
- * limit). A segment is deleted when: it is not the
- * active one; a later segment's header is durable (that snapshot carries the topology it held); all
- * its messages are durably removed; and every older segment whose messages its removes took away is
- * already deleted (otherwise a crash would bring those back). Deletion happens after flushes, in the
- * background, with a directory sync before anything that depends on it.
- *
- * Memory per live message: one map entry (queue → id → segment) for the live counts; no payloads.
- *
- * Recovery reads every segment in order, returns the compacted topology, the live messages (copied
- * out of the file buffers), `nextId` and stats. Damage (`segment.ts`): a region that is not whole
- * records is skipped up to the next whole record and counted; only the newest segment's tail, when
- * no whole record follows it, is taken for a torn write and cut, after its bytes are copied to
- * `<segment>.<offset>.corrupt`. Nothing is logged here: the stats list each damaged region and the
- * shard decides what to say.
+ * limit). When a segment is deleted: `segment-reclaimer.ts`.
  */
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { nodeFs, type FsSeam } from './fs-seam.js';
-import {
-  FORMAT_VERSION,
-  RecordDecodeError,
-  RecordType,
-  RecordWriter,
-  decodeMessage,
-  decodeRemove,
-  decodeSegmentHeader,
-  decodeTopology,
-} from './record-codec.js';
-import { Segment, parseSegmentFileName, scanSegment, segmentFileName } from './segment.js';
+import { LiveIndex } from './live-index.js';
+import { recoverLog } from './log-recovery.js';
+import { RecordWriter } from './record-codec.js';
+import { Segment, segmentFileName } from './segment.js';
+import { SegmentReclaimer } from './segment-reclaimer.js';
 import { TopologyModel, checkTopologyOp } from './topology-model.js';
 import {
   StoreStateError,
   checkAppendable,
   checkMessageId,
   type DurableListener,
-  type LogDamage,
   type FlushErrorListener,
   type MessageStore,
   type PersistedMessage,
@@ -72,10 +54,9 @@ import {
   type TopologyOp,
 } from './store.js';
 
-export type FsyncPolicy = 'always' | 'batch';
+export { MAX_DAMAGE_REPORTS } from './log-recovery.js';
 
-/** Damaged regions described one by one in recovery stats, at most (the counts are always complete). */
-export const MAX_DAMAGE_REPORTS = 100;
+export type FsyncPolicy = 'always' | 'batch';
 
 export interface LogStoreOptions {
   /** The shard's directory (created if missing). Nothing else may write in it. */
@@ -144,16 +125,13 @@ export class LogStore implements MessageStore {
   #closing = false;
   #closed: Promise<void> | null = null;
 
-  /** Segments on disk or about to be, ascending. */
-  #segments: Segment[] = [];
+  /** The segment appends go to; null after recovery, so that the first append starts a new one. */
   #active: Segment | null = null;
   #lastSegmentNo = 0;
-  /** The newest segment whose header is durable: segments below it may be deleted. */
-  #snapshotSegmentNo = 0;
+  readonly #reclaimer: SegmentReclaimer;
 
   #topology = new TopologyModel();
-  /** queue → id → the segment holding that durable, not removed message. */
-  readonly #live = new Map<string, Map<number, Segment>>();
+  #live = new LiveIndex();
 
   #nextLsn = 1;
   #durableLsn = 0;
@@ -167,8 +145,6 @@ export class LogStore implements MessageStore {
   #lastFlushStartedAt = -Infinity;
   #batchTimer: NodeJS.Timeout | null = null;
   #retryTimer: NodeJS.Timeout | null = null;
-  #reclaiming: Promise<void> | null = null;
-  #reclaimAgain = false;
 
   constructor(options: LogStoreOptions) {
     const o = { ...LOG_STORE_DEFAULTS, ...stripUndefined(options) };
@@ -191,6 +167,7 @@ export class LogStore implements MessageStore {
     this.#batchIntervalMs = o.batchIntervalMs;
     this.#segmentBytes = o.segmentBytes;
     this.#retryDelayMs = o.retryDelayMs;
+    this.#reclaimer = new SegmentReclaimer(this.#fs, this.#dir);
   }
 
   get durableLsn(): number {
@@ -204,163 +181,21 @@ export class LogStore implements MessageStore {
     if (this.#closing) throw new StoreStateError('store is closed');
     this.#recovered = true;
     const started = performance.now();
-    const fs = this.#fs;
-    fs.mkdirSync(this.#dir);
-    const numbers: number[] = [];
-    for (const name of fs.readdirSync(this.#dir)) {
-      const no = parseSegmentFileName(name);
-      if (no !== null) numbers.push(no);
-    }
-    numbers.sort((a, b) => a - b);
-
-    let model = new TopologyModel();
-    /** queue → id → the live message and its LSN (ties of id are ordered by LSN). */
-    const payloads = new Map<string, Map<number, { m: PersistedMessage; lsn: number }>>();
-    let nextLsn = 1;
-    let nextId = 0;
-    let records = 0;
-    let corruptSkipped = 0;
-    let tornBytesTruncated = 0;
-    const damage: LogDamage[] = [];
-
-    // Only the newest segment with any bytes can hold a torn write (recovery never appends to an
-    // old segment, and a segment rolls only after its bytes are durable).
-    let newest = -1;
-    for (let k = numbers.length - 1; k >= 0 && newest < 0; k--) {
-      if (fs.fileSizeSync(join(this.#dir, segmentFileName(numbers[k]))) > 0) newest = numbers[k];
-    }
-    const noteDamage = (d: LogDamage): void => {
-      if (damage.length < MAX_DAMAGE_REPORTS) damage.push(d);
-    };
-
-    for (const no of numbers) {
-      const name = segmentFileName(no);
-      const seg = new Segment(no, join(this.#dir, name));
-      const bytes = fs.readFileSync(seg.path);
-      let lsn = nextLsn;
-      let hasHeader = false;
-      const scan = scanSegment(bytes, {
-        record: (type, start, end, recordStart) => {
-          if (recordStart === 0 && type === RecordType.segmentHeader) {
-            let snapshot: TopologyModel;
-            try {
-              const h = decodeSegmentHeader(bytes, start, end);
-              if (h.formatVersion > FORMAT_VERSION) {
-                throw new Error(`${seg.path}: segment format ${h.formatVersion} is newer than this build reads (${FORMAT_VERSION})`);
-              }
-              snapshot = loggedTopology(h.snapshot);
-              lsn = h.firstLsn;
-              nextId = Math.max(nextId, h.nextId);
-            } catch (err) {
-              if (!(err instanceof RecordDecodeError)) throw err;
-              corruptSkipped++; // a header that does not decode: as if corrupt (it holds no LSN)
-              return;
-            }
-            hasHeader = true;
-            // The snapshot is the state after every record before it, including those in deleted segments.
-            model = snapshot;
-            return;
-          }
-          try {
-            switch (type) {
-              case RecordType.message: {
-                const m = decodeMessage(bytes, start, end);
-                nextId = Math.max(nextId, m.id + 1);
-                this.#addLive(m.queue, m.id, seg);
-                let q = payloads.get(m.queue);
-                if (q === undefined) payloads.set(m.queue, (q = new Map()));
-                q.set(m.id, { m, lsn });
-                break;
-              }
-              case RecordType.remove: {
-                const r = decodeRemove(bytes, start, end);
-                nextId = Math.max(nextId, r.id + 1);
-                this.#removeLive(r.queue, r.id, seg);
-                const q = payloads.get(r.queue);
-                if (q !== undefined && q.delete(r.id) && q.size === 0) payloads.delete(r.queue);
-                break;
-              }
-              case RecordType.topology: {
-                const op = decodeTopology(bytes, start, end);
-                applyLogged(model, op);
-                if (op.op === 'deleteQueue') {
-                  this.#dropQueueLive(op.name as string, seg);
-                  payloads.delete(op.name as string);
-                }
-                break;
-              }
-              default:
-                throw new RecordDecodeError(`unknown record type ${type}`);
-            }
-          } catch (err) {
-            // A record that passed its CRC but does not decode: count it with the corrupt ones.
-            if (!(err instanceof RecordDecodeError)) throw err;
-            corruptSkipped++;
-          }
-          lsn++;
-        },
-        corrupt: (start, end) => {
-          // A damaged region held at least one record; one at offset 0 starts with the header (no LSN).
-          if (start !== 0) lsn++;
-          noteDamage({ segment: name, offset: start, bytes: end - start, kind: 'corrupt', copiedTo: null });
-        },
-      });
-      records += scan.validRecords;
-      corruptSkipped += scan.corrupt;
-      let size = bytes.length;
-      if (scan.tailAt >= 0) {
-        if (no !== newest || scan.lastRecordCorrupt) {
-          // Not a torn write: a whole record by its length failing its CRC, or damage in a segment
-          // written completely before a later one began. Counted, and the bytes stay where they are.
-          corruptSkipped++;
-          if (scan.tailAt !== 0) lsn++;
-          noteDamage({ segment: name, offset: scan.tailAt, bytes: scan.tailBytes, kind: 'corrupt', copiedTo: null });
-        } else {
-          // A torn tail: what a crash during a write leaves. Its bytes are copied aside before the
-          // cut, so that nothing a person could still repair is destroyed.
-          const aside = `${name}.${scan.tailAt}.corrupt`;
-          fs.writeFileDurableSync(join(this.#dir, aside), bytes.subarray(scan.tailAt));
-          tornBytesTruncated += scan.tailBytes;
-          size = scan.tailAt;
-          noteDamage({ segment: name, offset: scan.tailAt, bytes: scan.tailBytes, kind: 'torn', copiedTo: aside });
-          if (size > 0) fs.truncateSync(seg.path, size);
-        }
-      }
-      if (size === 0) {
-        // Created, but not even a header made it: nothing was ever durable in it.
-        fs.unlinkSync(seg.path);
-        continue;
-      }
-      seg.durableBytes = seg.appendedBytes = size;
-      nextLsn = Math.max(nextLsn, lsn);
-      this.#segments.push(seg);
-      if (hasHeader) this.#snapshotSegmentNo = no;
-    }
-    if (numbers.length > 0) this.#lastSegmentNo = numbers[numbers.length - 1];
-
-    this.#topology = model;
-    const live: Array<{ m: PersistedMessage; lsn: number }> = [];
-    for (const q of payloads.values()) for (const entry of q.values()) live.push(entry);
-    live.sort((a, b) => a.m.id - b.m.id || a.lsn - b.lsn);
-    const messages = live.map((entry) => entry.m);
-
-    this.#nextLsn = nextLsn;
-    this.#durableLsn = nextLsn - 1;
-    this.#nextId = nextId;
-    this.#reclaim();
+    const log = recoverLog(this.#fs, this.#dir);
+    this.#reclaimer.recovered(log.segments, log.snapshotSegmentNo);
+    this.#lastSegmentNo = log.lastSegmentNo;
+    this.#topology = log.topology;
+    this.#live = log.live;
+    this.#nextLsn = log.nextLsn;
+    this.#durableLsn = log.nextLsn - 1;
+    this.#nextId = log.nextId;
+    this.#reclaimer.reclaim();
     return {
       topology: this.#topology.ops(),
-      messages,
-      nextId,
-      lastLsn: nextLsn - 1,
-      stats: {
-        segments: this.#segments.length,
-        records,
-        corruptSkipped,
-        tornBytesTruncated,
-        damage,
-        durationMs: performance.now() - started,
-      },
+      messages: log.messages,
+      nextId: log.nextId,
+      lastLsn: log.nextLsn - 1,
+      stats: { ...log.stats, durationMs: performance.now() - started },
     };
   }
 
@@ -411,7 +246,7 @@ export class LogStore implements MessageStore {
   #roll(): Segment {
     const no = ++this.#lastSegmentNo;
     const seg = new Segment(no, join(this.#dir, segmentFileName(no)));
-    this.#segments.push(seg);
+    this.#reclaimer.rolled(seg);
     this.#active = seg;
     const c = this.#newChunk(seg, true);
     seg.appendedBytes += c.w.segmentHeader(no, this.#nextLsn, this.#nextId, this.#topology.ops());
@@ -537,7 +372,7 @@ export class LogStore implements MessageStore {
 
   /** Closes the files of segments that rolled and owe no bytes: they are never written again. */
   async #closeSealed(): Promise<void> {
-    for (const seg of this.#segments) {
+    for (const seg of this.#reclaimer.segments) {
       if (seg.fd === null || seg === this.#active || this.#pending.some((c) => c.seg === seg)) continue;
       const fd = seg.fd;
       seg.fd = null;
@@ -551,17 +386,17 @@ export class LogStore implements MessageStore {
     for (let k = 0; k < effects.length; k++) {
       switch (effects[k]) {
         case Effect.add:
-          this.#addLive(queues[k], ids[k], seg);
+          this.#live.add(queues[k], ids[k], seg);
           break;
         case Effect.remove:
-          this.#removeLive(queues[k], ids[k], seg);
+          this.#live.remove(queues[k], ids[k], seg);
           break;
         case Effect.dropQueue:
-          this.#dropQueueLive(queues[k], seg);
+          this.#live.dropQueue(queues[k], seg);
           break;
       }
     }
-    if (c.hasHeader && seg.no > this.#snapshotSegmentNo) this.#snapshotSegmentNo = seg.no;
+    if (c.hasHeader) this.#reclaimer.headerDurable(seg.no);
     if (c.lastLsn > this.#durableLsn) this.#durableLsn = c.lastLsn;
   }
 
@@ -583,7 +418,7 @@ export class LogStore implements MessageStore {
         if (outcome.error !== null) this.#armRetry();
         else if (this.#flushWanted) this.#schedule();
       }
-      if (outcome.advanced) this.#reclaim();
+      if (outcome.advanced) this.#reclaimer.reclaim();
     }
   };
 
@@ -594,85 +429,6 @@ export class LogStore implements MessageStore {
       if (!this.#closing && this.#pending.length > 0) this.#schedule();
     }, this.#retryDelayMs);
     this.#retryTimer.unref();
-  }
-
-  // ---- live index and segment deletion -------------------------------------------------------
-
-  #addLive(queue: string, id: number, seg: Segment): void {
-    let ids = this.#live.get(queue);
-    if (ids === undefined) this.#live.set(queue, (ids = new Map()));
-    const previous = ids.get(id);
-    if (previous !== undefined) {
-      // The same (queue, id) again: the newer copy wins; the older must not outlive this one.
-      previous.live--;
-      seg.dependOn(previous);
-    }
-    ids.set(id, seg);
-    seg.live++;
-  }
-
-  #removeLive(queue: string, id: number, seg: Segment): void {
-    const ids = this.#live.get(queue);
-    const holder = ids?.get(id);
-    if (ids === undefined || holder === undefined) return;
-    ids.delete(id);
-    if (ids.size === 0) this.#live.delete(queue);
-    holder.live--;
-    seg.dependOn(holder);
-  }
-
-  #dropQueueLive(queue: string, seg: Segment): void {
-    const ids = this.#live.get(queue);
-    if (ids === undefined) return;
-    for (const holder of ids.values()) {
-      holder.live--;
-      seg.dependOn(holder);
-    }
-    this.#live.delete(queue);
-  }
-
-  #deletable(seg: Segment): boolean {
-    return (
-      seg !== this.#active &&
-      seg.no < this.#snapshotSegmentNo &&
-      seg.live === 0 &&
-      seg.fd === null &&
-      seg.dependenciesGone()
-    );
-  }
-
-  /** Deletes dead segments in the background; one pass at a time. */
-  #reclaim(): void {
-    if (this.#reclaiming !== null) {
-      this.#reclaimAgain = true;
-      return;
-    }
-    this.#reclaiming = this.#reclaimLoop().finally(() => {
-      this.#reclaiming = null;
-    });
-  }
-
-  async #reclaimLoop(): Promise<void> {
-    const fs = this.#fs;
-    for (;;) {
-      this.#reclaimAgain = false;
-      const doomed = this.#segments.filter((s) => this.#deletable(s));
-      if (doomed.length === 0) return;
-      try {
-        for (const seg of doomed) {
-          await fs.unlink(seg.path).catch((err: NodeJS.ErrnoException) => {
-            if (err.code !== 'ENOENT') throw err;
-          });
-        }
-        // Durable unlinks before anything that depended on them can go.
-        await fs.syncDir(this.#dir);
-      } catch {
-        // Left for the next pass (after the next flush); an unlinked file is simply gone then (ENOENT).
-        return;
-      }
-      for (const seg of doomed) seg.deleted = true;
-      this.#segments = this.#segments.filter((s) => !s.deleted);
-    }
   }
 
   // ---- close ---------------------------------------------------------------------------------
@@ -695,9 +451,9 @@ export class LogStore implements MessageStore {
         await this.#inFlight;
         error = this.#lastFlushError;
       }
-      while (this.#reclaiming !== null) await this.#reclaiming;
+      await this.#reclaimer.settled();
     }
-    for (const seg of this.#segments) {
+    for (const seg of this.#reclaimer.segments) {
       if (seg.fd === null) continue;
       const fd = seg.fd;
       seg.fd = null;
@@ -705,22 +461,6 @@ export class LogStore implements MessageStore {
     }
     if (error !== null) throw error;
   }
-}
-
-/** Applies a logged op; one the model refuses is a record we cannot have written (RecordDecodeError). */
-function applyLogged(model: TopologyModel, op: TopologyOp): void {
-  try {
-    model.apply(op);
-  } catch (err) {
-    if (err instanceof TypeError) throw new RecordDecodeError(`topology record: ${err.message}`);
-    throw err;
-  }
-}
-
-function loggedTopology(ops: readonly TopologyOp[]): TopologyModel {
-  const model = new TopologyModel();
-  for (const op of ops) applyLogged(model, op);
-  return model;
 }
 
 function asError(err: unknown): Error {

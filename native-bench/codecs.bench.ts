@@ -93,7 +93,12 @@ const decoder = new BinaryDecoder(Direction.toServer, dispatcher);
 const frameWriter = new BinaryFrameWriter();
 for (let i = 0; i < BURST; i++) frameWriter.publish(DESTINATION, PAYLOAD);
 const publishFrame = frameWriter.finishCopy();
-const batchFrame = frameWriter.publishBatch(DESTINATION, Array.from({ length: BURST }, () => PAYLOAD)).finishCopy();
+const batchFrame = frameWriter
+  .publishBatch(
+    DESTINATION,
+    Array.from({ length: BURST }, () => PAYLOAD),
+  )
+  .finishCopy();
 
 function wsDecode(frame: Uint8Array, ms: number): number {
   let n = 0;

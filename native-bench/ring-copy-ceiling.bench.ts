@@ -93,7 +93,11 @@ finish(
         rows: [
           row('SAB ring, 4 KiB records, one commit per 64 (payload bytes, delivered)', 'ring-4KiB', '—'),
           row('`Uint8Array.set` 4 KiB → 4 MiB SAB at ring offsets (the ceiling)', 'memcpy-4KiB', `${(fraction * 100).toFixed(0)}%`),
-          row('`Uint8Array.set` 1 MiB → 64 MiB SAB (reference)', 'memcpy-1MiB', `${(summarize(samples['ring-4KiB'].map((r, i) => r / samples['memcpy-1MiB'][i])).median * 100).toFixed(0)}%`),
+          row(
+            '`Uint8Array.set` 1 MiB → 64 MiB SAB (reference)',
+            'memcpy-1MiB',
+            `${(summarize(samples['ring-4KiB'].map((r, i) => r / samples['memcpy-1MiB'][i])).median * 100).toFixed(0)}%`,
+          ),
         ],
         notes: [
           'the ring copies each payload once into the SAB and the worker reads it in place, so one `set` per record is the ceiling; the copies are single-threaded, like the producer',

@@ -25,7 +25,11 @@ const MAX_RECORDS = 50_000_000;
 const options = benchOptions();
 /** Sending time per run: long enough to dwarf start-up and wake-ups, short enough for 90 runs. */
 const runMs = options.quick ? 100 : 300;
-const machine = header('ring-vs-postmessage', 'ring vs postMessage per record vs batched transferred ArrayBuffer, both directions', options);
+const machine = header(
+  'ring-vs-postmessage',
+  'ring vs postMessage per record vs batched transferred ArrayBuffer, both directions',
+  options,
+);
 
 const label: Record<Variant, string> = {
   ring: '(a) SAB ring, one commit per burst',
@@ -105,7 +109,11 @@ for (const direction of DIRECTIONS) {
     notes: [
       `burst = min(1000, 256 KiB ÷ record) records per ring commit and per batched message (${SIZES.map((s) => `${sizeLabel(s)}: ${burstRecords(s)}`).join(', ')}); ring 4 MiB; postMessage credit window 65,536 records, ack every 16,384`,
       '"vs (b)" is the median over rounds of the ratio to (b) in the same round; waits = ring full (a) or out of credit (b, c)',
-      ...(direction === 'in' ? [`goal (design.md §4): (a) ≥ 20× (b) for 128 B main → worker; measured ${figures.ring_vs_postmessage_ratio_128B?.toFixed(1)}× — ${(figures.ring_vs_postmessage_ratio_128B ?? 0) >= 20 ? 'met' : 'not met'}`] : []),
+      ...(direction === 'in'
+        ? [
+            `goal (design.md §4): (a) ≥ 20× (b) for 128 B main → worker; measured ${figures.ring_vs_postmessage_ratio_128B?.toFixed(1)}× — ${(figures.ring_vs_postmessage_ratio_128B ?? 0) >= 20 ? 'met' : 'not met'}`,
+          ]
+        : []),
     ],
   });
 }

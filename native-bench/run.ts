@@ -27,7 +27,8 @@ const { values } = parseArgs({
   },
 });
 const timeoutMs = Number(values['timeout-seconds']) * 1000;
-if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new RangeError(`--timeout-seconds must be a positive number (got ${values['timeout-seconds']})`);
+if (!Number.isFinite(timeoutMs) || timeoutMs <= 0)
+  throw new RangeError(`--timeout-seconds must be a positive number (got ${values['timeout-seconds']})`);
 
 const all = readdirSync(here)
   .filter((f) => f.endsWith('.bench.ts'))
@@ -35,7 +36,9 @@ const all = readdirSync(here)
 const only = values.only?.split(',').map((s) => s.trim().replace(/\.bench\.ts$/, ''));
 const files = only === undefined ? all : all.filter((f) => only.includes(f.replace(/\.bench\.ts$/, '')));
 if (only !== undefined && files.length !== only.length) {
-  process.stderr.write(`native-bench: unknown bench in --only ${values.only}; known: ${all.map((f) => f.replace(/\.bench\.ts$/, '')).join(', ')}\n`);
+  process.stderr.write(
+    `native-bench: unknown bench in --only ${values.only}; known: ${all.map((f) => f.replace(/\.bench\.ts$/, '')).join(', ')}\n`,
+  );
   process.exit(2);
 }
 
@@ -117,6 +120,8 @@ const combined = {
 };
 if (values['json-out'] !== undefined) writeFileSync(values['json-out'], JSON.stringify(combined) + '\n');
 console.log('');
-console.log(`native-bench: ${runs.filter((r) => r.ok).length}/${runs.length} ok in ${runs.reduce((s, r) => s + r.seconds, 0).toFixed(1)} s`);
+console.log(
+  `native-bench: ${runs.filter((r) => r.ok).length}/${runs.length} ok in ${runs.reduce((s, r) => s + r.seconds, 0).toFixed(1)} s`,
+);
 console.log(JSON.stringify(combined));
 process.exitCode = runs.every((r) => r.ok) ? 0 : 1;

@@ -118,7 +118,9 @@ await interleaved(configs, options.runs, (c, run) => {
   samples.set(c, [...(samples.get(c) ?? []), rate]);
   done++;
   if (done % 8 === 0 || done === configs.length * options.runs) {
-    console.log(`  [${done}/${configs.length * options.runs}] run ${run + 1}: patterns=${c.patterns} wildcards=${c.share * 100}% ${c.locality} cache=${c.cache ? 'on' : 'off'}: ${si(rate)} matches/s`);
+    console.log(
+      `  [${done}/${configs.length * options.runs}] run ${run + 1}: patterns=${c.patterns} wildcards=${c.share * 100}% ${c.locality} cache=${c.cache ? 'on' : 'off'}: ${si(rate)} matches/s`,
+    );
   }
 });
 
@@ -152,6 +154,9 @@ const table: BenchTable = {
   title: `TopicMatcher.match, keys of ${WORDS} words (vocabulary ${VOCAB}), ${runMs} ms per run × ${options.runs} interleaved run(s)`,
   columns: ['patterns', 'wildcard share', 'keys', 'matches/s cache on (1024)', 'matches/s cache off', 'cache speed-up', 'cache hit rate'],
   rows,
-  notes: ['wildcard patterns: one `*`, two `*`, a `#` tail, or `first.#.last`; the hit rate is that of the cache-on matcher over the timed runs of that key stream (the cache is shared with the other stream, so a cold stream also evicts hot keys)', `checksum ${sink % 997}`],
+  notes: [
+    'wildcard patterns: one `*`, two `*`, a `#` tail, or `first.#.last`; the hit rate is that of the cache-on matcher over the timed runs of that key stream (the cache is shared with the other stream, so a cold stream also evicts hot keys)',
+    `checksum ${sink % 997}`,
+  ],
 };
 finish({ bench: 'topic-matcher', machine, figures, tables: [table] }, true);

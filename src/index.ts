@@ -21,7 +21,14 @@ export type {
 } from './client/client.js';
 export type { ClientOptions, ClientLogger } from './client/options.js';
 export type { ReconnectOptions } from './client/backoff.js';
-export type { Subscription, SubscribeOptions, MessageHandler, Overflow, SubscriptionEnd, SubscriptionEndReason } from './client/subscription.js';
+export type {
+  Subscription,
+  SubscribeOptions,
+  MessageHandler,
+  Overflow,
+  SubscriptionEnd,
+  SubscriptionEndReason,
+} from './client/subscription.js';
 export type { Message, MessageSubscription, NackOptions } from './client/message.js';
 export type { DeclareQueueResult } from './client/topology.js';
 export type { MessageProperties } from './protocol/properties.js';

@@ -39,7 +39,9 @@ function importGraph(): Graph {
   for (const file of sourceFiles(SRC)) {
     const from = relative(SRC, file);
     const targets = new Set<string>();
-    const text = readFileSync(file, 'utf8').replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '');
+    const text = readFileSync(file, 'utf8')
+      .replace(/\/\*[\s\S]*?\*\//g, '')
+      .replace(/^\s*\/\/.*$/gm, '');
     for (const m of text.matchAll(IMPORT)) {
       const spec = m[1] ?? m[2] ?? m[3];
       if (spec.startsWith('.')) targets.add(relative(SRC, resolve(dirname(file), spec)).replace(/\.js$/, '.ts'));
@@ -59,10 +61,13 @@ function violations(graph: Graph): string[] {
     const here = room(file);
     for (const t of targets) {
       const there = graph.has(t) ? room(t) : null;
-      if (PURE.includes(here) && there !== null && UPPER.includes(there)) out.push(`${file} imports ${t}: ${here}/ may not depend on ${there}/`);
-      if (SINGLE_THREADED.includes(here) && (t === 'node:worker_threads' || t === 'worker_threads')) out.push(`${file} imports ${t}: ${here}/ is single-threaded`);
+      if (PURE.includes(here) && there !== null && UPPER.includes(there))
+        out.push(`${file} imports ${t}: ${here}/ may not depend on ${there}/`);
+      if (SINGLE_THREADED.includes(here) && (t === 'node:worker_threads' || t === 'worker_threads'))
+        out.push(`${file} imports ${t}: ${here}/ is single-threaded`);
       if (t === 'uWebSockets.js' && here !== 'front') out.push(`${file} imports uWebSockets.js outside front/`);
-      if (here === 'front' && (there === 'router' || there === 'queue')) out.push(`${file} imports ${t}: front/ calls control/, not ${there}/`);
+      if (here === 'front' && (there === 'router' || there === 'queue'))
+        out.push(`${file} imports ${t}: front/ calls control/, not ${there}/`);
     }
   }
   for (const cycle of cycles(graph)) out.push(`import cycle: ${cycle.join(' -> ')}`);
@@ -125,11 +130,19 @@ describe('architecture', () => {
       return violations(g);
     };
     expect(planted([['ring/spsc-ring.ts', 'shard/shard-core.ts']])).toEqual([expect.stringContaining('ring/ may not depend on shard/')]);
-    expect(planted([['store/log-store.ts', 'control/topology.ts']])).toEqual([expect.stringContaining('store/ may not depend on control/')]);
+    expect(planted([['store/log-store.ts', 'control/topology.ts']])).toEqual([
+      expect.stringContaining('store/ may not depend on control/'),
+    ]);
     expect(planted([['control/x.ts', 'node:worker_threads']])).toEqual([expect.stringContaining('single-threaded')]);
     expect(planted([['shard/x.ts', 'uWebSockets.js']])).toEqual([expect.stringContaining('outside front/')]);
     expect(planted([['front/x.ts', 'router/y.ts']])).toEqual([expect.stringContaining('front/ calls control/')]);
-    expect(planted([['a/x.ts', 'b/y.ts'], ['b/y.ts', 'c/z.ts'], ['c/z.ts', 'a/x.ts']])).toEqual(['import cycle: a/x.ts -> b/y.ts -> c/z.ts']);
+    expect(
+      planted([
+        ['a/x.ts', 'b/y.ts'],
+        ['b/y.ts', 'c/z.ts'],
+        ['c/z.ts', 'a/x.ts'],
+      ]),
+    ).toEqual(['import cycle: a/x.ts -> b/y.ts -> c/z.ts']);
     expect(planted([['a/x.ts', 'b/y.ts']])).toEqual([]);
   });
 });

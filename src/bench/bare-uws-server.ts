@@ -17,7 +17,10 @@ app.post('/*', (res) => {
     size += chunk.byteLength;
     if (isLast && !aborted) {
       res.cork(() => {
-        res.writeStatus('200 OK').writeHeader('content-type', 'application/json').end(`{"accepted":${size > 0 ? 1 : 0}}`);
+        res
+          .writeStatus('200 OK')
+          .writeHeader('content-type', 'application/json')
+          .end(`{"accepted":${size > 0 ? 1 : 0}}`);
       });
     }
   });

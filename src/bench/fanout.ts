@@ -156,7 +156,12 @@ export function shardmqSystem(url: string, pid: number, name = 'shardmq (binary 
       const frameOf = (n: number): Uint8Array => {
         let f = frames.get(n);
         if (f === undefined) {
-          f = new BinaryFrameWriter().publishBatch(destination, Array.from({ length: n }, () => payload)).finishCopy();
+          f = new BinaryFrameWriter()
+            .publishBatch(
+              destination,
+              Array.from({ length: n }, () => payload),
+            )
+            .finishCopy();
           frames.set(n, f);
         }
         return f;

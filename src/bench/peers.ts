@@ -17,7 +17,8 @@ import { stopChild } from './child.js';
 import { PEERS_DIR } from './paths.js';
 import type { FanoutPublisher, FanoutSubscriber, FanoutSystem } from './fanout.js';
 
-export const INSTALL_HINT = 'bash scripts/install-bench-peers.sh (apt-get installs nats-server and redis-server; npm installs the clients into benchmarks/peers/)';
+export const INSTALL_HINT =
+  'bash scripts/install-bench-peers.sh (apt-get installs nats-server and redis-server; npm installs the clients into benchmarks/peers/)';
 
 // ---- the parts of the client APIs the harness uses (the clients are not dependencies) -----------
 
@@ -45,7 +46,13 @@ interface RedisClient {
   quit(): Promise<unknown>;
   disconnect(): void;
 }
-type RedisCtor = new (opts: { host: string; port: number; enableOfflineQueue?: boolean; maxRetriesPerRequest?: number; lazyConnect?: boolean }) => RedisClient;
+type RedisCtor = new (opts: {
+  host: string;
+  port: number;
+  enableOfflineQueue?: boolean;
+  maxRetriesPerRequest?: number;
+  lazyConnect?: boolean;
+}) => RedisClient;
 
 // ---- finding things --------------------------------------------------------------------------
 
@@ -182,7 +189,22 @@ export async function startRedisServer(binary: string): Promise<PeerServer> {
   return startServer(
     'redis-server',
     binary,
-    ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--protected-mode', 'yes', '--loglevel', 'warning'],
+    [
+      '--bind',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--daemonize',
+      'no',
+      '--protected-mode',
+      'yes',
+      '--loglevel',
+      'warning',
+    ],
     port,
   );
 }
@@ -241,7 +263,11 @@ export interface PeerAvailability {
 /** Finds the peer servers and clients; anything missing comes back as a sentence saying how to install it. */
 export async function loadPeers(): Promise<PeerAvailability> {
   const islandInstalled = existsSync(join(PEERS_DIR, 'node_modules'));
-  const load = async <T>(client: string, server: string, pick: (mod: Record<string, unknown>) => T | undefined): Promise<{ binary: string; client: T } | { missing: string }> => {
+  const load = async <T>(
+    client: string,
+    server: string,
+    pick: (mod: Record<string, unknown>) => T | undefined,
+  ): Promise<{ binary: string; client: T } | { missing: string }> => {
     const binary = onPath(server);
     const missing: string[] = [];
     if (binary === null) missing.push(`${server} is not on PATH`);
@@ -255,12 +281,15 @@ export async function loadPeers(): Promise<PeerAvailability> {
         missing.push(`the ${client} client cannot be loaded from benchmarks/peers/ (${(err as Error).message.split('\n')[0]})`);
       }
     }
-    if (missing.length > 0 || binary === null || mod === undefined) return { missing: `${missing.join('; ')}; install with ${INSTALL_HINT}` };
+    if (missing.length > 0 || binary === null || mod === undefined)
+      return { missing: `${missing.join('; ')}; install with ${INSTALL_HINT}` };
     return { binary, client: mod };
   };
   const [nats, redis] = await Promise.all([
     load<NatsModule>('nats', 'nats-server', (m) => (typeof m.connect === 'function' ? (m as unknown as NatsModule) : undefined)),
-    load<RedisCtor>('ioredis', 'redis-server', (m) => (typeof m.Redis === 'function' ? (m.Redis as RedisCtor) : typeof m.default === 'function' ? (m.default as RedisCtor) : undefined)),
+    load<RedisCtor>('ioredis', 'redis-server', (m) =>
+      typeof m.Redis === 'function' ? (m.Redis as RedisCtor) : typeof m.default === 'function' ? (m.default as RedisCtor) : undefined,
+    ),
   ]);
   return { nats, redis };
 }

@@ -24,7 +24,8 @@ const NOT_MEASURED = { measured: '—', status: 'not measured' } as const;
 const times = (x: number): string => `${x.toFixed(1)}×`;
 const percent = (x: number): string => `${(x * 100).toFixed(0)}%`;
 const us = (x: number): string => (x >= 1000 ? `${(x / 1000).toFixed(2)} ms` : `${x.toFixed(0)} µs`);
-const rate = (x: number): string => (x >= 1e6 ? `${(x / 1e6).toFixed(2)} M/s` : x >= 1e3 ? `${(x / 1e3).toFixed(1)} k/s` : `${x.toFixed(0)}/s`);
+const rate = (x: number): string =>
+  x >= 1e6 ? `${(x / 1e6).toFixed(2)} M/s` : x >= 1e3 ? `${(x / 1e3).toFixed(1)} k/s` : `${x.toFixed(0)}/s`;
 
 /** A goal met when one figure passes a bound; the figure is named once, for both the table and the judge. */
 function bounded(goal: string, figure: string, meets: (x: number) => boolean, show: (x: number, f: Figures) => string): Goal {
@@ -34,8 +35,10 @@ function bounded(goal: string, figure: string, meets: (x: number) => boolean, sh
     judge: (f) => (has(f, figure) ? { measured: show(f[figure], f), status: meets(f[figure]) ? 'met' : 'not met' } : NOT_MEASURED),
   };
 }
-const atLeast = (goal: string, figure: string, min: number, show: (x: number, f: Figures) => string): Goal => bounded(goal, figure, (x) => x >= min, show);
-const atMost = (goal: string, figure: string, max: number, show: (x: number, f: Figures) => string): Goal => bounded(goal, figure, (x) => x <= max, show);
+const atLeast = (goal: string, figure: string, min: number, show: (x: number, f: Figures) => string): Goal =>
+  bounded(goal, figure, (x) => x >= min, show);
+const atMost = (goal: string, figure: string, max: number, show: (x: number, f: Figures) => string): Goal =>
+  bounded(goal, figure, (x) => x <= max, show);
 
 /** A WebSocket-vs-NATS goal: the interleaved ratio from `peers` if present, else the two workloads' figures. */
 function vsNats(goal: string, ratioKey: string, wsKey: string, natsKey: string): Goal {
@@ -54,8 +57,18 @@ function vsNats(goal: string, ratioKey: string, wsKey: string, natsKey: string):
 
 export const GOALS: readonly Goal[] = [
   atLeast('Ring: 128-byte records main→worker at ≥ 20× one `postMessage` per record', 'ring_vs_postmessage_ratio_128B', 20, times),
-  atLeast('Ring: ≥ 50% of the machine\'s `Uint8Array.set` copy bandwidth for 4 KiB records', 'ring_copy_fraction_of_memcpy_4KiB', 0.5, percent),
-  atLeast('HTTP publish under autocannon: ≥ 80% of the req/s of a bare uWebSockets.js endpoint', 'http_publish_ratio_vs_bare_uws', 0.8, percent),
+  atLeast(
+    "Ring: ≥ 50% of the machine's `Uint8Array.set` copy bandwidth for 4 KiB records",
+    'ring_copy_fraction_of_memcpy_4KiB',
+    0.5,
+    percent,
+  ),
+  atLeast(
+    'HTTP publish under autocannon: ≥ 80% of the req/s of a bare uWebSockets.js endpoint',
+    'http_publish_ratio_vs_bare_uws',
+    0.8,
+    percent,
+  ),
   vsNats(
     'WebSocket 1→1, 128-byte messages: at least the delivered msg/s of NATS core (`nats` client)',
     'ws_1to1_vs_nats_core_ratio',
@@ -91,11 +104,20 @@ export const GOALS: readonly Goal[] = [
     1,
     (x, f) =>
       `RSS grew ${percent(x)} of the configured bound` +
-      (has(f, 'memory_stalled_consumer_rss_growth_bytes') ? ` (${(f.memory_stalled_consumer_rss_growth_bytes / 2 ** 20).toFixed(0)} MiB)` : ''),
+      (has(f, 'memory_stalled_consumer_rss_growth_bytes')
+        ? ` (${(f.memory_stalled_consumer_rss_growth_bytes / 2 ** 20).toFixed(0)} MiB)`
+        : ''),
   ),
 ];
 
-function renderTable(out: string[], machine: MachineInfo, title: string, columns: readonly string[], rows: ReadonlyArray<ReadonlyArray<string | number>>, notes: readonly string[] = []): void {
+function renderTable(
+  out: string[],
+  machine: MachineInfo,
+  title: string,
+  columns: readonly string[],
+  rows: ReadonlyArray<ReadonlyArray<string | number>>,
+  notes: readonly string[] = [],
+): void {
   out.push(`### ${title}`, '', `_${machineLine(machine)}_`, '');
   out.push('| ' + columns.join(' | ') + ' |');
   out.push('|' + columns.map(() => '---').join('|') + '|');
@@ -122,7 +144,10 @@ export function renderMarkdown(machine: MachineInfo, records: readonly RunRecord
     '',
   ];
   if (quick) {
-    out.push('> **Quick run** (`--quick`): one short run per configuration. These figures are smoke checks of the harness, not results to quote.', '');
+    out.push(
+      '> **Quick run** (`--quick`): one short run per configuration. These figures are smoke checks of the harness, not results to quote.',
+      '',
+    );
   }
   const goalRows = GOALS.map((g) => {
     const { measured, status } = g.judge(figures);
@@ -150,7 +175,14 @@ export function renderMarkdown(machine: MachineInfo, records: readonly RunRecord
  * Writes benchmarks.md, benchmarks.json (a flat object of named figures) and every chart, relative
  * to the directory of `path`. Returns the chart paths written.
  */
-export function writeReports(path: string, jsonPath: string, machine: MachineInfo, records: readonly RunRecord[], command: string, quick = false): string[] {
+export function writeReports(
+  path: string,
+  jsonPath: string,
+  machine: MachineInfo,
+  records: readonly RunRecord[],
+  command: string,
+  quick = false,
+): string[] {
   const written: string[] = [];
   for (const { result } of records) {
     for (const chart of result.charts ?? []) {

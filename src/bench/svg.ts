@@ -64,15 +64,21 @@ function frame(o: ChartOptions): { out: string[]; top: number } {
   for (let v = 0; v <= top + step / 2; v += step) {
     const y = MARGIN.top + PLOT_H - (v / top) * PLOT_H;
     out.push(`<line x1="${MARGIN.left}" y1="${y.toFixed(1)}" x2="${MARGIN.left + PLOT_W}" y2="${y.toFixed(1)}" stroke="#e0e0e0"/>`);
-    out.push(`<text x="${MARGIN.left - 8}" y="${(y + 4).toFixed(1)}" text-anchor="end" font-size="12" ${FONT}>${esc(shortNumber(v))}</text>`);
+    out.push(
+      `<text x="${MARGIN.left - 8}" y="${(y + 4).toFixed(1)}" text-anchor="end" font-size="12" ${FONT}>${esc(shortNumber(v))}</text>`,
+    );
   }
   out.push(`<line x1="${MARGIN.left}" y1="${MARGIN.top}" x2="${MARGIN.left}" y2="${MARGIN.top + PLOT_H}" stroke="#333"/>`);
-  out.push(`<line x1="${MARGIN.left}" y1="${MARGIN.top + PLOT_H}" x2="${MARGIN.left + PLOT_W}" y2="${MARGIN.top + PLOT_H}" stroke="#333"/>`);
+  out.push(
+    `<line x1="${MARGIN.left}" y1="${MARGIN.top + PLOT_H}" x2="${MARGIN.left + PLOT_W}" y2="${MARGIN.top + PLOT_H}" stroke="#333"/>`,
+  );
   out.push(
     `<text transform="translate(18 ${MARGIN.top + PLOT_H / 2}) rotate(-90)" text-anchor="middle" font-size="13" ${FONT}>${esc(o.yLabel)}</text>`,
   );
   if (o.xLabel !== undefined) {
-    out.push(`<text x="${MARGIN.left + PLOT_W / 2}" y="${MARGIN.top + PLOT_H + 40}" text-anchor="middle" font-size="13" ${FONT}>${esc(o.xLabel)}</text>`);
+    out.push(
+      `<text x="${MARGIN.left + PLOT_W / 2}" y="${MARGIN.top + PLOT_H + 40}" text-anchor="middle" font-size="13" ${FONT}>${esc(o.xLabel)}</text>`,
+    );
   }
   // Legend, then the caption (wrapped at ~110 characters per line).
   let lx = MARGIN.left;
@@ -115,7 +121,9 @@ export function lineChart(o: ChartOptions): string {
     s.values.forEach((v, i) => {
       if (!Number.isFinite(v)) return;
       out.push(`<circle cx="${x(i).toFixed(1)}" cy="${y(v).toFixed(1)}" r="4" fill="${color}"/>`);
-      out.push(`<text x="${x(i).toFixed(1)}" y="${(y(v) - 9).toFixed(1)}" text-anchor="middle" font-size="11" ${FONT}>${esc(shortNumber(v))}</text>`);
+      out.push(
+        `<text x="${x(i).toFixed(1)}" y="${(y(v) - 9).toFixed(1)}" text-anchor="middle" font-size="11" ${FONT}>${esc(shortNumber(v))}</text>`,
+      );
     });
   });
   return finish(out);
@@ -129,15 +137,21 @@ export function barChart(o: ChartOptions): string {
   const barW = (groupW * 0.8) / Math.max(1, o.series.length);
   o.categories.forEach((c, g) => {
     const gx = MARGIN.left + g * groupW;
-    out.push(`<text x="${(gx + groupW / 2).toFixed(1)}" y="${MARGIN.top + PLOT_H + 18}" text-anchor="middle" font-size="12" ${FONT}>${esc(c)}</text>`);
+    out.push(
+      `<text x="${(gx + groupW / 2).toFixed(1)}" y="${MARGIN.top + PLOT_H + 18}" text-anchor="middle" font-size="12" ${FONT}>${esc(c)}</text>`,
+    );
     o.series.forEach((s, k) => {
       const v = s.values[g];
       if (!Number.isFinite(v)) return;
       const h = (v / top) * PLOT_H;
       const bx = gx + groupW * 0.1 + k * barW;
       const by = MARGIN.top + PLOT_H - h;
-      out.push(`<rect x="${bx.toFixed(1)}" y="${by.toFixed(1)}" width="${(barW - 2).toFixed(1)}" height="${h.toFixed(1)}" fill="${COLORS[k % COLORS.length]}"/>`);
-      out.push(`<text x="${(bx + barW / 2).toFixed(1)}" y="${(by - 4).toFixed(1)}" text-anchor="middle" font-size="10" ${FONT}>${esc(shortNumber(v))}</text>`);
+      out.push(
+        `<rect x="${bx.toFixed(1)}" y="${by.toFixed(1)}" width="${(barW - 2).toFixed(1)}" height="${h.toFixed(1)}" fill="${COLORS[k % COLORS.length]}"/>`,
+      );
+      out.push(
+        `<text x="${(bx + barW / 2).toFixed(1)}" y="${(by - 4).toFixed(1)}" text-anchor="middle" font-size="10" ${FONT}>${esc(shortNumber(v))}</text>`,
+      );
     });
   });
   return finish(out);

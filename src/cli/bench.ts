@@ -22,7 +22,9 @@ export async function bench(args: string[]): Promise<number> {
       },
     }));
   } catch (err) {
-    process.stderr.write(`shardmq bench: ${(err as Error).message}\nusage: shardmq bench [--quick] [--only a,b] [--runs N] [--out benchmarks.md] [--json benchmarks.json]\n`);
+    process.stderr.write(
+      `shardmq bench: ${(err as Error).message}\nusage: shardmq bench [--quick] [--only a,b] [--runs N] [--out benchmarks.md] [--json benchmarks.json]\n`,
+    );
     return 2;
   }
   const runs = Number(values.runs);

@@ -48,7 +48,9 @@ export async function sub(args: string[]): Promise<number> {
     return 1;
   }
   client.on('error', (err: ShardmqError) => process.stderr.write(`error ${err.code}: ${err.message}\n`));
-  client.on('reconnecting', ({ attempt, delayMs }) => process.stderr.write(`connection lost; reconnect attempt ${attempt} in ${delayMs} ms\n`));
+  client.on('reconnecting', ({ attempt, delayMs }) =>
+    process.stderr.write(`connection lost; reconnect attempt ${attempt} in ${delayMs} ms\n`),
+  );
   client.on('reconnected', () => process.stderr.write(`reconnected; subscribed to ${destination} again\n`));
 
   let received = 0;

@@ -35,7 +35,14 @@ import type { ExchangeDeclareOptions, QueueDeclareOptions, QueueDeleteOptions } 
 import { Connection } from './connection.js';
 import { Deliveries } from './deliveries.js';
 import { TypedEmitter } from './emitter.js';
-import { ConnectFailedError, ConnectionClosedError, ConnectionError, ConnectionLostError, ShardmqError, errorFromServer } from './errors.js';
+import {
+  ConnectFailedError,
+  ConnectionClosedError,
+  ConnectionError,
+  ConnectionLostError,
+  ShardmqError,
+  errorFromServer,
+} from './errors.js';
 import { SILENT_LOGGER, resolveOptions, type ClientOptions, type ResolvedOptions } from './options.js';
 import { Publisher, type Payload, type PublishOptions } from './publisher.js';
 import { ClientSession } from './session.js';
@@ -145,7 +152,9 @@ export class ShardmqClient extends TypedEmitter<ClientEvents> {
       if (this.#options.confirms) await this.#selectConfirms();
     } catch (err) {
       await this.close().catch(() => undefined);
-      throw new ConnectFailedError(`connected to ${this.#conn.url} but could not turn confirms on: ${(err as Error).message}`, { cause: err });
+      throw new ConnectFailedError(`connected to ${this.#conn.url} but could not turn confirms on: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
     if (this.#session.state === 'connecting') {
       this.#session.state = 'ready';
@@ -337,7 +346,8 @@ export class ShardmqClient extends TypedEmitter<ClientEvents> {
   /** An error no call is waiting for: the 'error' event, else the logger, else a process warning (never silent, never a throw). */
   #report(err: ShardmqError): void {
     if (this.emit('error', err)) return;
-    if (this.#options.logger !== SILENT_LOGGER) this.#options.logger.warn({ err, code: err.code }, 'shardmq client error (no error listener)');
+    if (this.#options.logger !== SILENT_LOGGER)
+      this.#options.logger.warn({ err, code: err.code }, 'shardmq client error (no error listener)');
     else process.emitWarning(`${err.name} (${err.code}): ${err.message}`, { code: 'SHARDMQ_CLIENT_ERROR' });
   }
 
@@ -363,7 +373,11 @@ export class ShardmqClient extends TypedEmitter<ClientEvents> {
       (err: unknown) => {
         // A drop during the restore (#lost has run and another attempt is on its way), or close().
         if (err instanceof ConnectionError) return;
-        this.#report(err instanceof ShardmqError ? err : new ShardmqError('internal', `restoring the connection failed: ${String(err)}`, { cause: err }));
+        this.#report(
+          err instanceof ShardmqError
+            ? err
+            : new ShardmqError('internal', `restoring the connection failed: ${String(err)}`, { cause: err }),
+        );
         this.#conn.dropSocket(err);
       },
     );
@@ -383,7 +397,13 @@ export class ShardmqClient extends TypedEmitter<ClientEvents> {
     this.#session.state = 'reconnecting';
     this.#downSince = Date.now();
     this.#options.logger.warn({ url: this.#conn.url, err: error.cause }, 'shardmq client lost its connection; reconnecting');
-    this.#session.requests.failAll((op) => new ConnectionLostError(`the connection dropped before ${op} was answered; it may or may not have been applied`, { cause: error.cause, op }));
+    this.#session.requests.failAll(
+      (op) =>
+        new ConnectionLostError(`the connection dropped before ${op} was answered; it may or may not have been applied`, {
+          cause: error.cause,
+          op,
+        }),
+    );
     this.#publisher.connectionLost(error.cause);
     this.#invalidateTags();
     this.emit('disconnected', { error });
@@ -398,7 +418,8 @@ export class ShardmqClient extends TypedEmitter<ClientEvents> {
   #finalize(error: ShardmqError | undefined): void {
     if (this.#session.state === 'closed') return;
     this.#session.state = 'closed';
-    const closed = (op?: string): ShardmqError => error ?? new ConnectionClosedError('the client closed before this was answered', op === undefined ? undefined : { op });
+    const closed = (op?: string): ShardmqError =>
+      error ?? new ConnectionClosedError('the client closed before this was answered', op === undefined ? undefined : { op });
     this.#session.requests.failAll((op) => closed(op));
     this.#publisher.failAll(closed('PUBLISH'));
     this.#session.failDeferred(closed());
@@ -415,7 +436,8 @@ export class ShardmqClient extends TypedEmitter<ClientEvents> {
       processDeliver: (ev) => this.#subscriber.deliver(ev),
       processConfirm: (ev) => this.#publisher.confirmArrived(ev),
       processOk: (ev) => {
-        if (!this.#session.requests.ok(ev)) this.#options.logger.warn({ requestId: ev.requestId }, 'OK for a request this client does not know');
+        if (!this.#session.requests.ok(ev))
+          this.#options.logger.warn({ requestId: ev.requestId }, 'OK for a request this client does not know');
       },
       processError: (ev) => {
         if (ev.requestId === 0) this.#publisher.errorArrived(ev);

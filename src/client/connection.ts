@@ -314,7 +314,9 @@ export class Connection {
     if (policy === null || attempt > policy.maxAttempts) {
       const why = policy === null ? 'reconnect is disabled' : `gave up after ${policy.maxAttempts} reconnect attempt(s)`;
       this.#state = 'closing';
-      this.#finalClose(new ConnectionLostError(`connection to ${this.url} lost and ${why}: ${describe(this.#lastCause)}`, { cause: this.#lastCause }));
+      this.#finalClose(
+        new ConnectionLostError(`connection to ${this.url} lost and ${why}: ${describe(this.#lastCause)}`, { cause: this.#lastCause }),
+      );
       return;
     }
     const delay = backoffDelay(attempt, policy);

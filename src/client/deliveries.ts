@@ -68,19 +68,33 @@ export class Deliveries implements MessageSettler {
       return;
     }
     if (tag <= this.#tagBase) {
-      throw new DeliveryTagError('stale_tag', tag, `cannot ${what} delivery tag ${tag}: it was delivered on an earlier connection; the broker requeued that message`);
+      throw new DeliveryTagError(
+        'stale_tag',
+        tag,
+        `cannot ${what} delivery tag ${tag}: it was delivered on an earlier connection; the broker requeued that message`,
+      );
     }
     if (!conn.isOpen) {
       // Closing (a drop would have made the tag stale above): the broker requeues it when the socket goes.
-      throw new ConnectionClosedError(`cannot ${what} delivery tag ${tag}: the client is closing; the broker will requeue it`, { op: ack ? 'ACK' : 'NACK' });
+      throw new ConnectionClosedError(`cannot ${what} delivery tag ${tag}: the client is closing; the broker will requeue it`, {
+        op: ack ? 'ACK' : 'NACK',
+      });
     }
     if (!multiple) {
       const m = this.#unsettled.get(tag);
       if (m === undefined || (message !== undefined && m !== message)) {
         if (message !== undefined && !message.subscription.active) {
-          throw new DeliveryTagError('stale_tag', tag, `cannot ${what} delivery tag ${tag}: its subscription ended and the broker requeued the message`);
+          throw new DeliveryTagError(
+            'stale_tag',
+            tag,
+            `cannot ${what} delivery tag ${tag}: its subscription ended and the broker requeued the message`,
+          );
         }
-        throw new DeliveryTagError('unknown_tag', tag, `cannot ${what} delivery tag ${tag}: not an unsettled client-ack delivery of this client`);
+        throw new DeliveryTagError(
+          'unknown_tag',
+          tag,
+          `cannot ${what} delivery tag ${tag}: not an unsettled client-ack delivery of this client`,
+        );
       }
       this.#unsettled.delete(tag);
       m.markSettled();
@@ -92,7 +106,12 @@ export class Deliveries implements MessageSettler {
         m.markSettled();
         n++;
       }
-      if (n === 0) throw new DeliveryTagError('unknown_tag', tag, `cannot ${what} up to delivery tag ${tag}: no unsettled client-ack delivery at or below it`);
+      if (n === 0)
+        throw new DeliveryTagError(
+          'unknown_tag',
+          tag,
+          `cannot ${what} up to delivery tag ${tag}: no unsettled client-ack delivery at or below it`,
+        );
     }
     this.#writeSettle(tag - this.#tagBase, multiple, ack, requeue);
   }

@@ -245,7 +245,8 @@ export function localError(code: keyof typeof BY_CODE, message: string, op?: str
 
 /** A failure while restoring after a reconnect, as the same typed error with what was being restored in its message. */
 export function restoreError(err: unknown, what: string): ShardmqError {
-  if (!(err instanceof ShardmqError)) return new ShardmqError('internal', `after reconnecting, ${what} failed: ${String(err)}`, { cause: err });
+  if (!(err instanceof ShardmqError))
+    return new ShardmqError('internal', `after reconnecting, ${what} failed: ${String(err)}`, { cause: err });
   const e = errorFromServer(err.code, `after reconnecting, ${what} failed: ${err.message}`, err.op);
   (e as { cause?: unknown }).cause = err;
   return e;

@@ -133,7 +133,13 @@ export class Message {
   /** Rejects the message (AMQP basic.nack), by default putting it back in its queue. Client-ack only. */
   nack(options: NackOptions = {}): Promise<void> {
     if (this.#ackMode === 'auto') {
-      return Promise.reject(new DeliveryTagError('unknown_tag', this.tag, `tag ${this.tag} is an auto-ack delivery: the broker settled it on send, it cannot be nacked`));
+      return Promise.reject(
+        new DeliveryTagError(
+          'unknown_tag',
+          this.tag,
+          `tag ${this.tag} is an auto-ack delivery: the broker settled it on send, it cannot be nacked`,
+        ),
+      );
     }
     return this.#settle(false, options.requeue ?? true);
   }

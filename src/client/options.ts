@@ -94,7 +94,12 @@ export const CLIENT_DEFAULTS = Object.freeze({
 });
 
 export function resolveOptions(options: ClientOptions = {}): ResolvedOptions {
-  const int = (key: keyof typeof CLIENT_DEFAULTS & keyof ClientOptions, min: number, max = Number.MAX_SAFE_INTEGER, def?: number): number => {
+  const int = (
+    key: keyof typeof CLIENT_DEFAULTS & keyof ClientOptions,
+    min: number,
+    max = Number.MAX_SAFE_INTEGER,
+    def?: number,
+  ): number => {
     const v = options[key] ?? def ?? CLIENT_DEFAULTS[key];
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
       throw new RangeError(`options.${key} must be an integer from ${min} to ${max} (got ${String(v)})`);

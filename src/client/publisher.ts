@@ -36,7 +36,13 @@ interface PreparedPublish {
 type FrameEntry = { readonly confirm: ConfirmEvent; group: number } | { readonly error: ErrorEvent; consumed: boolean };
 
 /** ERROR codes that never accompany a publish nack (so they are not paired with one). */
-const NOT_PUBLISH_CODES = new Set(['unknown_tag', 'unknown_subscription', 'duplicate_subscription', 'shard_restarted', 'consumer_cancelled']);
+const NOT_PUBLISH_CODES = new Set([
+  'unknown_tag',
+  'unknown_subscription',
+  'duplicate_subscription',
+  'shard_restarted',
+  'consumer_cancelled',
+]);
 
 const textEncoder = new TextEncoder();
 
@@ -89,7 +95,9 @@ export class Publisher {
         if (this.#options.confirms) {
           this.#confirms.waitForAll().then(resolve, reject);
         } else {
-          this.#session.send(Opcode.DECLARE_EXCHANGE, 64, (w, id) => w.declareExchange(id, 'amq.topic', 'topic', { passive: true })).then(() => resolve(), reject);
+          this.#session
+            .send(Opcode.DECLARE_EXCHANGE, 64, (w, id) => w.declareExchange(id, 'amq.topic', 'topic', { passive: true }))
+            .then(() => resolve(), reject);
         }
       };
       if (this.#session.state === 'ready') run();
@@ -107,7 +115,12 @@ export class Publisher {
   /** The socket dropped: the confirms of its publishes will never come. */
   connectionLost(cause: unknown): void {
     this.#frame = [];
-    this.#confirms.failAll(new ConnectionLostError('the connection dropped before the broker confirmed this publish; it may or may not have been taken (republish for at-least-once)', { cause, op: 'PUBLISH' }));
+    this.#confirms.failAll(
+      new ConnectionLostError(
+        'the connection dropped before the broker confirmed this publish; it may or may not have been taken (republish for at-least-once)',
+        { cause, op: 'PUBLISH' },
+      ),
+    );
   }
 
   /** The client closed for good. */
@@ -126,7 +139,11 @@ export class Publisher {
     const properties = props == null ? null : encodeProperties(props);
     const size = 8 + utf8Length(destination) + (properties === null ? 0 : 4 + properties.length) + bytes.length;
     if (size > this.#options.maxFrameBytes) {
-      throw new TooLargeError('too_large', `a ${bytes.length}-byte message makes a ${size}-byte op, over maxFrameBytes ${this.#options.maxFrameBytes}`, { op: 'PUBLISH' });
+      throw new TooLargeError(
+        'too_large',
+        `a ${bytes.length}-byte message makes a ${size}-byte op, over maxFrameBytes ${this.#options.maxFrameBytes}`,
+        { op: 'PUBLISH' },
+      );
     }
     return { destination, payload: bytes, properties, size };
   }
@@ -221,7 +238,11 @@ export class Publisher {
         const why = groupErrors[e.group];
         const error =
           why === null
-            ? new SaturatedError('saturated', 'the broker nacked the publish (ring full, a refusing queue or a restarting shard); retry later', { op: 'PUBLISH' })
+            ? new SaturatedError(
+                'saturated',
+                'the broker nacked the publish (ring full, a refusing queue or a restarting shard); retry later',
+                { op: 'PUBLISH' },
+              )
             : errorFromServer(why.code, why.message, 'PUBLISH');
         this.#confirms.settle(seq, multiple, error, outcomes[e.group]);
       } else if (!e.consumed) {

@@ -76,7 +76,13 @@ export class ClientSession {
       return;
     }
     if (bytes > 0 && this.#deferredBytes + bytes > this.options.reconnectBufferBytes) {
-      fail(new SaturatedError('saturated', `not connected and the reconnect buffer is full (reconnectBufferBytes ${this.options.reconnectBufferBytes}); retry later`, { op: 'PUBLISH' }));
+      fail(
+        new SaturatedError(
+          'saturated',
+          `not connected and the reconnect buffer is full (reconnectBufferBytes ${this.options.reconnectBufferBytes}); retry later`,
+          { op: 'PUBLISH' },
+        ),
+      );
       return;
     }
     this.#deferred.push({ run, fail, bytes });

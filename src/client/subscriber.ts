@@ -6,7 +6,14 @@
 import { Opcode, type AckMode, type CancelEvent, type DeliverEvent, type OkEvent } from '../protocol/ws-binary.js';
 import type { Deliveries } from './deliveries.js';
 import { checkDestination } from './destination.js';
-import { ConnectionClosedError, ConnectionError, HandlerError, SubscriptionCancelledError, restoreError, type ShardmqError } from './errors.js';
+import {
+  ConnectionClosedError,
+  ConnectionError,
+  HandlerError,
+  SubscriptionCancelledError,
+  restoreError,
+  type ShardmqError,
+} from './errors.js';
 import type { Message } from './message.js';
 import type { ClientSession } from './session.js';
 import { SubscriptionCore, type MessageHandler, type SubscribeOptions, type Subscription, type SubscriptionOwner } from './subscription.js';
@@ -31,15 +38,18 @@ export class Subscriber implements SubscriptionOwner {
     checkDestination(destination, 'SUBSCRIBE');
     const defaults = this.#session.options;
     const ackMode: AckMode = options.ack ?? 'auto';
-    if (ackMode !== 'auto' && ackMode !== 'client') throw new TypeError(`options.ack must be "auto" or "client" (got ${JSON.stringify(ackMode)})`);
+    if (ackMode !== 'auto' && ackMode !== 'client')
+      throw new TypeError(`options.ack must be "auto" or "client" (got ${JSON.stringify(ackMode)})`);
     const prefetch = ackMode === 'client' ? (options.prefetch ?? defaults.prefetch) : 0;
     if (!Number.isInteger(prefetch) || prefetch < 0 || prefetch > 0xffff_ffff) {
       throw new RangeError(`options.prefetch must be an integer from 0 to 2^32 - 1 (got ${String(options.prefetch)})`);
     }
     const bufferSize = options.bufferSize ?? (ackMode === 'client' && prefetch > 0 ? prefetch : defaults.bufferSize);
-    if (!Number.isInteger(bufferSize) || bufferSize < 1) throw new RangeError(`options.bufferSize must be an integer ≥ 1 (got ${String(bufferSize)})`);
+    if (!Number.isInteger(bufferSize) || bufferSize < 1)
+      throw new RangeError(`options.bufferSize must be an integer ≥ 1 (got ${String(bufferSize)})`);
     const overflow = options.overflow ?? 'block';
-    if (overflow !== 'block' && overflow !== 'dropOldest') throw new TypeError(`options.overflow must be "block" or "dropOldest" (got ${JSON.stringify(overflow)})`);
+    if (overflow !== 'block' && overflow !== 'dropOldest')
+      throw new TypeError(`options.overflow must be "block" or "dropOldest" (got ${JSON.stringify(overflow)})`);
     if (handler !== undefined && typeof handler !== 'function') throw new TypeError(`handler must be a function (got ${typeof handler})`);
     if (this.#session.ending) throw new ConnectionClosedError(undefined, { op: 'SUBSCRIBE' });
 
@@ -51,7 +61,11 @@ export class Subscriber implements SubscriptionOwner {
         const run = (): void => {
           core.state = 'subscribing';
           core.onWire = true;
-          this.#session.send(Opcode.SUBSCRIBE, 32 + 3 * destination.length, (w, id) => w.subscribe(id, core.id, core.destination, core.ackMode, core.prefetch)).then(resolve, reject);
+          this.#session
+            .send(Opcode.SUBSCRIBE, 32 + 3 * destination.length, (w, id) =>
+              w.subscribe(id, core.id, core.destination, core.ackMode, core.prefetch),
+            )
+            .then(resolve, reject);
         };
         if (this.#session.state === 'ready') run();
         else this.#session.whenReady(0, run, reject);
@@ -84,14 +98,16 @@ export class Subscriber implements SubscriptionOwner {
       return Promise.resolve();
     }
     core.state = 'unsubscribing';
-    core.unsubscribing = this.#session.send(Opcode.UNSUBSCRIBE, 16, (w, id) => w.unsubscribe(id, core.id)).then(
-      () => finish(),
-      (err: unknown) => {
-        // Lost connection or an unknown subscription: either way the broker has no such consumer now.
-        finish();
-        if (!(err instanceof ConnectionError)) this.#session.report(err as ShardmqError);
-      },
-    );
+    core.unsubscribing = this.#session
+      .send(Opcode.UNSUBSCRIBE, 16, (w, id) => w.unsubscribe(id, core.id))
+      .then(
+        () => finish(),
+        (err: unknown) => {
+          // Lost connection or an unknown subscription: either way the broker has no such consumer now.
+          finish();
+          if (!(err instanceof ConnectionError)) this.#session.report(err as ShardmqError);
+        },
+      );
     return core.unsubscribing;
   }
 
@@ -119,7 +135,11 @@ export class Subscriber implements SubscriptionOwner {
     if (core === undefined) return;
     this.#subs.delete(core.id);
     this.#deliveries.forget(core);
-    const error = new SubscriptionCancelledError(ev.code, core.destination, `the broker cancelled the subscription to ${core.destination}: ${ev.message}`);
+    const error = new SubscriptionCancelledError(
+      ev.code,
+      core.destination,
+      `the broker cancelled the subscription to ${core.destination}: ${ev.message}`,
+    );
     core.end({ reason: 'cancelled', error });
     if (core.handler !== undefined) this.#session.report(error);
   }
@@ -138,13 +158,17 @@ export class Subscriber implements SubscriptionOwner {
       if (core.state !== 'active') continue;
       core.onWire = true;
       sent.push(
-        this.#session.send(Opcode.SUBSCRIBE, 32 + 3 * core.destination.length, (w, id) => w.subscribe(id, core.id, core.destination, core.ackMode, core.prefetch)).catch((err: unknown) => {
-          if (err instanceof ConnectionError) throw err;
-          this.#subs.delete(core.id);
-          const error = restoreError(err, `re-subscribing to ${core.destination}`);
-          core.end({ reason: 'failed', error });
-          if (core.handler !== undefined) this.#session.report(error);
-        }),
+        this.#session
+          .send(Opcode.SUBSCRIBE, 32 + 3 * core.destination.length, (w, id) =>
+            w.subscribe(id, core.id, core.destination, core.ackMode, core.prefetch),
+          )
+          .catch((err: unknown) => {
+            if (err instanceof ConnectionError) throw err;
+            this.#subs.delete(core.id);
+            const error = restoreError(err, `re-subscribing to ${core.destination}`);
+            core.end({ reason: 'failed', error });
+            if (core.handler !== undefined) this.#session.report(error);
+          }),
       );
     }
     return sent;

@@ -22,17 +22,23 @@ export class TopologyOps {
   }
 
   async declareExchange(name: string, type: string, options: ExchangeDeclareOptions): Promise<void> {
-    await this.#session.request(Opcode.DECLARE_EXCHANGE, 64 + 3 * (name.length + type.length) + tableSize(options.arguments), (w, id) => w.declareExchange(id, name, type, options));
+    await this.#session.request(Opcode.DECLARE_EXCHANGE, 64 + 3 * (name.length + type.length) + tableSize(options.arguments), (w, id) =>
+      w.declareExchange(id, name, type, options),
+    );
     this.#topology.declaredExchange(name, type, options);
   }
 
   async deleteExchange(name: string, options: { ifUnused?: boolean }): Promise<void> {
-    await this.#session.request(Opcode.DELETE_EXCHANGE, 64 + 3 * name.length, (w, id) => w.deleteExchange(id, name, options.ifUnused === true));
+    await this.#session.request(Opcode.DELETE_EXCHANGE, 64 + 3 * name.length, (w, id) =>
+      w.deleteExchange(id, name, options.ifUnused === true),
+    );
     this.#topology.deletedExchange(name);
   }
 
   async declareQueue(name: string, options: QueueDeclareOptions): Promise<DeclareQueueResult> {
-    const ok = await this.#session.request(Opcode.DECLARE_QUEUE, 64 + 3 * name.length + tableSize(options.arguments), (w, id) => w.declareQueue(id, name, options));
+    const ok = await this.#session.request(Opcode.DECLARE_QUEUE, 64 + 3 * name.length + tableSize(options.arguments), (w, id) =>
+      w.declareQueue(id, name, options),
+    );
     const record = this.#topology.declaredQueue(name, ok.name, options);
     return new QueueDeclaration(record, ok.name, ok.messageCount, ok.consumerCount);
   }
@@ -49,22 +55,38 @@ export class TopologyOps {
   }
 
   async bindQueue(queue: string, exchange: string, routingKey: string, args: HeaderTable | undefined): Promise<void> {
-    await this.#session.request(Opcode.BIND_QUEUE, 64 + 3 * (queue.length + exchange.length + routingKey.length) + tableSize(args), (w, id) => w.bindQueue(id, queue, exchange, routingKey, args));
+    await this.#session.request(
+      Opcode.BIND_QUEUE,
+      64 + 3 * (queue.length + exchange.length + routingKey.length) + tableSize(args),
+      (w, id) => w.bindQueue(id, queue, exchange, routingKey, args),
+    );
     this.#topology.boundQueue(queue, exchange, routingKey, args);
   }
 
   async unbindQueue(queue: string, exchange: string, routingKey: string, args: HeaderTable | undefined): Promise<void> {
-    await this.#session.request(Opcode.UNBIND_QUEUE, 64 + 3 * (queue.length + exchange.length + routingKey.length) + tableSize(args), (w, id) => w.unbindQueue(id, queue, exchange, routingKey, args));
+    await this.#session.request(
+      Opcode.UNBIND_QUEUE,
+      64 + 3 * (queue.length + exchange.length + routingKey.length) + tableSize(args),
+      (w, id) => w.unbindQueue(id, queue, exchange, routingKey, args),
+    );
     this.#topology.unboundQueue(queue, exchange, routingKey, args);
   }
 
   async bindExchange(destination: string, source: string, routingKey: string, args: HeaderTable | undefined): Promise<void> {
-    await this.#session.request(Opcode.BIND_EXCHANGE, 64 + 3 * (destination.length + source.length + routingKey.length) + tableSize(args), (w, id) => w.bindExchange(id, destination, source, routingKey, args));
+    await this.#session.request(
+      Opcode.BIND_EXCHANGE,
+      64 + 3 * (destination.length + source.length + routingKey.length) + tableSize(args),
+      (w, id) => w.bindExchange(id, destination, source, routingKey, args),
+    );
     this.#topology.boundExchange(destination, source, routingKey, args);
   }
 
   async unbindExchange(destination: string, source: string, routingKey: string, args: HeaderTable | undefined): Promise<void> {
-    await this.#session.request(Opcode.UNBIND_EXCHANGE, 64 + 3 * (destination.length + source.length + routingKey.length) + tableSize(args), (w, id) => w.unbindExchange(id, destination, source, routingKey, args));
+    await this.#session.request(
+      Opcode.UNBIND_EXCHANGE,
+      64 + 3 * (destination.length + source.length + routingKey.length) + tableSize(args),
+      (w, id) => w.unbindExchange(id, destination, source, routingKey, args),
+    );
     this.#topology.unboundExchange(destination, source, routingKey, args);
   }
 
@@ -75,19 +97,26 @@ export class TopologyOps {
     const sent: Promise<unknown>[] = [];
     for (const x of this.#topology.exchanges.values()) {
       sent.push(
-        this.#session.send(Opcode.DECLARE_EXCHANGE, 1024 + tableSize(x.options.arguments), (w, id) => w.declareExchange(id, x.name, x.type, x.options)).catch(
-          this.#softly(`re-declaring exchange '${x.name}'`),
-        ),
+        this.#session
+          .send(Opcode.DECLARE_EXCHANGE, 1024 + tableSize(x.options.arguments), (w, id) => w.declareExchange(id, x.name, x.type, x.options))
+          .catch(this.#softly(`re-declaring exchange '${x.name}'`)),
       );
     }
     for (const q of [...this.#topology.queues.values()]) {
       sent.push(
-        this.#session.send(Opcode.DECLARE_QUEUE, 1024 + tableSize(q.options.arguments), (w, id) => w.declareQueue(id, q.serverNamed ? '' : q.name, q.options)).then((ok) => {
-          if (!q.serverNamed || ok.name === q.name) return;
-          const previous = q.name;
-          this.#topology.renamedQueue(q, ok.name);
-          this.#queueRenamed(previous, ok.name);
-        }, this.#softly(`re-declaring queue '${q.name}'`)),
+        this.#session
+          .send(Opcode.DECLARE_QUEUE, 1024 + tableSize(q.options.arguments), (w, id) =>
+            w.declareQueue(id, q.serverNamed ? '' : q.name, q.options),
+          )
+          .then(
+            (ok) => {
+              if (!q.serverNamed || ok.name === q.name) return;
+              const previous = q.name;
+              this.#topology.renamedQueue(q, ok.name);
+              this.#queueRenamed(previous, ok.name);
+            },
+            this.#softly(`re-declaring queue '${q.name}'`),
+          ),
       );
     }
     return sent;
@@ -100,15 +129,17 @@ export class TopologyOps {
       if (b.kind === 'queue') {
         const queue = queueName(b.queue);
         sent.push(
-          this.#session.send(Opcode.BIND_QUEUE, 1024 + tableSize(b.args), (w, id) => w.bindQueue(id, queue, b.exchange, b.routingKey, b.args)).catch(
-            this.#softly(`re-binding queue '${queue}' to '${b.exchange}' with '${b.routingKey}'`),
-          ),
+          this.#session
+            .send(Opcode.BIND_QUEUE, 1024 + tableSize(b.args), (w, id) => w.bindQueue(id, queue, b.exchange, b.routingKey, b.args))
+            .catch(this.#softly(`re-binding queue '${queue}' to '${b.exchange}' with '${b.routingKey}'`)),
         );
       } else {
         sent.push(
-          this.#session.send(Opcode.BIND_EXCHANGE, 1024 + tableSize(b.args), (w, id) => w.bindExchange(id, b.destination, b.source, b.routingKey, b.args)).catch(
-            this.#softly(`re-binding exchange '${b.destination}' to '${b.source}' with '${b.routingKey}'`),
-          ),
+          this.#session
+            .send(Opcode.BIND_EXCHANGE, 1024 + tableSize(b.args), (w, id) =>
+              w.bindExchange(id, b.destination, b.source, b.routingKey, b.args),
+            )
+            .catch(this.#softly(`re-binding exchange '${b.destination}' to '${b.source}' with '${b.routingKey}'`)),
         );
       }
     }

@@ -93,9 +93,7 @@ export class TopologyRecorder {
 
   deletedExchange(name: string): void {
     this.exchanges.delete(name);
-    this.bindings = this.bindings.filter((b) =>
-      b.kind === 'queue' ? b.exchange !== name : b.source !== name && b.destination !== name,
-    );
+    this.bindings = this.bindings.filter((b) => (b.kind === 'queue' ? b.exchange !== name : b.source !== name && b.destination !== name));
   }
 
   /** Records a declare that succeeded as `name`; returns the record (null for passive declares). */
@@ -145,14 +143,24 @@ export class TopologyRecorder {
   #findQueueBinding(queue: string, exchange: string, routingKey: string, args: HeaderTable | undefined): number {
     const a = argsKey(args);
     return this.bindings.findIndex(
-      (b) => b.kind === 'queue' && queueName(b.queue) === queue && b.exchange === exchange && b.routingKey === routingKey && argsKey(b.args) === a,
+      (b) =>
+        b.kind === 'queue' &&
+        queueName(b.queue) === queue &&
+        b.exchange === exchange &&
+        b.routingKey === routingKey &&
+        argsKey(b.args) === a,
     );
   }
 
   #findExchangeBinding(destination: string, source: string, routingKey: string, args: HeaderTable | undefined): number {
     const a = argsKey(args);
     return this.bindings.findIndex(
-      (b) => b.kind === 'exchange' && b.destination === destination && b.source === source && b.routingKey === routingKey && argsKey(b.args) === a,
+      (b) =>
+        b.kind === 'exchange' &&
+        b.destination === destination &&
+        b.source === source &&
+        b.routingKey === routingKey &&
+        argsKey(b.args) === a,
     );
   }
 }

@@ -51,7 +51,13 @@ interface UserSpec {
 export const UNAUTHORIZED_MESSAGE = 'missing or invalid token (Authorization: Bearer <token>, or ?token= on the WebSocket URL)';
 
 /** The principal of every request when auth is off. */
-export const ANONYMOUS: Principal = { name: 'anonymous', canPublish: () => true, canSubscribe: () => true, canManage: true, canMonitor: true };
+export const ANONYMOUS: Principal = {
+  name: 'anonymous',
+  canPublish: () => true,
+  canSubscribe: () => true,
+  canManage: true,
+  canMonitor: true,
+};
 
 export class Authenticator {
   readonly #users: Array<{ token: Buffer; principal: Principal }> = [];
@@ -124,7 +130,11 @@ function splitDestination(d: string): { prefix: string; rest: string } | null {
  * Queue names are names, never patterns, so a queue request is matched as a literal; a topic or
  * exchange request is a binding pattern and goes through `patternCheck` (match or cover).
  */
-function allowed(patterns: readonly CompiledPattern[], destination: string, patternCheck: (allowed: string, requested: string) => boolean): boolean {
+function allowed(
+  patterns: readonly CompiledPattern[],
+  destination: string,
+  patternCheck: (allowed: string, requested: string) => boolean,
+): boolean {
   const d = splitDestination(destination);
   if (d === null) return patterns.some((p) => p.all);
   const check = d.prefix === '/queue/' ? topicMatches : patternCheck;
@@ -134,7 +144,10 @@ function allowed(patterns: readonly CompiledPattern[], destination: string, patt
 function compile(pattern: string): CompiledPattern {
   if (pattern === '#') return { all: true, prefix: '', rest: '' };
   const d = splitDestination(pattern);
-  if (d === null) throw new AuthConfigError(`users file: pattern ${JSON.stringify(pattern)} must start with /topic/, /queue/ or /exchange/<name>/ (or be "#")`);
+  if (d === null)
+    throw new AuthConfigError(
+      `users file: pattern ${JSON.stringify(pattern)} must start with /topic/, /queue/ or /exchange/<name>/ (or be "#")`,
+    );
   return { all: false, ...d };
 }
 
@@ -155,7 +168,8 @@ function loadUsers(path: string): UserSpec[] {
     }
     const list = (v: unknown, field: string): string[] => {
       if (v === undefined) return [];
-      if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw new AuthConfigError(`${where}.${field} must be an array of destination patterns`);
+      if (!Array.isArray(v) || v.some((x) => typeof x !== 'string'))
+        throw new AuthConfigError(`${where}.${field} must be an array of destination patterns`);
       return v as string[];
     };
     const flag = (v: unknown, field: string): boolean => {

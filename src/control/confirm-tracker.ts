@@ -79,6 +79,9 @@ export function confirmRefusal(status: ConfirmStatus, exchange: string): BrokerE
     case ConfirmStatus.storageFailed:
       return new BrokerError(ErrorCode.storageFailed, 'the message could not be written to disk; it was not accepted (retry later)');
     default:
-      return new BrokerError(ErrorCode.saturated, 'a queue refused the message (x-overflow reject-publish), or its shard restarted before confirming; it was not accepted');
+      return new BrokerError(
+        ErrorCode.saturated,
+        'a queue refused the message (x-overflow reject-publish), or its shard restarted before confirming; it was not accepted',
+      );
   }
 }

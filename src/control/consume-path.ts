@@ -37,7 +37,14 @@ export class ConsumePath {
   readonly #options: ConsumeOptions;
   readonly #log: Logger;
 
-  constructor(topology: Topology, publisher: PublishPath, management: Pick<Management, 'forgetQueue'>, shards: readonly ShardWriter[], options: ConsumeOptions, log: Logger) {
+  constructor(
+    topology: Topology,
+    publisher: PublishPath,
+    management: Pick<Management, 'forgetQueue'>,
+    shards: readonly ShardWriter[],
+    options: ConsumeOptions,
+    log: Logger,
+  ) {
     this.#topology = topology;
     this.#publisher = publisher;
     this.#management = management;
@@ -55,11 +62,15 @@ export class ConsumePath {
       throw new BrokerError(ErrorCode.accessRefused, `user ${principal.name} may not subscribe to ${canonical}`);
     }
     if (destination.type === DestinationType.queue) {
-      if (destination.declare) return { destination, queue: destination.name, shard: this.#publisher.ensureQueue(destination.name), privateQueue: false };
+      if (destination.declare)
+        return { destination, queue: destination.name, shard: this.#publisher.ensureQueue(destination.name), privateQueue: false };
       const existing = this.#topology.getQueue(destination.name);
       if (existing === undefined) throw new BrokerError(ErrorCode.notFound, `no queue '${destination.name}' in vhost '/'`);
       if (existing.exclusive && existing.owner !== connectionId) {
-        throw new BrokerError(ErrorCode.resourceLocked, `cannot obtain exclusive access to locked queue '${destination.name}' in vhost '/'`);
+        throw new BrokerError(
+          ErrorCode.resourceLocked,
+          `cannot obtain exclusive access to locked queue '${destination.name}' in vhost '/'`,
+        );
       }
       return { destination, queue: destination.name, shard: existing.shard, privateQueue: false };
     }
@@ -68,7 +79,9 @@ export class ConsumePath {
     const args: Record<string, unknown> = { 'x-max-length': this.#options.topicBuffer };
     if (this.#options.slowConsumer === 'disconnect') args['x-shardmq-slow-consumer'] = 'disconnect';
     const topology = this.#topology;
-    const created = withBrokerErrors(() => topology.declareQueue('', { durable: false, exclusive: true, autoDelete: true, arguments: args }, false, connectionId));
+    const created = withBrokerErrors(() =>
+      topology.declareQueue('', { durable: false, exclusive: true, autoDelete: true, arguments: args }, false, connectionId),
+    );
     const queue = created.queue.name;
     const shard = created.queue.shard;
     try {
@@ -80,7 +93,9 @@ export class ConsumePath {
     const handle = this.#shards[shard];
     const exchange = destination.exchange;
     const pattern = destination.name;
-    handle.writeControl((w) => w.manage(0, NO_TOKEN, { op: 'declareQueue', name: queue, durable: false, exclusive: true, autoDelete: true, arguments: args }));
+    handle.writeControl((w) =>
+      w.manage(0, NO_TOKEN, { op: 'declareQueue', name: queue, durable: false, exclusive: true, autoDelete: true, arguments: args }),
+    );
     handle.writeControl((w) => w.manage(0, NO_TOKEN, { op: 'bindQueue', exchange, queue, routingKey: pattern, arguments: {} }));
     return { destination, queue, shard, privateQueue: true };
   }

@@ -57,7 +57,12 @@ export class Management {
       throw new BrokerError(ErrorCode.commandInvalid, `invalid exchange type '${d.type}'; expected direct, fanout, topic or headers`);
     }
     const { created } = withBrokerErrors(() =>
-      this.#topology.registry.declareExchange(d.name, d.type, { durable: d.durable, autoDelete: d.autoDelete, internal: d.internal, arguments: d.arguments }, d.passive),
+      this.#topology.registry.declareExchange(
+        d.name,
+        d.type,
+        { durable: d.durable, autoDelete: d.autoDelete, internal: d.internal, arguments: d.arguments },
+        d.passive,
+      ),
     );
     if (created) {
       const answer = await this.#calls.broadcast({
@@ -139,7 +144,13 @@ export class Management {
     return { messageCount: answer.result.messageCount ?? 0 };
   }
 
-  async bindQueue(exchange: string, queueName: string, routingKey: string, args: Record<string, unknown>, principal: Principal): Promise<void> {
+  async bindQueue(
+    exchange: string,
+    queueName: string,
+    routingKey: string,
+    args: Record<string, unknown>,
+    principal: Principal,
+  ): Promise<void> {
     mayRead(principal, exchange, routingKey);
     const queue = this.#topology.getQueue(queueName);
     if (queue === undefined) throw new BrokerError(ErrorCode.notFound, `no queue '${queueName}' in vhost '/'`);
@@ -160,7 +171,13 @@ export class Management {
     if (autoDeleted.length > 0) await this.#broadcastDeletes(autoDeleted);
   }
 
-  async bindExchange(destination: string, source: string, routingKey: string, args: Record<string, unknown>, principal: Principal): Promise<void> {
+  async bindExchange(
+    destination: string,
+    source: string,
+    routingKey: string,
+    args: Record<string, unknown>,
+    principal: Principal,
+  ): Promise<void> {
     mayRead(principal, source, routingKey);
     const added = withBrokerErrors(() => this.#topology.registry.bindExchange(destination, source, routingKey, args));
     if (added) check(await this.#calls.broadcast({ op: 'bindExchange', destination, source, routingKey, arguments: args }));
@@ -181,7 +198,15 @@ export class Management {
     const t = this.#topology;
     for (const x of t.listExchanges()) {
       if (x.builtIn) continue;
-      write({ op: 'declareExchange', name: x.name, type: x.type, durable: x.durable, autoDelete: false, internal: x.internal, arguments: { ...x.arguments } });
+      write({
+        op: 'declareExchange',
+        name: x.name,
+        type: x.type,
+        durable: x.durable,
+        autoDelete: false,
+        internal: x.internal,
+        arguments: { ...x.arguments },
+      });
     }
     for (const q of t.listQueues()) if (q.shard === shard) write(declareOp(q));
     for (const b of t.listBindings()) {
@@ -190,7 +215,13 @@ export class Management {
           write({ op: 'bindQueue', exchange: b.source, queue: b.destination, routingKey: b.routingKey, arguments: { ...b.arguments } });
         }
       } else {
-        write({ op: 'bindExchange', destination: b.destination, source: b.source, routingKey: b.routingKey, arguments: { ...b.arguments } });
+        write({
+          op: 'bindExchange',
+          destination: b.destination,
+          source: b.source,
+          routingKey: b.routingKey,
+          arguments: { ...b.arguments },
+        });
       }
     }
   }
@@ -206,7 +237,13 @@ export class Management {
       try {
         switch (op.op) {
           case 'declareExchange':
-            if (!t.registry.hasExchange(op.name)) t.registry.declareExchange(op.name, op.type, { durable: op.durable, autoDelete: op.autoDelete, internal: op.internal, arguments: op.arguments });
+            if (!t.registry.hasExchange(op.name))
+              t.registry.declareExchange(op.name, op.type, {
+                durable: op.durable,
+                autoDelete: op.autoDelete,
+                internal: op.internal,
+                arguments: op.arguments,
+              });
             break;
           case 'declareQueue':
             t.adoptQueue(op.name, { durable: op.durable, exclusive: false, autoDelete: op.autoDelete, arguments: op.arguments }, shard);
@@ -232,11 +269,25 @@ export class Management {
     for (let shard = 0; shard < t.shardCount; shard++) {
       for (const x of t.listExchanges()) {
         if (x.builtIn) continue;
-        write(shard, { op: 'declareExchange', name: x.name, type: x.type, durable: x.durable, autoDelete: false, internal: x.internal, arguments: { ...x.arguments } });
+        write(shard, {
+          op: 'declareExchange',
+          name: x.name,
+          type: x.type,
+          durable: x.durable,
+          autoDelete: false,
+          internal: x.internal,
+          arguments: { ...x.arguments },
+        });
       }
       for (const b of t.listBindings()) {
         if (b.destinationType !== 'exchange') continue;
-        write(shard, { op: 'bindExchange', destination: b.destination, source: b.source, routingKey: b.routingKey, arguments: { ...b.arguments } });
+        write(shard, {
+          op: 'bindExchange',
+          destination: b.destination,
+          source: b.source,
+          routingKey: b.routingKey,
+          arguments: { ...b.arguments },
+        });
       }
     }
   }

@@ -56,7 +56,12 @@ export function registerAdminRoutes(
   app.get('/v1/me', (res, req) => {
     const principal = authorize(res, req, ctx, 'any');
     if (principal === null) return;
-    sendJson(res, 200, { user: principal.name, manage: principal.canManage, monitor: principal.canMonitor, connections: ownConnections(principal) });
+    sendJson(res, 200, {
+      user: principal.name,
+      manage: principal.canManage,
+      monitor: principal.canMonitor,
+      connections: ownConnections(principal),
+    });
   });
 
   app.get('/metrics', (res, req) => {
@@ -99,7 +104,12 @@ async function collectStats(ctx: BrokerContext, front: FrontStats): Promise<unkn
   return {
     shards,
     queues,
-    connections: { websocket: front.websocket, subscriptions: front.subscriptions, slowConsumerClosed: front.slowConsumerClosed, list: front.connections },
+    connections: {
+      websocket: front.websocket,
+      subscriptions: front.subscriptions,
+      slowConsumerClosed: front.slowConsumerClosed,
+      list: front.connections,
+    },
     undeliverable: front.undeliverable,
     unroutable: front.unroutable,
     overflow: ctx.shards.map((h) => ({ shard: h.index, ...h.overflow })),

@@ -28,7 +28,6 @@ import type { BrokerConfig } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
 import type { BrokerContext } from './context.js';
 
-
 export class Broker implements OutboundSink {
   readonly config: BrokerConfig;
   readonly log: Logger;
@@ -69,7 +68,8 @@ export class Broker implements OutboundSink {
         // At start the recovered topology is merged once all shards are up; after a restart
         // the main thread already knows it, and the shard got the rest in its snapshot.
         if (!this.#started) this.#recovered.push({ index, summary });
-        else log.info({ shard: index, messages: summary.messages, durationMs: summary.stats.durationMs }, 'restarted shard recovered its log');
+        else
+          log.info({ shard: index, messages: summary.messages, durationMs: summary.stats.durationMs }, 'restarted shard recovered its log');
       },
       logLevel: config.logLevel,
       log,
@@ -264,7 +264,12 @@ export class Broker implements OutboundSink {
     const rec = reader.publish(offset, this.#republish);
     const buf = reader.buffer;
     const props = rec.propsLength > 0 ? copyBytes(buf, rec.propsOffset, rec.propsOffset + rec.propsLength) : null;
-    this.#publisher.republishDeadLetter(rec.exchange, rec.routingKey, props, copyBytes(buf, rec.payloadOffset, rec.payloadOffset + rec.payloadLength));
+    this.#publisher.republishDeadLetter(
+      rec.exchange,
+      rec.routingKey,
+      props,
+      copyBytes(buf, rec.payloadOffset, rec.payloadOffset + rec.payloadLength),
+    );
   }
 
   onRecordError(shard: number, kind: number, err: unknown): void {

@@ -21,7 +21,10 @@ export function authorize(res: HttpResponse, req: HttpRequest, ctx: BrokerContex
   const allowed = right === 'any' || (right === 'manage' ? principal.canManage : principal.canMonitor);
   if (!allowed) {
     ctx.log.warn({ user: principal.name, url: req.getUrl(), method: req.getMethod(), right }, 'request denied');
-    sendJson(res, 403, { error: ErrorCode.accessRefused, message: `user ${principal.name} may not ${right === 'manage' ? 'manage' : 'monitor'} the broker` });
+    sendJson(res, 403, {
+      error: ErrorCode.accessRefused,
+      message: `user ${principal.name} may not ${right === 'manage' ? 'manage' : 'monitor'} the broker`,
+    });
     return null;
   }
   return principal;

@@ -142,10 +142,22 @@ async function finish(
     });
     return;
   }
-  const result = await pending.catch((err: unknown) => ({ ok: false as const, code: 'internal' as const, message: (err as Error).message }));
+  const result = await pending.catch((err: unknown) => ({
+    ok: false as const,
+    code: 'internal' as const,
+    message: (err as Error).message,
+  }));
   if (!result.ok) {
     const status = result.code === 'too_large' ? 413 : result.code === 'bad_request' ? 400 : 500;
-    sendJson(res, status, { error: result.code === 'too_large' ? ErrorCode.tooLarge : result.code === 'bad_request' ? ErrorCode.badRequest : ErrorCode.internal, message: result.message }, state);
+    sendJson(
+      res,
+      status,
+      {
+        error: result.code === 'too_large' ? ErrorCode.tooLarge : result.code === 'bad_request' ? ErrorCode.badRequest : ErrorCode.internal,
+        message: result.message,
+      },
+      state,
+    );
     return;
   }
   publishBody(res, state, ctx, request, properties, result.data, request.ndjson ? result.lines : null);
@@ -180,7 +192,12 @@ function publishBody(
       if (end - start > max && oversized < 0) oversized = end - start;
     });
     if (count > ctx.config.maxBatchLines) {
-      sendJson(res, 413, { error: ErrorCode.tooLarge, message: `batch has ${count} lines, more than max-batch-lines ${ctx.config.maxBatchLines}` }, state);
+      sendJson(
+        res,
+        413,
+        { error: ErrorCode.tooLarge, message: `batch has ${count} lines, more than max-batch-lines ${ctx.config.maxBatchLines}` },
+        state,
+      );
       return;
     }
     if (count === 0) {
@@ -192,7 +209,15 @@ function publishBody(
     if (body.byteLength > max) oversized = body.byteLength;
   }
   if (oversized >= 0) {
-    sendJson(res, 413, { error: ErrorCode.tooLarge, message: `a message of ${oversized} bytes exceeds max-message-bytes ${ctx.config.maxMessageBytes} (properties included)` }, state);
+    sendJson(
+      res,
+      413,
+      {
+        error: ErrorCode.tooLarge,
+        message: `a message of ${oversized} bytes exceeds max-message-bytes ${ctx.config.maxMessageBytes} (properties included)`,
+      },
+      state,
+    );
     return;
   }
 

@@ -118,9 +118,14 @@ export function checkFraming(req: HttpRequest, needsLength: boolean): FramingPro
   }
   if (lengths > 1) return { status: 400, error: ErrorCode.badRequest, message: 'more than one content-length header' };
   if (codings > 1) return { status: 400, error: ErrorCode.badRequest, message: 'more than one transfer-encoding header' };
-  if (lengths > 0 && codings > 0) return { status: 400, error: ErrorCode.badRequest, message: 'content-length together with transfer-encoding' };
+  if (lengths > 0 && codings > 0)
+    return { status: 400, error: ErrorCode.badRequest, message: 'content-length together with transfer-encoding' };
   if (codings > 0 && coding.trim().toLowerCase() !== 'chunked') {
-    return { status: 400, error: ErrorCode.badRequest, message: `transfer-encoding ${JSON.stringify(coding)} is not supported (chunked only)` };
+    return {
+      status: 400,
+      error: ErrorCode.badRequest,
+      message: `transfer-encoding ${JSON.stringify(coding)} is not supported (chunked only)`,
+    };
   }
   if (needsLength && lengths === 0 && codings === 0) {
     return { status: 411, error: ErrorCode.lengthRequired, message: 'a publish needs content-length or transfer-encoding: chunked' };
@@ -140,7 +145,8 @@ export function refuseFraming(res: HttpResponse, problem: FramingProblem, log: L
     refusalLogSecond = second;
     refusalLogs = 0;
   }
-  if (++refusalLogs <= MAX_REFUSAL_LOGS_PER_SECOND) log.warn({ url, status: problem.status, reason: problem.message }, 'malformed HTTP request refused');
+  if (++refusalLogs <= MAX_REFUSAL_LOGS_PER_SECOND)
+    log.warn({ url, status: problem.status, reason: problem.message }, 'malformed HTTP request refused');
   // The body may not be framed as the client meant: do not read it, close after the answer.
   sendJson(res, problem.status, { error: problem.error, message: problem.message }, state, { connection: 'close' });
 }

@@ -88,7 +88,8 @@ export function registerManagementRoutes(uwsApp: TemplatedApp, ctx: BrokerContex
   app.put('/v1/queues/:name', (res, req) => {
     const name = param(req, 0);
     withBody(res, async (body) => {
-      if (body.exclusive === true) throw new BrokerError(ErrorCode.badRequest, 'exclusive queues belong to a connection and cannot be declared over HTTP');
+      if (body.exclusive === true)
+        throw new BrokerError(ErrorCode.badRequest, 'exclusive queues belong to a connection and cannot be declared over HTTP');
       const ok = await m.declareQueue(
         {
           name,
@@ -160,7 +161,14 @@ function param(req: HttpRequest, i: number): string {
   }
 }
 
-function exchangeJson(x: { name: string; type: string; durable: boolean; autoDelete: boolean; internal: boolean; arguments: Readonly<Json> }): Json {
+function exchangeJson(x: {
+  name: string;
+  type: string;
+  durable: boolean;
+  autoDelete: boolean;
+  internal: boolean;
+  arguments: Readonly<Json>;
+}): Json {
   return { name: x.name, type: x.type, durable: x.durable, auto_delete: x.autoDelete, internal: x.internal, arguments: x.arguments };
 }
 

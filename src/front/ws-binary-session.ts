@@ -95,7 +95,10 @@ export class BinarySession {
       processSubscribe: (ev) =>
         answer(ev.requestId, Opcode.SUBSCRIBE, () => {
           if (connection.binarySubs.has(ev.subscriptionId)) {
-            throw new BrokerError(ErrorCode.duplicateSubscription, `subscription id ${ev.subscriptionId} is already in use on this connection`);
+            throw new BrokerError(
+              ErrorCode.duplicateSubscription,
+              `subscription id ${ev.subscriptionId} is already in use on this connection`,
+            );
           }
           const sub = this.#ops.subscribe(connection, ev.subscriptionId, true, ev.destination, ev.ackMode, ev.prefetch);
           // The OK goes out once the shard has the consumer (a ping behind the subscribe).
@@ -104,18 +107,23 @@ export class BinarySession {
       processUnsubscribe: (ev) =>
         answer(ev.requestId, Opcode.UNSUBSCRIBE, () => {
           const sub = connection.binarySubs.get(ev.subscriptionId);
-          if (sub === undefined) throw new BrokerError(ErrorCode.unknownSubscription, `no subscription ${ev.subscriptionId} on this connection`);
+          if (sub === undefined)
+            throw new BrokerError(ErrorCode.unknownSubscription, `no subscription ${ev.subscriptionId} on this connection`);
           this.#ops.unsubscribe(sub);
           return this.#ops.pingShard(sub.shard).then(() => undefined);
         }),
       processAck: (ev) => {
         if (!this.#ops.settle(connection, ev.tag, ev.multiple, true, false)) {
-          this.#flush.writer(connection).error(0, ErrorCode.unknownTag, `delivery tag ${ev.tag} is not an unacked delivery of this connection`);
+          this.#flush
+            .writer(connection)
+            .error(0, ErrorCode.unknownTag, `delivery tag ${ev.tag} is not an unacked delivery of this connection`);
         }
       },
       processNack: (ev) => {
         if (!this.#ops.settle(connection, ev.tag, ev.multiple, false, ev.requeue)) {
-          this.#flush.writer(connection).error(0, ErrorCode.unknownTag, `delivery tag ${ev.tag} is not an unacked delivery of this connection`);
+          this.#flush
+            .writer(connection)
+            .error(0, ErrorCode.unknownTag, `delivery tag ${ev.tag} is not an unacked delivery of this connection`);
         }
       },
       processDeclareExchange: (ev) =>
@@ -129,7 +137,13 @@ export class BinarySession {
       processDeclareQueue: (ev) =>
         manage(ev.requestId, Opcode.DECLARE_QUEUE, async () => {
           const ok = await mgmt.declareQueue({ ...ev, arguments: ev.arguments as Record<string, unknown> }, connection.id);
-          return { requestId: ev.requestId, op: Opcode.DECLARE_QUEUE, name: ok.queue, messageCount: ok.messageCount, consumerCount: ok.consumerCount };
+          return {
+            requestId: ev.requestId,
+            op: Opcode.DECLARE_QUEUE,
+            name: ok.queue,
+            messageCount: ok.messageCount,
+            consumerCount: ok.consumerCount,
+          };
         }),
       processDeleteQueue: (ev) =>
         manage(ev.requestId, Opcode.DELETE_QUEUE, async () => {
@@ -142,13 +156,21 @@ export class BinarySession {
           return { requestId: ev.requestId, op: Opcode.PURGE_QUEUE, name: ev.name, messageCount: ok.messageCount, consumerCount: 0 };
         }),
       processBindQueue: (ev) =>
-        manage(ev.requestId, Opcode.BIND_QUEUE, () => mgmt.bindQueue(ev.exchange, ev.queue, ev.routingKey, ev.arguments as Record<string, unknown>, connection.principal)),
+        manage(ev.requestId, Opcode.BIND_QUEUE, () =>
+          mgmt.bindQueue(ev.exchange, ev.queue, ev.routingKey, ev.arguments as Record<string, unknown>, connection.principal),
+        ),
       processUnbindQueue: (ev) =>
-        manage(ev.requestId, Opcode.UNBIND_QUEUE, () => mgmt.unbindQueue(ev.exchange, ev.queue, ev.routingKey, ev.arguments as Record<string, unknown>)),
+        manage(ev.requestId, Opcode.UNBIND_QUEUE, () =>
+          mgmt.unbindQueue(ev.exchange, ev.queue, ev.routingKey, ev.arguments as Record<string, unknown>),
+        ),
       processBindExchange: (ev) =>
-        manage(ev.requestId, Opcode.BIND_EXCHANGE, () => mgmt.bindExchange(ev.destination, ev.source, ev.routingKey, ev.arguments as Record<string, unknown>, connection.principal)),
+        manage(ev.requestId, Opcode.BIND_EXCHANGE, () =>
+          mgmt.bindExchange(ev.destination, ev.source, ev.routingKey, ev.arguments as Record<string, unknown>, connection.principal),
+        ),
       processUnbindExchange: (ev) =>
-        manage(ev.requestId, Opcode.UNBIND_EXCHANGE, () => mgmt.unbindExchange(ev.destination, ev.source, ev.routingKey, ev.arguments as Record<string, unknown>)),
+        manage(ev.requestId, Opcode.UNBIND_EXCHANGE, () =>
+          mgmt.unbindExchange(ev.destination, ev.source, ev.routingKey, ev.arguments as Record<string, unknown>),
+        ),
     };
   }
 
@@ -189,7 +211,8 @@ export class BinarySession {
       exchange = target.exchange;
     } catch (err) {
       const e = toBrokerError(err, this.#ctx);
-      if (connection.confirming && first > 0) for (let seq = first; seq <= last; seq++) this.#flush.writer(connection).confirm(seq, false, true);
+      if (connection.confirming && first > 0)
+        for (let seq = first; seq <= last; seq++) this.#flush.writer(connection).confirm(seq, false, true);
       this.#flush.writer(connection).error(0, e.code, e.message);
       return;
     }
@@ -197,7 +220,9 @@ export class BinarySession {
     for (const p of payloads) {
       if (p.byteLength > max) {
         if (first > 0) for (let seq = first; seq <= last; seq++) this.#flush.writer(connection).confirm(seq, false, true);
-        this.#flush.writer(connection).error(0, ErrorCode.tooLarge, `message of ${p.byteLength} bytes exceeds max-message-bytes ${this.#ctx.config.maxMessageBytes}`);
+        this.#flush
+          .writer(connection)
+          .error(0, ErrorCode.tooLarge, `message of ${p.byteLength} bytes exceeds max-message-bytes ${this.#ctx.config.maxMessageBytes}`);
         return;
       }
     }

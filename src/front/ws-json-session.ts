@@ -46,7 +46,10 @@ export class JsonSession {
     switch (op.op) {
       case 'subscribe': {
         if (connection.jsonSubs.has(op.id)) {
-          throw new BrokerError(ErrorCode.duplicateSubscription, `subscription id ${JSON.stringify(op.id)} is already in use on this connection`);
+          throw new BrokerError(
+            ErrorCode.duplicateSubscription,
+            `subscription id ${JSON.stringify(op.id)} is already in use on this connection`,
+          );
         }
         const prefetch = op.ack === 'client' ? (op.prefetch ?? DEFAULT_PREFETCH) : 0;
         const sub = this.#ops.subscribe(connection, op.id, false, op.destination, op.ack, prefetch);
@@ -55,7 +58,8 @@ export class JsonSession {
       }
       case 'unsubscribe': {
         const sub = connection.jsonSubs.get(op.id);
-        if (sub === undefined) throw new BrokerError(ErrorCode.unknownSubscription, `no subscription ${JSON.stringify(op.id)} on this connection`);
+        if (sub === undefined)
+          throw new BrokerError(ErrorCode.unknownSubscription, `no subscription ${JSON.stringify(op.id)} on this connection`);
         this.#ops.unsubscribe(sub);
         if (op.receipt !== null) this.#ops.receiptAfter(connection, sub.shard, op.receipt);
         return;
@@ -97,8 +101,13 @@ export class JsonSession {
     const payload = text ? JSON.stringify(buf.toString('utf8', start, end)) : `"${buf.toString('base64', start, end)}","encoding":"base64"`;
     const d = sub.destination;
     const destination =
-      d.type === DestinationType.queue ? '/queue/' + sub.queue : d.type === DestinationType.topic ? '/topic/' + routingKey : `/exchange/${exchange}/${routingKey}`;
-    const props = propsLength > 0 ? `,"properties":${JSON.stringify(propertiesToJson(decodeProperties(buf, propsOffset, propsLength)))}` : '';
+      d.type === DestinationType.queue
+        ? '/queue/' + sub.queue
+        : d.type === DestinationType.topic
+          ? '/topic/' + routingKey
+          : `/exchange/${exchange}/${routingKey}`;
+    const props =
+      propsLength > 0 ? `,"properties":${JSON.stringify(propertiesToJson(decodeProperties(buf, propsOffset, propsLength)))}` : '';
     return `{"op":"message","subscription":${sub.clientIdJson},"destination":${JSON.stringify(destination)},"tag":${tag},"redelivered":${redelivered}${props},"payload":${payload}}`;
   }
 
@@ -109,7 +118,8 @@ export class JsonSession {
   }
 
   #sendError(connection: Connection, err: unknown, op?: ClientOp): void {
-    const receipt = err instanceof ClientOpError ? err.receipt : op !== undefined && 'receipt' in op && op.receipt !== null ? op.receipt : undefined;
+    const receipt =
+      err instanceof ClientOpError ? err.receipt : op !== undefined && 'receipt' in op && op.receipt !== null ? op.receipt : undefined;
     const e = toBrokerError(err, this.#ctx);
     this.#flush.sendErrorText(connection, e.code, e.message, receipt);
   }

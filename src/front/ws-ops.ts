@@ -20,7 +20,13 @@ export class SessionOps {
   }
 
   /** Publishes one message; `done` gets null once the broker holds it, or why it was refused. */
-  publish(connection: Connection, destinationText: string, properties: Uint8Array | null, payload: Uint8Array, done: (refused: BrokerError | null) => void): void {
+  publish(
+    connection: Connection,
+    destinationText: string,
+    properties: Uint8Array | null,
+    payload: Uint8Array,
+    done: (refused: BrokerError | null) => void,
+  ): void {
     const max = this.#ctx.config.maxMessageBytes;
     if (payload.byteLength + (properties?.byteLength ?? 0) > max) {
       throw new BrokerError(ErrorCode.tooLarge, `message of ${payload.byteLength} bytes exceeds max-message-bytes ${max}`, 413);
@@ -40,7 +46,14 @@ export class SessionOps {
   }
 
   /** Creates a consumer on the queue `control/consume-path.ts` picks for the destination. */
-  subscribe(connection: Connection, clientId: string | number, binary: boolean, destinationText: string, ackMode: 'auto' | 'client', prefetch: number): WsSubscription {
+  subscribe(
+    connection: Connection,
+    clientId: string | number,
+    binary: boolean,
+    destinationText: string,
+    ackMode: 'auto' | 'client',
+    prefetch: number,
+  ): WsSubscription {
     const max = this.#ctx.config.maxSubscriptions;
     if (connection.byNumericId.size >= max) {
       throw new BrokerError(ErrorCode.limitExceeded, `this connection already holds max-subscriptions ${max} subscriptions`);
@@ -71,7 +84,9 @@ export class SessionOps {
   writeSubscribe(sub: WsSubscription): void {
     const ackMode = sub.ackMode === 'client' ? AckModeCode.client : AckModeCode.auto;
     const { deliveryWindow } = this.#ctx.config;
-    this.#ctx.shards[sub.shard].writeControl((w) => w.subscribe(sub.connection.id, sub.numericId, sub.queue, ackMode, sub.prefetch, deliveryWindow));
+    this.#ctx.shards[sub.shard].writeControl((w) =>
+      w.subscribe(sub.connection.id, sub.numericId, sub.queue, ackMode, sub.prefetch, deliveryWindow),
+    );
   }
 
   unsubscribe(sub: WsSubscription): void {

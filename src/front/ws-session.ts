@@ -63,14 +63,23 @@ export class WsFront {
         const extensions = req.getHeader('sec-websocket-extensions');
         const principal = this.#ctx.auth.authenticate(tokenFrom(req.getHeader('authorization'), req.getQuery('token')));
         const refuse = (status: string, code: string, message: string): void => {
-          res.cork(() => res.writeStatus(status).writeHeader('content-type', 'application/json').end(JSON.stringify({ error: code, message })));
+          res.cork(() =>
+            res
+              .writeStatus(status)
+              .writeHeader('content-type', 'application/json')
+              .end(JSON.stringify({ error: code, message })),
+          );
         };
         if (principal === null) {
           refuse('401 Unauthorized', ErrorCode.unauthorized, UNAUTHORIZED_MESSAGE);
           return;
         }
         if (this.#connections.size >= this.#ctx.config.maxConnections) {
-          refuse('503 Service Unavailable', ErrorCode.limitExceeded, `the broker holds max-connections ${this.#ctx.config.maxConnections} connections`);
+          refuse(
+            '503 Service Unavailable',
+            ErrorCode.limitExceeded,
+            `the broker holds max-connections ${this.#ctx.config.maxConnections} connections`,
+          );
           return;
         }
         const protocol = protocols.split(',').some((p) => p.trim() === SUBPROTOCOL) ? SUBPROTOCOL : '';
@@ -129,10 +138,23 @@ export class WsFront {
       if (connections.length < MAX_STATS_CONNECTIONS) {
         let owed = 0;
         for (const sub of c.byNumericId.values()) owed += sub.owedCredit;
-        connections.push({ id: c.id, user: c.principal.name, bufferedBytes: c.ws.getBufferedAmount(), subscriptions: c.byNumericId.size, unacked: c.tags.open, owedCredit: owed });
+        connections.push({
+          id: c.id,
+          user: c.principal.name,
+          bufferedBytes: c.ws.getBufferedAmount(),
+          subscriptions: c.byNumericId.size,
+          unacked: c.tags.open,
+          owedCredit: owed,
+        });
       }
     }
-    return { websocket: this.#connections.size, subscriptions, undeliverable: this.#undeliverable, slowConsumerClosed: this.#slowConsumerClosed, connections };
+    return {
+      websocket: this.#connections.size,
+      subscriptions,
+      undeliverable: this.#undeliverable,
+      slowConsumerClosed: this.#slowConsumerClosed,
+      connections,
+    };
   }
 
   closeAll(code: number, reason: string): void {
@@ -176,9 +198,34 @@ export class WsFront {
     const buf = reader.buffer;
     if (sub.binary) {
       const props = rec.propsLength > 0 ? buf.subarray(rec.propsOffset, rec.propsOffset + rec.propsLength) : null;
-      this.#flush.writer(connection).deliver(sub.clientId as number, tag, rec.redelivered, rec.exchange, rec.routingKey, props, buf, rec.payloadOffset, rec.payloadLength);
+      this.#flush
+        .writer(connection)
+        .deliver(
+          sub.clientId as number,
+          tag,
+          rec.redelivered,
+          rec.exchange,
+          rec.routingKey,
+          props,
+          buf,
+          rec.payloadOffset,
+          rec.payloadLength,
+        );
     } else {
-      connection.frames.push(this.#json.delivery(sub, tag, rec.redelivered, rec.exchange, rec.routingKey, buf, rec.propsOffset, rec.propsLength, rec.payloadOffset, rec.payloadLength));
+      connection.frames.push(
+        this.#json.delivery(
+          sub,
+          tag,
+          rec.redelivered,
+          rec.exchange,
+          rec.routingKey,
+          buf,
+          rec.propsOffset,
+          rec.propsLength,
+          rec.payloadOffset,
+          rec.payloadLength,
+        ),
+      );
     }
     this.#flush.delivered(sub);
   }
@@ -191,12 +238,18 @@ export class WsFront {
       // --slow-consumer disconnect: a subscriber whose buffer overflowed loses its connection,
       // with a close code and reason that say why (its queue-bound messages are requeued).
       this.#slowConsumerClosed++;
-      this.#ctx.log.warn({ connection: connectionId, user: connection.principal.name, subscription: sub?.clientId }, 'slow consumer disconnected');
+      this.#ctx.log.warn(
+        { connection: connectionId, user: connection.principal.name, subscription: sub?.clientId },
+        'slow consumer disconnected',
+      );
       connection.ws.end(CLOSE_POLICY, 'slow consumer: topic buffer overflowed');
       return;
     }
     if (code === 'slow_consumer_dropped') {
-      this.#ctx.log.warn({ connection: connectionId, user: connection.principal.name, subscription: sub?.clientId }, 'slow consumer: its topic buffer overflowed, dropping oldest messages');
+      this.#ctx.log.warn(
+        { connection: connectionId, user: connection.principal.name, subscription: sub?.clientId },
+        'slow consumer: its topic buffer overflowed, dropping oldest messages',
+      );
       return;
     }
     // The queue went away under the consumer: the subscription is over.

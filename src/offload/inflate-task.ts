@@ -15,7 +15,11 @@ export interface InflateTask {
 }
 
 export type InflateResult =
-  | { readonly ok: true; readonly data: Uint8Array; /** [start, end) pairs, one per non-empty line; empty when not NDJSON */ readonly lines: Uint32Array }
+  | {
+      readonly ok: true;
+      readonly data: Uint8Array /** [start, end) pairs, one per non-empty line; empty when not NDJSON */;
+      readonly lines: Uint32Array;
+    }
   | { readonly ok: false; readonly code: 'too_large' | 'bad_request'; readonly message: string };
 
 export default function inflate(task: InflateTask): InflateResult {

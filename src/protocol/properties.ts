@@ -418,12 +418,7 @@ export function decodeProperties(
  * Checks the block at `bytes[offset, offset + length)` as decodeProperties would (structure,
  * UTF-8, limits), without building anything.
  */
-export function validateProperties(
-  bytes: Uint8Array,
-  offset: number,
-  length: number,
-  limits: TableLimits = DEFAULT_TABLE_LIMITS,
-): void {
+export function validateProperties(bytes: Uint8Array, offset: number, length: number, limits: TableLimits = DEFAULT_TABLE_LIMITS): void {
   const r = reader.reset(bytes, offset, checkRange(bytes, offset, length), 'PROPERTIES');
   readProperties(r, limits, false, false);
 }

@@ -37,7 +37,8 @@ export function checkDeliveryMode(value: number): void {
 
 /** A priority written as text (an HTTP header): decimal digits only, so "", "0x10" and "1e2" are refused. */
 export function priorityFromText(text: string): number {
-  if (!DECIMAL.test(text) || text.length > 3) throw refuse(`invalid priority ${JSON.stringify(text.slice(0, 40))}: an integer from 0 to 255, in decimal`);
+  if (!DECIMAL.test(text) || text.length > 3)
+    throw refuse(`invalid priority ${JSON.stringify(text.slice(0, 40))}: an integer from 0 to 255, in decimal`);
   const n = Number(text);
   checkPriority(n);
   return n;
@@ -45,7 +46,8 @@ export function priorityFromText(text: string): number {
 
 /** A delivery mode written as text: "1" or "2". */
 export function deliveryModeFromText(text: string): 1 | 2 {
-  if (text !== '1' && text !== '2') throw refuse(`invalid delivery mode ${JSON.stringify(text.slice(0, 40))}: 1 (transient) or 2 (persistent)`);
+  if (text !== '1' && text !== '2')
+    throw refuse(`invalid delivery mode ${JSON.stringify(text.slice(0, 40))}: 1 (transient) or 2 (persistent)`);
   return text === '1' ? 1 : 2;
 }
 

@@ -121,7 +121,20 @@ export class InboundWriter extends RingRecordWriter {
     payload: Uint8Array,
     flags = 0,
   ): boolean {
-    return writeMessage(this.producer, this.buf, RecordKind.publish, connectionId, token, exchange, routingKey, properties, payload, 0, payload.byteLength, flags);
+    return writeMessage(
+      this.producer,
+      this.buf,
+      RecordKind.publish,
+      connectionId,
+      token,
+      exchange,
+      routingKey,
+      properties,
+      payload,
+      0,
+      payload.byteLength,
+      flags,
+    );
   }
 
   /** Adds a consumer to `queue`, which this shard owns (declared before, in the same ring). */
@@ -229,7 +242,19 @@ export class OutboundWriter extends RingRecordWriter {
 
   /** A dead-lettered copy for the main thread to route (the DLX's queues may live on any shard). */
   republish(exchange: string, routingKey: string, properties: Uint8Array | null, payload: Uint8Array): boolean {
-    return writeMessage(this.producer, this.buf, RecordKind.republish, 0, 0, exchange, routingKey, properties, payload, 0, payload.byteLength);
+    return writeMessage(
+      this.producer,
+      this.buf,
+      RecordKind.republish,
+      0,
+      0,
+      exchange,
+      routingKey,
+      properties,
+      payload,
+      0,
+      payload.byteLength,
+    );
   }
 
   /** Answers a manage record (status 0 = ok) or reports a topology event (token 0). */
@@ -310,7 +335,15 @@ export type ManageOp =
   | { op: 'declareQueue'; name: string; durable: boolean; exclusive: boolean; autoDelete: boolean; arguments: Record<string, unknown> }
   | { op: 'deleteQueue'; name: string; ifUnused: boolean; ifEmpty: boolean }
   | { op: 'purgeQueue'; name: string }
-  | { op: 'declareExchange'; name: string; type: string; durable: boolean; autoDelete: boolean; internal: boolean; arguments: Record<string, unknown> }
+  | {
+      op: 'declareExchange';
+      name: string;
+      type: string;
+      durable: boolean;
+      autoDelete: boolean;
+      internal: boolean;
+      arguments: Record<string, unknown>;
+    }
   | { op: 'deleteExchange'; name: string }
   | { op: 'bindQueue' | 'unbindQueue'; exchange: string; queue: string; routingKey: string; arguments: Record<string, unknown> }
   | { op: 'bindExchange' | 'unbindExchange'; destination: string; source: string; routingKey: string; arguments: Record<string, unknown> };
@@ -422,7 +455,17 @@ export class RecordReader {
 }
 
 export function newPublishRecord(): PublishRecord {
-  return { connectionId: 0, token: 0, flags: 0, exchange: '', routingKey: '', propsOffset: 0, propsLength: 0, payloadOffset: 0, payloadLength: 0 };
+  return {
+    connectionId: 0,
+    token: 0,
+    flags: 0,
+    exchange: '',
+    routingKey: '',
+    propsOffset: 0,
+    propsLength: 0,
+    payloadOffset: 0,
+    payloadLength: 0,
+  };
 }
 export function newSubscribeRecord(): SubscribeRecord {
   return { connectionId: 0, subscriptionId: 0, ackMode: 0, prefetch: 0, credit: 0, queue: '' };
@@ -486,7 +529,15 @@ function writeMessage(
 }
 
 /** manage / manageReply: [u32 conn][u32 token][u32 status][u32 jsonLen][json]. */
-function writeJson(ring: RingProducer, buf: Buffer, kind: RecordKind, connectionId: number, token: number, status: number, json: string): boolean {
+function writeJson(
+  ring: RingProducer,
+  buf: Buffer,
+  kind: RecordKind,
+  connectionId: number,
+  token: number,
+  status: number,
+  json: string,
+): boolean {
   const len = Buffer.byteLength(json);
   const at = ring.reserve(16 + len, kind);
   if (at < 0) return false;

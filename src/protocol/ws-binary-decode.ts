@@ -268,12 +268,14 @@ export class BinaryDecoder {
               this.#decode(chunk, i, i + length);
               i += length;
             } else {
-              if (whole) this.#truncated('OP_BODY', chunk, i - OP_HEADER_BYTES, `${opcodeName(op)} has ${n - i} of its ${length} body bytes`);
+              if (whole)
+                this.#truncated('OP_BODY', chunk, i - OP_HEADER_BYTES, `${opcodeName(op)} has ${n - i} of its ${length} body bytes`);
               this.#startBody(chunk, i, length);
               i = n;
             }
           } else {
-            if (whole) this.#truncated('OP_LENGTH_0', chunk, i, `the frame ends inside an op header (${n - i} of ${OP_HEADER_BYTES} bytes)`);
+            if (whole)
+              this.#truncated('OP_LENGTH_0', chunk, i, `the frame ends inside an op header (${n - i} of ${OP_HEADER_BYTES} bytes)`);
             this.#state = DecoderState.OP_LENGTH_0;
             i++;
           }
@@ -403,7 +405,8 @@ export class BinaryDecoder {
         const properties = flags & PublishFlag.PROPERTIES ? this.#properties(r) : null;
         const count = r.u32('count');
         // Every entry has a 4-byte length: reject an impossible count before allocating for it.
-        if (count > r.remaining / 4) r.fail(ErrorCode.badFrame, 'count', `count ${count} needs at least ${4 * count} bytes but ${r.remaining} are left`, r.pos - 4);
+        if (count > r.remaining / 4)
+          r.fail(ErrorCode.badFrame, 'count', `count ${count} needs at least ${4 * count} bytes but ${r.remaining} are left`, r.pos - 4);
         this.#countOps(Math.max(1, count), r);
         const payloads = new Array<Uint8Array>(count);
         for (let k = 0; k < count; k++) {

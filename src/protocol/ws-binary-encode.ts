@@ -327,10 +327,7 @@ export class BinaryFrameWriter {
       throw new RangeError(`payload range [${payloadOffset}, +${payloadLength}) is outside the ${payload.length}-byte payload`);
     }
     const propsLength = propertiesLength(properties);
-    this.#begin(
-      Opcode.DELIVER,
-      15 + 3 * (exchange.length + routingKey.length) + (propsLength < 0 ? 0 : 4 + propsLength) + payloadLength,
-    );
+    this.#begin(Opcode.DELIVER, 15 + 3 * (exchange.length + routingKey.length) + (propsLength < 0 ? 0 : 4 + propsLength) + payloadLength);
     this.#u32(subscriptionId, 'subscriptionId');
     this.#u64(tag, 'tag');
     this.#u8((propsLength < 0 ? 0 : DeliverFlag.PROPERTIES) | (redelivered ? DeliverFlag.REDELIVERED : 0));

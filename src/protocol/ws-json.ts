@@ -50,7 +50,8 @@ export function parseClientOp(text: string): ClientOp {
   try {
     return parseOp(o);
   } catch (err) {
-    if (err instanceof BrokerError && typeof o.receipt === 'string' && o.receipt.length <= MAX_SUBSCRIPTION_ID_LENGTH) throw new ClientOpError(err, o.receipt);
+    if (err instanceof BrokerError && typeof o.receipt === 'string' && o.receipt.length <= MAX_SUBSCRIPTION_ID_LENGTH)
+      throw new ClientOpError(err, o.receipt);
     throw err;
   }
 }
@@ -79,8 +80,7 @@ function parseOp(o: Record<string, unknown>): ClientOp {
           // Node's decoder skips junk silently; a broker must not alter a payload it was given.
           if (!isBase64(payload)) throw bad('payload is not valid base64');
           bytes = Buffer.from(payload, 'base64');
-        }
-        else if (o.encoding === undefined || o.encoding === 'utf8') bytes = Buffer.from(payload, 'utf8');
+        } else if (o.encoding === undefined || o.encoding === 'utf8') bytes = Buffer.from(payload, 'utf8');
         else throw bad('encoding must be "utf8" or "base64"');
       } else {
         throw bad('payload must be a string');
@@ -97,7 +97,10 @@ function parseOp(o: Record<string, unknown>): ClientOp {
       return { op: 'nack', tag: tag(o.tag, multiple), requeue: flag(o.requeue, 'requeue', true), multiple };
     }
     default:
-      throw new BrokerError(ErrorCode.unknownOp, `unknown op ${JSON.stringify(o.op)}; expected subscribe, unsubscribe, publish, ack or nack`);
+      throw new BrokerError(
+        ErrorCode.unknownOp,
+        `unknown op ${JSON.stringify(o.op)}; expected subscribe, unsubscribe, publish, ack or nack`,
+      );
   }
 }
 
@@ -132,6 +135,7 @@ function receipt(v: unknown): string | null {
 /** AMQP's meaning, as in the binary protocol: tag 0 with `multiple` settles every outstanding delivery. */
 function tag(v: unknown, multiple: boolean): number {
   if (v === 0 && multiple) return 0;
-  if (!Number.isSafeInteger(v) || (v as number) <= 0) throw bad('tag must be a positive integer (or 0 with "multiple": true, for all outstanding)');
+  if (!Number.isSafeInteger(v) || (v as number) <= 0)
+    throw bad('tag must be a positive integer (or 0 with "multiple": true, for all outstanding)');
   return v as number;
 }

@@ -41,9 +41,7 @@ export class ConsumerRing {
       subscriptions = new Map();
       this.#byConnection.set(consumer.connectionId, subscriptions);
     } else if (subscriptions.has(consumer.subscriptionId)) {
-      throw new Error(
-        `consumer already registered (connection ${consumer.connectionId}, subscription ${consumer.subscriptionId})`,
-      );
+      throw new Error(`consumer already registered (connection ${consumer.connectionId}, subscription ${consumer.subscriptionId})`);
     }
     const slot: ConsumerSlot = { consumer, deliveries: new Map() };
     subscriptions.set(consumer.subscriptionId, slot);

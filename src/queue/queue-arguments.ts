@@ -110,7 +110,8 @@ export function parseQueueArguments(args: Record<string, unknown>, queueName = '
   const rawOverflow = args['x-overflow'];
   if (rawOverflow !== undefined) {
     if (typeof rawOverflow !== 'string') fail('x-overflow', `{unacceptable_type,"expected a string, got ${describe(rawOverflow)}"}`);
-    if (!OVERFLOW_MODES.includes(rawOverflow as OverflowMode)) fail('x-overflow', `invalid_overflow (${JSON.stringify(rawOverflow)}; expected one of ${OVERFLOW_MODES.join(', ')})`);
+    if (!OVERFLOW_MODES.includes(rawOverflow as OverflowMode))
+      fail('x-overflow', `invalid_overflow (${JSON.stringify(rawOverflow)}; expected one of ${OVERFLOW_MODES.join(', ')})`);
     overflow = rawOverflow as OverflowMode;
   }
 

@@ -82,8 +82,10 @@ export class TtlWheel<T> {
     const slotBits = options.slotBits ?? 6;
     const levels = options.levels ?? 4;
     if (!(tickMs > 0) || !Number.isFinite(tickMs)) throw new RangeError(`TtlWheel tickMs must be a positive number (got ${tickMs})`);
-    if (!Number.isInteger(slotBits) || slotBits < 1 || slotBits > 16) throw new RangeError(`TtlWheel slotBits must be an integer in 1..16 (got ${slotBits})`);
-    if (!Number.isInteger(levels) || levels < 1 || levels > 8) throw new RangeError(`TtlWheel levels must be an integer in 1..8 (got ${levels})`);
+    if (!Number.isInteger(slotBits) || slotBits < 1 || slotBits > 16)
+      throw new RangeError(`TtlWheel slotBits must be an integer in 1..16 (got ${slotBits})`);
+    if (!Number.isInteger(levels) || levels < 1 || levels > 8)
+      throw new RangeError(`TtlWheel levels must be an integer in 1..8 (got ${levels})`);
     this.tickMs = tickMs;
     this.#slotCount = 2 ** slotBits;
     this.#levels = levels;
@@ -164,7 +166,7 @@ export class TtlWheel<T> {
       if (this.#levelCounts[k] === 0) continue;
       const slots = this.#slots[k];
       const base = Math.floor(this.#cur / spans[k + 1]) * spans[k + 1];
-      for (let d = Math.floor(this.#cur / spans[k]) % this.#slotCount + 1; d < this.#slotCount; d++) {
+      for (let d = (Math.floor(this.#cur / spans[k]) % this.#slotCount) + 1; d < this.#slotCount; d++) {
         const list = slots[d];
         if (list === null || list.length === 0) continue;
         const start = base + d * spans[k];
@@ -250,7 +252,7 @@ export class TtlWheel<T> {
       if (this.#levelCounts[k] === 0) continue;
       const slots = this.#slots[k];
       const base = Math.floor(cur / spans[k + 1]) * spans[k + 1];
-      for (let d = Math.floor(cur / spans[k]) % this.#slotCount + 1; d < this.#slotCount; d++) {
+      for (let d = (Math.floor(cur / spans[k]) % this.#slotCount) + 1; d < this.#slotCount; d++) {
         const list = slots[d];
         if (list !== null && list.length > 0) return base + d * spans[k];
       }

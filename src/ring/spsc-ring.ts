@@ -131,9 +131,7 @@ function throwBadLength(length: number, maxPayload: number): never {
 }
 
 function throwCorruptRecord(position: number, length: number, maxPayload: number): never {
-  throw new Error(
-    `ring data is corrupt: record at byte ${position} claims payload length ${length} (max ${maxPayload})`,
-  );
+  throw new Error(`ring data is corrupt: record at byte ${position} claims payload length ${length} (max ${maxPayload})`);
 }
 
 /**

@@ -60,15 +60,7 @@
 
 import { compileHeadersBinding, type HeadersBinding, type MessageHeaders } from './headers-match.js';
 import { RouterError, RouterErrorCode } from './router-error.js';
-import {
-  DirectIndex,
-  EMPTY,
-  FanoutIndex,
-  HeadersIndex,
-  TopicIndex,
-  type IndexedBinding,
-  type RouteIndex,
-} from './route-index.js';
+import { DirectIndex, EMPTY, FanoutIndex, HeadersIndex, TopicIndex, type IndexedBinding, type RouteIndex } from './route-index.js';
 
 export { RouterError, RouterErrorCode } from './router-error.js';
 export type { HeaderValue, MessageHeaders } from './headers-match.js';
@@ -91,15 +83,14 @@ export const DEFAULT_EXCHANGE = '';
 export const RESERVED_EXCHANGE_PREFIX = 'amq.';
 
 /** Exchanges every vhost starts with, besides the default one (as RabbitMQ declares them). */
-export const PREDECLARED_EXCHANGES: readonly { readonly name: string; readonly type: ExchangeType }[] =
-  Object.freeze([
-    { name: 'amq.direct', type: ExchangeType.direct },
-    { name: 'amq.fanout', type: ExchangeType.fanout },
-    { name: 'amq.topic', type: ExchangeType.topic },
-    { name: 'amq.headers', type: ExchangeType.headers },
-    // The 0-9-1 PDF names the headers exchange amq.match; the XML spec amq.headers. RabbitMQ has both.
-    { name: 'amq.match', type: ExchangeType.headers },
-  ]);
+export const PREDECLARED_EXCHANGES: readonly { readonly name: string; readonly type: ExchangeType }[] = Object.freeze([
+  { name: 'amq.direct', type: ExchangeType.direct },
+  { name: 'amq.fanout', type: ExchangeType.fanout },
+  { name: 'amq.topic', type: ExchangeType.topic },
+  { name: 'amq.headers', type: ExchangeType.headers },
+  // The 0-9-1 PDF names the headers exchange amq.match; the XML spec amq.headers. RabbitMQ has both.
+  { name: 'amq.match', type: ExchangeType.headers },
+]);
 
 /** The only exchange argument RabbitMQ checks for equivalence on redeclare. */
 const ALTERNATE_EXCHANGE_ARG = 'alternate-exchange';
@@ -246,12 +237,7 @@ function newIndex<D>(type: ExchangeType, topicCacheSize: number | undefined): Ro
 
 /** True when `type` names a supported exchange type. */
 export function isExchangeType(type: string): type is ExchangeType {
-  return (
-    type === ExchangeType.direct ||
-    type === ExchangeType.fanout ||
-    type === ExchangeType.topic ||
-    type === ExchangeType.headers
-  );
+  return type === ExchangeType.direct || type === ExchangeType.fanout || type === ExchangeType.topic || type === ExchangeType.headers;
 }
 
 export class ExchangeRegistry<Q, R = Q> {
@@ -289,12 +275,7 @@ export class ExchangeRegistry<Q, R = Q> {
    * exchange.declare. Creates the exchange, or checks that an existing one is equivalent. With
    * `passive`, only checks that it exists (NOT_FOUND otherwise). Options default to false / `{}`.
    */
-  declareExchange(
-    name: string,
-    type: string,
-    options: Partial<ExchangeOptions> = {},
-    passive = false,
-  ): { created: boolean } {
+  declareExchange(name: string, type: string, options: Partial<ExchangeOptions> = {}, passive = false): { created: boolean } {
     if (passive) {
       this.#refuseDefault(name);
       this.#existing(name);
@@ -330,10 +311,7 @@ export class ExchangeRegistry<Q, R = Q> {
   deleteExchange(name: string, ifUnused = false): DeleteExchangeResult {
     this.#refuseDefault(name);
     if (name.startsWith(RESERVED_EXCHANGE_PREFIX)) {
-      throw new RouterError(
-        RouterErrorCode.accessRefused,
-        `deletion of system ${this.#describe(name)} not allowed`,
-      );
+      throw new RouterError(RouterErrorCode.accessRefused, `deletion of system ${this.#describe(name)} not allowed`);
     }
     const x = this.#exchanges.get(name);
     if (x === undefined) return { deleted: false, autoDeleted: [] };
@@ -399,12 +377,7 @@ export class ExchangeRegistry<Q, R = Q> {
   }
 
   /** queue.unbind. Unbinding a missing binding is a no-op; may auto-delete the exchange. */
-  unbindQueue(
-    exchange: string,
-    queue: Q,
-    routingKey: string,
-    args?: Readonly<Record<string, unknown>> | null,
-  ): AutoDeleteResult {
+  unbindQueue(exchange: string, queue: Q, routingKey: string, args?: Readonly<Record<string, unknown>> | null): AutoDeleteResult {
     const source = this.#bindingSource(exchange);
     const id = bindingId(DestinationKind.queue, this.#queueKey(queue), routingKey, args ?? EMPTY_ARGS);
     const binding = source.bindings.get(id);
@@ -417,12 +390,7 @@ export class ExchangeRegistry<Q, R = Q> {
    * exchange.bind: messages routed by `source` with a matching key (headers) are routed again by
    * `destination`. Argument order follows AMQP (destination first). Returns false if it existed.
    */
-  bindExchange(
-    destination: string,
-    source: string,
-    routingKey: string,
-    args?: Readonly<Record<string, unknown>> | null,
-  ): boolean {
+  bindExchange(destination: string, source: string, routingKey: string, args?: Readonly<Record<string, unknown>> | null): boolean {
     this.#refuseDefault(destination);
     const from = this.#bindingSource(source);
     const to = this.#existing(destination);
@@ -684,12 +652,7 @@ export class ExchangeRegistry<Q, R = Q> {
    * exchange that contributes targets is answered as-is if no other one contributes; otherwise the
    * targets are merged, deduplicated, in visit order.
    */
-  #walk(
-    start: ExchangeState<R>,
-    routingKey: string,
-    headers: MessageHeaders | null | undefined,
-    ignoreHeaders: boolean,
-  ): readonly R[] {
+  #walk(start: ExchangeState<R>, routingKey: string, headers: MessageHeaders | null | undefined, ignoreHeaders: boolean): readonly R[] {
     const visited = this.#visited;
     const pending = this.#pending;
     const seen = this.#seen;
@@ -719,9 +682,7 @@ export class ExchangeRegistry<Q, R = Q> {
           }
         }
         if (x.exchangeBindings > 0) {
-          const next = ignoreHeaders
-            ? x.exchanges!.matchIgnoringHeaders(routingKey)
-            : x.exchanges!.match(routingKey, headers);
+          const next = ignoreHeaders ? x.exchanges!.matchIgnoringHeaders(routingKey) : x.exchanges!.match(routingKey, headers);
           for (let j = 0; j < next.length; j++) {
             const d = next[j];
             if (!visited.has(d)) {
@@ -752,12 +713,7 @@ function copyArgs(args: Readonly<Record<string, unknown>> | null | undefined): R
   return Object.freeze(copy);
 }
 
-function bindingId(
-  kind: DestinationKind,
-  destination: string,
-  routingKey: string,
-  args: Readonly<Record<string, unknown>>,
-): string {
+function bindingId(kind: DestinationKind, destination: string, routingKey: string, args: Readonly<Record<string, unknown>>): string {
   return JSON.stringify([kind, destination, routingKey]) + canonicalValue(args);
 }
 

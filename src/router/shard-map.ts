@@ -79,9 +79,7 @@ export function fnv1a32(s: string): number {
  */
 export function shardFor(name: string, shardCount: number): number {
   if (!Number.isInteger(shardCount) || shardCount < 1 || shardCount > MAX_SHARD_COUNT) {
-    throw new RangeError(
-      `shardCount must be an integer in [1, ${MAX_SHARD_COUNT}] (got ${String(shardCount)})`,
-    );
+    throw new RangeError(`shardCount must be an integer in [1, ${MAX_SHARD_COUNT}] (got ${String(shardCount)})`);
   }
   if (shardCount === 1) return 0; // what the loop below returns too, without hashing
   return jumpHash(fnv1a32(name), shardCount);

@@ -91,12 +91,7 @@ class TrieNode<T> {
   constructor(readonly isHash: boolean) {}
 
   isEmpty(): boolean {
-    return (
-      this.values === null &&
-      this.star === null &&
-      this.hash === null &&
-      (this.literals === null || this.literals.size === 0)
-    );
+    return this.values === null && this.star === null && this.hash === null && (this.literals === null || this.literals.size === 0);
   }
 }
 

@@ -76,7 +76,14 @@ export class ShardDurability {
     this.#persistedHeld++;
     this.#appended = true;
     const props = message.properties === null ? null : this.#encoded.bytes(message.properties);
-    return store.appendMessage({ queue, id: message.seq, exchange: message.exchange, routingKey: message.routingKey, properties: props, payload: message.payload });
+    return store.appendMessage({
+      queue,
+      id: message.seq,
+      exchange: message.exchange,
+      routingKey: message.routingKey,
+      properties: props,
+      payload: message.payload,
+    });
   }
 
   /** The confirm of a publish persisted up to `lsn` goes out once the store has made that durable. */

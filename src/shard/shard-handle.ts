@@ -76,7 +76,15 @@ export class ShardHandle {
    * order, behind anything already waiting). False only when the overflow is at its bound:
    * the publisher must then be refused (503).
    */
-  publish(connectionId: number, token: number, exchange: string, routingKey: string, properties: Uint8Array | null, payload: Uint8Array, flags = 0): boolean {
+  publish(
+    connectionId: number,
+    token: number,
+    exchange: string,
+    routingKey: string,
+    properties: Uint8Array | null,
+    payload: Uint8Array,
+    flags = 0,
+  ): boolean {
     if (this.#backlog.length === 0 && this.writer.publish(connectionId, token, exchange, routingKey, properties, payload, flags)) {
       this.scheduleCommit();
       return true;
@@ -191,4 +199,3 @@ export class ShardHandle {
     }
   }
 }
-

@@ -63,13 +63,24 @@ if (store !== null) {
   );
   const { corruptSkipped, tornBytesTruncated, damage } = recovered.stats;
   for (const d of damage) {
-    if (d.kind === 'torn') log.warn({ ...d, dir: data.storeDir }, `torn tail of ${d.segment} at offset ${d.offset} cut (${d.bytes} bytes kept in ${d.copiedTo})`);
-    else log.warn({ ...d, dir: data.storeDir }, `damaged log record(s) in ${d.segment} at offset ${d.offset} (${d.bytes} bytes) skipped: their messages are lost`);
+    if (d.kind === 'torn')
+      log.warn(
+        { ...d, dir: data.storeDir },
+        `torn tail of ${d.segment} at offset ${d.offset} cut (${d.bytes} bytes kept in ${d.copiedTo})`,
+      );
+    else
+      log.warn(
+        { ...d, dir: data.storeDir },
+        `damaged log record(s) in ${d.segment} at offset ${d.offset} (${d.bytes} bytes) skipped: their messages are lost`,
+      );
   }
   if (corruptSkipped > damage.length) log.warn({ corruptSkipped, reported: damage.length }, 'more damaged log regions than listed');
   if (corruptSkipped > 0 || tornBytesTruncated > 0) log.warn({ corruptSkipped, tornBytesTruncated }, 'log damage skipped during recovery');
   for (const queue of recovered.recreatedQueues) {
-    log.warn({ queue }, `queue ${queue} declared again (durable, default arguments) for its recovered messages: its declaration was in a damaged record`);
+    log.warn(
+      { queue },
+      `queue ${queue} declared again (durable, default arguments) for its recovered messages: its declaration was in a damaged record`,
+    );
   }
   // A restarted shard reads the same log again: count each damaged record once per process.
   const newlyCorrupt = corruptSkipped - counters[CounterSlot.corruptRecords];

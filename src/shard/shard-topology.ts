@@ -153,9 +153,12 @@ export class ShardTopology implements ReplayTarget {
           autoDelete: op.autoDelete,
           arguments: op.arguments,
           hadConsumer: false,
-          slowConsumerPolicy: op.exclusive && op.autoDelete && op.arguments['x-max-length'] !== undefined
-            ? op.arguments['x-shardmq-slow-consumer'] === 'disconnect' ? 'disconnect' : 'drop'
-            : null,
+          slowConsumerPolicy:
+            op.exclusive && op.autoDelete && op.arguments['x-max-length'] !== undefined
+              ? op.arguments['x-shardmq-slow-consumer'] === 'disconnect'
+                ? 'disconnect'
+                : 'drop'
+              : null,
           slowReported: false,
         });
         this.#counters[CounterSlot.queues] = this.#queues.size;
@@ -180,7 +183,15 @@ export class ShardTopology implements ReplayTarget {
         return { messageCount: local.queue.purge() };
       }
       case 'declareExchange':
-        if (reg.declareExchange(op.name, op.type, { durable: op.durable, autoDelete: op.autoDelete, internal: op.internal, arguments: op.arguments }).created && op.durable) {
+        if (
+          reg.declareExchange(op.name, op.type, {
+            durable: op.durable,
+            autoDelete: op.autoDelete,
+            internal: op.internal,
+            arguments: op.arguments,
+          }).created &&
+          op.durable
+        ) {
           this.#durability.log(op);
         }
         return {};

@@ -65,7 +65,13 @@ export class Supervisor {
     this.#opts = opts;
     this.#slots = [];
     for (let i = 0; i < opts.shards; i++) {
-      this.#slots.push({ handle: new ShardHandle(i, opts.ringBytes), worker: null, startedAt: 0, backoffMs: RESTART_BACKOFF_MS, ready: Promise.resolve() });
+      this.#slots.push({
+        handle: new ShardHandle(i, opts.ringBytes),
+        worker: null,
+        startedAt: 0,
+        backoffMs: RESTART_BACKOFF_MS,
+        ready: Promise.resolve(),
+      });
     }
     this.handles = this.#slots.map((s) => s.handle);
   }
@@ -74,9 +80,11 @@ export class Supervisor {
   async start(sink: OutboundSink): Promise<void> {
     for (const slot of this.#slots) {
       this.#spawn(slot);
-      void slot.handle.pump(sink, () => !this.#stopping).catch((err: unknown) => {
-        this.#opts.log.fatal({ err, shard: slot.handle.index }, 'outbound pump failed');
-      });
+      void slot.handle
+        .pump(sink, () => !this.#stopping)
+        .catch((err: unknown) => {
+          this.#opts.log.fatal({ err, shard: slot.handle.index }, 'outbound pump failed');
+        });
     }
     await Promise.all(this.#slots.map((s) => s.ready));
   }
@@ -188,10 +196,13 @@ export class Supervisor {
     setTimeout(() => {
       if (this.#stopping) return;
       this.#spawn(slot);
-      void slot.ready.then(() => {
-        this.#opts.log.info({ shard: handle.index }, 'shard restarted');
-        this.#opts.onRestart?.(handle.index);
-      }, () => undefined);
+      void slot.ready.then(
+        () => {
+          this.#opts.log.info({ shard: handle.index }, 'shard restarted');
+          this.#opts.onRestart?.(handle.index);
+        },
+        () => undefined,
+      );
     }, delay);
   }
 }

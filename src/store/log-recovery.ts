@@ -126,7 +126,7 @@ export function recoverLog(fs: FsSeam, dir: string): RecoveredLog {
               nextId = Math.max(nextId, r.id + 1);
               liveIndex.remove(r.queue, r.id, seg);
               const q = payloads.get(r.queue);
-              if (q !== undefined && q.delete(r.id) && q.size === 0) payloads.delete(r.queue);
+              if (q?.delete(r.id) && q.size === 0) payloads.delete(r.queue);
               break;
             }
             case RecordType.topology: {

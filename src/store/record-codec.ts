@@ -326,7 +326,7 @@ function putStr(b: Buffer, at: number, s: string, n: number): number {
 }
 
 function putU64(b: Buffer, at: number, v: number): number {
-  b.writeUInt32LE(v % TWO_POW_32 >>> 0, at);
+  b.writeUInt32LE((v % TWO_POW_32) >>> 0, at);
   b.writeUInt32LE(Math.floor(v / TWO_POW_32), at + 4);
   return at + 8;
 }

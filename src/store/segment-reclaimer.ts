@@ -54,13 +54,7 @@ export class SegmentReclaimer {
   }
 
   #deletable(seg: Segment): boolean {
-    return (
-      seg !== this.#active &&
-      seg.no < this.#snapshotSegmentNo &&
-      seg.live === 0 &&
-      seg.fd === null &&
-      seg.dependenciesGone()
-    );
+    return seg !== this.#active && seg.no < this.#snapshotSegmentNo && seg.live === 0 && seg.fd === null && seg.dependenciesGone();
   }
 
   /** Deletes dead segments in the background; one pass at a time. */

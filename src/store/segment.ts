@@ -23,13 +23,7 @@
  * is told apart here: a tail that is one complete record by its own length, ending exactly at the
  * end of the file, whose CRC fails, is a damaged record (`lastRecordCorrupt`), not a torn write.
  */
-import {
-  MAX_RECORD_BODY_BYTES,
-  MIN_RECORD_BODY_BYTES,
-  RECORD_HEADER_BYTES,
-  RecordType,
-  recordCrc,
-} from './record-codec.js';
+import { MAX_RECORD_BODY_BYTES, MIN_RECORD_BODY_BYTES, RECORD_HEADER_BYTES, RecordType, recordCrc } from './record-codec.js';
 import { crc32c } from './crc32c.js';
 
 export const SEGMENT_SUFFIX = '.seg';

@@ -56,7 +56,9 @@ describe.each([2])('client - publish and subscribe with %i shards', (shards) => 
     for (const s of subs) {
       const got = await take(s, sent.length);
       expect(got.map((m) => m.text())).toEqual(sent);
-      expect(got.every((m) => m.destination === '/topic/fan.out' && m.exchange === 'amq.topic' && m.routingKey === 'fan.out' && !m.redelivered)).toBe(true);
+      expect(
+        got.every((m) => m.destination === '/topic/fan.out' && m.exchange === 'amq.topic' && m.routingKey === 'fan.out' && !m.redelivered),
+      ).toBe(true);
     }
   });
 
@@ -202,7 +204,11 @@ describe.each([2])('client - publish and subscribe with %i shards', (shards) => 
       c.publish('/topic/mixed.b', '3'),
     ]);
     expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
-    expect((outcomes[1] as PromiseRejectedResult).reason).toMatchObject({ name: 'NotFoundError', op: 'PUBLISH', message: expect.stringMatching(/no-such-exchange/) });
+    expect((outcomes[1] as PromiseRejectedResult).reason).toMatchObject({
+      name: 'NotFoundError',
+      op: 'PUBLISH',
+      message: expect.stringMatching(/no-such-exchange/),
+    });
     expect(errors).toHaveLength(1); // awaited failures are not also emitted
   });
 

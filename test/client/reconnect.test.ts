@@ -114,7 +114,12 @@ describe('client - reconnect', () => {
 
     // Publishes still unconfirmed when the socket drops: the broker closes the socket in the same
     // tick, before the client's end-of-turn flush, so none of these is ever confirmed.
-    const inFlight = Array.from({ length: 5 }, (_, i) => client.publish('/topic/t.lost', `lost${i}`).then(() => 'confirmed', (e: unknown) => e));
+    const inFlight = Array.from({ length: 5 }, (_, i) =>
+      client.publish('/topic/t.lost', `lost${i}`).then(
+        () => 'confirmed',
+        (e: unknown) => e,
+      ),
+    );
     const down = once(client, 'disconnected');
     expect(resetOnServerClose(port)).toBe(1);
     const stopping = first.stop();
@@ -181,7 +186,10 @@ describe('client - reconnect', () => {
     const down = once(client, 'disconnected');
     const stopping = broker.stop();
     await down;
-    const queued = client.publish('/topic/gone.x', 'never').then(() => 'sent', (e: unknown) => e);
+    const queued = client.publish('/topic/gone.x', 'never').then(
+      () => 'sent',
+      (e: unknown) => e,
+    );
     await stopping;
     const { error } = await closed;
     expect(error).toBeInstanceOf(ConnectionLostError);
@@ -208,7 +216,10 @@ describe('client - reconnect', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const { port } = server.address() as AddressInfo;
     await new Promise((r) => server.close(r));
-    await expect(connect(`http://127.0.0.1:${port}`, { connectTimeoutMs: 2000 })).rejects.toMatchObject({ name: 'ConnectFailedError', code: 'connect_failed' });
+    await expect(connect(`http://127.0.0.1:${port}`, { connectTimeoutMs: 2000 })).rejects.toMatchObject({
+      name: 'ConnectFailedError',
+      code: 'connect_failed',
+    });
     await expect(connect('ftp://127.0.0.1:1')).rejects.toThrow(TypeError);
   });
 });

@@ -98,16 +98,25 @@ describe('client - exchanges, queues and bindings', () => {
   it('errors - passive declare of a missing queue is NotFoundError; an inequivalent redeclare is PreconditionFailedError', async () => {
     const missing = client.declareQueue('no-such-queue', { passive: true });
     await expect(missing).rejects.toBeInstanceOf(NotFoundError);
-    await expect(missing).rejects.toMatchObject({ code: 'not_found', op: 'DECLARE_QUEUE', message: expect.stringMatching(/no queue 'no-such-queue'/) });
+    await expect(missing).rejects.toMatchObject({
+      code: 'not_found',
+      op: 'DECLARE_QUEUE',
+      message: expect.stringMatching(/no queue 'no-such-queue'/),
+    });
     await missing.catch((e: unknown) => expect(e).toBeInstanceOf(ShardmqError));
 
     await client.declareQueue('shaped', { durable: false, arguments: { 'x-message-ttl': 1000 } });
     const redeclare = client.declareQueue('shaped', { durable: false, arguments: { 'x-message-ttl': 2000 } });
     await expect(redeclare).rejects.toBeInstanceOf(PreconditionFailedError);
-    await expect(redeclare).rejects.toMatchObject({ code: 'precondition_failed', message: expect.stringMatching(/inequivalent arg 'x-message-ttl'/) });
+    await expect(redeclare).rejects.toMatchObject({
+      code: 'precondition_failed',
+      message: expect.stringMatching(/inequivalent arg 'x-message-ttl'/),
+    });
 
     await client.declareExchange('typed', 'fanout');
-    await expect(client.declareExchange('typed', 'direct')).rejects.toMatchObject({ code: expect.stringMatching(/^(precondition_failed|not_allowed)$/) });
+    await expect(client.declareExchange('typed', 'direct')).rejects.toMatchObject({
+      code: expect.stringMatching(/^(precondition_failed|not_allowed)$/),
+    });
     await expect(client.declareExchange('weird', 'x-unknown')).rejects.toBeInstanceOf(CommandInvalidError);
     await expect(client.declareQueue('amq.mine')).rejects.toBeInstanceOf(AccessRefusedError);
     await expect(client.bindQueue('no-such-queue', 'amq.topic', '#')).rejects.toBeInstanceOf(NotFoundError);

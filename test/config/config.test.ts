@@ -108,7 +108,10 @@ describe('resolveConfig - defaults', () => {
 
 describe('resolveConfig - precedence', () => {
   it('precedence - SHARDMQ_* env beats the default', () => {
-    const config = resolveConfig({}, { SHARDMQ_PORT: '8081', SHARDMQ_HOST: '0.0.0.0', SHARDMQ_DATA_DIR: '/var/lib/shardmq', SHARDMQ_SHARDS: '3' });
+    const config = resolveConfig(
+      {},
+      { SHARDMQ_PORT: '8081', SHARDMQ_HOST: '0.0.0.0', SHARDMQ_DATA_DIR: '/var/lib/shardmq', SHARDMQ_SHARDS: '3' },
+    );
     expect(config).toMatchObject({ port: 8081, host: '0.0.0.0', dataDir: '/var/lib/shardmq', shards: 3 });
   });
 
@@ -179,9 +182,12 @@ describe('resolveConfig - integer bounds', () => {
     },
   );
 
-  it.each(['-1', '1.5', '1e3', '0x10', ' 80', '80 ', '+80', 'abc', '99999999999999999999'])('bounds - port rejects %j (not a plain decimal integer)', (bad) => {
-    configError(() => resolveConfig({ port: bad }, NO_ENV), 'port', JSON.stringify(bad));
-  });
+  it.each(['-1', '1.5', '1e3', '0x10', ' 80', '80 ', '+80', 'abc', '99999999999999999999'])(
+    'bounds - port rejects %j (not a plain decimal integer)',
+    (bad) => {
+      configError(() => resolveConfig({ port: bad }, NO_ENV), 'port', JSON.stringify(bad));
+    },
+  );
 
   it('bounds - a bad env value is reported by its flag name', () => {
     configError(() => resolveConfig({}, { SHARDMQ_SHARDS: '0' }), 'shards', '"0"');
@@ -194,7 +200,11 @@ describe('resolveConfig - integer bounds', () => {
 
 describe('resolveConfig - ring-bytes', () => {
   it.each([65536 * 3, 65536 + 8, 2 ** 30 - 8])('ring-bytes - %i within bounds but not a power of two is rejected', (n) => {
-    const message = configError(() => resolveConfig({ 'ring-bytes': String(n), 'max-message-bytes': '1' }, NO_ENV), 'ring-bytes', String(n));
+    const message = configError(
+      () => resolveConfig({ 'ring-bytes': String(n), 'max-message-bytes': '1' }, NO_ENV),
+      'ring-bytes',
+      String(n),
+    );
     expect(message).toContain('power of two');
   });
 

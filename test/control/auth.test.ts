@@ -21,7 +21,10 @@ describe('auth', () => {
   });
 
   it('users: tokens map to principals; wrong and missing tokens to null', () => {
-    const a = new Authenticator(null, users([{ name: 'u', token: 'token-123', publish: ['/topic/a.#'], subscribe: ['/topic/a.*', '/queue/q.*'] }]));
+    const a = new Authenticator(
+      null,
+      users([{ name: 'u', token: 'token-123', publish: ['/topic/a.#'], subscribe: ['/topic/a.*', '/queue/q.*'] }]),
+    );
     expect(a.authenticate('nope-nope')).toBeNull();
     expect(a.authenticate(null)).toBeNull();
     const p = a.authenticate('token-123')!;
@@ -38,10 +41,13 @@ describe('auth', () => {
   });
 
   it('manage implies monitor; monitor alone does not imply manage', () => {
-    const a = new Authenticator(null, users([
-      { name: 'm', token: 'manage-123', manage: true },
-      { name: 'w', token: 'monitor-12', monitor: true },
-    ]));
+    const a = new Authenticator(
+      null,
+      users([
+        { name: 'm', token: 'manage-123', manage: true },
+        { name: 'w', token: 'monitor-12', monitor: true },
+      ]),
+    );
     expect(a.authenticate('manage-123')).toMatchObject({ canManage: true, canMonitor: true });
     expect(a.authenticate('monitor-12')).toMatchObject({ canManage: false, canMonitor: true });
   });

@@ -12,7 +12,14 @@ function setup(options = { topicBuffer: 100, slowConsumer: 'drop' as 'drop' | 'd
   const topology = new Topology(3);
   const forgotten: string[] = [];
   const management = { forgetQueue: async (name: string) => void forgotten.push(name) };
-  const consume = new ConsumePath(topology, new PublishPath(topology, shards.handles, false, log), management, shards.handles, options, log);
+  const consume = new ConsumePath(
+    topology,
+    new PublishPath(topology, shards.handles, false, log),
+    management,
+    shards.handles,
+    options,
+    log,
+  );
   return { shards, topology, consume, forgotten };
 }
 
@@ -25,7 +32,14 @@ describe('consume path', () => {
     expect(topology.getQueue(t.queue)).toMatchObject({ exclusive: true, owner: 9, shard: t.shard });
     expect(topology.route('amq.topic', 'a.b').shards).toEqual([t.shard]);
     expect(shards.manageOps()).toEqual([
-      [t.shard, expect.objectContaining({ op: 'declareQueue', name: t.queue, arguments: { 'x-max-length': 100, 'x-shardmq-slow-consumer': 'disconnect' } })],
+      [
+        t.shard,
+        expect.objectContaining({
+          op: 'declareQueue',
+          name: t.queue,
+          arguments: { 'x-max-length': 100, 'x-shardmq-slow-consumer': 'disconnect' },
+        }),
+      ],
       [t.shard, { op: 'bindQueue', exchange: 'amq.topic', queue: t.queue, routingKey: 'a.*', arguments: {} }],
     ]);
   });
@@ -36,9 +50,11 @@ describe('consume path', () => {
     expect(t).toMatchObject({ queue: 'jobs', privateQueue: false, shard: topology.getQueue('jobs')!.shard });
   });
 
-  it('refuses what the principal may not read, a missing /amq/queue/, and another connection\'s exclusive queue', () => {
+  it("refuses what the principal may not read, a missing /amq/queue/, and another connection's exclusive queue", () => {
     const { topology, consume } = setup();
-    expect(() => consume.target('/topic/#', principal('p', { subscribe: () => false }), 1)).toThrow(expect.objectContaining({ code: 'access_refused' }));
+    expect(() => consume.target('/topic/#', principal('p', { subscribe: () => false }), 1)).toThrow(
+      expect.objectContaining({ code: 'access_refused' }),
+    );
     expect(() => consume.target('/amq/queue/missing', principal('p'), 1)).toThrow(expect.objectContaining({ code: 'not_found' }));
     topology.declareQueue('mine', { durable: false, exclusive: true, autoDelete: false, arguments: {} }, false, 5);
     expect(() => consume.target('/amq/queue/mine', principal('p'), 6)).toThrow(expect.objectContaining({ code: 'resource_locked' }));

@@ -64,7 +64,10 @@ export class FakeCalls {
 }
 
 /** A principal with fixed answers. */
-export function principal(name: string, rights: Partial<{ publish: boolean; subscribe: (d: string) => boolean; manage: boolean }> = {}): Principal {
+export function principal(
+  name: string,
+  rights: Partial<{ publish: boolean; subscribe: (d: string) => boolean; manage: boolean }> = {},
+): Principal {
   return {
     name,
     canPublish: () => rights.publish ?? true,

@@ -19,18 +19,28 @@ describe('management', () => {
     expect(topology.listBindings().filter((b) => b.source === 'amq.topic')).toEqual([]);
     await management.bindQueue('amq.topic', 'q', 'a.*', {}, reader);
     expect(topology.route('amq.topic', 'a.b').shards).toEqual([topology.getQueue('q')!.shard]);
-    expect(calls.calls.at(-1)).toEqual({ shard: topology.getQueue('q')!.shard, op: { op: 'bindQueue', exchange: 'amq.topic', queue: 'q', routingKey: 'a.*', arguments: {} } });
+    expect(calls.calls.at(-1)).toEqual({
+      shard: topology.getQueue('q')!.shard,
+      op: { op: 'bindQueue', exchange: 'amq.topic', queue: 'q', routingKey: 'a.*', arguments: {} },
+    });
   });
 
   it('an inequivalent redeclare and a bad argument are precondition_failed (406); nothing is sent', async () => {
     const { calls, management } = setup();
     await management.declareQueue({ name: 'q', passive: false, durable: false, exclusive: false, autoDelete: false, arguments: {} }, 0);
     const sent = calls.calls.length;
-    await expect(management.declareQueue({ name: 'q', passive: false, durable: true, exclusive: false, autoDelete: false, arguments: {} }, 0)).rejects.toMatchObject({
+    await expect(
+      management.declareQueue({ name: 'q', passive: false, durable: true, exclusive: false, autoDelete: false, arguments: {} }, 0),
+    ).rejects.toMatchObject({
       code: 'precondition_failed',
       status: 406,
     });
-    await expect(management.declareQueue({ name: 'r', passive: false, durable: false, exclusive: false, autoDelete: false, arguments: { 'x-max-length': -1 } }, 0)).rejects.toMatchObject({
+    await expect(
+      management.declareQueue(
+        { name: 'r', passive: false, durable: false, exclusive: false, autoDelete: false, arguments: { 'x-max-length': -1 } },
+        0,
+      ),
+    ).rejects.toMatchObject({
       code: 'precondition_failed',
     });
     expect(calls.calls.length).toBe(sent);
@@ -39,7 +49,9 @@ describe('management', () => {
   it('a shard that refuses a declaration leaves no queue behind on the main thread', async () => {
     const { calls, topology, management } = setup();
     calls.answer = { ok: false, result: { code: 'internal', message: 'boom' } };
-    await expect(management.declareQueue({ name: 'q', passive: false, durable: false, exclusive: false, autoDelete: false, arguments: {} }, 0)).rejects.toThrow();
+    await expect(
+      management.declareQueue({ name: 'q', passive: false, durable: false, exclusive: false, autoDelete: false, arguments: {} }, 0),
+    ).rejects.toThrow();
     expect(topology.getQueue('q')).toBeUndefined();
   });
 });

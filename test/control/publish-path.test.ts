@@ -44,7 +44,9 @@ describe('publish path - target', () => {
 describe('publish path - targetFor (the preamble every protocol shares)', () => {
   it('refuses what the principal may not publish, and a malformed destination', () => {
     const { path } = setup();
-    expect(() => path.targetFor('/queue/x', principal('p', { publish: false }))).toThrow(expect.objectContaining({ code: 'access_refused', status: 403 }));
+    expect(() => path.targetFor('/queue/x', principal('p', { publish: false }))).toThrow(
+      expect.objectContaining({ code: 'access_refused', status: 403 }),
+    );
     expect(() => path.targetFor('/nowhere/x', principal('p'))).toThrow(expect.objectContaining({ code: 'bad_destination', status: 400 }));
     expect(path.targetFor('/queue/x', principal('p')).routingKey).toBe('x');
   });
@@ -53,7 +55,8 @@ describe('publish path - targetFor (the preamble every protocol shares)', () => 
 describe('publish path - write', () => {
   it('writes one copy per target shard, and stops at the first that refuses', () => {
     const { shards, topology, path } = setup(4);
-    const q = (name: string) => topology.declareQueue(name, { durable: false, exclusive: false, autoDelete: false, arguments: {} }, false, 0).queue;
+    const q = (name: string) =>
+      topology.declareQueue(name, { durable: false, exclusive: false, autoDelete: false, arguments: {} }, false, 0).queue;
     // Two queues on two different shards, both bound to a fanout.
     const names: string[] = [];
     for (let i = 0; names.length < 2 && i < 100; i++) {
@@ -68,7 +71,12 @@ describe('publish path - write', () => {
     const target = path.target(parseDestination('/exchange/fan/k'));
     expect(target.shards).toHaveLength(2);
     expect(path.write(target, 7, 0, null, payload)).toBe(2);
-    expect(shards.written.filter((w) => w.method === 'publish').map((w) => w.shard).sort()).toEqual([...target.shards].sort());
+    expect(
+      shards.written
+        .filter((w) => w.method === 'publish')
+        .map((w) => w.shard)
+        .sort(),
+    ).toEqual([...target.shards].sort());
     shards.full.add(target.shards[0]);
     expect(path.write(target, 7, 0, null, payload)).toBe(0);
     path.overMemory = true;
@@ -83,7 +91,9 @@ describe('publish path - dead letters', () => {
     topology.declareQueue('dlq', { durable: false, exclusive: false, autoDelete: false, arguments: {} }, false, 0);
     path.republishDeadLetter('', 'dlq', null, payload);
     const writes = shards.written.filter((w) => w.method === 'publish');
-    expect(writes).toEqual([{ shard: topology.getQueue('dlq')!.shard, method: 'publish', args: [0, 0, '', 'dlq', null, payload, PUBLISH_FLAG_DEAD_LETTERED] }]);
+    expect(writes).toEqual([
+      { shard: topology.getQueue('dlq')!.shard, method: 'publish', args: [0, 0, '', 'dlq', null, payload, PUBLISH_FLAG_DEAD_LETTERED] },
+    ]);
     path.republishDeadLetter('missing-dlx', 'k', null, payload);
     path.republishDeadLetter('', 'no-such-queue', null, payload);
     expect(path.unroutable).toBe(2);

@@ -5,7 +5,11 @@ import { JsonWsClient } from '../helpers/ws-client.js';
 import { shardFor } from '../../src/router/shard-map.js';
 
 async function api(broker: Broker, method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
-  const res = await fetch(broker.url + path, { method, body: body === undefined ? undefined : JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+  const res = await fetch(broker.url + path, {
+    method,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    headers: { 'content-type': 'application/json' },
+  });
   const text = await res.text();
   return { status: res.status, json: text === '' ? null : JSON.parse(text) };
 }
@@ -45,7 +49,10 @@ describe('e2e - the AMQP model over HTTP management and JSON WebSocket (4 shards
     const queues = namesOnEveryShard('fan-q', 4);
     for (const q of queues) {
       expect((await api(broker, 'PUT', `/v1/queues/${q}`, { durable: false })).status).toBe(201);
-      expect((await api(broker, 'POST', '/v1/bindings', { source: 'events', destination: q, destination_type: 'queue', routing_key: '' })).status).toBe(201);
+      expect(
+        (await api(broker, 'POST', '/v1/bindings', { source: 'events', destination: q, destination_type: 'queue', routing_key: '' }))
+          .status,
+      ).toBe(201);
     }
     expect((await publish(broker, 'exchange/events/any', 'hello')).status).toBe(200);
     const c = await connect();
@@ -54,7 +61,12 @@ describe('e2e - the AMQP model over HTTP management and JSON WebSocket (4 shards
     expect(got.map((f) => f.subscription).sort()).toEqual([...queues].sort());
     expect(got.every((f) => f.payload === 'hello')).toBe(true);
     const listed = (await api(broker, 'GET', '/v1/bindings')).json as Array<{ source: string; destination: string }>;
-    expect(listed.filter((b) => b.source === 'events').map((b) => b.destination).sort()).toEqual([...queues].sort());
+    expect(
+      listed
+        .filter((b) => b.source === 'events')
+        .map((b) => b.destination)
+        .sort(),
+    ).toEqual([...queues].sort());
   });
 
   it('management - errors: inequivalent redeclare 406 (AMQP precondition_failed), unknown exchange 404, reserved names 403, bad type 400', async () => {
@@ -63,7 +75,9 @@ describe('e2e - the AMQP model over HTTP management and JSON WebSocket (4 shards
     expect(again.status).toBe(406);
     expect(again.json).toMatchObject({ error: 'precondition_failed' });
     expect(again.json.message).toMatch(/inequivalent arg 'type'/);
-    expect((await api(broker, 'POST', '/v1/bindings', { source: 'nope', destination: 'x', destination_type: 'queue' })).json.error).toBe('not_found');
+    expect((await api(broker, 'POST', '/v1/bindings', { source: 'nope', destination: 'x', destination_type: 'queue' })).json.error).toBe(
+      'not_found',
+    );
     expect((await api(broker, 'PUT', '/v1/exchanges/amq.mine', { type: 'direct' })).status).toBe(403);
     expect((await api(broker, 'PUT', '/v1/exchanges/x2', { type: 'weird' })).status).toBe(400);
     const badArg = await api(broker, 'PUT', '/v1/queues/bad-arg', { arguments: { 'x-max-length': -1 } });
@@ -112,7 +126,12 @@ describe('e2e - the AMQP model over HTTP management and JSON WebSocket (4 shards
   it('properties - the JSON publish op carries AMQP properties end to end', async () => {
     const c = await connect();
     await c.subscribe('p', '/topic/props.#');
-    const properties = { content_type: 'application/json', priority: 3, correlation_id: 'c-9', headers: { tenant: 'acme', nested: { n: 1, list: [1, 'two'] } } };
+    const properties = {
+      content_type: 'application/json',
+      priority: 3,
+      correlation_id: 'c-9',
+      headers: { tenant: 'acme', nested: { n: 1, list: [1, 'two'] } },
+    };
     expect((await c.request({ op: 'publish', destination: '/topic/props.x', payload: '{"a":1}', properties })).op).toBe('receipt');
     const [m] = await c.messages(1, 'p');
     expect(m.properties).toEqual(properties);

@@ -55,7 +55,10 @@ describe('cli - shardmq serve', () => {
   });
 
   it('serve - a bad flag value is refused with a message naming the flag', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--shards', '0'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--shards', '0'], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let err = '';
     child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
     const [code] = await once(child, 'exit');
@@ -65,11 +68,18 @@ describe('cli - shardmq serve', () => {
 
   it('pub and sub - the CLI publishes over HTTP and prints what it receives, one per line', async () => {
     const { child, url } = await startServe();
-    const sub = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'sub', '/queue/cli', '--count', '3', '--url', url], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    const sub = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'sub', '/queue/cli', '--count', '3', '--url', url], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     sub.stdout?.on('data', (d: Buffer) => (out += d.toString()));
     const subExit = once(sub, 'exit');
-    const pub = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'pub', '/queue/cli', 'hello', '--count', '3', '--url', url], { cwd: root, stdio: 'ignore' });
+    const pub = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'src/cli/main.ts', 'pub', '/queue/cli', 'hello', '--count', '3', '--url', url],
+      { cwd: root, stdio: 'ignore' },
+    );
     expect((await once(pub, 'exit'))[0]).toBe(0);
     expect((await subExit)[0]).toBe(0);
     expect(out).toBe('hello\nhello\nhello\n');

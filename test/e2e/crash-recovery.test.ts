@@ -60,13 +60,15 @@ async function runOnce(seed: number, fsync: 'batch' | 'always'): Promise<Account
       for (let k = n; k < n + 64; k++) {
         const id = `${seed}-${q}-${k}`;
         attempted.add(id);
-        batch.push(publisher.publish(`/queue/${queue}`, id).then(
+        batch.push(
+          publisher.publish(`/queue/${queue}`, id).then(
             () => {
               confirmed.add(id);
               return true;
             },
             () => false,
-          ));
+          ),
+        );
       }
       // Once the broker is gone publishes fail at once: stop, or this loop would spin on
       // microtasks and starve the timers.
@@ -119,11 +121,17 @@ describe('e2e - crash recovery (SIGKILL)', () => {
     [seed, 'batch'],
     [seed + 1, 'batch'],
     [seed + 2, 'always'],
-  ] as const)('crash - seed %i, fsync %s: every confirmed message is delivered after a SIGKILL', async (s, fsync) => {
-    const a = await runOnce(s, fsync);
-    console.log(`[crash seed=${s} fsync=${fsync}] attempted ${a.attempted}, confirmed ${a.confirmed}, received ${a.received}, lost ${a.lost}, duplicates ${a.duplicates}, unexpected ${a.unexpected}`);
-    expect(a.confirmed, 'the kill came after some messages were confirmed').toBeGreaterThan(0);
-    expect(a.lost, `seed ${s}: confirmed messages lost`).toBe(0);
-    expect(a.unexpected, `seed ${s}: messages nobody published`).toBe(0);
-  }, 60_000);
+  ] as const)(
+    'crash - seed %i, fsync %s: every confirmed message is delivered after a SIGKILL',
+    async (s, fsync) => {
+      const a = await runOnce(s, fsync);
+      console.log(
+        `[crash seed=${s} fsync=${fsync}] attempted ${a.attempted}, confirmed ${a.confirmed}, received ${a.received}, lost ${a.lost}, duplicates ${a.duplicates}, unexpected ${a.unexpected}`,
+      );
+      expect(a.confirmed, 'the kill came after some messages were confirmed').toBeGreaterThan(0);
+      expect(a.lost, `seed ${s}: confirmed messages lost`).toBe(0);
+      expect(a.unexpected, `seed ${s}: messages nobody published`).toBe(0);
+    },
+    60_000,
+  );
 });

@@ -22,7 +22,9 @@ describe('e2e - durability with --data-dir', () => {
     for (let i = 0; i < 50; i++) expect((await publish(broker, 'queue/orders', `o${i}`)).status).toBe(200);
     expect((await api(broker.url, 'PUT', '/v1/exchanges/billing', { type: 'topic', durable: true })).status).toBe(201);
     expect((await api(broker.url, 'PUT', '/v1/queues/invoices', { durable: true, arguments: { 'x-max-length': 1000 } })).status).toBe(201);
-    expect((await api(broker.url, 'POST', '/v1/bindings', { source: 'billing', destination: 'invoices', routing_key: 'invoice.#' })).status).toBe(201);
+    expect(
+      (await api(broker.url, 'POST', '/v1/bindings', { source: 'billing', destination: 'invoices', routing_key: 'invoice.#' })).status,
+    ).toBe(201);
     // A transient message (delivery mode 1) to a durable queue is not kept.
     expect((await publish(broker, 'exchange/billing/invoice.new', 'transient', { 'x-delivery-mode': '1' })).status).toBe(200);
     expect((await publish(broker, 'exchange/billing/invoice.new', 'persistent')).status).toBe(200);
@@ -61,7 +63,7 @@ describe('e2e - durability with --data-dir', () => {
     const dir = join(root, 'enospc');
     const fault = join(root, 'fault');
     process.env.SHARDMQ_STORE_FAULT_FILE = fault;
-    const broker = await startBroker({ shards: '1', 'data-dir': dir, 'fsync': 'always' });
+    const broker = await startBroker({ shards: '1', 'data-dir': dir, fsync: 'always' });
     delete process.env.SHARDMQ_STORE_FAULT_FILE;
     try {
       expect((await publish(broker, 'queue/disk', 'before')).status).toBe(200);
@@ -99,7 +101,12 @@ describe('e2e - durability with --data-dir', () => {
 
 describe('e2e - a damaged log record costs that record only', () => {
   /** Changes one byte at `offsetInRecord` of the record `pick` chooses in a segment file. */
-  const damageOneRecord = (shardDir: string, segment: string, pick: (records: Array<{ start: number; end: number }>) => number, offsetInRecord: number): void => {
+  const damageOneRecord = (
+    shardDir: string,
+    segment: string,
+    pick: (records: Array<{ start: number; end: number }>) => number,
+    offsetInRecord: number,
+  ): void => {
     const file = join(shardDir, segment);
     const bytes = readFileSync(file);
     const records: Array<{ start: number; end: number }> = [];
@@ -119,7 +126,14 @@ describe('e2e - a damaged log record costs that record only', () => {
     expect((await publish(broker, 'queue/c', lines, { 'content-type': 'application/x-ndjson' })).json).toEqual({ accepted: 3000 });
     await broker.stop();
     const shardDir = join(dir, 'shard-0');
-    damageOneRecord(shardDir, readdirSync(shardDir).filter((n) => n.endsWith('.seg')).sort()[0], (r) => r.length >> 1, 0);
+    damageOneRecord(
+      shardDir,
+      readdirSync(shardDir)
+        .filter((n) => n.endsWith('.seg'))
+        .sort()[0],
+      (r) => r.length >> 1,
+      0,
+    );
 
     broker = await startBroker({ shards: '1', 'data-dir': dir });
     try {
@@ -143,7 +157,9 @@ describe('e2e - a damaged log record costs that record only', () => {
     expect((await publish(broker, 'queue/h', 'd')).status).toBe(200);
     await broker.stop();
     const shardDir = join(dir, 'shard-0');
-    const segments = readdirSync(shardDir).filter((n) => n.endsWith('.seg')).sort();
+    const segments = readdirSync(shardDir)
+      .filter((n) => n.endsWith('.seg'))
+      .sort();
     expect(segments).toHaveLength(2);
     // Segment 1: header, declareQueue h, a, b, c. Segment 2: header (snapshot: h), d.
     damageOneRecord(shardDir, segments[0], () => 1, 12);

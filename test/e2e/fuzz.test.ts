@@ -149,7 +149,10 @@ function sendHttp(url: string, rng: Prng): Promise<void> {
       resolve();
     };
     const wait = req.mode === 'truncated' ? rng.int(0, 100) : req.mode === 'malformed' ? 1000 : 3000;
-    const timer = setTimeout(() => finish(req.mode === 'truncated' ? 'truncated' : req.mode === 'malformed' ? 'no-answer-1s' : 'timeout'), wait);
+    const timer = setTimeout(
+      () => finish(req.mode === 'truncated' ? 'truncated' : req.mode === 'malformed' ? 'no-answer-1s' : 'timeout'),
+      wait,
+    );
     socket.on('data', (d: Buffer) => {
       head += d.toString('latin1');
       const m = /^HTTP\/1\.[01] (\d{3})/.exec(head);
@@ -225,7 +228,10 @@ async function sendWsViolation(url: string, rng: Prng): Promise<void> {
 }
 
 /** The well-behaved client: publishes numbered messages with receipts to its own queue and consumes them. */
-async function goodClient(url: string, until: () => boolean): Promise<{ receipted: Set<string>; received: Map<string, number>; refused: number; errors: unknown[] }> {
+async function goodClient(
+  url: string,
+  until: () => boolean,
+): Promise<{ receipted: Set<string>; received: Map<string, number>; refused: number; errors: unknown[] }> {
   const queue = `/queue/good-${SEED}`;
   const received = new Map<string, number>();
   const consumer = await StreamSubscriber.open(url, 'good', queue, {
@@ -256,119 +262,134 @@ async function goodClient(url: string, until: () => boolean): Promise<{ receipte
 describe('e2e - fuzzing a live broker', () => {
   let broker: Broker;
   beforeAll(async () => {
-    broker = await startBroker({ shards: '2', 'ring-bytes': '262144', 'max-frame-bytes': String(MAX_FRAME_BYTES), 'max-message-bytes': '32768' });
+    broker = await startBroker({
+      shards: '2',
+      'ring-bytes': '262144',
+      'max-frame-bytes': String(MAX_FRAME_BYTES),
+      'max-message-bytes': '32768',
+    });
   });
   afterAll(async () => {
     await broker.stop();
   });
 
-  it(`survives ${FUZZ_MS} ms of random and mutated WebSocket and HTTP input (seed from SHARDMQ_SEED or random; printed)`, async () => {
-    console.log(`[fuzz] seed ${SEED} (replay with SHARDMQ_SEED=${SEED}), ${FUZZ_MS} ms, ${LANES} lanes`);
-    const root = new Prng(SEED);
-    const url = broker.url;
-    const end = Date.now() + FUZZ_MS;
-    const over = (): boolean => Date.now() >= end || tally.inputs >= MAX_INPUTS;
-    const good = goodClient(url, over);
+  it(
+    `survives ${FUZZ_MS} ms of random and mutated WebSocket and HTTP input (seed from SHARDMQ_SEED or random; printed)`,
+    async () => {
+      console.log(`[fuzz] seed ${SEED} (replay with SHARDMQ_SEED=${SEED}), ${FUZZ_MS} ms, ${LANES} lanes`);
+      const root = new Prng(SEED);
+      const url = broker.url;
+      const end = Date.now() + FUZZ_MS;
+      const over = (): boolean => Date.now() >= end || tally.inputs >= MAX_INPUTS;
+      const good = goodClient(url, over);
 
-    const lane = async (rng: Prng): Promise<void> => {
-      const sock = new FuzzSocket(url);
-      // Slow inputs (fresh TCP connections that may wait for a timeout) run in the background,
-      // at most 8 at a time per lane.
-      const inflight = new Set<Promise<void>>();
-      const background = async (work: Promise<void>): Promise<void> => {
-        const p = work.finally(() => inflight.delete(p));
-        inflight.add(p);
-        if (inflight.size >= 8) await Promise.race(inflight);
-      };
-      const writer = new BinaryFrameWriter();
-      const kinds: Array<[string, number]> = [
-        ['ws-binary-random', 15],
-        ['ws-binary-valid', 15],
-        ['ws-binary-mutated', 25],
-        ['ws-text-json', 25],
-        ['ws-violation', 3],
-        ['http', 12],
-        ['http-publish-valid', 5],
-      ];
-      const total = kinds.reduce((n, [, w]) => n + w, 0);
-      try {
-        while (!over()) {
-          let r = rng.int(1, total);
-          let kind = kinds[0][0];
-          for (const [k, w] of kinds) {
-            if ((r -= w) <= 0) {
-              kind = k;
-              break;
+      const lane = async (rng: Prng): Promise<void> => {
+        const sock = new FuzzSocket(url);
+        // Slow inputs (fresh TCP connections that may wait for a timeout) run in the background,
+        // at most 8 at a time per lane.
+        const inflight = new Set<Promise<void>>();
+        const background = async (work: Promise<void>): Promise<void> => {
+          const p = work.finally(() => inflight.delete(p));
+          inflight.add(p);
+          if (inflight.size >= 8) await Promise.race(inflight);
+        };
+        const writer = new BinaryFrameWriter();
+        const kinds: Array<[string, number]> = [
+          ['ws-binary-random', 15],
+          ['ws-binary-valid', 15],
+          ['ws-binary-mutated', 25],
+          ['ws-text-json', 25],
+          ['ws-violation', 3],
+          ['http', 12],
+          ['http-publish-valid', 5],
+        ];
+        const total = kinds.reduce((n, [, w]) => n + w, 0);
+        try {
+          while (!over()) {
+            let r = rng.int(1, total);
+            let kind = kinds[0][0];
+            for (const [k, w] of kinds) {
+              if ((r -= w) <= 0) {
+                kind = k;
+                break;
+              }
             }
-          }
-          tally.inputs++;
-          bump(tally.byKind, kind);
-          switch (kind) {
-            case 'ws-binary-random':
-              await sock.send(randomBytes(rng, 4096), true);
-              break;
-            case 'ws-binary-valid':
-              await sock.send(validBinaryFrame(rng, writer), true);
-              break;
-            case 'ws-binary-mutated':
-              await sock.send(mutate(rng, validBinaryFrame(rng, writer)), true);
-              break;
-            case 'ws-text-json':
-              await sock.send(jsonTextFrame(rng), false);
-              break;
-            case 'ws-violation':
-              await background(sendWsViolation(url, rng.fork()));
-              break;
-            case 'http':
-              await background(sendHttp(url, rng.fork()));
-              break;
-            default: {
-              const a = await request(`${url}/v1/publish/queue/fz${rng.int(0, 3)}`, { method: 'POST', body: `valid-${rng.u32()}` }, 5000);
-              bump(tally.httpStatus, a.status);
-              if (a.status === 500 && tally.internal.length < 20) tally.internal.push(`valid publish: ${a.text}`);
+            tally.inputs++;
+            bump(tally.byKind, kind);
+            switch (kind) {
+              case 'ws-binary-random':
+                await sock.send(randomBytes(rng, 4096), true);
+                break;
+              case 'ws-binary-valid':
+                await sock.send(validBinaryFrame(rng, writer), true);
+                break;
+              case 'ws-binary-mutated':
+                await sock.send(mutate(rng, validBinaryFrame(rng, writer)), true);
+                break;
+              case 'ws-text-json':
+                await sock.send(jsonTextFrame(rng), false);
+                break;
+              case 'ws-violation':
+                await background(sendWsViolation(url, rng.fork()));
+                break;
+              case 'http':
+                await background(sendHttp(url, rng.fork()));
+                break;
+              default: {
+                const a = await request(`${url}/v1/publish/queue/fz${rng.int(0, 3)}`, { method: 'POST', body: `valid-${rng.u32()}` }, 5000);
+                bump(tally.httpStatus, a.status);
+                if (a.status === 500 && tally.internal.length < 20) tally.internal.push(`valid publish: ${a.text}`);
+              }
             }
+            // Let the broker (same event loop) breathe between inputs.
+            if (tally.inputs % 8 === 0) await new Promise((resolve) => setImmediate(resolve));
           }
-          // Let the broker (same event loop) breathe between inputs.
-          if (tally.inputs % 8 === 0) await new Promise((resolve) => setImmediate(resolve));
+        } finally {
+          await Promise.all(inflight);
+          sock.close();
         }
-      } finally {
-        await Promise.all(inflight);
-        sock.close();
-      }
-    };
-    await Promise.all(Array.from({ length: LANES }, () => lane(root.fork())));
-    const g = await good;
+      };
+      await Promise.all(Array.from({ length: LANES }, () => lane(root.fork())));
+      const g = await good;
 
-    const health = await request(`${url}/healthz`, {}, 5000);
-    const stats = await brokerStats(url);
-    const count = (rec: Record<string, number>, pred: (k: string) => boolean): number =>
-      Object.entries(rec).reduce((n, [k, v]) => n + (pred(k) ? v : 0), 0);
-    const errorFrames = count(tally.errorCodes, () => true);
-    const closes = count(tally.closeCodes, (k) => /^\d+$/.test(k) && k !== '1000' && k !== '1005');
-    const http4xx = count(tally.httpStatus, (k) => /^4\d\d$/.test(k));
-    console.log(
-      `[fuzz] seed ${SEED}: ${tally.inputs} inputs tried ${JSON.stringify(tally.byKind)}\n` +
-        `[fuzz] answers: error codes ${JSON.stringify(tally.errorCodes)}\n` +
-        `[fuzz] close codes ${JSON.stringify(tally.closeCodes)}\n` +
-        `[fuzz] http ${JSON.stringify(tally.httpStatus)}\n` +
-        `[fuzz] good client: ${g.receipted.size} receipted, ${g.refused} refused, ${[...g.received.values()].reduce((a, b) => a + b, 0)} received; ` +
-        `shards ${JSON.stringify(stats.shards.map((s) => ({ i: s.index, alive: s.alive, restarts: s.restarts })))}`,
-    );
+      const health = await request(`${url}/healthz`, {}, 5000);
+      const stats = await brokerStats(url);
+      const count = (rec: Record<string, number>, pred: (k: string) => boolean): number =>
+        Object.entries(rec).reduce((n, [k, v]) => n + (pred(k) ? v : 0), 0);
+      const errorFrames = count(tally.errorCodes, () => true);
+      const closes = count(tally.closeCodes, (k) => /^\d+$/.test(k) && k !== '1000' && k !== '1005');
+      const http4xx = count(tally.httpStatus, (k) => /^4\d\d$/.test(k));
+      console.log(
+        `[fuzz] seed ${SEED}: ${tally.inputs} inputs tried ${JSON.stringify(tally.byKind)}\n` +
+          `[fuzz] answers: error codes ${JSON.stringify(tally.errorCodes)}\n` +
+          `[fuzz] close codes ${JSON.stringify(tally.closeCodes)}\n` +
+          `[fuzz] http ${JSON.stringify(tally.httpStatus)}\n` +
+          `[fuzz] good client: ${g.receipted.size} receipted, ${g.refused} refused, ${[...g.received.values()].reduce((a, b) => a + b, 0)} received; ` +
+          `shards ${JSON.stringify(stats.shards.map((s) => ({ i: s.index, alive: s.alive, restarts: s.restarts })))}`,
+      );
 
-    const context = `seed ${SEED}`;
-    expect(health.status, `${context}: /healthz ${health.text}`).toBe(200);
-    expect(stats.shards.map((s) => s.restarts), `${context}: a fuzz input crashed a shard`).toEqual(stats.shards.map(() => 0));
-    expect(tally.hung, `${context}: complete HTTP requests that got no answer`).toEqual([]);
-    expect(tally.internal, `${context}: inputs answered with an internal error`).toEqual([]);
-    expect(tally.badServerFrames, `${context}: server frames that do not decode`).toEqual([]);
-    // Bad input was answered, on every channel.
-    expect(errorFrames, context).toBeGreaterThan(0);
-    expect(closes, context).toBeGreaterThan(0);
-    expect(http4xx, context).toBeGreaterThan(0);
-    // The well-behaved client got exactly what it published (each receipted message once).
-    expect(g.receipted.size, context).toBeGreaterThan(0);
-    expect(g.errors, context).toEqual([]);
-    for (const p of g.receipted) expect(g.received.get(p), `${context}: ${p}`).toBe(1);
-    expect([...g.received.keys()].filter((p) => !g.receipted.has(p)), context).toEqual([]);
-  }, FUZZ_MS + 40_000);
+      const context = `seed ${SEED}`;
+      expect(health.status, `${context}: /healthz ${health.text}`).toBe(200);
+      expect(
+        stats.shards.map((s) => s.restarts),
+        `${context}: a fuzz input crashed a shard`,
+      ).toEqual(stats.shards.map(() => 0));
+      expect(tally.hung, `${context}: complete HTTP requests that got no answer`).toEqual([]);
+      expect(tally.internal, `${context}: inputs answered with an internal error`).toEqual([]);
+      expect(tally.badServerFrames, `${context}: server frames that do not decode`).toEqual([]);
+      // Bad input was answered, on every channel.
+      expect(errorFrames, context).toBeGreaterThan(0);
+      expect(closes, context).toBeGreaterThan(0);
+      expect(http4xx, context).toBeGreaterThan(0);
+      // The well-behaved client got exactly what it published (each receipted message once).
+      expect(g.receipted.size, context).toBeGreaterThan(0);
+      expect(g.errors, context).toEqual([]);
+      for (const p of g.receipted) expect(g.received.get(p), `${context}: ${p}`).toBe(1);
+      expect(
+        [...g.received.keys()].filter((p) => !g.receipted.has(p)),
+        context,
+      ).toEqual([]);
+    },
+    FUZZ_MS + 40_000,
+  );
 });

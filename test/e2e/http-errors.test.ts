@@ -53,7 +53,11 @@ describe('e2e - HTTP routes, errors and admin', () => {
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ accepted: 3 });
     expect((await c.messages(3, 'g')).map((f) => f.payload)).toEqual(['a', 'b', 'c']);
-    const bad = await fetch(`${broker.url}/v1/publish/topic/gz.x`, { method: 'POST', body: 'not gzip', headers: { 'content-encoding': 'gzip' } });
+    const bad = await fetch(`${broker.url}/v1/publish/topic/gz.x`, {
+      method: 'POST',
+      body: 'not gzip',
+      headers: { 'content-encoding': 'gzip' },
+    });
     expect(bad.status).toBe(400);
     await c.close();
   });
@@ -80,7 +84,13 @@ describe('e2e - HTTP routes, errors and admin', () => {
   it('admin - healthz answers when every shard answers; stats and metrics expose per-shard counters', async () => {
     const health = await fetch(`${broker.url}/healthz`);
     expect(health.status).toBe(200);
-    expect(await health.json()).toMatchObject({ status: 'ok', shards: [{ index: 0, up: true }, { index: 1, up: true }] });
+    expect(await health.json()).toMatchObject({
+      status: 'ok',
+      shards: [
+        { index: 0, up: true },
+        { index: 1, up: true },
+      ],
+    });
     const stats = (await (await fetch(`${broker.url}/v1/stats`)).json()) as {
       shards: Array<Record<string, unknown>>;
       queues: Array<{ name: string }>;

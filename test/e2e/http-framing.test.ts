@@ -39,7 +39,12 @@ function raw(chunks: readonly string[], waitMs = 1000): Promise<RawAnswer> {
       clearTimeout(timer);
       socket.destroy();
       const m = /^HTTP\/1\.1 (\d{3})/.exec(text);
-      resolve({ status: m === null ? null : Number(m[1]), body: text.slice(text.indexOf('\r\n\r\n') + 4), closed, elapsedMs: Date.now() - started });
+      resolve({
+        status: m === null ? null : Number(m[1]),
+        body: text.slice(text.indexOf('\r\n\r\n') + 4),
+        closed,
+        elapsedMs: Date.now() - started,
+      });
     };
     const timer = setTimeout(() => done(false), waitMs);
     socket.on('data', (d) => {
@@ -64,15 +69,39 @@ function raw(chunks: readonly string[], waitMs = 1000): Promise<RawAnswer> {
 const publish = (headers: string, body = ''): string => `POST /v1/publish/queue/framing HTTP/1.1\r\nHost: a\r\n${headers}\r\n${body}`;
 
 describe('e2e - HTTP framing the broker answers', () => {
-  it.each(([
-    ['two different content-lengths (request smuggling)', publish('Content-Length: 3\r\nContent-Length: 5\r\n', 'abcde'), 400, 'bad_request'],
-    ['two equal content-lengths', publish('Content-Length: 3\r\nContent-Length: 3\r\n', 'abc'), 400, 'bad_request'],
-    ['two transfer-encodings', publish('Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n', '1\r\nx\r\n0\r\n\r\n'), 400, 'bad_request'],
-    ['a transfer coding other than chunked', publish('Transfer-Encoding: gzip, chunked\r\n', '1\r\nx\r\n0\r\n\r\n'), 400, 'bad_request'],
-    ['a publish with no length at all', publish(''), 411, 'length_required'],
-    ['5 KiB of headers in one packet', `GET /healthz HTTP/1.1\r\nHost: a\r\nx-big: ${'a'.repeat(5000)}\r\n\r\n`, 431, 'headers_too_large'],
-    ['30 KiB of headers on a publish', publish(`x-big: ${'a'.repeat(30_000)}\r\nContent-Length: 1\r\n`, 'x'), 431, 'headers_too_large'],
-  ] as Array<[string, string, number, string]>).map(([what, bytes, status, error]) => ({ what, bytes, status, error })))('$what: $status with a JSON error', async ({ bytes, status, error }) => {
+  it.each(
+    (
+      [
+        [
+          'two different content-lengths (request smuggling)',
+          publish('Content-Length: 3\r\nContent-Length: 5\r\n', 'abcde'),
+          400,
+          'bad_request',
+        ],
+        ['two equal content-lengths', publish('Content-Length: 3\r\nContent-Length: 3\r\n', 'abc'), 400, 'bad_request'],
+        [
+          'two transfer-encodings',
+          publish('Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n', '1\r\nx\r\n0\r\n\r\n'),
+          400,
+          'bad_request',
+        ],
+        [
+          'a transfer coding other than chunked',
+          publish('Transfer-Encoding: gzip, chunked\r\n', '1\r\nx\r\n0\r\n\r\n'),
+          400,
+          'bad_request',
+        ],
+        ['a publish with no length at all', publish(''), 411, 'length_required'],
+        [
+          '5 KiB of headers in one packet',
+          `GET /healthz HTTP/1.1\r\nHost: a\r\nx-big: ${'a'.repeat(5000)}\r\n\r\n`,
+          431,
+          'headers_too_large',
+        ],
+        ['30 KiB of headers on a publish', publish(`x-big: ${'a'.repeat(30_000)}\r\nContent-Length: 1\r\n`, 'x'), 431, 'headers_too_large'],
+      ] as Array<[string, string, number, string]>
+    ).map(([what, bytes, status, error]) => ({ what, bytes, status, error })),
+  )('$what: $status with a JSON error', async ({ bytes, status, error }) => {
     const answer = await raw([bytes]);
     expect(answer.status).toBe(status);
     expect(JSON.parse(answer.body)).toMatchObject({ error });
@@ -120,7 +149,8 @@ describe('e2e - HTTP inputs uWebSockets.js refuses by itself (pinned; docs/secur
       `GET /healthz HTTP/1.1\r\nHost: a\r\n${Array.from({ length: 60 }, (_, i) => `x-h${i}: v\r\n`).join('')}\r\n`,
     ];
     const answers = await Promise.all(inputs.map((bytes) => raw([bytes], 1000)));
-    for (const [i, a] of answers.entries()) expect(a, JSON.stringify(inputs[i].slice(0, 40))).toMatchObject({ status: null, closed: false });
+    for (const [i, a] of answers.entries())
+      expect(a, JSON.stringify(inputs[i].slice(0, 40))).toMatchObject({ status: null, closed: false });
   });
 
   it('the broker stays healthy after all of them', async () => {

@@ -33,7 +33,8 @@ const deepHeaders = (levels: number): Record<string, unknown> => {
 
 describe('e2e - invalid message properties are refused on every path', () => {
   it('HTTP: expiration, priority and delivery mode headers', async () => {
-    const post = (headers: Record<string, string>) => request(`${broker.url}/v1/publish/queue/props-http`, { method: 'POST', body: 'x', headers });
+    const post = (headers: Record<string, string>) =>
+      request(`${broker.url}/v1/publish/queue/props-http`, { method: 'POST', body: 'x', headers });
     const refused: Array<Record<string, string>> = [
       { 'x-expiration': 'abc' },
       { 'x-expiration': '-5' },
@@ -53,7 +54,12 @@ describe('e2e - invalid message properties are refused on every path', () => {
       expect(a.json, JSON.stringify(headers)).toMatchObject({ error: 'precondition_failed' });
     }
     expect(await depth('props-http')).toBe(0);
-    const accepted: Array<Record<string, string>> = [{ 'x-expiration': '4294967295' }, { 'x-expiration': '60000' }, { 'x-priority': '255' }, { 'x-delivery-mode': '1' }];
+    const accepted: Array<Record<string, string>> = [
+      { 'x-expiration': '4294967295' },
+      { 'x-expiration': '60000' },
+      { 'x-priority': '255' },
+      { 'x-delivery-mode': '1' },
+    ];
     for (const headers of accepted) {
       expect((await post(headers)).status, JSON.stringify(headers)).toBe(200);
     }
@@ -78,7 +84,14 @@ describe('e2e - invalid message properties are refused on every path', () => {
       expect(answer, JSON.stringify(properties).slice(0, 60)).toMatchObject({ op: 'error', code: 'precondition_failed' });
     }
     expect(await depth('props-json')).toBe(0);
-    expect(await ws.request({ op: 'publish', destination: '/queue/props-json', payload: 'x', properties: { expiration: '60000', priority: 3, headers: deepHeaders(3) } })).toMatchObject({
+    expect(
+      await ws.request({
+        op: 'publish',
+        destination: '/queue/props-json',
+        payload: 'x',
+        properties: { expiration: '60000', priority: 3, headers: deepHeaders(3) },
+      }),
+    ).toMatchObject({
       op: 'receipt',
     });
     expect(await depth('props-json')).toBe(1);
@@ -87,7 +100,9 @@ describe('e2e - invalid message properties are refused on every path', () => {
 
   it('binary: an invalid expiration is refused for that publish; the connection goes on', async () => {
     for (const expiration of ['abc', '-5', '9'.repeat(26), '4294967296', '']) {
-      await expect(client.publish('/queue/props-bin', 'x', { properties: { expiration } }), expiration).rejects.toMatchObject({ code: 'precondition_failed' });
+      await expect(client.publish('/queue/props-bin', 'x', { properties: { expiration } }), expiration).rejects.toMatchObject({
+        code: 'precondition_failed',
+      });
     }
     expect(await depth('props-bin')).toBe(0);
     await client.publish('/queue/props-bin', 'x', { properties: { expiration: '4294967295', deliveryMode: 2 } });
@@ -98,7 +113,8 @@ describe('e2e - invalid message properties are refused on every path', () => {
 describe('e2e - ack tag 0 with multiple', () => {
   it('JSON: settles every outstanding delivery, as the binary protocol does', async () => {
     const ws = await JsonWsClient.connect(broker.url);
-    for (let i = 0; i < 5; i++) expect((await request(`${broker.url}/v1/publish/queue/ack-all`, { method: 'POST', body: `m${i}` })).status).toBe(200);
+    for (let i = 0; i < 5; i++)
+      expect((await request(`${broker.url}/v1/publish/queue/ack-all`, { method: 'POST', body: `m${i}` })).status).toBe(200);
     await ws.subscribe('s', '/queue/ack-all', { ack: 'client', prefetch: 10 });
     expect(await ws.messages(5, 's')).toHaveLength(5);
     ws.send({ op: 'ack', tag: 0, multiple: true });

@@ -100,13 +100,22 @@ describe('e2e - permissions are a subset, not a match', () => {
     }
     expect((await bind('public.b')).status).toBe(201);
     // Only the allowed bindings exist.
-    const bindings = (await (await fetch(`${broker.url}/v1/bindings`, { headers: { authorization: `Bearer ${ADMIN}` } })).json()) as Array<{ source: string; routing_key: string }>;
-    expect(bindings.filter((b) => b.source === 'amq.topic').map((b) => b.routing_key).sort()).toEqual(['public.*', 'public.a', 'public.b']);
+    const bindings = (await (await fetch(`${broker.url}/v1/bindings`, { headers: { authorization: `Bearer ${ADMIN}` } })).json()) as Array<{
+      source: string;
+      routing_key: string;
+    }>;
+    expect(
+      bindings
+        .filter((b) => b.source === 'amq.topic')
+        .map((b) => b.routing_key)
+        .sort(),
+    ).toEqual(['public.*', 'public.a', 'public.b']);
   });
 });
 
 describe('e2e - who sees what', () => {
-  const get = (path: string, token: string): Promise<Response> => fetch(`${broker.url}${path}`, { headers: { authorization: `Bearer ${token}` } });
+  const get = (path: string, token: string): Promise<Response> =>
+    fetch(`${broker.url}${path}`, { headers: { authorization: `Bearer ${token}` } });
 
   it('/v1/stats and /metrics need monitor (manage implies it); without it 403', async () => {
     for (const path of ['/v1/stats', '/metrics']) {
@@ -119,11 +128,15 @@ describe('e2e - who sees what', () => {
     }
   });
 
-  it('/v1/me shows a user its own connections and subscriptions, nobody else\'s', async () => {
+  it("/v1/me shows a user its own connections and subscriptions, nobody else's", async () => {
     const mine = await JsonWsClient.connect(broker.url, PLAIN);
     await mine.subscribe('p', '/queue/plain.jobs');
     const other = await JsonWsClient.connect(broker.url, WATCHER);
-    const me = (await (await get('/v1/me', PLAIN)).json()) as { user: string; monitor: boolean; connections: Array<{ subscriptions: Array<{ destination: string }> }> };
+    const me = (await (await get('/v1/me', PLAIN)).json()) as {
+      user: string;
+      monitor: boolean;
+      connections: Array<{ subscriptions: Array<{ destination: string }> }>;
+    };
     expect(me.user).toBe('plain');
     expect(me.monitor).toBe(false);
     expect(me.connections).toHaveLength(1);

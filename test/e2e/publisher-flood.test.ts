@@ -30,7 +30,11 @@ function idOf(payload: string): string | null {
  * Subscribes to `queue` after the fact and collects every message (auto ack) until `expected`
  * arrived, then a little longer so duplicates would show. Bounded in time.
  */
-async function drainQueue(url: string, queue: string, expected: number): Promise<{ ids: Map<string, number>; received: number; corrupt: number; samples: string[] }> {
+async function drainQueue(
+  url: string,
+  queue: string,
+  expected: number,
+): Promise<{ ids: Map<string, number>; received: number; corrupt: number; samples: string[] }> {
   const ids = new Map<string, number>();
   const samples: string[] = [];
   let corrupt = 0;
@@ -89,7 +93,9 @@ describe('e2e - a publisher flood against a tiny ring is refused cleanly and los
       expect(a.headers.get('retry-after'), 'a 503 says when to retry').toMatch(/^\d+$/);
       expect(a.json).toMatchObject({ error: 'saturated' });
       const k = a.json?.accepted;
-      expect(typeof k === 'number' && Number.isInteger(k) && k >= 0 && k < lines.length, `accepted ${String(k)} of ${lines.length}`).toBe(true);
+      expect(typeof k === 'number' && Number.isInteger(k) && k >= 0 && k < lines.length, `accepted ${String(k)} of ${lines.length}`).toBe(
+        true,
+      );
       if ((k as number) > 0) partial++;
       // The first k lines of the batch were taken, in order; the rest were not.
       for (const [i, l] of lines.entries()) (i < (k as number) ? accepted : refused).add(l.slice(0, l.indexOf(':')));
@@ -145,7 +151,10 @@ describe('e2e - a publisher flood against a tiny ring is refused cleanly and los
         for (let round = 0; round < ROUNDS && Date.now() < deadline; round++) {
           const waiting = new Set<string>();
           const answered = new Promise<void>((resolve, reject) => {
-            const timer = setTimeout(() => reject(new Error(`connection ${c} round ${round}: ${waiting.size} publishes never answered`)), 10_000);
+            const timer = setTimeout(
+              () => reject(new Error(`connection ${c} round ${round}: ${waiting.size} publishes never answered`)),
+              10_000,
+            );
             ws.on('message', function onMessage(data) {
               const f = JSON.parse(String(data)) as { op: string; receipt?: string; code?: string; message?: string };
               if (typeof f.receipt !== 'string' || !waiting.has(f.receipt)) {
@@ -192,7 +201,8 @@ describe('e2e - a publisher flood against a tiny ring is refused cleanly and los
     const sub = await StreamSubscriber.open(broker.url, 'drain-ws', '/queue/flood-ws', {
       onMessage: (m) => {
         const match = m.encoding === undefined ? /^(w-\d+-\d+-\d+):w+$/.exec(m.payload) : null;
-        if (match === null || m.payload.length !== match[1].length + 1 + payloadPad.length) corrupt.push(`${m.encoding ?? 'utf8'}:${JSON.stringify(m.payload.slice(0, 40))}`);
+        if (match === null || m.payload.length !== match[1].length + 1 + payloadPad.length)
+          corrupt.push(`${m.encoding ?? 'utf8'}:${JSON.stringify(m.payload.slice(0, 40))}`);
         else ids.set(match[1], (ids.get(match[1]) ?? 0) + 1);
       },
     });

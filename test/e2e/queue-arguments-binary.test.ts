@@ -30,7 +30,12 @@ async function take(sub: Subscription, n: number, timeoutMs = 5000): Promise<Mes
 /** A queue name on each of the 4 shards, with a prefix. */
 function spread(prefix: string): string[] {
   const out: string[] = [];
-  for (let s = 0; s < 4; s++) for (let i = 0; ; i++) if (shardFor(`${prefix}${i}`, 4) === s) { out.push(`${prefix}${i}`); break; }
+  for (let s = 0; s < 4; s++)
+    for (let i = 0; ; i++)
+      if (shardFor(`${prefix}${i}`, 4) === s) {
+        out.push(`${prefix}${i}`);
+        break;
+      }
   return out;
 }
 
@@ -82,7 +87,13 @@ describe('e2e - queue arguments through the binary protocol (4 shards)', () => {
 
   it('priority - higher priority first, FIFO within a priority', async () => {
     await client.declareQueue('bin-prio', { arguments: { 'x-max-priority': 10 } });
-    const order: Array<[string, number]> = [['low-1', 1], ['high-1', 9], ['mid', 5], ['high-2', 9], ['low-2', 1]];
+    const order: Array<[string, number]> = [
+      ['low-1', 1],
+      ['high-1', 9],
+      ['mid', 5],
+      ['high-2', 9],
+      ['low-2', 1],
+    ];
     for (const [text, priority] of order) await client.publish('/amq/queue/bin-prio', text, { properties: { priority } });
     const sub = await client.subscribe('/amq/queue/bin-prio', { ack: 'client', prefetch: 10 });
     const got = await take(sub, 5);
@@ -93,7 +104,9 @@ describe('e2e - queue arguments through the binary protocol (4 shards)', () => {
 
   it('delivery limit - a message returned more than x-delivery-limit times is dead-lettered (delivery_limit)', async () => {
     await client.declareQueue('bin-limit-dlq');
-    await client.declareQueue('bin-limit', { arguments: { 'x-delivery-limit': 1, 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': 'bin-limit-dlq' } });
+    await client.declareQueue('bin-limit', {
+      arguments: { 'x-delivery-limit': 1, 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': 'bin-limit-dlq' },
+    });
     await client.publish('/amq/queue/bin-limit', 'poison');
     const sub = await client.subscribe('/amq/queue/bin-limit', { ack: 'client', prefetch: 1 });
     const [first] = await take(sub, 1);
@@ -104,7 +117,10 @@ describe('e2e - queue arguments through the binary protocol (4 shards)', () => {
     const dlq = await client.subscribe('/amq/queue/bin-limit-dlq', { ack: 'client' });
     const [dead] = await take(dlq, 1);
     expect(dead.text()).toBe('poison');
-    expect((dead.properties!.headers!['x-death'] as Array<Record<string, unknown>>)[0]).toMatchObject({ reason: 'delivery_limit', queue: 'bin-limit' });
+    expect((dead.properties!.headers!['x-death'] as Array<Record<string, unknown>>)[0]).toMatchObject({
+      reason: 'delivery_limit',
+      queue: 'bin-limit',
+    });
     await dead.ack();
     await sub.unsubscribe();
     await dlq.unsubscribe();

@@ -22,7 +22,11 @@ async function parkThenWrap(broker: Broker, headers: Record<string, string>): Pr
   expect(parked.status).toBe(200);
   // 20 × 8000 B through a 64 KiB ring: it wraps twice. They wait in another queue.
   for (let i = 0; i < 20; i++) {
-    const r = await request(`${broker.url}/v1/publish/queue/filler`, { method: 'POST', body: FILLER, headers: { 'content-type': 'application/x-ndjson' } }, 3000);
+    const r = await request(
+      `${broker.url}/v1/publish/queue/filler`,
+      { method: 'POST', body: FILLER, headers: { 'content-type': 'application/x-ndjson' } },
+      3000,
+    );
     expect(r.status).toBe(200);
   }
 }

@@ -58,10 +58,15 @@ describe('e2e - auth', () => {
     for (const [what, token, path, status] of table) {
       const res = await post(path, token);
       expect(res.status, what).toBe(status);
-      if (status !== 200) expect(((await res.json()) as { error: string }).error, what).toBe(status === 401 ? 'unauthorized' : 'access_refused');
+      if (status !== 200)
+        expect(((await res.json()) as { error: string }).error, what).toBe(status === 401 ? 'unauthorized' : 'access_refused');
     }
     const manage = (token: string): Promise<Response> =>
-      fetch(`${broker.url}/v1/exchanges/x-auth`, { method: 'PUT', body: '{"type":"fanout"}', headers: { authorization: `Bearer ${token}` } });
+      fetch(`${broker.url}/v1/exchanges/x-auth`, {
+        method: 'PUT',
+        body: '{"type":"fanout"}',
+        headers: { authorization: `Bearer ${token}` },
+      });
     expect((await manage('sensor-token-1')).status).toBe(403);
     expect((await manage('admin-token-12')).status).toBe(201);
     expect((await fetch(`${broker.url}/v1/stats`)).status).toBe(401);
@@ -96,7 +101,27 @@ describe('e2e - TLS', () => {
   it('tls - a self-signed certificate made in the test serves HTTPS and WSS', async () => {
     const key = join(dir, 'key.pem');
     const cert = join(dir, 'cert.pem');
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+        '-days',
+        '1',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+      ],
+      { stdio: 'ignore' },
+    );
     const broker = await startBroker({ 'tls-cert': cert, 'tls-key': key });
     try {
       expect(broker.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
@@ -106,11 +131,13 @@ describe('e2e - TLS', () => {
         ws.once('open', resolve);
         ws.once('error', reject);
       });
-      const got = new Promise<string>((resolve) => ws.on('message', (d) => {
-        const f = JSON.parse(String(d)) as { op: string; payload?: string };
-        if (f.op === 'message') resolve(f.payload ?? '');
-        else if (f.op === 'receipt') ws.send(JSON.stringify({ op: 'publish', destination: '/queue/tls', payload: 'secret' }));
-      }));
+      const got = new Promise<string>((resolve) =>
+        ws.on('message', (d) => {
+          const f = JSON.parse(String(d)) as { op: string; payload?: string };
+          if (f.op === 'message') resolve(f.payload ?? '');
+          else if (f.op === 'receipt') ws.send(JSON.stringify({ op: 'publish', destination: '/queue/tls', payload: 'secret' }));
+        }),
+      );
       ws.send(JSON.stringify({ op: 'subscribe', id: 's', destination: '/queue/tls', receipt: 'r' }));
       expect(await got).toBe('secret');
       ws.close();
@@ -124,7 +151,13 @@ describe('e2e - TLS', () => {
 
 describe('e2e - limits', () => {
   it('limits - max connections (503), max subscriptions (error frame), oversized frame (close 1009), gzip bomb (413), too many lines (413)', async () => {
-    const broker = await startBroker({ 'max-connections': '2', 'max-subscriptions': '1', 'max-frame-bytes': '4096', 'max-batch-lines': '3', 'max-body-bytes': '100000' });
+    const broker = await startBroker({
+      'max-connections': '2',
+      'max-subscriptions': '1',
+      'max-frame-bytes': '4096',
+      'max-batch-lines': '3',
+      'max-body-bytes': '100000',
+    });
     try {
       const a = await JsonWsClient.connect(broker.url);
       const b = await JsonWsClient.connect(broker.url);
@@ -135,7 +168,11 @@ describe('e2e - limits', () => {
       b.send({ op: 'publish', destination: '/queue/l1', payload: 'y'.repeat(8000) });
       expect((await b.closed).code).toBe(1009);
       const bomb = gzipSync(Buffer.alloc(10_000_000));
-      const bombed = await fetch(`${broker.url}/v1/publish/queue/l1`, { method: 'POST', body: bomb, headers: { 'content-encoding': 'gzip' } });
+      const bombed = await fetch(`${broker.url}/v1/publish/queue/l1`, {
+        method: 'POST',
+        body: bomb,
+        headers: { 'content-encoding': 'gzip' },
+      });
       expect(bombed.status).toBe(413);
       const lines = await publish(broker, 'queue/l1', 'a\nb\nc\nd\n', { 'content-type': 'application/x-ndjson' });
       expect(lines.status).toBe(413);

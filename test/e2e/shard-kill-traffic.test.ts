@@ -45,14 +45,20 @@ async function streamPublisher(url: string, queue: string, stop: () => boolean):
     const sentAt = Date.now();
     const rec: PublishRecord = { sentAt, answeredAt: 0, status: 'error', accepted: [] };
     try {
-      const a = await publishNdjson(url, `queue/${queue}`, seqs.map((s) => `${queue}:${s}`), REQUEST_TIMEOUT_MS);
+      const a = await publishNdjson(
+        url,
+        `queue/${queue}`,
+        seqs.map((s) => `${queue}:${s}`),
+        REQUEST_TIMEOUT_MS,
+      );
       rec.status = a.status;
       if (a.status === 200) {
         if (a.json?.accepted !== BATCH) rec.problem = `200 with ${a.text}`;
         rec.accepted = seqs;
       } else if (a.status === 503) {
         const k = a.json?.accepted;
-        if (a.json?.error !== 'saturated' || a.headers.get('retry-after') === null) rec.problem = `unclear 503: ${a.text} retry-after=${a.headers.get('retry-after')}`;
+        if (a.json?.error !== 'saturated' || a.headers.get('retry-after') === null)
+          rec.problem = `unclear 503: ${a.text} retry-after=${a.headers.get('retry-after')}`;
         // Without an accepted count the batch must be treated as not taken (it may have been, in part).
         rec.accepted = typeof k === 'number' ? seqs.slice(0, k) : [];
       } else {
@@ -120,7 +126,11 @@ describe('e2e - killing a shard under live traffic', () => {
     const [logA, logB] = await Promise.all([pubA, pubB]);
     const acceptedA = logA.flatMap((r) => r.accepted);
     const acceptedB = logB.flatMap((r) => r.accepted);
-    await waitFor(() => got.B.length >= acceptedB.length, 10_000, `shard 1's consumer to get all ${acceptedB.length} (has ${got.B.length})`);
+    await waitFor(
+      () => got.B.length >= acceptedB.length,
+      10_000,
+      `shard 1's consumer to get all ${acceptedB.length} (has ${got.B.length})`,
+    );
     // Shard 0's consumer gets at least everything published once the shard was back.
     const afterRestart = logA.filter((r) => r.sentAt >= healthyAt).flatMap((r) => r.accepted);
     await waitFor(
@@ -154,14 +164,21 @@ describe('e2e - killing a shard under live traffic', () => {
     );
 
     // Every publish was answered in time: 200, or a 503 that says why and when to retry.
-    expect([...logA, ...logB].filter((r) => r.problem !== undefined).map((r) => r.problem).slice(0, 10)).toEqual([]);
+    expect(
+      [...logA, ...logB]
+        .filter((r) => r.problem !== undefined)
+        .map((r) => r.problem)
+        .slice(0, 10),
+    ).toEqual([]);
     expect([...logA, ...logB].every((r) => r.status === 200 || r.status === 503)).toBe(true);
     expect(during(logA).length + during(logB).length, 'publishes were in flight during the outage').toBeGreaterThan(0);
 
     // Shard 1: every accepted message, once, in order, and it kept arriving during the outage.
     expect(got.B.map((g) => g.seq)).toEqual(acceptedB);
     expect(errors.B).toEqual([]);
-    expect(got.B.filter((g) => g.at >= killedAt && g.at <= healthyAt).length, 'shard 1 delivered while shard 0 was down').toBeGreaterThan(0);
+    expect(got.B.filter((g) => g.at >= killedAt && g.at <= healthyAt).length, 'shard 1 delivered while shard 0 was down').toBeGreaterThan(
+      0,
+    );
     expect(receivedBeforeKill.B).toBeGreaterThan(0);
 
     // Shard 0: restarted once and healthy; its subscriber was told, and receives again.

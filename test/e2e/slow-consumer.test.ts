@@ -80,7 +80,10 @@ function sampleRss(broker: BrokerProcess, everyMs = 50): { stop: () => void; rea
  * A raw WebSocket that subscribes with receipts, waits for them, then stops reading for good.
  * `frames` are masked JSON text frames, one per subscription.
  */
-async function stuckSubscriber(url: string, subscriptions: Array<Record<string, unknown>>): Promise<{ socket: Socket; parser: ServerFrameParser }> {
+async function stuckSubscriber(
+  url: string,
+  subscriptions: Array<Record<string, unknown>>,
+): Promise<{ socket: Socket; parser: ServerFrameParser }> {
   const { socket, leftover } = await rawWebSocket(url);
   const parser = new ServerFrameParser({ keepData: true });
   const receipts = subscriptions.map((_s, i) => `stuck-r${i}`);
@@ -107,7 +110,8 @@ async function stuckSubscriber(url: string, subscriptions: Array<Record<string, 
     };
     socket.on('data', onData);
     if (leftover.length > 0) onData(leftover);
-    for (const [i, s] of subscriptions.entries()) socket.write(encodeClientFrame(WsOpcode.text, JSON.stringify({ ...s, receipt: receipts[i] })));
+    for (const [i, s] of subscriptions.entries())
+      socket.write(encodeClientFrame(WsOpcode.text, JSON.stringify({ ...s, receipt: receipts[i] })));
   });
   // From here on nothing reads this socket: the kernel buffers fill, then the broker's.
   socket.pause();
@@ -115,7 +119,10 @@ async function stuckSubscriber(url: string, subscriptions: Array<Record<string, 
 }
 
 /** A well-behaved `ws` subscriber that checks every topic message arrives, once, in order. */
-async function orderedTopicSubscriber(url: string, destination: string): Promise<{ sub: StreamSubscriber; state: { next: number; outOfOrder: string[] } }> {
+async function orderedTopicSubscriber(
+  url: string,
+  destination: string,
+): Promise<{ sub: StreamSubscriber; state: { next: number; outOfOrder: string[] } }> {
   const state = { next: 0, outOfOrder: [] as string[] };
   const sub = await StreamSubscriber.open(url, 'good', destination, {
     onMessage: (m: MessageFrame) => {
@@ -146,7 +153,16 @@ describe('e2e - slow consumers cost bounded memory and do not hurt the others', 
   });
 
   it(`drop policy - a reader that stops costs bounded memory (RSS < ${RSS_BOUND_MB} MB over a ${FLOOD_MB} MB flood); the good subscriber gets every message in order; the stuck client-ack consumer's messages are requeued`, async () => {
-    const broker = await startBrokerProcess(['--shards', '1', '--socket-high-water', '1048576', '--topic-buffer', '2000', '--delivery-window', '256']);
+    const broker = await startBrokerProcess([
+      '--shards',
+      '1',
+      '--socket-high-water',
+      '1048576',
+      '--topic-buffer',
+      '2000',
+      '--delivery-window',
+      '256',
+    ]);
     brokers.push(broker);
     const url = broker.url;
     const idleRss = broker.rssBytes();
@@ -179,7 +195,12 @@ describe('e2e - slow consumers cost bounded memory and do not hurt the others', 
           queuePublished += QUEUE_BATCH;
         }
         // Pace on the good subscriber: at most two batches in flight towards it.
-        await waitFor(() => good.sub.received >= published - BATCH, 10_000, `the good subscriber to catch up (at ${good.sub.received} of ${published})`, 2);
+        await waitFor(
+          () => good.sub.received >= published - BATCH,
+          10_000,
+          `the good subscriber to catch up (at ${good.sub.received} of ${published})`,
+          2,
+        );
         if (stuckStats === null && published >= (totalBatches * BATCH) / 2) stuckStats = await brokerStats(url);
       }
       while (queuePublished < QUEUE_MESSAGES) {
@@ -262,19 +283,30 @@ describe('e2e - slow consumers cost bounded memory and do not hurt the others', 
     expect(dropped, `shard "dropped" counter, while the private queue's own stats say maxlenDropped=${maxlenDropped}`).toBeGreaterThan(0);
   });
 
-  it('drop policy - /v1/stats shows the stuck connection\'s bufferedBytes', () => {
+  it("drop policy - /v1/stats shows the stuck connection's bufferedBytes", () => {
     expect(stuckStats, 'the flood test did not get far enough to sample stats').not.toBeNull();
     const stats = stuckStats as BrokerStats;
     // The WebSocket front computes bufferedBytes per connection (WsFront.stats); /v1/stats must expose it.
     const buffered = findValues(stats, 'bufferedBytes').filter((v): v is number => typeof v === 'number');
-    expect(buffered.length, `no bufferedBytes anywhere in /v1/stats; connections = ${JSON.stringify(stats.connections)}`).toBeGreaterThan(0);
+    expect(buffered.length, `no bufferedBytes anywhere in /v1/stats; connections = ${JSON.stringify(stats.connections)}`).toBeGreaterThan(
+      0,
+    );
     // The stuck socket is above the high-water mark (1 MiB): credit stopped because of it.
     expect(Math.max(...buffered)).toBeGreaterThanOrEqual(1024 * 1024);
   });
 
   it('disconnect policy - the broker closes the stuck subscriber (1008) and the others are unaffected', async () => {
     const broker = await startBrokerProcess([
-      '--shards', '1', '--socket-high-water', '1048576', '--topic-buffer', '2000', '--delivery-window', '256', '--slow-consumer', 'disconnect',
+      '--shards',
+      '1',
+      '--socket-high-water',
+      '1048576',
+      '--topic-buffer',
+      '2000',
+      '--delivery-window',
+      '256',
+      '--slow-consumer',
+      'disconnect',
     ]);
     brokers.push(broker);
     const url = broker.url;
@@ -295,7 +327,12 @@ describe('e2e - slow consumers cost bounded memory and do not hurt the others', 
       const r = await publishNdjson(url, 'topic/flood', topicBatch(published, BATCH));
       expect(r.status, r.text).toBe(200);
       published += BATCH;
-      await waitFor(() => good.sub.received >= published - BATCH, 10_000, `the good subscriber to catch up (at ${good.sub.received} of ${published})`, 2);
+      await waitFor(
+        () => good.sub.received >= published - BATCH,
+        10_000,
+        `the good subscriber to catch up (at ${good.sub.received} of ${published})`,
+        2,
+      );
       websocketCount = (await brokerStats(url)).connections.websocket;
     }
     expect(websocketCount, `the stuck subscriber was still connected after ${published} messages`).toBe(1);
@@ -303,7 +340,12 @@ describe('e2e - slow consumers cost bounded memory and do not hurt the others', 
     for (let b = 0; b < 5; b++) {
       expect((await publishNdjson(url, 'topic/flood', topicBatch(published, BATCH))).status).toBe(200);
       published += BATCH;
-      await waitFor(() => good.sub.received >= published - BATCH, 10_000, `the good subscriber to catch up (at ${good.sub.received} of ${published})`, 2);
+      await waitFor(
+        () => good.sub.received >= published - BATCH,
+        10_000,
+        `the good subscriber to catch up (at ${good.sub.received} of ${published})`,
+        2,
+      );
     }
     await waitFor(() => good.sub.received >= published, 10_000, `the good subscriber to receive all ${published}`);
     rss.stop();

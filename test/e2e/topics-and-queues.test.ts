@@ -137,7 +137,14 @@ describe.each([1, 4])('e2e - topics and queues with %i shard(s)', (shards) => {
     const c = await connect();
     await c.subscribe('w', '/topic/ws.*');
     expect(await c.request({ op: 'publish', destination: '/topic/ws.a', payload: 'hello' })).toMatchObject({ op: 'receipt' });
-    expect(await c.request({ op: 'publish', destination: '/topic/ws.b', payload: Buffer.from([0xff, 0x00, 0xfe]).toString('base64'), encoding: 'base64' })).toMatchObject({ op: 'receipt' });
+    expect(
+      await c.request({
+        op: 'publish',
+        destination: '/topic/ws.b',
+        payload: Buffer.from([0xff, 0x00, 0xfe]).toString('base64'),
+        encoding: 'base64',
+      }),
+    ).toMatchObject({ op: 'receipt' });
     const [text, binary] = await c.messages(2, 'w');
     expect(text).toMatchObject({ op: 'message', subscription: 'w', destination: '/topic/ws.a', payload: 'hello', redelivered: false });
     expect(typeof text.tag).toBe('number');

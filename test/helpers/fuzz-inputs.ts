@@ -14,8 +14,32 @@ import type { MessageProperties } from '../../src/protocol/properties.js';
  * fuzzer cannot consume, purge or delete it by name (that would be a legitimate operation,
  * not a robustness failure).
  */
-export const FUZZ_QUEUES = ['fz0', 'fz1', 'fz2', 'fz3', 'fz-dlq', 'amq.gen-fz', '', ' ', 'a'.repeat(255), 'a'.repeat(256), 'ü-名前', 'fz/slash'];
-export const FUZZ_EXCHANGES = ['', 'amq.direct', 'amq.topic', 'amq.fanout', 'amq.headers', 'amq.default', 'fzx', 'fzx2', 'nope', 'x'.repeat(256)];
+export const FUZZ_QUEUES = [
+  'fz0',
+  'fz1',
+  'fz2',
+  'fz3',
+  'fz-dlq',
+  'amq.gen-fz',
+  '',
+  ' ',
+  'a'.repeat(255),
+  'a'.repeat(256),
+  'ü-名前',
+  'fz/slash',
+];
+export const FUZZ_EXCHANGES = [
+  '',
+  'amq.direct',
+  'amq.topic',
+  'amq.fanout',
+  'amq.headers',
+  'amq.default',
+  'fzx',
+  'fzx2',
+  'nope',
+  'x'.repeat(256),
+];
 export const FUZZ_DESTINATIONS = [
   '/queue/fz0',
   '/queue/fz1',
@@ -77,11 +101,42 @@ function randomHeaderValue(rng: Prng, depth = 0): HeaderValue {
 
 function randomTable(rng: Prng, depth = 0): HeaderTable {
   const t: HeaderTable = {};
-  const keys = ['x-max-length', 'x-max-length-bytes', 'x-message-ttl', 'x-expires', 'x-dead-letter-exchange', 'x-dead-letter-routing-key', 'x-overflow', 'x-max-priority', 'x-delivery-limit', 'x-queue-type', 'x-match', 'alternate-exchange', 'x-shardmq-slow-consumer', '__proto__', 'k'];
+  const keys = [
+    'x-max-length',
+    'x-max-length-bytes',
+    'x-message-ttl',
+    'x-expires',
+    'x-dead-letter-exchange',
+    'x-dead-letter-routing-key',
+    'x-overflow',
+    'x-max-priority',
+    'x-delivery-limit',
+    'x-queue-type',
+    'x-match',
+    'alternate-exchange',
+    'x-shardmq-slow-consumer',
+    '__proto__',
+    'k',
+  ];
   const n = rng.int(0, 4);
   for (let i = 0; i < n; i++) {
     const key = rng.chance(0.8) ? rng.pick(keys) : randomString(rng, 8);
-    t[key] = rng.chance(0.3) ? rng.pick<HeaderValue>([0, 1, 10, -5, 'drop-head', 'reject-publish', 'reject-publish-dlx', 'all', 'any', 'fzx', 'amq.direct', 'disconnect']) : randomHeaderValue(rng, depth);
+    t[key] = rng.chance(0.3)
+      ? rng.pick<HeaderValue>([
+          0,
+          1,
+          10,
+          -5,
+          'drop-head',
+          'reject-publish',
+          'reject-publish-dlx',
+          'all',
+          'any',
+          'fzx',
+          'amq.direct',
+          'disconnect',
+        ])
+      : randomHeaderValue(rng, depth);
   }
   return t;
 }
@@ -127,7 +182,11 @@ function writeRandomOp(rng: Prng, w: BinaryFrameWriter): void {
       w.publish(dest, randomBytes(rng, 2048), randomProperties(rng));
       return;
     case 3:
-      w.publishBatch(dest, Array.from({ length: rng.int(0, 20) }, () => randomBytes(rng, 256)), randomProperties(rng));
+      w.publishBatch(
+        dest,
+        Array.from({ length: rng.int(0, 20) }, () => randomBytes(rng, 256)),
+        randomProperties(rng),
+      );
       return;
     case 4:
       w.confirmSelect(req);
@@ -157,7 +216,13 @@ function writeRandomOp(rng: Prng, w: BinaryFrameWriter): void {
       w.deleteExchange(req, exchange, rng.chance(0.5));
       return;
     case 11:
-      w.declareQueue(req, queue, { passive: rng.chance(0.2), durable: rng.chance(0.5), exclusive: rng.chance(0.3), autoDelete: rng.chance(0.3), arguments: randomTable(rng) });
+      w.declareQueue(req, queue, {
+        passive: rng.chance(0.2),
+        durable: rng.chance(0.5),
+        exclusive: rng.chance(0.3),
+        autoDelete: rng.chance(0.3),
+        arguments: randomTable(rng),
+      });
       return;
     case 12:
       w.deleteQueue(req, queue, { ifUnused: rng.chance(0.5), ifEmpty: rng.chance(0.5) });
@@ -249,7 +314,25 @@ function randomJsonValue(rng: Prng, depth = 0): unknown {
       return Array.from({ length: rng.int(0, 4) }, () => randomJsonValue(rng, depth + 1));
     default: {
       const o: Record<string, unknown> = {};
-      for (let i = rng.int(0, 5); i > 0; i--) o[rng.pick(['op', 'id', 'destination', 'payload', 'ack', 'prefetch', 'tag', 'receipt', 'requeue', 'multiple', 'encoding', 'properties', '__proto__', randomString(rng, 6)])] = randomJsonValue(rng, depth + 1);
+      for (let i = rng.int(0, 5); i > 0; i--)
+        o[
+          rng.pick([
+            'op',
+            'id',
+            'destination',
+            'payload',
+            'ack',
+            'prefetch',
+            'tag',
+            'receipt',
+            'requeue',
+            'multiple',
+            'encoding',
+            'properties',
+            '__proto__',
+            randomString(rng, 6),
+          ])
+        ] = randomJsonValue(rng, depth + 1);
       return o;
     }
   }
@@ -259,13 +342,32 @@ function plausibleOp(rng: Prng): Record<string, unknown> {
   const dest = rng.chance(0.9) ? rng.pick(FUZZ_DESTINATIONS) : randomString(rng, 30);
   switch (rng.int(0, 4)) {
     case 0:
-      return { op: 'subscribe', id: rng.pick(['s1', 's2', '', 'x'.repeat(200)]), destination: dest, ack: rng.pick(['auto', 'client', 'bogus']), prefetch: rng.pick([0, 1, 10, -1, 1.5, 2 ** 33]) };
+      return {
+        op: 'subscribe',
+        id: rng.pick(['s1', 's2', '', 'x'.repeat(200)]),
+        destination: dest,
+        ack: rng.pick(['auto', 'client', 'bogus']),
+        prefetch: rng.pick([0, 1, 10, -1, 1.5, 2 ** 33]),
+      };
     case 1:
       return { op: 'unsubscribe', id: rng.pick(['s1', 's2', 'none']) };
     case 2: {
-      const o: Record<string, unknown> = { op: 'publish', destination: dest, payload: rng.chance(0.8) ? randomString(rng, 200) : rng.pick([null, 5, {}, []]) };
+      const o: Record<string, unknown> = {
+        op: 'publish',
+        destination: dest,
+        payload: rng.chance(0.8) ? randomString(rng, 200) : rng.pick([null, 5, {}, []]),
+      };
       if (rng.chance(0.3)) o.encoding = rng.pick(['base64', 'utf8', 'hex']);
-      if (rng.chance(0.3)) o.properties = rng.chance(0.5) ? { content_type: 'x', headers: { a: 1 }, priority: rng.pick([1, 300, -1]), expiration: rng.pick(['10', 'x']), delivery_mode: rng.pick([1, 2, 3]) } : randomJsonValue(rng);
+      if (rng.chance(0.3))
+        o.properties = rng.chance(0.5)
+          ? {
+              content_type: 'x',
+              headers: { a: 1 },
+              priority: rng.pick([1, 300, -1]),
+              expiration: rng.pick(['10', 'x']),
+              delivery_mode: rng.pick([1, 2, 3]),
+            }
+          : randomJsonValue(rng);
       if (rng.chance(0.5)) o.receipt = rng.pick(['r', '', 7]);
       return o;
     }
@@ -287,7 +389,8 @@ export function jsonTextFrame(rng: Prng): string {
       return valid.slice(0, rng.int(0, valid.length));
     case 7: {
       const chars = [...valid];
-      for (let i = rng.int(1, 4); i > 0; i--) chars[rng.int(0, Math.max(0, chars.length - 1))] = rng.pick(['{', '}', '"', ',', ':', '\\', '\u0000', 'x', '\\ud800']);
+      for (let i = rng.int(1, 4); i > 0; i--)
+        chars[rng.int(0, Math.max(0, chars.length - 1))] = rng.pick(['{', '}', '"', ',', ':', '\\', '\u0000', 'x', '\\ud800']);
       return chars.join('');
     }
     case 8:
@@ -359,7 +462,12 @@ export function httpRequest(rng: Prng, host: string): HttpFuzzRequest {
   const wellFormed = rng.chance(0.6);
   const method = wellFormed ? rng.pick(['GET', 'POST', 'PUT', 'DELETE', 'POST', 'POST']) : rng.pick(METHODS);
   let path = rng.pick(PATHS);
-  if (!wellFormed && rng.chance(0.3)) path = '/' + Buffer.from(randomBytes(rng, 40)).toString('latin1').replace(/[\r\n ]/g, '');
+  if (!wellFormed && rng.chance(0.3))
+    path =
+      '/' +
+      Buffer.from(randomBytes(rng, 40))
+        .toString('latin1')
+        .replace(/[\r\n ]/g, '');
   if (!wellFormed && rng.chance(0.1)) path = rng.pick(ODD_TARGETS);
   const headers: Array<[string, string]> = [['Host', host]];
   let body: Buffer;
@@ -390,13 +498,27 @@ export function httpRequest(rng: Prng, host: string): HttpFuzzRequest {
       headers.push(['Content-Encoding', rng.pick(['gzip', 'deflate', 'br', 'identity', 'gzip, gzip', 'x-bogus', 'GZIP', ''])]);
       break;
     case 6:
-      body = Buffer.from(JSON.stringify({ type: rng.pick(EXCHANGE_TYPES), durable: rng.pick([true, false, 'x']), auto_delete: rng.chance(0.5), arguments: rng.chance(0.5) ? { 'x-max-length': rng.int(-1, 5) } : 'bad', source: rng.pick(FUZZ_EXCHANGES), destination: rng.pick(FUZZ_QUEUES), routing_key: 'k' }));
+      body = Buffer.from(
+        JSON.stringify({
+          type: rng.pick(EXCHANGE_TYPES),
+          durable: rng.pick([true, false, 'x']),
+          auto_delete: rng.chance(0.5),
+          arguments: rng.chance(0.5) ? { 'x-max-length': rng.int(-1, 5) } : 'bad',
+          source: rng.pick(FUZZ_EXCHANGES),
+          destination: rng.pick(FUZZ_QUEUES),
+          routing_key: 'k',
+        }),
+      );
       headers.push(['Content-Type', 'application/json']);
       break;
     default:
       body = Buffer.from('x'.repeat(rng.pick([1, 1000, 70_000])));
   }
-  if (rng.chance(0.2)) headers.push([rng.pick(['x-priority', 'x-expiration', 'x-delivery-mode', 'x-header-a', 'x-message-id', 'content-type', 'authorization']), rng.pick(['1', '300', '-5', 'abc', '', 'Bearer x', 'x'.repeat(5000)])]);
+  if (rng.chance(0.2))
+    headers.push([
+      rng.pick(['x-priority', 'x-expiration', 'x-delivery-mode', 'x-header-a', 'x-message-id', 'content-type', 'authorization']),
+      rng.pick(['1', '300', '-5', 'abc', '', 'Bearer x', 'x'.repeat(5000)]),
+    ]);
   let mode: HttpFuzzRequest['mode'] = wellFormed ? 'complete' : 'malformed';
   let head = `${method} ${path} HTTP/1.1\r\n`;
   const framing = rng.int(0, 9);

@@ -26,7 +26,12 @@ export async function request(url: string, init: RequestInit = {}, timeoutMs = 1
 }
 
 /** POSTs `lines` as one NDJSON batch to `/v1/publish/<destination>`. */
-export function publishNdjson(baseUrl: string, destination: string, lines: readonly string[] | string, timeoutMs = 10_000): Promise<HttpAnswer> {
+export function publishNdjson(
+  baseUrl: string,
+  destination: string,
+  lines: readonly string[] | string,
+  timeoutMs = 10_000,
+): Promise<HttpAnswer> {
   const body = typeof lines === 'string' ? lines : lines.join('\n') + '\n';
   return request(
     `${baseUrl}/v1/publish/${destination.replace(/^\//, '')}`,

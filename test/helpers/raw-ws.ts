@@ -28,10 +28,17 @@ export interface RawWebSocket {
  * `path` by hand and waits (bounded) for the `101 Switching Protocols` answer, checking
  * `Sec-WebSocket-Accept`. Rejects with the status line on any other answer.
  */
-export async function rawWebSocket(baseUrl: string, path = '/v1/ws', timeoutMs = 5000, extraHeaders: Record<string, string> = {}): Promise<RawWebSocket> {
+export async function rawWebSocket(
+  baseUrl: string,
+  path = '/v1/ws',
+  timeoutMs = 5000,
+  extraHeaders: Record<string, string> = {},
+): Promise<RawWebSocket> {
   const url = new URL(baseUrl);
   const key = randomBytes(16).toString('base64');
-  const expectedAccept = createHash('sha1').update(key + WS_GUID).digest('base64');
+  const expectedAccept = createHash('sha1')
+    .update(key + WS_GUID)
+    .digest('base64');
   const socket = connect({ host: url.hostname, port: Number(url.port) });
   socket.setNoDelay(true);
   return new Promise<RawWebSocket>((resolve, reject) => {
@@ -56,7 +63,10 @@ export async function rawWebSocket(baseUrl: string, path = '/v1/ws', timeoutMs =
         fail(new Error(`upgrade refused: ${lines[0]}`));
         return;
       }
-      const accept = lines.find((l) => l.toLowerCase().startsWith('sec-websocket-accept:'))?.slice(21).trim();
+      const accept = lines
+        .find((l) => l.toLowerCase().startsWith('sec-websocket-accept:'))
+        ?.slice(21)
+        .trim();
       if (accept !== expectedAccept) {
         fail(new Error(`bad Sec-WebSocket-Accept ${accept} (expected ${expectedAccept})`));
         return;
@@ -88,8 +98,13 @@ export async function rawWebSocket(baseUrl: string, path = '/v1/ws', timeoutMs =
  * Encodes one client → server frame (RFC 6455 §5.2): FIN set unless `fin` is false, payload
  * masked with a random key as clients must. `rsv` sets the RSV1-3 bits (for fuzzing).
  */
-export function encodeClientFrame(opcode: number, payload: Uint8Array | string, opts: { fin?: boolean; rsv?: number; mask?: boolean } = {}): Buffer {
-  const data = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+export function encodeClientFrame(
+  opcode: number,
+  payload: Uint8Array | string,
+  opts: { fin?: boolean; rsv?: number; mask?: boolean } = {},
+): Buffer {
+  const data =
+    typeof payload === 'string' ? Buffer.from(payload, 'utf8') : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
   const fin = opts.fin ?? true;
   const masked = opts.mask ?? true;
   const len = data.length;

@@ -43,7 +43,10 @@ export class StreamSubscriber {
   #receipts = new Map<string, (f: Record<string, unknown>) => void>();
   #next = 0;
 
-  private constructor(ws: WebSocket, private readonly opts: StreamSubscriberOptions) {
+  private constructor(
+    ws: WebSocket,
+    private readonly opts: StreamSubscriberOptions,
+  ) {
     this.ws = ws;
     ws.on('message', (data, isBinary) => {
       if (isBinary) return;
@@ -71,7 +74,13 @@ export class StreamSubscriber {
   }
 
   /** Connects and subscribes `id` to `destination`; resolves once the broker's receipt arrived. */
-  static async open(baseUrl: string, id: string, destination: string, opts: StreamSubscriberOptions = {}, timeoutMs = 5000): Promise<StreamSubscriber> {
+  static async open(
+    baseUrl: string,
+    id: string,
+    destination: string,
+    opts: StreamSubscriberOptions = {},
+    timeoutMs = 5000,
+  ): Promise<StreamSubscriber> {
     const ws = new WebSocket(baseUrl.replace(/^http/, 'ws') + '/v1/ws');
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('websocket did not open in time')), timeoutMs);

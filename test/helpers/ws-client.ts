@@ -59,7 +59,8 @@ export class JsonWsClient {
       const i = this.frames.findIndex(match);
       if (i >= 0) return this.frames.splice(i, 1)[0];
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out after ${timeoutMs} ms waiting for a frame; have ${JSON.stringify(this.frames.slice(0, 5))}`);
+      if (left <= 0)
+        throw new Error(`timed out after ${timeoutMs} ms waiting for a frame; have ${JSON.stringify(this.frames.slice(0, 5))}`);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, left);
         this.#waiters.push(() => {

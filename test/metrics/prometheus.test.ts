@@ -75,7 +75,8 @@ function parseExposition(text: string): Exposition {
         labels[key] = value;
       }
     }
-    const value = valueText === 'NaN' ? NaN : valueText.endsWith('Inf') ? (valueText.startsWith('-') ? -Infinity : Infinity) : Number(valueText);
+    const value =
+      valueText === 'NaN' ? NaN : valueText.endsWith('Inf') ? (valueText.startsWith('-') ? -Infinity : Infinity) : Number(valueText);
     samples.push({ name, labels, value, line });
   }
   return { types, samples };
@@ -174,7 +175,9 @@ describe('shard-counters', () => {
 
 describe('renderPrometheus', () => {
   it('prometheus - every line parses as the text format, TYPE first, families contiguous', () => {
-    const exposition = parseExposition(renderPrometheus([shardView(0), shardView(1), shardView(2, false)], { websocket: 5, subscriptions: 9 }));
+    const exposition = parseExposition(
+      renderPrometheus([shardView(0), shardView(1), shardView(2, false)], { websocket: 5, subscriptions: 9 }),
+    );
     expect(exposition.samples.length).toBeGreaterThan(0);
     // No two samples share a name and label set.
     const keys = exposition.samples.map((s) => s.name + JSON.stringify(s.labels));
@@ -200,7 +203,9 @@ describe('renderPrometheus', () => {
     const exposition = parseExposition(renderPrometheus(shards, { websocket: 0, subscriptions: 0 }));
     for (const s of shards) {
       for (const [name, [metric]] of Object.entries(EXPECTED_METRICS)) {
-        expect(metricValue(exposition, metric, { shard: String(s.index) }), `${metric} shard ${s.index}`).toBe(s.counters[name as CounterName]);
+        expect(metricValue(exposition, metric, { shard: String(s.index) }), `${metric} shard ${s.index}`).toBe(
+          s.counters[name as CounterName],
+        );
       }
     }
   });

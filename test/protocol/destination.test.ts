@@ -51,7 +51,12 @@ describe('parseDestination - /queue/', () => {
   });
 
   it('amq/queue - names an existing queue without declaring it, amq.gen-* names included', () => {
-    expect(parseDestination('/amq/queue/amq.gen-abc')).toEqual({ type: DestinationType.queue, exchange: '', name: 'amq.gen-abc', declare: false });
+    expect(parseDestination('/amq/queue/amq.gen-abc')).toEqual({
+      type: DestinationType.queue,
+      exchange: '',
+      name: 'amq.gen-abc',
+      declare: false,
+    });
     expect(parseDestination('amq/queue/jobs', true)).toEqual({ type: DestinationType.queue, exchange: '', name: 'jobs', declare: false });
     expect(destinationError('/amq/queue/')).toMatch(/queue name is empty/);
   });

@@ -121,7 +121,10 @@ describe('forEachLine', () => {
       const text = parts.join('\n') + (prng.chance(0.5) ? '\n' : '');
       const r = lines(text);
       // Reference: split on LF, drop one trailing CR, keep the non-empty lines.
-      const want = text.split('\n').map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l)).filter((l) => l.length > 0);
+      const want = text
+        .split('\n')
+        .map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l))
+        .filter((l) => l.length > 0);
       expect(r.texts, `seed ${seed}, body ${JSON.stringify(text)}`).toEqual(want);
       expect(r.count).toBe(r.ranges.length);
       for (let i = 1; i < r.ranges.length; i++) expect(r.ranges[i][0]).toBeGreaterThan(r.ranges[i - 1][1]);

@@ -75,7 +75,7 @@ const ALL: MessageProperties = {
     nested: { a: { b: { c: 'deep' } }, 'x-death': [{ count: 1, 'routing-keys': ['k1', 'k2'] }] },
     emptyTable: {},
     '': 'empty key',
-    'ключ': 'unicode key',
+    ключ: 'unicode key',
   },
   deliveryMode: 2,
   priority: 255,
@@ -179,7 +179,21 @@ describe('properties - wire bytes', () => {
     expect(HeaderType).toEqual({ string: 0x53, number: 0x64, boolean: 0x74, null: 0x56, bytes: 0x78, array: 0x41, table: 0x46 });
     const bytes = encodeProperties({ headers: { s: 'é', x: Uint8Array.of(9), a: [null], f: {} } });
     expect(toHex(bytes)).toBe(
-      '0020' + '04000000' + '0173' + '53' + '02000000c3a9' + '0178' + '78' + '0100000009' + '0161' + '41' + '01000000' + '56' + '0166' + '46' + '00000000',
+      '0020' +
+        '04000000' +
+        '0173' +
+        '53' +
+        '02000000c3a9' +
+        '0178' +
+        '78' +
+        '0100000009' +
+        '0161' +
+        '41' +
+        '01000000' +
+        '56' +
+        '0166' +
+        '46' +
+        '00000000',
     );
   });
 

@@ -18,7 +18,11 @@ describe('property rules', () => {
   it.each(['', 'abc', '-5', '1.5', ' 1', '1e3', '0x10', String(MAX_EXPIRATION_MS + 1), '9'.repeat(26)])('expiration %j is refused', (v) => {
     refused(() => checkExpiration(v));
   });
-  it.each([['0', 0], ['7', 7], ['255', 255]])('priority %s is %i', (text, n) => {
+  it.each([
+    ['0', 0],
+    ['7', 7],
+    ['255', 255],
+  ])('priority %s is %i', (text, n) => {
     expect(priorityFromText(text)).toBe(n);
   });
   it.each(['', '0x10', '1e2', '256', '-1', '+1', '1.0', '0255'])('priority %j is refused', (text) => {

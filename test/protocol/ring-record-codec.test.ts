@@ -130,7 +130,14 @@ describe('RecordKind', () => {
       RecordKind.credit,
       RecordKind.manage,
     ];
-    const outbound = [RecordKind.deliver, RecordKind.confirm, RecordKind.error, RecordKind.pong, RecordKind.manageReply, RecordKind.republish];
+    const outbound = [
+      RecordKind.deliver,
+      RecordKind.confirm,
+      RecordKind.error,
+      RecordKind.pong,
+      RecordKind.manageReply,
+      RecordKind.republish,
+    ];
     for (const k of inbound) expect(k).toBeLessThan(64);
     for (const k of outbound) expect(k).toBeGreaterThanOrEqual(64);
     expect(new Set([...inbound, ...outbound]).size).toBe(inbound.length + outbound.length);
@@ -145,7 +152,9 @@ describe('InboundWriter.publish', () => {
     expect(utf8(EXCHANGE_NON_ASCII)).not.toBe(EXCHANGE_NON_ASCII.length);
     expect(utf8(KEY_NON_ASCII)).not.toBe(KEY_NON_ASCII.length);
     const payload = pattern(37);
-    expect(inbound.publish(0xfffffffe, 0x89abcdef, EXCHANGE_NON_ASCII, KEY_NON_ASCII, PROPERTIES_BLOCK, payload, PUBLISH_FLAG_DEAD_LETTERED)).toBe(true);
+    expect(
+      inbound.publish(0xfffffffe, 0x89abcdef, EXCHANGE_NON_ASCII, KEY_NON_ASCII, PROPERTIES_BLOCK, payload, PUBLISH_FLAG_DEAD_LETTERED),
+    ).toBe(true);
     producer.commit();
 
     const rec = drainOne(consumer, (_k, at) => {
@@ -154,7 +163,9 @@ describe('InboundWriter.publish', () => {
       return { ...r, decodedProperties: decodeProperties(consumer.bytes, r.propsOffset, r.propsLength) };
     });
     expect(rec.kind).toBe(RecordKind.publish);
-    expect(rec.length).toBe(InboundWriter.publishSize(utf8(EXCHANGE_NON_ASCII), utf8(KEY_NON_ASCII), payload.byteLength, PROPERTIES_BLOCK.byteLength));
+    expect(rec.length).toBe(
+      InboundWriter.publishSize(utf8(EXCHANGE_NON_ASCII), utf8(KEY_NON_ASCII), payload.byteLength, PROPERTIES_BLOCK.byteLength),
+    );
     expect(rec.decoded).toMatchObject({
       connectionId: 0xfffffffe,
       token: 0x89abcdef,
@@ -208,7 +219,15 @@ describe('InboundWriter.publish', () => {
     const rec = drainOne(consumer, (_k, at) => copyPublish(reader, consumer.bytes, at));
     expect(rec.length).toBe(InboundWriter.publishSize(0, 0, 0));
     expect(rec.length).toBe(PUBLISH_FIXED);
-    expect(rec.decoded).toMatchObject({ connectionId: 3, token: 0, flags: 0, exchange: '', routingKey: '', propsLength: 0, payloadLength: 0 });
+    expect(rec.decoded).toMatchObject({
+      connectionId: 3,
+      token: 0,
+      flags: 0,
+      exchange: '',
+      routingKey: '',
+      propsLength: 0,
+      payloadLength: 0,
+    });
     const d = rec.decoded as { payloadOffset: number; propsOffset: number };
     expect(d.payloadOffset).toBe(rec.at + rec.length);
     expect(d.propsOffset).toBe(rec.at + PUBLISH_FIXED);
@@ -273,7 +292,15 @@ describe('InboundWriter.publish', () => {
     inbound.publish(9, 8, 'e', 'k', null, pattern(5), flags);
     producer.commit();
     const rec = drainOne(consumer, (_k, at) => copyPublish(reader, consumer.bytes, at));
-    expect(rec.decoded).toMatchObject({ connectionId: 9, token: 8, flags, exchange: 'e', routingKey: 'k', propsLength: 0, payloadLength: 5 });
+    expect(rec.decoded).toMatchObject({
+      connectionId: 9,
+      token: 8,
+      flags,
+      exchange: 'e',
+      routingKey: 'k',
+      propsLength: 0,
+      payloadLength: 5,
+    });
   });
 
   it('publish - flags default to 0 on a ring full of stale bytes', () => {
@@ -292,7 +319,15 @@ describe('InboundWriter.publish', () => {
     const out = newPublishRecord();
     const seen = drain(consumer, (_k, at) => ({ ...reader.publish(at, out) }));
     expect(seen.map((s) => s.decoded)).toMatchObject([
-      { connectionId: 1, token: 11, flags: PUBLISH_FLAG_DEAD_LETTERED, exchange: 'long-exchange-name', routingKey: 'long.routing.key', propsLength: PROPERTIES_BLOCK.byteLength, payloadLength: 40 },
+      {
+        connectionId: 1,
+        token: 11,
+        flags: PUBLISH_FLAG_DEAD_LETTERED,
+        exchange: 'long-exchange-name',
+        routingKey: 'long.routing.key',
+        propsLength: PROPERTIES_BLOCK.byteLength,
+        payloadLength: 40,
+      },
       { connectionId: 2, token: 0, flags: 0, exchange: '', routingKey: '', propsLength: 0, payloadLength: 0 },
     ]);
   });
@@ -340,17 +375,20 @@ describe('InboundWriter.MAX_RECORD_OVERHEAD', () => {
     ['ASCII', 'e'.repeat(255), 'k'.repeat(255)],
     // 85 × 3-byte characters = 255 bytes; 63 × 4-byte + 3 × 1-byte = 255 bytes.
     ['multi-byte', '交'.repeat(85), '🌡'.repeat(63) + 'abc'],
-  ])('publishSize - a real %s 255/255-byte publish puts its payload exactly publishSize(255, 255, 0) into the record', (_name, exchange, key) => {
-    expect(utf8(exchange)).toBe(255);
-    expect(utf8(key)).toBe(255);
-    const { producer, consumer, inbound, reader } = ring();
-    inbound.publish(1, 2, exchange, key, null, pattern(16));
-    producer.commit();
-    const rec = drainOne(consumer, (_k, at) => copyPublish(reader, consumer.bytes, at));
-    const d = rec.decoded as ReturnType<typeof copyPublish>;
-    expect(d.payloadOffset - rec.at).toBe(FULL_PUBLISH_HEADER);
-    expect(d).toMatchObject({ exchange, routingKey: key, payload: pattern(16) });
-  });
+  ])(
+    'publishSize - a real %s 255/255-byte publish puts its payload exactly publishSize(255, 255, 0) into the record',
+    (_name, exchange, key) => {
+      expect(utf8(exchange)).toBe(255);
+      expect(utf8(key)).toBe(255);
+      const { producer, consumer, inbound, reader } = ring();
+      inbound.publish(1, 2, exchange, key, null, pattern(16));
+      producer.commit();
+      const rec = drainOne(consumer, (_k, at) => copyPublish(reader, consumer.bytes, at));
+      const d = rec.decoded as ReturnType<typeof copyPublish>;
+      expect(d.payloadOffset - rec.at).toBe(FULL_PUBLISH_HEADER);
+      expect(d).toMatchObject({ exchange, routingKey: key, payload: pattern(16) });
+    },
+  );
 
   it('publishSize - a payload of maxRecordPayload - publishSize(255, 255, 0) fits with 255/255-byte names; one byte more throws', () => {
     const capacity = 4096;
@@ -439,7 +477,14 @@ describe('InboundWriter control records', () => {
   });
 
   const MANAGE_OPS: ManageOp[] = [
-    { op: 'declareQueue', name: QUEUE_NON_ASCII, durable: true, exclusive: false, autoDelete: true, arguments: { 'x-message-ttl': 1000, 'x-dead-letter-exchange': EXCHANGE_NON_ASCII } },
+    {
+      op: 'declareQueue',
+      name: QUEUE_NON_ASCII,
+      durable: true,
+      exclusive: false,
+      autoDelete: true,
+      arguments: { 'x-message-ttl': 1000, 'x-dead-letter-exchange': EXCHANGE_NON_ASCII },
+    },
     { op: 'deleteQueue', name: 'q', ifUnused: true, ifEmpty: false },
     { op: 'purgeQueue', name: '' },
     { op: 'declareExchange', name: EXCHANGE_NON_ASCII, type: 'headers', durable: false, autoDelete: false, internal: true, arguments: {} },
@@ -450,16 +495,19 @@ describe('InboundWriter control records', () => {
     { op: 'unbindExchange', destination: 'd', source: 's', routingKey: '*.x', arguments: { nested: { list: [1, 'ü', null] } } },
   ];
 
-  it.each(MANAGE_OPS.map((op) => [op.op, op] as const))('manage - %s round-trips through reader.json with connection, token and status 0', (_name, op) => {
-    const { producer, consumer, inbound, reader } = ring();
-    producer.bytes.fill(0xff);
-    expect(inbound.manage(0xfffffffd, 0x80000000, op)).toBe(true);
-    producer.commit();
-    const rec = drainOne(consumer, (_k, at) => reader.json(at));
-    expect(rec.kind).toBe(RecordKind.manage);
-    expect(rec.length).toBe(JSON_FIXED + utf8(JSON.stringify(op)));
-    expect(rec.decoded).toEqual({ connectionId: 0xfffffffd, token: 0x80000000, status: 0, body: op });
-  });
+  it.each(MANAGE_OPS.map((op) => [op.op, op] as const))(
+    'manage - %s round-trips through reader.json with connection, token and status 0',
+    (_name, op) => {
+      const { producer, consumer, inbound, reader } = ring();
+      producer.bytes.fill(0xff);
+      expect(inbound.manage(0xfffffffd, 0x80000000, op)).toBe(true);
+      producer.commit();
+      const rec = drainOne(consumer, (_k, at) => reader.json(at));
+      expect(rec.kind).toBe(RecordKind.manage);
+      expect(rec.length).toBe(JSON_FIXED + utf8(JSON.stringify(op)));
+      expect(rec.decoded).toEqual({ connectionId: 0xfffffffd, token: 0x80000000, status: 0, body: op });
+    },
+  );
 
   it('unsubscribe - connection and subscription ids', () => {
     const { producer, consumer, inbound, reader } = ring();
@@ -516,7 +564,20 @@ describe('OutboundWriter', () => {
     producer.bytes.fill(0xff);
     const payload = pattern(29, 3);
     expect(
-      outbound.deliver(0xfffffff1, 0xfffffff2, 2 ** 52, true, EXCHANGE_NON_ASCII, KEY_NON_ASCII, PROPERTIES_BLOCK, 0, PROPERTIES_BLOCK.byteLength, payload, 0, payload.byteLength),
+      outbound.deliver(
+        0xfffffff1,
+        0xfffffff2,
+        2 ** 52,
+        true,
+        EXCHANGE_NON_ASCII,
+        KEY_NON_ASCII,
+        PROPERTIES_BLOCK,
+        0,
+        PROPERTIES_BLOCK.byteLength,
+        payload,
+        0,
+        payload.byteLength,
+      ),
     ).toBe(true);
     producer.commit();
     const rec = drainOne(consumer, (_k, at) => {
@@ -544,12 +605,15 @@ describe('OutboundWriter', () => {
     expect(d.payloadOffset + d.payloadLength).toBe(rec.at + rec.length);
   });
 
-  it.each([1, 2 ** 32 - 1, 2 ** 32, 2 ** 52 - 1, 2 ** 52, 2 ** 52 + 1, Number.MAX_SAFE_INTEGER])('deliver - tag %d round-trips exactly', (tag) => {
-    const { producer, consumer, outbound, reader } = ring();
-    outbound.deliver(1, 2, tag, false, '', 'q', pattern(0), 0, 0, pattern(3), 0, 3);
-    producer.commit();
-    expect((drainOne(consumer, (_k, at) => copyDeliver(reader, consumer.bytes, at)).decoded as { tag: number }).tag).toBe(tag);
-  });
+  it.each([1, 2 ** 32 - 1, 2 ** 32, 2 ** 52 - 1, 2 ** 52, 2 ** 52 + 1, Number.MAX_SAFE_INTEGER])(
+    'deliver - tag %d round-trips exactly',
+    (tag) => {
+      const { producer, consumer, outbound, reader } = ring();
+      outbound.deliver(1, 2, tag, false, '', 'q', pattern(0), 0, 0, pattern(3), 0, 3);
+      producer.commit();
+      expect((drainOne(consumer, (_k, at) => copyDeliver(reader, consumer.bytes, at)).decoded as { tag: number }).tag).toBe(tag);
+    },
+  );
 
   it('deliver - copies only the [start, start + length) sub-ranges of the properties and payload sources', () => {
     const { producer, consumer, outbound, reader } = ring();
@@ -563,7 +627,13 @@ describe('OutboundWriter', () => {
     outbound.deliver(1, 2, 3, false, 'amq.direct', 'jobs', propsSource, 30, 13, source, 17, 21);
     producer.commit();
     const rec = drainOne(consumer, (_k, at) => copyDeliver(reader, consumer.bytes, at));
-    expect(rec.decoded).toMatchObject({ redelivered: false, exchange: 'amq.direct', routingKey: 'jobs', properties: innerProps, payload: inner });
+    expect(rec.decoded).toMatchObject({
+      redelivered: false,
+      exchange: 'amq.direct',
+      routingKey: 'jobs',
+      properties: innerProps,
+      payload: inner,
+    });
     expect(rec.length).toBe(pad8(DELIVER_FIXED + 10 + 4 + 13) + 21); // nothing beyond the ranges
   });
 
@@ -585,7 +655,12 @@ describe('OutboundWriter', () => {
     outbound.deliver(1, 2, 3, false, '', '', propsSource, 2, 5, source, 5, 10);
     producer.commit();
     const rec = drainOne(consumer, (_k, at) => copyDeliver(reader, consumer.bytes, at));
-    expect(rec.decoded).toMatchObject({ exchange: '', routingKey: '', properties: propsBacking.slice(6, 11), payload: backing.slice(13, 23) });
+    expect(rec.decoded).toMatchObject({
+      exchange: '',
+      routingKey: '',
+      properties: propsBacking.slice(6, 11),
+      payload: backing.slice(13, 23),
+    });
   });
 
   it('deliver - zero-length payload and zero-length properties', () => {
@@ -602,14 +677,25 @@ describe('OutboundWriter', () => {
   it('deliver - payload starts 8-aligned and ends the record, for every header length mod 8', () => {
     const { producer, consumer, outbound, reader } = ring(16384);
     const cases: Array<{ ex: string; key: string; props: Uint8Array }> = [];
-    for (let exLen = 0; exLen < 8; exLen++) for (let propsLen = 0; propsLen < 8; propsLen++) cases.push({ ex: 'e'.repeat(exLen), key: 'k'.repeat((exLen * 3) % 8), props: pattern(propsLen, propsLen) });
-    for (const [i, c] of cases.entries()) outbound.deliver(1, i, i + 1, i % 2 === 1, c.ex, c.key, c.props, 0, c.props.length, pattern(5, i), 0, 5);
+    for (let exLen = 0; exLen < 8; exLen++)
+      for (let propsLen = 0; propsLen < 8; propsLen++)
+        cases.push({ ex: 'e'.repeat(exLen), key: 'k'.repeat((exLen * 3) % 8), props: pattern(propsLen, propsLen) });
+    for (const [i, c] of cases.entries())
+      outbound.deliver(1, i, i + 1, i % 2 === 1, c.ex, c.key, c.props, 0, c.props.length, pattern(5, i), 0, 5);
     producer.commit();
     const all = drain(consumer, (_k, at, length) => ({ ...copyDeliver(reader, consumer.bytes, at), recordEnd: at + length }));
     expect(all).toHaveLength(cases.length);
     all.forEach(({ decoded }, i) => {
       const d = decoded as ReturnType<typeof copyDeliver> & { recordEnd: number };
-      expect(d).toMatchObject({ subscriptionId: i, tag: i + 1, redelivered: i % 2 === 1, exchange: cases[i].ex, routingKey: cases[i].key, properties: cases[i].props, payload: pattern(5, i) });
+      expect(d).toMatchObject({
+        subscriptionId: i,
+        tag: i + 1,
+        redelivered: i % 2 === 1,
+        exchange: cases[i].ex,
+        routingKey: cases[i].key,
+        properties: cases[i].props,
+        payload: pattern(5, i),
+      });
       expect(d.payloadOffset % 8).toBe(0);
       expect(d.payloadOffset + d.payloadLength).toBe(d.recordEnd);
     });
@@ -623,7 +709,16 @@ describe('OutboundWriter', () => {
     const out = newDeliverRecord();
     const seen = drain(consumer, (_k, at) => ({ ...reader.deliver(at, out) }));
     expect(seen.map((s) => s.decoded)).toMatchObject([
-      { connectionId: 1, subscriptionId: 2, tag: 2 ** 40, redelivered: true, exchange: 'exchange', routingKey: 'a.b.c', propsLength: PROPERTIES_BLOCK.length, payloadLength: 30 },
+      {
+        connectionId: 1,
+        subscriptionId: 2,
+        tag: 2 ** 40,
+        redelivered: true,
+        exchange: 'exchange',
+        routingKey: 'a.b.c',
+        propsLength: PROPERTIES_BLOCK.length,
+        payloadLength: 30,
+      },
       { connectionId: 3, subscriptionId: 4, tag: 5, redelivered: false, exchange: '', routingKey: '', propsLength: 0, payloadLength: 0 },
     ]);
   });
@@ -663,7 +758,9 @@ describe('OutboundWriter', () => {
     const backing = pattern(64, 1);
     outbound.republish('dlx', 'rk', null, backing.subarray(9, 30));
     producer.commit();
-    expect((drainOne(consumer, (_k, at) => copyPublish(reader, consumer.bytes, at)).decoded as { payload: Uint8Array }).payload).toEqual(backing.slice(9, 30));
+    expect((drainOne(consumer, (_k, at) => copyPublish(reader, consumer.bytes, at)).decoded as { payload: Uint8Array }).payload).toEqual(
+      backing.slice(9, 30),
+    );
   });
 
   const REPLIES: Array<[name: string, token: number, status: number, body: ManageResult]> = [
@@ -715,7 +812,12 @@ describe('OutboundWriter', () => {
     const { producer, consumer, outbound, reader } = ring();
     outbound.error(1, 0, 'internal', '');
     producer.commit();
-    expect(drainOne(consumer, (_k, at) => reader.error(at)).decoded).toEqual({ connectionId: 1, subscriptionId: 0, code: 'internal', message: '' });
+    expect(drainOne(consumer, (_k, at) => reader.error(at)).decoded).toEqual({
+      connectionId: 1,
+      subscriptionId: 0,
+      code: 'internal',
+      message: '',
+    });
   });
 
   it('error - an ASCII message is cut to its first 1024 bytes', () => {
@@ -750,12 +852,19 @@ describe('OutboundWriter', () => {
   });
 });
 
-
 /** Every writer call once, with the record length it needs in the ring. */
-type WriterCase = readonly [name: string, write: (w: { inbound: InboundWriter; outbound: OutboundWriter }) => boolean, payloadBytes: number];
+type WriterCase = readonly [
+  name: string,
+  write: (w: { inbound: InboundWriter; outbound: OutboundWriter }) => boolean,
+  payloadBytes: number,
+];
 const DECLARE: ManageOp = { op: 'declareQueue', name: 'q', durable: false, exclusive: false, autoDelete: false, arguments: {} };
 const WRITER_CASES: readonly WriterCase[] = [
-  ['publish', ({ inbound }) => inbound.publish(1, 2, 'amq.topic', 'a.b', pattern(13, 1), pattern(100), 1), InboundWriter.publishSize(9, 3, 100, 13)],
+  [
+    'publish',
+    ({ inbound }) => inbound.publish(1, 2, 'amq.topic', 'a.b', pattern(13, 1), pattern(100), 1),
+    InboundWriter.publishSize(9, 3, 100, 13),
+  ],
   ['subscribe', ({ inbound }) => inbound.subscribe(1, 2, 'jobs', 0, 10, 10), SUBSCRIBE_FIXED + 4],
   ['manage', ({ inbound }) => inbound.manage(1, 2, DECLARE), JSON_FIXED + utf8(JSON.stringify(DECLARE))],
   ['unsubscribe', ({ inbound }) => inbound.unsubscribe(1, 2), 8],
@@ -764,9 +873,17 @@ const WRITER_CASES: readonly WriterCase[] = [
   ['connectionClosed', ({ inbound }) => inbound.connectionClosed(1), 8],
   ['ping', ({ inbound }) => inbound.ping(1), 8],
   ['credit', ({ inbound }) => inbound.credit(1, 2, 3), 12],
-  ['deliver', ({ outbound }) => outbound.deliver(1, 2, 3, false, 'amq.topic', 'a.b', pattern(13, 2), 0, 13, pattern(100), 0, 100), pad8(DELIVER_FIXED + 9 + 3 + 13) + 100],
+  [
+    'deliver',
+    ({ outbound }) => outbound.deliver(1, 2, 3, false, 'amq.topic', 'a.b', pattern(13, 2), 0, 13, pattern(100), 0, 100),
+    pad8(DELIVER_FIXED + 9 + 3 + 13) + 100,
+  ],
   ['republish', ({ outbound }) => outbound.republish('dlx', 'a.b', pattern(13, 3), pattern(100)), InboundWriter.publishSize(3, 3, 100, 13)],
-  ['manageReply', ({ outbound }) => outbound.manageReply(1, 2, 0, { messageCount: 1, consumerCount: 2 }), JSON_FIXED + utf8(JSON.stringify({ messageCount: 1, consumerCount: 2 }))],
+  [
+    'manageReply',
+    ({ outbound }) => outbound.manageReply(1, 2, 0, { messageCount: 1, consumerCount: 2 }),
+    JSON_FIXED + utf8(JSON.stringify({ messageCount: 1, consumerCount: 2 })),
+  ],
   ['confirm', ({ outbound }) => outbound.confirm(1, 2, ConfirmStatus.ok, 1), 16],
   ['error', ({ outbound }) => outbound.error(1, 2, 'bad_frame', 'nope'), 12 + 9 + 4],
   ['pong', ({ outbound }) => outbound.pong(1), 8],
@@ -792,7 +909,10 @@ function fillLeaving(producer: RingProducer, free: number): number {
 
 describe('writers on a full ring', () => {
   it('full ring - WRITER_CASES covers every writer method', () => {
-    const methods = (proto: object): string[] => Object.getOwnPropertyNames(proto).filter((n) => n !== 'constructor' && typeof Object.getOwnPropertyDescriptor(proto, n)?.value === 'function');
+    const methods = (proto: object): string[] =>
+      Object.getOwnPropertyNames(proto).filter(
+        (n) => n !== 'constructor' && typeof Object.getOwnPropertyDescriptor(proto, n)?.value === 'function',
+      );
     const covered = new Set(WRITER_CASES.map(([name]) => name.split(' ')[0]));
     for (const m of [...methods(InboundWriter.prototype), ...methods(OutboundWriter.prototype)]) expect(covered, m).toContain(m);
   });
@@ -899,8 +1019,22 @@ type Expected =
       properties: Uint8Array;
       payload: Uint8Array;
     }
-  | { kind: typeof RecordKind.subscribe; connectionId: number; subscriptionId: number; ackMode: number; prefetch: number; credit: number; queue: string }
-  | { kind: typeof RecordKind.manage | typeof RecordKind.manageReply; connectionId: number; token: number; status: number; body: ManageOp | ManageResult }
+  | {
+      kind: typeof RecordKind.subscribe;
+      connectionId: number;
+      subscriptionId: number;
+      ackMode: number;
+      prefetch: number;
+      credit: number;
+      queue: string;
+    }
+  | {
+      kind: typeof RecordKind.manage | typeof RecordKind.manageReply;
+      connectionId: number;
+      token: number;
+      status: number;
+      body: ManageOp | ManageResult;
+    }
   | { kind: typeof RecordKind.ack | typeof RecordKind.nack; connectionId: number; tag: number; requeue: boolean }
   | { kind: typeof RecordKind.confirm; connectionId: number; token: number; status: ConfirmStatus; count: number };
 
@@ -949,21 +1083,46 @@ function randomRecord(prng: Prng, maxPayload: number): Expected {
     };
   }
   if (choice < 9) {
-    return { kind: RecordKind.subscribe, connectionId: prng.u32(), subscriptionId: prng.u32(), ackMode: prng.int(0, 1), prefetch: prng.u32(), credit: prng.u32(), queue: randomName(prng, 20) };
+    return {
+      kind: RecordKind.subscribe,
+      connectionId: prng.u32(),
+      subscriptionId: prng.u32(),
+      ackMode: prng.int(0, 1),
+      prefetch: prng.u32(),
+      credit: prng.u32(),
+      queue: randomName(prng, 20),
+    };
   }
   if (choice < 10) {
     const manage = prng.chance(0.5);
     const body: ManageOp | ManageResult = manage
-      ? { op: 'bindQueue', exchange: randomName(prng, 8), queue: randomName(prng, 8), routingKey: randomName(prng, 8), arguments: { n: prng.u32() } }
+      ? {
+          op: 'bindQueue',
+          exchange: randomName(prng, 8),
+          queue: randomName(prng, 8),
+          routingKey: randomName(prng, 8),
+          arguments: { n: prng.u32() },
+        }
       : { messageCount: prng.u32(), consumerCount: prng.int(0, 100), queue: randomName(prng, 8) };
     return manage
       ? { kind: RecordKind.manage, connectionId: prng.u32(), token: prng.u32(), status: 0, body }
       : { kind: RecordKind.manageReply, connectionId: prng.u32(), token: prng.u32(), status: prng.int(0, 1), body };
   }
   if (choice < 11) {
-    return { kind: prng.chance(0.5) ? RecordKind.ack : RecordKind.nack, connectionId: prng.u32(), tag: prng.int(1, 2 ** 21) * 2 ** 32, requeue: prng.chance(0.5) };
+    return {
+      kind: prng.chance(0.5) ? RecordKind.ack : RecordKind.nack,
+      connectionId: prng.u32(),
+      tag: prng.int(1, 2 ** 21) * 2 ** 32,
+      requeue: prng.chance(0.5),
+    };
   }
-  return { kind: RecordKind.confirm, connectionId: prng.u32(), token: prng.u32(), status: prng.pick([ConfirmStatus.ok, ConfirmStatus.notFound, ConfirmStatus.rejected]), count: prng.u32() };
+  return {
+    kind: RecordKind.confirm,
+    connectionId: prng.u32(),
+    token: prng.u32(),
+    status: prng.pick([ConfirmStatus.ok, ConfirmStatus.notFound, ConfirmStatus.rejected]),
+    count: prng.u32(),
+  };
 }
 
 /** Scratch buffers a deliver copies from, standing in for the inbound ring the shard delivers out of. */
@@ -975,7 +1134,15 @@ interface Sources {
 function writeRecord(w: { inbound: InboundWriter; outbound: OutboundWriter }, e: Expected, src: Sources, prng: Prng): boolean {
   switch (e.kind) {
     case RecordKind.publish:
-      return w.inbound.publish(e.connectionId, e.token, e.exchange, e.routingKey, e.properties.length === 0 && prngNull(prng) ? null : e.properties, e.payload, e.flags);
+      return w.inbound.publish(
+        e.connectionId,
+        e.token,
+        e.exchange,
+        e.routingKey,
+        e.properties.length === 0 && prngNull(prng) ? null : e.properties,
+        e.payload,
+        e.flags,
+      );
     case RecordKind.republish:
       return w.outbound.republish(e.exchange, e.routingKey, e.properties.length === 0 && prngNull(prng) ? null : e.properties, e.payload);
     case RecordKind.deliver: {
@@ -984,7 +1151,20 @@ function writeRecord(w: { inbound: InboundWriter; outbound: OutboundWriter }, e:
       const propsStart = prng.int(0, src.props.length - e.properties.byteLength);
       src.payload.set(e.payload, start);
       src.props.set(e.properties, propsStart);
-      return w.outbound.deliver(e.connectionId, e.subscriptionId, e.tag, e.redelivered, e.exchange, e.routingKey, src.props, propsStart, e.properties.byteLength, src.payload, start, e.payload.byteLength);
+      return w.outbound.deliver(
+        e.connectionId,
+        e.subscriptionId,
+        e.tag,
+        e.redelivered,
+        e.exchange,
+        e.routingKey,
+        src.props,
+        propsStart,
+        e.properties.byteLength,
+        src.payload,
+        start,
+        e.payload.byteLength,
+      );
     }
     case RecordKind.subscribe:
       return w.inbound.subscribe(e.connectionId, e.subscriptionId, e.queue, e.ackMode, e.prefetch, e.credit);
@@ -1051,7 +1231,8 @@ function decodeRecord(reader: RecordReader, bytes: Uint8Array, kind: number, at:
   }
 }
 
-const hasPayload = (e: Expected): boolean => e.kind === RecordKind.publish || e.kind === RecordKind.republish || e.kind === RecordKind.deliver;
+const hasPayload = (e: Expected): boolean =>
+  e.kind === RecordKind.publish || e.kind === RecordKind.republish || e.kind === RecordKind.deliver;
 
 describe.each([4096, 16384])('records across the wrap point (capacity %i)', (capacity) => {
   it('wrap - seeded random records of every kind decode exactly over ~100 laps', () => {
@@ -1086,12 +1267,16 @@ describe.each([4096, 16384])('records across the wrap point (capacity %i)', (cap
       r.producer.commit();
       // Drain some or all of it, so the ring is rarely empty when the next writes start.
       const max = prng.chance(0.3) ? Infinity : prng.int(1, 30);
-      const got = drain(r.consumer, (kind, at, length) => {
-        if (at < lastAt) wraps++;
-        lastAt = at;
-        consumedBytes += recordFootprint(length);
-        return decodeRecord(r.reader, r.consumer.bytes, kind, at);
-      }, max);
+      const got = drain(
+        r.consumer,
+        (kind, at, length) => {
+          if (at < lastAt) wraps++;
+          lastAt = at;
+          consumedBytes += recordFootprint(length);
+          return decodeRecord(r.reader, r.consumer.bytes, kind, at);
+        },
+        max,
+      );
       expect(got.length, `seed ${seed}, after record ${checked}`).toBe(Math.min(max, pending.length));
       for (const g of got) {
         const e = pending.shift() as Expected;

@@ -44,7 +44,9 @@ type Outcome = { events: Recorded[]; error: { code: string; state: string } | nu
 function run(direction: Direction, chunks: Uint8Array[], whole: boolean): Outcome {
   const { events, dispatcher } = recorder();
   const decoder =
-    direction === Direction.toServer ? new BinaryDecoder(Direction.toServer, dispatcher) : new BinaryDecoder(Direction.toClient, dispatcher);
+    direction === Direction.toServer
+      ? new BinaryDecoder(Direction.toServer, dispatcher)
+      : new BinaryDecoder(Direction.toClient, dispatcher);
   try {
     if (whole) decoder.decodeFrame(chunks[0]);
     else for (const c of chunks) decoder.push(c);
@@ -93,7 +95,10 @@ function sampleFrames(): { client: Uint8Array[]; server: Uint8Array[] } {
   w.deleteExchange(5, 'x', true).declareQueue(6, '', { exclusive: true, arguments: { 'x-max-length': 10 } });
   w.deleteQueue(7, 'q', { ifEmpty: true }).purgeQueue(8, 'q');
   client.push(w.finishCopy());
-  w.bindQueue(9, 'q', 'x', 'k', { 'x-match': 'all' }).unbindQueue(10, 'q', 'x', 'k').bindExchange(11, 'd', 's', '#').unbindExchange(12, 'd', 's', '#');
+  w.bindQueue(9, 'q', 'x', 'k', { 'x-match': 'all' })
+    .unbindQueue(10, 'q', 'x', 'k')
+    .bindExchange(11, 'd', 's', '#')
+    .unbindExchange(12, 'd', 's', '#');
   client.push(w.finishCopy());
   const server: Uint8Array[] = [];
   w.deliver(1, 1, true, 'amq.topic', 'a.b', props, te.encode('payload')).deliver(1, 2, false, '', 'q', null, new Uint8Array(0));
@@ -176,7 +181,10 @@ describe('ws-binary fuzz', () => {
   });
 
   it('fuzz - mutated valid frames: same outcome whole or chunked, errors only as ProtocolError', () => {
-    const bases = [...FRAMES.client.map((f) => [Direction.toServer, f] as const), ...FRAMES.server.map((f) => [Direction.toClient, f] as const)];
+    const bases = [
+      ...FRAMES.client.map((f) => [Direction.toServer, f] as const),
+      ...FRAMES.server.map((f) => [Direction.toClient, f] as const),
+    ];
     fc.assert(
       fc.property(
         fc.constantFrom(...bases),
@@ -206,7 +214,12 @@ describe('ws-binary fuzz', () => {
       fc.uint8Array({ maxLength: 8 }),
     );
     const value = fc.letrec<{ v: HeaderValue }>((tie) => ({
-      v: fc.oneof({ depthSize: 'small', withCrossShrink: true }, leaf, fc.array(tie('v'), { maxLength: 3 }), fc.dictionary(name, tie('v'), { maxKeys: 3 })),
+      v: fc.oneof(
+        { depthSize: 'small', withCrossShrink: true },
+        leaf,
+        fc.array(tie('v'), { maxLength: 3 }),
+        fc.dictionary(name, tie('v'), { maxKeys: 3 }),
+      ),
     })).v;
     const props: fc.Arbitrary<MessageProperties> = fc.record(
       {
@@ -221,7 +234,10 @@ describe('ws-binary fuzz', () => {
       { requiredKeys: [] },
     );
     const message = fc.record({
-      destination: fc.string({ unit: 'grapheme', maxLength: 60 }).map((s) => '/topic/' + s).filter((s) => te.encode(s).length <= 521),
+      destination: fc
+        .string({ unit: 'grapheme', maxLength: 60 })
+        .map((s) => '/topic/' + s)
+        .filter((s) => te.encode(s).length <= 521),
       payload: fc.uint8Array({ maxLength: 200 }),
       properties: fc.option(props, { nil: undefined }),
       tag: fc.maxSafeNat(),
@@ -231,7 +247,8 @@ describe('ws-binary fuzz', () => {
         const w = new BinaryFrameWriter(16);
         for (const m of messages) w.publish(m.destination, m.payload, m.properties);
         const clientFrame = w.finishCopy();
-        for (const m of messages) w.deliver(1, m.tag, false, 'amq.topic', m.destination.slice(7, 100).slice(0, 60), m.properties, m.payload);
+        for (const m of messages)
+          w.deliver(1, m.tag, false, 'amq.topic', m.destination.slice(7, 100).slice(0, 60), m.properties, m.payload);
         const serverFrame = w.finishCopy();
 
         const pub = run(Direction.toServer, cut(clientFrame, offsets), false);

@@ -30,7 +30,8 @@ const hex = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s.replace(/\s
 const toHex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const concat = (...parts: Uint8Array[]): Uint8Array => Uint8Array.from(Buffer.concat(parts));
 /** Byte equality for big arrays (toEqual walks them element by element, which takes seconds at 1 MiB). */
-const sameBytes = (a: unknown, b: Uint8Array): boolean => a instanceof Uint8Array && Buffer.from(a.buffer, a.byteOffset, a.length).equals(b);
+const sameBytes = (a: unknown, b: Uint8Array): boolean =>
+  a instanceof Uint8Array && Buffer.from(a.buffer, a.byteOffset, a.length).equals(b);
 
 const SERVER_METHODS = [
   'processPublish',
@@ -126,7 +127,13 @@ function clientOps(w: BinaryFrameWriter): Recorded[] {
   w.nack(5);
   w.nack(6, true, false);
   w.nack(7, false, false);
-  w.declareExchange(4, 'orders', 'topic', { durable: true, autoDelete: true, internal: true, passive: true, arguments: { 'alternate-exchange': 'ae' } });
+  w.declareExchange(4, 'orders', 'topic', {
+    durable: true,
+    autoDelete: true,
+    internal: true,
+    passive: true,
+    arguments: { 'alternate-exchange': 'ae' },
+  });
   w.declareExchange(5, 'plain', 'fanout');
   w.deleteExchange(6, 'orders', true);
   w.declareQueue(7, '', { exclusive: true, autoDelete: true, arguments: { 'x-max-length': 1000, 'x-dead-letter-exchange': 'dlx' } });
@@ -146,7 +153,11 @@ function clientOps(w: BinaryFrameWriter): Recorded[] {
     { op: 'processPublish', ev: { destination: '/topic/ünï.cødé.😀', properties: encodeProperties({}), payload: utf8('ok') } },
     {
       op: 'processPublishBatch',
-      ev: { destination: '/topic/telemetry.t1', properties: encodeProperties({ contentType: 'text/plain' }), payloads: [utf8('1'), new Uint8Array(0), utf8('333')] },
+      ev: {
+        destination: '/topic/telemetry.t1',
+        properties: encodeProperties({ contentType: 'text/plain' }),
+        payloads: [utf8('1'), new Uint8Array(0), utf8('333')],
+      },
     },
     { op: 'processPublishBatch', ev: { destination: '/queue/none', properties: null, payloads: [] } },
     { op: 'processConfirmSelect', ev: { requestId: 1 } },
@@ -161,11 +172,29 @@ function clientOps(w: BinaryFrameWriter): Recorded[] {
     { op: 'processNack', ev: { tag: 7, multiple: false, requeue: false } },
     {
       op: 'processDeclareExchange',
-      ev: { requestId: 4, name: 'orders', type: 'topic', passive: true, durable: true, autoDelete: true, internal: true, arguments: { 'alternate-exchange': 'ae' } },
+      ev: {
+        requestId: 4,
+        name: 'orders',
+        type: 'topic',
+        passive: true,
+        durable: true,
+        autoDelete: true,
+        internal: true,
+        arguments: { 'alternate-exchange': 'ae' },
+      },
     },
     {
       op: 'processDeclareExchange',
-      ev: { requestId: 5, name: 'plain', type: 'fanout', passive: false, durable: false, autoDelete: false, internal: false, arguments: {} },
+      ev: {
+        requestId: 5,
+        name: 'plain',
+        type: 'fanout',
+        passive: false,
+        durable: false,
+        autoDelete: false,
+        internal: false,
+        arguments: {},
+      },
     },
     { op: 'processDeleteExchange', ev: { requestId: 6, name: 'orders', ifUnused: true } },
     {
@@ -180,7 +209,10 @@ function clientOps(w: BinaryFrameWriter): Recorded[] {
         arguments: { 'x-max-length': 1000, 'x-dead-letter-exchange': 'dlx' },
       },
     },
-    { op: 'processDeclareQueue', ev: { requestId: 8, name: 'jobs', passive: true, durable: true, exclusive: false, autoDelete: false, arguments: {} } },
+    {
+      op: 'processDeclareQueue',
+      ev: { requestId: 8, name: 'jobs', passive: true, durable: true, exclusive: false, autoDelete: false, arguments: {} },
+    },
     { op: 'processDeleteQueue', ev: { requestId: 9, name: 'jobs', ifUnused: true, ifEmpty: true } },
     { op: 'processDeleteQueue', ev: { requestId: 10, name: 'jobs2', ifUnused: false, ifEmpty: false } },
     { op: 'processPurgeQueue', ev: { requestId: 11, name: 'jobs' } },
@@ -210,13 +242,46 @@ function serverOps(w: BinaryFrameWriter): Recorded[] {
   w.error(0, 'internal', '');
   w.cancel(10, 'not_found', 'queue jobs was deleted');
   return [
-    { op: 'processDeliver', ev: { subscriptionId: 10, tag: 1, redelivered: false, exchange: '', routingKey: 'jobs', properties: null, payload: utf8('job 1') } },
-    { op: 'processDeliver', ev: { subscriptionId: 10, tag: 2, redelivered: true, exchange: '', routingKey: 'jobs', properties: PROPS_BYTES, payload: utf8('job 2') } },
     {
       op: 'processDeliver',
-      ev: { subscriptionId: 11, tag: Number.MAX_SAFE_INTEGER, redelivered: false, exchange: 'amq.topic', routingKey: 'ünï.cødé', properties: PROPS_BYTES, payload: new Uint8Array(0) },
+      ev: { subscriptionId: 10, tag: 1, redelivered: false, exchange: '', routingKey: 'jobs', properties: null, payload: utf8('job 1') },
     },
-    { op: 'processDeliver', ev: { subscriptionId: 12, tag: 3, redelivered: false, exchange: 'logs', routingKey: 'error', properties: null, payload: utf8('payload-in-a-ring') } },
+    {
+      op: 'processDeliver',
+      ev: {
+        subscriptionId: 10,
+        tag: 2,
+        redelivered: true,
+        exchange: '',
+        routingKey: 'jobs',
+        properties: PROPS_BYTES,
+        payload: utf8('job 2'),
+      },
+    },
+    {
+      op: 'processDeliver',
+      ev: {
+        subscriptionId: 11,
+        tag: Number.MAX_SAFE_INTEGER,
+        redelivered: false,
+        exchange: 'amq.topic',
+        routingKey: 'ünï.cødé',
+        properties: PROPS_BYTES,
+        payload: new Uint8Array(0),
+      },
+    },
+    {
+      op: 'processDeliver',
+      ev: {
+        subscriptionId: 12,
+        tag: 3,
+        redelivered: false,
+        exchange: 'logs',
+        routingKey: 'error',
+        properties: null,
+        payload: utf8('payload-in-a-ring'),
+      },
+    },
     { op: 'processConfirm', ev: { seq: 1, multiple: false, nack: false } },
     { op: 'processConfirm', ev: { seq: 9, multiple: true, nack: false } },
     { op: 'processConfirm', ev: { seq: 10, multiple: false, nack: true } },
@@ -318,7 +383,10 @@ describe('ws-binary - round trip', () => {
 
   it('round trip - consecutive publishes to one destination share one decoded string', () => {
     const w = new BinaryFrameWriter();
-    w.publish('/topic/same', utf8('1')).publish('/topic/same', utf8('2')).publish('/topic/other', utf8('3')).publish('/topic/same', utf8('4'));
+    w.publish('/topic/same', utf8('1'))
+      .publish('/topic/same', utf8('2'))
+      .publish('/topic/other', utf8('3'))
+      .publish('/topic/same', utf8('4'));
     const { events, decoder } = serverDecoder();
     decoder.decodeFrame(w.finish());
     expect(events.map((e) => e.ev.destination)).toEqual(['/topic/same', '/topic/same', '/topic/other', '/topic/same']);
@@ -435,7 +503,9 @@ describe('ws-binary - byte at a time', () => {
       expect(events).toEqual(stream.expected);
       expect(states.at(-1)).toEqual(['OP_START', stream.expected.length]);
       // Only framing states ever show between pushes.
-      expect(new Set(states.map(([s]) => s))).toEqual(new Set(['OP_START', 'OP_LENGTH_0', 'OP_LENGTH_1', 'OP_LENGTH_2', 'OP_LENGTH_3', 'OP_BODY']));
+      expect(new Set(states.map(([s]) => s))).toEqual(
+        new Set(['OP_START', 'OP_LENGTH_0', 'OP_LENGTH_1', 'OP_LENGTH_2', 'OP_LENGTH_3', 'OP_BODY']),
+      );
     }
   });
 
@@ -645,9 +715,13 @@ describe('ws-binary - limits', () => {
 
   it('limit - options are validated up front, naming the option', () => {
     const { server } = recorder();
-    expect(() => new BinaryDecoder(Direction.toServer, server, { maxOpBodyBytes: 0 })).toThrow(/options.maxOpBodyBytes must be an integer from 1/);
+    expect(() => new BinaryDecoder(Direction.toServer, server, { maxOpBodyBytes: 0 })).toThrow(
+      /options.maxOpBodyBytes must be an integer from 1/,
+    );
     expect(() => new BinaryDecoder(Direction.toServer, server, { maxFrameOps: 1.5 })).toThrow(/options.maxFrameOps/);
-    expect(() => new BinaryDecoder(Direction.toServer, server, { maxDestinationBytes: 70_000 })).toThrow(/options.maxDestinationBytes must be an integer from 1 to 65535/);
+    expect(() => new BinaryDecoder(Direction.toServer, server, { maxDestinationBytes: 70_000 })).toThrow(
+      /options.maxDestinationBytes must be an integer from 1 to 65535/,
+    );
     expect(() => new BinaryDecoder(Direction.toServer, server, { maxHeaderDepth: 0 })).toThrow(RangeError);
     expect(() => new BinaryDecoder(Direction.toServer, server, { validateProperties: 'yes' as unknown as boolean })).toThrow(TypeError);
     expect(() => new BinaryDecoder(7 as typeof Direction.toServer, server)).toThrow(/direction must be/);
@@ -666,13 +740,23 @@ describe('ws-binary - malformed input', () => {
     ['PUBLISH whose destination runs past the body', '01 05 00 00 00 00 05 00 61 62', 'PUBLISH.destination', /needs 5 bytes/],
     ['PUBLISH with invalid UTF-8 in the destination', '01 05 00 00 00 00 02 00 c3 28', 'PUBLISH.destination', /not valid UTF-8/],
     ['PUBLISH whose properties length runs past the body', '01 08 00 00 00 01 00 00 09 00 00 00 00', 'PUBLISH.properties', /needs 9 bytes/],
-    ['PUBLISH with a malformed properties block', '01 0a 00 00 00 01 00 00 03 00 00 00 00 10 07', 'PUBLISH.properties.deliveryMode', /deliveryMode 7/],
+    [
+      'PUBLISH with a malformed properties block',
+      '01 0a 00 00 00 01 00 00 03 00 00 00 00 10 07',
+      'PUBLISH.properties.deliveryMode',
+      /deliveryMode 7/,
+    ],
     ['ACK with tag above 2^53 - 1', '06 09 00 00 00 00 00 00 00 00 00 00 20 00', 'ACK.tag', /above 2\^53 - 1/],
     ['NACK with a reserved flag bit', '07 09 00 00 00 04 01 00 00 00 00 00 00 00', 'NACK.flags', /reserved/],
     ['SUBSCRIBE with ack mode 2', '04 0f 00 00 00 00000000 01000000 02 00000000 0000', 'SUBSCRIBE.ackMode', /ackMode 2/],
     ['SUBSCRIBE with a trailing byte', '04 10 00 00 00 00000000 01000000 00 00000000 0000 ff', 'SUBSCRIBE.end', /1 unexpected bytes/],
     ['PUBLISH_BATCH with an impossible count', '02 07 00 00 00 00 00 00 ffffff0f', 'PUBLISH_BATCH.count', /count 268435455 needs/],
-    ['PUBLISH_BATCH whose entry runs past the body', '02 0c 00 00 00 00 00 00 01000000 05000000 61', 'PUBLISH_BATCH.payload', /needs 5 bytes/],
+    [
+      'PUBLISH_BATCH whose entry runs past the body',
+      '02 0c 00 00 00 00 00 00 01000000 05000000 61',
+      'PUBLISH_BATCH.payload',
+      /needs 5 bytes/,
+    ],
     ['PUBLISH_BATCH with bytes after its entries', '02 0c 00 00 00 00 00 00 01000000 00000000 61', 'PUBLISH_BATCH.end', /unexpected bytes/],
     ['DECLARE_QUEUE with a reserved flag bit', '12 0a 00 00 00 00000000 10 00 00000000', 'DECLARE_QUEUE.flags', /reserved/],
     ['PURGE_QUEUE with any flag', '14 06 00 00 00 00000000 01 00', 'PURGE_QUEUE.flags', /reserved/],
@@ -690,7 +774,12 @@ describe('ws-binary - malformed input', () => {
     ['a client opcode sent to the client', '01', 'OP_START', /0x01 \(PUBLISH\) travels client → server/],
     ['CONFIRM with an 8-byte body', '41 08 00 00 00' + '00'.repeat(8), 'OP_LENGTH_3', /CONFIRM body must be 9 bytes/],
     ['CONFIRM with a reserved flag bit', '41 09 00 00 00 04 00 00 00 00 00 00 00 00', 'CONFIRM.flags', /reserved/],
-    ['DELIVER with invalid UTF-8 in the routing key', '40 10 00 00 00 00000000 0000000000000000 00 00 01 ff', 'DELIVER.routingKey', /UTF-8/],
+    [
+      'DELIVER with invalid UTF-8 in the routing key',
+      '40 10 00 00 00 00000000 0000000000000000 00 00 01 ff',
+      'DELIVER.routingKey',
+      /UTF-8/,
+    ],
     ['ERROR whose message runs past the body', '43 09 00 00 00 00000000 00 ff00 61 62', 'ERROR.message', /needs 255 bytes/],
     ['OK with a trailing byte', '42 0f 00 00 00 00000000 03 00000000 00000000 00 00', 'OK.end', /unexpected/],
   ])('malformed - %s (client side) is bad_frame', (_case, bytesHex, state, message) => {

@@ -95,11 +95,20 @@ describe('parseClientOp - subscribe', () => {
     badFrame({ op: 'subscribe', id: 's', destination: '/queue/q', prefetch }, /prefetch must be an integer/);
   });
 
-  it.each([['"AUTO"', 'AUTO'], ['"none"', 'none'], ['1', 1], ['false', false]])('subscribe - ack %s is rejected', (_case, ack) => {
+  it.each([
+    ['"AUTO"', 'AUTO'],
+    ['"none"', 'none'],
+    ['1', 1],
+    ['false', false],
+  ])('subscribe - ack %s is rejected', (_case, ack) => {
     badFrame({ op: 'subscribe', id: 's', destination: '/queue/q', ack }, /ack must be "auto" or "client"/);
   });
 
-  it.each([['missing', undefined], ['a number', 5], ['null', null]])('subscribe - destination %s is rejected', (_case, destination) => {
+  it.each([
+    ['missing', undefined],
+    ['a number', 5],
+    ['null', null],
+  ])('subscribe - destination %s is rejected', (_case, destination) => {
     badFrame({ op: 'subscribe', id: 's', destination }, /destination must be a string/);
   });
 
@@ -114,7 +123,10 @@ describe('parseClientOp - subscribe', () => {
     ['a number', 1],
     [`${MAX_SUBSCRIPTION_ID_LENGTH + 1} characters long`, 'i'.repeat(MAX_SUBSCRIPTION_ID_LENGTH + 1)],
   ])('subscribe - an id that is %s is rejected with the length limit', (_case, id) => {
-    badFrame({ op: 'subscribe', id, destination: '/queue/q' }, new RegExp(`id must be a non-empty string of at most ${MAX_SUBSCRIPTION_ID_LENGTH} characters`));
+    badFrame(
+      { op: 'subscribe', id, destination: '/queue/q' },
+      new RegExp(`id must be a non-empty string of at most ${MAX_SUBSCRIPTION_ID_LENGTH} characters`),
+    );
   });
 
   it('subscribe - receipt null is the same as no receipt', () => {
@@ -192,16 +204,25 @@ describe('parseClientOp - publish', () => {
     }
   });
 
-  it.each([['"hex"', 'hex'], ['"UTF8"', 'UTF8'], ['"binary"', 'binary'], ['null', null], ['1', 1]])('publish - encoding %s is rejected', (_case, encoding) => {
+  it.each([
+    ['"hex"', 'hex'],
+    ['"UTF8"', 'UTF8'],
+    ['"binary"', 'binary'],
+    ['null', null],
+    ['1', 1],
+  ])('publish - encoding %s is rejected', (_case, encoding) => {
     badFrame({ op: 'publish', destination: '/queue/q', payload: 'x', encoding }, /encoding must be "utf8" or "base64"/);
   });
 
-  it.each([['missing', undefined], ['a number', 1], ['an array of bytes', [1, 2]], ['null', null], ['an object', { data: 'x' }]])(
-    'publish - a payload that is %s is rejected',
-    (_case, payload) => {
-      badFrame({ op: 'publish', destination: '/queue/q', payload }, /payload must be a string/);
-    },
-  );
+  it.each([
+    ['missing', undefined],
+    ['a number', 1],
+    ['an array of bytes', [1, 2]],
+    ['null', null],
+    ['an object', { data: 'x' }],
+  ])('publish - a payload that is %s is rejected', (_case, payload) => {
+    badFrame({ op: 'publish', destination: '/queue/q', payload }, /payload must be a string/);
+  });
 
   it('publish - a missing destination is rejected', () => {
     badFrame({ op: 'publish', payload: 'x' }, /destination must be a string/);
@@ -237,7 +258,11 @@ describe('parseClientOp - ack and nack', () => {
     expect(parse({ op: 'nack', tag: 7, requeue })).toEqual({ op: 'nack', tag: 7, requeue, multiple: false });
   });
 
-  it.each([['"false"', 'false'], ['0', 0], ['null', null]])('nack - requeue %s is rejected (not a boolean)', (_case, requeue) => {
+  it.each([
+    ['"false"', 'false'],
+    ['0', 0],
+    ['null', null],
+  ])('nack - requeue %s is rejected (not a boolean)', (_case, requeue) => {
     badFrame({ op: 'nack', tag: 7, requeue }, /requeue must be a boolean/);
   });
 

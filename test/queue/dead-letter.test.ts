@@ -1,10 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  deadLetterMessage,
-  deadLetterTarget,
-  isDeadLetterCycle,
-  xDeathOf,
-} from '../../src/queue/dead-letter.js';
+import { deadLetterMessage, deadLetterTarget, isDeadLetterCycle, xDeathOf } from '../../src/queue/dead-letter.js';
 import { parseQueueArguments } from '../../src/queue/queue-arguments.js';
 import type { StoredMessage } from '../../src/queue/types.js';
 import { message } from './harness.js';
@@ -54,9 +49,7 @@ describe('dead letter', () => {
 
   it('dead letter - a message without properties gets some; no original-expiration without an expiration', () => {
     const copy = deadLetterMessage(message(1), 'rejected', 'q', T0);
-    expect(xDeathOf(copy)).toEqual([
-      { count: 1, reason: 'rejected', queue: 'q', time: T0 / 1000, exchange: '', 'routing-keys': ['k1'] },
-    ]);
+    expect(xDeathOf(copy)).toEqual([{ count: 1, reason: 'rejected', queue: 'q', time: T0 / 1000, exchange: '', 'routing-keys': ['k1'] }]);
     expect(copy.routingKey).toBe('k1'); // no target: keeps its own address
     expect(copy.exchange).toBe('');
   });
@@ -76,14 +69,34 @@ describe('dead letter', () => {
     const deaths = xDeathOf(third);
     expect(deaths.map((d) => `${d.queue}/${d.reason}/${d.count}`)).toEqual(['work/rejected/2', 'retry/expired/1']);
     // The moved entry keeps its first time, exchange and routing keys (RabbitMQ reports the first death's).
-    expect(deaths[0]).toMatchObject({ time: T0 / 1000, exchange: 'orders.ex', 'routing-keys': ['order.created'], 'original-expiration': '60000' });
+    expect(deaths[0]).toMatchObject({
+      time: T0 / 1000,
+      exchange: 'orders.ex',
+      'routing-keys': ['order.created'],
+      'original-expiration': '60000',
+    });
     // The retry death recorded where the message was then: published to the DLX with the DLX key, no expiration left.
-    expect(deaths[1]).toEqual({ count: 1, reason: 'expired', queue: 'retry', time: (T0 + 5_000) / 1000, exchange: 'dlx', 'routing-keys': ['retry'] });
+    expect(deaths[1]).toEqual({
+      count: 1,
+      reason: 'expired',
+      queue: 'retry',
+      time: (T0 + 5_000) / 1000,
+      exchange: 'dlx',
+      'routing-keys': ['retry'],
+    });
 
     const headers = third.properties?.headers ?? {};
-    expect([headers['x-first-death-queue'], headers['x-first-death-reason'], headers['x-first-death-exchange']]).toEqual(['work', 'rejected', 'orders.ex']);
+    expect([headers['x-first-death-queue'], headers['x-first-death-reason'], headers['x-first-death-exchange']]).toEqual([
+      'work',
+      'rejected',
+      'orders.ex',
+    ]);
     // Last death: in work, where it had come back through retry's DLX (the default exchange).
-    expect([headers['x-last-death-queue'], headers['x-last-death-reason'], headers['x-last-death-exchange']]).toEqual(['work', 'rejected', '']);
+    expect([headers['x-last-death-queue'], headers['x-last-death-reason'], headers['x-last-death-exchange']]).toEqual([
+      'work',
+      'rejected',
+      '',
+    ]);
     // Earlier copies are unchanged by later deaths.
     expect(xDeathOf(first)).toHaveLength(1);
     expect(xDeathOf(second)[1].count).toBe(1);
@@ -97,13 +110,14 @@ describe('dead letter', () => {
     expect(twice.properties?.headers?.['x-last-death-reason']).toBe('expired');
   });
 
-  it('dead letter - deadLetterTarget: null without a DLX, the DL routing key when set, else the message\'s own', () => {
+  it("dead letter - deadLetterTarget: null without a DLX, the DL routing key when set, else the message's own", () => {
     const m = message(3);
     expect(deadLetterTarget(parseQueueArguments({}), m)).toBeNull();
     expect(deadLetterTarget(parseQueueArguments({ 'x-dead-letter-exchange': '' }), m)).toEqual({ exchange: '', routingKey: 'k3' });
-    expect(
-      deadLetterTarget(parseQueueArguments({ 'x-dead-letter-exchange': 'dlx', 'x-dead-letter-routing-key': 'dead' }), m),
-    ).toEqual({ exchange: 'dlx', routingKey: 'dead' });
+    expect(deadLetterTarget(parseQueueArguments({ 'x-dead-letter-exchange': 'dlx', 'x-dead-letter-routing-key': 'dead' }), m)).toEqual({
+      exchange: 'dlx',
+      routingKey: 'dead',
+    });
   });
 
   it('dead letter - isDeadLetterCycle: back to a queue it died in, with no rejection since, is a cycle', () => {

@@ -146,7 +146,16 @@ describe('queue arguments in the message queue', () => {
   describe('x-max-priority', () => {
     it('priority - higher priority first, FIFO within a priority, absent = 0, above the max = the max', () => {
       const h = harness('q', { args: { 'x-max-priority': 10 } });
-      const priorities: [number, number | undefined][] = [[1, 0], [2, 5], [3, 5], [4, 9], [5, undefined], [6, 200], [7, 10], [8, 2.7]];
+      const priorities: [number, number | undefined][] = [
+        [1, 0],
+        [2, 5],
+        [3, 5],
+        [4, 9],
+        [5, undefined],
+        [6, 200],
+        [7, 10],
+        [8, 2.7],
+      ];
       for (const [seq, priority] of priorities) h.queue.enqueue(withPriority(seq, priority));
       expect(seqsOf(h)).toEqual([6, 7, 4, 2, 3, 8, 1, 5]);
       h.queue.addConsumer(consumer(1, 1, { ackMode: 'auto' }));
@@ -169,7 +178,16 @@ describe('queue arguments in the message queue', () => {
     it('priority - requeued messages go back to their original position within their priority', () => {
       const h = harness('q', { args: { 'x-max-priority': 10 } });
       h.queue.addConsumer(consumer(1, 1, { prefetch: 3 }));
-      for (const [seq, p] of [[1, 0], [2, 5], [3, 5], [4, 9], [5, 0], [6, 10], [7, 10]] as const) h.queue.enqueue(withPriority(seq, p));
+      for (const [seq, p] of [
+        [1, 0],
+        [2, 5],
+        [3, 5],
+        [4, 9],
+        [5, 0],
+        [6, 10],
+        [7, 10],
+      ] as const)
+        h.queue.enqueue(withPriority(seq, p));
       h.queue.dispatch(); // 6, 7, 4 out
       expect(delivered(h)).toEqual([6, 7, 4]);
       expect(h.queue.reject(h.deliveries[1].tag, true)).toBeNull(); // 7 back, first of priority 10
@@ -185,7 +203,12 @@ describe('queue arguments in the message queue', () => {
 
     it('priority - without x-max-priority the priority property is ignored (plain FIFO)', () => {
       const h = harness('q');
-      for (const [seq, p] of [[1, 0], [2, 9], [3, 5]] as const) h.queue.enqueue(withPriority(seq, p));
+      for (const [seq, p] of [
+        [1, 0],
+        [2, 9],
+        [3, 5],
+      ] as const)
+        h.queue.enqueue(withPriority(seq, p));
       expect(seqsOf(h)).toEqual([1, 2, 3]);
     });
 
@@ -366,7 +389,11 @@ describe('queue arguments in the message queue', () => {
       const clock = { now: 0 };
       const scheduler = new ExpiryScheduler({ tickMs: 10 });
       const queues: Harness[] = [];
-      for (const [name, ttl] of [['fast', 100], ['medium', 1_000], ['slow', 60_000]] as const) {
+      for (const [name, ttl] of [
+        ['fast', 100],
+        ['medium', 1_000],
+        ['slow', 60_000],
+      ] as const) {
         const h = harness(name, { args: { 'x-message-ttl': ttl, ...DLX }, time: 0, scheduleExpiry: scheduler.schedule });
         (h as { clock: unknown }).clock = clock; // all queues read the shard's one clock
         queues.push(h);
@@ -390,16 +417,28 @@ describe('queue arguments in the message queue', () => {
         expect(scheduler.size).toBeLessThanOrEqual(3);
       }
       expect(fired).toEqual([
-        'fast:1@100', 'fast:2@130', 'fast:3@160', 'fast:4@190', 'fast:5@220',
-        'medium:1@1000', 'medium:2@1030', 'medium:3@1060', 'medium:4@1090', 'medium:5@1120',
-        'slow:1@60000', 'slow:2@60030', 'slow:3@60060', 'slow:4@60090', 'slow:5@60120',
+        'fast:1@100',
+        'fast:2@130',
+        'fast:3@160',
+        'fast:4@190',
+        'fast:5@220',
+        'medium:1@1000',
+        'medium:2@1030',
+        'medium:3@1060',
+        'medium:4@1090',
+        'medium:5@1120',
+        'slow:1@60000',
+        'slow:2@60030',
+        'slow:3@60060',
+        'slow:4@60090',
+        'slow:5@60120',
       ]);
       // Exactly on time (the deadlines fall on ticks), one wake-up per expiry, nothing early.
       expect(wakeUps).toBe(15);
       for (const h of queues) expect(h.queue.depth).toBe(0);
     });
 
-    it('expiry scheduler - forget() drops a deleted queue\'s pending check', () => {
+    it("expiry scheduler - forget() drops a deleted queue's pending check", () => {
       const scheduler = new ExpiryScheduler();
       const h = harness('q', { args: { 'x-message-ttl': 100 }, time: 0, scheduleExpiry: scheduler.schedule });
       h.queue.enqueue(message(1));

@@ -250,7 +250,10 @@ function runModel(seed: number, maxLength?: number): void {
   const checkState = (): void => {
     const at = where(step);
     expect(queue.depth, at).toBe(ready.size);
-    expect(queue.readyMessages().map((m) => m.seq), at).toEqual([...ready].sort((a, b) => a - b));
+    expect(
+      queue.readyMessages().map((m) => m.seq),
+      at,
+    ).toEqual([...ready].sort((a, b) => a - b));
     let bytes = 0;
     for (const seq of ready) bytes += messages.get(seq)!.message.payload.byteLength;
     expect(queue.readyBytes, at).toBe(bytes);
@@ -373,9 +376,15 @@ function runModel(seed: number, maxLength?: number): void {
     // Every message the model dropped for the length limit, or saw rejected without requeue, was
     // dead-lettered once with that reason, and nothing else was.
     const seqsWith = (outcome: Outcome): number[] =>
-      [...outcomes].filter(([, list]) => list[0] === outcome).map(([seq]) => seq).sort((a, b) => a - b);
+      [...outcomes]
+        .filter(([, list]) => list[0] === outcome)
+        .map(([seq]) => seq)
+        .sort((a, b) => a - b);
     const deadWith = (reason: string): number[] =>
-      deadLettered.filter((d) => d.reason === reason).map((d) => d.copy.seq).sort((a, b) => a - b);
+      deadLettered
+        .filter((d) => d.reason === reason)
+        .map((d) => d.copy.seq)
+        .sort((a, b) => a - b);
     expect(deadWith('maxlen'), where('end')).toEqual(seqsWith('maxlen'));
     expect(deadWith('rejected'), where('end')).toEqual(seqsWith('dropped'));
     expect(deadLettered.length, where('end')).toBe(tally.maxlen + tally.dropped);

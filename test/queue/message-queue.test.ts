@@ -301,7 +301,7 @@ describe('message queue', () => {
     expect(h.queue.stats.acked).toBe(1);
   });
 
-  it('message queue - a consumer may ack another consumer\'s tag; tagOwner tells the shard whose it is', () => {
+  it("message queue - a consumer may ack another consumer's tag; tagOwner tells the shard whose it is", () => {
     const h = harness();
     const a = consumer(1, 1);
     const b = consumer(1, 2);
@@ -372,7 +372,10 @@ describe('message queue', () => {
       }
     }
     expect(h.deliveries).toHaveLength(100);
-    expect([...acked].sort((x, y) => x - y), `seed ${seed}`).toEqual(Array.from({ length: 100 }, (_, i) => i + 1));
+    expect(
+      [...acked].sort((x, y) => x - y),
+      `seed ${seed}`,
+    ).toEqual(Array.from({ length: 100 }, (_, i) => i + 1));
     expect(new Set(h.deliveries.map((d) => d.tag)).size).toBe(100);
     expect(h.queue.depth).toBe(0);
     expect(h.queue.unackedCount).toBe(0);

@@ -31,36 +31,38 @@ describe('priority ready list', () => {
     expect(() => new PriorityReadyList(0)).toThrow(RangeError);
   });
 
-  it.each([11, 12, 13])('priority ready list - seeded random adds, requeues and shifts match (priority desc, seq asc) (seed %i)', (seed) => {
-    const prng = new Prng(seed);
-    const max = prng.int(1, 6);
-    const list = new PriorityReadyList(max);
-    const model: StoredMessage[] = [];
-    const taken: StoredMessage[] = [];
-    const order = (a: StoredMessage, b: StoredMessage): number =>
-      effectivePriority(b, max) - effectivePriority(a, max) || a.seq - b.seq;
-    let seq = 0;
-    for (let step = 0; step < 3_000; step++) {
-      const roll = prng.int(0, 3);
-      if (roll <= 1) {
-        const m = prioritized(++seq, prng.chance(0.2) ? undefined : prng.int(0, max + 2));
-        list.add(m);
-        model.push(m);
-      } else if (roll === 2 && model.length > 0) {
+  it.each([11, 12, 13])(
+    'priority ready list - seeded random adds, requeues and shifts match (priority desc, seq asc) (seed %i)',
+    (seed) => {
+      const prng = new Prng(seed);
+      const max = prng.int(1, 6);
+      const list = new PriorityReadyList(max);
+      const model: StoredMessage[] = [];
+      const taken: StoredMessage[] = [];
+      const order = (a: StoredMessage, b: StoredMessage): number => effectivePriority(b, max) - effectivePriority(a, max) || a.seq - b.seq;
+      let seq = 0;
+      for (let step = 0; step < 3_000; step++) {
+        const roll = prng.int(0, 3);
+        if (roll <= 1) {
+          const m = prioritized(++seq, prng.chance(0.2) ? undefined : prng.int(0, max + 2));
+          list.add(m);
+          model.push(m);
+        } else if (roll === 2 && model.length > 0) {
+          model.sort(order);
+          const expected = model.shift() as StoredMessage;
+          expect(list.shift(), `seed ${seed} step ${step}`).toBe(expected);
+          taken.push(expected);
+        } else if (taken.length > 0) {
+          const batch = taken.splice(0, prng.int(1, taken.length));
+          list.addMany(batch);
+          model.push(...batch);
+        }
         model.sort(order);
-        const expected = model.shift() as StoredMessage;
-        expect(list.shift(), `seed ${seed} step ${step}`).toBe(expected);
-        taken.push(expected);
-      } else if (taken.length > 0) {
-        const batch = taken.splice(0, prng.int(1, taken.length));
-        list.addMany(batch);
-        model.push(...batch);
+        expect(list.length, `seed ${seed} step ${step}`).toBe(model.length);
+        expect(list.peek(), `seed ${seed} step ${step}`).toBe(model[0]);
       }
-      model.sort(order);
-      expect(list.length, `seed ${seed} step ${step}`).toBe(model.length);
-      expect(list.peek(), `seed ${seed} step ${step}`).toBe(model[0]);
-    }
-    expect(list.toArray()).toEqual(model);
-    expect(list.bytes).toBe(model.length * 4);
-  });
+      expect(list.toArray()).toEqual(model);
+      expect(list.bytes).toBe(model.length * 4);
+    },
+  );
 });

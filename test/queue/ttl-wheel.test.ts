@@ -79,7 +79,7 @@ describe('ttl wheel', () => {
 
   it('ttl wheel - a jump of ten years over a few timers is cheap (it skips empty slots, not ticks)', () => {
     const wheel = new TtlWheel<number>({ tickMs: 1 }); // 1 ms ticks: ten years is 3e11 ticks
-    for (let i = 1; i <= 100; i++) wheel.schedule(i * 3 * 365 * DAY / 100, i);
+    for (let i = 1; i <= 100; i++) wheel.schedule((i * 3 * 365 * DAY) / 100, i);
     const started = performance.now();
     const fired = advance(wheel, 10 * 365 * DAY);
     expect(performance.now() - started).toBeLessThan(1_000);
@@ -163,89 +163,92 @@ describe('ttl wheel', () => {
     ['coarse ticks', { tickMs: 250, slotBits: 3, levels: 3 }],
   ];
   for (const [label, options] of configs) {
-    it.each([1, 2, 3, 4])(`ttl wheel - seeded random schedule/cancel/advance in small steps and big jumps matches a reference: ${label} (seed %i)`, (seed) => {
-      const prng = new Prng(seed);
-      const tick = options.tickMs ?? 10;
-      const wheel = new TtlWheel<number>(options);
-      interface Ref {
-        readonly id: number;
-        readonly deadline: number;
-        readonly timer: WheelTimer<number>;
-        live: boolean;
-      }
-      const refs = new Map<number, Ref>();
-      let nextId = 0;
-      let now = 0;
-      let curTick = 0;
-      let cancels = 0;
-      for (let step = 0; step < 1_500; step++) {
-        const where = `seed ${seed} step ${step}`;
-        const roll = prng.int(0, 9);
-        if (roll < 5) {
-          // Deadlines from "already passed" to far beyond the wheel.
-          const span = prng.pick([5 * tick, 200 * tick, 50_000 * tick, 5 * DAY, 400 * DAY]);
-          const deadline = now - 10 * tick + prng.int(0, span - 1);
-          const id = nextId++;
-          refs.set(id, { id, deadline, timer: wheel.schedule(deadline, id), live: true });
-        } else if (roll < 6 && (seed % 2 === 0 || step > 1_000)) {
-          const live = [...refs.values()].filter((r) => r.live);
-          if (live.length > 0) {
-            const ref = prng.pick(live);
-            expect(wheel.cancel(ref.timer), where).toBe(true);
-            ref.live = false;
-            cancels++;
-          }
-        } else {
-          const jump = prng.pick([0, 1, tick - 1, tick, 3 * tick, 77 * tick, 10_000 * tick, DAY, 90 * DAY]);
-          now += prng.int(0, jump);
-          curTick = Math.max(curTick, Math.floor(now / tick));
-          const expected = [...refs.values()]
-            .filter((r) => r.live && Math.ceil(r.deadline / tick) <= curTick)
-            .sort((a, b) => a.deadline - b.deadline);
-          const fired: number[] = [];
-          const deadlines: number[] = [];
-          wheel.advance(now, (id, deadline) => {
-            fired.push(id);
-            deadlines.push(deadline);
-          });
-          expect(new Set(fired), where).toEqual(new Set(expected.map((r) => r.id)));
-          // Deadline order (ties in any order).
-          for (let i = 1; i < deadlines.length; i++) expect(deadlines[i], where).toBeGreaterThanOrEqual(deadlines[i - 1]);
-          for (const id of fired) {
-            const ref = refs.get(id) as Ref;
-            expect(ref.deadline, `${where}: fired early`).toBeLessThanOrEqual(now);
-            ref.live = false;
-          }
+    it.each([1, 2, 3, 4])(
+      `ttl wheel - seeded random schedule/cancel/advance in small steps and big jumps matches a reference: ${label} (seed %i)`,
+      (seed) => {
+        const prng = new Prng(seed);
+        const tick = options.tickMs ?? 10;
+        const wheel = new TtlWheel<number>(options);
+        interface Ref {
+          readonly id: number;
+          readonly deadline: number;
+          readonly timer: WheelTimer<number>;
+          live: boolean;
         }
-        const live = [...refs.values()].filter((r) => r.live);
-        expect(wheel.size, where).toBe(live.length);
-        // Exact without cancellations (an already-due timer reports its own deadline); a lower
-        // bound, never later, once timers were cancelled.
-        const due = live.filter((r) => Math.ceil(r.deadline / tick) <= curTick);
-        const exact =
-          live.length === 0
-            ? Infinity
-            : due.length > 0
-              ? Math.min(...due.map((r) => r.deadline))
-              : Math.min(...live.map((r) => dueAt(r.deadline, tick)));
-        if (cancels === 0) expect(wheel.nextDeadline(), where).toBe(exact);
-        else expect(wheel.nextDeadline(), where).toBeLessThanOrEqual(exact);
-      }
-      // Drain: everything left fires by following nextDeadline().
-      let guard = 0;
-      while (wheel.size > 0 && guard++ < 10_000) {
-        const at = wheel.nextDeadline();
-        expect(Number.isFinite(at)).toBe(true);
-        now = Math.max(now, at);
-        wheel.advance(now, (id) => {
-          const ref = refs.get(id) as Ref;
-          expect(ref.live).toBe(true);
-          expect(ref.deadline).toBeLessThanOrEqual(now);
-          ref.live = false;
-        });
-      }
-      expect(wheel.size).toBe(0);
-      expect([...refs.values()].filter((r) => r.live)).toEqual([]);
-    });
+        const refs = new Map<number, Ref>();
+        let nextId = 0;
+        let now = 0;
+        let curTick = 0;
+        let cancels = 0;
+        for (let step = 0; step < 1_500; step++) {
+          const where = `seed ${seed} step ${step}`;
+          const roll = prng.int(0, 9);
+          if (roll < 5) {
+            // Deadlines from "already passed" to far beyond the wheel.
+            const span = prng.pick([5 * tick, 200 * tick, 50_000 * tick, 5 * DAY, 400 * DAY]);
+            const deadline = now - 10 * tick + prng.int(0, span - 1);
+            const id = nextId++;
+            refs.set(id, { id, deadline, timer: wheel.schedule(deadline, id), live: true });
+          } else if (roll < 6 && (seed % 2 === 0 || step > 1_000)) {
+            const live = [...refs.values()].filter((r) => r.live);
+            if (live.length > 0) {
+              const ref = prng.pick(live);
+              expect(wheel.cancel(ref.timer), where).toBe(true);
+              ref.live = false;
+              cancels++;
+            }
+          } else {
+            const jump = prng.pick([0, 1, tick - 1, tick, 3 * tick, 77 * tick, 10_000 * tick, DAY, 90 * DAY]);
+            now += prng.int(0, jump);
+            curTick = Math.max(curTick, Math.floor(now / tick));
+            const expected = [...refs.values()]
+              .filter((r) => r.live && Math.ceil(r.deadline / tick) <= curTick)
+              .sort((a, b) => a.deadline - b.deadline);
+            const fired: number[] = [];
+            const deadlines: number[] = [];
+            wheel.advance(now, (id, deadline) => {
+              fired.push(id);
+              deadlines.push(deadline);
+            });
+            expect(new Set(fired), where).toEqual(new Set(expected.map((r) => r.id)));
+            // Deadline order (ties in any order).
+            for (let i = 1; i < deadlines.length; i++) expect(deadlines[i], where).toBeGreaterThanOrEqual(deadlines[i - 1]);
+            for (const id of fired) {
+              const ref = refs.get(id) as Ref;
+              expect(ref.deadline, `${where}: fired early`).toBeLessThanOrEqual(now);
+              ref.live = false;
+            }
+          }
+          const live = [...refs.values()].filter((r) => r.live);
+          expect(wheel.size, where).toBe(live.length);
+          // Exact without cancellations (an already-due timer reports its own deadline); a lower
+          // bound, never later, once timers were cancelled.
+          const due = live.filter((r) => Math.ceil(r.deadline / tick) <= curTick);
+          const exact =
+            live.length === 0
+              ? Infinity
+              : due.length > 0
+                ? Math.min(...due.map((r) => r.deadline))
+                : Math.min(...live.map((r) => dueAt(r.deadline, tick)));
+          if (cancels === 0) expect(wheel.nextDeadline(), where).toBe(exact);
+          else expect(wheel.nextDeadline(), where).toBeLessThanOrEqual(exact);
+        }
+        // Drain: everything left fires by following nextDeadline().
+        let guard = 0;
+        while (wheel.size > 0 && guard++ < 10_000) {
+          const at = wheel.nextDeadline();
+          expect(Number.isFinite(at)).toBe(true);
+          now = Math.max(now, at);
+          wheel.advance(now, (id) => {
+            const ref = refs.get(id) as Ref;
+            expect(ref.live).toBe(true);
+            expect(ref.deadline).toBeLessThanOrEqual(now);
+            ref.live = false;
+          });
+        }
+        expect(wheel.size).toBe(0);
+        expect([...refs.values()].filter((r) => r.live)).toEqual([]);
+      },
+    );
   }
 });

@@ -401,14 +401,7 @@ function sizeFor(prng: Prng, shape: SizeShape, max: number): number {
  * It alternates between a filling phase (producer ahead, until the ring is full) and an emptying
  * phase (consumer ahead, until it is empty), so every case sees both edges many times.
  */
-function runPropertyCase(
-  suiteSeed: number,
-  seed: number,
-  capacity: number,
-  shape: SizeShape,
-  startIndex: number,
-  laps: number,
-): void {
+function runPropertyCase(suiteSeed: number, seed: number, capacity: number, shape: SizeShape, startIndex: number, laps: number): void {
   const where = `case seed=${seed} capacity=${capacity} shape=${shape} startIndex=${startIndex}`;
   const fail = (message: string): never => {
     throw new Error(`${message} [${where}] (replay with SHARDMQ_SEED=${suiteSeed})`);
@@ -474,7 +467,9 @@ function runPropertyCase(
       return;
     }
     if (kind !== record.kind || offset !== record.offset || length !== record.length) {
-      fail(`record #${record.seq}: got kind ${kind} offset ${offset} length ${length}, expected ${record.kind}/${record.offset}/${record.length}`);
+      fail(
+        `record #${record.seq}: got kind ${kind} offset ${offset} length ${length}, expected ${record.kind}/${record.offset}/${record.length}`,
+      );
     }
     for (let i = 0; i < length; i++) {
       if (bytes[offset + i] !== patternByte(record.seq, i)) fail(`record #${record.seq}: payload byte ${i} clobbered`);

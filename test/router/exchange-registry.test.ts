@@ -241,9 +241,7 @@ describe('exchange registry - amq.* exchanges', () => {
     expect(r.declareExchange('amq.fanout', 'anything', {}, true)).toEqual({ created: false });
     const e = routerError(() => r.declareExchange('amq.direct', 'direct', { durable: false }));
     expect(e.code).toBe('precondition_failed');
-    expect(e.message).toBe(
-      "inequivalent arg 'durable' for exchange 'amq.direct' in vhost '/': received 'false' but current is 'true'",
-    );
+    expect(e.message).toBe("inequivalent arg 'durable' for exchange 'amq.direct' in vhost '/': received 'false' but current is 'true'");
   });
 
   it('refuse creating other amq. names', () => {
@@ -740,9 +738,7 @@ class ReferenceModel {
     for (const b of this.bindings) {
       if (b.kind === 'exchange' && b.destination === name && b.source !== name) candidates.push(b.source);
     }
-    this.bindings = this.bindings.filter(
-      (b) => b.source !== name && !(b.kind === 'exchange' && b.destination === name),
-    );
+    this.bindings = this.bindings.filter((b) => b.source !== name && !(b.kind === 'exchange' && b.destination === name));
   }
 
   matches(x: RefExchange, b: RefBinding, key: string, headers: MessageHeaders | null, ignoreHeaders: boolean): boolean {
@@ -759,8 +755,7 @@ class ReferenceModel {
         const mode = (args['x-match'] as string | undefined) ?? 'all';
         const withX = mode.endsWith('-with-x');
         const pairs = Object.entries(args).filter(([k]) => k !== 'x-match' && (withX || !k.startsWith('x-')));
-        const ok = ([k, v]: [string, unknown]): boolean =>
-          headers !== null && headers[k] !== undefined && (v === null || headers[k] === v);
+        const ok = ([k, v]: [string, unknown]): boolean => headers !== null && headers[k] !== undefined && (v === null || headers[k] === v);
         return mode.startsWith('all') ? pairs.every(ok) : pairs.some(ok);
       }
     }
@@ -852,11 +847,13 @@ describe.each(TARGET_MODES)('exchange registry - property: route vs naive model,
           op = `declare ${name} ${type} ad=${autoDelete} int=${internal}`;
           const existing = ref.exchanges.get(name);
           const expected =
-            existing === undefined ||
-            (existing.type === type && existing.autoDelete === autoDelete && existing.internal === internal)
+            existing === undefined || (existing.type === type && existing.autoDelete === autoDelete && existing.internal === internal)
               ? null
               : 'precondition_failed';
-          expect(codeOf(() => reg.declareExchange(name, type, { autoDelete, internal })), where(step, op)).toBe(expected);
+          expect(
+            codeOf(() => reg.declareExchange(name, type, { autoDelete, internal })),
+            where(step, op),
+          ).toBe(expected);
           if (existing === undefined) ref.exchanges.set(name, { type, autoDelete, internal });
         } else if (roll < bindQueueTo) {
           const b: RefBinding = {
@@ -868,7 +865,10 @@ describe.each(TARGET_MODES)('exchange registry - property: route vs naive model,
           };
           op = `bindQueue ${JSON.stringify(b)}`;
           const expected = b.source === '' ? 'access_refused' : ref.exchanges.has(b.source) ? null : 'not_found';
-          expect(codeOf(() => reg.bindQueue(b.source, b.destination, b.key, ARG_POOL[b.args].args)), where(step, op)).toBe(expected);
+          expect(
+            codeOf(() => reg.bindQueue(b.source, b.destination, b.key, ARG_POOL[b.args].args)),
+            where(step, op),
+          ).toBe(expected);
           if (expected === null) ref.bind(b);
         } else if (roll < bindExchangeTo) {
           const b: RefBinding = {
@@ -885,9 +885,10 @@ describe.each(TARGET_MODES)('exchange registry - property: route vs naive model,
               : ref.exchanges.has(b.source) && ref.exchanges.has(b.destination)
                 ? null
                 : 'not_found';
-          expect(codeOf(() => reg.bindExchange(b.destination, b.source, b.key, ARG_POOL[b.args].args)), where(step, op)).toBe(
-            expected,
-          );
+          expect(
+            codeOf(() => reg.bindExchange(b.destination, b.source, b.key, ARG_POOL[b.args].args)),
+            where(step, op),
+          ).toBe(expected);
           if (expected === null) ref.bind(b);
         } else if (roll < unbindTo) {
           // Unbind: usually an existing binding (possibly spelled with a reordered argument table).
@@ -906,8 +907,7 @@ describe.each(TARGET_MODES)('exchange registry - property: route vs naive model,
             };
           }
           op = `unbind ${JSON.stringify(b)}`;
-          const missing =
-            !ref.exchanges.has(b.source) || (b.kind === 'exchange' && !ref.exchanges.has(b.destination));
+          const missing = !ref.exchanges.has(b.source) || (b.kind === 'exchange' && !ref.exchanges.has(b.destination));
           let expected: string[] | string;
           if (missing) expected = 'not_found';
           else {

@@ -88,9 +88,7 @@ describe('headers match - x-match parsing', () => {
     } catch (e) {
       expect(e).toBeInstanceOf(RouterError);
       expect((e as RouterError).code).toBe('precondition_failed');
-      expect((e as RouterError).message).toBe(
-        "Invalid x-match field value 'some'; expected all, any, all-with-x, or any-with-x",
-      );
+      expect((e as RouterError).message).toBe("Invalid x-match field value 'some'; expected all, any, all-with-x, or any-with-x");
     }
   });
 

@@ -139,11 +139,8 @@ describe('shard-map - distribution and consistency', () => {
     expect(shardFor('orders', MAX_SHARD_COUNT)).toBe(s);
   });
 
-  it.each([0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, MAX_SHARD_COUNT + 1])(
-    'rejects shardCount %s',
-    (n) => {
-      expect(() => shardFor('orders', n)).toThrow(RangeError);
-      expect(() => shardFor('orders', n)).toThrow(/shardCount/);
-    },
-  );
+  it.each([0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, MAX_SHARD_COUNT + 1])('rejects shardCount %s', (n) => {
+    expect(() => shardFor('orders', n)).toThrow(RangeError);
+    expect(() => shardFor('orders', n)).toThrow(/shardCount/);
+  });
 });

@@ -1,10 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  DEFAULT_CACHE_SIZE,
-  isLiteralPattern,
-  TopicMatcher,
-  topicMatches,
-} from '../../src/router/topic-matcher.js';
+import { DEFAULT_CACHE_SIZE, isLiteralPattern, TopicMatcher, topicMatches } from '../../src/router/topic-matcher.js';
 import { Prng } from '../helpers/prng.js';
 
 // ---------------------------------------------------------------------------------------------------
@@ -177,9 +172,7 @@ describe('topicMatches - reference', () => {
     for (let n = 0; n < 20_000; n++) {
       const pattern = randomPhrase(prng, ['a', 'b', '', '*', '#'], 5);
       const key = randomPhrase(prng, ['a', 'b', '', '*', '#'], 6);
-      expect(topicMatches(pattern, key), `seed=${seed} ${JSON.stringify([pattern, key])}`).toBe(
-        naiveMatches(pattern, key),
-      );
+      expect(topicMatches(pattern, key), `seed=${seed} ${JSON.stringify([pattern, key])}`).toBe(naiveMatches(pattern, key));
     }
   });
 });
@@ -235,9 +228,7 @@ describe.each(CONFIGS)('TopicMatcher - $name', ({ cacheSize }) => {
     expect(m.size).toBe(patterns.length);
     for (const [pattern, key, expected] of CASES) {
       const result = m.match(key);
-      expect(result.includes(pattern), `${JSON.stringify(pattern)} ~ ${JSON.stringify(key)}`).toBe(
-        expected,
-      );
+      expect(result.includes(pattern), `${JSON.stringify(pattern)} ~ ${JSON.stringify(key)}`).toBe(expected);
       expect(sorted(result)).toEqual(sorted(patterns.filter((p) => topicMatches(p, key))));
     }
     expect(m.stats.cacheHits > 0).toBe(cacheOn);
@@ -453,9 +444,7 @@ describe.each(CONFIGS)('TopicMatcher - $name', ({ cacheSize }) => {
         const key = prng.pick(keys);
         const expected = new Set<string>();
         for (const [p, v] of bound.values()) if (topicMatches(p, key)) expected.add(v);
-        expect(sorted(m.match(key)), `seed=${seed} step=${step} key=${JSON.stringify(key)}`).toEqual(
-          sorted([...expected]),
-        );
+        expect(sorted(m.match(key)), `seed=${seed} step=${step} key=${JSON.stringify(key)}`).toEqual(sorted([...expected]));
       }
     }
     expect(m.size).toBe(bound.size);

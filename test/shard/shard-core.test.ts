@@ -159,8 +159,19 @@ class ShardHarness {
     return token;
   }
 
-  declareQueue(name: string, args: Record<string, unknown> = {}, flags: { autoDelete?: boolean; durable?: boolean; exclusive?: boolean } = {}): number {
-    return this.manage({ op: 'declareQueue', name, durable: flags.durable ?? false, exclusive: flags.exclusive ?? false, autoDelete: flags.autoDelete ?? false, arguments: args });
+  declareQueue(
+    name: string,
+    args: Record<string, unknown> = {},
+    flags: { autoDelete?: boolean; durable?: boolean; exclusive?: boolean } = {},
+  ): number {
+    return this.manage({
+      op: 'declareQueue',
+      name,
+      durable: flags.durable ?? false,
+      exclusive: flags.exclusive ?? false,
+      autoDelete: flags.autoDelete ?? false,
+      arguments: args,
+    });
   }
 
   declareExchange(name: string, type: string, args: Record<string, unknown> = {}): number {
@@ -178,7 +189,9 @@ class ShardHarness {
 
   publish(exchange: string, routingKey: string, payload: string, opts: PublishOptions = {}): void {
     const props = opts.props === undefined ? null : encodeProperties(opts.props);
-    expect(this.writer.publish(opts.conn ?? 1, opts.token ?? NO_TOKEN, exchange, routingKey, props, Buffer.from(payload), opts.flags ?? 0)).toBe(true);
+    expect(
+      this.writer.publish(opts.conn ?? 1, opts.token ?? NO_TOKEN, exchange, routingKey, props, Buffer.from(payload), opts.flags ?? 0),
+    ).toBe(true);
   }
 
   subscribe(conn: number, sub: number, queue: string, opts: SubscribeOptions = {}): void {
@@ -245,7 +258,13 @@ class ShardHarness {
         return { kind: 'pong', token: r.u32(at) };
       case RecordKind.manageReply: {
         const j = r.json(at);
-        return { kind: 'manageReply', connectionId: j.connectionId, token: j.token, status: j.status, body: j.body as Record<string, unknown> };
+        return {
+          kind: 'manageReply',
+          connectionId: j.connectionId,
+          token: j.token,
+          status: j.status,
+          body: j.body as Record<string, unknown>,
+        };
       }
       default:
         throw new Error(`the shard wrote a record of unexpected kind ${kind}`);
@@ -271,7 +290,9 @@ describe('shard core - manage', () => {
   it('manage - declareQueue answers message and consumer counts; a redeclare answers the current ones', () => {
     const h = shard();
     const t1 = h.declareQueue('q');
-    expect(h.run()).toEqual([{ kind: 'manageReply', connectionId: ADMIN, token: t1, status: 0, body: { messageCount: 0, consumerCount: 0 } }]);
+    expect(h.run()).toEqual([
+      { kind: 'manageReply', connectionId: ADMIN, token: t1, status: 0, body: { messageCount: 0, consumerCount: 0 } },
+    ]);
     expect(h.counters[CounterSlot.queues]).toBe(1);
 
     h.publish('', 'q', 'm1');
@@ -280,7 +301,9 @@ describe('shard core - manage', () => {
     const t2 = h.declareQueue('q', { 'x-message-ttl': 5 }); // arguments of a redeclare are not re-checked
     const out = h.run();
     expect(payloads(out)).toEqual(['m1']);
-    expect(replies(out)).toEqual([{ kind: 'manageReply', connectionId: ADMIN, token: t2, status: 0, body: { messageCount: 1, consumerCount: 1 } }]);
+    expect(replies(out)).toEqual([
+      { kind: 'manageReply', connectionId: ADMIN, token: t2, status: 0, body: { messageCount: 1, consumerCount: 1 } },
+    ]);
     expect(h.counters[CounterSlot.queues]).toBe(1);
   });
 
@@ -295,7 +318,13 @@ describe('shard core - manage', () => {
     const h = shard();
     const token = h.declareQueue('q', { 'x-max-length': -1 });
     expect(h.run()).toEqual([
-      { kind: 'manageReply', connectionId: ADMIN, token, status: 1, body: { code: 'precondition_failed', message: "invalid arg 'x-max-length' for queue 'q': {value_negative,-1}" } },
+      {
+        kind: 'manageReply',
+        connectionId: ADMIN,
+        token,
+        status: 1,
+        body: { code: 'precondition_failed', message: "invalid arg 'x-max-length' for queue 'q': {value_negative,-1}" },
+      },
     ]);
     expect(h.core.queueStats()).toEqual([]);
     expect(h.counters[CounterSlot.queues]).toBe(0);
@@ -472,11 +501,26 @@ describe('shard core - subscriptions and deliveries', () => {
     h.setup();
     h.subscribe(3, 4, 'q');
     expect(h.run()).toEqual([]);
-    const props: MessageProperties = { contentType: 'application/json', headers: { région: 'Île', n: 1 }, deliveryMode: 2, messageId: 'id-1' };
+    const props: MessageProperties = {
+      contentType: 'application/json',
+      headers: { région: 'Île', n: 1 },
+      deliveryMode: 2,
+      messageId: 'id-1',
+    };
     h.publish('amq.topic', 'sensors.température', '{"t":21.5}', { props, token: 8 });
     const out = h.run();
     expect(out).toEqual([
-      { kind: 'deliver', connectionId: 3, subscriptionId: 4, tag: 1, redelivered: false, exchange: 'amq.topic', routingKey: 'sensors.température', properties: props, payload: '{"t":21.5}' },
+      {
+        kind: 'deliver',
+        connectionId: 3,
+        subscriptionId: 4,
+        tag: 1,
+        redelivered: false,
+        exchange: 'amq.topic',
+        routingKey: 'sensors.température',
+        properties: props,
+        payload: '{"t":21.5}',
+      },
       { kind: 'confirm', connectionId: 1, token: 8, status: ConfirmStatus.ok, count: 1 },
     ]);
     expect(h.stats('q')).toMatchObject({ depth: 0, unacked: 0, consumers: 1 });
@@ -497,7 +541,17 @@ describe('shard core - subscriptions and deliveries', () => {
     h.subscribe(1, 2, 'q');
     const queued = h.run(); // queued path
     expect(deliveries(queued)).toEqual([
-      { kind: 'deliver', connectionId: 1, subscriptionId: 2, tag: 3, redelivered: false, exchange: '', routingKey: 'q', properties: null, payload: '' },
+      {
+        kind: 'deliver',
+        connectionId: 1,
+        subscriptionId: 2,
+        tag: 3,
+        redelivered: false,
+        exchange: '',
+        routingKey: 'q',
+        properties: null,
+        payload: '',
+      },
     ]);
   });
 
@@ -801,7 +855,9 @@ describe('shard core - subscriptions and deliveries', () => {
   it('subscribe - to a queue this shard does not have is a not_found error record', () => {
     const h = shard();
     h.subscribe(3, 7, 'missing');
-    expect(h.run()).toEqual([{ kind: 'error', connectionId: 3, subscriptionId: 7, code: 'not_found', message: "no queue 'missing' in vhost '/'" }]);
+    expect(h.run()).toEqual([
+      { kind: 'error', connectionId: 3, subscriptionId: 7, code: 'not_found', message: "no queue 'missing' in vhost '/'" },
+    ]);
     expect(h.counters[CounterSlot.consumers]).toBe(0);
   });
 
@@ -896,8 +952,20 @@ describe('shard core - queue lifecycle', () => {
     expect(errors).toHaveLength(2);
     expect(errors).toEqual(
       expect.arrayContaining([
-        { kind: 'error', connectionId: 1, subscriptionId: 1, code: 'consumer_cancelled', message: "consumer cancelled: queue deleted ('q')" },
-        { kind: 'error', connectionId: 2, subscriptionId: 9, code: 'consumer_cancelled', message: "consumer cancelled: queue deleted ('q')" },
+        {
+          kind: 'error',
+          connectionId: 1,
+          subscriptionId: 1,
+          code: 'consumer_cancelled',
+          message: "consumer cancelled: queue deleted ('q')",
+        },
+        {
+          kind: 'error',
+          connectionId: 2,
+          subscriptionId: 9,
+          code: 'consumer_cancelled',
+          message: "consumer cancelled: queue deleted ('q')",
+        },
       ]),
     );
     expect(replies(out)).toEqual([{ kind: 'manageReply', connectionId: ADMIN, token, status: 0, body: { messageCount: 3 } }]);
@@ -922,8 +990,20 @@ describe('shard core - queue lifecycle', () => {
     const t1 = h.manage({ op: 'deleteQueue', name: 'used', ifUnused: true, ifEmpty: false });
     const t2 = h.manage({ op: 'deleteQueue', name: 'full', ifUnused: false, ifEmpty: true });
     expect(h.run()).toEqual([
-      { kind: 'manageReply', connectionId: ADMIN, token: t1, status: 1, body: { code: 'precondition_failed', message: "queue 'used' in vhost '/' in use" } },
-      { kind: 'manageReply', connectionId: ADMIN, token: t2, status: 1, body: { code: 'precondition_failed', message: "queue 'full' in vhost '/' is not empty" } },
+      {
+        kind: 'manageReply',
+        connectionId: ADMIN,
+        token: t1,
+        status: 1,
+        body: { code: 'precondition_failed', message: "queue 'used' in vhost '/' in use" },
+      },
+      {
+        kind: 'manageReply',
+        connectionId: ADMIN,
+        token: t2,
+        status: 1,
+        body: { code: 'precondition_failed', message: "queue 'full' in vhost '/' is not empty" },
+      },
     ]);
     expect(h.depths()).toEqual({ used: 0, full: 1 });
     // The same conditions met: deleted.
@@ -947,7 +1027,13 @@ describe('shard core - queue lifecycle', () => {
     const missing = h.manage({ op: 'purgeQueue', name: 'nope' });
     expect(h.run()).toEqual([
       { kind: 'manageReply', connectionId: ADMIN, token, status: 0, body: { messageCount: 3 } },
-      { kind: 'manageReply', connectionId: ADMIN, token: missing, status: 1, body: { code: 'not_found', message: "no queue 'nope' in vhost '/'" } },
+      {
+        kind: 'manageReply',
+        connectionId: ADMIN,
+        token: missing,
+        status: 1,
+        body: { code: 'not_found', message: "no queue 'nope' in vhost '/'" },
+      },
     ]);
     expect(h.stats('q')).toMatchObject({ depth: 0, unacked: 1 });
     h.nack(1, tag, true);
@@ -1054,10 +1140,18 @@ describe('shard core - queue arguments', () => {
     h.publish('', 'q', 'm1', { token: 1 });
     h.publish('', 'q', 'm2', { token: 2 });
     const out = h.run();
-    expect(out.filter((o) => o.kind === 'confirm').map((o) => (o as { status: number }).status)).toEqual([ConfirmStatus.ok, ConfirmStatus.rejected]);
-    expect(republishes(out).map((r) => [r.exchange, r.routingKey, r.payload, (r.properties!.headers!['x-death'] as Array<{ reason: string }>)[0].reason])).toEqual([
-      ['dlx', 'q', 'm2', 'maxlen'],
+    expect(out.filter((o) => o.kind === 'confirm').map((o) => (o as { status: number }).status)).toEqual([
+      ConfirmStatus.ok,
+      ConfirmStatus.rejected,
     ]);
+    expect(
+      republishes(out).map((r) => [
+        r.exchange,
+        r.routingKey,
+        r.payload,
+        (r.properties!.headers!['x-death'] as Array<{ reason: string }>)[0].reason,
+      ]),
+    ).toEqual([['dlx', 'q', 'm2', 'maxlen']]);
   });
 
   describe('TTL (fake timers)', () => {
@@ -1079,7 +1173,12 @@ describe('shard core - queue arguments', () => {
       h.declareQueue('work', { 'x-message-ttl': 1000, 'x-dead-letter-exchange': 'dead', 'x-dead-letter-routing-key': 'work.expired' });
       h.bind('amq.topic', 'work', 'jobs.*');
       h.setup();
-      const props: MessageProperties = { contentType: 'text/plain', headers: { job: 'j-1', CC: ['cc.key'] }, expiration: '5000', messageId: 'm-1' };
+      const props: MessageProperties = {
+        contentType: 'text/plain',
+        headers: { job: 'j-1', CC: ['cc.key'] },
+        expiration: '5000',
+        messageId: 'm-1',
+      };
       h.publish('amq.topic', 'jobs.resize', 'payload-é', { props });
       expect(h.run()).toEqual([]);
       expect(vi.getTimerCount()).toBe(1); // endBatch armed the shard's one expiry timer
@@ -1092,7 +1191,15 @@ describe('shard core - queue arguments', () => {
       const out = h.output(); // the timer callback commits the outbound ring itself
       expect(out).toHaveLength(1);
       const r = out[0] as Republish;
-      expect(r).toMatchObject({ kind: 'republish', connectionId: 0, token: 0, flags: 0, exchange: 'dead', routingKey: 'work.expired', payload: 'payload-é' });
+      expect(r).toMatchObject({
+        kind: 'republish',
+        connectionId: 0,
+        token: 0,
+        flags: 0,
+        exchange: 'dead',
+        routingKey: 'work.expired',
+        payload: 'payload-é',
+      });
       const headers = r.properties?.headers as Record<string, HeaderValue>;
       expect(headers['x-death']).toEqual([
         {
@@ -1167,7 +1274,9 @@ describe('shard core - queue arguments', () => {
       advance(h, 1000);
       expect(h.output()).toEqual([]);
       advance(h, 1500);
-      expect(h.output()).toEqual([{ kind: 'manageReply', connectionId: 0, token: 0, status: 0, body: { event: 'queueDeleted', queue: 'idle' } }]);
+      expect(h.output()).toEqual([
+        { kind: 'manageReply', connectionId: 0, token: 0, status: 0, body: { event: 'queueDeleted', queue: 'idle' } },
+      ]);
       expect(h.core.queueStats()).toEqual([]);
       h.core.close();
     });
@@ -1183,7 +1292,9 @@ describe('shard core - queue arguments', () => {
       expect(h.output()).toEqual([]);
       expect(h.depths()).toEqual({ idle: 0 });
       advance(h, 1500); // 2500 ms after the redeclare
-      expect(h.output()).toEqual([{ kind: 'manageReply', connectionId: 0, token: 0, status: 0, body: { event: 'queueDeleted', queue: 'idle' } }]);
+      expect(h.output()).toEqual([
+        { kind: 'manageReply', connectionId: 0, token: 0, status: 0, body: { event: 'queueDeleted', queue: 'idle' } },
+      ]);
       h.core.close();
     });
 
@@ -1204,7 +1315,9 @@ describe('shard core - queue arguments', () => {
       advance(h, 20);
       out.push(...h.output());
       expect(who(out)).toEqual([]);
-      expect(republishes(out).map((r) => [r.payload, (r.properties!.headers!['x-death'] as Array<{ reason: string }>)[0].reason])).toEqual([['short-lived', 'expired']]);
+      expect(republishes(out).map((r) => [r.payload, (r.properties!.headers!['x-death'] as Array<{ reason: string }>)[0].reason])).toEqual([
+        ['short-lived', 'expired'],
+      ]);
     });
   });
 
@@ -1220,7 +1333,11 @@ describe('shard core - queue arguments', () => {
     const [dead] = republishes(h.run());
     expect(dead).toMatchObject({ exchange: 'amq.fanout', payload: 'loop' });
     // The main thread routes the republish back as a publish carrying the dead-lettered flag.
-    h.publish(dead.exchange, dead.routingKey, dead.payload, { props: dead.properties as MessageProperties, flags: PUBLISH_FLAG_DEAD_LETTERED, token: 5 });
+    h.publish(dead.exchange, dead.routingKey, dead.payload, {
+      props: dead.properties as MessageProperties,
+      flags: PUBLISH_FLAG_DEAD_LETTERED,
+      token: 5,
+    });
     const out = h.run();
     // q is skipped (no second death, no republish); audit, not in the cycle, gets its copy.
     expect(out).toEqual([{ kind: 'confirm', connectionId: 1, token: 5, status: ConfirmStatus.ok, count: 1 }]);
@@ -1311,7 +1428,13 @@ describe('shard core - a full outbound ring', () => {
     expect(control).toEqual([
       ...Array.from({ length: 20 }, (_, i) => ({ kind: 'pong', token: i + 1 })),
       { kind: 'confirm', connectionId: 1, token: 77, status: ConfirmStatus.ok, count: 1 },
-      { kind: 'manageReply', connectionId: ADMIN, token: replyToken, status: 0, body: { messageCount: expect.any(Number), consumerCount: 1 } },
+      {
+        kind: 'manageReply',
+        connectionId: ADMIN,
+        token: replyToken,
+        status: 0,
+        body: { messageCount: expect.any(Number), consumerCount: 1 },
+      },
     ]);
   });
 

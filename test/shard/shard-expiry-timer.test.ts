@@ -4,7 +4,7 @@ import type { ExpiryScheduler } from '../../src/queue/expiry-scheduler.js';
 import type { ShardOutbound } from '../../src/shard/shard-outbound.js';
 
 describe('shard expiry timer', () => {
-  it('a deadline beyond setTimeout\'s range (an expiration near 2^32 - 1 ms) does not fire every millisecond', async () => {
+  it("a deadline beyond setTimeout's range (an expiration near 2^32 - 1 ms) does not fire every millisecond", async () => {
     let runs = 0;
     const now = Date.now();
     const expiry = { nextDeadline: () => now + 0xffff_fff0, run: () => void runs++ } as unknown as ExpiryScheduler;

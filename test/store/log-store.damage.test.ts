@@ -43,7 +43,8 @@ function layoutOf(file: string): Layout {
   const records: Array<{ start: number; end: number; id: number }> = [];
   scanSegment(bytes, {
     // A message body starts with its id (u64, low half first; ids here are small).
-    record: (type, bodyStart, bodyEnd, recordStart) => records.push({ start: recordStart, end: bodyEnd, id: type === 1 ? -1 : bytes.readUInt32LE(bodyStart) }),
+    record: (type, bodyStart, bodyEnd, recordStart) =>
+      records.push({ start: recordStart, end: bodyEnd, id: type === 1 ? -1 : bytes.readUInt32LE(bodyStart) }),
     corrupt: () => {
       throw new Error('the pristine segment has damage');
     },
@@ -84,7 +85,13 @@ function recoverWith(files: ReadonlyMap<string, Buffer>, victim: string, damaged
     else if (name.endsWith('.corrupt')) aside.set(name, fs.readFileSync(path.join(dir, name)));
   }
   fs.rmSync(dir, { recursive: true, force: true });
-  return { ids: recovered.messages.map((m) => m.id), corrupt: recovered.stats.corruptSkipped, torn: recovered.stats.tornBytesTruncated, sizes, aside };
+  return {
+    ids: recovered.messages.map((m) => m.id),
+    corrupt: recovered.stats.corruptSkipped,
+    torn: recovered.stats.tornBytesTruncated,
+    sizes,
+    aside,
+  };
 }
 
 describe.each([
@@ -98,7 +105,10 @@ describe.each([
     await write(dir, ids, rng);
     const later = older ? [RECORDS, RECORDS + 1, RECORDS + 2] : [];
     if (older) await write(dir, later, rng); // recovery never appends: these go to a second segment
-    const names = fs.readdirSync(dir).filter((n) => n.endsWith('.seg')).sort();
+    const names = fs
+      .readdirSync(dir)
+      .filter((n) => n.endsWith('.seg'))
+      .sort();
     expect(names).toHaveLength(older ? 2 : 1);
     const files = new Map(names.map((n) => [n, fs.readFileSync(path.join(dir, n))]));
     const victim = names[0];

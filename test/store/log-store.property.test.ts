@@ -271,7 +271,10 @@ async function runCase(rng: Prng, variant: Variant, dir: string, label: string):
     for (const [name, now] of images[i].files) {
       const before = images[i - 1].files.get(name);
       if (before === undefined) continue;
-      expect(now.length >= before.length && now.subarray(0, before.length).equals(before), `${label}: ${name} rewritten between images ${i - 1} and ${i}`).toBe(true);
+      expect(
+        now.length >= before.length && now.subarray(0, before.length).equals(before),
+        `${label}: ${name} rewritten between images ${i - 1} and ${i}`,
+      ).toBe(true);
     }
   }
 

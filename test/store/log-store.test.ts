@@ -44,7 +44,14 @@ function recordsOf(file: string): Array<{ start: number; end: number; type: numb
   return out;
 }
 
-const declareQueue = (name: string): TopologyOp => ({ op: 'declareQueue', name, durable: true, exclusive: false, autoDelete: false, arguments: {} });
+const declareQueue = (name: string): TopologyOp => ({
+  op: 'declareQueue',
+  name,
+  durable: true,
+  exclusive: false,
+  autoDelete: false,
+  arguments: {},
+});
 
 /** Writes `count` messages (ids 0..count-1) in one flush into a fresh store; returns the segment file. */
 async function writeMessages(dir: string, count: number): Promise<string> {
@@ -126,8 +133,16 @@ describe('log store - segments', () => {
     await a.probe.flush(a.store.appendRemove('q', 3));
     await a.store.close();
     expect(segmentFiles(dir)).toEqual([1, 2, 3].map(segmentFileName));
-    expect(recordsOf(path.join(dir, segmentFileName(1))).map((r) => r.type)).toEqual([RecordType.segmentHeader, RecordType.message, RecordType.message]);
-    expect(recordsOf(path.join(dir, segmentFileName(2))).map((r) => r.type)).toEqual([RecordType.segmentHeader, RecordType.remove, RecordType.message]);
+    expect(recordsOf(path.join(dir, segmentFileName(1))).map((r) => r.type)).toEqual([
+      RecordType.segmentHeader,
+      RecordType.message,
+      RecordType.message,
+    ]);
+    expect(recordsOf(path.join(dir, segmentFileName(2))).map((r) => r.type)).toEqual([
+      RecordType.segmentHeader,
+      RecordType.remove,
+      RecordType.message,
+    ]);
 
     const b = open(dir, { segmentBytes: 100 });
     expect(b.recovered.messages.map((x) => x.id)).toEqual([1, 4]);
@@ -184,7 +199,10 @@ describe('log store - damaged files', () => {
       fs.writeFileSync(torn, original.subarray(0, cut));
       const b = open(dir);
       const label = `cut at ${cut}`;
-      expect(b.recovered.messages.map((m) => m.id), label).toEqual([0, 1, 2]);
+      expect(
+        b.recovered.messages.map((m) => m.id),
+        label,
+      ).toEqual([0, 1, 2]);
       expect(b.recovered.stats.tornBytesTruncated, label).toBe(cut - lastRecord.start);
       expect(b.recovered.stats.corruptSkipped, label).toBe(0);
       expect(b.recovered.lastLsn, label).toBe(3);
@@ -194,7 +212,10 @@ describe('log store - damaged files', () => {
       await b.probe.flush(next);
       await b.store.close();
       const c = open(dir);
-      expect(c.recovered.messages.map((m) => m.id), label).toEqual([0, 1, 2, 3]);
+      expect(
+        c.recovered.messages.map((m) => m.id),
+        label,
+      ).toEqual([0, 1, 2, 3]);
       expect(c.recovered.stats.tornBytesTruncated, label).toBe(0);
       await c.store.close();
       dirs.cleanup();

@@ -41,7 +41,11 @@ describe('record codec', () => {
   });
 
   it('record codec - message round trips, with and without properties', () => {
-    for (const m of [msg('q', 0, ''), msg('queue', Number.MAX_SAFE_INTEGER, 'payload', Uint8Array.from([9, 8])), msg('', 7, 'x', new Uint8Array(0))]) {
+    for (const m of [
+      msg('q', 0, ''),
+      msg('queue', Number.MAX_SAFE_INTEGER, 'payload', Uint8Array.from([9, 8])),
+      msg('', 7, 'x', new Uint8Array(0)),
+    ]) {
       const w = new RecordWriter();
       w.message(m);
       const r = only(w);
@@ -56,7 +60,13 @@ describe('record codec', () => {
     w.segmentHeader(12, 3456, 789, snapshot);
     let r = only(w);
     expect(r.type).toBe(RecordType.segmentHeader);
-    expect(decodeSegmentHeader(r.bytes, r.start, r.end)).toEqual({ formatVersion: FORMAT_VERSION, segmentNo: 12, firstLsn: 3456, nextId: 789, snapshot });
+    expect(decodeSegmentHeader(r.bytes, r.start, r.end)).toEqual({
+      formatVersion: FORMAT_VERSION,
+      segmentNo: 12,
+      firstLsn: 3456,
+      nextId: 789,
+      snapshot,
+    });
     w.reset();
     w.topology(JSON.stringify({ op: 'deleteQueue', name: 'q' }));
     r = only(w);

@@ -89,7 +89,14 @@ const rows: Row[] = [
   },
 ];
 
-const declareQueue = (name: string): TopologyOp => ({ op: 'declareQueue', name, durable: true, exclusive: false, autoDelete: false, arguments: {} });
+const declareQueue = (name: string): TopologyOp => ({
+  op: 'declareQueue',
+  name,
+  durable: true,
+  exclusive: false,
+  autoDelete: false,
+  arguments: {},
+});
 const deleteQueue = (name: string): TopologyOp => ({ op: 'deleteQueue', name, ifUnused: false, ifEmpty: false });
 const declareExchange = (name: string, type = 'direct', autoDelete = false): TopologyOp => ({
   op: 'declareExchange',
@@ -212,155 +219,162 @@ describe.each(rows)('store contract - $name', (row) => {
   });
 
   // Defined only for the rows they concern (a plain `if`, so no row reports skipped tests).
-  if (!row.persistent) describe('transient only', () => {
-    it('store contract - a fresh instance recovers nothing', async () => {
-      const first = open(dirs.make());
-      first.store.appendTopology(declareQueue('q'));
-      await first.probe.flush(first.store.appendMessage(msg('q', 1)));
-      await first.store.close();
-      const { recovered } = open(dirs.make());
-      expect(recovered).toMatchObject({ topology: [], messages: [], nextId: 0, lastLsn: 0 });
-    });
-  });
-
-  if (row.persistent) describe('persistent only', () => {
-    it('store contract - messages, removes and topology survive a restart, in id order', async () => {
-      const dir = dirs.make();
-      const a = open(dir);
-      expect(a.recovered).toMatchObject({ topology: [], messages: [], nextId: 0, lastLsn: 0 });
-      const props = Uint8Array.from([1, 2, 3, 0, 255]);
-      const written = [
-        msg('q', 1, 'one', props),
-        msg('q', 2, ''),
-        msg('r', 3, 'x'.repeat(300)),
-        msg('q', 4, 'four'),
-        msg('r', 5, 'five', new Uint8Array(0)),
-      ];
-      a.store.appendTopology(declareQueue('q'));
-      a.store.appendTopology(declareQueue('r'));
-      for (const m of written) a.store.appendMessage(m);
-      a.store.appendRemove('q', 2);
-      await a.probe.flush(a.store.appendRemove('r', 3));
-      await a.store.close();
-
-      const b = open(dir);
-      expect(b.recovered.messages.map(plain)).toEqual([written[0], written[3], written[4]].map(plain));
-      expect(b.recovered.topology).toEqual([declareQueue('q'), declareQueue('r')]);
-      expect(b.recovered.lastLsn).toBe(9);
-      expect(b.recovered.stats.corruptSkipped).toBe(0);
-      expect(b.recovered.stats.tornBytesTruncated).toBe(0);
-      expect(b.recovered.stats.records).toBeGreaterThan(0); // fewer than appended where dead segments were deleted
-      expect(b.recovered.stats.durationMs).toBeGreaterThanOrEqual(0);
-      await b.store.close();
+  if (!row.persistent)
+    describe('transient only', () => {
+      it('store contract - a fresh instance recovers nothing', async () => {
+        const first = open(dirs.make());
+        first.store.appendTopology(declareQueue('q'));
+        await first.probe.flush(first.store.appendMessage(msg('q', 1)));
+        await first.store.close();
+        const { recovered } = open(dirs.make());
+        expect(recovered).toMatchObject({ topology: [], messages: [], nextId: 0, lastLsn: 0 });
+      });
     });
 
-    it('store contract - ids and LSNs continue after restart, even when every message was removed', async () => {
-      const dir = dirs.make();
-      const a = open(dir);
-      for (let id = 10; id < 20; id++) a.store.appendMessage(msg('q', id));
-      let last = 0;
-      for (let id = 10; id < 20; id++) last = a.store.appendRemove('q', id);
-      await a.probe.flush(last);
-      await a.store.close();
+  if (row.persistent)
+    describe('persistent only', () => {
+      it('store contract - messages, removes and topology survive a restart, in id order', async () => {
+        const dir = dirs.make();
+        const a = open(dir);
+        expect(a.recovered).toMatchObject({ topology: [], messages: [], nextId: 0, lastLsn: 0 });
+        const props = Uint8Array.from([1, 2, 3, 0, 255]);
+        const written = [
+          msg('q', 1, 'one', props),
+          msg('q', 2, ''),
+          msg('r', 3, 'x'.repeat(300)),
+          msg('q', 4, 'four'),
+          msg('r', 5, 'five', new Uint8Array(0)),
+        ];
+        a.store.appendTopology(declareQueue('q'));
+        a.store.appendTopology(declareQueue('r'));
+        for (const m of written) a.store.appendMessage(m);
+        a.store.appendRemove('q', 2);
+        await a.probe.flush(a.store.appendRemove('r', 3));
+        await a.store.close();
 
-      const b = open(dir);
-      expect(b.recovered.messages).toEqual([]);
-      expect(b.recovered.nextId).toBe(20);
-      expect(b.recovered.lastLsn).toBe(last);
-      expect(b.store.durableLsn).toBe(last);
-      const next = b.store.appendMessage(msg('q', b.recovered.nextId));
-      expect(next).toBe(last + 1);
-      await b.probe.flush(next);
-      await b.store.close();
+        const b = open(dir);
+        expect(b.recovered.messages.map(plain)).toEqual([written[0], written[3], written[4]].map(plain));
+        expect(b.recovered.topology).toEqual([declareQueue('q'), declareQueue('r')]);
+        expect(b.recovered.lastLsn).toBe(9);
+        expect(b.recovered.stats.corruptSkipped).toBe(0);
+        expect(b.recovered.stats.tornBytesTruncated).toBe(0);
+        expect(b.recovered.stats.records).toBeGreaterThan(0); // fewer than appended where dead segments were deleted
+        expect(b.recovered.stats.durationMs).toBeGreaterThanOrEqual(0);
+        await b.store.close();
+      });
 
-      const c = open(dir);
-      expect(c.recovered.nextId).toBe(21);
-      expect(c.recovered.lastLsn).toBe(next);
-      expect(c.recovered.messages.map((m) => m.id)).toEqual([20]);
-      await c.store.close();
+      it('store contract - ids and LSNs continue after restart, even when every message was removed', async () => {
+        const dir = dirs.make();
+        const a = open(dir);
+        for (let id = 10; id < 20; id++) a.store.appendMessage(msg('q', id));
+        let last = 0;
+        for (let id = 10; id < 20; id++) last = a.store.appendRemove('q', id);
+        await a.probe.flush(last);
+        await a.store.close();
+
+        const b = open(dir);
+        expect(b.recovered.messages).toEqual([]);
+        expect(b.recovered.nextId).toBe(20);
+        expect(b.recovered.lastLsn).toBe(last);
+        expect(b.store.durableLsn).toBe(last);
+        const next = b.store.appendMessage(msg('q', b.recovered.nextId));
+        expect(next).toBe(last + 1);
+        await b.probe.flush(next);
+        await b.store.close();
+
+        const c = open(dir);
+        expect(c.recovered.nextId).toBe(21);
+        expect(c.recovered.lastLsn).toBe(next);
+        expect(c.recovered.messages.map((m) => m.id)).toEqual([20]);
+        await c.store.close();
+      });
+
+      it('store contract - deleteQueue drops the messages appended before it, not those after a redeclare', async () => {
+        const dir = dirs.make();
+        const a = open(dir);
+        a.store.appendTopology(declareQueue('q'));
+        a.store.appendTopology(declareQueue('keep'));
+        a.store.appendMessage(msg('q', 1));
+        a.store.appendMessage(msg('keep', 2));
+        a.store.appendMessage(msg('q', 3));
+        a.store.appendTopology(deleteQueue('q'));
+        a.store.appendTopology(declareQueue('q'));
+        await a.probe.flush(a.store.appendMessage(msg('q', 4)));
+        await a.store.close();
+
+        const b = open(dir);
+        expect(b.recovered.messages.map((m) => `${m.queue}/${m.id}`)).toEqual(['keep/2', 'q/4']);
+        await b.store.close();
+      });
+
+      it('store contract - the recovered topology is compacted and replayable', async () => {
+        const dir = dirs.make();
+        const a = open(dir);
+        const ops: TopologyOp[] = [
+          declareExchange('gone'),
+          declareQueue('tmp'),
+          declareExchange('x', 'topic'),
+          declareExchange('auto', 'fanout', true),
+          declareExchange('x', 'direct'), // redeclare: the first declaration stays
+          declareQueue('q'),
+          declareQueue('tmp2'),
+          bindQueue('x', 'q', 'a.*'),
+          bindQueue('x', 'q', 'a.*'), // twice: one binding
+          bindQueue('x', 'tmp', 'b.#'), // removed with its queue
+          bindQueue('x', 'q', 'h', { b: 2, a: 1 }),
+          unbindQueue('x', 'q', 'h', { a: 1, b: 2 }), // same arguments, other key order: unbound
+          bindQueue('amq.topic', 'q', 'c.#'), // predeclared exchanges need no declare
+          bindQueue('x', 'never-declared', 'k'), // could not be replayed: not kept
+          bindQueue('gone', 'q', 'k'), // removed with its exchange
+          bindExchange('x', 'gone', 'k'),
+          bindQueue('auto', 'tmp2', ''), // auto-delete exchange: goes when its last binding goes
+          deleteQueue('tmp'),
+          deleteExchange('gone'),
+          deleteQueue('tmp2'),
+        ];
+        let last = 0;
+        for (const op of ops) last = a.store.appendTopology(op);
+        await a.probe.flush(last);
+        await a.store.close();
+
+        const b = open(dir);
+        expect(b.recovered.topology).toEqual([
+          declareExchange('x', 'topic'),
+          declareQueue('q'),
+          bindQueue('x', 'q', 'a.*'),
+          bindQueue('amq.topic', 'q', 'c.#'),
+        ]);
+        // Topology that was only declared-and-deleted leaves nothing behind across another restart either.
+        b.store.appendTopology(deleteExchange('x'));
+        await b.probe.flush(b.store.appendTopology(declareQueue('later')));
+        await b.store.close();
+        const c = open(dir);
+        expect(c.recovered.topology).toEqual([declareQueue('q'), declareQueue('later'), bindQueue('amq.topic', 'q', 'c.#')]);
+        await c.store.close();
+      });
+
+      it('store contract - the same (queue, id) appended twice keeps the newer copy', async () => {
+        const dir = dirs.make();
+        const a = open(dir);
+        a.store.appendMessage(msg('q', 1, 'old'));
+        a.store.appendMessage(msg('other', 1, 'other queue, same id'));
+        await a.probe.flush(a.store.appendMessage(msg('q', 1, 'new')));
+        await a.store.close();
+        const b = open(dir);
+        expect(b.recovered.messages.map(plain)).toEqual([msg('other', 1, 'other queue, same id'), msg('q', 1, 'new')].map(plain));
+        await b.store.close();
+      });
+
+      it('store contract - close() makes pending appends durable', async () => {
+        const dir = dirs.make();
+        const a = open(dir);
+        a.store.appendMessage(msg('q', 1));
+        const last = a.store.appendMessage(msg('q', 2));
+        await a.store.close(); // no requestFlush
+        expect(a.probe.durable[a.probe.durable.length - 1]).toBe(last);
+        const b = open(dir);
+        expect(b.recovered.messages.map((m) => m.id)).toEqual([1, 2]);
+        await b.store.close();
+      });
     });
-
-    it('store contract - deleteQueue drops the messages appended before it, not those after a redeclare', async () => {
-      const dir = dirs.make();
-      const a = open(dir);
-      a.store.appendTopology(declareQueue('q'));
-      a.store.appendTopology(declareQueue('keep'));
-      a.store.appendMessage(msg('q', 1));
-      a.store.appendMessage(msg('keep', 2));
-      a.store.appendMessage(msg('q', 3));
-      a.store.appendTopology(deleteQueue('q'));
-      a.store.appendTopology(declareQueue('q'));
-      await a.probe.flush(a.store.appendMessage(msg('q', 4)));
-      await a.store.close();
-
-      const b = open(dir);
-      expect(b.recovered.messages.map((m) => `${m.queue}/${m.id}`)).toEqual(['keep/2', 'q/4']);
-      await b.store.close();
-    });
-
-    it('store contract - the recovered topology is compacted and replayable', async () => {
-      const dir = dirs.make();
-      const a = open(dir);
-      const ops: TopologyOp[] = [
-        declareExchange('gone'),
-        declareQueue('tmp'),
-        declareExchange('x', 'topic'),
-        declareExchange('auto', 'fanout', true),
-        declareExchange('x', 'direct'), // redeclare: the first declaration stays
-        declareQueue('q'),
-        declareQueue('tmp2'),
-        bindQueue('x', 'q', 'a.*'),
-        bindQueue('x', 'q', 'a.*'), // twice: one binding
-        bindQueue('x', 'tmp', 'b.#'), // removed with its queue
-        bindQueue('x', 'q', 'h', { b: 2, a: 1 }),
-        unbindQueue('x', 'q', 'h', { a: 1, b: 2 }), // same arguments, other key order: unbound
-        bindQueue('amq.topic', 'q', 'c.#'), // predeclared exchanges need no declare
-        bindQueue('x', 'never-declared', 'k'), // could not be replayed: not kept
-        bindQueue('gone', 'q', 'k'), // removed with its exchange
-        bindExchange('x', 'gone', 'k'),
-        bindQueue('auto', 'tmp2', ''), // auto-delete exchange: goes when its last binding goes
-        deleteQueue('tmp'),
-        deleteExchange('gone'),
-        deleteQueue('tmp2'),
-      ];
-      let last = 0;
-      for (const op of ops) last = a.store.appendTopology(op);
-      await a.probe.flush(last);
-      await a.store.close();
-
-      const b = open(dir);
-      expect(b.recovered.topology).toEqual([declareExchange('x', 'topic'), declareQueue('q'), bindQueue('x', 'q', 'a.*'), bindQueue('amq.topic', 'q', 'c.#')]);
-      // Topology that was only declared-and-deleted leaves nothing behind across another restart either.
-      b.store.appendTopology(deleteExchange('x'));
-      await b.probe.flush(b.store.appendTopology(declareQueue('later')));
-      await b.store.close();
-      const c = open(dir);
-      expect(c.recovered.topology).toEqual([declareQueue('q'), declareQueue('later'), bindQueue('amq.topic', 'q', 'c.#')]);
-      await c.store.close();
-    });
-
-    it('store contract - the same (queue, id) appended twice keeps the newer copy', async () => {
-      const dir = dirs.make();
-      const a = open(dir);
-      a.store.appendMessage(msg('q', 1, 'old'));
-      a.store.appendMessage(msg('other', 1, 'other queue, same id'));
-      await a.probe.flush(a.store.appendMessage(msg('q', 1, 'new')));
-      await a.store.close();
-      const b = open(dir);
-      expect(b.recovered.messages.map(plain)).toEqual([msg('other', 1, 'other queue, same id'), msg('q', 1, 'new')].map(plain));
-      await b.store.close();
-    });
-
-    it('store contract - close() makes pending appends durable', async () => {
-      const dir = dirs.make();
-      const a = open(dir);
-      a.store.appendMessage(msg('q', 1));
-      const last = a.store.appendMessage(msg('q', 2));
-      await a.store.close(); // no requestFlush
-      expect(a.probe.durable[a.probe.durable.length - 1]).toBe(last);
-      const b = open(dir);
-      expect(b.recovered.messages.map((m) => m.id)).toEqual([1, 2]);
-      await b.store.close();
-    });
-  });
 });

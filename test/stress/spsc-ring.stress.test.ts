@@ -56,76 +56,83 @@ function startFixture(entry: string, workerData: RingConsumerJob | RingProducerJ
 }
 
 function rate(records: number, ms: number): string {
-  return `${((records / ms) * 1000 / 1e6).toFixed(2)} M records/s`;
+  return `${(((records / ms) * 1000) / 1e6).toFixed(2)} M records/s`;
 }
 
 describe('spsc ring stress - main → worker', () => {
   const cases = [
     { name: '10M records, 256 KiB ring, commit per 1000', capacity: 256 * 1024, records: 10_000_000, batch: 1000, spinLoads: 20_000 },
     // No spin: every empty ring is a real Atomics.wait park, so the doorbell is exercised thousands of times.
-    { name: '1M records, 4 KiB ring, commit per 16, consumer parks without spinning', capacity: 4096, records: 1_000_000, batch: 16, spinLoads: 0 },
+    {
+      name: '1M records, 4 KiB ring, commit per 16, consumer parks without spinning',
+      capacity: 4096,
+      records: 1_000_000,
+      batch: 16,
+      spinLoads: 0,
+    },
   ];
-  for (const { name, capacity, records, batch, spinLoads } of cases) it(name, async () => {
-    const seed = testSeed();
-    const where = `seed=${seed} capacity=${capacity}`;
-    const prng = new Prng(seed);
-    const storage = createRingStorage(capacity);
-    const producer = new RingProducer(storage);
-    const words = new Uint32Array(storage.data);
-    const maxPayload = maxRecordPayload(capacity);
-    const fixture = startFixture('../fixtures/ring-consumer.js', {
-      control: storage.control,
-      data: storage.data,
-      records,
-      stallMs: STALL_MS,
-      spinLoads,
-      parkTimeoutMs: PARK_TIMEOUT_MS,
-    });
-    fixture.report.catch(() => {}); // awaited below; this only avoids an unhandled rejection meanwhile
+  for (const { name, capacity, records, batch, spinLoads } of cases)
+    it(name, async () => {
+      const seed = testSeed();
+      const where = `seed=${seed} capacity=${capacity}`;
+      const prng = new Prng(seed);
+      const storage = createRingStorage(capacity);
+      const producer = new RingProducer(storage);
+      const words = new Uint32Array(storage.data);
+      const maxPayload = maxRecordPayload(capacity);
+      const fixture = startFixture('../fixtures/ring-consumer.js', {
+        control: storage.control,
+        data: storage.data,
+        records,
+        stallMs: STALL_MS,
+        spinLoads,
+        parkTimeoutMs: PARK_TIMEOUT_MS,
+      });
+      fixture.report.catch(() => {}); // awaited below; this only avoids an unhandled rejection meanwhile
 
-    const started = performance.now();
-    let checksum = CHECKSUM_SEED;
-    let waits = 0;
-    let lateTimeouts = 0;
-    let consumerSeen = false;
-    let misaligned = 0;
-    let seq = 0;
-    let length = stressPayloadSize(prng, maxPayload);
-    while (seq < records && !fixture.state.done) {
-      const offset = producer.reserve(length, kindFor(seq));
-      if (offset < 0) {
-        waits++;
-        // Commits first; never blocks the main thread.
-        if (await producer.waitForSpace(PARK_TIMEOUT_MS)) consumerSeen = true;
-        else if (consumerSeen) lateTimeouts++;
-        continue;
+      const started = performance.now();
+      let checksum = CHECKSUM_SEED;
+      let waits = 0;
+      let lateTimeouts = 0;
+      let consumerSeen = false;
+      let misaligned = 0;
+      let seq = 0;
+      let length = stressPayloadSize(prng, maxPayload);
+      while (seq < records && !fixture.state.done) {
+        const offset = producer.reserve(length, kindFor(seq));
+        if (offset < 0) {
+          waits++;
+          // Commits first; never blocks the main thread.
+          if (await producer.waitForSpace(PARK_TIMEOUT_MS)) consumerSeen = true;
+          else if (consumerSeen) lateTimeouts++;
+          continue;
+        }
+        if ((offset & 7) !== 0) misaligned++;
+        checksum = writeStressRecord(words, producer.bytes, offset, length, seq, checksum);
+        seq++;
+        length = stressPayloadSize(prng, maxPayload);
+        if (producer.pendingRecords >= batch) producer.commit();
       }
-      if ((offset & 7) !== 0) misaligned++;
-      checksum = writeStressRecord(words, producer.bytes, offset, length, seq, checksum);
-      seq++;
-      length = stressPayloadSize(prng, maxPayload);
-      if (producer.pendingRecords >= batch) producer.commit();
-    }
-    producer.commit();
-    const sentMs = performance.now() - started;
+      producer.commit();
+      const sentMs = performance.now() - started;
 
-    const report = await fixture.report;
-    const elapsedMs = performance.now() - started;
-    await fixture.worker.terminate();
-    console.log(
-      `[ring stress main→worker] ${where}: ${records} records in ${elapsedMs.toFixed(0)} ms ` +
-        `(${rate(records, elapsedMs)}; producer done at ${sentMs.toFixed(0)} ms), producer waits ${waits}, consumer waits ${report.waits}`,
-    );
-    expect(report.firstError, where).toBeNull();
-    expect({ producerLateTimeouts: lateTimeouts, consumerLateTimeouts: report.lateTimeouts }, `lost wakeups? ${where}`).toEqual({
-      producerLateTimeouts: 0,
-      consumerLateTimeouts: 0,
+      const report = await fixture.report;
+      const elapsedMs = performance.now() - started;
+      await fixture.worker.terminate();
+      console.log(
+        `[ring stress main→worker] ${where}: ${records} records in ${elapsedMs.toFixed(0)} ms ` +
+          `(${rate(records, elapsedMs)}; producer done at ${sentMs.toFixed(0)} ms), producer waits ${waits}, consumer waits ${report.waits}`,
+      );
+      expect(report.firstError, where).toBeNull();
+      expect({ producerLateTimeouts: lateTimeouts, consumerLateTimeouts: report.lateTimeouts }, `lost wakeups? ${where}`).toEqual({
+        producerLateTimeouts: 0,
+        consumerLateTimeouts: 0,
+      });
+      expect(seq, where).toBe(records);
+      expect(misaligned, where).toBe(0);
+      expect(report.records, where).toBe(records);
+      expect(report.checksum, where).toBe(checksum);
     });
-    expect(seq, where).toBe(records);
-    expect(misaligned, where).toBe(0);
-    expect(report.records, where).toBe(records);
-    expect(report.checksum, where).toBe(checksum);
-  });
 });
 
 describe('spsc ring stress - worker → main', () => {
@@ -133,64 +140,65 @@ describe('spsc ring stress - worker → main', () => {
     { name: '1M records, 1 MiB ring, commit per 1000', capacity: 1 << 20, records: 1_000_000, batch: 1000 },
     { name: '300k records, 4 KiB ring, commit per 16', capacity: 4096, records: 300_000, batch: 16 },
   ];
-  for (const { name, capacity, records, batch } of cases) it(name, async () => {
-    const seed = testSeed();
-    const where = `seed=${seed} capacity=${capacity}`;
-    const storage = createRingStorage(capacity);
-    const consumer = new RingConsumer(storage);
-    const verifier = new StressVerifier(storage.data);
-    const fixture = startFixture('../fixtures/ring-producer.js', {
-      control: storage.control,
-      data: storage.data,
-      records,
-      seed,
-      batch,
-      stallMs: STALL_MS,
-      parkTimeoutMs: PARK_TIMEOUT_MS,
-    });
-    fixture.report.catch(() => {});
+  for (const { name, capacity, records, batch } of cases)
+    it(name, async () => {
+      const seed = testSeed();
+      const where = `seed=${seed} capacity=${capacity}`;
+      const storage = createRingStorage(capacity);
+      const consumer = new RingConsumer(storage);
+      const verifier = new StressVerifier(storage.data);
+      const fixture = startFixture('../fixtures/ring-producer.js', {
+        control: storage.control,
+        data: storage.data,
+        records,
+        seed,
+        batch,
+        stallMs: STALL_MS,
+        parkTimeoutMs: PARK_TIMEOUT_MS,
+      });
+      fixture.report.catch(() => {});
 
-    const started = performance.now();
-    let waits = 0;
-    let lateTimeouts = 0;
-    let chunks = 0;
-    let idleSince = -1;
-    while (verifier.expectedSeq < records && !fixture.state.done) {
-      if (consumer.drain(verifier.onRecord, records - verifier.expectedSeq) > 0) {
-        idleSince = -1;
-        // Yield to the event loop now and then, as the broker's main thread must (docs/engine-notes.md §5).
-        if (++chunks % 16 === 0) await new Promise((resolve) => setImmediate(resolve));
-        continue;
-      }
-      waits++;
-      if (!(await consumer.waitForDataAsync(PARK_TIMEOUT_MS))) {
-        if (verifier.expectedSeq > 0) lateTimeouts++;
-        const now = performance.now();
-        if (idleSince < 0) idleSince = now;
-        else if (now - idleSince > STALL_MS) {
-          verifier.firstError ??= `stalled: no data for ${STALL_MS} ms after ${verifier.expectedSeq} records`;
-          break;
+      const started = performance.now();
+      let waits = 0;
+      let lateTimeouts = 0;
+      let chunks = 0;
+      let idleSince = -1;
+      while (verifier.expectedSeq < records && !fixture.state.done) {
+        if (consumer.drain(verifier.onRecord, records - verifier.expectedSeq) > 0) {
+          idleSince = -1;
+          // Yield to the event loop now and then, as the broker's main thread must (docs/engine-notes.md §5).
+          if (++chunks % 16 === 0) await new Promise((resolve) => setImmediate(resolve));
+          continue;
+        }
+        waits++;
+        if (!(await consumer.waitForDataAsync(PARK_TIMEOUT_MS))) {
+          if (verifier.expectedSeq > 0) lateTimeouts++;
+          const now = performance.now();
+          if (idleSince < 0) idleSince = now;
+          else if (now - idleSince > STALL_MS) {
+            verifier.firstError ??= `stalled: no data for ${STALL_MS} ms after ${verifier.expectedSeq} records`;
+            break;
+          }
         }
       }
-    }
-    const report = await fixture.report;
-    const elapsedMs = performance.now() - started;
-    await fixture.worker.terminate();
-    console.log(
-      `[ring stress worker→main] ${where}: ${records} records in ${elapsedMs.toFixed(0)} ms ` +
-        `(${rate(records, elapsedMs)}), consumer waits ${waits}, producer waits ${report.waits}`,
-    );
-    expect(report.firstError, where).toBeNull();
-    expect(verifier.firstError, where).toBeNull();
-    expect({ producerLateTimeouts: report.lateTimeouts, consumerLateTimeouts: lateTimeouts }, `lost wakeups? ${where}`).toEqual({
-      producerLateTimeouts: 0,
-      consumerLateTimeouts: 0,
+      const report = await fixture.report;
+      const elapsedMs = performance.now() - started;
+      await fixture.worker.terminate();
+      console.log(
+        `[ring stress worker→main] ${where}: ${records} records in ${elapsedMs.toFixed(0)} ms ` +
+          `(${rate(records, elapsedMs)}), consumer waits ${waits}, producer waits ${report.waits}`,
+      );
+      expect(report.firstError, where).toBeNull();
+      expect(verifier.firstError, where).toBeNull();
+      expect({ producerLateTimeouts: report.lateTimeouts, consumerLateTimeouts: lateTimeouts }, `lost wakeups? ${where}`).toEqual({
+        producerLateTimeouts: 0,
+        consumerLateTimeouts: 0,
+      });
+      expect(consumer.hasData(), `records beyond the ${records} sent? ${where}`).toBe(false);
+      expect(report.records, where).toBe(records);
+      expect(verifier.expectedSeq, where).toBe(records);
+      expect(verifier.checksum, where).toBe(report.checksum);
     });
-    expect(consumer.hasData(), `records beyond the ${records} sent? ${where}`).toBe(false);
-    expect(report.records, where).toBe(records);
-    expect(verifier.expectedSeq, where).toBe(records);
-    expect(verifier.checksum, where).toBe(report.checksum);
-  });
 });
 
 describe('spsc ring stress - ping-pong (both doorbells, every park timing)', () => {

@@ -92,7 +92,8 @@ async function recoveryRate(messages: number): Promise<{ messages: number; ms: n
 
 export const durable: Workload = {
   name: 'durable',
-  description: 'Persistent 1→1 with publisher confirms to a durable queue, --fsync batch vs always (interleaved), and recovery rate after a restart',
+  description:
+    'Persistent 1→1 with publisher confirms to a durable queue, --fsync batch vs always (interleaved), and recovery rate after a restart',
   async run(ctx: WorkloadContext): Promise<WorkloadResult> {
     const runs = roundsOf(ctx);
     const count = ctx.quick ? 20_000 : 200_000;
@@ -102,7 +103,9 @@ export const durable: Workload = {
       for (const fsync of ['batch', 'always'] as const) {
         const r = await persistentOneToOne(fsync, count, seconds);
         results[fsync].push(r);
-        ctx.progress(`durable run ${i + 1}/${runs} fsync=${fsync}: ${formatRate(r.confirmedPerS)} confirmed/s, ${formatRate(r.deliveredPerS)} delivered/s`);
+        ctx.progress(
+          `durable run ${i + 1}/${runs} fsync=${fsync}: ${formatRate(r.confirmedPerS)} confirmed/s, ${formatRate(r.deliveredPerS)} delivered/s`,
+        );
       }
     }
     const rec = await recoveryRate(ctx.quick ? 50_000 : 500_000);

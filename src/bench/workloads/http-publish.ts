@@ -18,7 +18,8 @@ import { roundsOf, type Workload, type WorkloadContext, type WorkloadResult } fr
 const PAYLOAD_128 = 'x'.repeat(128);
 /** NDJSON batches: 100 messages of 128 bytes per request (each line is one message). */
 const NDJSON_LINES = 100;
-const NDJSON_BODY = Array.from({ length: NDJSON_LINES }, (_, i) => `{"seq":${String(i).padStart(3, '0')},"v":"${'n'.repeat(128 - 18)}"}`).join('\n') + '\n';
+const NDJSON_BODY =
+  Array.from({ length: NDJSON_LINES }, (_, i) => `{"seq":${String(i).padStart(3, '0')},"v":"${'n'.repeat(128 - 18)}"}`).join('\n') + '\n';
 const NDJSON_GZIP = gzipSync(Buffer.from(NDJSON_BODY));
 /**
  * Batches go to a queue without consumers, capped (drop-head) so memory stays bounded: the full
@@ -45,10 +46,23 @@ interface CannonResult {
   readonly p99ms: number;
 }
 
-export function runCannon(url: string, seconds: number, body: string | Buffer, headers: Record<string, string> = {}): Promise<CannonResult> {
+export function runCannon(
+  url: string,
+  seconds: number,
+  body: string | Buffer,
+  headers: Record<string, string> = {},
+): Promise<CannonResult> {
   return new Promise((resolve, reject) => {
     autocannon(
-      { url, method: 'POST', body, headers: { 'content-type': 'text/plain', ...headers }, connections: CONNECTIONS, pipelining: PIPELINING, duration: seconds },
+      {
+        url,
+        method: 'POST',
+        body,
+        headers: { 'content-type': 'text/plain', ...headers },
+        connections: CONNECTIONS,
+        pipelining: PIPELINING,
+        duration: seconds,
+      },
       (err, result) => {
         if (err) {
           reject(err);
@@ -67,7 +81,9 @@ export function runCannon(url: string, seconds: number, body: string | Buffer, h
 }
 
 async function startBareUws(): Promise<{ url: string; stop: () => Promise<void> }> {
-  const child = spawn(process.execPath, nodeScriptArgs(new URL('../bare-uws-server.js', import.meta.url)), { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, nodeScriptArgs(new URL('../bare-uws-server.js', import.meta.url)), {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const url = await new Promise<string>((resolve, reject) => {
     child.stdout?.once('data', (d: Buffer) => resolve((JSON.parse(d.toString()) as { url: string }).url));
     child.once('exit', (code) => reject(new Error(`bare uWS server exited ${code}`)));
@@ -77,7 +93,8 @@ async function startBareUws(): Promise<{ url: string; stop: () => Promise<void> 
 
 export const httpPublish: Workload = {
   name: 'http-publish',
-  description: 'HTTP publish (autocannon, 128 B) vs a bare uWebSockets.js endpoint, HTTP → WebSocket delivery, and NDJSON batches (plain and gzip)',
+  description:
+    'HTTP publish (autocannon, 128 B) vs a bare uWebSockets.js endpoint, HTTP → WebSocket delivery, and NDJSON batches (plain and gzip)',
   async run(ctx: WorkloadContext): Promise<WorkloadResult> {
     const seconds = ctx.quick ? 2 : 8;
     const runs = roundsOf(ctx);
@@ -112,7 +129,9 @@ export const httpPublish: Workload = {
         brokerRps.push(q.rps);
         non2xx += q.non2xx;
         errors += q.errors;
-        ctx.progress(`http-publish run ${i + 1}/${runs}: shardmq → /queue/${SINGLE_QUEUE} ${formatRate(q.rps)} req/s (${((q.rps / b.rps) * 100).toFixed(0)}% of bare)`);
+        ctx.progress(
+          `http-publish run ${i + 1}/${runs}: shardmq → /queue/${SINGLE_QUEUE} ${formatRate(q.rps)} req/s (${((q.rps / b.rps) * 100).toFixed(0)}% of bare)`,
+        );
         const before = sub.count();
         const cpu0 = broker.cpuSeconds();
         const meter = new ResourceMeter([broker.pid]);
@@ -129,7 +148,9 @@ export const httpPublish: Workload = {
         deliveredRate.push(delivered / elapsed);
         non2xx += r.non2xx;
         errors += r.errors;
-        ctx.progress(`http-publish run ${i + 1}/${runs}: shardmq → /topic/bench.http + WS subscriber ${formatRate(r.rps)} req/s, delivered ${delivered}/${r.ok} (${formatRate(delivered / elapsed)} msg/s)`);
+        ctx.progress(
+          `http-publish run ${i + 1}/${runs}: shardmq → /topic/bench.http + WS subscriber ${formatRate(r.rps)} req/s, delivered ${delivered}/${r.ok} (${formatRate(delivered / elapsed)} msg/s)`,
+        );
         // NDJSON batches, plain then gzip (interleaved with the above in every round).
         for (const gzip of [false, true]) {
           const m = new ResourceMeter([broker.pid]);
@@ -142,7 +163,9 @@ export const httpPublish: Workload = {
           (gzip ? gzipRate : ndjsonRate).push(msgs);
           batchNon2xx += n.non2xx;
           errors += n.errors;
-          ctx.progress(`http-publish run ${i + 1}/${runs}: NDJSON${gzip ? ' gzip' : ''} ${formatRate(n.rps)} req/s = ${formatRate(msgs)} msg/s (non-2xx ${n.non2xx})`);
+          ctx.progress(
+            `http-publish run ${i + 1}/${runs}: NDJSON${gzip ? ' gzip' : ''} ${formatRate(n.rps)} req/s = ${formatRate(msgs)} msg/s (non-2xx ${n.non2xx})`,
+          );
         }
       }
     } finally {
@@ -166,10 +189,34 @@ export const httpPublish: Workload = {
           title: `HTTP publish, 128-byte body, autocannon ${CONNECTIONS} connections, pipelining ${PIPELINING}, ${seconds} s × ${runs} runs (interleaved)`,
           columns: ['endpoint', 'req/s median', 'min–max', '± SE', 'vs bare uWS'],
           rows: [
-            ['bare uWebSockets.js (reads body, answers 200)', formatRate(bareS.median), minMax(bareS), `${bareS.sePercent.toFixed(1)}%`, '1.00'],
-            [`shardmq POST /v1/publish/queue/${SINGLE_QUEUE} (capped queue, no consumer)`, formatRate(brokerS.median), minMax(brokerS), `${brokerS.sePercent.toFixed(1)}%`, ratio.toFixed(2)],
-            ['shardmq POST /v1/publish/topic/bench.http, 1 JSON WS subscriber in the harness', formatRate(topicS.median), minMax(topicS), `${topicS.sePercent.toFixed(1)}%`, (topicS.median / bareS.median).toFixed(2)],
-            ['shardmq delivered to that WS subscriber (msg/s)', formatRate(delS.median), minMax(delS), `${delS.sePercent.toFixed(1)}%`, '—'],
+            [
+              'bare uWebSockets.js (reads body, answers 200)',
+              formatRate(bareS.median),
+              minMax(bareS),
+              `${bareS.sePercent.toFixed(1)}%`,
+              '1.00',
+            ],
+            [
+              `shardmq POST /v1/publish/queue/${SINGLE_QUEUE} (capped queue, no consumer)`,
+              formatRate(brokerS.median),
+              minMax(brokerS),
+              `${brokerS.sePercent.toFixed(1)}%`,
+              ratio.toFixed(2),
+            ],
+            [
+              'shardmq POST /v1/publish/topic/bench.http, 1 JSON WS subscriber in the harness',
+              formatRate(topicS.median),
+              minMax(topicS),
+              `${topicS.sePercent.toFixed(1)}%`,
+              (topicS.median / bareS.median).toFixed(2),
+            ],
+            [
+              'shardmq delivered to that WS subscriber (msg/s)',
+              formatRate(delS.median),
+              minMax(delS),
+              `${delS.sePercent.toFixed(1)}%`,
+              '—',
+            ],
           ],
           notes: [
             `goal (design.md §4): ≥ 80% of bare uWS; measured ${(ratio * 100).toFixed(0)}% (capped-queue row, median of per-round ratios) — ${ratio >= 0.8 ? 'met' : 'not met'}`,
@@ -181,8 +228,20 @@ export const httpPublish: Workload = {
           title: `HTTP publish, NDJSON batches of ${NDJSON_LINES} × 128 B per request (plain ${(NDJSON_BODY.length / 1024).toFixed(1)} KiB, gzip ${(NDJSON_GZIP.length / 1024).toFixed(1)} KiB), autocannon ${CONNECTIONS} connections, ${seconds} s × ${runs} runs (interleaved)`,
           columns: ['body', 'msg/s median', 'min–max', '± SE', 'broker CPU (cores)'],
           rows: [
-            ['application/x-ndjson', formatRate(ndS.median), spread(ndS), `${ndS.sePercent.toFixed(1)}%`, summarize(batchResources.filter((_, i) => i % 2 === 0).map((r) => r.cores)).median.toFixed(2)],
-            ['application/x-ndjson + Content-Encoding: gzip', formatRate(gzS.median), spread(gzS), `${gzS.sePercent.toFixed(1)}%`, summarize(batchResources.filter((_, i) => i % 2 === 1).map((r) => r.cores)).median.toFixed(2)],
+            [
+              'application/x-ndjson',
+              formatRate(ndS.median),
+              spread(ndS),
+              `${ndS.sePercent.toFixed(1)}%`,
+              summarize(batchResources.filter((_, i) => i % 2 === 0).map((r) => r.cores)).median.toFixed(2),
+            ],
+            [
+              'application/x-ndjson + Content-Encoding: gzip',
+              formatRate(gzS.median),
+              spread(gzS),
+              `${gzS.sePercent.toFixed(1)}%`,
+              summarize(batchResources.filter((_, i) => i % 2 === 1).map((r) => r.cores)).median.toFixed(2),
+            ],
           ],
           notes: [
             `msg/s = 2xx responses × ${NDJSON_LINES} ÷ seconds (each 200 says {"accepted":${NDJSON_LINES}}); to /queue/${NDJSON_QUEUE}, no consumer, x-max-length ${NDJSON_QUEUE_MAX.toLocaleString('en-US')} (drop-head) so memory stays bounded`,

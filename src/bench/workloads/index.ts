@@ -14,4 +14,15 @@ import { wsJsonVsBinary } from './ws-json-vs-binary.js';
  * Every workload `shardmq bench` knows, in the order it runs them. Order matters: latency picks its
  * rates from ws-fanout's 1→1 figure when ws-fanout ran before it.
  */
-export const WORKLOADS: readonly Workload[] = [nativeBench, httpPublish, wsFanout, telemetry, latency, shardSweep, peers, memory, durable, wsJsonVsBinary];
+export const WORKLOADS: readonly Workload[] = [
+  nativeBench,
+  httpPublish,
+  wsFanout,
+  telemetry,
+  latency,
+  shardSweep,
+  peers,
+  memory,
+  durable,
+  wsJsonVsBinary,
+];

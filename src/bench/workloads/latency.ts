@@ -86,7 +86,14 @@ async function runAtRate(url: string, pid: number, rate: number, warmSeconds: nu
         payloadStamp[0] = performance.now();
         payload.set(payloadStampBytes, STAMP_AT);
         payload[FLAG_AT] = now >= warmEnd ? 1 : 0;
-        pub.send(pub.writer.publishBatch(destination, Array.from({ length: n }, () => payload)).finishCopy());
+        pub.send(
+          pub.writer
+            .publishBatch(
+              destination,
+              Array.from({ length: n }, () => payload),
+            )
+            .finishCopy(),
+        );
         sent += n;
       }
       if (sent - received > MAX_IN_FLIGHT) {
@@ -117,11 +124,19 @@ async function runAtRate(url: string, pid: number, rate: number, warmSeconds: nu
   }
 }
 
-const usText = (x: number): string => (!Number.isFinite(x) ? 'n/a' : x >= 10_000 ? `${(x / 1000).toFixed(1)} ms` : x >= 1000 ? `${(x / 1000).toFixed(2)} ms` : `${x.toFixed(0)} µs`);
+const usText = (x: number): string =>
+  !Number.isFinite(x)
+    ? 'n/a'
+    : x >= 10_000
+      ? `${(x / 1000).toFixed(1)} ms`
+      : x >= 1000
+        ? `${(x / 1000).toFixed(2)} ms`
+        : `${x.toFixed(0)} µs`;
 
 export const latency: Workload = {
   name: 'latency',
-  description: 'publish→deliver latency of 128-byte messages, 1→1 over the binary WebSocket protocol, at 10,000 msg/s and at 50% and 90% of the measured 1→1 maximum',
+  description:
+    'publish→deliver latency of 128-byte messages, 1→1 over the binary WebSocket protocol, at 10,000 msg/s and at 50% and 90% of the measured 1→1 maximum',
   async run(ctx: WorkloadContext): Promise<WorkloadResult> {
     const runs = roundsOf(ctx);
     const seconds = ctx.quick ? 2 : 5;
@@ -193,7 +208,22 @@ export const latency: Workload = {
       tables: [
         {
           title: `Publish→deliver latency, ${PAYLOAD_BYTES}-byte messages, 1→1, binary WebSocket, ${seconds} s per rate after ${warm} s warm-up × ${runs} interleaved run(s)`,
-          columns: ['target rate', 'delivered msg/s', 'samples', 'p50', 'p90', 'p99', 'p99.9', 'max', 'p99 per run (min–max)', 'worst send lag', 'lost', 'broker CPU (cores)', 'broker peak RSS', 'foreign CPU (cores)'],
+          columns: [
+            'target rate',
+            'delivered msg/s',
+            'samples',
+            'p50',
+            'p90',
+            'p99',
+            'p99.9',
+            'max',
+            'p99 per run (min–max)',
+            'worst send lag',
+            'lost',
+            'broker CPU (cores)',
+            'broker peak RSS',
+            'foreign CPU (cores)',
+          ],
           rows,
           notes: [
             `max 1→1 rate: ${formatRate(max)} msg/s (${maxSource}); percentiles from a log-linear histogram (src/bench/histogram.ts, ≤ 1.6% bucket error) merged over runs`,

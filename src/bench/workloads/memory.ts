@@ -54,7 +54,8 @@ export const memory: Workload = {
     const messages = ctx.quick ? 60_000 : 300_000;
     const maxSeconds = ctx.quick ? 10 : 30;
     const broker = await startBrokerProcess([]);
-    const consumerBound = (DEFAULT_TOPIC_BUFFER + DEFAULT_DELIVERY_WINDOW) * (PAYLOAD_BYTES + BOOKKEEPING_BYTES) + DEFAULT_SOCKET_HIGH_WATER;
+    const consumerBound =
+      (DEFAULT_TOPIC_BUFFER + DEFAULT_DELIVERY_WINDOW) * (PAYLOAD_BYTES + BOOKKEEPING_BYTES) + DEFAULT_SOCKET_HIGH_WATER;
     const bound = consumerBound + DEFAULT_OVERFLOW_BYTES;
     let baseline = 0;
     let peak = 0;
@@ -77,7 +78,9 @@ export const memory: Workload = {
         batch: BATCH,
         topic: TOPIC,
       });
-      ctx.progress(`memory: warm-up through a reading subscriber: ${formatRate(warm.deliveredPerSecond)} msg/s, broker RSS ${mib(warm.resources.endRssBytes)}`);
+      ctx.progress(
+        `memory: warm-up through a reading subscriber: ${formatRate(warm.deliveredPerSecond)} msg/s, broker RSS ${mib(warm.resources.endRssBytes)}`,
+      );
       await new Promise((r) => setTimeout(r, 500));
       const stalled = await BenchWsClient.connect(broker.url);
       const pub = await BenchWsClient.connect(broker.url);
@@ -87,7 +90,12 @@ export const memory: Workload = {
         (stalled.ws as WebSocket & { _socket: { pause(): void } })._socket.pause();
         baseline = broker.rssBytes();
         const payload = new Uint8Array(PAYLOAD_BYTES).fill(0x6d);
-        const frame = pub.writer.publishBatch(`/topic/${TOPIC}`, Array.from({ length: BATCH }, () => payload)).finishCopy();
+        const frame = pub.writer
+          .publishBatch(
+            `/topic/${TOPIC}`,
+            Array.from({ length: BATCH }, () => payload),
+          )
+          .finishCopy();
         const meter = new ResourceMeter([broker.pid]);
         const started = performance.now();
         let lastProgress = started;
@@ -126,16 +134,46 @@ export const memory: Workload = {
     // A refused frame may have had some of its messages written before the ring filled: ≈.
     const published = Math.max(0, sent - refused * BATCH) * PAYLOAD_BYTES;
     const ratio = growth / bound;
-    ctx.progress(`memory: RSS ${mib(baseline)} → peak ${mib(peak)} (+${mib(growth)}) after ${mib(published)} accepted (${refused} frames refused); bound ${mib(bound)}; deepest queue ${after.depth}, dropped ${after.dropped}`);
+    ctx.progress(
+      `memory: RSS ${mib(baseline)} → peak ${mib(peak)} (+${mib(growth)}) after ${mib(published)} accepted (${refused} frames refused); bound ${mib(bound)}; deepest queue ${after.depth}, dropped ${after.dropped}`,
+    );
     return {
       tables: [
         {
           title: `A subscriber that never reads, ${PAYLOAD_BYTES}-byte messages, ${sent.toLocaleString('en-US')} published in ${seconds.toFixed(1)} s, broker defaults`,
-          columns: ['broker RSS before', 'peak', 'growth', 'accepted bytes (≈)', 'configured bound', 'growth ÷ bound', 'deepest queue', 'dropped by the buffer', 'publish frames refused', 'broker CPU (cores)'],
-          rows: [[mib(baseline), mib(peak), mib(growth), mib(published), mib(bound), `${(ratio * 100).toFixed(0)}%`, Number.isFinite(after.depth) ? after.depth : 'n/a', Number.isFinite(after.dropped) ? after.dropped : 'n/a', refused, cores.toFixed(2)]],
+          columns: [
+            'broker RSS before',
+            'peak',
+            'growth',
+            'accepted bytes (≈)',
+            'configured bound',
+            'growth ÷ bound',
+            'deepest queue',
+            'dropped by the buffer',
+            'publish frames refused',
+            'broker CPU (cores)',
+          ],
+          rows: [
+            [
+              mib(baseline),
+              mib(peak),
+              mib(growth),
+              mib(published),
+              mib(bound),
+              `${(ratio * 100).toFixed(0)}%`,
+              Number.isFinite(after.depth) ? after.depth : 'n/a',
+              Number.isFinite(after.dropped) ? after.dropped : 'n/a',
+              refused,
+              cores.toFixed(2),
+            ],
+          ],
           notes: [
             `bound = (topic buffer ${DEFAULT_TOPIC_BUFFER.toLocaleString('en-US')} + delivery window ${DEFAULT_DELIVERY_WINDOW.toLocaleString('en-US')}) × (${PAYLOAD_BYTES} B + ${BOOKKEEPING_BYTES} B bookkeeping allowance) + socket high-water ${mib(DEFAULT_SOCKET_HIGH_WATER)} = ${mib(consumerBound)} for the consumer, + publish overflow ${mib(DEFAULT_OVERFLOW_BYTES)} (used only while the publisher outruns the shard); RSS end of run ${mib(end)}; the stalled socket took ${stalledGot.toLocaleString('en-US')} messages before it stopped reading`,
-            ...(refused > 0 ? [`${refused} publish frame(s) were refused while the broker was full (ERROR ${refusal.split(':')[0]}): backpressure, the publisher was told`] : []),
+            ...(refused > 0
+              ? [
+                  `${refused} publish frame(s) were refused while the broker was full (ERROR ${refusal.split(':')[0]}): backpressure, the publisher was told`,
+                ]
+              : []),
             'RSS includes garbage not yet collected, so growth is an upper bound on what the stalled subscriber retains; the reading warm-up beforehand brings the heap and the rings to their working size',
             `goal (design.md §4): a consumer that never reads costs at most its configured buffer — ${ratio <= 1 ? 'met' : 'not met'} (${(ratio * 100).toFixed(0)}% of the bound)`,
           ],

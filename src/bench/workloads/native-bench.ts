@@ -21,7 +21,8 @@ interface NativeOutput {
 
 export const nativeBench: Workload = {
   name: 'native-bench',
-  description: 'micro-benchmarks (native-bench/): SAB ring vs postMessage both ways, the ring vs the copy ceiling, the topic matcher, the codecs',
+  description:
+    'micro-benchmarks (native-bench/): SAB ring vs postMessage both ways, the ring vs the copy ceiling, the topic matcher, the codecs',
   async run(ctx: WorkloadContext): Promise<WorkloadResult> {
     const runner = join(NATIVE_BENCH_DIR, 'run.ts');
     if (!existsSync(runner)) {

@@ -28,7 +28,8 @@ function pairedRatio(a: readonly FanoutResult[], b: readonly FanoutResult[]): nu
 
 export const peers: Workload = {
   name: 'peers',
-  description: 'shardmq vs NATS core (nats-server + `nats`) and Redis pub/sub (redis-server + `ioredis`): same 1→1 and 1→16 fanout of 128-byte messages, interleaved in one run',
+  description:
+    'shardmq vs NATS core (nats-server + `nats`) and Redis pub/sub (redis-server + `ioredis`): same 1→1 and 1→16 fanout of 128-byte messages, interleaved in one run',
   async run(ctx: WorkloadContext): Promise<WorkloadResult> {
     const runs = roundsOf(ctx);
     const available = await loadPeers();
@@ -85,7 +86,9 @@ export const peers: Workload = {
       for (const k of keys) {
         const rs = results.get(`${k}/${n}`) ?? [];
         rows.push(fanoutRow(`${systems.get(k)!.name} 1→${n}`, rs));
-        figures[`${FIGURE_PREFIX[k]}_${n === 1 ? '1to1_msgs_per_s' : 'fanout16_delivered_msgs_per_s'}`] = summarize(rs.map((r) => r.deliveredPerSecond)).median;
+        figures[`${FIGURE_PREFIX[k]}_${n === 1 ? '1to1_msgs_per_s' : 'fanout16_delivered_msgs_per_s'}`] = summarize(
+          rs.map((r) => r.deliveredPerSecond),
+        ).median;
         figures[`${FIGURE_PREFIX[k]}_${n === 1 ? '1to1' : 'fanout16'}_server_cores`] = summarize(rs.map((r) => r.resources.cores)).median;
       }
       const ours = results.get(`shardmq/${n}`) ?? [];
@@ -94,7 +97,10 @@ export const peers: Workload = {
       if (systems.has('redis')) figures[`${tag}_vs_redis_ratio`] = pairedRatio(ours, results.get(`redis/${n}`) ?? []);
     }
     const ratioNotes: string[] = [];
-    for (const [peer, label] of [['nats', 'NATS core'], ['redis', 'Redis pub/sub']] as const) {
+    for (const [peer, label] of [
+      ['nats', 'NATS core'],
+      ['redis', 'Redis pub/sub'],
+    ] as const) {
       if (!systems.has(peer)) continue;
       const r1 = figures[`ws_1to1_vs_${peer === 'nats' ? 'nats_core' : 'redis'}_ratio`];
       const r16 = figures[`ws_fanout16_vs_${peer === 'nats' ? 'nats_core' : 'redis'}_ratio`];
@@ -136,4 +142,3 @@ export const peers: Workload = {
     };
   },
 };
-

@@ -61,7 +61,11 @@ async function setUp(url: string): Promise<void> {
         await admin.request((w, id) => w.declareQueue(id, q));
         pending.push(admin.request((w, id) => w.bindQueue(id, q, EXCHANGE, '', { 'x-match': 'all', region: `r${r}`, kind: `k${k}` })));
         for (let d = 0; d < DECOYS_PER_QUEUE; d++) {
-          pending.push(admin.request((w, id) => w.bindQueue(id, q, EXCHANGE, '', { 'x-match': 'any', [`absent${d}`]: `v${r}${k}`, [`missing${d}`]: d })));
+          pending.push(
+            admin.request((w, id) =>
+              w.bindQueue(id, q, EXCHANGE, '', { 'x-match': 'any', [`absent${d}`]: `v${r}${k}`, [`missing${d}`]: d }),
+            ),
+          );
         }
       }
     }
@@ -83,7 +87,8 @@ async function runSweep(b: SweepBroker, maxMessages: number, maxSeconds: number)
     }
     const subs: Promise<unknown>[] = [];
     let i = 0;
-    for (let r = 0; r < REGIONS; r++) for (let k = 0; k < KINDS; k++, i++) subs.push(consumers[i % CONSUMER_CONNECTIONS].subscribe(i + 1, `/queue/${queueName(r, k)}`));
+    for (let r = 0; r < REGIONS; r++)
+      for (let k = 0; k < KINDS; k++, i++) subs.push(consumers[i % CONSUMER_CONNECTIONS].subscribe(i + 1, `/queue/${queueName(r, k)}`));
     await Promise.all(subs);
     pub = await BenchWsClient.connect(b.broker.url);
     // One pre-encoded frame per (region, kind): a PUBLISH_BATCH of BATCH messages with 6 headers.
@@ -127,7 +132,8 @@ async function runSweep(b: SweepBroker, maxMessages: number, maxSeconds: number)
 
 export const shardSweep: Workload = {
   name: 'shard-sweep',
-  description: 'shard sweep: one CPU-heavy routing workload (headers exchange, 512 bindings over 64 queues, 6 headers per message) on brokers with 1, 2, 4 and <cores> shards',
+  description:
+    'shard sweep: one CPU-heavy routing workload (headers exchange, 512 bindings over 64 queues, 6 headers per message) on brokers with 1, 2, 4 and <cores> shards',
   async run(ctx: WorkloadContext): Promise<WorkloadResult> {
     const runs = roundsOf(ctx);
     const maxSeconds = ctx.quick ? 1.5 : 6;
@@ -200,7 +206,19 @@ export const shardSweep: Workload = {
       tables: [
         {
           title: `Shard sweep, headers exchange (${REGIONS * KINDS} queues × ${1 + DECOYS_PER_QUEUE} bindings), ${PAYLOAD_BYTES}-byte messages with 6 headers, ${runs} interleaved run(s); machine: ${cores} cores`,
-          columns: ['shards', 'delivered msg/s median', 'min–max', '± SE', 'gain vs previous', 'gain vs 1 shard', 'broker CPU (cores)', 'broker peak RSS', 'harness CPU (cores)', 'foreign CPU (cores)', 'complete'],
+          columns: [
+            'shards',
+            'delivered msg/s median',
+            'min–max',
+            '± SE',
+            'gain vs previous',
+            'gain vs 1 shard',
+            'broker CPU (cores)',
+            'broker peak RSS',
+            'harness CPU (cores)',
+            'foreign CPU (cores)',
+            'complete',
+          ],
           rows,
           notes: [
             verdict,

@@ -136,10 +136,37 @@ export const telemetry: Workload = {
       tables: [
         {
           title: `Telemetry, ${PRODUCERS} producers × ${DEVICES_PER_PRODUCER} devices × ${METRICS.length} metrics, ${PAYLOAD_BYTES}-byte readings, ${CONSUMERS.length} wildcard consumers, ${runs} run(s)`,
-          columns: ['flow', 'msg/s median', 'min–max', 'payload MB/s', 'broker CPU (cores)', 'broker peak RSS', 'foreign CPU (cores)', 'complete'],
+          columns: [
+            'flow',
+            'msg/s median',
+            'min–max',
+            'payload MB/s',
+            'broker CPU (cores)',
+            'broker peak RSS',
+            'foreign CPU (cores)',
+            'complete',
+          ],
           rows: [
-            ['ingested (published, received by `telemetry.#`)', formatRate(ingest.median), spread(ingest), ((ingest.median * PAYLOAD_BYTES) / 1e6).toFixed(1), res.cores, res.peakRss, res.foreign, complete ? 'yes' : 'NO'],
-            [`delivered (all consumers, ${DELIVERIES_PER_MESSAGE}× per reading)`, formatRate(delivered.median), spread(delivered), ((delivered.median * PAYLOAD_BYTES) / 1e6).toFixed(1), '', '', '', ''],
+            [
+              'ingested (published, received by `telemetry.#`)',
+              formatRate(ingest.median),
+              spread(ingest),
+              ((ingest.median * PAYLOAD_BYTES) / 1e6).toFixed(1),
+              res.cores,
+              res.peakRss,
+              res.foreign,
+              complete ? 'yes' : 'NO',
+            ],
+            [
+              `delivered (all consumers, ${DELIVERIES_PER_MESSAGE}× per reading)`,
+              formatRate(delivered.median),
+              spread(delivered),
+              ((delivered.median * PAYLOAD_BYTES) / 1e6).toFixed(1),
+              '',
+              '',
+              '',
+              '',
+            ],
           ],
           notes: [
             `consumers: ${CONSUMERS.map(([p]) => `\`${p}\``).join(', ')}; each frame is one device's ${MESSAGES_PER_FRAME} readings as ${METRICS.length} PUBLISH_BATCH ops of ${READINGS_PER_BATCH}, producers take turns; ≤ ${WINDOW.toLocaleString('en-US')} readings in flight (end-to-end window on \`telemetry.#\`)`,

@@ -55,11 +55,22 @@ export function fanoutRow(label: string, rs: readonly FanoutResult[]): (string |
   ];
 }
 
-export const FANOUT_COLUMNS = ['system, fanout', 'delivered msg/s median', 'min–max', '± SE', 'server CPU (cores)', 'server peak RSS', 'harness CPU (cores)', 'foreign CPU (cores)', 'complete'];
+export const FANOUT_COLUMNS = [
+  'system, fanout',
+  'delivered msg/s median',
+  'min–max',
+  '± SE',
+  'server CPU (cores)',
+  'server peak RSS',
+  'harness CPU (cores)',
+  'foreign CPU (cores)',
+  'complete',
+];
 
 export const wsFanout: Workload = {
   name: 'ws-fanout',
-  description: 'WebSocket 1→1 and 1→16 fanout of 128-byte messages through the binary protocol (PUBLISH_BATCH in, DELIVER counted at the receivers)',
+  description:
+    'WebSocket 1→1 and 1→16 fanout of 128-byte messages through the binary protocol (PUBLISH_BATCH in, DELIVER counted at the receivers)',
   async run(ctx: WorkloadContext): Promise<WorkloadResult> {
     const runs = roundsOf(ctx);
     const broker = await startBrokerProcess([]);

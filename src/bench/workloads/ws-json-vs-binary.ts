@@ -55,10 +55,18 @@ export const wsJsonVsBinary: Workload = {
     const results = { binary: [] as number[], json: [] as number[] };
     try {
       for (let i = 0; i < runs; i++) {
-        for (const [name, system] of roundOrder([['binary', binary], ['json', json]] as const, i)) {
+        for (const [name, system] of roundOrder(
+          [
+            ['binary', binary],
+            ['json', json],
+          ] as const,
+          i,
+        )) {
           const r = await runFanout(system, spec);
           results[name].push(r.deliveredPerSecond);
-          ctx.progress(`ws-json-vs-binary run ${i + 1}/${runs}: ${system.name} ${formatRate(r.deliveredPerSecond)} delivered msg/s${r.complete ? '' : ' (incomplete)'}`);
+          ctx.progress(
+            `ws-json-vs-binary run ${i + 1}/${runs}: ${system.name} ${formatRate(r.deliveredPerSecond)} delivered msg/s${r.complete ? '' : ' (incomplete)'}`,
+          );
         }
       }
     } finally {

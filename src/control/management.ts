@@ -8,7 +8,7 @@
  * Shards never auto-delete exchanges themselves (each sees only its own queues'
  * bindings); the main thread decides and broadcasts the deletion.
  */
-import { isExchangeType } from '../router/exchange-registry.js';
+import { isExchangeType, type ExchangeInfo } from '../router/exchange-registry.js';
 import { withBrokerErrors } from './router-errors.js';
 import { parseQueueArguments, QueueArgumentError } from '../queue/queue-arguments.js';
 import { BrokerError, ErrorCode } from '../protocol/errors.js';
@@ -198,15 +198,7 @@ export class Management {
     const t = this.#topology;
     for (const x of t.listExchanges()) {
       if (x.builtIn) continue;
-      write({
-        op: 'declareExchange',
-        name: x.name,
-        type: x.type,
-        durable: x.durable,
-        autoDelete: false,
-        internal: x.internal,
-        arguments: { ...x.arguments },
-      });
+      write(declareExchangeOp(x));
     }
     for (const q of t.listQueues()) if (q.shard === shard) write(declareOp(q));
     for (const b of t.listBindings()) {
@@ -269,15 +261,7 @@ export class Management {
     for (let shard = 0; shard < t.shardCount; shard++) {
       for (const x of t.listExchanges()) {
         if (x.builtIn) continue;
-        write(shard, {
-          op: 'declareExchange',
-          name: x.name,
-          type: x.type,
-          durable: x.durable,
-          autoDelete: false,
-          internal: x.internal,
-          arguments: { ...x.arguments },
-        });
+        write(shard, declareExchangeOp(x));
       }
       for (const b of t.listBindings()) {
         if (b.destinationType !== 'exchange') continue;
@@ -295,6 +279,19 @@ export class Management {
   async #broadcastDeletes(exchanges: readonly string[]): Promise<void> {
     for (const name of exchanges) check(await this.#calls.broadcast({ op: 'deleteExchange', name }));
   }
+}
+
+/** What a shard is told to replay an exchange (a copy of its arguments: the op may outlive them). */
+function declareExchangeOp(x: ExchangeInfo): ManageOp {
+  return {
+    op: 'declareExchange',
+    name: x.name,
+    type: x.type,
+    durable: x.durable,
+    autoDelete: false,
+    internal: x.internal,
+    arguments: { ...x.arguments },
+  };
 }
 
 function declareOp(q: QueueMeta): ManageOp {

@@ -3,7 +3,6 @@
  * dispatches PUBLISH/PUBLISH_BATCH with publisher confirms, SUBSCRIBE, ACK/NACK and the
  * management ops; answers go into the connection's one binary frame per chunk.
  */
-import type { BrokerContext } from './context.js';
 import { BrokerError, ErrorCode } from '../protocol/errors.js';
 import { ConfirmStatus, NO_TOKEN } from '../protocol/ring-record-codec.js';
 import { decodeProperties, PropertyFlag } from '../protocol/properties.js';
@@ -13,24 +12,13 @@ import { Opcode, ProtocolError } from '../protocol/ws-binary.js';
 import type * as Bin from '../protocol/ws-binary.js';
 import { confirmRefusal } from '../control/confirm-tracker.js';
 import type { PublishTarget } from '../control/publish-path.js';
-import type { DeliveryFlush } from './delivery-flush.js';
-import { toBrokerError, type SessionOps } from './ws-ops.js';
+import { ProtocolSession, toBrokerError } from './ws-ops.js';
 import { CLOSE_PROTOCOL_ERROR, CLOSE_TOO_BIG, type Connection } from './ws-connection.js';
 
-export class BinarySession {
-  readonly #ctx: BrokerContext;
-  readonly #ops: SessionOps;
-  readonly #flush: DeliveryFlush;
-
-  constructor(ctx: BrokerContext, ops: SessionOps, flush: DeliveryFlush) {
-    this.#ctx = ctx;
-    this.#ops = ops;
-    this.#flush = flush;
-  }
-
+export class BinarySession extends ProtocolSession {
   frame(connection: Connection, bytes: Uint8Array): void {
     connection.decoder ??= new BinaryDecoder(Direction.toServer, this.#dispatcher(connection), {
-      maxOpBodyBytes: this.#ctx.config.maxFrameBytes,
+      maxOpBodyBytes: this.ctx.config.maxFrameBytes,
     });
     connection.confirmUpTo = 0;
     try {
@@ -38,53 +26,53 @@ export class BinarySession {
     } catch (err) {
       if (err instanceof ProtocolError) {
         // A length-prefixed stream cannot resynchronise: say why, then close (docs/protocol.md).
-        const writer = this.#flush.writer(connection);
+        const writer = this.flush.writer(connection);
         writer.error(0, err.code, err.message);
-        this.#flush.flushConnection(connection);
+        this.flush.flushConnection(connection);
         connection.ws.end(err.code === 'too_large' ? CLOSE_TOO_BIG : CLOSE_PROTOCOL_ERROR, err.code);
         return;
       }
       throw err;
     } finally {
       if (connection.confirmUpTo > 0 && !connection.closed) {
-        this.#flush.writer(connection).confirm(connection.confirmUpTo, true, false);
+        this.flush.writer(connection).confirm(connection.confirmUpTo, true, false);
         connection.confirmUpTo = 0;
       }
     }
-    this.#flush.flushConnection(connection);
+    this.flush.flushConnection(connection);
   }
 
   #dispatcher(connection: Connection): Bin.BinaryDispatcher {
     const manage = (requestId: number, op: Opcode, work: () => Promise<Bin.OkEvent | void> | void): void =>
       answer(requestId, op, () => {
         if (!connection.principal.canManage) {
-          this.#ctx.log.warn({ user: connection.principal.name, op }, 'management op denied');
+          this.ctx.log.warn({ user: connection.principal.name, op }, 'management op denied');
           throw new BrokerError(ErrorCode.accessRefused, `user ${connection.principal.name} may not manage the broker`);
         }
         return work();
       });
     const answer = (requestId: number, op: Opcode, work: () => Promise<Bin.OkEvent | void> | void): void => {
       const fail = (err: unknown): void => {
-        const e = toBrokerError(err, this.#ctx);
-        this.#flush.writer(connection).error(requestId, e.code, e.message);
-        this.#flush.flushConnection(connection);
+        const e = toBrokerError(err, this.ctx);
+        this.flush.writer(connection).error(requestId, e.code, e.message);
+        this.flush.flushConnection(connection);
       };
       try {
         const result = work();
         if (result instanceof Promise) {
           result.then((r) => {
             if (connection.closed || requestId === 0) return;
-            this.#flush.writer(connection).ok(requestId, op, r ?? undefined);
-            this.#flush.flushConnection(connection);
+            this.flush.writer(connection).ok(requestId, op, r ?? undefined);
+            this.flush.flushConnection(connection);
           }, fail);
         } else if (requestId !== 0) {
-          this.#flush.writer(connection).ok(requestId, op);
+          this.flush.writer(connection).ok(requestId, op);
         }
       } catch (err) {
         fail(err);
       }
     };
-    const mgmt = this.#ctx.management;
+    const mgmt = this.ctx.management;
     return {
       processPublish: (ev) => this.#publish(connection, ev.destination, ev.properties, [ev.payload]),
       processPublishBatch: (ev) => this.#publish(connection, ev.destination, ev.properties, ev.payloads),
@@ -100,28 +88,28 @@ export class BinarySession {
               `subscription id ${ev.subscriptionId} is already in use on this connection`,
             );
           }
-          const sub = this.#ops.subscribe(connection, ev.subscriptionId, true, ev.destination, ev.ackMode, ev.prefetch);
+          const sub = this.ops.subscribe(connection, ev.subscriptionId, true, ev.destination, ev.ackMode, ev.prefetch);
           // The OK goes out once the shard has the consumer (a ping behind the subscribe).
-          return this.#ops.pingShard(sub.shard).then(() => undefined);
+          return this.ops.pingShard(sub.shard).then(() => undefined);
         }),
       processUnsubscribe: (ev) =>
         answer(ev.requestId, Opcode.UNSUBSCRIBE, () => {
           const sub = connection.binarySubs.get(ev.subscriptionId);
           if (sub === undefined)
             throw new BrokerError(ErrorCode.unknownSubscription, `no subscription ${ev.subscriptionId} on this connection`);
-          this.#ops.unsubscribe(sub);
-          return this.#ops.pingShard(sub.shard).then(() => undefined);
+          this.ops.unsubscribe(sub);
+          return this.ops.pingShard(sub.shard).then(() => undefined);
         }),
       processAck: (ev) => {
-        if (!this.#ops.settle(connection, ev.tag, ev.multiple, true, false)) {
-          this.#flush
+        if (!this.ops.settle(connection, ev.tag, ev.multiple, true, false)) {
+          this.flush
             .writer(connection)
             .error(0, ErrorCode.unknownTag, `delivery tag ${ev.tag} is not an unacked delivery of this connection`);
         }
       },
       processNack: (ev) => {
-        if (!this.#ops.settle(connection, ev.tag, ev.multiple, false, ev.requeue)) {
-          this.#flush
+        if (!this.ops.settle(connection, ev.tag, ev.multiple, false, ev.requeue)) {
+          this.flush
             .writer(connection)
             .error(0, ErrorCode.unknownTag, `delivery tag ${ev.tag} is not an unacked delivery of this connection`);
         }
@@ -183,13 +171,13 @@ export class BinarySession {
       if (connection.closed) return;
       if (status !== ConfirmStatus.ok) {
         const refused = confirmRefusal(status, exchange);
-        this.#flush.writer(connection).error(0, refused.code, refused.message);
+        this.flush.writer(connection).error(0, refused.code, refused.message);
       }
       if (!connection.confirming || first === 0) {
-        if (!immediate) this.#flush.flushConnection(connection);
+        if (!immediate) this.flush.flushConnection(connection);
         return;
       }
-      const writer = this.#flush.writer(connection);
+      const writer = this.flush.writer(connection);
       if (immediate && status === ConfirmStatus.ok && connection.pendingSeqs === 0) {
         connection.confirmUpTo = last;
         return;
@@ -201,38 +189,38 @@ export class BinarySession {
       for (let seq = first; seq <= last; seq++) writer.confirm(seq, false, status !== ConfirmStatus.ok);
       if (!immediate) {
         connection.pendingSeqs -= last - first + 1;
-        this.#flush.flushConnection(connection);
+        this.flush.flushConnection(connection);
       }
     };
     let target: PublishTarget;
     try {
       if (properties !== null) checkPropertiesBlock(properties);
-      target = this.#ctx.publisher.targetFor(destinationText, connection.principal);
+      target = this.ctx.publisher.targetFor(destinationText, connection.principal);
       exchange = target.exchange;
     } catch (err) {
-      const e = toBrokerError(err, this.#ctx);
+      const e = toBrokerError(err, this.ctx);
       if (connection.confirming && first > 0)
-        for (let seq = first; seq <= last; seq++) this.#flush.writer(connection).confirm(seq, false, true);
-      this.#flush.writer(connection).error(0, e.code, e.message);
+        for (let seq = first; seq <= last; seq++) this.flush.writer(connection).confirm(seq, false, true);
+      this.flush.writer(connection).error(0, e.code, e.message);
       return;
     }
-    const max = this.#ctx.config.maxMessageBytes - (properties?.byteLength ?? 0);
+    const max = this.ctx.config.maxMessageBytes - (properties?.byteLength ?? 0);
     for (const p of payloads) {
       if (p.byteLength > max) {
-        if (first > 0) for (let seq = first; seq <= last; seq++) this.#flush.writer(connection).confirm(seq, false, true);
-        this.#flush
+        if (first > 0) for (let seq = first; seq <= last; seq++) this.flush.writer(connection).confirm(seq, false, true);
+        this.flush
           .writer(connection)
-          .error(0, ErrorCode.tooLarge, `message of ${p.byteLength} bytes exceeds max-message-bytes ${this.#ctx.config.maxMessageBytes}`);
+          .error(0, ErrorCode.tooLarge, `message of ${p.byteLength} bytes exceeds max-message-bytes ${this.ctx.config.maxMessageBytes}`);
         return;
       }
     }
     const wantToken = target.confirmFromShard && target.shards.length > 0 && first > 0;
     if (wantToken) connection.pendingSeqs += last - first + 1;
-    const token = wantToken ? this.#ctx.confirms.allocate(target.shards, (status) => report(status, false)) : NO_TOKEN;
+    const token = wantToken ? this.ctx.confirms.allocate(target.shards, (status) => report(status, false)) : NO_TOKEN;
     for (let i = 0; i < payloads.length; i++) {
       const t = i === payloads.length - 1 ? token : NO_TOKEN;
-      if (this.#ctx.publisher.write(target, connection.id, t, properties, payloads[i]) < target.shards.length) {
-        if (token !== NO_TOKEN) this.#ctx.confirms.fail(token, ConfirmStatus.rejected);
+      if (this.ctx.publisher.write(target, connection.id, t, properties, payloads[i]) < target.shards.length) {
+        if (token !== NO_TOKEN) this.ctx.confirms.fail(token, ConfirmStatus.rejected);
         else report(ConfirmStatus.rejected, true);
         return;
       }

@@ -3,7 +3,6 @@
  * errors out. For people and debugging; the binary protocol is the fast one.
  */
 import { isUtf8 } from 'node:buffer';
-import type { BrokerContext } from './context.js';
 import { ClientOpError, parseClientOp, type ClientOp } from '../protocol/ws-json.js';
 import { BrokerError, ErrorCode } from '../protocol/errors.js';
 import { DestinationType } from '../protocol/destination.js';
@@ -11,21 +10,10 @@ import { decodeProperties } from '../protocol/properties.js';
 import { encodeCheckedProperties } from '../protocol/property-rules.js';
 import { propertiesToJson } from '../protocol/json-properties.js';
 import { DEFAULT_PREFETCH } from '../config/defaults.js';
-import type { DeliveryFlush } from './delivery-flush.js';
-import { toBrokerError, type SessionOps } from './ws-ops.js';
+import { ProtocolSession, toBrokerError } from './ws-ops.js';
 import type { Connection, WsSubscription } from './ws-connection.js';
 
-export class JsonSession {
-  readonly #ctx: BrokerContext;
-  readonly #ops: SessionOps;
-  readonly #flush: DeliveryFlush;
-
-  constructor(ctx: BrokerContext, ops: SessionOps, flush: DeliveryFlush) {
-    this.#ctx = ctx;
-    this.#ops = ops;
-    this.#flush = flush;
-  }
-
+export class JsonSession extends ProtocolSession {
   frame(connection: Connection, message: ArrayBuffer): void {
     // uWS itself fails a text frame that is not UTF-8 (RFC 6455 §8.1), so this decodes cleanly.
     let op: ClientOp;
@@ -52,31 +40,31 @@ export class JsonSession {
           );
         }
         const prefetch = op.ack === 'client' ? (op.prefetch ?? DEFAULT_PREFETCH) : 0;
-        const sub = this.#ops.subscribe(connection, op.id, false, op.destination, op.ack, prefetch);
-        if (op.receipt !== null) this.#ops.receiptAfter(connection, sub.shard, op.receipt);
+        const sub = this.ops.subscribe(connection, op.id, false, op.destination, op.ack, prefetch);
+        if (op.receipt !== null) this.ops.receiptAfter(connection, sub.shard, op.receipt);
         return;
       }
       case 'unsubscribe': {
         const sub = connection.jsonSubs.get(op.id);
         if (sub === undefined)
           throw new BrokerError(ErrorCode.unknownSubscription, `no subscription ${JSON.stringify(op.id)} on this connection`);
-        this.#ops.unsubscribe(sub);
-        if (op.receipt !== null) this.#ops.receiptAfter(connection, sub.shard, op.receipt);
+        this.ops.unsubscribe(sub);
+        if (op.receipt !== null) this.ops.receiptAfter(connection, sub.shard, op.receipt);
         return;
       }
       case 'publish': {
         const receipt = op.receipt;
         const properties = op.properties === null ? null : encodeCheckedProperties(op.properties);
-        this.#ops.publish(connection, op.destination, properties, op.payload, (refused) => {
+        this.ops.publish(connection, op.destination, properties, op.payload, (refused) => {
           if (receipt === null) return;
-          if (refused === null) this.#flush.sendText(connection, `{"op":"receipt","receipt":${JSON.stringify(receipt)}}`);
-          else this.#flush.sendErrorText(connection, refused.code, refused.message, receipt);
+          if (refused === null) this.flush.sendText(connection, `{"op":"receipt","receipt":${JSON.stringify(receipt)}}`);
+          else this.flush.sendErrorText(connection, refused.code, refused.message, receipt);
         });
         return;
       }
       case 'ack':
       case 'nack':
-        if (!this.#ops.settle(connection, op.tag, op.multiple, op.op === 'ack', op.op === 'nack' && op.requeue)) {
+        if (!this.ops.settle(connection, op.tag, op.multiple, op.op === 'ack', op.op === 'nack' && op.requeue)) {
           throw new BrokerError(ErrorCode.unknownTag, `delivery tag ${op.tag} is not an unacked delivery of this connection`);
         }
         return;
@@ -114,13 +102,13 @@ export class JsonSession {
   /** An error frame about a subscription (its shard restarted, its queue went away...). */
   subscriptionError(connection: Connection, code: string, message: string, sub: WsSubscription | undefined): void {
     const extra = sub === undefined ? '' : `,"subscription":${sub.clientIdJson}`;
-    this.#flush.sendText(connection, `{"op":"error","code":${JSON.stringify(code)},"message":${JSON.stringify(message)}${extra}}`);
+    this.flush.sendText(connection, `{"op":"error","code":${JSON.stringify(code)},"message":${JSON.stringify(message)}${extra}}`);
   }
 
   #sendError(connection: Connection, err: unknown, op?: ClientOp): void {
     const receipt =
       err instanceof ClientOpError ? err.receipt : op !== undefined && 'receipt' in op && op.receipt !== null ? op.receipt : undefined;
-    const e = toBrokerError(err, this.#ctx);
-    this.#flush.sendErrorText(connection, e.code, e.message, receipt);
+    const e = toBrokerError(err, this.ctx);
+    this.flush.sendErrorText(connection, e.code, e.message, receipt);
   }
 }

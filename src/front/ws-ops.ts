@@ -132,3 +132,16 @@ export function toBrokerError(err: unknown, ctx: BrokerContext): BrokerError {
   ctx.log.error({ err }, 'unexpected error handling a WebSocket frame');
   return new BrokerError(ErrorCode.internal, 'internal error; see the broker log');
 }
+
+/** What each protocol module (JSON, binary) works with: the broker, the shared ops and the output. */
+export abstract class ProtocolSession {
+  protected readonly ctx: BrokerContext;
+  protected readonly ops: SessionOps;
+  protected readonly flush: DeliveryFlush;
+
+  constructor(ctx: BrokerContext, ops: SessionOps, flush: DeliveryFlush) {
+    this.ctx = ctx;
+    this.ops = ops;
+    this.flush = flush;
+  }
+}

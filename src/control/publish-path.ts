@@ -65,6 +65,11 @@ export class PublishPath {
     let exchange: string;
     if (destination.type === DestinationType.queue) {
       if (destination.declare) this.ensureQueue(destination.name);
+      else if (this.#topology.getQueue(destination.name) === undefined) {
+        // `/amq/queue/<name>` names a queue that must exist (RabbitMQ's STOMP adapter refuses it
+        // too); routing it by the default exchange would drop it silently as unroutable.
+        throw new BrokerError(ErrorCode.notFound, `no queue '${destination.name}' in vhost '/'`);
+      }
       exchange = '';
     } else {
       exchange = destination.exchange;

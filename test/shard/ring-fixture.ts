@@ -14,12 +14,83 @@ import {
 import { RingConsumer, RingProducer, createRingStorage } from '../../src/ring/spsc-ring.js';
 
 export type OutRecord =
-  | { kind: 'deliver'; connectionId: number; subscriptionId: number; tag: number; redelivered: boolean; payload: string }
+  | {
+      kind: 'deliver';
+      connectionId: number;
+      subscriptionId: number;
+      tag: number;
+      redelivered: boolean;
+      exchange: string;
+      routingKey: string;
+      properties: MessageProperties | null;
+      payload: string;
+    }
   | { kind: 'confirm'; connectionId: number; token: number; status: number; count: number }
   | { kind: 'error'; connectionId: number; subscriptionId: number; code: string; message: string }
   | { kind: 'pong'; token: number }
   | { kind: 'manageReply'; connectionId: number; token: number; status: number; body: Record<string, unknown> }
-  | { kind: 'republish'; exchange: string; routingKey: string; properties: MessageProperties | null; payload: string };
+  | {
+      kind: 'republish';
+      connectionId: number;
+      token: number;
+      flags: number;
+      exchange: string;
+      routingKey: string;
+      properties: MessageProperties | null;
+      payload: string;
+    };
+
+/** Decodes one committed outbound record, copying what it needs out of the ring. */
+export function decodeOutRecord(r: RecordReader, bytes: Uint8Array, kind: number, at: number): OutRecord {
+  const text = (offset: number, length: number): string => Buffer.from(bytes.subarray(offset, offset + length)).toString('utf8');
+  switch (kind) {
+    case RecordKind.deliver: {
+      const d = r.deliver(at, newDeliverRecord());
+      return {
+        kind: 'deliver',
+        connectionId: d.connectionId,
+        subscriptionId: d.subscriptionId,
+        tag: d.tag,
+        redelivered: d.redelivered,
+        exchange: d.exchange,
+        routingKey: d.routingKey,
+        properties: d.propsLength === 0 ? null : decodeProperties(bytes, d.propsOffset, d.propsLength),
+        payload: text(d.payloadOffset, d.payloadLength),
+      };
+    }
+    case RecordKind.republish: {
+      const p = r.publish(at, newPublishRecord());
+      return {
+        kind: 'republish',
+        connectionId: p.connectionId,
+        token: p.token,
+        flags: p.flags,
+        exchange: p.exchange,
+        routingKey: p.routingKey,
+        properties: p.propsLength === 0 ? null : decodeProperties(bytes, p.propsOffset, p.propsLength),
+        payload: text(p.payloadOffset, p.payloadLength),
+      };
+    }
+    case RecordKind.confirm:
+      return { kind: 'confirm', connectionId: r.u32(at), token: r.u32(at + 4), status: r.u32(at + 8), count: r.u32(at + 12) };
+    case RecordKind.error:
+      return { kind: 'error', ...r.error(at) };
+    case RecordKind.pong:
+      return { kind: 'pong', token: r.u32(at) };
+    case RecordKind.manageReply: {
+      const j = r.json(at);
+      return {
+        kind: 'manageReply',
+        connectionId: j.connectionId,
+        token: j.token,
+        status: j.status,
+        body: j.body as Record<string, unknown>,
+      };
+    }
+    default:
+      throw new Error(`the shard wrote a record of unexpected kind ${kind}`);
+  }
+}
 
 /** The outbound ring: `writer` for the shard side, `read()` for the main thread's. */
 export class OutboundRing {
@@ -39,49 +110,8 @@ export class OutboundRing {
   /** What has been committed so far (commit first to see what was only written). */
   read(): OutRecord[] {
     const out: OutRecord[] = [];
-    this.#consumer.drain((kind, at) => out.push(this.#decode(kind, at)));
+    this.#consumer.drain((kind, at) => out.push(decodeOutRecord(this.#reader, this.#consumer.bytes, kind, at)));
     return out;
-  }
-
-  #decode(kind: number, at: number): OutRecord {
-    const r = this.#reader;
-    const bytes = this.#consumer.bytes;
-    const text = (offset: number, length: number): string => Buffer.from(bytes.subarray(offset, offset + length)).toString('utf8');
-    switch (kind) {
-      case RecordKind.deliver: {
-        const d = r.deliver(at, newDeliverRecord());
-        const { connectionId, subscriptionId, tag, redelivered } = d;
-        return { kind: 'deliver', connectionId, subscriptionId, tag, redelivered, payload: text(d.payloadOffset, d.payloadLength) };
-      }
-      case RecordKind.republish: {
-        const p = r.publish(at, newPublishRecord());
-        return {
-          kind: 'republish',
-          exchange: p.exchange,
-          routingKey: p.routingKey,
-          properties: p.propsLength === 0 ? null : decodeProperties(bytes, p.propsOffset, p.propsLength),
-          payload: text(p.payloadOffset, p.payloadLength),
-        };
-      }
-      case RecordKind.confirm:
-        return { kind: 'confirm', connectionId: r.u32(at), token: r.u32(at + 4), status: r.u32(at + 8), count: r.u32(at + 12) };
-      case RecordKind.error:
-        return { kind: 'error', ...r.error(at) };
-      case RecordKind.pong:
-        return { kind: 'pong', token: r.u32(at) };
-      case RecordKind.manageReply: {
-        const j = r.json(at);
-        return {
-          kind: 'manageReply',
-          connectionId: j.connectionId,
-          token: j.token,
-          status: j.status,
-          body: j.body as Record<string, unknown>,
-        };
-      }
-      default:
-        throw new Error(`unexpected outbound record kind ${kind}`);
-    }
   }
 }
 

@@ -6,10 +6,11 @@
  *
  * Time is a fake clock passed as `now`, plus vitest fake timers where the core arms its expiry timer.
  */
+import { decodeOutRecord, type OutRecord } from './ring-fixture.js';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { CounterSlot, createCounterStorage, readCounters } from '../../src/metrics/shard-counters.js';
 import type { HeaderValue } from '../../src/protocol/field-table.js';
-import { decodeProperties, encodeProperties, type MessageProperties } from '../../src/protocol/properties.js';
+import { encodeProperties, type MessageProperties } from '../../src/protocol/properties.js';
 import {
   AckModeCode,
   ConfirmStatus,
@@ -19,8 +20,6 @@ import {
   PUBLISH_FLAG_DEAD_LETTERED,
   RecordKind,
   RecordReader,
-  newDeliverRecord,
-  newPublishRecord,
   type ManageOp,
 } from '../../src/protocol/ring-record-codec.js';
 import { RingConsumer, RingProducer, createRingStorage, maxRecordPayload } from '../../src/ring/spsc-ring.js';
@@ -30,32 +29,7 @@ import { ShardCore, type QueueStats } from '../../src/shard/shard-core.js';
 // Harness
 
 /** What the shard wrote, decoded and copied out of the outbound ring. Payloads are UTF-8 text here. */
-type Out =
-  | {
-      kind: 'deliver';
-      connectionId: number;
-      subscriptionId: number;
-      tag: number;
-      redelivered: boolean;
-      exchange: string;
-      routingKey: string;
-      properties: MessageProperties | null;
-      payload: string;
-    }
-  | { kind: 'confirm'; connectionId: number; token: number; status: number; count: number }
-  | { kind: 'error'; connectionId: number; subscriptionId: number; code: string; message: string }
-  | { kind: 'pong'; token: number }
-  | { kind: 'manageReply'; connectionId: number; token: number; status: number; body: Record<string, unknown> }
-  | {
-      kind: 'republish';
-      connectionId: number;
-      token: number;
-      flags: number;
-      exchange: string;
-      routingKey: string;
-      properties: MessageProperties | null;
-      payload: string;
-    };
+type Out = OutRecord;
 
 type Deliver = Extract<Out, { kind: 'deliver' }>;
 type Republish = Extract<Out, { kind: 'republish' }>;
@@ -122,7 +96,7 @@ class ShardHarness {
   /** Drains the outbound ring: everything the shard has committed so far. */
   output(): Out[] {
     const out: Out[] = [];
-    this.#outConsumer.drain((kind, at) => out.push(this.#decode(kind, at)));
+    this.#outConsumer.drain((kind, at) => out.push(decodeOutRecord(this.#outReader, this.#outConsumer.bytes, kind, at)));
     return out;
   }
 
@@ -216,59 +190,6 @@ class ShardHarness {
     const q = this.core.queueStats().find((s) => s.name === name);
     if (q === undefined) throw new Error(`no queue ${name}`);
     return q;
-  }
-
-  #decode(kind: number, at: number): Out {
-    const r = this.#outReader;
-    const bytes = this.#outConsumer.bytes;
-    const text = (offset: number, length: number): string => Buffer.from(bytes.subarray(offset, offset + length)).toString('utf8');
-    switch (kind) {
-      case RecordKind.deliver: {
-        const d = r.deliver(at, newDeliverRecord());
-        return {
-          kind: 'deliver',
-          connectionId: d.connectionId,
-          subscriptionId: d.subscriptionId,
-          tag: d.tag,
-          redelivered: d.redelivered,
-          exchange: d.exchange,
-          routingKey: d.routingKey,
-          properties: d.propsLength === 0 ? null : decodeProperties(bytes, d.propsOffset, d.propsLength),
-          payload: text(d.payloadOffset, d.payloadLength),
-        };
-      }
-      case RecordKind.republish: {
-        const p = r.publish(at, newPublishRecord());
-        return {
-          kind: 'republish',
-          connectionId: p.connectionId,
-          token: p.token,
-          flags: p.flags,
-          exchange: p.exchange,
-          routingKey: p.routingKey,
-          properties: p.propsLength === 0 ? null : decodeProperties(bytes, p.propsOffset, p.propsLength),
-          payload: text(p.payloadOffset, p.payloadLength),
-        };
-      }
-      case RecordKind.confirm:
-        return { kind: 'confirm', connectionId: r.u32(at), token: r.u32(at + 4), status: r.u32(at + 8), count: r.u32(at + 12) };
-      case RecordKind.error:
-        return { kind: 'error', ...r.error(at) };
-      case RecordKind.pong:
-        return { kind: 'pong', token: r.u32(at) };
-      case RecordKind.manageReply: {
-        const j = r.json(at);
-        return {
-          kind: 'manageReply',
-          connectionId: j.connectionId,
-          token: j.token,
-          status: j.status,
-          body: j.body as Record<string, unknown>,
-        };
-      }
-      default:
-        throw new Error(`the shard wrote a record of unexpected kind ${kind}`);
-    }
   }
 }
 

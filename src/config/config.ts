@@ -19,6 +19,7 @@ export interface BrokerConfig {
   readonly socketHighWater: number;
   readonly topicBuffer: number;
   readonly overflowBytes: number;
+  readonly publishWaitMs: number;
   readonly shutdownTimeoutMs: number;
   readonly fsync: 'always' | 'batch';
   readonly fsyncIntervalMs: number;
@@ -69,6 +70,7 @@ export const CONFIG_SPECS: readonly Spec[] = [
   { key: 'socketHighWater', flag: 'socket-high-water', kind: 'int', min: 1024, max: 1 << 30, def: D.DEFAULT_SOCKET_HIGH_WATER },
   { key: 'topicBuffer', flag: 'topic-buffer', kind: 'int', min: 1, max: 1 << 26, def: D.DEFAULT_TOPIC_BUFFER },
   { key: 'overflowBytes', flag: 'overflow-bytes', kind: 'int', min: 0, max: 1 << 30, def: D.DEFAULT_OVERFLOW_BYTES },
+  { key: 'publishWaitMs', flag: 'publish-wait-ms', kind: 'int', min: 0, max: 600_000, def: D.DEFAULT_PUBLISH_WAIT_MS },
   { key: 'shutdownTimeoutMs', flag: 'shutdown-timeout-ms', kind: 'int', min: 0, max: 600_000, def: D.DEFAULT_SHUTDOWN_TIMEOUT_MS },
   { key: 'fsync', flag: 'fsync', kind: 'enum', values: ['always', 'batch'], def: D.DEFAULT_FSYNC },
   { key: 'fsyncIntervalMs', flag: 'fsync-interval-ms', kind: 'int', min: 1, max: 1000, def: D.DEFAULT_FSYNC_INTERVAL_MS },

@@ -36,6 +36,13 @@ export const DEFAULT_SOCKET_HIGH_WATER = 1024 * 1024;
 export const DEFAULT_TOPIC_BUFFER = 10_000;
 /** Main-thread overflow per shard when its ring is full, before publishers get 503. */
 export const DEFAULT_OVERFLOW_BYTES = 8 * 1024 * 1024;
+
+/**
+ * How long an HTTP publish whose shard ring and overflow are full waits for room before it is
+ * answered 503 (with the accepted prefix): a batch larger than ring + overflow on a broker that
+ * keeps up is then accepted whole, and only a broker that stays saturated refuses. 0 = refuse at once.
+ */
+export const DEFAULT_PUBLISH_WAIT_MS = 5000;
 /** How long /healthz waits for each shard to answer a ping. */
 export const HEALTH_TIMEOUT_MS = 1000;
 /** Graceful shutdown: how long to wait for in-flight confirms and flushes. */

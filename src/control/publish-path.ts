@@ -13,7 +13,7 @@ import type { Principal } from './auth.js';
 import type { Topology } from './topology.js';
 
 /** What publishing needs of a shard's handle (a fake in tests). */
-export type ShardWriter = Pick<ShardHandle, 'publish' | 'writeControl'>;
+export type ShardWriter = Pick<ShardHandle, 'publish' | 'writeControl' | 'whenRoom'>;
 
 export interface PublishTarget {
   readonly exchange: string;
@@ -94,22 +94,41 @@ export class PublishPath {
 
   /**
    * Writes one message into every target shard's ring (one copy each), or into a shard's
-   * bounded overflow while its ring is full. Returns the number of shards that took it;
-   * fewer than `target.shards.length` means an overflow was at its bound (refuse: 503).
+   * bounded overflow while its ring is full, starting at `target.shards[fromShard]` (the ones
+   * before took it already). Returns how far it got: fewer than `target.shards.length` means that
+   * shard's overflow was at its bound (wait for room, or refuse: 503).
    */
-  write(target: PublishTarget, connectionId: number, token: number, properties: Uint8Array | null, payload: Uint8Array, flags = 0): number {
+  write(
+    target: PublishTarget,
+    connectionId: number,
+    token: number,
+    properties: Uint8Array | null,
+    payload: Uint8Array,
+    flags = 0,
+    fromShard = 0,
+  ): number {
     const { shards } = target;
     if (shards.length === 0) {
       this.unroutable++;
       return 0;
     }
-    if (this.overMemory) return 0;
-    let written = 0;
-    for (let i = 0; i < shards.length; i++) {
+    if (this.overMemory) return fromShard;
+    let written = fromShard;
+    for (let i = fromShard; i < shards.length; i++) {
       if (!this.#shards[shards[i]].publish(connectionId, token, target.exchange, target.routingKey, properties, payload, flags)) break;
       written++;
     }
     return written;
+  }
+
+  /**
+   * After `write` stopped at `target.shards[index]` (its overflow at its bound): resolves true once
+   * that shard has room again, false after `timeoutMs` or at once above the memory high-watermark
+   * (waiting would not help). The caller then goes on from that shard, or refuses with what it took.
+   */
+  waitForRoom(target: PublishTarget, index: number, timeoutMs: number): Promise<boolean> {
+    if (this.overMemory) return Promise.resolve(false);
+    return this.#shards[target.shards[index]].whenRoom(timeoutMs);
   }
 
   /**

@@ -233,47 +233,103 @@ function publishBody(
   // shards must confirm (durable or refusing queues), the token rides on the last message:
   // a shard processes its ring in order, so its confirm covers the whole request.
   let token = NO_TOKEN;
-  let written = 0;
-  let full = false;
-  let saturated = false;
+  const progress = { written: 0, refused: false };
   if (target.confirmFromShard && target.shards.length > 0) {
     token = ctx.confirms.allocate(target.shards, (status) => {
-      if (saturated) return;
-      if (status === ConfirmStatus.ok) sendJson(res, 200, { accepted: written }, state);
+      if (progress.refused) return;
+      if (status === ConfirmStatus.ok) sendJson(res, 200, { accepted: progress.written }, state);
       else sendError(res, confirmRefusal(status, target.exchange), state);
     });
   }
-  const write = (start: number, end: number): void => {
-    if (full) return;
-    const t = written + 1 === count ? token : NO_TOKEN;
-    const n = ctx.publisher.write(target, HTTP_CONNECTION, t, properties, body.subarray(start, end));
-    if (n === target.shards.length) written++;
-    else full = true;
-  };
-  eachMessage(body, request.ndjson, lines, write);
-
-  if (full) {
-    // A ring is full. Writing stopped at the first refusal, so the record carrying the token
-    // was never written everywhere: drop the token and answer now. What was written is
-    // accepted and will be delivered; the body says how many, so a client retries the rest.
-    saturated = true;
+  const batch: Batch = { ctx, target, token, properties, body, ranges: messageRanges(body, request.ndjson, lines, count), progress };
+  const stoppedAt = writeSync(batch, 0);
+  if (stoppedAt < 0) {
+    // Without shard confirms the messages are held once they are in the rings (which outlive
+    // a shard thread): answer now, saving a round trip per request.
+    if (token === NO_TOKEN) sendJson(res, 200, { accepted: progress.written }, state);
+    return;
+  }
+  // A shard's ring and overflow are full. Wait (bounded) for it to drain and go on from the
+  // shard that refused, so a legal batch on a broker that keeps up is accepted whole.
+  void writeWaiting(batch, stoppedAt, Date.now() + ctx.config.publishWaitMs, state).then((done) => {
+    if (done) {
+      if (token === NO_TOKEN) sendJson(res, 200, { accepted: progress.written }, state);
+      return;
+    }
+    // Still full after the wait. The record carrying the token was never written everywhere:
+    // drop the token and answer now. What was written is accepted and will be delivered; the
+    // body says how many, so a client resends exactly the rest.
+    progress.refused = true;
     if (token !== NO_TOKEN) ctx.confirms.fail(token, ConfirmStatus.rejected);
+    const why = ctx.publisher.overMemory
+      ? 'the broker is above its memory high-watermark (max-memory)'
+      : 'a shard ring and its overflow stayed full';
     sendJson(
       res,
       503,
       {
         error: ErrorCode.saturated,
-        message: `${ctx.publisher.overMemory ? 'the broker is above its memory high-watermark (max-memory)' : 'a shard ring and its overflow are full'}; ${written} of ${count} messages were accepted`,
-        accepted: written,
+        message: `${why}; ${progress.written} of ${batch.ranges.length / 2} messages were accepted`,
+        accepted: progress.written,
       },
       state,
       { 'retry-after': RETRY_AFTER_SECONDS },
     );
-    return;
+  });
+}
+
+/** One request's messages on their way into the rings. */
+interface Batch {
+  readonly ctx: BrokerContext;
+  readonly target: PublishTarget;
+  readonly token: number;
+  readonly properties: Uint8Array | null;
+  readonly body: Uint8Array;
+  /** [start, end) of each message, in order. */
+  readonly ranges: Uint32Array;
+  readonly progress: { written: number; refused: boolean };
+}
+
+/** The [start, end) of every message of the body, in order. */
+function messageRanges(body: Uint8Array, ndjson: boolean, lines: Uint32Array | null, count: number): Uint32Array {
+  if (lines !== null && ndjson) return lines;
+  const ranges = new Uint32Array(count * 2);
+  let k = 0;
+  eachMessage(body, ndjson, null, (start, end) => {
+    ranges[k++] = start;
+    ranges[k++] = end;
+  });
+  return ranges;
+}
+
+/**
+ * Writes messages from `progress.written` on, the first one from shard position `fromShard`.
+ * Returns -1 when all are written, else the shard position that refused the next message.
+ */
+function writeSync(b: Batch, fromShard: number): number {
+  const { ctx, target, ranges, progress } = b;
+  const count = ranges.length / 2;
+  let shard = fromShard;
+  while (progress.written < count) {
+    const m = progress.written;
+    const t = m + 1 === count ? b.token : NO_TOKEN;
+    const n = ctx.publisher.write(target, HTTP_CONNECTION, t, b.properties, b.body.subarray(ranges[2 * m], ranges[2 * m + 1]), 0, shard);
+    if (n < target.shards.length) return n;
+    progress.written++;
+    shard = 0;
   }
-  // Without shard confirms the messages are held once they are in the rings (which outlive
-  // a shard thread): answer now, saving a round trip per request.
-  if (token === NO_TOKEN) sendJson(res, 200, { accepted: written }, state);
+  return -1;
+}
+
+/** Waits for room at the refusing shard and goes on, until done (true) or the deadline (false). */
+async function writeWaiting(b: Batch, stoppedAt: number, deadline: number, state: ResponseState): Promise<boolean> {
+  let at = stoppedAt;
+  for (;;) {
+    const left = deadline - Date.now();
+    if (state.aborted || !(await b.ctx.publisher.waitForRoom(b.target, at, left))) return false;
+    at = writeSync(b, at);
+    if (at < 0) return true;
+  }
 }
 
 /**

@@ -45,6 +45,8 @@ export class ShardHandle {
   #overflowBytes = 0;
   #overflowLimit = Infinity;
   #overflowed = 0;
+  /** Publishers waiting for the overflow to drain (whenRoom), woken in order. */
+  readonly #roomWaiters: Array<() => void> = [];
   #commitScheduled = false;
   #pumping = false;
   #alive = false;
@@ -97,6 +99,27 @@ export class ShardHandle {
     this.#overflowed++;
     this.#push((w) => w.publish(connectionId, token, exchange, routingKey, p, body, flags), size);
     return true;
+  }
+
+  /**
+   * Resolves true once the overflow has drained to half its bound (room for a publisher that was
+   * refused to go on), false after `timeoutMs`. Never blocks: the drain runs on waitAsync.
+   */
+  whenRoom(timeoutMs: number): Promise<boolean> {
+    if (this.#overflowBytes * 2 <= this.#overflowLimit) return Promise.resolve(true);
+    if (timeoutMs <= 0) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const wake = (): void => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        const i = this.#roomWaiters.indexOf(wake);
+        if (i >= 0) this.#roomWaiters.splice(i, 1);
+        resolve(false);
+      }, timeoutMs);
+      this.#roomWaiters.push(wake);
+    });
   }
 
   /** Whether the shard thread is up (set by the supervisor). */
@@ -194,6 +217,9 @@ export class ShardHandle {
         this.#overflowBytes -= this.#backlogBytes.shift() ?? 0;
       }
       this.#inbound.commit();
+      if (this.#roomWaiters.length > 0 && this.#overflowBytes * 2 <= this.#overflowLimit) {
+        for (const wake of this.#roomWaiters.splice(0)) wake();
+      }
       // Never block the main thread: wait for the shard to release space (Atomics.waitAsync).
       if (this.#backlog.length > 0) await this.#inbound.waitForSpace(50);
     }

@@ -62,6 +62,7 @@ describe('resolveConfig - defaults', () => {
       socketHighWater: D.DEFAULT_SOCKET_HIGH_WATER,
       topicBuffer: D.DEFAULT_TOPIC_BUFFER,
       overflowBytes: D.DEFAULT_OVERFLOW_BYTES,
+      publishWaitMs: D.DEFAULT_PUBLISH_WAIT_MS,
       shutdownTimeoutMs: D.DEFAULT_SHUTDOWN_TIMEOUT_MS,
       fsync: D.DEFAULT_FSYNC,
       fsyncIntervalMs: D.DEFAULT_FSYNC_INTERVAL_MS,

@@ -28,6 +28,7 @@ export class FakeShards {
         this.written.push({ shard, method: 'publish', args });
         return true;
       },
+      whenRoom: (): Promise<boolean> => Promise.resolve(!this.full.has(shard)),
       writeControl: (write: (w: InboundWriter) => boolean): void => {
         const record =
           (method: string) =>

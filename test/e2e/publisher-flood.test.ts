@@ -63,7 +63,7 @@ async function drainQueue(
 describe('e2e - a publisher flood against a tiny ring is refused cleanly and loses nothing it accepted', () => {
   let broker: Broker;
   beforeAll(async () => {
-    broker = await startBroker({ 'ring-bytes': '65536', 'overflow-bytes': '65536', 'max-message-bytes': '4096' });
+    broker = await startBroker({ 'ring-bytes': '65536', 'overflow-bytes': '65536', 'max-message-bytes': '4096', 'publish-wait-ms': '0' });
   });
   afterAll(async () => {
     await broker.stop();

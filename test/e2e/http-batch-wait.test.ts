@@ -7,23 +7,13 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Broker } from '../../src/front/broker.js';
 import { startBroker } from '../helpers/broker.js';
-import { publishNdjson, request } from '../helpers/http.js';
+import { publishNdjson, settledDepth } from '../helpers/http.js';
 
 let broker: Broker | undefined;
 afterEach(async () => {
   await broker?.stop();
   broker = undefined;
 });
-
-/** The queue's ready count once the shard has drained what the front accepted (held in rings: 200 comes first). */
-async function settledDepth(url: string, queue: string, expected: number): Promise<number> {
-  let depth = -1;
-  for (let i = 0; i < 200 && depth !== expected; i++) {
-    depth = ((await request(`${url}/v1/queues/${queue}`)).json?.messages_ready as number) ?? -1;
-    if (depth !== expected) await new Promise((r) => setTimeout(r, 50));
-  }
-  return depth;
-}
 
 const batch = (n: number, tag: string): string[] =>
   Array.from({ length: n }, (_, i) => `${tag}-${String(i).padStart(6, '0')}-${'x'.repeat(89)}`);

@@ -101,3 +101,18 @@ export function findValues(value: unknown, key: string, out: unknown[] = []): un
   }
   return out;
 }
+
+/**
+ * A queue's ready count once it reaches `expected`, or whatever it is after `timeoutMs`: a publish
+ * is answered once the broker holds it in a ring, before its shard has queued it, so a count read
+ * at once can lag. 0 for a queue that does not exist.
+ */
+export async function settledDepth(baseUrl: string, queue: string, expected: number, timeoutMs = 10_000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const a = await request(`${baseUrl}/v1/queues/${encodeURIComponent(queue)}`, {}, 5000);
+    const depth = a.status === 404 ? 0 : ((a.json?.messages_ready as number | undefined) ?? -1);
+    if (depth === expected || Date.now() > deadline) return depth;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}

@@ -32,7 +32,8 @@ function handlePublish(res: HttpResponse, req: HttpRequest, ctx: BrokerContext):
   const state = watchAbort(res);
   // uWS's req lives only during this callback: read every header now.
   const url = req.getUrl();
-  const framing = checkFraming(req, true);
+  const headerProperties = new HeaderProperties();
+  const framing = checkFraming(req, true, headerProperties.visit);
   if (framing !== null) {
     refuseFraming(res, framing, ctx.log, url, state);
     return;
@@ -45,7 +46,7 @@ function handlePublish(res: HttpResponse, req: HttpRequest, ctx: BrokerContext):
   if (principal === null) return;
   let properties: Uint8Array | null;
   try {
-    properties = propertiesFromHeaders(req);
+    properties = headerProperties.encode();
   } catch (err) {
     sendError(res, err instanceof BrokerError ? err : new BrokerError(ErrorCode.badRequest, (err as Error).message), state);
     return;
@@ -335,20 +336,40 @@ async function writeWaiting(b: Batch, stoppedAt: number, deadline: number, state
 /**
  * AMQP properties carried in HTTP headers: content-type, x-priority, x-expiration,
  * x-message-id, x-correlation-id, x-reply-to, x-type, x-app-id, x-delivery-mode,
- * and x-header-<name> for AMQP headers. Null when the request carries none.
+ * and x-header-<name> for AMQP headers, gathered in the framing check's one walk over the headers.
  */
-function propertiesFromHeaders(req: HttpRequest): Uint8Array | null {
-  const p: MessageProperties = {};
-  let any = false;
-  let headers: Record<string, string> | undefined;
-  req.forEach((name, value) => {
+class HeaderProperties {
+  readonly #p: MessageProperties = {};
+  #any = false;
+  #headers: Record<string, string> | undefined;
+  /** The first invalid value met; reported by encode(), after the framing check had its say. */
+  #error: unknown = null;
+
+  /** Takes one header of the request's single header walk (checkFraming's). */
+  readonly visit = (name: string, value: string): void => {
+    if (this.#error !== null) return;
+    try {
+      this.#take(name, value);
+    } catch (err) {
+      this.#error = err;
+    }
+  };
+
+  /** The encoded block, null when the request carries no property; throws the first invalid value. */
+  encode(): Uint8Array | null {
+    if (this.#error !== null) throw this.#error;
+    if (!this.#any) return null;
+    if (this.#headers !== undefined) this.#p.headers = this.#headers;
+    return encodeCheckedProperties(this.#p);
+  }
+
+  #take(name: string, value: string): void {
+    const p = this.#p;
     switch (name) {
       case 'content-type':
-        if (!value.toLowerCase().startsWith('application/x-ndjson')) {
-          p.contentType = value;
-          any = true;
-        }
-        return;
+        if (value.toLowerCase().startsWith('application/x-ndjson')) return;
+        p.contentType = value;
+        break;
       case 'x-priority':
         p.priority = priorityFromText(value);
         break;
@@ -375,16 +396,10 @@ function propertiesFromHeaders(req: HttpRequest): Uint8Array | null {
         p.appId = value;
         break;
       default:
-        if (name.startsWith('x-header-') && name.length > 9) {
-          headers ??= {};
-          headers[name.slice(9)] = value;
-          break;
-        }
-        return;
+        if (!name.startsWith('x-header-') || name.length <= 9) return;
+        this.#headers ??= {};
+        this.#headers[name.slice(9)] = value;
     }
-    any = true;
-  });
-  if (!any) return null;
-  if (headers !== undefined) p.headers = headers;
-  return encodeCheckedProperties(p);
+    this.#any = true;
+  }
 }

@@ -79,6 +79,7 @@ const dispatcher: BinaryDispatcher = {
   processUnsubscribe: noop,
   processAck: noop,
   processNack: noop,
+  processFlush: noop,
   processDeclareExchange: noop,
   processDeleteExchange: noop,
   processDeclareQueue: noop,

@@ -10,6 +10,7 @@ export { connect } from './client/client.js';
 export type {
   ShardmqClient,
   Payload,
+  PublishCredit,
   PublishOptions,
   SettleOptions,
   ClientNackOptions,
@@ -28,6 +29,9 @@ export type {
   Overflow,
   SubscriptionEnd,
   SubscriptionEndReason,
+  SubscriptionEvents,
+  SubscriptionListener,
+  DroppedNotice,
 } from './client/subscription.js';
 export type { Message, MessageSubscription, NackOptions } from './client/message.js';
 export type { DeclareQueueResult } from './client/topology.js';

@@ -168,8 +168,8 @@ export function shardmqSystem(url: string, pid: number, name = 'shardmq (binary 
       };
       frameOf(batch);
       return {
-        publish: (n) => client.send(frameOf(n)),
-        congested: () => client.bufferedAmount > 1 << 20,
+        publish: (n) => client.sendPublishes(frameOf(n), n, n * payload.byteLength),
+        congested: () => client.bufferedAmount > 1 << 20 || client.creditWaiting > 0,
         close: async () => {
           if (client.errors > 0) throw new Error(`publisher got ${client.errors} ERROR op(s); last: ${client.lastError}`);
           await client.close();

@@ -8,7 +8,7 @@
 import WebSocket from 'ws';
 import { BinaryDecoder, Direction } from '../protocol/ws-binary-decode.js';
 import { BinaryFrameWriter } from '../protocol/ws-binary-encode.js';
-import type { BinaryClientDispatcher, DeliverEvent, OkEvent } from '../protocol/ws-binary.js';
+import { INITIAL_PUBLISH_CREDIT, type BinaryClientDispatcher, type DeliverEvent, type OkEvent } from '../protocol/ws-binary.js';
 
 /** How long a request (subscribe, declare, bind…) may wait for its OK before it fails the run. */
 const REQUEST_TIMEOUT_MS = 15_000;
@@ -29,6 +29,16 @@ export class BenchWsClient {
   /** ERROR ops received (request id 0: publishes refused, unknown tags…) and the last one's text. */
   errors = 0;
   lastError = '';
+  /**
+   * Publish credit left (docs/protocol.md §6a): what the broker granted (the initial credit, then
+   * CREDIT ops) minus what was published. Publish frames sent with sendPublishes() wait here while
+   * it is short, so the harness never breaks the protocol (the broker closes a client that does).
+   */
+  creditMessages: number = INITIAL_PUBLISH_CREDIT.messages;
+  creditBytes: number = INITIAL_PUBLISH_CREDIT.bytes;
+  readonly #waiting: Array<{ frame: Uint8Array; messages: number; bytes: number }> = [];
+  /** Messages the broker said it dropped from this connection's subscriptions (DROPPED ops). */
+  droppedReported = 0;
   /** Called after every frame that carried deliveries (the fanout driver's pacing hook). */
   onFrame: (() => void) | null = null;
 
@@ -77,6 +87,14 @@ export class BenchWsClient {
         this.errors++;
         this.lastError = `subscription ${ev.subscriptionId} cancelled: ${ev.code}: ${ev.message}`;
       },
+      processCredit: (ev) => {
+        this.creditMessages += ev.messages;
+        this.creditBytes += ev.bytes;
+        this.#sendWaiting();
+      },
+      processDropped: (ev) => {
+        this.droppedReported += ev.count;
+      },
     };
     this.#decoder = new BinaryDecoder(Direction.toClient, dispatcher, { maxOpBodyBytes: 64 * 1024 * 1024 });
     ws.on('message', (data: Buffer, isBinary: boolean) => {
@@ -121,6 +139,31 @@ export class BenchWsClient {
   /** Sends one frame (a buffer the caller will not touch again, or a pre-encoded one it never changes). */
   send(frame: Uint8Array): void {
     this.ws.send(frame, { binary: true });
+  }
+
+  /**
+   * Sends a frame of `messages` publishes carrying `bytes` payload (+ properties) bytes in all, now
+   * if the publish credit allows, else once CREDIT ops grant it (in order).
+   */
+  sendPublishes(frame: Uint8Array, messages: number, bytes: number): void {
+    this.#waiting.push({ frame, messages, bytes });
+    this.#sendWaiting();
+  }
+
+  /** Publish frames waiting for credit (publisher backpressure from the broker's flow control). */
+  get creditWaiting(): number {
+    return this.#waiting.length;
+  }
+
+  #sendWaiting(): void {
+    while (this.#waiting.length > 0) {
+      const next = this.#waiting[0];
+      if (this.creditMessages < next.messages || this.creditBytes <= 0) return;
+      this.#waiting.shift();
+      this.creditMessages -= next.messages;
+      this.creditBytes -= next.bytes;
+      this.send(next.frame);
+    }
   }
 
   /** Bytes queued in `ws` not yet handed to the kernel (publisher backpressure). */

@@ -28,6 +28,13 @@
  * become stale (settling them throws DeliveryTagError `stale_tag` locally, the broker has requeued
  * those messages). Operations issued while reconnecting wait for the new connection (publishes up
  * to `reconnectBufferBytes`).
+ *
+ * Flow control. The broker grants each connection publish credit (messages and bytes) and closes
+ * a connection that publishes beyond it, so the client never does: a publish without credit waits
+ * in a client-side FIFO (up to `maxPendingBytes`, then SaturatedError) until the broker's CREDIT
+ * releases it, in order. A producer faster than the broker therefore sees `publish()` take longer
+ * (and `stats.creditWaiting` grow) rather than a dropped connection. Subscribers are told when the
+ * broker discarded messages they were too slow for (`subscription.on('dropped')`).
  */
 import type { HeaderTable } from '../protocol/field-table.js';
 import { Opcode, type BinaryClientDispatcher } from '../protocol/ws-binary.js';
@@ -44,14 +51,14 @@ import {
   errorFromServer,
 } from './errors.js';
 import { SILENT_LOGGER, resolveOptions, type ClientOptions, type ResolvedOptions } from './options.js';
-import { Publisher, type Payload, type PublishOptions } from './publisher.js';
+import { Publisher, type Payload, type PublishCredit, type PublishOptions } from './publisher.js';
 import { ClientSession } from './session.js';
 import { Subscriber } from './subscriber.js';
 import type { MessageHandler, SubscribeOptions, Subscription } from './subscription.js';
 import type { DeclareQueueResult } from './topology.js';
 import { TopologyOps } from './topology-ops.js';
 
-export type { Payload, PublishOptions };
+export type { Payload, PublishCredit, PublishOptions };
 
 export interface SettleOptions {
   /** Also settle every unsettled delivery with a smaller tag (tag 0 + multiple: all of them). */
@@ -159,6 +166,7 @@ export class ShardmqClient extends TypedEmitter<ClientEvents> {
     if (this.#session.state === 'connecting') {
       this.#session.state = 'ready';
       this.#conn.resetBackoff();
+      this.#publisher.ready();
     }
   }
 
@@ -187,9 +195,18 @@ export class ShardmqClient extends TypedEmitter<ClientEvents> {
     bytesOut: number;
     /** True while a full subscription buffer has stopped reading from the socket (overflow 'block'). */
     readPaused: boolean;
+    /** Publishes waiting in the client for publish credit from the broker (its flow control). */
+    creditWaiting: number;
+    /** Publish credit left on the current socket. */
+    publishCredit: PublishCredit;
+    /** Messages the broker reported discarding because a subscription of this client was too slow (DROPPED), all subscriptions together. */
+    brokerDropped: number;
   } {
     return {
       readPaused: this.#conn.paused,
+      creditWaiting: this.#publisher.creditWaiting,
+      publishCredit: this.#publisher.credit,
+      brokerDropped: this.#subscriber.brokerDropped,
       published: this.#publisher.published,
       unconfirmed: this.#publisher.unconfirmed,
       delivered: this.#deliveries.delivered,
@@ -211,6 +228,8 @@ export class ShardmqClient extends TypedEmitter<ClientEvents> {
    *
    * Publishes issued without awaiting each other travel in one frame (one PUBLISH op each); frames
    * go out at the end of the current turn or when full (`batchMaxMessages`, `batchMaxBytes`).
+   * Without publish credit the message waits in the client (in order) until the broker grants
+   * more; with `maxPendingBytes` already waiting it rejects with SaturatedError at once.
    */
   publish(destination: string, payload: Payload, options?: PublishOptions): Promise<void> {
     return this.#publisher.publish(destination, payload, options);
@@ -218,17 +237,20 @@ export class ShardmqClient extends TypedEmitter<ClientEvents> {
 
   /**
    * Publishes without waiting for the outcome (still batched, still confirmed when confirms are
-   * on). Argument errors throw; a refusal later is reported by the next flush() and on 'error'.
+   * on, still held back by the broker's flow control). Argument errors throw, and so does
+   * SaturatedError when `maxPendingBytes` of publishes already wait for credit: that is the signal
+   * to slow down. A refusal later is reported by the next flush() and on 'error'.
    */
   publishNoWait(destination: string, payload: Payload, options?: PublishOptions): void {
     this.#publisher.publishNoWait(destination, payload, options);
   }
 
   /**
-   * Sends everything pending and resolves when every publish issued so far is confirmed. Rejects
-   * with the first failure among fire-and-forget publishes since the previous flush(), or with
-   * ConnectionLostError if the connection dropped with publishes unconfirmed. With confirms off it
-   * resolves after a round trip to the broker (which has then read every earlier op).
+   * Sends everything pending (publishes waiting for credit included, as credit arrives) and
+   * resolves when every publish issued so far is confirmed. Rejects with the first failure among
+   * fire-and-forget publishes since the previous flush(), or with ConnectionLostError if the
+   * connection dropped with publishes unconfirmed. With confirms off it resolves once the broker
+   * has routed every earlier publish (a FLUSH round trip).
    */
   flush(): Promise<void> {
     return this.#publisher.flush();
@@ -318,14 +340,19 @@ export class ShardmqClient extends TypedEmitter<ClientEvents> {
 
   /**
    * Closes the client: new operations are refused with ConnectionClosedError, publishes already
-   * sent get up to `closeTimeoutMs` to be confirmed, then the socket closes. Subscriptions end
-   * (iterators finish after their buffered auto-ack messages). Safe to call more than once.
+   * issued get up to `closeTimeoutMs` to be sent (those waiting for publish credit) and confirmed,
+   * then the socket closes; what still waits for credit then fails with ConnectionClosedError.
+   * Subscriptions end (iterators finish after their buffered auto-ack messages). Safe to call more
+   * than once.
    */
   close(): Promise<void> {
     if (this.#closePromise !== null) return this.#closePromise;
     const wasReady = this.#session.state === 'ready';
     this.#session.state = this.#session.state === 'closed' ? 'closed' : 'closing';
+    const notSent = (): ConnectionClosedError =>
+      new ConnectionClosedError('the client was closed before this operation could be sent', { op: 'PUBLISH' });
     this.#session.failDeferred(new ConnectionClosedError('the client was closed before this operation could be sent'));
+    if (!wasReady) this.#publisher.failWaiting(notSent());
     this.#closePromise = (async () => {
       const confirmed = wasReady ? this.#publisher.confirmedBeforeClose() : null;
       if (confirmed !== null) {
@@ -338,6 +365,7 @@ export class ShardmqClient extends TypedEmitter<ClientEvents> {
         ]);
         clearTimeout(timer);
       }
+      this.#publisher.failWaiting(notSent());
       await this.#conn.close();
     })();
     return this.#closePromise;
@@ -358,6 +386,7 @@ export class ShardmqClient extends TypedEmitter<ClientEvents> {
   // ---- internals: the connection's life -------------------------------------------------------
 
   #opened(reconnected: boolean): void {
+    this.#publisher.socketOpened();
     if (!reconnected) return; // start() does the first connection's setup
     this.#session.state = 'restoring';
     this.#restore().then(
@@ -367,6 +396,7 @@ export class ShardmqClient extends TypedEmitter<ClientEvents> {
         this.#conn.resetBackoff();
         const downtimeMs = Date.now() - this.#downSince;
         this.#options.logger.info({ url: this.#conn.url, downtimeMs }, 'shardmq client reconnected');
+        this.#publisher.ready(); // publishes that waited for credit were issued before anything deferred
         this.#session.drainDeferred();
         this.emit('reconnected', { downtimeMs });
       },
@@ -444,6 +474,8 @@ export class ShardmqClient extends TypedEmitter<ClientEvents> {
         else if (!this.#session.requests.error(ev.requestId, ev.code, ev.message)) this.#report(errorFromServer(ev.code, ev.message));
       },
       processCancel: (ev) => this.#subscriber.cancelled(ev),
+      processCredit: (ev) => this.#publisher.creditArrived(ev),
+      processDropped: (ev) => this.#subscriber.dropped(ev),
     };
   }
 }

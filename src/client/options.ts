@@ -41,6 +41,13 @@ export interface ClientOptions {
   bufferSize?: number;
   /** Payload bytes of publishes held while reconnecting; beyond it publishes fail with SaturatedError (default 8 MiB). */
   reconnectBufferBytes?: number;
+  /**
+   * Bytes of PUBLISH ops (payload, properties, destination and framing) held while the broker's
+   * flow control withholds publish credit; beyond it publishes fail with SaturatedError (default
+   * 64 MiB). Publishes that waited through a reconnect are let in over it, so the client holds at
+   * most this plus `reconnectBufferBytes`.
+   */
+  maxPendingBytes?: number;
   /** WebSocket handshake timeout in ms (default 10 s). */
   connectTimeoutMs?: number;
   /** Ping the broker this often and drop the socket when a pong is missing, in ms (default 30 s; 0 disables). */
@@ -64,6 +71,7 @@ export interface ResolvedOptions {
   readonly prefetch: number;
   readonly bufferSize: number;
   readonly reconnectBufferBytes: number;
+  readonly maxPendingBytes: number;
   readonly connectTimeoutMs: number;
   readonly pingIntervalMs: number;
   readonly closeTimeoutMs: number;
@@ -87,6 +95,11 @@ export const CLIENT_DEFAULTS = Object.freeze({
   bufferSize: 1000,
   /** nats.js' reconnect buffer size. */
   reconnectBufferBytes: 8 * 1024 * 1024,
+  /**
+   * 64 windows of the broker's initial publish credit (1 MiB): a producer that outruns the broker
+   * for a while is smoothed over, one that outruns it for good hears about it.
+   */
+  maxPendingBytes: 64 * 1024 * 1024,
   connectTimeoutMs: 10_000,
   /** Well inside the broker's 120 s idle timeout. */
   pingIntervalMs: 30_000,
@@ -120,6 +133,7 @@ export function resolveOptions(options: ClientOptions = {}): ResolvedOptions {
     prefetch: int('prefetch', 0, 0xffff_ffff),
     bufferSize: int('bufferSize', 1),
     reconnectBufferBytes: int('reconnectBufferBytes', 0),
+    maxPendingBytes: int('maxPendingBytes', 0),
     connectTimeoutMs: int('connectTimeoutMs', 1),
     pingIntervalMs: int('pingIntervalMs', 0),
     closeTimeoutMs: int('closeTimeoutMs', 0),

@@ -1,9 +1,9 @@
 /**
- * The subscribing side of the client: the subscriptions by wire id, DELIVERs and CANCELs routed to
- * them, socket reads paused while a subscription's buffer is full, and every active subscription
- * re-subscribed under the same id on a new socket.
+ * The subscribing side of the client: the subscriptions by wire id, DELIVERs, CANCELs and DROPPED
+ * notices routed to them, socket reads paused while a subscription's buffer is full, and every
+ * active subscription re-subscribed under the same id on a new socket.
  */
-import { Opcode, type AckMode, type CancelEvent, type DeliverEvent, type OkEvent } from '../protocol/ws-binary.js';
+import { Opcode, type AckMode, type CancelEvent, type DeliverEvent, type DroppedEvent, type OkEvent } from '../protocol/ws-binary.js';
 import type { Deliveries } from './deliveries.js';
 import { checkDestination } from './destination.js';
 import {
@@ -24,6 +24,7 @@ export class Subscriber implements SubscriptionOwner {
   readonly #subs = new Map<number, SubscriptionCore>();
   readonly #blocked = new Set<SubscriptionCore>();
   #nextSubscription = 0;
+  #brokerDropped = 0;
 
   constructor(session: ClientSession, deliveries: Deliveries) {
     this.#session = session;
@@ -32,6 +33,11 @@ export class Subscriber implements SubscriptionOwner {
 
   get size(): number {
     return this.#subs.size;
+  }
+
+  /** Messages the broker reported discarding, over every subscription this client had (a counter: ended ones still count). */
+  get brokerDropped(): number {
+    return this.#brokerDropped;
   }
 
   async subscribe(destination: string, options: SubscribeOptions, handler: MessageHandler | undefined): Promise<Subscription> {
@@ -122,12 +128,40 @@ export class Subscriber implements SubscriptionOwner {
     this.#session.report(new HandlerError(core.destination, message.tag, err));
   }
 
+  listenerFailed(core: SubscriptionCore, event: string, err: unknown): void {
+    this.#session.options.logger.error({ event, err, destination: core.destination }, 'a shardmq subscription event listener threw');
+  }
+
   // ---- what the broker sends ------------------------------------------------------------------
 
   deliver(ev: DeliverEvent): void {
     const core = this.#subs.get(ev.subscriptionId);
     if (core === undefined) return; // it ended here first; the broker requeues client-ack deliveries
     core.push(this.#deliveries.receive(core, ev));
+  }
+
+  /**
+   * DROPPED: the broker discarded messages of a subscription that could not keep up. It is logged
+   * (a warning: data was lost, and nothing else would say so) besides the subscription's event. A
+   * notice for an id this client no longer has is only of interest when debugging: the
+   * subscription ended while the notice was on its way.
+   */
+  dropped(ev: DroppedEvent): void {
+    const logger = this.#session.options.logger;
+    const core = this.#subs.get(ev.subscriptionId);
+    if (core === undefined) {
+      logger.debug(
+        { subscriptionId: ev.subscriptionId, count: ev.count, destination: ev.destination },
+        'DROPPED for a subscription this client does not have (ignored)',
+      );
+      return;
+    }
+    this.#brokerDropped += ev.count;
+    logger.warn(
+      { subscriptionId: core.id, destination: ev.destination, count: ev.count, total: core.brokerDropped + ev.count },
+      'the broker discarded messages of a subscription too slow to take them',
+    );
+    core.brokerDiscarded(ev.count, ev.destination);
   }
 
   cancelled(ev: CancelEvent): void {

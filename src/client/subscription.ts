@@ -21,8 +21,16 @@
  * next call, so the buffer also bounds a slow async handler. A handler that throws is reported as a
  * HandlerError on the client's 'error' event; the message is left as it is (ack or nack it in the
  * handler; an unsettled client-ack message holds a prefetch slot until the connection drops).
+ *
+ * Loss on the broker's side. 'block' keeps this client's buffer lossless, but a subscription that
+ * stays too slow can still lose messages before they reach the socket (under the broker's default
+ * `--slow-consumer drop`, a /topic/ subscriber that stays behind loses the oldest messages of its
+ * private queue beyond `--topic-buffer`). The broker says so with DROPPED ops: they add up in
+ * `brokerDropped` and each one fires a 'dropped' event, so a consumer can tell a gap in the stream
+ * from a quiet producer.
  */
 import type { AckMode } from '../protocol/ws-binary.js';
+import { TypedEmitter } from './emitter.js';
 import type { ShardmqError } from './errors.js';
 import type { Message, MessageSubscription } from './message.js';
 
@@ -53,12 +61,39 @@ export interface SubscriptionEnd {
   readonly error?: ShardmqError;
 }
 
+/** What a 'dropped' listener is told: one DROPPED notice from the broker. */
+export interface DroppedNotice {
+  /** Messages the broker discarded since its previous notice for this subscription. */
+  readonly count: number;
+  /** Messages discarded over the subscription's life so far (its `brokerDropped`, this notice included). */
+  readonly total: number;
+  /** The destination as the broker named it in the notice. */
+  readonly destination: string;
+}
+
+/** Events of a subscription (`subscription.on(event, listener)`). */
+export interface SubscriptionEvents {
+  /** The broker discarded messages of this subscription because it was too slow to take them. */
+  dropped: DroppedNotice;
+}
+
+export type SubscriptionListener<K extends keyof SubscriptionEvents> = (arg: SubscriptionEvents[K]) => void;
+
 /** What a subscription needs from its client. */
 export interface SubscriptionOwner {
   unsubscribe(core: SubscriptionCore): Promise<void>;
   /** The buffer crossed its size (true) or went back below it (false), with overflow 'block'. */
   setBlocked(core: SubscriptionCore, blocked: boolean): void;
   handlerFailed(core: SubscriptionCore, message: Message, err: unknown): void;
+  /** A listener of the subscription's events threw (caught, so the client's bookkeeping goes on). */
+  listenerFailed(core: SubscriptionCore, event: string, err: unknown): void;
+}
+
+/** The core fires the events of its facade; `emit` stays off the public surface. */
+class SubscriptionEmitter extends TypedEmitter<SubscriptionEvents> {
+  fire<K extends keyof SubscriptionEvents>(event: K, arg: SubscriptionEvents[K]): boolean {
+    return this.emit(event, arg);
+  }
 }
 
 /** Where the subscription stands on the wire. */
@@ -100,9 +135,30 @@ export class Subscription implements AsyncIterable<Message>, MessageSubscription
     return this.#core.buffered;
   }
 
-  /** Messages discarded by `overflow: 'dropOldest'`. */
+  /** Messages discarded by `overflow: 'dropOldest'` (in this client; see `brokerDropped` for the broker). */
   get dropped(): number {
     return this.#core.dropped;
+  }
+
+  /** Messages the broker reported discarding because this subscription was too slow (sum of its DROPPED notices). */
+  get brokerDropped(): number {
+    return this.#core.brokerDropped;
+  }
+
+  /**
+   * Listens to `event`: `dropped` fires once per DROPPED notice from the broker. A listener that
+   * throws is logged (the client's logger) and does not affect the subscription.
+   */
+  on<K extends keyof SubscriptionEvents>(event: K, listener: SubscriptionListener<K>): this {
+    if (typeof listener !== 'function') throw new TypeError(`listener must be a function (got ${typeof listener})`);
+    this.#core.events.on(event, listener);
+    return this;
+  }
+
+  /** Removes a listener added with on() (one registration of it). */
+  off<K extends keyof SubscriptionEvents>(event: K, listener: SubscriptionListener<K>): this {
+    this.#core.events.off(event, listener);
+    return this;
   }
 
   /** False once it ended (see `closed`). */
@@ -145,11 +201,14 @@ export class SubscriptionCore {
   readonly overflow: Overflow;
   readonly handler: MessageHandler | undefined;
   readonly facade: Subscription;
+  readonly events: SubscriptionEmitter;
   readonly closed: Promise<SubscriptionEnd>;
   state: SubscriptionState = 'pending';
   /** SUBSCRIBE was written on the current socket (so UNSUBSCRIBE makes sense there). */
   onWire = false;
   dropped = 0;
+  /** Sum of the broker's DROPPED counts for this subscription. */
+  brokerDropped = 0;
   /** The pending unsubscribe, so that concurrent calls share it. */
   unsubscribing: Promise<void> | null = null;
   #resolveClosed!: (end: SubscriptionEnd) => void;
@@ -182,6 +241,7 @@ export class SubscriptionCore {
     this.overflow = ackMode === 'client' ? 'block' : overflow;
     this.handler = handler;
     this.facade = new Subscription(this);
+    this.events = new SubscriptionEmitter((event, err) => owner.listenerFailed(this, event, err));
     this.closed = new Promise((resolve) => {
       this.#resolveClosed = resolve;
     });
@@ -210,6 +270,14 @@ export class SubscriptionCore {
     this.#buffer.push(message);
     this.#updateBlocked();
     if (this.handler !== undefined) this.#pump();
+  }
+
+  /** The broker discarded `count` more messages (a DROPPED notice): counts them and tells the listeners. */
+  brokerDiscarded(count: number, destination: string): DroppedNotice {
+    this.brokerDropped += count;
+    const notice: DroppedNotice = { count, total: this.brokerDropped, destination };
+    this.events.fire('dropped', notice);
+    return notice;
   }
 
   /**

@@ -16,6 +16,10 @@ export interface BrokerConfig {
   readonly maxBodyBytes: number;
   readonly maxFrameBytes: number;
   readonly deliveryWindow: number;
+  readonly deliveryWindowBytes: number;
+  readonly publishWindow: number;
+  readonly publishWindowBytes: number;
+  readonly slowConsumerMs: number;
   readonly socketHighWater: number;
   readonly topicBuffer: number;
   readonly overflowBytes: number;
@@ -29,7 +33,7 @@ export interface BrokerConfig {
   readonly maxConnections: number;
   readonly maxSubscriptions: number;
   readonly idleTimeoutS: number;
-  readonly slowConsumer: 'drop' | 'disconnect';
+  readonly slowConsumer: 'drop' | 'disconnect' | 'block';
   readonly maxMemoryBytes: number;
   readonly tlsCert: string | null;
   readonly tlsKey: string | null;
@@ -67,6 +71,23 @@ export const CONFIG_SPECS: readonly Spec[] = [
   { key: 'maxBodyBytes', flag: 'max-body-bytes', kind: 'int', min: 1, max: 1 << 30, def: D.DEFAULT_MAX_BODY_BYTES },
   { key: 'maxFrameBytes', flag: 'max-frame-bytes', kind: 'int', min: 1024, max: 1 << 30, def: D.DEFAULT_MAX_FRAME_BYTES },
   { key: 'deliveryWindow', flag: 'delivery-window', kind: 'int', min: 1, max: 1 << 20, def: D.DEFAULT_DELIVERY_WINDOW },
+  {
+    key: 'deliveryWindowBytes',
+    flag: 'delivery-window-bytes',
+    kind: 'int',
+    min: 1024,
+    max: 2 ** 31,
+    def: D.DEFAULT_DELIVERY_WINDOW_BYTES,
+  },
+  { key: 'publishWindow', flag: 'publish-window', kind: 'int', min: 1024, max: 1 << 24, def: D.DEFAULT_PUBLISH_WINDOW },
+  {
+    key: 'publishWindowBytes',
+    flag: 'publish-window-bytes',
+    kind: 'int',
+    min: 1024 * 1024,
+    max: 2 ** 31,
+    def: D.DEFAULT_PUBLISH_WINDOW_BYTES,
+  },
   { key: 'socketHighWater', flag: 'socket-high-water', kind: 'int', min: 1024, max: 1 << 30, def: D.DEFAULT_SOCKET_HIGH_WATER },
   { key: 'topicBuffer', flag: 'topic-buffer', kind: 'int', min: 1, max: 1 << 26, def: D.DEFAULT_TOPIC_BUFFER },
   { key: 'overflowBytes', flag: 'overflow-bytes', kind: 'int', min: 0, max: 1 << 30, def: D.DEFAULT_OVERFLOW_BYTES },
@@ -80,7 +101,8 @@ export const CONFIG_SPECS: readonly Spec[] = [
   { key: 'maxConnections', flag: 'max-connections', kind: 'int', min: 1, max: 1 << 20, def: D.DEFAULT_MAX_CONNECTIONS },
   { key: 'maxSubscriptions', flag: 'max-subscriptions', kind: 'int', min: 1, max: 1 << 20, def: D.DEFAULT_MAX_SUBSCRIPTIONS },
   { key: 'idleTimeoutS', flag: 'idle-timeout-s', kind: 'int', min: 0, max: 3600, def: D.DEFAULT_IDLE_TIMEOUT_S },
-  { key: 'slowConsumer', flag: 'slow-consumer', kind: 'enum', values: ['drop', 'disconnect'], def: D.DEFAULT_SLOW_CONSUMER },
+  { key: 'slowConsumer', flag: 'slow-consumer', kind: 'enum', values: ['drop', 'disconnect', 'block'], def: D.DEFAULT_SLOW_CONSUMER },
+  { key: 'slowConsumerMs', flag: 'slow-consumer-ms', kind: 'int', min: 0, max: 600_000, def: D.DEFAULT_SLOW_CONSUMER_MS },
   { key: 'maxMemoryBytes', flag: 'max-memory', kind: 'int', min: 0, max: Number.MAX_SAFE_INTEGER, def: D.DEFAULT_MAX_MEMORY_BYTES },
   { key: 'tlsCert', flag: 'tls-cert', kind: 'string', def: null },
   { key: 'tlsKey', flag: 'tls-key', kind: 'string', def: null },

@@ -23,10 +23,23 @@ export const DEFAULT_MAX_FRAME_BYTES = 1024 * 1024;
 /** Default prefetch for client-ack subscriptions that do not name one (RabbitMQ's STOMP default is unlimited; we bound it). */
 export const DEFAULT_PREFETCH = 1000;
 /**
- * Deliveries a subscription may have in flight between a shard and its socket
- * before the front end returns credit. Bounds what a slow socket can pile up.
+ * Deliveries a subscription may have in flight between a shard and its socket before the front
+ * returns credit (it does at the end of every outbound chunk while the socket is below
+ * --socket-high-water). A bound for a slow subscriber, not the rate of a healthy one: the credit
+ * round trip must cover several outbound chunks (2048 records) so a subscriber that keeps up never
+ * waits for it (1024 capped 1→1 at ~140k msg/s, issue 12).
  */
-export const DEFAULT_DELIVERY_WINDOW = 1024;
+export const DEFAULT_DELIVERY_WINDOW = 16_384;
+/** The same window in payload bytes: large messages are bounded by bytes before count. */
+export const DEFAULT_DELIVERY_WINDOW_BYTES = 8 * 1024 * 1024;
+/**
+ * Publish credit per WebSocket connection (binary CREDIT ops, JSON `credit` frames): what a
+ * publisher may have sent and not yet had taken into a shard's ring. Returned at the end of each
+ * frame while the shards it published to hold less than half of --overflow-bytes; so it is what
+ * one publisher can add to main-thread memory when a shard holds its publishes.
+ */
+export const DEFAULT_PUBLISH_WINDOW = 16_384;
+export const DEFAULT_PUBLISH_WINDOW_BYTES = 4 * 1024 * 1024;
 /** Socket buffered bytes above which the front end stops returning credit (the shard holds messages instead). */
 export const DEFAULT_SOCKET_HIGH_WATER = 1024 * 1024;
 /**
@@ -61,8 +74,14 @@ export const DEFAULT_MAX_CONNECTIONS = 10_000;
 export const DEFAULT_MAX_SUBSCRIPTIONS = 1000;
 /** uWS closes sockets idle this long (it pings first); 0 turns it off. */
 export const DEFAULT_IDLE_TIMEOUT_S = 120;
-/** A topic subscriber that falls behind loses its oldest messages (counted), rather than its connection. */
+/** A topic subscriber that falls behind loses its oldest messages (counted, and told), rather than its connection. */
 export const DEFAULT_SLOW_CONSUMER = 'drop';
+/**
+ * How long a subscriber's socket may stay above --socket-high-water before it counts as slow
+ * (its policy applies then). Until then a full topic buffer holds the publishers instead: a GC
+ * pause or a burst does not cost a healthy subscriber messages.
+ */
+export const DEFAULT_SLOW_CONSUMER_MS = 1000;
 /**
  * Resident memory above which publishers get 503: half the machine, at most 8 GiB, so a
  * broker under a flood refuses work before the kernel kills it.

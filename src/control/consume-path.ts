@@ -14,11 +14,12 @@ import type { Topology } from './topology.js';
 import type { Management } from './management.js';
 import type { Principal } from './auth.js';
 import type { Logger } from '../log/logger.js';
+import { SLOW_CONSUMER_ARG, TOPIC_BUFFER_ARG, type SlowConsumerPolicy } from '../shard/shard-flow.js';
 
 export interface ConsumeOptions {
-  /** Messages a topic subscription's private queue holds before it drops its oldest. */
+  /** Messages a topic subscription's private queue holds before flow control or its slow-consumer policy acts. */
   readonly topicBuffer: number;
-  readonly slowConsumer: 'drop' | 'disconnect';
+  readonly slowConsumer: SlowConsumerPolicy;
 }
 
 export interface ConsumeTarget {
@@ -74,10 +75,13 @@ export class ConsumePath {
       }
       return { destination, queue: destination.name, shard: existing.shard, privateQueue: false };
     }
-    // RabbitMQ's STOMP plugin does the same: a private queue per subscription, bounded here
-    // by --topic-buffer (drop-head) so a subscriber that does not keep up costs bounded memory.
-    const args: Record<string, unknown> = { 'x-max-length': this.#options.topicBuffer };
-    if (this.#options.slowConsumer === 'disconnect') args['x-shardmq-slow-consumer'] = 'disconnect';
+    // RabbitMQ's STOMP plugin does the same: a private queue per subscription, bounded here by
+    // --topic-buffer: past it the shard holds the publishers while the subscriber keeps up, and
+    // applies --slow-consumer once it is slow itself (shard/shard-flow.ts).
+    const args: Record<string, unknown> = {
+      [TOPIC_BUFFER_ARG]: this.#options.topicBuffer,
+      [SLOW_CONSUMER_ARG]: this.#options.slowConsumer,
+    };
     const topology = this.#topology;
     const created = withBrokerErrors(() =>
       topology.declareQueue('', { durable: false, exclusive: true, autoDelete: true, arguments: args }, false, connectionId),

@@ -13,7 +13,7 @@ import type { Principal } from './auth.js';
 import type { Topology } from './topology.js';
 
 /** What publishing needs of a shard's handle (a fake in tests). */
-export type ShardWriter = Pick<ShardHandle, 'publish' | 'writeControl' | 'whenRoom'>;
+export type ShardWriter = Pick<ShardHandle, 'publish' | 'writeControl' | 'whenRoom' | 'holding'>;
 
 export interface PublishTarget {
   readonly exchange: string;
@@ -96,7 +96,8 @@ export class PublishPath {
    * Writes one message into every target shard's ring (one copy each), or into a shard's
    * bounded overflow while its ring is full, starting at `target.shards[fromShard]` (the ones
    * before took it already). Returns how far it got: fewer than `target.shards.length` means that
-   * shard's overflow was at its bound (wait for room, or refuse: 503).
+   * shard's overflow was at its bound (wait for room, or refuse: 503). `credited` publishes (WebSocket,
+   * within their publish credit) are never refused for room: the credit bounds them.
    */
   write(
     target: PublishTarget,
@@ -106,6 +107,7 @@ export class PublishPath {
     payload: Uint8Array,
     flags = 0,
     fromShard = 0,
+    credited = false,
   ): number {
     const { shards } = target;
     if (shards.length === 0) {
@@ -115,10 +117,17 @@ export class PublishPath {
     if (this.overMemory) return fromShard;
     let written = fromShard;
     for (let i = fromShard; i < shards.length; i++) {
-      if (!this.#shards[shards[i]].publish(connectionId, token, target.exchange, target.routingKey, properties, payload, flags)) break;
+      if (!this.#shards[shards[i]].publish(connectionId, token, target.exchange, target.routingKey, properties, payload, flags, credited))
+        break;
       written++;
     }
     return written;
+  }
+
+  /** True when a target shard holds publishes (ring full or flow control): a confirm must then come from the shard. */
+  held(target: PublishTarget): boolean {
+    for (const s of target.shards) if (this.#shards[s].holding) return true;
+    return false;
   }
 
   /**

@@ -11,6 +11,7 @@ import { HEALTH_TIMEOUT_MS } from '../config/defaults.js';
 import { checkFraming, refuseFraming, sendJson, sendText, watchAbort } from './http-util.js';
 import { authorize } from './http-auth.js';
 import type { Principal } from '../control/auth.js';
+import type { DroppedSubscription } from './ws-session.js';
 
 export interface FrontStats {
   websocket: number;
@@ -18,6 +19,10 @@ export interface FrontStats {
   undeliverable: number;
   unroutable: number;
   slowConsumerClosed: number;
+  slowConnections: number;
+  slowEpisodes: number;
+  slowConsumerDropped: number;
+  droppedSubscriptions: ReadonlyArray<DroppedSubscription>;
   connections: ReadonlyArray<Record<string, unknown>>;
 }
 
@@ -67,7 +72,13 @@ export function registerAdminRoutes(
   app.get('/metrics', (res, req) => {
     if (authorize(res, req, ctx, 'monitor') === null) return;
     const state = watchAbort(res);
-    const shards = ctx.shards.map((h) => ({ index: h.index, alive: h.alive, counters: readCounters(h.counters), ring: h.occupancy() }));
+    const shards = ctx.shards.map((h) => ({
+      index: h.index,
+      alive: h.alive,
+      counters: readCounters(h.counters),
+      ring: h.occupancy(),
+      held: h.overflow,
+    }));
     sendText(res, 200, 'text/plain; version=0.0.4', renderPrometheus(shards, frontStats()), state);
   });
 }
@@ -108,7 +119,13 @@ async function collectStats(ctx: BrokerContext, front: FrontStats): Promise<unkn
       websocket: front.websocket,
       subscriptions: front.subscriptions,
       slowConsumerClosed: front.slowConsumerClosed,
+      slowConnections: front.slowConnections,
+      slowEpisodes: front.slowEpisodes,
       list: front.connections,
+    },
+    slowConsumers: {
+      dropped: front.slowConsumerDropped,
+      subscriptions: front.droppedSubscriptions,
     },
     undeliverable: front.undeliverable,
     unroutable: front.unroutable,

@@ -78,6 +78,8 @@ export class Broker implements OutboundSink {
         const failed = this.#confirms.failShard(index, ConfirmStatus.rejected);
         if (failed > 0) log.warn({ shard: index, failed }, 'publishes waiting on the dead shard were answered with an error');
         this.#ws.onShardCrash(index);
+        // The new thread presses nothing yet: what waited for the old one goes into the ring.
+        this.#supervisor.handles[index].setFlowHeld(false);
       },
       // A restarted shard gets the topology it must know in its workerData, applied before it
       // reads the publishes that waited in its ring; then its consumers are registered again.
@@ -253,6 +255,15 @@ export class Broker implements OutboundSink {
       }
       case RecordKind.republish:
         this.#routeDeadLetter(reader, offset);
+        break;
+      case RecordKind.flow: {
+        const held = reader.u32(offset) === 1;
+        this.#supervisor.handles[shard].setFlowHeld(held);
+        this.log.debug({ shard, held }, held ? 'flow control: holding publishes for a shard' : 'flow control: released');
+        break;
+      }
+      case RecordKind.dropped:
+        this.#ws.onDropped(reader.u32(offset), reader.u32(offset + 4), reader.f64(offset + 8));
         break;
       default:
         this.log.error({ shard, kind }, 'unknown outbound record kind; skipped');

@@ -3,20 +3,36 @@
  * touched are written once each under one cork (JSON frames, then one binary frame), and the
  * subscriptions it delivered to return their credit to the shard once, and only while their
  * socket is below its high-water mark (nats-server's per-read-batch client flush).
+ *
+ * It also decides which subscribers are slow: a socket that stays above --socket-high-water for
+ * --slow-consumer-ms is one whose reader does not keep up (the broker's own lag never fills a
+ * socket), and its shards are told (a `slow` record) so its topic subscriptions' policy applies;
+ * until then, and when it drains again, a full topic buffer holds the publishers instead.
  */
 import { BinaryFrameWriter } from '../protocol/ws-binary-encode.js';
 import type { ShardHandle } from '../shard/shard-handle.js';
 import type { Connection, WsSubscription } from './ws-connection.js';
 
+export interface SlowConsumerSettings {
+  readonly socketHighWater: number;
+  readonly slowConsumerMs: number;
+  /** A connection became slow (true) or keeps up again (false): for logs and counters. */
+  readonly onSlow?: (connection: Connection, slow: boolean) => void;
+}
+
 export class DeliveryFlush {
   readonly #shards: readonly ShardHandle[];
   readonly #socketHighWater: number;
+  readonly #slowConsumerMs: number;
+  readonly #onSlow: ((connection: Connection, slow: boolean) => void) | undefined;
   readonly #touched = new Set<Connection>();
   readonly #touchedSubs = new Set<WsSubscription>();
 
-  constructor(shards: readonly ShardHandle[], socketHighWater: number) {
+  constructor(shards: readonly ShardHandle[], settings: SlowConsumerSettings) {
     this.#shards = shards;
-    this.#socketHighWater = socketHighWater;
+    this.#socketHighWater = settings.socketHighWater;
+    this.#slowConsumerMs = settings.slowConsumerMs;
+    this.#onSlow = settings.onSlow;
   }
 
   /** The connection's binary writer for this chunk; the connection is flushed at chunk end. */
@@ -26,10 +42,11 @@ export class DeliveryFlush {
     return connection.writer;
   }
 
-  /** A delivery went into `sub`'s connection buffers: flush it and owe the shard one credit. */
-  delivered(sub: WsSubscription): void {
+  /** A delivery of `bytes` payload bytes went into `sub`'s connection buffers: flush it and owe the shard its credit. */
+  delivered(sub: WsSubscription, bytes: number): void {
     this.#touched.add(sub.connection);
     sub.owedCredit++;
+    sub.owedBytes += bytes;
     this.#touchedSubs.add(sub);
   }
 
@@ -64,22 +81,53 @@ export class DeliveryFlush {
     for (const connection of this.#touched) this.flushConnection(connection);
     this.#touched.clear();
     for (const sub of this.#touchedSubs) {
+      const { connection } = sub;
+      if (connection.closed) continue;
       // A socket past its high-water mark gets no more credit: the shard keeps the
       // messages in their queue until uWS reports a drain.
-      if (!sub.connection.closed && sub.connection.ws.getBufferedAmount() < this.#socketHighWater) this.#returnCredit(sub);
+      if (connection.ws.getBufferedAmount() < this.#socketHighWater) this.#returnCredit(sub);
+      else this.#aboveHighWater(connection);
     }
     this.#touchedSubs.clear();
   }
 
   /** uWS drained the socket: credit owed to its subscriptions goes back, if it is below high water. */
   drained(connection: Connection): void {
-    if (connection.ws.getBufferedAmount() >= this.#socketHighWater) return;
+    if (connection.closed || connection.ws.getBufferedAmount() >= this.#socketHighWater) return;
+    if (connection.slowTimer !== null) {
+      clearTimeout(connection.slowTimer);
+      connection.slowTimer = null;
+    }
+    if (connection.slow) this.#setSlow(connection, false);
     for (const sub of connection.byNumericId.values()) this.#returnCredit(sub);
   }
 
   forgetConnection(connection: Connection): void {
     this.#touched.delete(connection);
     for (const sub of connection.byNumericId.values()) this.#touchedSubs.delete(sub);
+    if (connection.slowTimer !== null) clearTimeout(connection.slowTimer);
+    connection.slowTimer = null;
+  }
+
+  /** The socket is above high water: slow once it stays there past the bound. */
+  #aboveHighWater(connection: Connection): void {
+    if (connection.slow || connection.slowTimer !== null) return;
+    if (this.#slowConsumerMs === 0) {
+      this.#setSlow(connection, true);
+      return;
+    }
+    connection.slowTimer = setTimeout(() => {
+      connection.slowTimer = null;
+      if (!connection.closed && connection.ws.getBufferedAmount() >= this.#socketHighWater) this.#setSlow(connection, true);
+    }, this.#slowConsumerMs);
+  }
+
+  #setSlow(connection: Connection, slow: boolean): void {
+    connection.slow = slow;
+    const shards = new Set<number>();
+    for (const sub of connection.byNumericId.values()) shards.add(sub.shard);
+    for (const s of shards) this.#shards[s].writeControl((w) => w.slow(connection.id, slow));
+    this.#onSlow?.(connection, slow);
   }
 
   forgetSubscription(sub: WsSubscription): void {
@@ -89,8 +137,10 @@ export class DeliveryFlush {
   #returnCredit(sub: WsSubscription): void {
     const owed = sub.owedCredit;
     if (owed === 0) return;
+    const bytes = sub.owedBytes;
     sub.owedCredit = 0;
+    sub.owedBytes = 0;
     const { connection } = sub;
-    this.#shards[sub.shard].writeControl((w) => w.credit(connection.id, sub.numericId, owed));
+    this.#shards[sub.shard].writeControl((w) => w.credit(connection.id, sub.numericId, owed, bytes));
   }
 }

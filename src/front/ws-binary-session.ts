@@ -13,23 +13,37 @@ import type * as Bin from '../protocol/ws-binary.js';
 import { confirmRefusal } from '../control/confirm-tracker.js';
 import type { PublishTarget } from '../control/publish-path.js';
 import { ProtocolSession, toBrokerError } from './ws-ops.js';
-import { CLOSE_PROTOCOL_ERROR, CLOSE_TOO_BIG, type Connection } from './ws-connection.js';
+import { CLOSE_POLICY, CLOSE_PROTOCOL_ERROR, CLOSE_TOO_BIG, type Connection } from './ws-connection.js';
+import type { PublishCredit } from './publish-credit.js';
+
+/** A publish past the connection's credit: the client ignored flow control (docs/protocol.md §6a). */
+class CreditViolation extends Error {}
 
 export class BinarySession extends ProtocolSession {
+  #credit: PublishCredit | null = null;
+
+  /** Set once by the front: publish credit is shared with the JSON protocol. */
+  set credit(credit: PublishCredit) {
+    this.#credit = credit;
+  }
+
   frame(connection: Connection, bytes: Uint8Array): void {
     connection.decoder ??= new BinaryDecoder(Direction.toServer, this.#dispatcher(connection), {
       maxOpBodyBytes: this.ctx.config.maxFrameBytes,
     });
     connection.confirmUpTo = 0;
+    const owedBefore = connection.owedPublish;
     try {
       connection.decoder.decodeFrame(bytes);
     } catch (err) {
-      if (err instanceof ProtocolError) {
-        // A length-prefixed stream cannot resynchronise: say why, then close (docs/protocol.md).
+      if (err instanceof ProtocolError || err instanceof CreditViolation) {
+        // A length-prefixed stream cannot resynchronise, and a client that ignores credit cannot be
+        // slowed: say why, then close (docs/protocol.md §6a, §8).
+        const code = err instanceof ProtocolError ? err.code : ErrorCode.creditExceeded;
         const writer = this.flush.writer(connection);
-        writer.error(0, err.code, err.message);
+        writer.error(0, code, err.message);
         this.flush.flushConnection(connection);
-        connection.ws.end(err.code === 'too_large' ? CLOSE_TOO_BIG : CLOSE_PROTOCOL_ERROR, err.code);
+        connection.ws.end(code === 'too_large' ? CLOSE_TOO_BIG : code === 'bad_frame' ? CLOSE_PROTOCOL_ERROR : CLOSE_POLICY, code);
         return;
       }
       throw err;
@@ -39,6 +53,13 @@ export class BinarySession extends ProtocolSession {
         connection.confirmUpTo = 0;
       }
     }
+    if (connection.owedPublish !== owedBefore) this.#credit?.settle(connection);
+    this.flush.flushConnection(connection);
+  }
+
+  /** Publish credit goes back to a binary client as one CREDIT op. */
+  sendCredit(connection: Connection, messages: number, bytes: number): void {
+    this.flush.writer(connection).credit(messages, bytes);
     this.flush.flushConnection(connection);
   }
 
@@ -76,6 +97,15 @@ export class BinarySession extends ProtocolSession {
     return {
       processPublish: (ev) => this.#publish(connection, ev.destination, ev.properties, [ev.payload]),
       processPublishBatch: (ev) => this.#publish(connection, ev.destination, ev.properties, ev.payloads),
+      processFlush: (ev) =>
+        answer(ev.requestId, Opcode.FLUSH, () => {
+          // Answered once every shard this connection published to has routed what it was sent
+          // before (a ping behind the publishes, held ones included).
+          const shards = [...connection.flushShards];
+          connection.flushShards.clear();
+          if (shards.length === 0) return;
+          return Promise.all(shards.map((s) => this.ops.pingShard(s, true))).then(() => undefined);
+        }),
       processConfirmSelect: (ev) =>
         answer(ev.requestId, Opcode.CONFIRM_SELECT, () => {
           connection.confirming = true;
@@ -163,6 +193,14 @@ export class BinarySession extends ProtocolSession {
   }
 
   #publish(connection: Connection, destinationText: string, properties: Uint8Array | null, payloads: readonly Uint8Array[]): void {
+    let bytes = 0;
+    const propsBytes = properties?.byteLength ?? 0;
+    for (let i = 0; i < payloads.length; i++) bytes += payloads[i].byteLength + propsBytes;
+    if (this.#credit !== null && !this.#credit.take(connection, payloads.length, bytes)) {
+      throw new CreditViolation(
+        `published ${payloads.length} message(s) with ${connection.publishCredit} message(s) and ${connection.publishCreditBytes} byte(s) of credit left; wait for CREDIT`,
+      );
+    }
     const first = connection.confirming ? connection.confirmSeq + 1 : 0;
     if (connection.confirming) connection.confirmSeq += payloads.length;
     const last = connection.confirmSeq;
@@ -214,16 +252,22 @@ export class BinarySession extends ProtocolSession {
         return;
       }
     }
-    const wantToken = target.confirmFromShard && target.shards.length > 0 && first > 0;
+    // A confirm means the message is in a shard's ring (or routed): while a target shard holds
+    // publishes in main-thread memory, the shard itself confirms, after routing it.
+    const wantToken = first > 0 && target.shards.length > 0 && (target.confirmFromShard || this.ctx.publisher.held(target));
     if (wantToken) connection.pendingSeqs += last - first + 1;
     const token = wantToken ? this.ctx.confirms.allocate(target.shards, (status) => report(status, false)) : NO_TOKEN;
     for (let i = 0; i < payloads.length; i++) {
       const t = i === payloads.length - 1 ? token : NO_TOKEN;
-      if (this.ctx.publisher.write(target, connection.id, t, properties, payloads[i]) < target.shards.length) {
+      if (this.ctx.publisher.write(target, connection.id, t, properties, payloads[i], 0, 0, true) < target.shards.length) {
         if (token !== NO_TOKEN) this.ctx.confirms.fail(token, ConfirmStatus.rejected);
         else report(ConfirmStatus.rejected, true);
         return;
       }
+    }
+    for (const s of target.shards) {
+      connection.flushShards.add(s);
+      this.#credit?.wrote(connection, s);
     }
     if (token === NO_TOKEN) report(ConfirmStatus.ok, true);
   }

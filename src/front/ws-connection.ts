@@ -9,6 +9,7 @@ import type { BinaryDecoder } from '../protocol/ws-binary-decode.js';
 import type { BinaryFrameWriter } from '../protocol/ws-binary-encode.js';
 import { DeliveryTags } from '../control/delivery-tags.js';
 import type { Principal } from '../control/auth.js';
+import { INITIAL_PUBLISH_CREDIT } from '../protocol/ws-binary.js';
 
 /** WebSocket close codes (RFC 6455 §7.4.1). */
 export const CLOSE_PROTOCOL_ERROR = 1002;
@@ -31,8 +32,16 @@ export interface WsSubscription {
   readonly privateQueue: boolean;
   readonly ackMode: 'auto' | 'client';
   readonly prefetch: number;
-  /** Deliveries taken from the shard whose credit is not yet returned. */
+  /** Deliveries taken from the shard whose credit is not yet returned, and their payload bytes. */
   owedCredit: number;
+  owedBytes: number;
+  /** Messages the shard discarded for this subscription while it was slow (shard/shard-flow.ts). */
+  dropped: number;
+  /** Of those, not yet told to the client (front/drop-notices.ts). */
+  droppedUnreported: number;
+  /** When the client was last sent a dropped notice, and when it was last logged (ms). */
+  lastNoticeAt: number;
+  lastWarnAt: number;
 }
 
 export interface Connection {
@@ -57,6 +66,20 @@ export interface Connection {
   confirmUpTo: number;
   nextSubscription: number;
   closed: boolean;
+  /** Publish credit left to the client (messages, bytes), and what it used that is not yet returned. */
+  publishCredit: number;
+  publishCreditBytes: number;
+  owedPublish: number;
+  owedPublishBytes: number;
+  /** Shards published to since credit was last returned; credit waits while one of them has no room. */
+  readonly creditShards: Set<number>;
+  creditWaiting: boolean;
+  /** Shards published to since the last FLUSH (binary), which its OK waits for. */
+  readonly flushShards: Set<number>;
+  /** The socket went above --socket-high-water: the timer that makes it slow past --slow-consumer-ms. */
+  slowTimer: NodeJS.Timeout | null;
+  /** Above high water past the bound: its shards apply --slow-consumer to its topic subscriptions. */
+  slow: boolean;
 }
 
 /** What uWS keeps per socket: the principal from the upgrade, then the connection. */
@@ -65,7 +88,12 @@ export interface ConnectionData {
   principal?: Principal;
 }
 
-export function newConnection(id: number, principal: Principal, ws: WebSocket<ConnectionData>): Connection {
+export function newConnection(
+  id: number,
+  principal: Principal,
+  ws: WebSocket<ConnectionData>,
+  publishWindow: { readonly messages: number; readonly bytes: number },
+): Connection {
   return {
     id,
     principal,
@@ -83,6 +111,16 @@ export function newConnection(id: number, principal: Principal, ws: WebSocket<Co
     confirmUpTo: 0,
     nextSubscription: 1,
     closed: false,
+    publishCredit: INITIAL_PUBLISH_CREDIT.messages,
+    publishCreditBytes: INITIAL_PUBLISH_CREDIT.bytes,
+    // The first return grants the rest of the server's window (HTTP/2's SETTINGS after the initial window).
+    owedPublish: publishWindow.messages - INITIAL_PUBLISH_CREDIT.messages,
+    owedPublishBytes: publishWindow.bytes - INITIAL_PUBLISH_CREDIT.bytes,
+    creditShards: new Set(),
+    creditWaiting: false,
+    flushShards: new Set(),
+    slowTimer: null,
+    slow: false,
   };
 }
 

@@ -11,9 +11,22 @@ import { encodeCheckedProperties } from '../protocol/property-rules.js';
 import { propertiesToJson } from '../protocol/json-properties.js';
 import { DEFAULT_PREFETCH } from '../config/defaults.js';
 import { ProtocolSession, toBrokerError } from './ws-ops.js';
-import type { Connection, WsSubscription } from './ws-connection.js';
+import { CLOSE_POLICY, type Connection, type WsSubscription } from './ws-connection.js';
+import type { PublishCredit } from './publish-credit.js';
 
 export class JsonSession extends ProtocolSession {
+  #credit: PublishCredit | null = null;
+
+  /** Set once by the front: publish credit is shared with the binary protocol. */
+  set credit(credit: PublishCredit) {
+    this.#credit = credit;
+  }
+
+  /** Publish credit goes back to a JSON client as a `credit` frame (docs/protocol.md §6a). */
+  sendCredit(connection: Connection, messages: number, bytes: number): void {
+    this.flush.sendText(connection, `{"op":"credit","messages":${messages},"bytes":${bytes}}`);
+  }
+
   frame(connection: Connection, message: ArrayBuffer): void {
     // uWS itself fails a text frame that is not UTF-8 (RFC 6455 §8.1), so this decodes cleanly.
     let op: ClientOp;
@@ -23,11 +36,14 @@ export class JsonSession extends ProtocolSession {
       this.#sendError(connection, err);
       return;
     }
+    const owedBefore = connection.owedPublish;
     try {
       this.#process(connection, op);
     } catch (err) {
       this.#sendError(connection, err, op);
     }
+    // After the frame's own answer, so a person reading the frames sees it first.
+    if (connection.owedPublish !== owedBefore) this.#credit?.settle(connection);
   }
 
   #process(connection: Connection, op: ClientOp): void {
@@ -55,11 +71,21 @@ export class JsonSession extends ProtocolSession {
       case 'publish': {
         const receipt = op.receipt;
         const properties = op.properties === null ? null : encodeCheckedProperties(op.properties);
-        this.ops.publish(connection, op.destination, properties, op.payload, (refused) => {
+        const credit = this.#credit;
+        const bytes = op.payload.byteLength + (properties?.byteLength ?? 0);
+        if (credit !== null && !credit.take(connection, 1, bytes)) {
+          // A client that ignores credit cannot be slowed: say why, then close (docs/protocol.md §6a).
+          const message = `published with ${connection.publishCredit} message(s) and ${connection.publishCreditBytes} byte(s) of credit left; wait for a credit frame`;
+          this.flush.sendErrorText(connection, ErrorCode.creditExceeded, message, receipt ?? undefined);
+          connection.ws.end(CLOSE_POLICY, ErrorCode.creditExceeded);
+          return;
+        }
+        const shards = this.ops.publish(connection, op.destination, properties, op.payload, (refused) => {
           if (receipt === null) return;
           if (refused === null) this.flush.sendText(connection, `{"op":"receipt","receipt":${JSON.stringify(receipt)}}`);
           else this.flush.sendErrorText(connection, refused.code, refused.message, receipt);
         });
+        if (credit !== null) for (const s of shards) credit.wrote(connection, s);
         return;
       }
       case 'ack':

@@ -26,23 +26,26 @@ export class SessionOps {
     properties: Uint8Array | null,
     payload: Uint8Array,
     done: (refused: BrokerError | null) => void,
-  ): void {
+  ): readonly number[] {
     const max = this.#ctx.config.maxMessageBytes;
     if (payload.byteLength + (properties?.byteLength ?? 0) > max) {
       throw new BrokerError(ErrorCode.tooLarge, `message of ${payload.byteLength} bytes exceeds max-message-bytes ${max}`, 413);
     }
     const { publisher, confirms } = this.#ctx;
     const target = publisher.targetFor(destinationText, connection.principal);
+    // A receipt means the message is in a shard's ring: while a target shard holds publishes in
+    // main-thread memory, the shard itself answers, after routing it.
     const token =
-      target.confirmFromShard && target.shards.length > 0
+      (target.confirmFromShard || publisher.held(target)) && target.shards.length > 0
         ? confirms.allocate(target.shards, (status) => done(status === ConfirmStatus.ok ? null : confirmRefusal(status, target.exchange)))
         : NO_TOKEN;
-    if (publisher.write(target, connection.id, token, properties, payload) < target.shards.length) {
+    if (publisher.write(target, connection.id, token, properties, payload, 0, 0, true) < target.shards.length) {
       if (token !== NO_TOKEN) confirms.fail(token, ConfirmStatus.rejected);
       throw new BrokerError(ErrorCode.saturated, 'the broker is saturated; message not accepted, retry later', 503);
     }
     // Held once it is in the rings (they outlive a shard thread), unless a shard must confirm.
     if (token === NO_TOKEN) done(null);
+    return target.shards;
   }
 
   /** Creates a consumer on the queue `control/consume-path.ts` picks for the destination. */
@@ -72,6 +75,11 @@ export class SessionOps {
       ackMode,
       prefetch,
       owedCredit: 0,
+      owedBytes: 0,
+      dropped: 0,
+      droppedUnreported: 0,
+      lastNoticeAt: 0,
+      lastWarnAt: 0,
     };
     if (binary) connection.binarySubs.set(clientId as number, sub);
     else connection.jsonSubs.set(clientId as string, sub);
@@ -83,10 +91,13 @@ export class SessionOps {
   /** Registers `sub`'s consumer on its shard (again, after a shard restart). */
   writeSubscribe(sub: WsSubscription): void {
     const ackMode = sub.ackMode === 'client' ? AckModeCode.client : AckModeCode.auto;
-    const { deliveryWindow } = this.#ctx.config;
-    this.#ctx.shards[sub.shard].writeControl((w) =>
-      w.subscribe(sub.connection.id, sub.numericId, sub.queue, ackMode, sub.prefetch, deliveryWindow),
+    const { deliveryWindow, deliveryWindowBytes } = this.#ctx.config;
+    const shard = this.#ctx.shards[sub.shard];
+    shard.writeControl((w) =>
+      w.subscribe(sub.connection.id, sub.numericId, sub.queue, ackMode, sub.prefetch, deliveryWindow, deliveryWindowBytes),
     );
+    // A connection already found slow stays slow on a shard it now consumes from too.
+    if (sub.connection.slow) shard.writeControl((w) => w.slow(sub.connection.id, true));
   }
 
   unsubscribe(sub: WsSubscription): void {
@@ -106,14 +117,19 @@ export class SessionOps {
     return true;
   }
 
-  /** Resolves once `shard` processed everything written to it before (a ping behind it). */
-  pingShard(shard: number): Promise<ConfirmStatus> {
+  /**
+   * Resolves once `shard` processed everything written to it before (a ping behind it); with
+   * `afterPublishes`, also every publish still held for it in main-thread memory.
+   */
+  pingShard(shard: number, afterPublishes = false): Promise<ConfirmStatus> {
     return new Promise((resolve, reject) => {
       const token = this.#ctx.confirms.allocate([shard], (status) => {
         if (status === ConfirmStatus.ok) resolve(status);
         else reject(new BrokerError(ErrorCode.shardUnavailable, `shard ${shard} restarted before answering`));
       });
-      this.#ctx.shards[shard].writeControl((w) => w.ping(token));
+      const handle = this.#ctx.shards[shard];
+      if (afterPublishes) handle.writeAfterPublishes((w) => w.ping(token));
+      else handle.writeControl((w) => w.ping(token));
     });
   }
 

@@ -15,10 +15,30 @@ import { newDeliverRecord, type RecordReader } from '../protocol/ring-record-cod
 import { SUBPROTOCOL } from '../protocol/ws-binary.js';
 import { ANONYMOUS, tokenFrom, UNAUTHORIZED_MESSAGE, type Principal } from '../control/auth.js';
 import { DeliveryFlush } from './delivery-flush.js';
+import { DropNotices, destinationOf } from './drop-notices.js';
+import { PublishCredit, type PublishWindow } from './publish-credit.js';
 import { SessionOps } from './ws-ops.js';
 import { JsonSession } from './ws-json-session.js';
 import { BinarySession } from './ws-binary-session.js';
-import { CLOSE_POLICY, CLOSE_TOO_BIG, detachSubscription, newConnection, type Connection, type ConnectionData } from './ws-connection.js';
+import {
+  CLOSE_POLICY,
+  CLOSE_TOO_BIG,
+  detachSubscription,
+  newConnection,
+  type Connection,
+  type ConnectionData,
+  type WsSubscription,
+} from './ws-connection.js';
+
+/** A subscription that lost messages as a slow consumer, as /v1/stats and /metrics list it. */
+export interface DroppedSubscription {
+  readonly connection: number;
+  readonly user: string;
+  readonly subscription: string | number;
+  readonly destination: string;
+  readonly dropped: number;
+  readonly slow: boolean;
+}
 
 /** Above this a socket is closed rather than buffering more (uWS drops silently otherwise). */
 const MAX_BACKPRESSURE_BYTES = 64 * 1024 * 1024;
@@ -34,17 +54,44 @@ export class WsFront {
   readonly #ops: SessionOps;
   readonly #json: JsonSession;
   readonly #binary: BinarySession;
+  readonly #notices: DropNotices;
+  readonly #publishWindow: PublishWindow;
   readonly #deliver = newDeliverRecord();
   #nextConnection = 1;
   #undeliverable = 0;
   #slowConsumerClosed = 0;
+  #slowConnections = 0;
+  #slowEpisodes = 0;
+  /** Subscriptions that lost messages as slow consumers (listed in /v1/stats and /metrics). */
+  readonly #droppedSubs = new Set<WsSubscription>();
 
   constructor(ctx: BrokerContext) {
     this.#ctx = ctx;
-    this.#flush = new DeliveryFlush(ctx.shards, ctx.config.socketHighWater);
+    const { config } = ctx;
+    this.#flush = new DeliveryFlush(ctx.shards, {
+      socketHighWater: config.socketHighWater,
+      slowConsumerMs: config.slowConsumerMs,
+      onSlow: (connection, slow) => {
+        this.#slowConnections += slow ? 1 : -1;
+        if (slow) this.#slowEpisodes++;
+        ctx.log.info(
+          { connection: connection.id, user: connection.principal.name, bufferedBytes: connection.ws.getBufferedAmount() },
+          slow ? `slow consumer: socket above high water for ${config.slowConsumerMs} ms` : 'slow consumer keeps up again',
+        );
+      },
+    });
+    this.#notices = new DropNotices(this.#flush, ctx.log);
     this.#ops = new SessionOps(ctx, this.#flush);
     this.#json = new JsonSession(ctx, this.#ops, this.#flush);
     this.#binary = new BinarySession(ctx, this.#ops, this.#flush);
+    this.#publishWindow = { messages: config.publishWindow, bytes: config.publishWindowBytes };
+    const credit = new PublishCredit(ctx.shards, this.#publishWindow, (connection, messages, bytes) => {
+      // A connection speaks one protocol in practice; credit goes back in the one it published with.
+      if (connection.decoder !== null) this.#binary.sendCredit(connection, messages, bytes);
+      else this.#json.sendCredit(connection, messages, bytes);
+    });
+    this.#binary.credit = credit;
+    this.#json.credit = credit;
   }
 
   register(app: TemplatedApp): void {
@@ -128,6 +175,10 @@ export class WsFront {
     subscriptions: number;
     undeliverable: number;
     slowConsumerClosed: number;
+    slowConnections: number;
+    slowEpisodes: number;
+    slowConsumerDropped: number;
+    droppedSubscriptions: DroppedSubscription[];
     connections: Array<{ id: number; user: string; bufferedBytes: number; subscriptions: number; unacked: number; owedCredit: number }>;
   } {
     let subscriptions = 0;
@@ -153,8 +204,32 @@ export class WsFront {
       subscriptions,
       undeliverable: this.#undeliverable,
       slowConsumerClosed: this.#slowConsumerClosed,
+      slowConnections: this.#slowConnections,
+      slowEpisodes: this.#slowEpisodes,
+      slowConsumerDropped: this.#notices.total,
+      droppedSubscriptions: this.#droppedSubscriptions(),
       connections,
     };
+  }
+
+  #droppedSubscriptions(): DroppedSubscription[] {
+    const out: DroppedSubscription[] = [];
+    for (const sub of this.#droppedSubs) {
+      if (sub.connection.closed || !sub.connection.byNumericId.has(sub.numericId)) {
+        this.#droppedSubs.delete(sub);
+        continue;
+      }
+      if (out.length >= MAX_STATS_CONNECTIONS) break;
+      out.push({
+        connection: sub.connection.id,
+        user: sub.connection.principal.name,
+        subscription: sub.clientId,
+        destination: destinationOf(sub),
+        dropped: sub.dropped,
+        slow: sub.connection.slow,
+      });
+    }
+    return out;
   }
 
   closeAll(code: number, reason: string): void {
@@ -165,7 +240,7 @@ export class WsFront {
     const id = this.#nextConnection;
     // Connection ids are u32 in ring records; 0 is HTTP's.
     this.#nextConnection = this.#nextConnection >= 0xffff_fffe ? 1 : this.#nextConnection + 1;
-    const connection = newConnection(id, ws.getUserData().principal ?? ANONYMOUS, ws);
+    const connection = newConnection(id, ws.getUserData().principal ?? ANONYMOUS, ws, this.#publishWindow);
     ws.getUserData().connection = connection;
     this.#connections.set(id, connection);
   }
@@ -173,7 +248,12 @@ export class WsFront {
   #close(connection: Connection): void {
     connection.closed = true;
     this.#connections.delete(connection.id);
+    if (connection.slow) this.#slowConnections--;
     this.#flush.forgetConnection(connection);
+    for (const sub of connection.byNumericId.values()) {
+      this.#notices.forget(sub);
+      this.#droppedSubs.delete(sub);
+    }
     const shards = new Set<number>();
     for (const sub of connection.byNumericId.values()) shards.add(sub.shard);
     // Every shard the connection consumes from drops its consumers and requeues its unacked
@@ -227,7 +307,15 @@ export class WsFront {
         ),
       );
     }
-    this.#flush.delivered(sub);
+    this.#flush.delivered(sub, rec.payloadLength);
+  }
+
+  /** A shard discarded `count` messages of a slow subscription: count them and tell its client. */
+  onDropped(connectionId: number, subscriptionId: number, count: number): void {
+    const sub = this.#connections.get(connectionId)?.byNumericId.get(subscriptionId);
+    if (sub === undefined) return;
+    this.#notices.record(sub, count);
+    this.#droppedSubs.add(sub);
   }
 
   onShardError(connectionId: number, subscriptionId: number, code: string, message: string): void {
@@ -243,13 +331,6 @@ export class WsFront {
         'slow consumer disconnected',
       );
       connection.ws.end(CLOSE_POLICY, 'slow consumer: topic buffer overflowed');
-      return;
-    }
-    if (code === 'slow_consumer_dropped') {
-      this.#ctx.log.warn(
-        { connection: connectionId, user: connection.principal.name, subscription: sub?.clientId },
-        'slow consumer: its topic buffer overflowed, dropping oldest messages',
-      );
       return;
     }
     // The queue went away under the consumer: the subscription is over.

@@ -29,6 +29,8 @@ export const ErrorCode = {
   storageFailed: 'storage_failed',
   lengthRequired: 'length_required',
   headersTooLarge: 'headers_too_large',
+  /** A WebSocket client published past the credit the broker granted (flow control). */
+  creditExceeded: 'credit_exceeded',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -24,6 +24,8 @@ export const RecordKind = {
   credit: 8,
   /** Topology operations (declare, bind, delete...): rare, so a small JSON body. */
   manage: 9,
+  /** The front's verdict on a connection's socket: 1 = slow (above high water past the bound), 0 = keeping up. */
+  slow: 10,
   deliver: 64,
   confirm: 65,
   error: 66,
@@ -32,6 +34,13 @@ export const RecordKind = {
   manageReply: 68,
   /** A dead-lettered message the shard hands back for routing (its targets may be on other shards). */
   republish: 69,
+  /**
+   * Flow control: 1 = a subscription queue that keeps up is past its bound and the main thread must
+   * hold further publishes for this shard; 0 = it drained, publish again.
+   */
+  flow: 70,
+  /** A slow subscription's private queue discarded `count` messages (since its previous record). */
+  dropped: 71,
 } as const;
 export type RecordKind = (typeof RecordKind)[keyof typeof RecordKind];
 
@@ -57,7 +66,7 @@ export const ConfirmStatus = {
 export type ConfirmStatus = (typeof ConfirmStatus)[keyof typeof ConfirmStatus];
 
 const PUBLISH_FIXED = 24;
-const SUBSCRIBE_FIXED = 24;
+const SUBSCRIBE_FIXED = 28;
 const DELIVER_FIXED = 32;
 
 const pad8 = (n: number): number => (n + 7) & ~7;
@@ -138,7 +147,15 @@ export class InboundWriter extends RingRecordWriter {
   }
 
   /** Adds a consumer to `queue`, which this shard owns (declared before, in the same ring). */
-  subscribe(connectionId: number, subscriptionId: number, queue: string, ackMode: number, prefetch: number, credit: number): boolean {
+  subscribe(
+    connectionId: number,
+    subscriptionId: number,
+    queue: string,
+    ackMode: number,
+    prefetch: number,
+    credit: number,
+    creditBytes: number,
+  ): boolean {
     const nameLen = Buffer.byteLength(queue);
     const at = this.producer.reserve(SUBSCRIBE_FIXED + nameLen, RecordKind.subscribe);
     if (at < 0) return false;
@@ -152,6 +169,7 @@ export class InboundWriter extends RingRecordWriter {
     v.setUint16(at + 14, 0, true);
     v.setUint32(at + 16, prefetch, true);
     v.setUint32(at + 20, credit, true);
+    v.setUint32(at + 24, creditBytes, true);
     if (nameLen > 0) this.buf.write(queue, at + SUBSCRIBE_FIXED, nameLen, 'utf8');
     return true;
   }
@@ -183,14 +201,20 @@ export class InboundWriter extends RingRecordWriter {
     return this.pair(RecordKind.ping, token, 0);
   }
 
-  /** Returns delivery credit for one subscription: the socket took `count` more deliveries. */
-  credit(connectionId: number, subscriptionId: number, count: number): boolean {
-    const at = this.producer.reserve(12, RecordKind.credit);
+  /** Returns delivery credit for one subscription: the socket took `count` more deliveries of `bytes` bytes. */
+  credit(connectionId: number, subscriptionId: number, count: number, bytes: number): boolean {
+    const at = this.producer.reserve(16, RecordKind.credit);
     if (at < 0) return false;
     this.view.setUint32(at, connectionId, true);
     this.view.setUint32(at + 4, subscriptionId, true);
     this.view.setUint32(at + 8, count, true);
+    this.view.setUint32(at + 12, Math.min(bytes, 0xffff_ffff), true);
     return true;
+  }
+
+  /** The connection's socket is slow (true) or keeps up again (false). */
+  slow(connectionId: number, slow: boolean): boolean {
+    return this.pair(RecordKind.slow, connectionId, slow ? 1 : 0);
   }
 }
 
@@ -292,6 +316,21 @@ export class OutboundWriter extends RingRecordWriter {
   pong(token: number): boolean {
     return this.pair(RecordKind.pong, token, 0);
   }
+
+  /** Flow control on (hold publishes for this shard) or off. */
+  flow(on: boolean): boolean {
+    return this.pair(RecordKind.flow, on ? 1 : 0, 0);
+  }
+
+  /** A slow subscription's private queue discarded `count` messages. */
+  dropped(connectionId: number, subscriptionId: number, count: number): boolean {
+    const at = this.producer.reserve(16, RecordKind.dropped);
+    if (at < 0) return false;
+    this.view.setUint32(at, connectionId, true);
+    this.view.setUint32(at + 4, subscriptionId, true);
+    this.view.setFloat64(at + 8, count, true);
+    return true;
+  }
 }
 
 /** What publish, republish and deliver records all carry: a message as it travels through a ring. */
@@ -320,6 +359,7 @@ export interface SubscribeRecord {
   ackMode: number;
   prefetch: number;
   credit: number;
+  creditBytes: number;
   queue: string;
 }
 
@@ -406,6 +446,7 @@ export class RecordReader {
     const nameLen = v.getUint16(at + 12, true);
     out.prefetch = v.getUint32(at + 16, true);
     out.credit = v.getUint32(at + 20, true);
+    out.creditBytes = v.getUint32(at + 24, true);
     out.queue = this.#buf.toString('utf8', at + SUBSCRIBE_FIXED, at + SUBSCRIBE_FIXED + nameLen);
     return out;
   }
@@ -468,7 +509,7 @@ export function newPublishRecord(): PublishRecord {
   };
 }
 export function newSubscribeRecord(): SubscribeRecord {
-  return { connectionId: 0, subscriptionId: 0, ackMode: 0, prefetch: 0, credit: 0, queue: '' };
+  return { connectionId: 0, subscriptionId: 0, ackMode: 0, prefetch: 0, credit: 0, creditBytes: 0, queue: '' };
 }
 export function newDeliverRecord(): DeliverRecord {
   return {

@@ -432,6 +432,9 @@ export class BinaryDecoder {
         d.processSubscribe({ requestId, subscriptionId, destination, ackMode, prefetch });
         return;
       }
+      case Opcode.FLUSH:
+        d.processFlush({ requestId: r.u32('requestId') });
+        return;
       case Opcode.UNSUBSCRIBE:
         d.processUnsubscribe({ requestId: r.u32('requestId'), subscriptionId: r.u32('subscriptionId') });
         return;
@@ -592,6 +595,20 @@ export class BinaryDecoder {
         r.done();
         if (op === Opcode.ERROR) d.processError({ requestId: id, code, message });
         else d.processCancel({ subscriptionId: id, code, message });
+        return;
+      }
+      case Opcode.CREDIT: {
+        const messages = r.u32('messages');
+        const bytes = r.u32('bytes');
+        d.processCredit({ messages, bytes });
+        return;
+      }
+      case Opcode.DROPPED: {
+        const subscriptionId = r.u32('subscriptionId');
+        const count = r.u64('count');
+        const destination = this.#destination(r);
+        r.done();
+        d.processDropped({ subscriptionId, count, destination });
         return;
       }
       default:

@@ -193,6 +193,13 @@ export class BinaryFrameWriter {
     return this.#end();
   }
 
+  /** FLUSH: OK `requestId` comes once everything published before it has been routed. */
+  flush(requestId: number): this {
+    this.#begin(Opcode.FLUSH, 4);
+    this.#u32(requestId, 'requestId');
+    return this.#end();
+  }
+
   /** SUBSCRIBE. `prefetch` bounds unacked deliveries for client ack; 0 = no limit (AMQP basic.qos). */
   subscribe(requestId: number, subscriptionId: number, destination: string, ackMode: AckMode = 'auto', prefetch = 0): this {
     this.#begin(Opcode.SUBSCRIBE, 15 + 3 * destination.length);
@@ -373,6 +380,23 @@ export class BinaryFrameWriter {
   /** CANCEL: the server ended subscription `subscriptionId` (e.g. its queue was deleted). */
   cancel(subscriptionId: number, code: string, message: string): this {
     return this.#coded(Opcode.CANCEL, subscriptionId, 'subscriptionId', code, message);
+  }
+
+  /** CREDIT: `messages` and `bytes` more publish credit for the client. */
+  credit(messages: number, bytes: number): this {
+    this.#begin(Opcode.CREDIT, 8);
+    this.#u32(messages, 'messages');
+    this.#u32(bytes, 'bytes');
+    return this.#end();
+  }
+
+  /** DROPPED: `count` messages of subscription `subscriptionId` (to `destination`) were discarded. */
+  dropped(subscriptionId: number, count: number, destination: string): this {
+    this.#begin(Opcode.DROPPED, 14 + 3 * destination.length);
+    this.#u32(subscriptionId, 'subscriptionId');
+    this.#u64(count, 'count');
+    this.#str16(destination, MAX_DESTINATION_BYTES, 'destination');
+    return this.#end();
   }
 
   // -------------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ export const Opcode = {
   UNSUBSCRIBE: 0x05,
   ACK: 0x06,
   NACK: 0x07,
+  FLUSH: 0x08,
   DECLARE_EXCHANGE: 0x10,
   DELETE_EXCHANGE: 0x11,
   DECLARE_QUEUE: 0x12,
@@ -45,6 +46,8 @@ export const Opcode = {
   OK: 0x42,
   ERROR: 0x43,
   CANCEL: 0x44,
+  CREDIT: 0x45,
+  DROPPED: 0x46,
 } as const;
 export type Opcode = (typeof Opcode)[keyof typeof Opcode];
 
@@ -73,6 +76,7 @@ export const OP_MIN_BODY: Readonly<Record<Opcode, number>> = {
   [Opcode.UNSUBSCRIBE]: 8,
   [Opcode.ACK]: 9,
   [Opcode.NACK]: 9,
+  [Opcode.FLUSH]: 4,
   [Opcode.DECLARE_EXCHANGE]: 11, // request, flags, name, type, table count
   [Opcode.DELETE_EXCHANGE]: 6,
   [Opcode.DECLARE_QUEUE]: 10,
@@ -87,6 +91,8 @@ export const OP_MIN_BODY: Readonly<Record<Opcode, number>> = {
   [Opcode.OK]: 14, // request, op, message count, consumer count, name
   [Opcode.ERROR]: 7, // request, code, u16 message length
   [Opcode.CANCEL]: 7,
+  [Opcode.CREDIT]: 8, // messages, bytes
+  [Opcode.DROPPED]: 14, // subscription, u64 count, u16 destination length
 };
 
 /** Ops whose body has exactly this size; any other length is rejected at the header. */
@@ -96,6 +102,8 @@ export const OP_FIXED_BODY: Readonly<Partial<Record<Opcode, number>>> = {
   [Opcode.ACK]: 9,
   [Opcode.NACK]: 9,
   [Opcode.CONFIRM]: 9,
+  [Opcode.FLUSH]: 4,
+  [Opcode.CREDIT]: 8,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -114,6 +122,15 @@ export const QueueDeleteFlag = { IF_UNUSED: 0x01, IF_EMPTY: 0x02 } as const;
 /** SUBSCRIBE ack mode byte. */
 export const AckModeByte = { auto: 0, client: 1 } as const;
 export type AckMode = keyof typeof AckModeByte;
+
+/**
+ * Publish credit every connection starts with, before the server's first CREDIT op (HTTP/2's
+ * initial window): a PUBLISH takes one message and its payload + properties bytes, a PUBLISH_BATCH
+ * one message and those bytes per entry. A publish may start while any byte credit is left (so a
+ * message larger than the window still goes, alone); publishing with no message credit or no byte
+ * credit left is `credit_exceeded`, and the server closes the connection (docs/protocol.md §6a).
+ */
+export const INITIAL_PUBLISH_CREDIT = { messages: 1024, bytes: 1024 * 1024 } as const;
 
 // ---------------------------------------------------------------------------------------------
 // Limits. Each is a decoder option (ws-binary-decode.ts) with these defaults.
@@ -359,6 +376,24 @@ export interface CancelEvent {
   readonly message: string;
 }
 
+/** FLUSH: answered by OK once everything the connection published before it has been routed. */
+export interface FlushEvent {
+  readonly requestId: number;
+}
+
+/** CREDIT: the server grants this much more publish credit (added to what is left). */
+export interface CreditEvent {
+  readonly messages: number;
+  readonly bytes: number;
+}
+
+/** DROPPED: the broker discarded `count` messages of a slow subscription (since the last DROPPED). */
+export interface DroppedEvent {
+  readonly subscriptionId: number;
+  readonly count: number;
+  readonly destination: string;
+}
+
 /** Server side: receives the ops clients send. One method per op, named like nats' processX. */
 export interface BinaryDispatcher {
   processPublish(ev: PublishEvent): void;
@@ -368,6 +403,7 @@ export interface BinaryDispatcher {
   processUnsubscribe(ev: UnsubscribeEvent): void;
   processAck(ev: AckEvent): void;
   processNack(ev: NackEvent): void;
+  processFlush(ev: FlushEvent): void;
   processDeclareExchange(ev: DeclareExchangeEvent): void;
   processDeleteExchange(ev: DeleteExchangeEvent): void;
   processDeclareQueue(ev: DeclareQueueEvent): void;
@@ -386,6 +422,8 @@ export interface BinaryClientDispatcher {
   processOk(ev: OkEvent): void;
   processError(ev: ErrorEvent): void;
   processCancel(ev: CancelEvent): void;
+  processCredit(ev: CreditEvent): void;
+  processDropped(ev: DroppedEvent): void;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ export interface ConsumerSlot {
 /** Can `consumer` take one more delivery now? (credit, and prefetch for client-ack; AMQP ignores prefetch for no-ack.) */
 export function hasCapacity(consumer: Consumer): boolean {
   // Written as !(x > 0) so a NaN credit (a caller bug) blocks the consumer instead of unleashing it.
-  if (!(consumer.credit > 0)) return false;
+  if (!(consumer.credit > 0) || !(consumer.creditBytes > 0)) return false;
   return consumer.ackMode === 'auto' || consumer.prefetch === 0 || consumer.unacked < consumer.prefetch;
 }
 

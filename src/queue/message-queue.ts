@@ -302,12 +302,13 @@ export class MessageQueue {
   }
 
   /** Bookkeeping for an auto-ack delivery the caller wrote itself (credit, counters). */
-  noteDirectDelivery(consumer: Consumer): void {
+  noteDirectDelivery(consumer: Consumer, payloadBytes: number): void {
     // A client-ack delivery written behind the queue's back could never be acked or requeued.
     if (consumer.ackMode !== 'auto') {
       throw new Error(`queue ${this.name}: noteDirectDelivery is for auto-ack consumers; use deliverNow`);
     }
     consumer.credit--;
+    consumer.creditBytes -= payloadBytes;
     this.#stats.delivered++;
   }
 
@@ -416,6 +417,7 @@ export class MessageQueue {
       return false;
     }
     consumer.credit--;
+    consumer.creditBytes -= message.payload.byteLength;
     if (consumer.ackMode === 'client') this.#unacked.track(tag, message, slot);
     else this.#onRemoved?.(message);
     this.#stats.delivered++;

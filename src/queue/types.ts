@@ -64,6 +64,8 @@ export interface Consumer {
    * raises it and then calls dispatch().
    */
   credit: number;
+  /** The same window in payload bytes (Infinity = none); a delivery may overdraw it once. */
+  creditBytes: number;
 }
 
 /**

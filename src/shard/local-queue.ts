@@ -1,4 +1,5 @@
 import type { MessageQueue } from '../queue/message-queue.js';
+import type { TopicBuffer } from './shard-flow.js';
 
 /** A queue of this shard, with what the shard keeps about it beside the MessageQueue itself. */
 export interface LocalQueue {
@@ -9,10 +10,6 @@ export interface LocalQueue {
   readonly arguments: Record<string, unknown>;
   /** Auto-delete applies once a queue has had a consumer. */
   hadConsumer: boolean;
-  /**
-   * A subscription's private topic queue: when its length limit drops messages the consumer
-   * is told once (`slow_consumer` = disconnect it, `slow_consumer_dropped` = log and count).
-   */
-  readonly slowConsumerPolicy: 'disconnect' | 'drop' | null;
-  slowReported: boolean;
+  /** A subscription's private topic queue: its bound and slow-consumer policy (ShardFlow); else null. */
+  readonly topicBuffer: TopicBuffer | null;
 }

@@ -37,6 +37,7 @@ import { EncodedProperties } from './encoded-properties.js';
 import type { LocalQueue } from './local-queue.js';
 import { ShardDurability, type RecoverySummary } from './shard-durability.js';
 import { ShardExpiryTimer } from './shard-expiry-timer.js';
+import { ShardFlow } from './shard-flow.js';
 import { ShardOutbound } from './shard-outbound.js';
 import { ShardSubscriptions } from './shard-subscriptions.js';
 import { ShardTopology, type QueueStats } from './shard-topology.js';
@@ -70,6 +71,7 @@ export class ShardCore {
   readonly #durability: ShardDurability;
   readonly #topology: ShardTopology;
   readonly #expiryTimer: ShardExpiryTimer;
+  readonly #flow: ShardFlow;
   /** The topology's, held here too so the publish path reaches them without a call. */
   readonly #queues: ReadonlyMap<string, LocalQueue>;
   readonly #registry: ExchangeRegistry<string, MessageQueue>;
@@ -91,6 +93,7 @@ export class ShardCore {
     const subscriptions = new ShardSubscriptions(outbound, counters);
     const durability = new ShardDurability(store, opts.onStoreError, outbound, this.#encoded, counters);
     const expiry = new ExpiryScheduler();
+    const flow = new ShardFlow(outbound, counters);
     const topology = new ShardTopology({
       index: opts.index,
       now,
@@ -101,7 +104,9 @@ export class ShardCore {
       outbound,
       subscriptions,
       durability,
+      flow,
     });
+    this.#flow = flow;
     this.#outbound = outbound;
     this.#subscriptions = subscriptions;
     this.#durability = durability;
@@ -143,7 +148,10 @@ export class ShardCore {
         this.#outbound.pong(r.u32(offset));
         break;
       case RecordKind.credit:
-        this.#processCredit(r.u32(offset), r.u32(offset + 4), r.u32(offset + 8));
+        this.#processCredit(r.u32(offset), r.u32(offset + 4), r.u32(offset + 8), r.u32(offset + 12));
+        break;
+      case RecordKind.slow:
+        this.#processSlow(r.u32(offset), r.u32(offset + 4) === 1);
         break;
       case RecordKind.manage: {
         const { connectionId, token, body } = r.json(offset);
@@ -165,6 +173,7 @@ export class ShardCore {
   /** Called once per drained batch: gauges are refreshed per batch, not per message. */
   endBatch(): void {
     this.#outbound.republishDeadLetters();
+    this.#flow.endBatch();
     this.#durability.endBatch();
     this.#topology.refreshMessageGauges();
     this.#expiryTimer.arm();
@@ -256,7 +265,7 @@ export class ShardCore {
             rec.payloadLength,
           )
         ) {
-          queue.noteDirectDelivery(consumer);
+          queue.noteDirectDelivery(consumer, rec.payloadLength);
           c[CounterSlot.delivered]++;
           continue;
         }
@@ -289,8 +298,8 @@ export class ShardCore {
         if (queue.enqueue(message) === 'rejected') status = ConfirmStatus.rejected;
         else if (queue.stats.maxlenDropped !== dropsBefore) {
           this.#counters[CounterSlot.dropped] += queue.stats.maxlenDropped - dropsBefore;
-          this.#onOverflowDrop(queue);
         }
+        this.#flow.queued(queue);
       }
       if (outbound.full) outbound.stall(queue);
     }
@@ -299,12 +308,6 @@ export class ShardCore {
       if (durableLsn > 0 && status === ConfirmStatus.ok) this.#durability.confirmWhenDurable(durableLsn, connectionId, token, status);
       else outbound.confirm(connectionId, token, status);
     }
-  }
-
-  /** A private topic queue dropped a message for length: its consumer is told, once. */
-  #onOverflowDrop(queue: MessageQueue): void {
-    const local = this.#queues.get(queue.name);
-    if (local !== undefined) this.#subscriptions.reportOverflow(local);
   }
 
   #isCycle(queueName: string, properties: MessageProperties | null): boolean {
@@ -362,6 +365,7 @@ export class ShardCore {
       prefetch: rec.prefetch,
       unacked: 0,
       credit: rec.credit === 0 ? Infinity : rec.credit,
+      creditBytes: rec.creditBytes === 0 ? Infinity : rec.creditBytes,
     };
     // A reused subscription id replaces the old consumer. The front never reuses ids, but a
     // replacement must not remove the queue it is about to consume (auto-delete), so the
@@ -370,6 +374,7 @@ export class ShardCore {
     if (previous !== undefined) this.#processUnsubscribe(rec.connectionId, rec.subscriptionId, previous.local === local);
     this.#subscriptions.add(rec.connectionId, rec.subscriptionId, { consumer, local });
     local.queue.addConsumer(consumer);
+    this.#flow.attach(local.queue, consumer);
     local.hadConsumer = true;
     this.#outbound.dispatch(local.queue);
   }
@@ -378,6 +383,7 @@ export class ShardCore {
     const sub = this.#subscriptions.remove(connectionId, subscriptionId);
     if (sub === undefined) return;
     const { local } = sub;
+    this.#flow.detach(local.queue, sub.consumer);
     const requeued = local.queue.removeConsumer(connectionId, subscriptionId);
     if (!keepQueue && this.#topology.autoDeleteIfUnused(local)) return;
     if (requeued > 0) this.#outbound.dispatch(local.queue);
@@ -386,10 +392,12 @@ export class ShardCore {
   #processConnectionClosed(connectionId: number): void {
     // Remove every consumer of the connection before dispatching anything: otherwise a message
     // requeued from one of its subscriptions could be handed to another one that is closing too.
+    this.#flow.forgetConnection(connectionId);
     const subs = this.#subscriptions.removeConnection(connectionId);
     if (subs === undefined) return;
     const touched = new Set<LocalQueue>();
     for (const sub of subs.values()) {
+      this.#flow.detach(sub.local.queue, sub.consumer);
       sub.local.queue.removeConsumer(connectionId, sub.consumer.subscriptionId);
       touched.add(sub.local);
     }
@@ -398,11 +406,19 @@ export class ShardCore {
     }
   }
 
-  #processCredit(connectionId: number, subscriptionId: number, count: number): void {
+  #processCredit(connectionId: number, subscriptionId: number, count: number, bytes: number): void {
     const sub = this.#subscriptions.get(connectionId, subscriptionId);
     if (sub === undefined) return;
     sub.consumer.credit += count;
+    sub.consumer.creditBytes += bytes;
     this.#outbound.dispatch(sub.local.queue);
+  }
+
+  /** The front's verdict on a connection's socket (slow: above high water past --slow-consumer-ms). */
+  #processSlow(connectionId: number, slow: boolean): void {
+    const subs = this.#subscriptions.of(connectionId);
+    const consumers = subs === undefined ? [] : [...subs.values()].map((s) => s.consumer);
+    this.#flow.setSlow(connectionId, slow, consumers);
   }
 
   // ---- acks --------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import { copyBytes } from '../protocol/bytes.js';
 import { RingConsumer, RingProducer, createRingStorage, ringOccupancy, type RingStorage } from '../ring/spsc-ring.js';
 import { InboundWriter, RecordReader } from '../protocol/ring-record-codec.js';
 import { createCounterStorage } from '../metrics/shard-counters.js';
+import { Deque } from '../queue/deque.js';
 
 /** Receives what a shard sends back; implemented by the front end. */
 export interface OutboundSink {
@@ -36,17 +37,27 @@ export class ShardHandle {
   readonly #outbound: RingConsumer;
   readonly #reader: RecordReader;
   /**
-   * Records that met a full ring, retried in order before anything else is written: control
-   * records (always kept: they are tiny and must not be lost) and publishes (copied, and
-   * bounded by `overflowLimit` bytes, past which publishers are refused).
+   * Control records (subscribe, ack, credit, close…) that met a full ring: always kept (they are
+   * tiny and must not be lost) and written before anything else, so acks and credit still reach
+   * a shard whose publishes are held.
    */
-  readonly #backlog: Array<(w: InboundWriter) => boolean> = [];
-  readonly #backlogBytes: number[] = [];
+  readonly #control = new Deque<(w: InboundWriter) => boolean>();
+  /**
+   * Publishes waiting in the main thread, in order: the ring was full, or the shard asked for them
+   * to be held (a `flow` record: a subscription that keeps up is past its buffer). Copied; bounded
+   * by `overflowLimit` bytes for publishers that can wait (HTTP), by their credit for the others.
+   */
+  readonly #held = new Deque<(w: InboundWriter) => boolean>();
+  readonly #heldBytes = new Deque<number>();
   #overflowBytes = 0;
   #overflowLimit = Infinity;
   #overflowed = 0;
-  /** Publishers waiting for the overflow to drain (whenRoom), woken in order. */
+  /** The shard asked for publishes to be held (flow control). */
+  #flowHeld = false;
+  #flowHolds = 0;
+  /** Waiting for the held publishes to drain to half the bound (whenRoom), woken in order. */
   readonly #roomWaiters: Array<() => void> = [];
+  #draining = false;
   #commitScheduled = false;
   #pumping = false;
   #alive = false;
@@ -63,20 +74,40 @@ export class ShardHandle {
     this.#reader = new RecordReader(this.#outbound.bytes, this.#outbound.view);
   }
 
-  /** Bytes of publishes the main thread may hold for this shard while its ring is full. */
+  /** Bytes of publishes the main thread may hold for this shard before refusing publishers that cannot wait for credit. */
   set overflowLimit(bytes: number) {
     this.#overflowLimit = bytes;
   }
 
-  /** Publishes waiting in the overflow for room in the ring (bytes), and how many ever waited. */
-  get overflow(): { bytes: number; records: number; total: number } {
-    return { bytes: this.#overflowBytes, records: this.#backlog.length, total: this.#overflowed };
+  /** Publishes held for this shard (bytes, records), how many ever were, and flow-control holds so far. */
+  get overflow(): { bytes: number; records: number; total: number; flowHeld: boolean; flowHolds: number } {
+    return {
+      bytes: this.#overflowBytes,
+      records: this.#held.length,
+      total: this.#overflowed,
+      flowHeld: this.#flowHeld,
+      flowHolds: this.#flowHolds,
+    };
   }
 
   /**
-   * Writes one publish, or when the ring is full keeps a copy in the bounded overflow (in
-   * order, behind anything already waiting). False only when the overflow is at its bound:
-   * the publisher must then be refused (503).
+   * True while publishes for this shard are being held (ring full, or flow control): a publisher
+   * that is told "done" now would only be told a message waits in main-thread memory.
+   */
+  get holding(): boolean {
+    return this.#flowHeld || this.#held.length > 0;
+  }
+
+  /** Room for more held publishes: at most half the bound is in use (publish credit flows while true). */
+  get hasRoom(): boolean {
+    return this.#overflowBytes * 2 <= this.#overflowLimit;
+  }
+
+  /**
+   * Writes one publish, or keeps a copy, in order, while publishes are held. With `credited` false
+   * (HTTP) the copy must fit the bound, else false: the publisher waits (whenRoom) or is refused.
+   * With `credited` true (WebSocket publishes within their credit) it is always kept: the credit
+   * the front grants, stopped while !hasRoom, bounds it.
    */
   publish(
     connectionId: number,
@@ -86,27 +117,48 @@ export class ShardHandle {
     properties: Uint8Array | null,
     payload: Uint8Array,
     flags = 0,
+    credited = false,
   ): boolean {
-    if (this.#backlog.length === 0 && this.writer.publish(connectionId, token, exchange, routingKey, properties, payload, flags)) {
+    if (
+      !this.#flowHeld &&
+      this.#held.length === 0 &&
+      this.#control.length === 0 &&
+      this.writer.publish(connectionId, token, exchange, routingKey, properties, payload, flags)
+    ) {
       this.scheduleCommit();
       return true;
     }
     const size = payload.byteLength + (properties?.byteLength ?? 0) + 64;
-    if (this.#overflowBytes + size > this.#overflowLimit) return false;
+    if (!credited && this.#overflowBytes + size > this.#overflowLimit) return false;
     const p = properties === null ? null : copyBytes(properties);
     const body = copyBytes(payload);
     this.#overflowBytes += size;
     this.#overflowed++;
-    this.#push((w) => w.publish(connectionId, token, exchange, routingKey, p, body, flags), size);
+    this.#held.push((w) => w.publish(connectionId, token, exchange, routingKey, p, body, flags));
+    this.#heldBytes.push(size);
+    this.#kick();
     return true;
   }
 
   /**
-   * Resolves true once the overflow has drained to half its bound (room for a publisher that was
-   * refused to go on), false after `timeoutMs`. Never blocks: the drain runs on waitAsync.
+   * A control record that must come after every publish written or held before it (a ping that
+   * answers "routed", a FLUSH): it joins the held publishes when there are any.
+   */
+  writeAfterPublishes(write: (w: InboundWriter) => boolean): void {
+    if (this.#held.length === 0) {
+      this.writeControl(write);
+      return;
+    }
+    this.#held.push(write);
+    this.#heldBytes.push(0);
+  }
+
+  /**
+   * Resolves true once the held publishes have drained to half their bound (room for a publisher
+   * that was refused to go on), false after `timeoutMs`. Never blocks: the drain runs on waitAsync.
    */
   whenRoom(timeoutMs: number): Promise<boolean> {
-    if (this.#overflowBytes * 2 <= this.#overflowLimit) return Promise.resolve(true);
+    if (this.hasRoom) return Promise.resolve(true);
     if (timeoutMs <= 0) return Promise.resolve(false);
     return new Promise((resolve) => {
       const wake = (): void => {
@@ -122,6 +174,20 @@ export class ShardHandle {
     });
   }
 
+  /** Calls `wake` once the held publishes are at most half their bound (at once if they are). */
+  onRoom(wake: () => void): void {
+    if (this.hasRoom) wake();
+    else this.#roomWaiters.push(wake);
+  }
+
+  /** The shard's flow record: hold publishes (true) or write them again (false). */
+  setFlowHeld(held: boolean): void {
+    if (held === this.#flowHeld) return;
+    this.#flowHeld = held;
+    if (held) this.#flowHolds++;
+    else this.#kick();
+  }
+
   /** Whether the shard thread is up (set by the supervisor). */
   get alive(): boolean {
     return this.#alive;
@@ -133,25 +199,20 @@ export class ShardHandle {
 
   /**
    * Writes a record that must not be lost (subscribe, ack, close...). When the ring is
-   * full it waits in a backlog, in order, and is written as soon as there is room.
+   * full it waits, in order with other control records, and is written as soon as there is room.
    */
   writeControl(write: (w: InboundWriter) => boolean): void {
-    if (this.#backlog.length === 0 && write(this.writer)) {
+    if (this.#control.length === 0 && write(this.writer)) {
       this.scheduleCommit();
       return;
     }
-    this.#push(write, 0);
+    this.#control.push(write);
+    this.#kick();
   }
 
-  #push(write: (w: InboundWriter) => boolean, bytes: number): void {
-    this.#backlog.push(write);
-    this.#backlogBytes.push(bytes);
-    if (this.#backlog.length === 1) void this.#drainBacklog();
-  }
-
-  /** True when records go straight into the ring (nothing is waiting in the backlog). */
+  /** True when records go straight into the ring (nothing is waiting). */
   get writable(): boolean {
-    return this.#backlog.length === 0;
+    return this.#control.length === 0 && this.#held.length === 0;
   }
 
   /**
@@ -210,18 +271,36 @@ export class ShardHandle {
     }
   }
 
-  async #drainBacklog(): Promise<void> {
-    while (this.#backlog.length > 0) {
-      while (this.#backlog.length > 0 && this.#backlog[0](this.writer)) {
-        this.#backlog.shift();
-        this.#overflowBytes -= this.#backlogBytes.shift() ?? 0;
+  #kick(): void {
+    if (!this.#draining) void this.#drain();
+  }
+
+  /** Writes waiting control records, then (unless flow control holds them) held publishes, as the ring makes room. */
+  async #drain(): Promise<void> {
+    this.#draining = true;
+    try {
+      for (;;) {
+        const control = this.#control;
+        while (control.length > 0 && (control.peekFirst() as (w: InboundWriter) => boolean)(this.writer)) control.shift();
+        if (control.length === 0 && !this.#flowHeld) {
+          const held = this.#held;
+          while (held.length > 0 && (held.peekFirst() as (w: InboundWriter) => boolean)(this.writer)) {
+            held.shift();
+            this.#overflowBytes -= this.#heldBytes.shift() ?? 0;
+          }
+        }
+        this.#inbound.commit();
+        if (this.#roomWaiters.length > 0 && this.hasRoom) {
+          for (const wake of this.#roomWaiters.splice(0)) wake();
+        }
+        const blocked = control.length > 0 || (this.#held.length > 0 && !this.#flowHeld);
+        // Only held publishes under flow control left: setFlowHeld(false) starts the drain again.
+        if (!blocked) return;
+        // Never block the main thread: wait for the shard to release space (Atomics.waitAsync).
+        await this.#inbound.waitForSpace(50);
       }
-      this.#inbound.commit();
-      if (this.#roomWaiters.length > 0 && this.#overflowBytes * 2 <= this.#overflowLimit) {
-        for (const wake of this.#roomWaiters.splice(0)) wake();
-      }
-      // Never block the main thread: wait for the shard to release space (Atomics.waitAsync).
-      if (this.#backlog.length > 0) await this.#inbound.waitForSpace(50);
+    } finally {
+      this.#draining = false;
     }
   }
 }

@@ -65,6 +65,16 @@ export class ShardOutbound {
     this.#control(() => this.#out.error(connectionId, subscriptionId, code, message));
   }
 
+  /** Flow control: hold publishes for this shard (true) or publish again (false). */
+  flow(on: boolean): void {
+    this.#control(() => this.#out.flow(on));
+  }
+
+  /** A slow subscription's private queue discarded `count` messages. */
+  dropped(connectionId: number, subscriptionId: number, count: number): void {
+    this.#control(() => this.#out.dropped(connectionId, subscriptionId, count));
+  }
+
   manageReply(connectionId: number, token: number, status: number, body: ManageResult): void {
     this.#control(() => this.#out.manageReply(connectionId, token, status, body));
   }

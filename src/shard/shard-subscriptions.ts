@@ -11,7 +11,7 @@ export interface Subscription {
 /**
  * The shard's consumers, by connection and subscription id, and the `consumers` gauge. The
  * record handlers attach and detach them to their queues (ShardCore); here is what touches
- * every subscription of a queue: cancelling them when it is deleted, telling them it overflowed.
+ * every subscription of a queue: cancelling them when it is deleted.
  */
 export class ShardSubscriptions {
   readonly #outbound: ShardOutbound;
@@ -77,19 +77,6 @@ export class ShardSubscriptions {
         this.#outbound.error(connectionId, subscriptionId, 'consumer_cancelled', message);
       }
       if (subs.size === 0) this.#connections.delete(connectionId);
-    }
-  }
-
-  /** A private topic queue dropped a message for length: tell its consumer, once. */
-  reportOverflow(local: LocalQueue): void {
-    if (local.slowConsumerPolicy === null || local.slowReported) return;
-    local.slowReported = true;
-    const code = local.slowConsumerPolicy === 'disconnect' ? 'slow_consumer' : 'slow_consumer_dropped';
-    const message = `subscription buffer of ${local.queue.arguments.maxLength ?? 0} messages overflowed; oldest messages are being dropped`;
-    for (const [connectionId, subs] of this.#connections) {
-      for (const [subscriptionId, sub] of subs) {
-        if (sub.local === local) this.#outbound.error(connectionId, subscriptionId, code, message);
-      }
     }
   }
 }

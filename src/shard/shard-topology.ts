@@ -9,6 +9,7 @@ import type { LocalQueue } from './local-queue.js';
 import type { ReplayTarget, ShardDurability } from './shard-durability.js';
 import type { ShardOutbound } from './shard-outbound.js';
 import type { ShardSubscriptions } from './shard-subscriptions.js';
+import { topicBufferOf, type ShardFlow } from './shard-flow.js';
 
 /** How often idle queues (x-expires) are looked for. */
 const IDLE_SWEEP_MS = 1000;
@@ -41,6 +42,7 @@ export interface ShardTopologyParts {
   readonly outbound: ShardOutbound;
   readonly subscriptions: ShardSubscriptions;
   readonly durability: ShardDurability;
+  readonly flow: ShardFlow;
 }
 
 /**
@@ -57,6 +59,7 @@ export class ShardTopology implements ReplayTarget {
   readonly #outbound: ShardOutbound;
   readonly #subscriptions: ShardSubscriptions;
   readonly #durability: ShardDurability;
+  readonly #flow: ShardFlow;
   readonly #queues = new Map<string, LocalQueue>();
   readonly #registry: ExchangeRegistry<string, MessageQueue>;
   #idleTimer: NodeJS.Timeout | null = null;
@@ -70,6 +73,7 @@ export class ShardTopology implements ReplayTarget {
     this.#outbound = parts.outbound;
     this.#subscriptions = parts.subscriptions;
     this.#durability = parts.durability;
+    this.#flow = parts.flow;
     const { index } = parts;
     this.#registry = new ExchangeRegistry<string, MessageQueue>({
       queueKey: (name) => name,
@@ -146,6 +150,8 @@ export class ShardTopology implements ReplayTarget {
           onRemoved: this.#durability.removalHook(op.name),
         });
         if (op.durable && !op.exclusive) this.#durability.log(op);
+        const topicBuffer = topicBufferOf(queue, op.exclusive, op.autoDelete, op.arguments);
+        if (topicBuffer !== null) this.#flow.register(topicBuffer);
         this.#queues.set(op.name, {
           queue,
           durable: op.durable,
@@ -153,13 +159,7 @@ export class ShardTopology implements ReplayTarget {
           autoDelete: op.autoDelete,
           arguments: op.arguments,
           hadConsumer: false,
-          slowConsumerPolicy:
-            op.exclusive && op.autoDelete && op.arguments['x-max-length'] !== undefined
-              ? op.arguments['x-shardmq-slow-consumer'] === 'disconnect'
-                ? 'disconnect'
-                : 'drop'
-              : null,
-          slowReported: false,
+          topicBuffer,
         });
         this.#counters[CounterSlot.queues] = this.#queues.size;
         if (args.expires !== undefined) this.#startIdleSweep();
@@ -236,6 +236,7 @@ export class ShardTopology implements ReplayTarget {
     this.#registry.removeQueue(queue.name);
     this.#expiry.forget(queue);
     this.#outbound.forget(queue);
+    this.#flow.forget(queue);
     this.#counters[CounterSlot.queues] = this.#queues.size;
     return held;
   }

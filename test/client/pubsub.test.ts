@@ -177,7 +177,9 @@ describe.each([2])('client - publish and subscribe with %i shards', (shards) => 
     expect(c.stats.unconfirmed).toBe(0);
     await all;
     expect(received).toEqual(Array.from({ length: n }, (_, i) => `b${i}`));
-    expect(c.stats.framesOut - framesBefore).toBeLessThan(20);
+    // Past the initial publish credit (1024 messages), each CREDIT from the broker releases one
+    // frame of the publishes waiting for it, so the count depends on how often the broker grants.
+    expect(c.stats.framesOut - framesBefore).toBeLessThan(n / 50);
   });
 
   it('flush - resolves once every fire-and-forget publish is confirmed; reports a refused one', async () => {

@@ -37,7 +37,7 @@ describe('consume path', () => {
         expect.objectContaining({
           op: 'declareQueue',
           name: t.queue,
-          arguments: { 'x-max-length': 100, 'x-shardmq-slow-consumer': 'disconnect' },
+          arguments: { 'x-shardmq-topic-buffer': 100, 'x-shardmq-slow-consumer': 'disconnect' },
         }),
       ],
       [t.shard, { op: 'bindQueue', exchange: 'amq.topic', queue: t.queue, routingKey: 'a.*', arguments: {} }],

@@ -29,6 +29,9 @@ export class FakeShards {
         return true;
       },
       whenRoom: (): Promise<boolean> => Promise.resolve(!this.full.has(shard)),
+      get holding(): boolean {
+        return false;
+      },
       writeControl: (write: (w: InboundWriter) => boolean): void => {
         const record =
           (method: string) =>

@@ -78,6 +78,8 @@ function countServerFrame(data: WebSocket.RawData, isBinary: boolean): void {
     processOk: () => undefined,
     processError: onCoded,
     processCancel: onCoded,
+    processCredit: () => undefined,
+    processDropped: () => undefined,
   };
   try {
     new BinaryDecoder(Direction.toClient, dispatcher).decodeFrame(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength));

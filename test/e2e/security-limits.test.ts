@@ -80,7 +80,11 @@ describe('e2e - auth', () => {
     const ws = new WebSocket(broker.url.replace(/^http/, 'ws') + '/v1/ws?token=reader-token-1');
     await new Promise((r) => ws.once('open', r));
     const frames: Array<Record<string, unknown>> = [];
-    ws.on('message', (d) => frames.push(JSON.parse(String(d)) as Record<string, unknown>));
+    ws.on('message', (d) => {
+      const f = JSON.parse(String(d)) as Record<string, unknown>;
+      // Publish credit (docs/protocol.md §6a) is granted after the first publish: not an answer.
+      if (f.op !== 'credit') frames.push(f);
+    });
     const next = async (): Promise<Record<string, unknown>> => {
       for (let i = 0; i < 200 && frames.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
       return frames.shift() ?? {};

@@ -101,10 +101,20 @@ function countersFor(shard: number): Record<CounterName, number> {
   return readCounters(slots);
 }
 
+/** The front's figures, with one subscription that lost messages (its labels need escaping). */
+const FRONT = {
+  websocket: 0,
+  subscriptions: 0,
+  slowConnections: 1,
+  slowConsumerDropped: 42,
+  droppedSubscriptions: [{ connection: 3, subscription: 'a"b\\c', destination: '/topic/x.y', dropped: 42 }],
+};
+
 function shardView(index: number, alive = true): ShardView {
   return {
     index,
     alive,
+    held: { bytes: 10 * index, flowHeld: index === 1, flowHolds: index },
     counters: countersFor(index),
     ring: {
       inbound: { usedBytes: 100 + index, capacityBytes: 4_194_304 },
@@ -176,7 +186,7 @@ describe('shard-counters', () => {
 describe('renderPrometheus', () => {
   it('prometheus - every line parses as the text format, TYPE first, families contiguous', () => {
     const exposition = parseExposition(
-      renderPrometheus([shardView(0), shardView(1), shardView(2, false)], { websocket: 5, subscriptions: 9 }),
+      renderPrometheus([shardView(0), shardView(1), shardView(2, false)], { ...FRONT, websocket: 5, subscriptions: 9 }),
     );
     expect(exposition.samples.length).toBeGreaterThan(0);
     // No two samples share a name and label set.
@@ -185,7 +195,7 @@ describe('renderPrometheus', () => {
   });
 
   it('prometheus - every counter ends in _total and no gauge does', () => {
-    const { types } = parseExposition(renderPrometheus([shardView(0)], { websocket: 0, subscriptions: 0 }));
+    const { types } = parseExposition(renderPrometheus([shardView(0)], FRONT));
     expect(types.size).toBeGreaterThan(0);
     for (const [name, type] of types) {
       if (type === 'counter') expect(name, name).toMatch(/_total$/);
@@ -194,13 +204,13 @@ describe('renderPrometheus', () => {
   });
 
   it('prometheus - each shard counter is exported under its expected name and type', () => {
-    const { types } = parseExposition(renderPrometheus([shardView(0)], { websocket: 0, subscriptions: 0 }));
+    const { types } = parseExposition(renderPrometheus([shardView(0)], FRONT));
     for (const [, [metric, type]] of Object.entries(EXPECTED_METRICS)) expect(types.get(metric), metric).toBe(type);
   });
 
   it('prometheus - every shard counter value is the one given, per shard label', () => {
     const shards = [shardView(0), shardView(1), shardView(7)];
-    const exposition = parseExposition(renderPrometheus(shards, { websocket: 0, subscriptions: 0 }));
+    const exposition = parseExposition(renderPrometheus(shards, FRONT));
     for (const s of shards) {
       for (const [name, [metric]] of Object.entries(EXPECTED_METRICS)) {
         expect(metricValue(exposition, metric, { shard: String(s.index) }), `${metric} shard ${s.index}`).toBe(
@@ -211,14 +221,14 @@ describe('renderPrometheus', () => {
   });
 
   it('prometheus - nextTagSeq (an internal sequence) is not exported', () => {
-    const text = renderPrometheus([shardView(0)], { websocket: 0, subscriptions: 0 });
+    const text = renderPrometheus([shardView(0)], FRONT);
     expect(text).not.toMatch(/tag_seq|nextTagSeq/i);
     expect(String(shardView(0).counters.nextTagSeq)).toBe('1010');
     expect(text).not.toMatch(/ 1010$/m);
   });
 
   it('prometheus - shard_up is 1 for a live shard and 0 for a dead one', () => {
-    const exposition = parseExposition(renderPrometheus([shardView(0, true), shardView(1, false)], { websocket: 0, subscriptions: 0 }));
+    const exposition = parseExposition(renderPrometheus([shardView(0, true), shardView(1, false)], FRONT));
     expect(exposition.types.get('shardmq_shard_up')).toBe('gauge');
     expect(metricValue(exposition, 'shardmq_shard_up', { shard: '0' })).toBe(1);
     expect(metricValue(exposition, 'shardmq_shard_up', { shard: '1' })).toBe(0);
@@ -226,7 +236,7 @@ describe('renderPrometheus', () => {
 
   it('prometheus - ring used and capacity bytes per shard and direction', () => {
     const shards = [shardView(0), shardView(3)];
-    const exposition = parseExposition(renderPrometheus(shards, { websocket: 0, subscriptions: 0 }));
+    const exposition = parseExposition(renderPrometheus(shards, FRONT));
     expect(exposition.types.get('shardmq_ring_used_bytes')).toBe('gauge');
     expect(exposition.types.get('shardmq_ring_capacity_bytes')).toBe('gauge');
     for (const s of shards) {
@@ -239,15 +249,29 @@ describe('renderPrometheus', () => {
   });
 
   it('prometheus - front gauges: websocket connections and subscriptions', () => {
-    const exposition = parseExposition(renderPrometheus([shardView(0)], { websocket: 12, subscriptions: 34 }));
+    const exposition = parseExposition(renderPrometheus([shardView(0)], { ...FRONT, websocket: 12, subscriptions: 34 }));
     expect(exposition.types.get('shardmq_websocket_connections')).toBe('gauge');
     expect(metricValue(exposition, 'shardmq_websocket_connections')).toBe(12);
     expect(metricValue(exposition, 'shardmq_subscriptions')).toBe(34);
   });
 
   it('prometheus - with no shards the output still parses and carries the front gauges', () => {
-    const exposition = parseExposition(renderPrometheus([], { websocket: 1, subscriptions: 2 }));
-    expect(exposition.samples.map((s) => s.name)).toEqual(['shardmq_websocket_connections', 'shardmq_subscriptions']);
+    const exposition = parseExposition(renderPrometheus([], { ...FRONT, websocket: 1, subscriptions: 2 }));
+    expect(exposition.samples.map((s) => s.name)).toEqual([
+      'shardmq_websocket_connections',
+      'shardmq_subscriptions',
+      'shardmq_slow_connections',
+      'shardmq_slow_consumer_dropped_total',
+      'shardmq_subscription_dropped_total',
+    ]);
+  });
+
+  it('prometheus - a subscription that lost messages is a sample with its labels escaped', () => {
+    const exposition = parseExposition(renderPrometheus([], FRONT));
+    const sample = exposition.samples.find((s) => s.name === 'shardmq_subscription_dropped_total');
+    // As written on the wire: the quote and the backslash escaped.
+    expect(sample?.labels).toEqual({ connection: '3', subscription: 'a\\"b\\\\c', destination: '/topic/x.y' });
+    expect(sample?.value).toBe(42);
   });
 
   it('prometheus - large and fractional values render as parseable floats with their exact value', () => {
@@ -255,7 +279,7 @@ describe('renderPrometheus', () => {
     view.counters.published = 2 ** 53 - 1;
     view.counters.delivered = 1e21;
     view.counters.ready = 0.5;
-    const exposition = parseExposition(renderPrometheus([view], { websocket: 0, subscriptions: 0 }));
+    const exposition = parseExposition(renderPrometheus([view], FRONT));
     expect(metricValue(exposition, 'shardmq_shard_published_total', { shard: '0' })).toBe(2 ** 53 - 1);
     expect(metricValue(exposition, 'shardmq_shard_delivered_total', { shard: '0' })).toBe(1e21);
     expect(metricValue(exposition, 'shardmq_shard_ready', { shard: '0' })).toBe(0.5);

@@ -30,7 +30,7 @@ const pad8 = (n: number): number => (n + 7) & ~7;
 
 /** Fixed-field sizes of the layouts (src/protocol/ring-record-codec.ts), restated so a silent change shows. */
 const PUBLISH_FIXED = 24;
-const SUBSCRIBE_FIXED = 24;
+const SUBSCRIBE_FIXED = 28;
 const DELIVER_FIXED = 32;
 const JSON_FIXED = 16;
 
@@ -129,6 +129,7 @@ describe('RecordKind', () => {
       RecordKind.ping,
       RecordKind.credit,
       RecordKind.manage,
+      RecordKind.slow,
     ];
     const outbound = [
       RecordKind.deliver,
@@ -137,6 +138,8 @@ describe('RecordKind', () => {
       RecordKind.pong,
       RecordKind.manageReply,
       RecordKind.republish,
+      RecordKind.flow,
+      RecordKind.dropped,
     ];
     for (const k of inbound) expect(k).toBeLessThan(64);
     for (const k of outbound) expect(k).toBeGreaterThanOrEqual(64);
@@ -438,7 +441,7 @@ describe('InboundWriter control records', () => {
   it('subscribe - round-trips every field with a non-ASCII queue name', () => {
     const { producer, consumer, inbound, reader } = ring();
     producer.bytes.fill(0xff);
-    expect(inbound.subscribe(0xffffffff, 0x12345678, QUEUE_NON_ASCII, AckModeCode.client, 0xfffffff0, 0xffffffff)).toBe(true);
+    expect(inbound.subscribe(0xffffffff, 0x12345678, QUEUE_NON_ASCII, AckModeCode.client, 0xfffffff0, 0xffffffff, 0xfffffffe)).toBe(true);
     producer.commit();
     const rec = drainOne(consumer, (_k, at) => ({ ...reader.subscribe(at, newSubscribeRecord()) }));
     expect(rec.kind).toBe(RecordKind.subscribe);
@@ -449,6 +452,7 @@ describe('InboundWriter control records', () => {
       ackMode: AckModeCode.client,
       prefetch: 0xfffffff0,
       credit: 0xffffffff,
+      creditBytes: 0xfffffffe,
       queue: QUEUE_NON_ASCII,
     });
   });
@@ -456,23 +460,39 @@ describe('InboundWriter control records', () => {
   it('subscribe - empty queue name, auto ack, zero prefetch and credit', () => {
     const { producer, consumer, inbound, reader } = ring();
     producer.bytes.fill(0xff);
-    inbound.subscribe(1, 2, '', AckModeCode.auto, 0, 0);
+    inbound.subscribe(1, 2, '', AckModeCode.auto, 0, 0, 0);
     producer.commit();
     const rec = drainOne(consumer, (_k, at) => ({ ...reader.subscribe(at, newSubscribeRecord()) }));
     expect(rec.length).toBe(SUBSCRIBE_FIXED);
-    expect(rec.decoded).toEqual({ connectionId: 1, subscriptionId: 2, ackMode: AckModeCode.auto, prefetch: 0, credit: 0, queue: '' });
+    expect(rec.decoded).toEqual({
+      connectionId: 1,
+      subscriptionId: 2,
+      ackMode: AckModeCode.auto,
+      prefetch: 0,
+      credit: 0,
+      creditBytes: 0,
+      queue: '',
+    });
   });
 
   it('subscribe - the reused out-object is fully overwritten by the next decode', () => {
     const { producer, consumer, inbound, reader } = ring();
-    inbound.subscribe(1, 2, 'a-long-queue-name', AckModeCode.client, 10, 20);
-    inbound.subscribe(3, 4, 'q', AckModeCode.auto, 0, 0);
+    inbound.subscribe(1, 2, 'a-long-queue-name', AckModeCode.client, 10, 20, 30);
+    inbound.subscribe(3, 4, 'q', AckModeCode.auto, 0, 0, 0);
     producer.commit();
     const out = newSubscribeRecord();
     const seen = drain(consumer, (_k, at) => ({ ...reader.subscribe(at, out) }));
     expect(seen.map((s) => s.decoded)).toEqual([
-      { connectionId: 1, subscriptionId: 2, ackMode: AckModeCode.client, prefetch: 10, credit: 20, queue: 'a-long-queue-name' },
-      { connectionId: 3, subscriptionId: 4, ackMode: AckModeCode.auto, prefetch: 0, credit: 0, queue: 'q' },
+      {
+        connectionId: 1,
+        subscriptionId: 2,
+        ackMode: AckModeCode.client,
+        prefetch: 10,
+        credit: 20,
+        creditBytes: 30,
+        queue: 'a-long-queue-name',
+      },
+      { connectionId: 3, subscriptionId: 4, ackMode: AckModeCode.auto, prefetch: 0, credit: 0, creditBytes: 0, queue: 'q' },
     ]);
   });
 
@@ -549,12 +569,24 @@ describe('InboundWriter control records', () => {
     expect(rec).toMatchObject({ kind: RecordKind.ping, length: 8, decoded: [0xfffffffe, 0] });
   });
 
-  it('credit - connection, subscription and count', () => {
+  it('credit - connection, subscription, count and bytes (bytes capped at u32)', () => {
     const { producer, consumer, inbound, reader } = ring();
-    inbound.credit(5, 6, 0xffffffff);
+    inbound.credit(5, 6, 0xffffffff, 2 ** 40);
     producer.commit();
-    const rec = drainOne(consumer, (_k, at) => [reader.u32(at), reader.u32(at + 4), reader.u32(at + 8)]);
-    expect(rec).toMatchObject({ kind: RecordKind.credit, length: 12, decoded: [5, 6, 0xffffffff] });
+    const rec = drainOne(consumer, (_k, at) => [reader.u32(at), reader.u32(at + 4), reader.u32(at + 8), reader.u32(at + 12)]);
+    expect(rec).toMatchObject({ kind: RecordKind.credit, length: 16, decoded: [5, 6, 0xffffffff, 0xffffffff] });
+  });
+
+  it('slow - connection and verdict', () => {
+    const { producer, consumer, inbound, reader } = ring();
+    inbound.slow(7, true);
+    inbound.slow(8, false);
+    producer.commit();
+    const seen = drain(consumer, (_k, at) => [reader.u32(at), reader.u32(at + 4)]);
+    expect(seen.map((r) => [r.kind, r.decoded])).toEqual([
+      [RecordKind.slow, [7, 1]],
+      [RecordKind.slow, [8, 0]],
+    ]);
   });
 });
 
@@ -865,14 +897,15 @@ const WRITER_CASES: readonly WriterCase[] = [
     ({ inbound }) => inbound.publish(1, 2, 'amq.topic', 'a.b', pattern(13, 1), pattern(100), 1),
     InboundWriter.publishSize(9, 3, 100, 13),
   ],
-  ['subscribe', ({ inbound }) => inbound.subscribe(1, 2, 'jobs', 0, 10, 10), SUBSCRIBE_FIXED + 4],
+  ['subscribe', ({ inbound }) => inbound.subscribe(1, 2, 'jobs', 0, 10, 10, 10), SUBSCRIBE_FIXED + 4],
   ['manage', ({ inbound }) => inbound.manage(1, 2, DECLARE), JSON_FIXED + utf8(JSON.stringify(DECLARE))],
   ['unsubscribe', ({ inbound }) => inbound.unsubscribe(1, 2), 8],
   ['settle ack', ({ inbound }) => inbound.settle(RecordKind.ack, 1, 2, false), 16],
   ['settle nack', ({ inbound }) => inbound.settle(RecordKind.nack, 1, 2, true), 16],
   ['connectionClosed', ({ inbound }) => inbound.connectionClosed(1), 8],
   ['ping', ({ inbound }) => inbound.ping(1), 8],
-  ['credit', ({ inbound }) => inbound.credit(1, 2, 3), 12],
+  ['credit', ({ inbound }) => inbound.credit(1, 2, 3, 4), 16],
+  ['slow', ({ inbound }) => inbound.slow(1, true), 8],
   [
     'deliver',
     ({ outbound }) => outbound.deliver(1, 2, 3, false, 'amq.topic', 'a.b', pattern(13, 2), 0, 13, pattern(100), 0, 100),
@@ -887,6 +920,8 @@ const WRITER_CASES: readonly WriterCase[] = [
   ['confirm', ({ outbound }) => outbound.confirm(1, 2, ConfirmStatus.ok, 1), 16],
   ['error', ({ outbound }) => outbound.error(1, 2, 'bad_frame', 'nope'), 12 + 9 + 4],
   ['pong', ({ outbound }) => outbound.pong(1), 8],
+  ['flow', ({ outbound }) => outbound.flow(true), 8],
+  ['dropped', ({ outbound }) => outbound.dropped(1, 2, 3), 16],
 ];
 
 const FILLER_KIND = 99;
@@ -1026,6 +1061,7 @@ type Expected =
       ackMode: number;
       prefetch: number;
       credit: number;
+      creditBytes: number;
       queue: string;
     }
   | {
@@ -1090,6 +1126,7 @@ function randomRecord(prng: Prng, maxPayload: number): Expected {
       ackMode: prng.int(0, 1),
       prefetch: prng.u32(),
       credit: prng.u32(),
+      creditBytes: prng.u32(),
       queue: randomName(prng, 20),
     };
   }
@@ -1167,7 +1204,7 @@ function writeRecord(w: { inbound: InboundWriter; outbound: OutboundWriter }, e:
       );
     }
     case RecordKind.subscribe:
-      return w.inbound.subscribe(e.connectionId, e.subscriptionId, e.queue, e.ackMode, e.prefetch, e.credit);
+      return w.inbound.subscribe(e.connectionId, e.subscriptionId, e.queue, e.ackMode, e.prefetch, e.credit, e.creditBytes);
     case RecordKind.manage:
       return w.inbound.manage(e.connectionId, e.token, e.body as ManageOp);
     case RecordKind.manageReply:

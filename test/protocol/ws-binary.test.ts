@@ -41,6 +41,7 @@ const SERVER_METHODS = [
   'processUnsubscribe',
   'processAck',
   'processNack',
+  'processFlush',
   'processDeclareExchange',
   'processDeleteExchange',
   'processDeclareQueue',
@@ -51,7 +52,15 @@ const SERVER_METHODS = [
   'processBindExchange',
   'processUnbindExchange',
 ] as const;
-const CLIENT_METHODS = ['processDeliver', 'processConfirm', 'processOk', 'processError', 'processCancel'] as const;
+const CLIENT_METHODS = [
+  'processDeliver',
+  'processConfirm',
+  'processOk',
+  'processError',
+  'processCancel',
+  'processCredit',
+  'processDropped',
+] as const;
 
 interface Recorded {
   op: string;
@@ -127,6 +136,7 @@ function clientOps(w: BinaryFrameWriter): Recorded[] {
   w.nack(5);
   w.nack(6, true, false);
   w.nack(7, false, false);
+  w.flush(0xfffffffe);
   w.declareExchange(4, 'orders', 'topic', {
     durable: true,
     autoDelete: true,
@@ -170,6 +180,7 @@ function clientOps(w: BinaryFrameWriter): Recorded[] {
     { op: 'processNack', ev: { tag: 5, multiple: false, requeue: true } },
     { op: 'processNack', ev: { tag: 6, multiple: true, requeue: false } },
     { op: 'processNack', ev: { tag: 7, multiple: false, requeue: false } },
+    { op: 'processFlush', ev: { requestId: 0xfffffffe } },
     {
       op: 'processDeclareExchange',
       ev: {
@@ -241,6 +252,8 @@ function serverOps(w: BinaryFrameWriter): Recorded[] {
   w.error(0, 'precondition_failed', 'unknown delivery tag 42 — ünïcødé');
   w.error(0, 'internal', '');
   w.cancel(10, 'not_found', 'queue jobs was deleted');
+  w.credit(16_384, 0xffffffff);
+  w.dropped(11, Number.MAX_SAFE_INTEGER, '/topic/ünï.#');
   return [
     {
       op: 'processDeliver',
@@ -293,6 +306,8 @@ function serverOps(w: BinaryFrameWriter): Recorded[] {
     { op: 'processError', ev: { requestId: 0, code: 'precondition_failed', message: 'unknown delivery tag 42 — ünïcødé' } },
     { op: 'processError', ev: { requestId: 0, code: 'internal', message: '' } },
     { op: 'processCancel', ev: { subscriptionId: 10, code: 'not_found', message: 'queue jobs was deleted' } },
+    { op: 'processCredit', ev: { messages: 16_384, bytes: 0xffffffff } },
+    { op: 'processDropped', ev: { subscriptionId: 11, count: Number.MAX_SAFE_INTEGER, destination: '/topic/ünï.#' } },
   ];
 }
 
@@ -429,6 +444,7 @@ describe('ws-binary - wire bytes (docs/protocol.md examples)', () => {
       [Opcode.UNSUBSCRIBE, () => w.unsubscribe(0, 0)],
       [Opcode.ACK, () => w.ack(0)],
       [Opcode.NACK, () => w.nack(0)],
+      [Opcode.FLUSH, () => w.flush(0)],
       [Opcode.DECLARE_EXCHANGE, () => w.declareExchange(0, '', '')],
       [Opcode.DELETE_EXCHANGE, () => w.deleteExchange(0, '')],
       [Opcode.DECLARE_QUEUE, () => w.declareQueue(0, '')],
@@ -443,6 +459,8 @@ describe('ws-binary - wire bytes (docs/protocol.md examples)', () => {
       [Opcode.OK, () => w.ok(0, Opcode.ACK)],
       [Opcode.ERROR, () => w.error(0, '', '')],
       [Opcode.CANCEL, () => w.cancel(0, '', '')],
+      [Opcode.CREDIT, () => w.credit(0, 0)],
+      [Opcode.DROPPED, () => w.dropped(0, 0, '')],
     ];
     expect(sizes.map(([op]) => op).sort((a, b) => a - b)).toEqual(Object.values(Opcode).sort((a, b) => a - b));
     for (const [op, write] of sizes) {
@@ -731,7 +749,7 @@ describe('ws-binary - limits', () => {
 describe('ws-binary - malformed input', () => {
   it.each([
     ['opcode 0x00', '00 04 00 00 00 00 00 00 00', 'OP_START', /unknown opcode 0x00/],
-    ['an unassigned client opcode', '08 04 00 00 00 00 00 00 00', 'OP_START', /unknown opcode 0x08/],
+    ['an unassigned client opcode', '09 04 00 00 00 00 00 00 00', 'OP_START', /unknown opcode 0x09/],
     ['an opcode above 0x7f', 'ff', 'OP_START', /unknown opcode 0xff/],
     ['a server opcode sent to the server', '40 0f 00 00 00', 'OP_START', /0x40 \(DELIVER\) travels server → client/],
     ['ACK with a 10-byte body', '06 0a 00 00 00' + '00'.repeat(10), 'OP_LENGTH_3', /ACK body must be 9 bytes \(header says 10\)/],

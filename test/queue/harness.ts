@@ -28,6 +28,7 @@ export function consumer(
     prefetch: options.prefetch ?? 0,
     unacked: 0,
     credit: options.credit ?? Infinity,
+    creditBytes: Infinity,
   };
 }
 

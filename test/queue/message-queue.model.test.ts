@@ -221,7 +221,7 @@ function runModel(seed: number, maxLength?: number): void {
       const m = messages.get(seq) as ModelMessage;
       m.deliveries++;
       mc.credit--;
-      queue.noteDirectDelivery(idle);
+      queue.noteDirectDelivery(idle, message.payload.byteLength);
       finish(seq, 'auto');
       return;
     }

@@ -469,12 +469,12 @@ describe('message queue', () => {
       h.queue.addConsumer(a);
       h.queue.addConsumer(b);
       expect(h.queue.nextIdleConsumer()).toBe(a);
-      h.queue.noteDirectDelivery(a);
+      h.queue.noteDirectDelivery(a, 10);
       expect(a.credit).toBe(0);
       expect(h.queue.stats.delivered).toBe(1);
       expect(h.queue.nextIdleConsumer()).toBe(b);
       expect(h.queue.nextIdleConsumer()).toBe(b); // a is out of credit
-      expect(() => h.queue.noteDirectDelivery(b)).toThrow(/auto-ack/);
+      expect(() => h.queue.noteDirectDelivery(b, 10)).toThrow(/auto-ack/);
     });
   });
 });

@@ -28,6 +28,8 @@ export type OutRecord =
   | { kind: 'confirm'; connectionId: number; token: number; status: number; count: number }
   | { kind: 'error'; connectionId: number; subscriptionId: number; code: string; message: string }
   | { kind: 'pong'; token: number }
+  | { kind: 'flow'; on: boolean }
+  | { kind: 'dropped'; connectionId: number; subscriptionId: number; count: number }
   | { kind: 'manageReply'; connectionId: number; token: number; status: number; body: Record<string, unknown> }
   | {
       kind: 'republish';
@@ -77,6 +79,10 @@ export function decodeOutRecord(r: RecordReader, bytes: Uint8Array, kind: number
       return { kind: 'error', ...r.error(at) };
     case RecordKind.pong:
       return { kind: 'pong', token: r.u32(at) };
+    case RecordKind.flow:
+      return { kind: 'flow', on: r.u32(at) === 1 };
+    case RecordKind.dropped:
+      return { kind: 'dropped', connectionId: r.u32(at), subscriptionId: r.u32(at + 4), count: r.f64(at + 8) };
     case RecordKind.manageReply: {
       const j = r.json(at);
       return {

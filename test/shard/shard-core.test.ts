@@ -52,6 +52,7 @@ interface SubscribeOptions {
   readonly prefetch?: number;
   /** 0 = unlimited, as on the wire. */
   readonly credit?: number;
+  readonly creditBytes?: number;
 }
 
 interface PublishOptions {
@@ -170,7 +171,7 @@ class ShardHarness {
 
   subscribe(conn: number, sub: number, queue: string, opts: SubscribeOptions = {}): void {
     const ack = opts.ack === 'client' ? AckModeCode.client : AckModeCode.auto;
-    expect(this.writer.subscribe(conn, sub, queue, ack, opts.prefetch ?? 0, opts.credit ?? 0)).toBe(true);
+    expect(this.writer.subscribe(conn, sub, queue, ack, opts.prefetch ?? 0, opts.credit ?? 0, opts.creditBytes ?? 0)).toBe(true);
   }
 
   ack(conn: number, tag: number): void {
@@ -582,9 +583,9 @@ describe('shard core - subscriptions and deliveries', () => {
     h.subscribe(1, 1, 'q', { credit: 2 });
     for (let i = 1; i <= 5; i++) h.publish('', 'q', `m${i}`);
     expect(payloads(h.run())).toEqual(['m1', 'm2']);
-    h.writer.credit(1, 1, 1);
+    h.writer.credit(1, 1, 1, 0);
     expect(payloads(h.run())).toEqual(['m3']);
-    h.writer.credit(1, 1, 10);
+    h.writer.credit(1, 1, 10, 0);
     expect(payloads(h.run())).toEqual(['m4', 'm5']);
     // 10 - 2 = 8 left: the fast path spends credit too.
     for (let i = 6; i <= 15; i++) h.publish('', 'q', `m${i}`);
@@ -596,7 +597,7 @@ describe('shard core - subscriptions and deliveries', () => {
     const h = shard();
     h.declareQueue('q');
     h.setup();
-    h.writer.credit(9, 9, 5);
+    h.writer.credit(9, 9, 5, 0);
     expect(h.run()).toEqual([]);
   });
 
@@ -711,7 +712,7 @@ describe('shard core - subscriptions and deliveries', () => {
     h.subscribe(2, 1, 'q', { ack: 'client', credit: 1 });
     for (let i = 1; i <= 3; i++) h.publish('', 'q', `m${i}`);
     expect(who(h.run())).toEqual(['1/1:m1', '2/1:m2', '1/1:m3']);
-    h.writer.credit(2, 1, 10);
+    h.writer.credit(2, 1, 10, 0);
     h.writer.unsubscribe(1, 1);
     const out = deliveries(h.run());
     expect(out.map((d) => [`${d.connectionId}/${d.subscriptionId}`, d.payload, d.redelivered])).toEqual([
@@ -986,28 +987,127 @@ describe('shard core - queue arguments', () => {
     expect(payloads(h.run())).toEqual(['m3', 'm4']);
   });
 
-  it.each([
-    ['drop (default)', {}, 'slow_consumer_dropped'],
-    ['disconnect', { 'x-shardmq-slow-consumer': 'disconnect' }, 'slow_consumer'],
-  ] as const)('slow consumer - a private topic queue that drops for length tells its consumers once: policy %s', (_name, extra, code) => {
-    // A subscription's private topic queue: exclusive, auto-delete, with x-max-length.
+  /** A subscription's private topic queue, as the front declares it, bound to amq.topic `ticks.#`. */
+  const privateQueue = (h: ShardHarness, name: string, bound: number, policy?: string): void => {
+    const args: Record<string, unknown> = { 'x-shardmq-topic-buffer': bound };
+    if (policy !== undefined) args['x-shardmq-slow-consumer'] = policy;
+    h.declareQueue(name, args, { exclusive: true, autoDelete: true });
+    h.bind('amq.topic', name, 'ticks.#');
+  };
+  const flows = (out: Out[]): boolean[] => out.filter((o) => o.kind === 'flow').map((o) => (o as { on: boolean }).on);
+
+  it('flow control - a private queue past its bound whose subscriber keeps up drops nothing and holds the publishers', () => {
     const h = shard();
-    h.declareQueue('sub-1', { 'x-max-length': 2, ...extra }, { exclusive: true, autoDelete: true });
-    h.bind('amq.topic', 'sub-1', 'ticks.#');
+    privateQueue(h, 'sub-1', 4);
+    h.setup();
+    h.subscribe(1, 1, 'sub-1', { credit: 2 });
+    for (let i = 1; i <= 10; i++) h.publish('amq.topic', 'ticks.a', `m${i}`);
+    let out = h.run();
+    expect(payloads(out)).toEqual(['m1', 'm2']);
+    // 8 queued past a bound of 4: nothing dropped, the main thread is told to hold publishes.
+    expect(flows(out)).toEqual([true]);
+    expect(h.depths()).toEqual({ 'sub-1': 8 });
+    expect(h.counters[CounterSlot.dropped]).toBe(0);
+    // Credit comes back (the subscriber keeps up): the queue drains; at half its bound it releases.
+    h.writer.credit(1, 1, 5, 0);
+    out = h.run();
+    expect(payloads(out)).toEqual(['m3', 'm4', 'm5', 'm6', 'm7']);
+    expect(flows(out)).toEqual([]);
+    h.writer.credit(1, 1, 1, 0);
+    out = h.run();
+    expect(payloads(out)).toEqual(['m8']);
+    expect(flows(out)).toEqual([false]);
+    expect(out.filter((o) => o.kind === 'dropped' || o.kind === 'error')).toEqual([]);
+  });
+
+  it.each([
+    ['drop (default)', undefined],
+    ['drop', 'drop'],
+  ] as const)(
+    'slow consumer - policy %s: once the front says the socket is slow, the oldest go, counted and reported once per batch',
+    (_n, policy) => {
+      const h = shard();
+      privateQueue(h, 'sub-1', 3, policy);
+      h.setup();
+      h.subscribe(1, 1, 'sub-1', { credit: 1 });
+      for (let i = 1; i <= 6; i++) h.publish('amq.topic', 'ticks.a', `m${i}`);
+      expect(flows(h.run())).toEqual([true]);
+      h.writer.slow(1, true);
+      let out = h.run();
+      // m2 and m3 dropped (5 queued, bound 3); nothing presses any more.
+      expect(out.filter((o) => o.kind === 'dropped')).toEqual([{ kind: 'dropped', connectionId: 1, subscriptionId: 1, count: 2 }]);
+      expect(flows(out)).toEqual([false]);
+      expect(h.depths()).toEqual({ 'sub-1': 3 });
+      // While slow, every publish past the bound drops the oldest: one report per batch.
+      for (let i = 7; i <= 10; i++) h.publish('amq.topic', 'ticks.a', `m${i}`);
+      out = h.run();
+      expect(out.filter((o) => o.kind === 'dropped')).toEqual([{ kind: 'dropped', connectionId: 1, subscriptionId: 1, count: 4 }]);
+      expect(flows(out)).toEqual([]);
+      expect(h.counters[CounterSlot.dropped]).toBe(6);
+      // The newest survive, in order.
+      h.writer.credit(1, 1, 10, 0);
+      expect(payloads(h.run())).toEqual(['m8', 'm9', 'm10']);
+    },
+  );
+
+  it('slow consumer - policy disconnect: the slow subscriber is told once to go, and its queue stays bounded until it does', () => {
+    const h = shard();
+    privateQueue(h, 'sub-1', 2, 'disconnect');
     h.setup();
     h.subscribe(1, 1, 'sub-1', { credit: 1 });
-    h.subscribe(2, 3, 'sub-1', { credit: 1 });
-    for (let i = 1; i <= 7; i++) h.publish('amq.topic', 'ticks.a', `m${i}`);
+    h.writer.slow(1, true);
+    for (let i = 1; i <= 6; i++) h.publish('amq.topic', 'ticks.a', `m${i}`);
     const out = h.run();
-    expect(who(out)).toEqual(['1/1:m1', '2/3:m2']);
-    const message = 'subscription buffer of 2 messages overflowed; oldest messages are being dropped';
-    // m5 drops m3 (the first drop): one error per consumer; m6 and m7 drop again, silently.
+    const message = 'subscription buffer of 2 messages overflowed while its socket stayed above high water; disconnecting';
     expect(out.filter((o) => o.kind === 'error')).toEqual([
-      { kind: 'error', connectionId: 1, subscriptionId: 1, code, message },
-      { kind: 'error', connectionId: 2, subscriptionId: 3, code, message },
+      { kind: 'error', connectionId: 1, subscriptionId: 1, code: 'slow_consumer', message },
     ]);
-    expect(h.stats('sub-1')).toMatchObject({ depth: 2 });
-    expect(h.stats('sub-1').stats).toMatchObject({ maxlenDropped: 3 });
+    expect(flows(out)).toEqual([]);
+    expect(h.depths()).toEqual({ 'sub-1': 2 });
+  });
+
+  it('slow consumer - policy block: a slow subscriber holds the publishers instead of losing messages', () => {
+    const h = shard();
+    privateQueue(h, 'sub-1', 2, 'block');
+    h.setup();
+    h.subscribe(1, 1, 'sub-1', { credit: 1 });
+    h.writer.slow(1, true);
+    for (let i = 1; i <= 6; i++) h.publish('amq.topic', 'ticks.a', `m${i}`);
+    const out = h.run();
+    expect(flows(out)).toEqual([true]);
+    expect(out.filter((o) => o.kind === 'dropped' || o.kind === 'error')).toEqual([]);
+    expect(h.depths()).toEqual({ 'sub-1': 5 });
+  });
+
+  it('slow consumer - a healthy subscriber beside a slow one on the same topic loses nothing', () => {
+    const h = shard();
+    privateQueue(h, 'fast', 3);
+    privateQueue(h, 'slow', 3);
+    h.setup();
+    h.subscribe(1, 1, 'fast', { credit: 0 });
+    h.subscribe(2, 1, 'slow', { credit: 1 });
+    h.writer.slow(2, true);
+    for (let i = 1; i <= 20; i++) h.publish('amq.topic', 'ticks.a', `m${i}`);
+    const out = h.run();
+    expect(out.filter((o) => o.kind === 'deliver' && o.connectionId === 1)).toHaveLength(20);
+    expect(out.filter((o) => o.kind === 'dropped')).toEqual([{ kind: 'dropped', connectionId: 2, subscriptionId: 1, count: 16 }]);
+    expect(flows(out)).toEqual([]);
+  });
+
+  it('slow consumer - the verdict lifted, a full buffer holds the publishers again; closing the connection forgets it', () => {
+    const h = shard();
+    privateQueue(h, 'sub-1', 2);
+    h.setup();
+    h.subscribe(1, 1, 'sub-1', { credit: 1 });
+    h.writer.slow(1, true);
+    for (let i = 1; i <= 4; i++) h.publish('amq.topic', 'ticks.a', `m${i}`);
+    expect(h.run().filter((o) => o.kind === 'dropped')).toHaveLength(1);
+    h.writer.slow(1, false);
+    for (let i = 5; i <= 6; i++) h.publish('amq.topic', 'ticks.a', `m${i}`);
+    expect(flows(h.run())).toEqual([true]);
+    h.writer.connectionClosed(1);
+    // Its private queue goes with its consumer (auto-delete): nothing presses any more.
+    expect(flows(h.run())).toEqual([false]);
   });
 
   it('slow consumer - a shared queue with x-max-length drops silently (no policy unless exclusive and auto-delete)', () => {

@@ -165,7 +165,7 @@ describe('shard durability', () => {
     s.publish('d', 'x');
     s.run();
     expect(s.counters[CounterSlot.durable]).toBe(1);
-    expect(s.inbound.writer.subscribe(7, 1, 'd', AckModeCode.client, 0, 0)).toBe(true);
+    expect(s.inbound.writer.subscribe(7, 1, 'd', AckModeCode.client, 0, 0, 0)).toBe(true);
     const delivered = s.run().find((o) => o.kind === 'deliver');
     expect(delivered).toBeDefined();
     expect(s.store.removes).toEqual([]);
@@ -244,7 +244,7 @@ describe('shard durability', () => {
       ['lost', 1, true],
     ]);
 
-    expect(s.inbound.writer.subscribe(7, 1, 'd', AckModeCode.auto, 0, 0)).toBe(true);
+    expect(s.inbound.writer.subscribe(7, 1, 'd', AckModeCode.auto, 0, 0, 0)).toBe(true);
     expect(s.run()).toMatchObject([{ kind: 'deliver', redelivered: true, payload: 'm5' }]);
     // Delivered to an auto-ack consumer: gone for good, so its removal is logged.
     expect(store.removes).toEqual([{ queue: 'd', id: 5 }]);

@@ -20,7 +20,7 @@ function setup(): { subs: ShardSubscriptions; ring: OutboundRing; counters: Floa
   return { subs, ring, counters, read };
 }
 
-function local(name: string, slowConsumerPolicy: LocalQueue['slowConsumerPolicy'] = null): LocalQueue {
+function local(name: string): LocalQueue {
   let tag = 0;
   const queue = new MessageQueue(
     name,
@@ -35,13 +35,12 @@ function local(name: string, slowConsumerPolicy: LocalQueue['slowConsumerPolicy'
     autoDelete: false,
     arguments: {},
     hadConsumer: false,
-    slowConsumerPolicy,
-    slowReported: false,
+    topicBuffer: null,
   };
 }
 
 function consumer(connectionId: number, subscriptionId: number): Consumer {
-  return { connectionId, subscriptionId, ackMode: 'client', prefetch: 0, unacked: 0, credit: Infinity };
+  return { connectionId, subscriptionId, ackMode: 'client', prefetch: 0, unacked: 0, credit: Infinity, creditBytes: Infinity };
 }
 
 /** Subscribes a consumer to `l` the way ShardCore does: in the registry and on the queue. */
@@ -105,26 +104,5 @@ describe('shard subscriptions', () => {
     expect(subs.get(1, 2)).toBeDefined();
     expect(subs.of(2)).toBeUndefined();
     expect(counters[CounterSlot.consumers]).toBe(1);
-  });
-
-  it("reportOverflow - a private queue's consumer is told once, with the code its policy asks for", () => {
-    const { subs, read } = setup();
-    const disconnect = local('a', 'disconnect');
-    const drop = local('b', 'drop');
-    const shared = local('c', null);
-    attach(subs, disconnect, 1, 1);
-    attach(subs, drop, 1, 2);
-    attach(subs, shared, 1, 3);
-    subs.reportOverflow(disconnect);
-    subs.reportOverflow(disconnect);
-    subs.reportOverflow(drop);
-    subs.reportOverflow(shared);
-    const message = 'subscription buffer of 10 messages overflowed; oldest messages are being dropped';
-    expect(read()).toEqual([
-      { kind: 'error', connectionId: 1, subscriptionId: 1, code: 'slow_consumer', message },
-      { kind: 'error', connectionId: 1, subscriptionId: 2, code: 'slow_consumer_dropped', message },
-    ]);
-    expect(disconnect.slowReported).toBe(true);
-    expect(shared.slowReported).toBe(false);
   });
 });

@@ -4,6 +4,7 @@ import type { ManageOp } from '../../src/protocol/ring-record-codec.js';
 import { ExpiryScheduler } from '../../src/queue/expiry-scheduler.js';
 import { EncodedProperties } from '../../src/shard/encoded-properties.js';
 import { ShardDurability } from '../../src/shard/shard-durability.js';
+import { ShardFlow } from '../../src/shard/shard-flow.js';
 import { ShardOutbound } from '../../src/shard/shard-outbound.js';
 import { ShardSubscriptions } from '../../src/shard/shard-subscriptions.js';
 import type { LocalQueue } from '../../src/shard/local-queue.js';
@@ -33,6 +34,7 @@ function setup(now: () => number = Date.now) {
     allocateTag: () => ++tag,
     expiry: new ExpiryScheduler(),
     outbound,
+    flow: new ShardFlow(outbound, counters),
     subscriptions: new ShardSubscriptions(outbound, counters),
     durability: new ShardDurability(null, undefined, outbound, encoded, counters),
   });

@@ -86,13 +86,15 @@ async function runAtRate(url: string, pid: number, rate: number, warmSeconds: nu
         payloadStamp[0] = performance.now();
         payload.set(payloadStampBytes, STAMP_AT);
         payload[FLAG_AT] = now >= warmEnd ? 1 : 0;
-        pub.send(
+        pub.sendPublishes(
           pub.writer
             .publishBatch(
               destination,
               Array.from({ length: n }, () => payload),
             )
             .finishCopy(),
+          n,
+          n * payload.byteLength,
         );
         sent += n;
       }

@@ -109,11 +109,11 @@ async function runSweep(b: SweepBroker, maxMessages: number, maxSeconds: number)
     let sent = 0;
     let f = 0;
     while (sent < maxMessages && performance.now() < deadline) {
-      if (sent + BATCH - received() > WINDOW || pub.bufferedAmount > 1 << 20) {
+      if (sent + BATCH - received() > WINDOW || pub.bufferedAmount > 1 << 20 || pub.creditWaiting > 0) {
         await wakeup.wait(50);
         continue;
       }
-      pub.send(frames[f]);
+      pub.sendPublishes(frames[f], BATCH, frames[f].byteLength);
       f = (f + 1) % frames.length;
       sent += BATCH;
       await new Promise((resolve) => setImmediate(resolve));

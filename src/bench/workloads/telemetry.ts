@@ -79,11 +79,12 @@ async function runTelemetry(url: string, pid: number, maxFrames: number, maxSeco
     let p = 0;
     while (framesSent < maxFrames && performance.now() < deadline) {
       const inFlight = framesSent * MESSAGES_PER_FRAME - all.delivered;
-      if (inFlight + MESSAGES_PER_FRAME > WINDOW || producers[p].bufferedAmount > 256 * 1024) {
+      if (inFlight + MESSAGES_PER_FRAME > WINDOW || producers[p].bufferedAmount > 256 * 1024 || producers[p].creditWaiting > 0) {
         await wakeup.wait(50);
         continue;
       }
-      producers[p].send(frames[p][Math.floor(framesSent / PRODUCERS) % DEVICES_PER_PRODUCER]);
+      const frame = frames[p][Math.floor(framesSent / PRODUCERS) % DEVICES_PER_PRODUCER];
+      producers[p].sendPublishes(frame, MESSAGES_PER_FRAME, frame.byteLength);
       framesSent++;
       p = (p + 1) % PRODUCERS;
       if (p === 0) await new Promise((resolve) => setImmediate(resolve));

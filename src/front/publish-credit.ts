@@ -1,0 +1,79 @@
+/**
+ * Publish credit for WebSocket connections (docs/protocol.md §6a): what a client may publish
+ * before the broker has taken its earlier messages into the shards' rings. The broker's own
+ * pipeline slows a publisher by not returning credit; it never drops what the publisher sent.
+ *
+ * A connection starts with INITIAL_PUBLISH_CREDIT and is owed the rest of --publish-window(-bytes).
+ * Every publish takes credit; at the end of the frame that carried it, what is owed goes back
+ * (one CREDIT op or JSON `credit` frame) unless a shard it published to holds more than half of
+ * --overflow-bytes of publishes (ring full, or the shard's flow control): then it goes back when that
+ * shard has room again. Credit goes back in quarters of the window, so a steady publisher gets one
+ * CREDIT per quarter window, not one per frame, and never stalls (it has three quarters left).
+ */
+import type { ShardHandle } from '../shard/shard-handle.js';
+import type { Connection } from './ws-connection.js';
+
+export interface PublishWindow {
+  readonly messages: number;
+  readonly bytes: number;
+}
+
+export class PublishCredit {
+  readonly #shards: readonly ShardHandle[];
+  readonly #minMessages: number;
+  readonly #minBytes: number;
+  readonly #send: (connection: Connection, messages: number, bytes: number) => void;
+
+  constructor(
+    shards: readonly ShardHandle[],
+    window: PublishWindow,
+    send: (connection: Connection, messages: number, bytes: number) => void,
+  ) {
+    this.#shards = shards;
+    this.#minMessages = Math.max(1, Math.floor(window.messages / 4));
+    this.#minBytes = Math.max(1, Math.floor(window.bytes / 4));
+    this.#send = send;
+  }
+
+  /**
+   * Takes credit for `messages` messages of `bytes` bytes in all. False when the client had no
+   * credit for them: it ignored flow control (a message may overdraw the bytes only while some are left).
+   */
+  take(connection: Connection, messages: number, bytes: number): boolean {
+    if (connection.publishCredit < messages || connection.publishCreditBytes <= 0) return false;
+    connection.publishCredit -= messages;
+    connection.publishCreditBytes -= bytes;
+    connection.owedPublish += messages;
+    connection.owedPublishBytes += bytes;
+    return true;
+  }
+
+  /** The connection's publish went to `shard`. */
+  wrote(connection: Connection, shard: number): void {
+    connection.creditShards.add(shard);
+  }
+
+  /** End of a frame that published: returns what is owed, now or once its shards have room. */
+  settle(connection: Connection): void {
+    if (connection.closed || connection.creditWaiting) return;
+    if (connection.owedPublish < this.#minMessages && connection.owedPublishBytes < this.#minBytes) return;
+    for (const s of connection.creditShards) {
+      const shard = this.#shards[s];
+      if (shard.hasRoom) continue;
+      connection.creditWaiting = true;
+      shard.onRoom(() => {
+        connection.creditWaiting = false;
+        this.settle(connection);
+      });
+      return;
+    }
+    connection.creditShards.clear();
+    const messages = connection.owedPublish;
+    const bytes = connection.owedPublishBytes;
+    connection.owedPublish = 0;
+    connection.owedPublishBytes = 0;
+    connection.publishCredit += messages;
+    connection.publishCreditBytes += bytes;
+    this.#send(connection, messages, bytes);
+  }
+}

@@ -42,11 +42,16 @@ export class Wakeup {
 }
 
 /**
- * Waits (polling every 10 ms) until `done()`, but at most 10 s, and gives up once `received()` has
- * not moved for 2 s: a run that lost messages still ends, and reports them as missing.
+ * Waits (polling every 10 ms) until `done()`, but at most `maxMs` (default 10 s), and gives up once
+ * `received()` has not moved for `quietMs` (default 2 s): a run that lost messages still ends, and
+ * reports them as missing.
  */
-export async function drainUntil(done: () => boolean, received: () => number): Promise<void> {
-  const drainDeadline = performance.now() + 10_000;
+export async function drainUntil(
+  done: () => boolean,
+  received: () => number,
+  { quietMs = 2000, maxMs = 10_000 }: { quietMs?: number; maxMs?: number } = {},
+): Promise<void> {
+  const drainDeadline = performance.now() + maxMs;
   let last = -1;
   let lastProgress = performance.now();
   while (!done() && performance.now() < drainDeadline) {
@@ -54,7 +59,7 @@ export async function drainUntil(done: () => boolean, received: () => number): P
     if (n !== last) {
       last = n;
       lastProgress = performance.now();
-    } else if (performance.now() - lastProgress > 2000) break;
+    } else if (performance.now() - lastProgress > quietMs) break;
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }

@@ -22,16 +22,18 @@ export const INSTALL_HINT =
 
 // ---- the parts of the client APIs the harness uses (the clients are not dependencies) -----------
 
-interface NatsMsg {
+export interface NatsMsg {
   readonly data: Uint8Array;
 }
-interface NatsConnection {
+export interface NatsConnection {
   publish(subject: string, data?: Uint8Array): void;
   subscribe(subject: string, opts: { callback: (err: Error | null, msg: NatsMsg) => void }): unknown;
   flush(): Promise<void>;
   close(): Promise<void>;
+  /** Resolves when the connection is closed for good (with the error that closed it, if any). */
+  closed(): Promise<void | Error>;
 }
-interface NatsModule {
+export interface NatsModule {
   connect(opts: { servers: string; noEcho?: boolean; maxReconnectAttempts?: number; pingInterval?: number }): Promise<NatsConnection>;
 }
 interface RedisPipeline {

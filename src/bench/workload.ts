@@ -47,6 +47,11 @@ export interface WorkloadResult {
 export interface Workload {
   readonly name: string;
   readonly description: string;
+  /**
+   * Set on the workload whose section heads benchmarks.md (right after the Goals table): the
+   * section's title. Workloads without it follow in the order they ran.
+   */
+  readonly headline?: string;
   run(ctx: WorkloadContext): Promise<WorkloadResult>;
 }
 

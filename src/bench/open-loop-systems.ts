@@ -1,0 +1,161 @@
+/**
+ * The systems the open-loop workload compares, each driven the same way (open-loop.ts):
+ * - shardmq through its exported client (`connect`, `publishNoWait`, `flush`), confirms off or on;
+ * - NATS core with the `nats` client (`publish`, `flush`: PING/PONG);
+ * - uWebSockets.js's built-in pub/sub (uws-pubsub-server.ts) with `ws` clients, flush = an echoed
+ *   text frame.
+ * Publishers run in the harness process; subscribers in the subscriber process.
+ */
+import { spawn } from 'node:child_process';
+import WebSocket from 'ws';
+import { connect } from '../index.js';
+import { nodeScriptArgs, stopChild } from './child.js';
+import type { OpenLoopPublisher, OpenLoopSystem } from './open-loop.js';
+import type { NatsModule, PeerServer } from './peers.js';
+
+export const OPEN_LOOP_TOPIC = 'bench';
+export const SHARDMQ_DESTINATION = `/topic/${OPEN_LOOP_TOPIC}`;
+
+/** The sum of the shards' `dropped` counters in GET /v1/stats (no auth on the default broker), or null. */
+export async function brokerDropped(url: string): Promise<number | null> {
+  try {
+    const res = await fetch(`${url}/v1/stats`, { signal: AbortSignal.timeout(5000) });
+    if (!res.ok) return null;
+    const body = (await res.json()) as { shards?: Array<{ dropped?: number }> };
+    if (!Array.isArray(body.shards)) return null;
+    return body.shards.reduce((s, sh) => s + (typeof sh.dropped === 'number' ? sh.dropped : 0), 0);
+  } catch {
+    return null;
+  }
+}
+
+export function shardmqOpenLoop(url: string, pid: number, confirms: boolean): OpenLoopSystem {
+  return {
+    key: confirms ? 'shardmq_confirms' : 'shardmq',
+    name: `shardmq (client, confirms ${confirms ? 'on' : 'off'})`,
+    pids: [pid],
+    subscriberSpec: (subscribers) => ({ kind: 'shardmq', url, subscribers, destination: SHARDMQ_DESTINATION }),
+    async publisher(payload, onError): Promise<OpenLoopPublisher> {
+      const client = await connect(url, { confirms, reconnect: false });
+      client.on('error', onError);
+      return {
+        publish: () => client.publishNoWait(SHARDMQ_DESTINATION, payload),
+        flush: () => client.flush(),
+        close: () => client.close(),
+      };
+    },
+    dropped: () => brokerDropped(url),
+  };
+}
+
+export function natsOpenLoop(nats: NatsModule, server: PeerServer): OpenLoopSystem {
+  const servers = `127.0.0.1:${server.port}`;
+  return {
+    key: 'nats',
+    name: 'NATS core (nats.js)',
+    pids: [server.pid],
+    subscriberSpec: (subscribers) => ({ kind: 'nats', url: servers, subscribers, destination: OPEN_LOOP_TOPIC }),
+    async publisher(payload, onError): Promise<OpenLoopPublisher> {
+      const nc = await nats.connect({ servers, noEcho: true, maxReconnectAttempts: 0 });
+      void nc.closed().then((err) => {
+        if (err instanceof Error) onError(err);
+      });
+      return {
+        publish: () => nc.publish(OPEN_LOOP_TOPIC, payload),
+        flush: () => nc.flush(),
+        close: () => nc.close(),
+      };
+    },
+  };
+}
+
+/** uWebSockets.js pub/sub in its own process (uws-pubsub-server.ts). */
+export interface UwsPubSubServer {
+  readonly url: string;
+  readonly pid: number;
+  stop(): Promise<void>;
+}
+
+export async function startUwsPubSub(): Promise<UwsPubSubServer> {
+  const child = spawn(process.execPath, nodeScriptArgs(new URL('./uws-pubsub-server.js', import.meta.url)), {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('the uWS pub/sub server did not start in 20 s')), 20_000);
+    child.stdout?.once('data', (d: Buffer) => {
+      clearTimeout(timer);
+      resolve((JSON.parse(d.toString()) as { url: string }).url);
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`the uWS pub/sub server exited ${code}`));
+    });
+  });
+  child.stdout?.resume();
+  return { url, pid: child.pid ?? 0, stop: () => stopChild(child, 5000) };
+}
+
+export function uwsOpenLoop(server: UwsPubSubServer, batchWrites = true): OpenLoopSystem {
+  return {
+    key: 'uws',
+    name: 'uWebSockets.js pub/sub (ws clients)',
+    pids: [server.pid],
+    subscriberSpec: (subscribers) => ({ kind: 'uws', url: server.url, subscribers, destination: OPEN_LOOP_TOPIC }),
+    async publisher(payload, onError): Promise<OpenLoopPublisher> {
+      const ws = new WebSocket(`${server.url}/pub`);
+      await new Promise<void>((resolve, reject) => {
+        ws.once('open', () => resolve());
+        ws.once('error', reject);
+      });
+      // Echoes come back in order: the oldest waiting flush is the one answered.
+      const waiting: Array<{ resolve: () => void; reject: (err: Error) => void }> = [];
+      ws.on('message', () => waiting.shift()?.resolve());
+      ws.on('error', onError);
+      ws.on('close', () => {
+        for (const w of waiting.splice(0)) w.reject(new Error('the uWS publisher socket closed'));
+      });
+      // `ws` writes every frame to the socket on its own (one syscall per 128-byte message); nats.js
+      // and shardmq's client gather what is published in one turn into one write. So that the
+      // server sees the same kind of TCP stream from every publisher, the frames between two
+      // flushes are gathered too: the socket is corked from the first publish to the flush frame.
+      // Every message is still its own WebSocket frame and its own app.publish().
+      const socket = (ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
+      let corked = false;
+      const uncork = (): void => {
+        if (corked) {
+          corked = false;
+          socket?.uncork();
+        }
+      };
+      return {
+        publish: () => {
+          if (ws.readyState !== WebSocket.OPEN) throw new Error('the uWS publisher socket is closed');
+          if (batchWrites && !corked && socket !== undefined) {
+            corked = true;
+            socket.cork();
+          }
+          ws.send(payload);
+        },
+        flush: () =>
+          new Promise<void>((resolve, reject) => {
+            if (ws.readyState !== WebSocket.OPEN) {
+              uncork();
+              reject(new Error('the uWS publisher socket is closed'));
+              return;
+            }
+            waiting.push({ resolve, reject });
+            ws.send('flush');
+            uncork();
+          }),
+        close: () =>
+          new Promise<void>((resolve) => {
+            if (ws.readyState === WebSocket.CLOSED) resolve();
+            else {
+              ws.once('close', () => resolve());
+              ws.close();
+            }
+          }),
+      };
+    },
+  };
+}

@@ -74,6 +74,12 @@ export interface BrokerStats {
   shards: ShardStatsJson[];
   queues: QueueStatsJson[];
   connections: { websocket: number; subscriptions: number; [key: string]: unknown };
+  /** Publishes held in main-thread memory per shard, and flow-control holds so far. */
+  overflow: Array<{ shard: number; bytes: number; records: number; flowHeld: boolean; flowHolds: number }>;
+  slowConsumers: {
+    dropped: number;
+    subscriptions: Array<{ connection: number; subscription: string | number; destination: string; dropped: number; slow: boolean }>;
+  };
   [key: string]: unknown;
 }
 

@@ -4,6 +4,7 @@
  * the IPC channel once every subscription is live at the server, then counts what arrives.
  *
  * - shardmq: the exported client (`connect` from the package entry), `subscribe(dest, { ack: 'auto' }, handler)`;
+ * - shardmq-json: `ws` clients speaking the JSON text ops (`subscribe` with a receipt, `message` frames);
  * - NATS core: the `nats` client from benchmarks/peers/, `subscribe(subject, { callback })`;
  * - uWebSockets.js pub/sub: `ws` clients on the server's /sub path.
  *
@@ -66,6 +67,40 @@ async function openShardmq(i: number): Promise<void> {
   await client.subscribe(spec.destination, { ack: 'auto' }, () => got(i));
 }
 
+async function openShardmqJson(i: number): Promise<void> {
+  const ws = new WebSocket(`${spec.url.replace(/^http/, 'ws')}/v1/ws`, { perMessageDeflate: false });
+  closers.push(
+    () =>
+      new Promise<void>((resolve) => {
+        if (ws.readyState === WebSocket.CLOSED) resolve();
+        else {
+          ws.once('close', () => resolve());
+          ws.close();
+        }
+      }),
+  );
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+  });
+  await new Promise<void>((resolve, reject) => {
+    ws.on('message', (data) => {
+      // Only `message` frames start with this; the receipt and anything else are parsed.
+      const text = String(data);
+      if (text.startsWith('{"op":"message"')) {
+        got(i);
+        return;
+      }
+      const f = JSON.parse(text) as { op: string; receipt?: string };
+      if (f.op === 'receipt' && f.receipt === 'ready') resolve();
+      else if (f.op === 'error') reject(new Error(text));
+    });
+    ws.send(JSON.stringify({ op: 'subscribe', id: `s${i}`, destination: spec.destination, ack: 'auto', receipt: 'ready' }));
+  });
+  ws.on('error', noteError);
+  ws.on('close', noteClosed);
+}
+
 async function openNats(i: number, nats: Awaited<ReturnType<typeof loadPeers>>['nats']): Promise<void> {
   if ('missing' in nats) throw new Error(nats.missing);
   const nc = await nats.client.connect({ servers: spec.url, maxReconnectAttempts: 0 });
@@ -107,6 +142,7 @@ async function main(): Promise<void> {
   const nats = spec.kind === 'nats' ? (await loadPeers()).nats : undefined;
   for (let i = 0; i < spec.subscribers; i++) {
     if (spec.kind === 'shardmq') await openShardmq(i);
+    else if (spec.kind === 'shardmq-json') await openShardmqJson(i);
     else if (spec.kind === 'nats' && nats !== undefined) await openNats(i, nats);
     else if (spec.kind === 'uws') await openUws(i);
     else throw new Error(`unknown subscriber kind ${String(spec.kind)}`);

@@ -9,6 +9,7 @@
 import { spawn } from 'node:child_process';
 import WebSocket from 'ws';
 import { connect } from '../index.js';
+import { INITIAL_PUBLISH_CREDIT } from '../protocol/ws-binary.js';
 import { nodeScriptArgs, stopChild } from './child.js';
 import type { OpenLoopPublisher, OpenLoopSystem } from './open-loop.js';
 import type { NatsModule, PeerServer } from './peers.js';
@@ -66,6 +67,94 @@ export function natsOpenLoop(nats: NatsModule, server: PeerServer): OpenLoopSyst
         close: () => nc.close(),
       };
     },
+  };
+}
+
+/**
+ * shardmq over the JSON text protocol: the same pacing, with what JSON has. A publisher honours
+ * publish credit (`{"op":"credit"}` frames; it starts with INITIAL_PUBLISH_CREDIT) and its flush is a
+ * receipt: the publish before each flush() is held back and sent with a `receipt`, which the broker
+ * answers once that message (and so every one before it, same connection, same order) is in a
+ * shard's ring or routed. Subscribers are JSON `subscribe` ops with `ack: auto`.
+ */
+export function shardmqJsonOpenLoop(url: string, pid: number): OpenLoopSystem {
+  return {
+    key: 'shardmq_json',
+    name: 'shardmq (JSON WebSocket)',
+    pids: [pid],
+    subscriberSpec: (subscribers) => ({ kind: 'shardmq-json', url, subscribers, destination: SHARDMQ_DESTINATION }),
+    async publisher(payload, onError): Promise<OpenLoopPublisher> {
+      const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/v1/ws`, { perMessageDeflate: false });
+      await new Promise<void>((resolve, reject) => {
+        ws.once('open', () => resolve());
+        ws.once('error', reject);
+      });
+      const text = Buffer.from(payload).toString('latin1');
+      const plain = JSON.stringify({ op: 'publish', destination: SHARDMQ_DESTINATION, payload: text });
+      let credit = INITIAL_PUBLISH_CREDIT.messages;
+      let creditBytes = INITIAL_PUBLISH_CREDIT.bytes;
+      const queued: string[] = [];
+      let held = false;
+      let nextReceipt = 1;
+      const receipts = new Map<string, { resolve: () => void; reject: (err: Error) => void }>();
+      const pump = (): void => {
+        while (queued.length > 0 && credit > 0 && creditBytes > 0) {
+          credit--;
+          creditBytes -= payload.byteLength;
+          ws.send(queued.shift() as string);
+        }
+      };
+      const send = (frame: string): void => {
+        queued.push(frame);
+        pump();
+      };
+      ws.on('message', (data) => {
+        const f = JSON.parse(String(data)) as { op: string; messages?: number; bytes?: number; receipt?: string; message?: string };
+        if (f.op === 'credit') {
+          credit += f.messages ?? 0;
+          creditBytes += f.bytes ?? 0;
+          pump();
+        } else if (f.receipt !== undefined) {
+          const w = receipts.get(f.receipt);
+          receipts.delete(f.receipt);
+          if (f.op === 'receipt') w?.resolve();
+          else w?.reject(new Error(`publish refused: ${f.message ?? f.op}`));
+        } else if (f.op === 'error') onError(new Error(`JSON error frame: ${String(data)}`));
+      });
+      ws.on('error', onError);
+      ws.on('close', () => {
+        for (const w of receipts.values()) w.reject(new Error('the JSON publisher socket closed'));
+        receipts.clear();
+      });
+      return {
+        publish: () => {
+          if (held) send(plain);
+          held = true;
+        },
+        flush: () =>
+          new Promise<void>((resolve, reject) => {
+            if (!held) {
+              resolve();
+              return;
+            }
+            held = false;
+            const receipt = String(nextReceipt++);
+            receipts.set(receipt, { resolve, reject });
+            send(JSON.stringify({ op: 'publish', destination: SHARDMQ_DESTINATION, payload: text, receipt }));
+          }),
+        close: () =>
+          new Promise<void>((resolve) => {
+            if (held) send(plain);
+            held = false;
+            if (ws.readyState === WebSocket.CLOSED) resolve();
+            else {
+              ws.once('close', () => resolve());
+              ws.close();
+            }
+          }),
+      };
+    },
+    dropped: () => brokerDropped(url),
   };
 }
 

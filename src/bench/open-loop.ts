@@ -33,7 +33,7 @@ const READY_TIMEOUT_MS = 30_000;
 /** How often the subscriber process reports its count (and the driver polls during the drain). */
 export const PROGRESS_INTERVAL_MS = 100;
 
-export type SubscriberKind = 'shardmq' | 'nats' | 'uws';
+export type SubscriberKind = 'shardmq' | 'shardmq-json' | 'nats' | 'uws';
 
 /** What the subscriber process is told to open (argv[2], JSON). */
 export interface SubscriberSpec {

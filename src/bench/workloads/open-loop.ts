@@ -2,7 +2,8 @@
  * The headline of benchmarks.md (design.md §4): open-loop WebSocket pub/sub, 1→1 and 1→16, 128-byte
  * messages on one topic, the publisher paced only by each system's flow control (a flush every
  * 1024 publishes, at most 4 outstanding, as nats.js users do). Side by side in one run, interleaved
- * round by round: shardmq through its exported client with confirms off and on, NATS core with the
+ * round by round: shardmq through its exported client with confirms off and on and over its JSON
+ * protocol (credit honoured, a receipt as the flush), NATS core with the
  * `nats` client, and uWebSockets.js's built-in pub/sub with `ws` clients. Every row carries its lost
  * count; the server's CPU per delivered message is compared with uWebSockets.js's. Driver:
  * src/bench/open-loop.ts. Writes benchmarks/open-loop.svg.
@@ -18,7 +19,14 @@ import {
   type OpenLoopSpec,
   type OpenLoopSystem,
 } from '../open-loop.js';
-import { natsOpenLoop, shardmqOpenLoop, startUwsPubSub, uwsOpenLoop, type UwsPubSubServer } from '../open-loop-systems.js';
+import {
+  natsOpenLoop,
+  shardmqJsonOpenLoop,
+  shardmqOpenLoop,
+  startUwsPubSub,
+  uwsOpenLoop,
+  type UwsPubSubServer,
+} from '../open-loop-systems.js';
 import { roundOrder } from '../pacing.js';
 import { loadPeers, startNatsServer, type PeerServer } from '../peers.js';
 import { formatRate, spread, summarize } from '../sample-stats.js';
@@ -116,7 +124,7 @@ export const openLoop: Workload = {
   name: 'open-loop',
   headline: 'Open loop (headline): shardmq vs NATS core vs uWebSockets.js pub/sub, 1→1 and 1→16',
   description:
-    'open-loop WebSocket pub/sub, 1→1 and 1→16, 128-byte messages: shardmq (exported client, confirms off and on) vs NATS core (`nats`) vs uWebSockets.js built-in pub/sub (`ws`), publisher paced only by flush() every 1024 publishes (≤ 4 outstanding), lost counted at the subscribers',
+    'open-loop WebSocket pub/sub, 1→1 and 1→16, 128-byte messages: shardmq (exported client, confirms off and on; JSON protocol) vs NATS core (`nats`) vs uWebSockets.js built-in pub/sub (`ws`), publisher paced only by flush() every 1024 publishes (≤ 4 outstanding), lost counted at the subscribers',
   async run(ctx: WorkloadContext): Promise<WorkloadResult> {
     const runs = roundsOf(ctx);
     const notes: string[] = [];
@@ -128,7 +136,11 @@ export const openLoop: Workload = {
     let uws: UwsPubSubServer | null = null;
     try {
       broker = await startBrokerProcess([]);
-      systems.push(shardmqOpenLoop(broker.url, broker.pid, false), shardmqOpenLoop(broker.url, broker.pid, true));
+      systems.push(
+        shardmqOpenLoop(broker.url, broker.pid, false),
+        shardmqOpenLoop(broker.url, broker.pid, true),
+        shardmqJsonOpenLoop(broker.url, broker.pid),
+      );
       const peers = await loadPeers();
       if ('missing' in peers.nats) notes.push(`NATS skipped: ${peers.nats.missing}`);
       else {

@@ -67,18 +67,20 @@ async function openShardmq(i: number): Promise<void> {
   await client.subscribe(spec.destination, { ack: 'auto' }, () => got(i));
 }
 
+/** Closes a `ws` socket; resolves once it is closed. */
+function closeWs(ws: WebSocket): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (ws.readyState === WebSocket.CLOSED) resolve();
+    else {
+      ws.once('close', () => resolve());
+      ws.close();
+    }
+  });
+}
+
 async function openShardmqJson(i: number): Promise<void> {
   const ws = new WebSocket(`${spec.url.replace(/^http/, 'ws')}/v1/ws`, { perMessageDeflate: false });
-  closers.push(
-    () =>
-      new Promise<void>((resolve) => {
-        if (ws.readyState === WebSocket.CLOSED) resolve();
-        else {
-          ws.once('close', () => resolve());
-          ws.close();
-        }
-      }),
-  );
+  closers.push(() => closeWs(ws));
   await new Promise<void>((resolve, reject) => {
     ws.once('open', () => resolve());
     ws.once('error', reject);
@@ -117,16 +119,7 @@ async function openNats(i: number, nats: Awaited<ReturnType<typeof loadPeers>>['
 
 async function openUws(i: number): Promise<void> {
   const ws = new WebSocket(`${spec.url}/sub`);
-  closers.push(
-    () =>
-      new Promise<void>((resolve) => {
-        if (ws.readyState === WebSocket.CLOSED) resolve();
-        else {
-          ws.once('close', () => resolve());
-          ws.close();
-        }
-      }),
-  );
+  closers.push(() => closeWs(ws));
   await new Promise<void>((resolve, reject) => {
     ws.once('error', reject);
     ws.on('message', (_data, isBinary) => {

@@ -254,6 +254,104 @@ export function benchPayload(bytes: number): Uint8Array {
   return payload;
 }
 
+/** What publishPaced did. */
+export interface PacedPublishing {
+  readonly sent: number;
+  /** Publishing stopped at the deadline, not at the message count. */
+  readonly hitTimeCap: boolean;
+  /** The last flushes did not resolve within FINAL_FLUSH_TIMEOUT_MS. */
+  readonly flushTimedOut: boolean;
+  /** When the last flush resolved (monotonicMs), or when the final wait gave up. */
+  readonly publishEnd: number;
+  /** Time spent waiting for the oldest flush in waits of at least HELD_WAIT_MS (the server holding the publisher). */
+  readonly heldMs: number;
+  readonly longestWaitMs: number;
+}
+
+/** A wait for the oldest flush this long counts as the server holding the publisher. */
+export const HELD_WAIT_MS = 100;
+
+/**
+ * The one pacing every open-loop publisher gets, whatever the system: `publish(seq)` fire-and-forget,
+ * `flush()` after every FLUSH_EVERY publishes, and when MAX_PENDING_FLUSHES are outstanding the
+ * oldest is awaited (bounded by `deadline`, so a server that holds the publisher for good ends the
+ * run instead of hanging it). Stops at `messages`, at the deadline, or when a publish throws.
+ */
+export async function publishPaced(
+  publish: (seq: number) => void,
+  flush: () => Promise<void>,
+  messages: number,
+  deadline: number,
+  onError: (err: unknown) => void,
+  onProgress?: (sent: number, heldMs: number) => void,
+): Promise<PacedPublishing> {
+  const pending: Promise<void>[] = [];
+  let lastFlushAt = monotonicMs();
+  let sent = 0;
+  let hitTimeCap = false;
+  let broken = false;
+  let heldMs = 0;
+  let longestWaitMs = 0;
+  let lastProgress = lastFlushAt;
+  const settled = (): void => {
+    lastFlushAt = monotonicMs();
+  };
+  while (sent < messages) {
+    const n = Math.min(FLUSH_EVERY, messages - sent);
+    try {
+      for (let i = 0; i < n; i++) {
+        publish(sent);
+        sent++;
+      }
+    } catch (err) {
+      onError(err); // a publish that throws (connection closed): stop publishing
+      broken = true;
+    }
+    pending.push(
+      flush().then(settled, (err: unknown) => {
+        onError(err);
+        settled();
+      }),
+    );
+    if (broken) break;
+    if (pending.length >= MAX_PENDING_FLUSHES) {
+      const w0 = monotonicMs();
+      const done = await within(pending.shift() as Promise<void>, deadline - w0);
+      const waited = monotonicMs() - w0;
+      if (waited >= HELD_WAIT_MS) heldMs += waited;
+      longestWaitMs = Math.max(longestWaitMs, waited);
+      if (!done) {
+        hitTimeCap = true;
+        break;
+      }
+    }
+    const now = monotonicMs();
+    if (now >= deadline && sent < messages) {
+      hitTimeCap = true;
+      break;
+    }
+    if (onProgress !== undefined && now - lastProgress >= 1000) {
+      lastProgress = now;
+      onProgress(sent, heldMs);
+    }
+  }
+  const flushed = await within(Promise.all(pending), FINAL_FLUSH_TIMEOUT_MS);
+  return { sent, hitTimeCap, flushTimedOut: !flushed, publishEnd: flushed ? lastFlushAt : monotonicMs(), heldMs, longestWaitMs };
+}
+
+/** `p` settled within `ms` (true) or not (false); the timer does not outlive the race. */
+export async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), Math.max(0, ms));
+  });
+  try {
+    return await Promise.race([p.then(() => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** One bounded open-loop run: subscribers live, publisher paced by flushes only, deliveries counted. */
 export async function runOpenLoop(system: OpenLoopSystem, spec: OpenLoopSpec): Promise<OpenLoopResult> {
   const subs = await SubscriberProcess.start(system.subscriberSpec(spec.subscribers));
@@ -279,47 +377,8 @@ export async function runOpenLoop(system: OpenLoopSystem, spec: OpenLoopSpec): P
 
     // ---- publish: fire-and-forget, flush every FLUSH_EVERY, at most MAX_PENDING_FLUSHES outstanding
     const t0 = monotonicMs();
-    const deadline = t0 + spec.maxSeconds * 1000;
-    const pending: Promise<void>[] = [];
-    let lastFlushAt = t0;
-    let sent = 0;
-    let hitTimeCap = false;
-    let broken = false;
-    const settled = (): void => {
-      lastFlushAt = monotonicMs();
-    };
-    while (sent < spec.messages) {
-      const n = Math.min(FLUSH_EVERY, spec.messages - sent);
-      try {
-        for (let i = 0; i < n; i++) {
-          pub.publish();
-          sent++;
-        }
-      } catch (err) {
-        onError(err); // a publish that throws (connection closed): stop publishing
-        broken = true;
-      }
-      pending.push(
-        pub.flush().then(settled, (err: unknown) => {
-          onError(err);
-          settled();
-        }),
-      );
-      if (broken) break;
-      if (pending.length >= MAX_PENDING_FLUSHES) await pending.shift();
-      if (monotonicMs() >= deadline && sent < spec.messages) {
-        hitTimeCap = true;
-        break;
-      }
-    }
-    let flushTimedOut = false;
-    await Promise.race([
-      Promise.all(pending),
-      sleep(FINAL_FLUSH_TIMEOUT_MS).then(() => {
-        flushTimedOut = true;
-      }),
-    ]);
-    const publishEnd = flushTimedOut ? monotonicMs() : lastFlushAt;
+    const paced = await publishPaced(pub.publish, pub.flush, spec.messages, t0 + spec.maxSeconds * 1000, onError);
+    const { sent, hitTimeCap, flushTimedOut, publishEnd } = paced;
 
     // ---- drain: all delivered, or quiet for QUIET_MS, or drainSeconds
     const expected = sent * spec.subscribers;

@@ -16,7 +16,7 @@
  *
  * Steps:
  * 1. Warm-up: the same volume through one reading subscriber (runOpenLoop), then the stalled scenario
- *    below once at half the volume, figures discarded, so the heap (the shard's young generation
+ *    below once at the same volume, figures discarded, so the heap (the shard's young generation
  *    grows once under a stalled queue's per-message allocations), the rings and the allocator are at
  *    their working size and the RSS baseline is warm.
  * 2. Publish 1,000,000 messages of 128 bytes (quick: 200,000), bounded by a time cap, with the
@@ -57,7 +57,17 @@ import {
   type MemorySubscriberSpec,
   writeSeq,
 } from '../memory-subscribers-ipc.js';
-import { benchPayload, FLUSH_EVERY, MAX_PENDING_FLUSHES, monotonicMs, QUIET_MS, runOpenLoop } from '../open-loop.js';
+import {
+  benchPayload,
+  FLUSH_EVERY,
+  HELD_WAIT_MS,
+  MAX_PENDING_FLUSHES,
+  monotonicMs,
+  publishPaced,
+  QUIET_MS,
+  runOpenLoop,
+  within,
+} from '../open-loop.js';
 import { shardmqOpenLoop } from '../open-loop-systems.js';
 import { ResourceMeter, mib } from '../proc.js';
 import { formatRate } from '../sample-stats.js';
@@ -68,8 +78,6 @@ const DESTINATION = '/topic/bench.memory';
 /** Allowance per held message for the queue entry, its headers and the allocator (JS objects). */
 const BOOKKEEPING_BYTES = 512;
 const RSS_SAMPLE_MS = 50;
-/** A wait for the oldest flush at least this long counts as the publisher being held. */
-const HELD_MS = 100;
 /** After the stalled subscriber reads again: over when nothing moved for this long (notices come ≤ 1/s). */
 const STALLED_QUIET_MS = 3000;
 const READY_TIMEOUT_MS = 30_000;
@@ -88,19 +96,6 @@ const BOUND = Object.values(BOUND_TERMS).reduce((s, x) => s + x, 0);
 const count = (x: number): string => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : 'n/a');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const describe = (err: unknown): string => (err instanceof Error ? `${err.name}: ${err.message}` : String(err));
-
-/** `p` settled within `ms` (true) or not (false); the timer does not outlive the race. */
-async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<boolean>((r) => {
-    timer = setTimeout(() => r(false), Math.max(0, ms));
-  });
-  try {
-    return await Promise.race([p.then(() => true), late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 // ---- the broker's counters ---------------------------------------------------------------------
 
@@ -350,65 +345,25 @@ async function measure(
     }, RSS_SAMPLE_MS);
     const meter = new ResourceMeter([broker.pid]);
 
-    // ---- publish: as open-loop.ts, the wait for the oldest flush bounded by the time cap
+    // ---- publish: as open-loop.ts publishes (publishPaced), the wait for the oldest flush bounded by the time cap
     const payload = benchPayload(PAYLOAD_BYTES);
     const t0 = monotonicMs();
-    const deadline = t0 + maxSeconds * 1000;
-    const pending: Promise<void>[] = [];
-    let lastFlushAt = t0;
-    let sent = 0;
-    let hitTimeCap = false;
-    let broken = false;
-    let heldMs = 0;
-    let longestWaitMs = 0;
-    let lastProgress = t0;
-    const settled = (): void => {
-      lastFlushAt = monotonicMs();
-    };
-    while (sent < messages) {
-      const n = Math.min(FLUSH_EVERY, messages - sent);
-      try {
-        for (let i = 0; i < n; i++) {
-          writeSeq(payload, sent); // the client copies a borrowed payload before the call returns
-          pub.publishNoWait(DESTINATION, payload);
-          sent++;
-        }
-      } catch (err) {
-        onError(err);
-        broken = true;
-      }
-      pending.push(
-        pub.flush().then(settled, (err: unknown) => {
-          onError(err);
-          settled();
-        }),
-      );
-      if (broken) break;
-      if (pending.length >= MAX_PENDING_FLUSHES) {
-        const w0 = monotonicMs();
-        const done = await within(pending.shift()!, deadline - w0);
-        const waited = monotonicMs() - w0;
-        if (waited >= HELD_MS) heldMs += waited;
-        longestWaitMs = Math.max(longestWaitMs, waited);
-        if (!done) {
-          hitTimeCap = true;
-          break;
-        }
-      }
-      const now = monotonicMs();
-      if (now >= deadline && sent < messages) {
-        hitTimeCap = true;
-        break;
-      }
-      if (now - lastProgress >= 1000) {
-        lastProgress = now;
+    const paced = await publishPaced(
+      (seq) => {
+        writeSeq(payload, seq); // the client copies a borrowed payload before the call returns
+        pub.publishNoWait(DESTINATION, payload);
+      },
+      () => pub.flush(),
+      messages,
+      t0 + maxSeconds * 1000,
+      onError,
+      (sent, heldMs) =>
         ctx.progress(
           `memory: published ${count(sent)}, healthy got ${count(healthy())}, broker RSS ${mib(broker.rssBytes())} (baseline ${mib(baseline)}), publisher held ${(heldMs / 1000).toFixed(1)} s so far`,
-        );
-      }
-    }
-    const flushed = await within(Promise.all(pending), 10_000);
-    const publishEnd = flushed ? lastFlushAt : monotonicMs();
+        ),
+    );
+    const { sent, hitTimeCap, heldMs, longestWaitMs, publishEnd } = paced;
+    const flushed = !paced.flushTimedOut;
     sampling = false;
     const publishSeconds = (publishEnd - t0) / 1000;
     ctx.progress(
@@ -441,7 +396,7 @@ async function measure(
     let lastKey = '';
     let movedAt = resumeStart;
     let lastStats = 0;
-    lastProgress = resumeStart;
+    let lastProgress = resumeStart;
     for (;;) {
       const now = monotonicMs();
       if (now >= resumeDeadline) break;
@@ -529,14 +484,14 @@ export const memory: Workload = {
         `${count(warm.delivered)} delivered, lost ${count(warm.lost)}, broker RSS after ${mib(broker.rssBytes())}`;
       ctx.progress(`memory: ${warmLine}`);
       await sleep(500);
-      // Warm-up 2: the stalled scenario itself, once, at half the volume. Reading subscribers take
+      // Warm-up 2: the stalled scenario itself, once, at the same volume. Reading subscribers take
       // their messages ring to ring, so the shard allocates almost nothing; a stalled one's private
       // queue allocates per message, and V8 then grows the shard's young generation (semi-spaces,
       // up to 16 MiB each in Node 20) once, whatever the volume: ~29 MiB of the shard's heapTotal
       // measured on this machine. That is the runtime sizing itself, not what this subscriber holds.
-      const churn = await measure(ctx, broker, Math.floor(messages / 2), maxSeconds, drainSeconds);
+      const churn = await measure(ctx, broker, messages, maxSeconds, drainSeconds);
       warmLine +=
-        `; then the stalled scenario once at half the volume (${count(churn.published)} published, figures discarded), ` +
+        `; then the stalled scenario once at the same volume (${count(churn.published)} published, figures discarded), ` +
         `broker RSS after ${mib(broker.rssBytes())}`;
       ctx.progress('memory: warm-up with a stalled subscriber done; now the measured run');
       await sleep(500);
@@ -641,7 +596,7 @@ export const memory: Workload = {
             `bound = socket high-water ${mib(b.socketHighWater)} + delivery window ${mib(b.deliveryWindowBytes)} + topic buffer ${count(DEFAULT_TOPIC_BUFFER)} × (${PAYLOAD_BYTES} B payload + ${BOOKKEEPING_BYTES} B bookkeeping) = ${mib(b.topicBuffer)} + ring ${mib(b.ringBytes)} (what a pressing queue may overshoot by) + overflow ${mib(b.overflowBytes)} (main-thread held publishes) + publish window ${mib(b.publishWindowBytes)} (one publisher's credit) = ${mib(BOUND)} (all broker defaults, config/defaults.ts)`,
             `RSS sampled every ${RSS_SAMPLE_MS} ms (${m.rssSamples} samples) from just before the first publish until the healthy subscriber had drained (${m.healthyDrainSeconds.toFixed(1)} s after the last flush), the stalled subscriber not reading throughout; peak ${(m.peakAtMs / 1000).toFixed(1)} s after the first publish; RSS at the end of the stall ${mib(m.endOfStall)}. RSS includes garbage not yet collected, so growth is an upper bound on what the stalled subscriber retains. Other load on the machine meanwhile: ${m.foreignCores.toFixed(2)} cores (foreign CPU)`,
             `${warmLine}: the heap and the rings are at their working size before the baseline`,
-            `publisher: the exported client as open-loop.ts drives it (publishNoWait, flush() every ${FLUSH_EVERY}, at most ${MAX_PENDING_FLUSHES} outstanding), ${count(messages)} messages or ${maxSeconds} s; published msg/s = published ÷ time from the first publish to the last flush resolved (${m.publishSeconds.toFixed(2)} s); held = the time spent waiting for the oldest flush in waits ≥ ${HELD_MS} ms (the broker holding the publisher, its flush() unanswered, while the stalled subscriber's topic buffer is full and it is not yet declared slow); of that, the client had publishes waiting for publish credit in ${(m.noCreditMs / 1000).toFixed(2)} s of ${RSS_SAMPLE_MS} ms samples`,
+            `publisher: the exported client as open-loop.ts drives it (publishNoWait, flush() every ${FLUSH_EVERY}, at most ${MAX_PENDING_FLUSHES} outstanding), ${count(messages)} messages or ${maxSeconds} s; published msg/s = published ÷ time from the first publish to the last flush resolved (${m.publishSeconds.toFixed(2)} s); held = the time spent waiting for the oldest flush in waits ≥ ${HELD_WAIT_MS} ms (the broker holding the publisher, its flush() unanswered, while the stalled subscriber's topic buffer is full and it is not yet declared slow); of that, the client had publishes waiting for publish credit in ${(m.noCreditMs / 1000).toFixed(2)} s of ${RSS_SAMPLE_MS} ms samples`,
             `the broker declared the stalled subscriber slow ${firstSlow !== null ? `${(slowAfterMs / 1000).toFixed(2)} s after the first publish, broker RSS then ${mib(firstSlow.rss)} (+${mib(firstSlow.rss - m.baseline)}); highest RSS before that (publisher held, nothing dropped yet) ${mib(m.peakBeforeSlow)} (+${mib(m.peakBeforeSlow - m.baseline)})` : 'NEVER (no slow-consumer log line)'} (--slow-consumer-ms ${DEFAULT_SLOW_CONSUMER_MS}); slow episodes during the run: ${count(m.after.slowEpisodes - m.before.slowEpisodes)}`,
             `goal (design.md §4): a consumer that never reads costs at most its configured buffer — ${ratio <= 1 ? 'met' : 'not met'} (${(ratio * 100).toFixed(0)}% of the bound); a subscriber that keeps up loses nothing — ${healthyLost === 0 && hs.outOfOrder === 0 ? 'met' : 'NOT met'}`,
           ],

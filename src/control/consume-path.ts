@@ -14,12 +14,14 @@ import type { Topology } from './topology.js';
 import type { Management } from './management.js';
 import type { Principal } from './auth.js';
 import type { Logger } from '../log/logger.js';
-import { SLOW_CONSUMER_ARG, TOPIC_BUFFER_ARG, type SlowConsumerPolicy } from '../shard/shard-flow.js';
+import { SLOW_CONSUMER_ARG, SLOW_CONSUMER_MS_ARG, TOPIC_BUFFER_ARG, type SlowConsumerPolicy } from '../shard/shard-flow.js';
 
 export interface ConsumeOptions {
   /** Messages a topic subscription's private queue holds before flow control or its slow-consumer policy acts. */
   readonly topicBuffer: number;
   readonly slowConsumer: SlowConsumerPolicy;
+  /** How long a client-ack subscriber may hold its whole prefetch while its buffer presses (then it is slow). */
+  readonly slowConsumerMs: number;
 }
 
 export interface ConsumeTarget {
@@ -81,6 +83,7 @@ export class ConsumePath {
     const args: Record<string, unknown> = {
       [TOPIC_BUFFER_ARG]: this.#options.topicBuffer,
       [SLOW_CONSUMER_ARG]: this.#options.slowConsumer,
+      [SLOW_CONSUMER_MS_ARG]: this.#options.slowConsumerMs,
     };
     const topology = this.#topology;
     const created = withBrokerErrors(() =>

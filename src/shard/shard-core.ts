@@ -93,7 +93,7 @@ export class ShardCore {
     const subscriptions = new ShardSubscriptions(outbound, counters);
     const durability = new ShardDurability(store, opts.onStoreError, outbound, this.#encoded, counters);
     const expiry = new ExpiryScheduler();
-    const flow = new ShardFlow(outbound, counters);
+    const flow = new ShardFlow(outbound, counters, now);
     const topology = new ShardTopology({
       index: opts.index,
       now,
@@ -191,6 +191,7 @@ export class ShardCore {
   /** Stops the shard's timers and flushes and closes its log (the loop is ending). */
   async close(): Promise<void> {
     this.#expiryTimer.stop();
+    this.#flow.stop();
     this.#topology.stopIdleSweep();
     await this.#durability.close();
   }

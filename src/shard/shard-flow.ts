@@ -14,6 +14,12 @@ export interface TopicBuffer {
   readonly queue: MessageQueue;
   readonly bound: number;
   readonly policy: SlowConsumerPolicy;
+  /** --slow-consumer-ms: how long a client-ack subscriber may sit on its whole prefetch while its queue presses. */
+  readonly slowMs: number;
+  /** When it started pressing (ms), 0 when it does not press. */
+  pressingSince: number;
+  /** Its client-ack subscriber held its whole prefetch unacked for slowMs while it pressed: slow. */
+  ackSlow: boolean;
   /** The subscription consuming it (a private queue has one), null between subscriptions. */
   consumer: Consumer | null;
   /** Discarded since the last `dropped` record to the main thread. */
@@ -25,6 +31,9 @@ export interface TopicBuffer {
 /** Queue arguments the front puts on a private topic queue (internal: users never see them). */
 export const TOPIC_BUFFER_ARG = 'x-shardmq-topic-buffer';
 export const SLOW_CONSUMER_ARG = 'x-shardmq-slow-consumer';
+export const SLOW_CONSUMER_MS_ARG = 'x-shardmq-slow-consumer-ms';
+/** When a declaration does not say (the default of --slow-consumer-ms). */
+const DEFAULT_SLOW_MS = 1000;
 
 /** The TopicBuffer of a declaration, when it is a private topic queue's. */
 export function topicBufferOf(
@@ -37,7 +46,9 @@ export function topicBufferOf(
   if (!exclusive || !autoDelete || typeof bound !== 'number' || !(bound >= 1)) return null;
   const p = args[SLOW_CONSUMER_ARG];
   const policy: SlowConsumerPolicy = p === 'disconnect' || p === 'block' ? p : 'drop';
-  return { queue, bound, policy, consumer: null, droppedUnreported: 0, disconnectSent: false };
+  const ms = args[SLOW_CONSUMER_MS_ARG];
+  const slowMs = typeof ms === 'number' && ms >= 0 ? ms : DEFAULT_SLOW_MS;
+  return { queue, bound, policy, slowMs, pressingSince: 0, ackSlow: false, consumer: null, droppedUnreported: 0, disconnectSent: false };
 }
 
 /**
@@ -53,6 +64,11 @@ export function topicBufferOf(
  * publishes pass half of --overflow-bytes. The queue may then exceed its bound by what was already
  * in the inbound ring. It stops pressing at half its bound (hysteresis: no flapping per message).
  *
+ * A client-ack subscriber never fills its socket (the broker sends at most its prefetch), so the
+ * socket cannot say it is slow; one that keeps its whole prefetch unacked while its queue presses
+ * for --slow-consumer-ms is slow too (otherwise one subscriber that stopped acking would hold every
+ * publisher of the shard for good). A timer checks that while anything presses.
+ *
  * Per-message cost: one Map lookup when a message is queued (not when delivered ring to ring);
  * the end of a batch walks only the pressing and the dropping queues.
  */
@@ -63,11 +79,22 @@ export class ShardFlow {
   readonly #pressing = new Set<TopicBuffer>();
   readonly #dropping = new Set<TopicBuffer>();
   readonly #slowConnections = new Set<number>();
+  /** Buffers whose client-ack subscriber was found slow for acks (cleared when they catch up). */
+  readonly #ackSlow = new Set<TopicBuffer>();
+  readonly #now: () => number;
   #holding = false;
+  #timer: NodeJS.Timeout | null = null;
 
-  constructor(outbound: ShardOutbound, counters: Float64Array) {
+  constructor(outbound: ShardOutbound, counters: Float64Array, now: () => number = Date.now) {
     this.#outbound = outbound;
     this.#counters = counters;
+    this.#now = now;
+  }
+
+  /** Stops the timer (the shard is closing). */
+  stop(): void {
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
   }
 
   /** True while the main thread is told to hold publishes for this shard. */
@@ -86,6 +113,7 @@ export class ShardFlow {
     this.#buffers.delete(queue);
     this.#pressing.delete(buffer);
     this.#dropping.delete(buffer);
+    this.#ackSlow.delete(buffer);
   }
 
   /** A consumer subscribed to `queue` (a private queue has one at a time). */
@@ -133,8 +161,17 @@ export class ShardFlow {
   endBatch(): void {
     for (const buffer of this.#pressing) {
       const depth = buffer.queue.depth;
-      if (depth * 2 <= buffer.bound) this.#pressing.delete(buffer);
-      else if (depth > buffer.bound && this.#isSlow(buffer) && buffer.policy !== 'block') this.#overBound(buffer);
+      if (depth * 2 <= buffer.bound) {
+        this.#pressing.delete(buffer);
+        buffer.pressingSince = 0;
+        buffer.ackSlow = false;
+      } else if (depth > buffer.bound && this.#isSlow(buffer) && buffer.policy !== 'block') this.#overBound(buffer);
+    }
+    for (const buffer of this.#ackSlow) {
+      // It caught up (its queue is back at half its bound): a later full press is timed afresh.
+      if (buffer.queue.depth * 2 > buffer.bound) continue;
+      buffer.ackSlow = false;
+      this.#ackSlow.delete(buffer);
     }
     if (this.#holding && this.#pressing.size === 0) {
       this.#holding = false;
@@ -145,7 +182,37 @@ export class ShardFlow {
   }
 
   #isSlow(buffer: TopicBuffer): boolean {
-    return buffer.consumer !== null && this.#slowConnections.has(buffer.consumer.connectionId);
+    return buffer.consumer !== null && (buffer.ackSlow || this.#slowConnections.has(buffer.consumer.connectionId));
+  }
+
+  /** A client-ack consumer with its whole prefetch unacked. */
+  #atPrefetch(buffer: TopicBuffer): boolean {
+    const c = buffer.consumer;
+    return c !== null && c.ackMode === 'client' && c.prefetch > 0 && c.unacked >= c.prefetch;
+  }
+
+  /** While anything presses: a client-ack subscriber that sat on its whole prefetch for slowMs is slow. */
+  #schedule(): void {
+    if (this.#timer !== null || this.#pressing.size === 0) return;
+    let next = Infinity;
+    for (const b of this.#pressing) next = Math.min(next, b.pressingSince + b.slowMs);
+    this.#timer = setTimeout(() => this.#checkAcks(), Math.max(1, next - this.#now()));
+    this.#timer.unref?.();
+  }
+
+  #checkAcks(): void {
+    this.#timer = null;
+    const now = this.#now();
+    for (const buffer of this.#pressing) {
+      if (buffer.ackSlow || now - buffer.pressingSince < buffer.slowMs || !this.#atPrefetch(buffer)) continue;
+      buffer.ackSlow = true;
+      this.#ackSlow.add(buffer);
+      if (buffer.policy !== 'block') this.#overBound(buffer);
+    }
+    // Outside the shard loop's batches: finish as a batch would, and publish the records now.
+    this.endBatch();
+    this.#outbound.commit();
+    this.#schedule();
   }
 
   #overBound(buffer: TopicBuffer): void {
@@ -154,6 +221,7 @@ export class ShardFlow {
       return;
     }
     this.#pressing.delete(buffer);
+    buffer.pressingSince = 0;
     if (buffer.policy === 'disconnect' && !buffer.disconnectSent && buffer.consumer !== null) {
       buffer.disconnectSent = true;
       const { connectionId, subscriptionId } = buffer.consumer;
@@ -171,7 +239,11 @@ export class ShardFlow {
   }
 
   #press(buffer: TopicBuffer): void {
-    this.#pressing.add(buffer);
+    if (!this.#pressing.has(buffer)) {
+      this.#pressing.add(buffer);
+      buffer.pressingSince = this.#now();
+      this.#schedule();
+    }
     if (this.#holding) return;
     this.#holding = true;
     this.#outbound.flow(true);

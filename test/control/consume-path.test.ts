@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConsumePath } from '../../src/control/consume-path.js';
+import { ConsumePath, type ConsumeOptions } from '../../src/control/consume-path.js';
 import { PublishPath } from '../../src/control/publish-path.js';
 import { Topology } from '../../src/control/topology.js';
 import { createLogger } from '../../src/log/logger.js';
@@ -7,7 +7,7 @@ import { FakeShards, principal } from './fakes.js';
 
 const log = createLogger('silent');
 
-function setup(options = { topicBuffer: 100, slowConsumer: 'drop' as 'drop' | 'disconnect' }) {
+function setup(options: ConsumeOptions = { topicBuffer: 100, slowConsumer: 'drop', slowConsumerMs: 1000 }) {
   const shards = new FakeShards(3);
   const topology = new Topology(3);
   const forgotten: string[] = [];
@@ -25,7 +25,7 @@ function setup(options = { topicBuffer: 100, slowConsumer: 'drop' as 'drop' | 'd
 
 describe('consume path', () => {
   it('a topic pattern gets a private, exclusive queue bound on its shard, bounded by the topic buffer', () => {
-    const { shards, topology, consume } = setup({ topicBuffer: 100, slowConsumer: 'disconnect' });
+    const { shards, topology, consume } = setup({ topicBuffer: 100, slowConsumer: 'disconnect', slowConsumerMs: 250 });
     const t = consume.target('/topic/a.*', principal('p'), 9);
     expect(t.privateQueue).toBe(true);
     expect(t.queue).toMatch(/^amq\.gen-/);
@@ -37,7 +37,7 @@ describe('consume path', () => {
         expect.objectContaining({
           op: 'declareQueue',
           name: t.queue,
-          arguments: { 'x-shardmq-topic-buffer': 100, 'x-shardmq-slow-consumer': 'disconnect' },
+          arguments: { 'x-shardmq-topic-buffer': 100, 'x-shardmq-slow-consumer': 'disconnect', 'x-shardmq-slow-consumer-ms': 250 },
         }),
       ],
       [t.shard, { op: 'bindQueue', exchange: 'amq.topic', queue: t.queue, routingKey: 'a.*', arguments: {} }],

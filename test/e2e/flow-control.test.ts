@@ -123,6 +123,41 @@ describe('e2e - flow control', () => {
     expect(holds).toBeGreaterThan(holdsBefore);
   }, 40_000);
 
+  it('slow consumer - a client-ack topic subscriber that stops acking is slow after --slow-consumer-ms; the healthy one beside it gets everything', async () => {
+    const stuck = await connect(broker.url);
+    const good = await connect(broker.url);
+    const pub = await connect(broker.url);
+    clients.push(stuck, good, pub);
+    const n = 5000;
+    let goodGot = 0;
+    let stuckGot = 0;
+    // Takes its prefetch and never acks.
+    const stuckSub = await stuck.subscribe('/topic/flow.noack', { ack: 'client', prefetch: 10 }, () => {
+      stuckGot++;
+    });
+    await good.subscribe('/topic/flow.noack', {}, () => {
+      goodGot++;
+    });
+    const pending: Promise<void>[] = [];
+    for (let i = 0; i < n; i++) {
+      pub.publishNoWait('/topic/flow.noack', String(i));
+      if ((i + 1) % 1024 === 0) {
+        pending.push(pub.flush());
+        if (pending.length >= 4) await pending.shift();
+      }
+    }
+    await Promise.all([...pending, pub.flush()]);
+    await waitFor(() => goodGot >= n, 10_000, `the healthy subscriber's ${n} (have ${goodGot})`);
+    expect(goodGot).toBe(n);
+    expect(stuckGot).toBe(10);
+    // Its buffer (200) holds the newest; the rest was dropped, counted and told.
+    await waitFor(() => stuckSub.brokerDropped > 0, 5000, 'the DROPPED notice');
+    const stats = await brokerStats(broker.url);
+    const entry = stats.slowConsumers.subscriptions.find((s) => s.destination === '/topic/flow.noack');
+    expect(entry?.dropped).toBe(n - 10 - 200);
+    await waitFor(() => stuckSub.brokerDropped === n - 10 - 200, 5000, 'every DROPPED notice');
+  }, 30_000);
+
   it('credit - a binary client that publishes past its credit gets credit_exceeded and only its connection closes (1008)', async () => {
     const others = await bystander('flow.bystander1');
     await others.check(100);

@@ -1528,3 +1528,64 @@ describe('shard core - misc', () => {
     expect(() => h.core.onRecord(RecordKind.deliver, 0, 0)).toThrow(/unknown inbound record kind 64/);
   });
 });
+
+describe('shard core - slow client-ack topic subscribers (fake timers)', () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  function advance(h: ShardHarness, ms: number): void {
+    h.clock.now += ms;
+    vi.advanceTimersByTime(ms);
+  }
+
+  const privateQueue = (h: ShardHarness, name: string, policy: string): void => {
+    h.declareQueue(
+      name,
+      { 'x-shardmq-topic-buffer': 3, 'x-shardmq-slow-consumer': policy, 'x-shardmq-slow-consumer-ms': 500 },
+      { exclusive: true, autoDelete: true },
+    );
+    h.bind('amq.topic', name, 'ticks.#');
+  };
+
+  it('a subscriber that sits on its whole prefetch while its queue presses is slow after --slow-consumer-ms: the oldest go, the publishers go on', () => {
+    const h = shard();
+    privateQueue(h, 'sub-1', 'drop');
+    h.setup();
+    h.subscribe(1, 1, 'sub-1', { ack: 'client', prefetch: 2 });
+    for (let i = 1; i <= 8; i++) h.publish('amq.topic', 'ticks.a', `m${i}`);
+    const out = h.run();
+    expect(payloads(out)).toEqual(['m1', 'm2']);
+    expect(out.filter((o) => o.kind === 'flow')).toEqual([{ kind: 'flow', on: true }]);
+    // Not yet: a subscriber that keeps up may sit at its prefetch for a while.
+    advance(h, 400);
+    expect(h.output()).toEqual([]);
+    advance(h, 200);
+    const later = h.output();
+    expect(later.filter((o) => o.kind === 'dropped')).toEqual([{ kind: 'dropped', connectionId: 1, subscriptionId: 1, count: 3 }]);
+    expect(later.filter((o) => o.kind === 'flow')).toEqual([{ kind: 'flow', on: false }]);
+    expect(h.depths()).toEqual({ 'sub-1': 3 });
+    // Still slow: more publishes past the bound drop at once instead of holding the publishers.
+    for (let i = 9; i <= 10; i++) h.publish('amq.topic', 'ticks.a', `m${i}`);
+    const more = h.run();
+    expect(more.filter((o) => o.kind === 'dropped')).toEqual([{ kind: 'dropped', connectionId: 1, subscriptionId: 1, count: 2 }]);
+    expect(more.filter((o) => o.kind === 'flow')).toEqual([]);
+  });
+
+  it('with --slow-consumer block it keeps holding the publishers; a subscriber that acks is never slow', () => {
+    const h = shard();
+    privateQueue(h, 'blocked', 'block');
+    privateQueue(h, 'acking', 'drop');
+    h.setup();
+    h.subscribe(1, 1, 'blocked', { ack: 'client', prefetch: 1 });
+    h.subscribe(2, 1, 'acking', { ack: 'client', prefetch: 100 });
+    for (let i = 1; i <= 6; i++) h.publish('amq.topic', 'ticks.a', `m${i}`);
+    expect(h.run().filter((o) => o.kind === 'flow')).toEqual([{ kind: 'flow', on: true }]);
+    advance(h, 2000);
+    expect(h.output().filter((o) => o.kind === 'dropped' || o.kind === 'flow')).toEqual([]);
+    expect(h.depths()).toEqual({ blocked: 5, acking: 0 });
+  });
+});

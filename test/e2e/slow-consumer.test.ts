@@ -241,6 +241,36 @@ describe('e2e - slow consumers cost bounded memory and do not hurt the others', 
     expect(dropping[0].depth).toBeLessThanOrEqual(2000);
     expect(stats.connections.websocket).toBe(2);
 
+    // It reads again: its `dropped` frames add up to what the broker counted for its topic subscription.
+    let told = 0;
+    let notices = 0;
+    stuck.socket.on('data', (chunk: Buffer) => {
+      stuck.parser.push(chunk);
+      for (const f of stuck.parser.frames.splice(0)) {
+        if (f.opcode !== WsOpcode.text) continue;
+        const text = f.payload.toString('utf8');
+        if (!text.startsWith('{"op":"dropped"')) continue;
+        const d = JSON.parse(text) as { subscription: string; destination: string; count: number; total: number };
+        expect(d).toMatchObject({ subscription: 'slow-topic', destination: '/topic/flood' });
+        told += d.count;
+        notices++;
+        expect(d.total).toBe(told);
+      }
+    });
+    stuck.socket.resume();
+    let counted = -1;
+    await waitFor(
+      async () => {
+        const s = await brokerStats(url);
+        counted = s.slowConsumers.subscriptions.find((x) => x.subscription === 'slow-topic')?.dropped ?? -1;
+        return counted > 0 && told === counted;
+      },
+      15_000,
+      `the dropped notices to add up to the broker's count (told ${told}, counted ${counted})`,
+      100,
+    );
+    expect(notices).toBeGreaterThan(0);
+
     // The slow client goes away: its unacked queue messages go back, and a new consumer gets
     // every queue message exactly once.
     stuck.socket.destroy();

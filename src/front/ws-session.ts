@@ -11,7 +11,7 @@ import type { TemplatedApp, WebSocket } from 'uWebSockets.js';
 import type { BrokerContext } from './context.js';
 import { ErrorCode } from '../protocol/errors.js';
 import { formatDestination } from '../protocol/destination.js';
-import { newDeliverRecord, type RecordReader } from '../protocol/ring-record-codec.js';
+import { newDeliverHead, type RecordReader } from '../protocol/ring-record-codec.js';
 import { SUBPROTOCOL } from '../protocol/ws-binary.js';
 import { ANONYMOUS, tokenFrom, UNAUTHORIZED_MESSAGE, type Principal } from '../control/auth.js';
 import { DeliveryFlush } from './delivery-flush.js';
@@ -56,7 +56,7 @@ export class WsFront {
   readonly #binary: BinarySession;
   readonly #notices: DropNotices;
   readonly #publishWindow: PublishWindow;
-  readonly #deliver = newDeliverRecord();
+  readonly #deliver = newDeliverHead();
   #nextConnection = 1;
   #undeliverable = 0;
   #slowConsumerClosed = 0;
@@ -265,7 +265,7 @@ export class WsFront {
   // ---- from the shards -----------------------------------------------------------------------
 
   onDeliver(_shard: number, offset: number, reader: RecordReader): void {
-    const rec = reader.deliver(offset, this.#deliver);
+    const rec = reader.deliverHead(offset, this.#deliver);
     const connection = this.#connections.get(rec.connectionId);
     const sub = connection?.byNumericId.get(rec.subscriptionId);
     if (connection === undefined || sub === undefined) {
@@ -280,14 +280,16 @@ export class WsFront {
       const props = rec.propsLength > 0 ? buf.subarray(rec.propsOffset, rec.propsOffset + rec.propsLength) : null;
       this.#flush
         .writer(connection)
-        .deliver(
+        .deliverFromBytes(
           sub.clientId as number,
           tag,
           rec.redelivered,
-          rec.exchange,
-          rec.routingKey,
-          props,
           buf,
+          rec.exchangeOffset,
+          rec.exchangeLength,
+          rec.keyOffset,
+          rec.keyLength,
+          props,
           rec.payloadOffset,
           rec.payloadLength,
         );
@@ -297,8 +299,8 @@ export class WsFront {
           sub,
           tag,
           rec.redelivered,
-          rec.exchange,
-          rec.routingKey,
+          rec.exchangeLength === 0 ? '' : buf.toString('utf8', rec.exchangeOffset, rec.exchangeOffset + rec.exchangeLength),
+          rec.keyLength === 0 ? '' : buf.toString('utf8', rec.keyOffset, rec.keyOffset + rec.keyLength),
           buf,
           rec.propsOffset,
           rec.propsLength,

@@ -370,6 +370,39 @@ export interface DeliverRecord extends MessageFields {
   redelivered: boolean;
 }
 
+/** A deliver record without its strings: where the exchange and routing key bytes are (deliverHead). */
+export interface DeliverHead {
+  connectionId: number;
+  subscriptionId: number;
+  tag: number;
+  redelivered: boolean;
+  exchangeOffset: number;
+  exchangeLength: number;
+  keyOffset: number;
+  keyLength: number;
+  propsOffset: number;
+  propsLength: number;
+  payloadOffset: number;
+  payloadLength: number;
+}
+
+export function newDeliverHead(): DeliverHead {
+  return {
+    connectionId: 0,
+    subscriptionId: 0,
+    tag: 0,
+    redelivered: false,
+    exchangeOffset: 0,
+    exchangeLength: 0,
+    keyOffset: 0,
+    keyLength: 0,
+    propsOffset: 0,
+    propsLength: 0,
+    payloadOffset: 0,
+    payloadLength: 0,
+  };
+}
+
 /** Topology operations the main thread sends a shard (JSON: rare, and easy to log durably later). */
 export type ManageOp =
   | { op: 'declareQueue'; name: string; durable: boolean; exclusive: boolean; autoDelete: boolean; arguments: Record<string, unknown> }
@@ -464,6 +497,30 @@ export class RecordReader {
     const s = at + DELIVER_FIXED;
     out.exchange = exLen === 0 ? '' : this.#buf.toString('utf8', s, s + exLen);
     out.routingKey = keyLen === 0 ? '' : this.#buf.toString('utf8', s + exLen, s + exLen + keyLen);
+    out.propsOffset = s + exLen + keyLen;
+    out.payloadOffset = at + pad8(DELIVER_FIXED + exLen + keyLen + out.propsLength);
+    return out;
+  }
+
+  /**
+   * A deliver record's fields and where its exchange and routing key bytes are, without decoding
+   * them: a binary subscriber gets those bytes copied as they are (BinaryFrameWriter.deliverFromBytes).
+   */
+  deliverHead(at: number, out: DeliverHead): DeliverHead {
+    const v = this.#view;
+    out.connectionId = v.getUint32(at, true);
+    out.subscriptionId = v.getUint32(at + 4, true);
+    out.tag = v.getFloat64(at + 8, true);
+    out.redelivered = v.getUint8(at + 16) === 1;
+    const exLen = v.getUint16(at + 18, true);
+    const keyLen = v.getUint16(at + 20, true);
+    out.propsLength = v.getUint32(at + 24, true);
+    out.payloadLength = v.getUint32(at + 28, true);
+    const s = at + DELIVER_FIXED;
+    out.exchangeOffset = s;
+    out.exchangeLength = exLen;
+    out.keyOffset = s + exLen;
+    out.keyLength = keyLen;
     out.propsOffset = s + exLen + keyLen;
     out.payloadOffset = at + pad8(DELIVER_FIXED + exLen + keyLen + out.propsLength);
     return out;

@@ -316,6 +316,46 @@ export class BinaryFrameWriter {
   // server → client
 
   /**
+   * DELIVER one message whose exchange and routing key are UTF-8 bytes of `src` (a ring record,
+   * where the shard wrote them): copied as they are, never decoded into strings and encoded back.
+   * The sender vouches for them (at most 255 bytes each, valid UTF-8: the broker checked them when
+   * the message was published).
+   */
+  deliverFromBytes(
+    subscriptionId: number,
+    tag: number,
+    redelivered: boolean,
+    src: Uint8Array,
+    exchangeOffset: number,
+    exchangeLength: number,
+    keyOffset: number,
+    keyLength: number,
+    properties: Uint8Array | null,
+    payloadOffset: number,
+    payloadLength: number,
+  ): this {
+    if (exchangeLength > MAX_SHORTSTR_BYTES || keyLength > MAX_SHORTSTR_BYTES) {
+      throw new RangeError(
+        `exchange (${exchangeLength} bytes) and routing key (${keyLength} bytes) must be at most ${MAX_SHORTSTR_BYTES} bytes`,
+      );
+    }
+    const propsLength = properties === null ? -1 : properties.length;
+    this.#begin(Opcode.DELIVER, 15 + exchangeLength + keyLength + (propsLength < 0 ? 0 : 4 + propsLength) + payloadLength);
+    this.#u32(subscriptionId, 'subscriptionId');
+    this.#u64(tag, 'tag');
+    this.#u8((propsLength < 0 ? 0 : DeliverFlag.PROPERTIES) | (redelivered ? DeliverFlag.REDELIVERED : 0));
+    const buf = this.#buf;
+    buf[this.#pos++] = exchangeLength;
+    for (let i = 0; i < exchangeLength; i++) buf[this.#pos++] = src[exchangeOffset + i];
+    buf[this.#pos++] = keyLength;
+    for (let i = 0; i < keyLength; i++) buf[this.#pos++] = src[keyOffset + i];
+    if (propsLength >= 0) this.#properties(properties as Uint8Array, propsLength);
+    if (payloadLength > 0) buf.set(src.subarray(payloadOffset, payloadOffset + payloadLength), this.#pos);
+    this.#pos += payloadLength;
+    return this.#end();
+  }
+
+  /**
    * DELIVER one message. The payload is `payload[payloadOffset, payloadOffset + payloadLength)`,
    * so a region of a ring can be passed without making a view for it.
    */

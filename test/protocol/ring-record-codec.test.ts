@@ -15,6 +15,7 @@ import {
   PUBLISH_FLAG_DEAD_LETTERED,
   RecordKind,
   RecordReader,
+  newDeliverHead,
   newDeliverRecord,
   newPublishRecord,
   newSubscribeRecord,
@@ -633,6 +634,23 @@ describe('OutboundWriter', () => {
     });
     const d = rec.decoded as { payloadOffset: number; payloadLength: number; propsOffset: number };
     expect(d.propsOffset).toBe(rec.at + DELIVER_FIXED + utf8(EXCHANGE_NON_ASCII) + utf8(KEY_NON_ASCII));
+    // deliverHead: the same fields, and where the strings' bytes are instead of the strings.
+    const head = reader.deliverHead(rec.at, newDeliverHead());
+    expect(head).toMatchObject({
+      connectionId: 0xfffffff1,
+      subscriptionId: 0xfffffff2,
+      tag: 2 ** 52,
+      redelivered: true,
+      exchangeLength: utf8(EXCHANGE_NON_ASCII),
+      keyLength: utf8(KEY_NON_ASCII),
+      propsOffset: d.propsOffset,
+      propsLength: PROPERTIES_BLOCK.byteLength,
+      payloadOffset: d.payloadOffset,
+      payloadLength: 29,
+    });
+    const bytes = Buffer.from(consumer.bytes.buffer, consumer.bytes.byteOffset, consumer.bytes.byteLength);
+    expect(bytes.toString('utf8', head.exchangeOffset, head.exchangeOffset + head.exchangeLength)).toBe(EXCHANGE_NON_ASCII);
+    expect(bytes.toString('utf8', head.keyOffset, head.keyOffset + head.keyLength)).toBe(KEY_NON_ASCII);
     expect(d.payloadOffset % 8).toBe(0);
     expect(d.payloadOffset + d.payloadLength).toBe(rec.at + rec.length);
   });

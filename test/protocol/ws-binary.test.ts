@@ -1007,3 +1007,38 @@ describe('ws-binary - frame writer', () => {
     expect(() => new BinaryFrameWriter(1024, 512)).toThrow(/retainBytes must be an integer ≥ initialCapacity/);
   });
 });
+
+describe('ws-binary - DELIVER from ring bytes', () => {
+  it('deliverFromBytes - the same bytes as deliver() with the strings, for non-ASCII names, properties or none, empty payloads', () => {
+    const prng = new Prng(testSeed());
+    const enc = new TextEncoder();
+    const names = ['', 'amq.topic', 'ünï.cødé', '😀'.repeat(63), 'x'.repeat(255)];
+    for (let i = 0; i < 200; i++) {
+      const exchange = prng.pick(names);
+      const key = prng.pick(names);
+      const props = prng.chance(0.5) ? encodeProperties({ contentType: 'text/plain', headers: { n: i } }) : null;
+      const payload = new Uint8Array(prng.int(0, 300)).map(() => prng.int(0, 255));
+      // A region laid out as the ring record has it: some bytes, exchange, key, more bytes, payload.
+      const ex = enc.encode(exchange);
+      const k = enc.encode(key);
+      const lead = prng.int(0, 9);
+      const src = new Uint8Array(lead + ex.length + k.length + 5 + payload.length);
+      src.set(ex, lead);
+      src.set(k, lead + ex.length);
+      const payloadAt = lead + ex.length + k.length + 5;
+      src.set(payload, payloadAt);
+      const tag = prng.int(0, 2 ** 40);
+      const redelivered = prng.chance(0.3);
+      const expected = new BinaryFrameWriter().deliver(7, tag, redelivered, exchange, key, props, payload).finishCopy();
+      const got = new BinaryFrameWriter()
+        .deliverFromBytes(7, tag, redelivered, src, lead, ex.length, lead + ex.length, k.length, props, payloadAt, payload.length)
+        .finishCopy();
+      expect(got).toEqual(expected);
+    }
+  });
+
+  it('deliverFromBytes - a name over 255 bytes is refused (a shortstr cannot say it)', () => {
+    const src = new Uint8Array(600);
+    expect(() => new BinaryFrameWriter().deliverFromBytes(1, 1, false, src, 0, 256, 256, 1, null, 300, 1)).toThrow(RangeError);
+  });
+});

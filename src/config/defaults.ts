@@ -29,9 +29,14 @@ export const DEFAULT_PREFETCH = 1000;
  * round trip must cover several outbound chunks (2048 records) so a subscriber that keeps up never
  * waits for it (1024 capped 1→1 at ~140k msg/s, issue 12).
  */
-export const DEFAULT_DELIVERY_WINDOW = 16_384;
-/** The same window in payload bytes: large messages are bounded by bytes before count. */
-export const DEFAULT_DELIVERY_WINDOW_BYTES = 8 * 1024 * 1024;
+export const DEFAULT_DELIVERY_WINDOW = 8192;
+/**
+ * The same window in payload bytes. It is also how far past --socket-high-water one refill takes a
+ * socket, so a subscriber reading R bytes/s stays above high water for up to window ÷ R after each
+ * refill: with 8 MiB, a subscriber reading 2-3 MB/s (16 of them in one busy process, issue 12's
+ * W2) looked slow for --slow-consumer-ms and lost messages; with 1 MiB, only one reading < 1 MB/s can.
+ */
+export const DEFAULT_DELIVERY_WINDOW_BYTES = 1024 * 1024;
 /**
  * Publish credit per WebSocket connection (binary CREDIT ops, JSON `credit` frames): what a
  * publisher may have sent and not yet had taken into a shard's ring. Returned at the end of each

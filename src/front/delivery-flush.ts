@@ -81,25 +81,35 @@ export class DeliveryFlush {
     for (const connection of this.#touched) this.flushConnection(connection);
     this.#touched.clear();
     for (const sub of this.#touchedSubs) {
-      const { connection } = sub;
-      if (connection.closed) continue;
       // A socket past its high-water mark gets no more credit: the shard keeps the
       // messages in their queue until uWS reports a drain.
-      if (connection.ws.getBufferedAmount() < this.#socketHighWater) this.#returnCredit(sub);
-      else this.#aboveHighWater(connection);
+      if (!sub.connection.closed && this.#belowHighWater(sub.connection)) this.#returnCredit(sub);
     }
     this.#touchedSubs.clear();
   }
 
   /** uWS drained the socket: credit owed to its subscriptions goes back, if it is below high water. */
   drained(connection: Connection): void {
-    if (connection.closed || connection.ws.getBufferedAmount() >= this.#socketHighWater) return;
+    if (connection.closed || !this.#belowHighWater(connection)) return;
+    for (const sub of connection.byNumericId.values()) this.#returnCredit(sub);
+  }
+
+  /**
+   * Samples the socket (at every chunk end that wrote to it, and every drain): below high water it
+   * keeps up, so its slow timer stops and a slow verdict is lifted; above, the timer runs. Slow
+   * means it stayed above for --slow-consumer-ms with no sample below in between.
+   */
+  #belowHighWater(connection: Connection): boolean {
+    if (connection.ws.getBufferedAmount() >= this.#socketHighWater) {
+      this.#aboveHighWater(connection);
+      return false;
+    }
     if (connection.slowTimer !== null) {
       clearTimeout(connection.slowTimer);
       connection.slowTimer = null;
     }
     if (connection.slow) this.#setSlow(connection, false);
-    for (const sub of connection.byNumericId.values()) this.#returnCredit(sub);
+    return true;
   }
 
   forgetConnection(connection: Connection): void {

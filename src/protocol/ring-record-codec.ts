@@ -425,6 +425,8 @@ export interface ManageResult {
 export class RecordReader {
   readonly #buf: Buffer;
   readonly #view: DataView;
+  /** deliver()'s scratch: it reads through deliverHead. */
+  readonly #head = newDeliverHead();
 
   constructor(bytes: Uint8Array, view: DataView) {
     this.#buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -474,21 +476,19 @@ export class RecordReader {
     return out;
   }
 
+  /** A deliver record with its exchange and routing key as strings (deliverHead, then the two decodes). */
   deliver(at: number, out: DeliverRecord): DeliverRecord {
-    const v = this.#view;
-    out.connectionId = v.getUint32(at, true);
-    out.subscriptionId = v.getUint32(at + 4, true);
-    out.tag = v.getFloat64(at + 8, true);
-    out.redelivered = v.getUint8(at + 16) === 1;
-    const exLen = v.getUint16(at + 18, true);
-    const keyLen = v.getUint16(at + 20, true);
-    out.propsLength = v.getUint32(at + 24, true);
-    out.payloadLength = v.getUint32(at + 28, true);
-    const s = at + DELIVER_FIXED;
-    out.exchange = exLen === 0 ? '' : this.#buf.toString('utf8', s, s + exLen);
-    out.routingKey = keyLen === 0 ? '' : this.#buf.toString('utf8', s + exLen, s + exLen + keyLen);
-    out.propsOffset = s + exLen + keyLen;
-    out.payloadOffset = at + pad8(DELIVER_FIXED + exLen + keyLen + out.propsLength);
+    const h = this.deliverHead(at, this.#head);
+    out.connectionId = h.connectionId;
+    out.subscriptionId = h.subscriptionId;
+    out.tag = h.tag;
+    out.redelivered = h.redelivered;
+    out.exchange = h.exchangeLength === 0 ? '' : this.#buf.toString('utf8', h.exchangeOffset, h.exchangeOffset + h.exchangeLength);
+    out.routingKey = h.keyLength === 0 ? '' : this.#buf.toString('utf8', h.keyOffset, h.keyOffset + h.keyLength);
+    out.propsOffset = h.propsOffset;
+    out.propsLength = h.propsLength;
+    out.payloadOffset = h.payloadOffset;
+    out.payloadLength = h.payloadLength;
     return out;
   }
 

@@ -194,6 +194,12 @@ class ShardHarness {
   }
 }
 
+/** Moves the shard's clock and the fake timers together (tests that use vi.useFakeTimers()). */
+function advance(h: ShardHarness, ms: number): void {
+  h.clock.now += ms;
+  vi.advanceTimersByTime(ms);
+}
+
 function shard(options: ShardOptions = {}): ShardHarness {
   return new ShardHarness(options);
 }
@@ -1183,12 +1189,6 @@ describe('shard core - queue arguments', () => {
       vi.useRealTimers();
     });
 
-    /** Moves the shard's clock and the fake timers together. */
-    function advance(h: ShardHarness, ms: number): void {
-      h.clock.now += ms;
-      vi.advanceTimersByTime(ms);
-    }
-
     it('x-message-ttl with a DLX - the expired message is republished to the DLX with x-death, no expiration and its payload', () => {
       const h = shard();
       h.declareQueue('work', { 'x-message-ttl': 1000, 'x-dead-letter-exchange': 'dead', 'x-dead-letter-routing-key': 'work.expired' });
@@ -1536,11 +1536,6 @@ describe('shard core - slow client-ack topic subscribers (fake timers)', () => {
   afterEach(() => {
     vi.useRealTimers();
   });
-
-  function advance(h: ShardHarness, ms: number): void {
-    h.clock.now += ms;
-    vi.advanceTimersByTime(ms);
-  }
 
   const privateQueue = (h: ShardHarness, name: string, policy: string): void => {
     h.declareQueue(

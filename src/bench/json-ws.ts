@@ -3,6 +3,50 @@
  * deliveries, for the workloads that measure the JSON side (HTTP → WebSocket, JSON vs binary).
  */
 import WebSocket from 'ws';
+import { INITIAL_PUBLISH_CREDIT } from '../protocol/ws-binary.js';
+
+/**
+ * Publish credit for a JSON publisher (docs/protocol.md §6a): publish frames wait here, in order,
+ * while the credit the broker granted is short, so the harness never gets closed for breaking it.
+ * The owner passes the broker's `credit` frames to granted().
+ */
+export class JsonCreditSender {
+  readonly #ws: WebSocket;
+  #messages: number = INITIAL_PUBLISH_CREDIT.messages;
+  #bytes: number = INITIAL_PUBLISH_CREDIT.bytes;
+  readonly #queue: Array<{ frame: string; bytes: number }> = [];
+
+  constructor(ws: WebSocket) {
+    this.#ws = ws;
+  }
+
+  /** Frames waiting for credit. */
+  get waiting(): number {
+    return this.#queue.length;
+  }
+
+  /** Sends a publish frame carrying `bytes` payload bytes, now or once credit allows. */
+  send(frame: string, bytes: number): void {
+    this.#queue.push({ frame, bytes });
+    this.#pump();
+  }
+
+  granted(messages: number, bytes: number): void {
+    this.#messages += messages;
+    this.#bytes += bytes;
+    this.#pump();
+  }
+
+  #pump(): void {
+    const q = this.#queue;
+    while (q.length > 0 && this.#messages > 0 && this.#bytes > 0) {
+      const next = q.shift() as { frame: string; bytes: number };
+      this.#messages--;
+      this.#bytes -= next.bytes;
+      this.#ws.send(next.frame);
+    }
+  }
+}
 
 /** Opens a JSON-protocol connection to the broker at `httpUrl` (http://127.0.0.1:port) on /v1/ws. */
 export function openJsonWs(httpUrl: string): Promise<WebSocket> {

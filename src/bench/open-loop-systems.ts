@@ -9,7 +9,7 @@
 import { spawn } from 'node:child_process';
 import WebSocket from 'ws';
 import { connect } from '../index.js';
-import { INITIAL_PUBLISH_CREDIT } from '../protocol/ws-binary.js';
+import { JsonCreditSender } from './json-ws.js';
 import { nodeScriptArgs, stopChild } from './child.js';
 import type { OpenLoopPublisher, OpenLoopSystem } from './open-loop.js';
 import type { NatsModule, PeerServer } from './peers.js';
@@ -91,30 +91,15 @@ export function shardmqJsonOpenLoop(url: string, pid: number): OpenLoopSystem {
       });
       const text = Buffer.from(payload).toString('latin1');
       const plain = JSON.stringify({ op: 'publish', destination: SHARDMQ_DESTINATION, payload: text });
-      let credit = INITIAL_PUBLISH_CREDIT.messages;
-      let creditBytes = INITIAL_PUBLISH_CREDIT.bytes;
-      const queued: string[] = [];
+      const sender = new JsonCreditSender(ws);
       let held = false;
       let nextReceipt = 1;
       const receipts = new Map<string, { resolve: () => void; reject: (err: Error) => void }>();
-      const pump = (): void => {
-        while (queued.length > 0 && credit > 0 && creditBytes > 0) {
-          credit--;
-          creditBytes -= payload.byteLength;
-          ws.send(queued.shift() as string);
-        }
-      };
-      const send = (frame: string): void => {
-        queued.push(frame);
-        pump();
-      };
+      const send = (frame: string): void => sender.send(frame, payload.byteLength);
       ws.on('message', (data) => {
         const f = JSON.parse(String(data)) as { op: string; messages?: number; bytes?: number; receipt?: string; message?: string };
-        if (f.op === 'credit') {
-          credit += f.messages ?? 0;
-          creditBytes += f.bytes ?? 0;
-          pump();
-        } else if (f.receipt !== undefined) {
+        if (f.op === 'credit') sender.granted(f.messages ?? 0, f.bytes ?? 0);
+        else if (f.receipt !== undefined) {
           const w = receipts.get(f.receipt);
           receipts.delete(f.receipt);
           if (f.op === 'receipt') w?.resolve();

@@ -10,7 +10,6 @@
 import type { TemplatedApp, WebSocket } from 'uWebSockets.js';
 import type { BrokerContext } from './context.js';
 import { ErrorCode } from '../protocol/errors.js';
-import { formatDestination } from '../protocol/destination.js';
 import { newDeliverHead, type RecordReader } from '../protocol/ring-record-codec.js';
 import { SUBPROTOCOL } from '../protocol/ws-binary.js';
 import { ANONYMOUS, tokenFrom, UNAUTHORIZED_MESSAGE, type Principal } from '../control/auth.js';
@@ -161,7 +160,7 @@ export class WsFront {
       if (c.principal !== principal || out.length >= MAX_STATS_CONNECTIONS) continue;
       const subscriptions = [...c.byNumericId.values()].map((s) => ({
         id: s.clientId,
-        destination: formatDestination(s.destination.type, s.destination.exchange, s.destination.name),
+        destination: destinationOf(s),
         queue: s.queue,
         ack: s.ackMode,
       }));

@@ -6,9 +6,8 @@
  */
 import { startBrokerProcess } from '../broker-process.js';
 import { runFanout, shardmqSystem, type FanoutSystem } from '../fanout.js';
-import { countingSubscriber, openJsonWs } from '../json-ws.js';
+import { countingSubscriber, JsonCreditSender, openJsonWs } from '../json-ws.js';
 import { roundOrder } from '../pacing.js';
-import { INITIAL_PUBLISH_CREDIT } from '../../protocol/ws-binary.js';
 import { formatRate, minMax, summarize } from '../sample-stats.js';
 import { roundsOf, type Workload, type WorkloadContext, type WorkloadResult } from '../workload.js';
 import { fanoutSpec } from './ws-fanout.js';
@@ -21,21 +20,16 @@ function jsonSystem(url: string, pid: number): FanoutSystem {
     async publisher(topic, payload) {
       const ws = await openJsonWs(url);
       const frame = JSON.stringify({ op: 'publish', destination: `/topic/${topic}`, payload: Buffer.from(payload).toString('latin1') });
-      // Publish credit (docs/protocol.md §6a): JSON publishers honour it too; messages are what bind here.
-      let credit = INITIAL_PUBLISH_CREDIT.messages;
-      let owed = 0;
+      const sender = new JsonCreditSender(ws);
       ws.on('message', (data) => {
-        const f = JSON.parse(String(data)) as { op: string; messages?: number };
-        if (f.op !== 'credit') return;
-        credit += f.messages ?? 0;
-        for (; owed > 0 && credit > 0; owed--, credit--) ws.send(frame);
+        const f = JSON.parse(String(data)) as { op: string; messages?: number; bytes?: number };
+        if (f.op === 'credit') sender.granted(f.messages ?? 0, f.bytes ?? 0);
       });
       return {
         publish: (n) => {
-          owed += n;
-          for (; owed > 0 && credit > 0; owed--, credit--) ws.send(frame);
+          for (let i = 0; i < n; i++) sender.send(frame, payload.byteLength);
         },
-        congested: () => ws.bufferedAmount > 1 << 20 || owed > 0,
+        congested: () => ws.bufferedAmount > 1 << 20 || sender.waiting > 0,
         close: async () => {
           ws.close();
         },

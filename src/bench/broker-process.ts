@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { nodeScriptArgs, stopChild } from './child.js';
+import { extraNodeArgs, nodeScriptArgs, stopChild } from './child.js';
 import { processCpuSeconds, processRssBytes } from './proc.js';
 
 /** A broker started by the harness in its own process, on loopback and an OS-picked port. */
@@ -22,13 +22,8 @@ export interface BrokerProcess {
  */
 export const BENCH_NODE_ARGS_ENV = 'SHARDMQ_BENCH_NODE_ARGS';
 
-function extraNodeArgs(): string[] {
-  const raw = process.env[BENCH_NODE_ARGS_ENV]?.trim();
-  return raw === undefined || raw === '' ? [] : raw.split(/\s+/);
-}
-
 export async function startBrokerProcess(args: readonly string[] = []): Promise<BrokerProcess> {
-  const nodeArgs = [...extraNodeArgs(), ...nodeScriptArgs(new URL('../cli/main.js', import.meta.url))];
+  const nodeArgs = [...extraNodeArgs(BENCH_NODE_ARGS_ENV), ...nodeScriptArgs(new URL('../cli/main.js', import.meta.url))];
   const child = spawn(process.execPath, [...nodeArgs, 'serve', '--host', '127.0.0.1', '--port', '0', '--log-level', 'info', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });

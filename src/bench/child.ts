@@ -14,6 +14,15 @@ export function nodeScriptArgs(compiled: URL): string[] {
   return import.meta.url.endsWith('.ts') ? ['--import', 'tsx', path.replace(/\.js$/, '.ts')] : [path];
 }
 
+/**
+ * Extra node flags from the environment variable `name` (space-separated), for profiling a child,
+ * e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` (node refuses --cpu-prof in NODE_OPTIONS).
+ */
+export function extraNodeArgs(name: string): string[] {
+  const raw = process.env[name]?.trim();
+  return raw === undefined || raw === '' ? [] : raw.split(/\s+/);
+}
+
 /** SIGTERM first so the process can shut down cleanly; SIGKILL after `killAfterMs` so a stuck one cannot hang the harness. */
 export async function stopChild(child: ChildProcess, killAfterMs: number): Promise<void> {
   if (child.exitCode !== null) return;

@@ -18,10 +18,12 @@
  * when deliveries have been quiet for 1 s, or after `drainSeconds`, whichever comes first.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { nodeScriptArgs, stopChild } from './child.js';
+import { extraNodeArgs, nodeScriptArgs, stopChild } from './child.js';
 import { processCpuSeconds, ResourceMeter, type ResourceSample } from './proc.js';
 
 /** Publishes between two flush() calls, and flushes outstanding at most (nats.js practice). */
+/** Extra node flags for the subscriber process, like the broker's SHARDMQ_BENCH_NODE_ARGS (profiling the receive side). */
+export const SUBSCRIBER_NODE_ARGS_ENV = 'SHARDMQ_BENCH_SUBSCRIBER_NODE_ARGS';
 export const FLUSH_EVERY = 1024;
 export const MAX_PENDING_FLUSHES = 4;
 /** Deliveries that have not moved for this long are over (the rest is lost). */
@@ -176,7 +178,11 @@ class SubscriberProcess {
   static async start(spec: SubscriberSpec): Promise<SubscriberProcess> {
     const child = spawn(
       process.execPath,
-      [...nodeScriptArgs(new URL('./open-loop-subscribers.js', import.meta.url)), JSON.stringify(spec)],
+      [
+        ...extraNodeArgs(SUBSCRIBER_NODE_ARGS_ENV),
+        ...nodeScriptArgs(new URL('./open-loop-subscribers.js', import.meta.url)),
+        JSON.stringify(spec),
+      ],
       { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] },
     );
     const sp = new SubscriberProcess(child);

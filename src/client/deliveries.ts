@@ -7,6 +7,7 @@
 import type { DeliverEvent } from '../protocol/ws-binary.js';
 import { ConnectionClosedError, DeliveryTagError } from './errors.js';
 import { Message, type MessageSettler } from './message.js';
+import { PayloadSlab } from './payload-slab.js';
 import type { ClientSession } from './session.js';
 import type { SubscriptionCore } from './subscription.js';
 
@@ -18,6 +19,7 @@ export class Deliveries implements MessageSettler {
   #tagBase = 0;
   #lastTag = 0;
   #delivered = 0;
+  readonly #slab = new PayloadSlab();
 
   constructor(session: ClientSession) {
     this.#session = session;
@@ -37,6 +39,7 @@ export class Deliveries implements MessageSettler {
     if (tag > this.#lastTag) this.#lastTag = tag;
     this.#delivered++;
     // Copies: the event's views alias the socket's buffer, which a kept message would pin.
+    const slab = this.#slab;
     const message = new Message(
       this,
       core.facade,
@@ -45,8 +48,8 @@ export class Deliveries implements MessageSettler {
       ev.redelivered,
       ev.exchange,
       ev.routingKey,
-      ev.properties === null ? null : new Uint8Array(ev.properties),
-      new Uint8Array(ev.payload),
+      ev.properties === null ? null : slab.copy(ev.properties),
+      slab.copy(ev.payload),
     );
     if (core.ackMode === 'client') this.#unsettled.set(tag, message);
     return message;

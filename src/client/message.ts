@@ -1,6 +1,8 @@
 /**
  * One delivered message. The payload is the client's own copy (never a view of a socket buffer, so
- * keeping a message does not pin the frame it came in); properties are decoded on first access.
+ * keeping a message does not pin the frame it came in; payloads up to 1 KiB share 16 KiB slabs, as
+ * Node's small Buffers share its pool, so a kept one pins at most one slab); properties are decoded
+ * on first access.
  */
 import { decodeProperties, type MessageProperties } from '../protocol/properties.js';
 import type { AckMode } from '../protocol/ws-binary.js';

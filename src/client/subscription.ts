@@ -386,25 +386,52 @@ export class SubscriptionCore {
     }
   }
 
-  /** Handler mode: one message at a time, awaiting a handler that returns a promise. */
+  /**
+   * Handler mode: one message at a time. While the handler returns no promise the loop stays
+   * synchronous (no async frame and promise per delivery: at a million deliveries a second they
+   * showed in the profile); the first promise moves the rest of the buffer to an async loop that
+   * awaits each one.
+   */
   #pump(): void {
     if (this.#pumping) return;
     this.#pumping = true;
-    void (async () => {
+    while (this.buffered > 0) {
+      const message = this.#take();
+      this.#updateBlocked();
+      let r: unknown;
       try {
-        while (this.buffered > 0) {
-          const message = this.#take();
-          this.#updateBlocked();
-          try {
-            const r = this.handler!(message);
-            if (r !== undefined && typeof (r as Promise<void>).then === 'function') await r;
-          } catch (err) {
-            this.owner.handlerFailed(this, message, err);
-          }
-        }
-      } finally {
-        this.#pumping = false;
+        r = this.handler!(message);
+      } catch (err) {
+        this.owner.handlerFailed(this, message, err);
+        continue;
       }
-    })();
+      if (r !== undefined && r !== null && typeof (r as Promise<void>).then === 'function') {
+        void this.#pumpAsync(r as Promise<void>, message);
+        return;
+      }
+    }
+    this.#pumping = false;
+  }
+
+  async #pumpAsync(pending: Promise<void>, pendingMessage: Message): Promise<void> {
+    try {
+      try {
+        await pending;
+      } catch (err) {
+        this.owner.handlerFailed(this, pendingMessage, err);
+      }
+      while (this.buffered > 0) {
+        const message = this.#take();
+        this.#updateBlocked();
+        try {
+          const r = this.handler!(message);
+          if (r !== undefined && typeof (r as Promise<void>).then === 'function') await r;
+        } catch (err) {
+          this.owner.handlerFailed(this, message, err);
+        }
+      }
+    } finally {
+      this.#pumping = false;
+    }
   }
 }

@@ -105,6 +105,43 @@ describe('client - flow control, confirms off, handler failures', () => {
     expect(c.stats.unsettled).toBe(1); // 'bad' was left unsettled by its handler
   });
 
+  it('handler - sync and async results mixed: order kept, never two at once, sync throws reported', async () => {
+    const c = await open();
+    const errors: ShardmqError[] = [];
+    c.on('error', (e) => errors.push(e));
+    let running = 0;
+    let maxRunning = 0;
+    const seen: number[] = [];
+    const n = 300;
+    await c.subscribe('/topic/handler.mixed', {}, (m) => {
+      const i = Number(m.text());
+      running++;
+      maxRunning = Math.max(maxRunning, running);
+      seen.push(i);
+      if (i % 7 === 3) {
+        running--;
+        throw new Error(`sync ${i}`);
+      }
+      if (i % 5 === 0) {
+        return new Promise<void>((r) =>
+          setTimeout(() => {
+            running--;
+            r();
+          }, 1),
+        );
+      }
+      running--;
+      return undefined;
+    });
+    for (let i = 0; i < n; i++) c.publishNoWait('/topic/handler.mixed', String(i));
+    await c.flush();
+    await expect.poll(() => seen.length).toBe(n);
+    expect(seen).toEqual(Array.from({ length: n }, (_, i) => i));
+    expect(maxRunning).toBe(1);
+    expect(errors).toHaveLength(Array.from({ length: n }, (_, i) => i).filter((i) => i % 7 === 3).length);
+    expect(errors.every((e) => e instanceof HandlerError)).toBe(true);
+  });
+
   it('close - waits for unconfirmed publishes, then refuses new work with ConnectionClosedError', async () => {
     const c = await connect(broker.url);
     const closedEvents: unknown[] = [];

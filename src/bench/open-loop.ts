@@ -19,6 +19,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { extraNodeArgs, nodeScriptArgs, stopChild } from './child.js';
+import { monotonicMs } from '../metrics/clock.js';
 import { processCpuSeconds, ResourceMeter, type ResourceSample } from './proc.js';
 
 /** Publishes between two flush() calls, and flushes outstanding at most (nats.js practice). */
@@ -68,9 +69,7 @@ export type SubscriberReport =
 export type SubscriberCommand = { readonly type: 'stop' };
 
 /** Milliseconds on the machine-wide monotonic clock: the same in every process. */
-export function monotonicMs(): number {
-  return Number(process.hrtime.bigint()) / 1e6;
-}
+export { monotonicMs };
 
 export interface OpenLoopPublisher {
   /** Publishes one message carrying the run's payload, fire-and-forget. */

@@ -20,6 +20,7 @@ export interface BrokerConfig {
   readonly publishWindow: number;
   readonly publishWindowBytes: number;
   readonly slowConsumerMs: number;
+  readonly latencySample: number;
   readonly socketHighWater: number;
   readonly topicBuffer: number;
   readonly overflowBytes: number;
@@ -103,6 +104,7 @@ export const CONFIG_SPECS: readonly Spec[] = [
   { key: 'idleTimeoutS', flag: 'idle-timeout-s', kind: 'int', min: 0, max: 3600, def: D.DEFAULT_IDLE_TIMEOUT_S },
   { key: 'slowConsumer', flag: 'slow-consumer', kind: 'enum', values: ['drop', 'disconnect', 'block'], def: D.DEFAULT_SLOW_CONSUMER },
   { key: 'slowConsumerMs', flag: 'slow-consumer-ms', kind: 'int', min: 0, max: 600_000, def: D.DEFAULT_SLOW_CONSUMER_MS },
+  { key: 'latencySample', flag: 'latency-sample', kind: 'int', min: 0, max: 1 << 30, def: D.DEFAULT_LATENCY_SAMPLE },
   { key: 'maxMemoryBytes', flag: 'max-memory', kind: 'int', min: 0, max: Number.MAX_SAFE_INTEGER, def: D.DEFAULT_MAX_MEMORY_BYTES },
   { key: 'tlsCert', flag: 'tls-cert', kind: 'string', def: null },
   { key: 'tlsKey', flag: 'tls-key', kind: 'string', def: null },

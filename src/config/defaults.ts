@@ -88,6 +88,11 @@ export const DEFAULT_SLOW_CONSUMER = 'drop';
  */
 export const DEFAULT_SLOW_CONSUMER_MS = 1000;
 /**
+ * One publish in this many is traced hop by hop (GET /v1/stats/latency): one decrement per publish,
+ * two small ring records per traced one, so always on; 0 turns it off.
+ */
+export const DEFAULT_LATENCY_SAMPLE = 1024;
+/**
  * Resident memory above which publishers get 503: half the machine, at most 8 GiB, so a
  * broker under a flood refuses work before the kernel kills it.
  */

@@ -5,7 +5,8 @@
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import type { BrokerContext } from './context.js';
 import { ConfirmStatus } from '../protocol/ring-record-codec.js';
-import { COUNTER_NAMES, readCounters } from '../metrics/shard-counters.js';
+import { COUNTER_NAMES, CounterSlot, readCounters } from '../metrics/shard-counters.js';
+import { HOPS } from '../metrics/hop-trace.js';
 import { renderPrometheus } from '../metrics/prometheus.js';
 import { HEALTH_TIMEOUT_MS } from '../config/defaults.js';
 import { checkFraming, refuseFraming, sendJson, sendText, watchAbort } from './http-util.js';
@@ -57,6 +58,12 @@ export function registerAdminRoutes(
     void collectStats(ctx, frontStats()).then((stats) => sendJson(res, 200, stats, state));
   });
 
+  // Sampled hop latencies inside the broker, with the GC pauses and parks that explain them.
+  app.get('/v1/stats/latency', (res, req) => {
+    if (authorize(res, req, ctx, 'monitor') === null) return;
+    sendJson(res, 200, latencyStats(ctx));
+  });
+
   // What any authenticated user may see: itself and its own connections, nobody else's.
   app.get('/v1/me', (res, req) => {
     const principal = authorize(res, req, ctx, 'any');
@@ -81,6 +88,36 @@ export function registerAdminRoutes(
     }));
     sendText(res, 200, 'text/plain; version=0.0.4', renderPrometheus(shards, frontStats()), state);
   });
+}
+
+/**
+ * GET /v1/stats/latency: the hop trace (µs; each hop's histogram as `[bucket, count]` pairs, so a
+ * reader can subtract an earlier answer: LatencyHistogram.since) and, per thread, GC pauses and
+ * parks: the main thread's pumps parking on empty outbound rings, the shards on empty inbound ones.
+ */
+function latencyStats(ctx: BrokerContext): unknown {
+  const gc = ctx.mainGc;
+  return {
+    ...ctx.trace.export(),
+    hopMeaning: HOPS,
+    main: {
+      gcPauses: gc.pauses,
+      gcPauseMs: gc.pauseMs,
+      gcMaxPauseMs: gc.maxPauseMs,
+      pumpParks: ctx.shards.reduce((n, h) => n + h.pumpParks, 0),
+    },
+    shards: ctx.shards.map((h) => {
+      const c = h.counters;
+      return {
+        index: h.index,
+        gcPauses: c[CounterSlot.gcPauses],
+        gcPauseMs: c[CounterSlot.gcPauseMs],
+        gcMaxPauseMs: c[CounterSlot.gcMaxPauseMs],
+        parks: c[CounterSlot.parks],
+        pumpParks: h.pumpParks,
+      };
+    }),
+  };
 }
 
 /** Pings every shard through its rings (the data path itself), each bounded by a timeout. */

@@ -27,6 +27,8 @@ import { ErrorCode } from '../protocol/errors.js';
 import type { BrokerConfig } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
 import type { BrokerContext } from './context.js';
+import { HopTrace } from '../metrics/hop-trace.js';
+import { countGcPauses, type GcMonitor, type GcPauses } from '../metrics/gc-monitor.js';
 
 export class Broker implements OutboundSink {
   readonly config: BrokerConfig;
@@ -45,6 +47,9 @@ export class Broker implements OutboundSink {
   /** What shards recovered from their logs, merged into the topology once all are up. */
   readonly #recovered: Array<{ index: number; summary: RecoverySummary }> = [];
   readonly #ws: WsFront;
+  readonly #trace: HopTrace;
+  readonly #gc: GcPauses = { pauses: 0, pauseMs: 0, maxPauseMs: 0 };
+  #gcMonitor: GcMonitor | null = null;
   readonly #app: UWS.TemplatedApp;
   readonly #tls: boolean;
   #listenSocket: UWS.us_listen_socket | null = null;
@@ -100,7 +105,12 @@ export class Broker implements OutboundSink {
       if (over) log.warn({ rss, maxMemory: config.maxMemoryBytes }, 'memory above max-memory: refusing publishes until it falls');
       else log.info({ rss }, 'memory back under max-memory: accepting publishes');
     });
-    for (const h of this.#supervisor.handles) h.overflowLimit = config.overflowBytes;
+    this.#trace = new HopTrace(config.latencySample);
+    for (const h of this.#supervisor.handles) {
+      h.overflowLimit = config.overflowBytes;
+      h.tracer = this.#trace;
+    }
+    this.#gcMonitor = countGcPauses(this.#gc);
     const ctx: BrokerContext = {
       config,
       log,
@@ -113,6 +123,8 @@ export class Broker implements OutboundSink {
       consume: new ConsumePath(this.#topology, this.#publisher, this.#management, this.#supervisor.handles, config, log),
       inflate: this.#inflate,
       auth: new Authenticator(config.authToken, config.usersFile),
+      trace: this.#trace,
+      mainGc: this.#gc,
     };
     this.#tls = config.tlsCert !== null;
     // TLS terminates in uWebSockets.js itself (SSLApp); the data path is unchanged.
@@ -216,6 +228,8 @@ export class Broker implements OutboundSink {
     this.#ws.closeAll(1001, 'broker shutting down');
     await this.#supervisor.stop();
     this.#memory.stop();
+    this.#gcMonitor?.stop();
+    this.#gcMonitor = null;
     await this.#inflate.close();
     this.#running = false;
     // close() exists at runtime in 20.30 though its typings lack it; it drops keep-alive
@@ -262,6 +276,9 @@ export class Broker implements OutboundSink {
         this.log.debug({ shard, held }, held ? 'flow control: holding publishes for a shard' : 'flow control: released');
         break;
       }
+      case RecordKind.traced:
+        this.#trace.read(reader.f64(offset), reader.f64(offset + 8), reader.f64(offset + 16));
+        break;
       case RecordKind.dropped:
         this.#ws.onDropped(reader.u32(offset), reader.u32(offset + 4), reader.f64(offset + 8));
         break;
@@ -289,5 +306,6 @@ export class Broker implements OutboundSink {
 
   onChunkEnd(shard: number): void {
     this.#ws.flush(shard);
+    this.#trace.chunkEnd();
   }
 }

@@ -13,6 +13,8 @@ import type { PublishPath } from '../control/publish-path.js';
 import type { ConsumePath } from '../control/consume-path.js';
 import type { InflatePool } from '../offload/inflate-pool.js';
 import type { Authenticator } from '../control/auth.js';
+import type { HopTrace } from '../metrics/hop-trace.js';
+import type { GcPauses } from '../metrics/gc-monitor.js';
 
 export interface BrokerContext {
   readonly config: BrokerConfig;
@@ -26,4 +28,8 @@ export interface BrokerContext {
   readonly consume: ConsumePath;
   readonly inflate: InflatePool;
   readonly auth: Authenticator;
+  /** Sampled hop latencies (GET /v1/stats/latency). */
+  readonly trace: HopTrace;
+  /** The main thread's GC pauses so far. */
+  readonly mainGc: Readonly<GcPauses>;
 }

@@ -21,7 +21,7 @@ interface FrontView {
 const label = (v: string | number): string => String(v).replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 
 /** Counters that only grow are Prometheus counters; the rest are gauges. */
-const GAUGES = new Set<CounterName>(['ready', 'unacked', 'queues', 'consumers', 'nextTagSeq', 'durable']);
+const GAUGES = new Set<CounterName>(['ready', 'unacked', 'queues', 'consumers', 'nextTagSeq', 'durable', 'gcMaxPauseMs']);
 
 const snake = (s: string): string => s.replace(/[A-Z]/g, (c) => '_' + c.toLowerCase());
 

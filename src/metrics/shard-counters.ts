@@ -43,10 +43,16 @@ export const CounterSlot = {
   durable: 15,
   /** Damaged log records recovery skipped (the most one recovery of this shard's log found). */
   corruptRecords: 16,
+  /** Garbage-collection pauses of the shard thread: how many, their total and the longest (ms). */
+  gcPauses: 17,
+  gcPauseMs: 18,
+  gcMaxPauseMs: 19,
+  /** Times the shard loop went to sleep on its empty inbound ring (each costs the main thread a notify to wake it). */
+  parks: 20,
 } as const;
 export type CounterSlot = (typeof CounterSlot)[keyof typeof CounterSlot];
 
-export const COUNTER_SLOTS = 17;
+export const COUNTER_SLOTS = 21;
 
 export function createCounterStorage(): SharedArrayBuffer {
   return new SharedArrayBuffer(COUNTER_SLOTS * Float64Array.BYTES_PER_ELEMENT);

@@ -27,6 +27,11 @@ export const RecordKind = {
   manage: 9,
   /** The front's verdict on a connection's socket: 1 = slow (above high water past the bound), 0 = keeping up. */
   slow: 10,
+  /**
+   * Hop tracing (src/metrics/hop-trace.ts): the publish written just before this record is traced;
+   * f64 front-in time (monotonic ms). Sampled, one publish in `--latency-sample`.
+   */
+  trace: 11,
   deliver: 64,
   confirm: 65,
   error: 66,
@@ -42,6 +47,11 @@ export const RecordKind = {
   flow: 70,
   /** A slow subscription's private queue discarded `count` messages (since its previous record). */
   dropped: 71,
+  /**
+   * A traced publish's deliveries were written just before this record: f64 front-in, shard-in
+   * (its batch was picked up) and shard-out (written) times, monotonic ms.
+   */
+  traced: 72,
 } as const;
 export type RecordKind = (typeof RecordKind)[keyof typeof RecordKind];
 
@@ -212,6 +222,14 @@ export class InboundWriter extends RingRecordWriter {
     return true;
   }
 
+  /** The publish written just before is traced; it reached the front at `frontInMs` (monotonic ms). */
+  trace(frontInMs: number): boolean {
+    const at = this.producer.reserve(8, RecordKind.trace);
+    if (at < 0) return false;
+    this.view.setFloat64(at, frontInMs, true);
+    return true;
+  }
+
   /** The connection's socket is slow (true) or keeps up again (false). */
   slow(connectionId: number, slow: boolean): boolean {
     return this.pair(RecordKind.slow, connectionId, slow ? 1 : 0);
@@ -310,6 +328,16 @@ export class OutboundWriter extends RingRecordWriter {
   /** Flow control on (hold publishes for this shard) or off. */
   flow(on: boolean): boolean {
     return this.pair(RecordKind.flow, on ? 1 : 0, 0);
+  }
+
+  /** A traced publish's deliveries were written just before this: its three times so far (monotonic ms). */
+  traced(frontInMs: number, shardInMs: number, shardOutMs: number): boolean {
+    const at = this.producer.reserve(24, RecordKind.traced);
+    if (at < 0) return false;
+    this.view.setFloat64(at, frontInMs, true);
+    this.view.setFloat64(at + 8, shardInMs, true);
+    this.view.setFloat64(at + 16, shardOutMs, true);
+    return true;
   }
 
   /** A slow subscription's private queue discarded `count` messages. */

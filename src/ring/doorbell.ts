@@ -70,6 +70,8 @@ export class ParkingSpot {
   readonly #indexSlot: number;
   /** Pending parkAsync calls of this side; the flag stays up while any is pending. */
   #asyncWaiters = 0;
+  /** Times this side really went to sleep (found nothing after raising its flag): each one costs the other side a notify. */
+  parks = 0;
 
   constructor(control: Int32Array, flagSlot: number, indexSlot: number) {
     this.#control = control;
@@ -97,6 +99,7 @@ export class ParkingSpot {
         break;
       }
       if (remaining <= 0) break;
+      this.parks++;
       Atomics.wait(control, indexSlot, expected, remaining);
       remaining = deadline - performance.now();
     }
@@ -121,6 +124,7 @@ export class ParkingSpot {
       this.#leaveAsync();
       return first.value === 'not-equal' ? RESOLVED_TRUE : RESOLVED_FALSE;
     }
+    this.parks++;
     return this.#awaitMove(first.value, expected, performance.now() + timeout);
   }
 

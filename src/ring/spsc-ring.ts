@@ -331,6 +331,11 @@ export class RingConsumer extends RingEnd {
     return handled;
   }
 
+  /** Times this consumer went to sleep waiting for data (see ParkingSpot.parks). */
+  get parks(): number {
+    return this.#parking.parks;
+  }
+
   /** True when committed records are waiting. Can be late: the producer may commit right after. */
   hasData(): boolean {
     return Atomics.load(this.control, WRITE_INDEX_SLOT) !== this.#readIndex;

@@ -31,6 +31,7 @@ import {
   type OutboundWriter,
   type RecordReader,
 } from '../protocol/ring-record-codec.js';
+import { monotonicMs } from '../metrics/clock.js';
 import { CounterSlot } from '../metrics/shard-counters.js';
 import type { MessageStore, RecoveryResult } from '../store/store.js';
 import { EncodedProperties } from './encoded-properties.js';
@@ -80,6 +81,8 @@ export class ShardCore {
   readonly #pub = newPublishRecord();
   readonly #sub = newSubscribeRecord();
   #seq = 0;
+  /** When the shard picked up the batch being drained (monotonic ms; 0 between batches): a traced publish's shard-in. */
+  #batchAt = 0;
 
   constructor(opts: ShardCoreOptions, reader: RecordReader, out: OutboundWriter, counters: Float64Array) {
     this.#opts = opts;
@@ -124,6 +127,7 @@ export class ShardCore {
   /** The drain callback: one record of the inbound ring, read in place. */
   readonly onRecord = (kind: number, offset: number, _length: number): void => {
     this.#counters[CounterSlot.inboundRecords]++;
+    if (this.#batchAt === 0) this.#batchAt = monotonicMs();
     const r = this.#reader;
     switch (kind) {
       case RecordKind.publish:
@@ -153,6 +157,10 @@ export class ShardCore {
       case RecordKind.slow:
         this.#processSlow(r.u32(offset), r.u32(offset + 4) === 1);
         break;
+      case RecordKind.trace:
+        // The publish before it was just routed and its deliveries written.
+        this.#outbound.traced(r.f64(offset), this.#batchAt, monotonicMs());
+        break;
       case RecordKind.manage: {
         const { connectionId, token, body } = r.json(offset);
         this.#topology.processManage(connectionId, token, body as ManageOp);
@@ -172,6 +180,7 @@ export class ShardCore {
 
   /** Called once per drained batch: gauges are refreshed per batch, not per message. */
   endBatch(): void {
+    this.#batchAt = 0;
     this.#outbound.republishDeadLetters();
     this.#flow.endBatch();
     this.#durability.endBatch();

@@ -8,6 +8,8 @@ import { RingConsumer, RingProducer, createRingStorage, ringOccupancy, type Ring
 import { InboundWriter, RecordReader } from '../protocol/ring-record-codec.js';
 import { createCounterStorage } from '../metrics/shard-counters.js';
 import { Deque } from '../queue/deque.js';
+import { monotonicMs } from '../metrics/clock.js';
+import type { HopTrace } from '../metrics/hop-trace.js';
 
 /** Receives what a shard sends back; implemented by the front end. */
 export interface OutboundSink {
@@ -61,6 +63,8 @@ export class ShardHandle {
   #commitScheduled = false;
   #pumping = false;
   #alive = false;
+  /** Samples publishes for the hop trace (the broker's, shared by every shard), null: none. */
+  tracer: HopTrace | null = null;
 
   constructor(index: number, ringBytes: number) {
     this.index = index;
@@ -125,6 +129,8 @@ export class ShardHandle {
       this.#control.length === 0 &&
       this.writer.publish(connectionId, token, exchange, routingKey, properties, payload, flags)
     ) {
+      // Only publishes that go straight in are traced: a held one's wait is flow control, not a hop.
+      if (this.tracer?.due()) this.writer.trace(monotonicMs());
       this.scheduleCommit();
       return true;
     }
@@ -234,6 +240,11 @@ export class ShardHandle {
 
   occupancy(): { inbound: { usedBytes: number; capacityBytes: number }; outbound: { usedBytes: number; capacityBytes: number } } {
     return { inbound: ringOccupancy(this.inboundStorage), outbound: ringOccupancy(this.outboundStorage) };
+  }
+
+  /** Times the main thread's pump of this shard went to sleep on the empty outbound ring. */
+  get pumpParks(): number {
+    return this.#outbound.parks;
   }
 
   /** Drains the outbound ring for as long as the handle lives; parks with waitAsync when empty. */

@@ -1,4 +1,5 @@
 import type { RingConsumer, RingProducer } from '../ring/spsc-ring.js';
+import { CounterSlot } from '../metrics/shard-counters.js';
 import type { ShardCore } from './shard-core.js';
 
 /** Records handled per drain call; the outbound ring is committed once per such batch. */
@@ -25,12 +26,15 @@ export class ShardLoop {
   readonly #core: ShardCore;
   readonly #in: RingConsumer;
   readonly #out: RingProducer;
+  readonly #counters: Float64Array | null;
   #stopping = false;
 
-  constructor(core: ShardCore, inbound: RingConsumer, outbound: RingProducer) {
+  /** `counters`, when given, gets the parks of this loop (CounterSlot.parks). */
+  constructor(core: ShardCore, inbound: RingConsumer, outbound: RingProducer, counters: Float64Array | null = null) {
     this.#core = core;
     this.#in = inbound;
     this.#out = outbound;
+    this.#counters = counters;
   }
 
   stop(): void {
@@ -63,7 +67,9 @@ export class ShardLoop {
         continue;
       }
       batches = 0;
+      const parks = this.#in.parks;
       await this.#in.waitForDataAsync(PARK_TIMEOUT_MS, SPIN_LOADS);
+      if (this.#counters !== null) this.#counters[CounterSlot.parks] += this.#in.parks - parks;
     }
     this.#out.commit();
   }

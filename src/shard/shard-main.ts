@@ -7,6 +7,7 @@ import { RingConsumer, RingProducer } from '../ring/spsc-ring.js';
 import { OutboundWriter, RecordReader } from '../protocol/ring-record-codec.js';
 import { ShardCore } from './shard-core.js';
 import { ShardLoop } from './shard-loop.js';
+import { GcMonitor } from '../metrics/gc-monitor.js';
 import { createLogger } from '../log/logger.js';
 import type { ShardReply, ShardRequest, ShardWorkerData } from './shard-worker-data.js';
 import { LogStore } from '../store/log-store.js';
@@ -91,7 +92,13 @@ if (store !== null) {
 }
 const refused = core.applyTopology(data.topology);
 for (const r of refused) log.error({ op: r.op, error: r.error }, 'topology snapshot op refused');
-const loop = new ShardLoop(core, inbound, outbound);
+const loop = new ShardLoop(core, inbound, outbound, counters);
+// This thread's GC pauses, for the latency breakdown (GET /v1/stats/latency).
+const gc = new GcMonitor((ms) => {
+  counters[CounterSlot.gcPauses]++;
+  counters[CounterSlot.gcPauseMs] += ms;
+  if (ms > counters[CounterSlot.gcMaxPauseMs]) counters[CounterSlot.gcMaxPauseMs] = ms;
+});
 
 port.on('message', (req: ShardRequest) => {
   if (req.type === 'stats') {
@@ -105,6 +112,7 @@ port.on('message', (req: ShardRequest) => {
 log.debug('shard started');
 port.postMessage({ type: 'ready', recovered } satisfies ShardReply);
 await loop.run();
+gc.stop();
 await core.close();
 log.debug('shard stopped');
 port.postMessage({ type: 'stopped' } satisfies ShardReply);

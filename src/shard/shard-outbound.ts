@@ -75,6 +75,11 @@ export class ShardOutbound {
     this.#control(() => this.#out.dropped(connectionId, subscriptionId, count));
   }
 
+  /** A traced publish's deliveries were written: its times so far, for the main thread's hop trace. */
+  traced(frontInMs: number, shardInMs: number, shardOutMs: number): void {
+    this.#control(() => this.#out.traced(frontInMs, shardInMs, shardOutMs));
+  }
+
   manageReply(connectionId: number, token: number, status: number, body: ManageResult): void {
     this.#control(() => this.#out.manageReply(connectionId, token, status, body));
   }

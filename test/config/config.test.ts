@@ -74,6 +74,7 @@ describe('resolveConfig - defaults', () => {
       idleTimeoutS: D.DEFAULT_IDLE_TIMEOUT_S,
       slowConsumer: D.DEFAULT_SLOW_CONSUMER,
       slowConsumerMs: D.DEFAULT_SLOW_CONSUMER_MS,
+      latencySample: D.DEFAULT_LATENCY_SAMPLE,
       deliveryWindowBytes: D.DEFAULT_DELIVERY_WINDOW_BYTES,
       publishWindow: D.DEFAULT_PUBLISH_WINDOW,
       publishWindowBytes: D.DEFAULT_PUBLISH_WINDOW_BYTES,

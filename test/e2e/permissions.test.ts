@@ -117,8 +117,8 @@ describe('e2e - who sees what', () => {
   const get = (path: string, token: string): Promise<Response> =>
     fetch(`${broker.url}${path}`, { headers: { authorization: `Bearer ${token}` } });
 
-  it('/v1/stats and /metrics need monitor (manage implies it); without it 403', async () => {
-    for (const path of ['/v1/stats', '/metrics']) {
+  it('/v1/stats, /v1/stats/latency and /metrics need monitor (manage implies it); without it 403', async () => {
+    for (const path of ['/v1/stats', '/v1/stats/latency', '/metrics']) {
       const refused = await get(path, PLAIN);
       expect(refused.status, path).toBe(403);
       expect(((await refused.json()) as { error: string }).error).toBe('access_refused');

@@ -141,6 +141,10 @@ const EXPECTED_METRICS: Record<Exclude<CounterName, 'nextTagSeq'>, [string, 'cou
   outboundFull: ['shardmq_shard_outbound_full_total', 'counter'],
   durable: ['shardmq_shard_durable', 'gauge'],
   corruptRecords: ['shardmq_shard_corrupt_records_total', 'counter'],
+  gcPauses: ['shardmq_shard_gc_pauses_total', 'counter'],
+  gcPauseMs: ['shardmq_shard_gc_pause_ms_total', 'counter'],
+  gcMaxPauseMs: ['shardmq_shard_gc_max_pause_ms', 'gauge'],
+  parks: ['shardmq_shard_parks_total', 'counter'],
 };
 
 describe('shard-counters', () => {

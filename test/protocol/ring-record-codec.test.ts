@@ -131,6 +131,7 @@ describe('RecordKind', () => {
       RecordKind.credit,
       RecordKind.manage,
       RecordKind.slow,
+      RecordKind.trace,
     ];
     const outbound = [
       RecordKind.deliver,
@@ -141,6 +142,7 @@ describe('RecordKind', () => {
       RecordKind.republish,
       RecordKind.flow,
       RecordKind.dropped,
+      RecordKind.traced,
     ];
     for (const k of inbound) expect(k).toBeLessThan(64);
     for (const k of outbound) expect(k).toBeGreaterThanOrEqual(64);
@@ -940,6 +942,8 @@ const WRITER_CASES: readonly WriterCase[] = [
   ['pong', ({ outbound }) => outbound.pong(1), 8],
   ['flow', ({ outbound }) => outbound.flow(true), 8],
   ['dropped', ({ outbound }) => outbound.dropped(1, 2, 3), 16],
+  ['trace', ({ inbound }) => inbound.trace(1234.5), 8],
+  ['traced', ({ outbound }) => outbound.traced(1, 2, 3), 24],
 ];
 
 const FILLER_KIND = 99;

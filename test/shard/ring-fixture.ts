@@ -30,6 +30,7 @@ export type OutRecord =
   | { kind: 'pong'; token: number }
   | { kind: 'flow'; on: boolean }
   | { kind: 'dropped'; connectionId: number; subscriptionId: number; count: number }
+  | { kind: 'traced'; frontInMs: number; shardInMs: number; shardOutMs: number }
   | { kind: 'manageReply'; connectionId: number; token: number; status: number; body: Record<string, unknown> }
   | {
       kind: 'republish';
@@ -83,6 +84,8 @@ export function decodeOutRecord(r: RecordReader, bytes: Uint8Array, kind: number
       return { kind: 'flow', on: r.u32(at) === 1 };
     case RecordKind.dropped:
       return { kind: 'dropped', connectionId: r.u32(at), subscriptionId: r.u32(at + 4), count: r.f64(at + 8) };
+    case RecordKind.traced:
+      return { kind: 'traced', frontInMs: r.f64(at), shardInMs: r.f64(at + 8), shardOutMs: r.f64(at + 16) };
     case RecordKind.manageReply: {
       const j = r.json(at);
       return {

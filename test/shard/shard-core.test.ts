@@ -7,6 +7,7 @@
  * Time is a fake clock passed as `now`, plus vitest fake timers where the core arms its expiry timer.
  */
 import { decodeOutRecord, type OutRecord } from './ring-fixture.js';
+import { monotonicMs } from '../../src/metrics/clock.js';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { CounterSlot, createCounterStorage, readCounters } from '../../src/metrics/shard-counters.js';
 import type { HeaderValue } from '../../src/protocol/field-table.js';
@@ -1521,6 +1522,29 @@ describe('shard core - misc', () => {
     h.publish('', 'q', 'm');
     h.run();
     expect(h.counters[CounterSlot.inboundRecords]).toBe(3);
+  });
+
+  it('trace - a trace record after a publish comes back right behind its deliveries, with the shard-in and shard-out times', () => {
+    const h = shard();
+    h.declareQueue('q');
+    h.subscribe(7, 1, 'q');
+    h.run();
+    const before = monotonicMs();
+    h.publish('', 'q', 'traced');
+    h.writer.trace(before - 5);
+    const out = h.run();
+    const after = monotonicMs();
+    expect(out.map((o) => o.kind)).toEqual(['deliver', 'traced']);
+    const t = out[1] as Extract<Out, { kind: 'traced' }>;
+    expect(t.frontInMs).toBe(before - 5);
+    expect(t.shardInMs).toBeGreaterThanOrEqual(before);
+    expect(t.shardOutMs).toBeGreaterThanOrEqual(t.shardInMs);
+    expect(t.shardOutMs).toBeLessThanOrEqual(after);
+    // The next batch stamps its own shard-in, not the previous batch's.
+    h.publish('', 'q', 'later');
+    h.writer.trace(monotonicMs());
+    const next = h.run()[1] as Extract<Out, { kind: 'traced' }>;
+    expect(next.shardInMs).toBeGreaterThanOrEqual(after);
   });
 
   it('onRecord - an unknown record kind throws (main and shard disagree on the codec)', () => {

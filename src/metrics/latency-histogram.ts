@@ -5,7 +5,18 @@
  * 214 s (larger values land in the top bucket; `max` stays exact).
  *
  * Recording allocates nothing, so it can run inside a receive loop; histograms of several runs merge.
+ * The broker keeps its hop latencies in these (src/metrics/hop-trace.ts) and exports them sparsely,
+ * so a reader can subtract an earlier export and get the histogram of the time in between.
  */
+
+/** A histogram as JSON: the non-empty buckets as `[index, count]` pairs, and the running totals. */
+export interface ExportedHistogram {
+  readonly count: number;
+  readonly sum: number;
+  readonly min: number | null;
+  readonly max: number | null;
+  readonly buckets: ReadonlyArray<readonly [number, number]>;
+}
 
 /** Sub-bucket bits: 2^7 = 128 exact units, then 64 log-linear buckets per power of two. */
 const SUB_BITS = 7;
@@ -81,6 +92,57 @@ export class LatencyHistogram {
       }
     }
     return this.#max;
+  }
+
+  /** The non-empty buckets and totals, for JSON (see `fromExport`, `since`). */
+  export(): ExportedHistogram {
+    const buckets: Array<[number, number]> = [];
+    const counts = this.#counts;
+    for (let i = 0; i < counts.length; i++) if (counts[i] > 0) buckets.push([i, counts[i]]);
+    return {
+      count: this.#count,
+      sum: this.#sum,
+      min: this.#count === 0 ? null : this.#min,
+      max: this.#count === 0 ? null : this.#max,
+      buckets,
+    };
+  }
+
+  /** A histogram from an export (what another process or thread recorded). */
+  static fromExport(e: ExportedHistogram): LatencyHistogram {
+    const h = new LatencyHistogram();
+    for (const [i, c] of e.buckets) if (Number.isInteger(i) && i >= 0 && i < BUCKETS) h.#counts[i] += c;
+    h.#count = e.count;
+    h.#sum = e.sum;
+    h.#min = e.min ?? Infinity;
+    h.#max = e.max ?? -Infinity;
+    return h;
+  }
+
+  /**
+   * What was recorded after `earlier`, an export of this same histogram taken before: the bucket
+   * counts subtract exactly; min and max become the edges of the lowest and highest bucket left
+   * (exact values of a window are not kept), clamped to the whole histogram's.
+   */
+  since(earlier: ExportedHistogram): LatencyHistogram {
+    const h = new LatencyHistogram();
+    for (let i = 0; i < BUCKETS; i++) h.#counts[i] = this.#counts[i];
+    for (const [i, c] of earlier.buckets) if (Number.isInteger(i) && i >= 0 && i < BUCKETS) h.#counts[i] -= c;
+    h.#count = this.#count - earlier.count;
+    h.#sum = this.#sum - earlier.sum;
+    let lo = -1;
+    let hi = -1;
+    for (let i = 0; i < BUCKETS; i++) {
+      if (h.#counts[i] > 0) {
+        if (lo < 0) lo = i;
+        hi = i;
+      }
+    }
+    if (lo >= 0) {
+      h.#min = Math.max(this.#min, bucketValue(lo) / UNITS_PER_US);
+      h.#max = Math.min(this.#max, bucketValue(hi + 1) / UNITS_PER_US);
+    }
+    return h;
   }
 
   /** Adds every recorded value of `other` into this histogram. */

@@ -298,6 +298,13 @@ const usText = (x: number): string =>
         ? `${(x / 1000).toFixed(2)} ms`
         : `${x.toFixed(0)} µs`;
 
+/** Samples, p50, p90, p99, p99.9 and max of a histogram, as table cells. */
+const histogramCells = (h: LatencyHistogram): string[] => [
+  h.count.toLocaleString('en-US'),
+  ...[50, 90, 99, 99.9].map((p) => usText(h.percentile(p))),
+  usText(h.max),
+];
+
 export const latency: Workload = {
   name: 'latency',
   description:
@@ -370,12 +377,7 @@ export const latency: Workload = {
       return [
         label,
         formatRate(achieved.median),
-        merged.count.toLocaleString('en-US'),
-        usText(merged.percentile(50)),
-        usText(merged.percentile(90)),
-        usText(merged.percentile(99)),
-        usText(merged.percentile(99.9)),
-        usText(merged.max),
+        ...histogramCells(merged),
         spread(p99s, usText),
         `${Math.max(...rs.map((r) => r.maxScheduleLagMs)).toFixed(1)} ms`,
         lost === 0 && rs.every((r) => !r.saturated) ? '0' : `${lost}${rs.some((r) => r.saturated) ? ' (saturated)' : ''}`,
@@ -453,16 +455,7 @@ export const latency: Workload = {
         withHops.reduce((m, r) => m.merge((r.hops as Record<HopName, LatencyHistogram>)[name]), new LatencyHistogram());
       const e2e = merge(withHops);
       const hopRows: (string | number)[][] = [];
-      const line = (label: string, meaning: string, h: LatencyHistogram): (string | number)[] => [
-        label,
-        meaning,
-        h.count.toLocaleString('en-US'),
-        usText(h.percentile(50)),
-        usText(h.percentile(90)),
-        usText(h.percentile(99)),
-        usText(h.percentile(99.9)),
-        usText(h.max),
-      ];
+      const line = (label: string, meaning: string, h: LatencyHistogram): (string | number)[] => [label, meaning, ...histogramCells(h)];
       hopRows.push(line('end to end', 'publisher stamp → subscriber callback (this process)', e2e));
       for (const name of HOP_NAMES) {
         const h = hop(name);

@@ -95,6 +95,8 @@ export class BenchWsClient {
       processDropped: (ev) => {
         this.droppedReported += ev.count;
       },
+      // It never asks for shared subscriptions, so no stream is ever mapped to it.
+      processStream: () => undefined,
     };
     this.#decoder = new BinaryDecoder(Direction.toClient, dispatcher, { maxOpBodyBytes: 64 * 1024 * 1024 });
     ws.on('message', (data: Buffer, isBinary: boolean) => {

@@ -476,6 +476,7 @@ export class ShardmqClient extends TypedEmitter<ClientEvents> {
       processCancel: (ev) => this.#subscriber.cancelled(ev),
       processCredit: (ev) => this.#publisher.creditArrived(ev),
       processDropped: (ev) => this.#subscriber.dropped(ev),
+      processStream: (ev) => this.#subscriber.stream(ev),
     };
   }
 }

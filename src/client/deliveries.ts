@@ -35,7 +35,8 @@ export class Deliveries implements MessageSettler {
 
   /** The message for a DELIVER to `core`, tracked until settled when it is client-ack. */
   receive(core: SubscriptionCore, ev: DeliverEvent): Message {
-    const tag = this.#tagBase + ev.tag;
+    // A shared stream's deliveries are auto-ack and carry no tag (0): nothing to settle.
+    const tag = ev.stream ? 0 : this.#tagBase + ev.tag;
     if (tag > this.#lastTag) this.#lastTag = tag;
     this.#delivered++;
     // Copies: the event's views alias the socket's buffer, which a kept message would pin.

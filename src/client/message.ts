@@ -43,7 +43,8 @@ export class Message {
   readonly payload: Uint8Array;
   /**
    * Delivery tag, unique for the client's lifetime: tags keep increasing across reconnects, so a
-   * tag from before a reconnect is recognised as stale instead of settling a newer delivery.
+   * tag from before a reconnect is recognised as stale instead of settling a newer delivery. 0 for
+   * an auto-ack delivery of a shared stream (one copy for every subscriber: nothing to settle).
    */
   readonly tag: number;
   /** True when the broker delivered this message before (a requeue, or a consumer that went away). */

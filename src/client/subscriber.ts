@@ -3,7 +3,15 @@
  * notices routed to them, socket reads paused while a subscription's buffer is full, and every
  * active subscription re-subscribed under the same id on a new socket.
  */
-import { Opcode, type AckMode, type CancelEvent, type DeliverEvent, type DroppedEvent, type OkEvent } from '../protocol/ws-binary.js';
+import {
+  Opcode,
+  type AckMode,
+  type CancelEvent,
+  type DeliverEvent,
+  type DroppedEvent,
+  type OkEvent,
+  type StreamEvent,
+} from '../protocol/ws-binary.js';
 import type { Deliveries } from './deliveries.js';
 import { checkDestination } from './destination.js';
 import {
@@ -22,6 +30,8 @@ export class Subscriber implements SubscriptionOwner {
   readonly #session: ClientSession;
   readonly #deliveries: Deliveries;
   readonly #subs = new Map<number, SubscriptionCore>();
+  /** Shared streams of the current socket (STREAM ops): stream id → the subscriptions it delivers to. */
+  readonly #streams = new Map<number, SubscriptionCore[]>();
   readonly #blocked = new Set<SubscriptionCore>();
   #nextSubscription = 0;
   #brokerDropped = 0;
@@ -69,7 +79,7 @@ export class Subscriber implements SubscriptionOwner {
           core.onWire = true;
           this.#session
             .send(Opcode.SUBSCRIBE, 32 + 3 * destination.length, (w, id) =>
-              w.subscribe(id, core.id, core.destination, core.ackMode, core.prefetch),
+              w.subscribe(id, core.id, core.destination, core.ackMode, core.prefetch, core.ackMode === 'auto'),
             )
             .then(resolve, reject);
         };
@@ -78,6 +88,7 @@ export class Subscriber implements SubscriptionOwner {
       });
     } catch (err) {
       this.#subs.delete(core.id);
+      this.#unstream(core);
       core.end({ reason: 'failed', error: err as ShardmqError });
       throw err;
     }
@@ -94,6 +105,7 @@ export class Subscriber implements SubscriptionOwner {
     if (core.unsubscribing !== null) return core.unsubscribing;
     const finish = (): void => {
       this.#subs.delete(core.id);
+      this.#unstream(core);
       this.#deliveries.forget(core);
       core.end({ reason: 'unsubscribed' });
     };
@@ -135,6 +147,12 @@ export class Subscriber implements SubscriptionOwner {
   // ---- what the broker sends ------------------------------------------------------------------
 
   deliver(ev: DeliverEvent): void {
+    if (ev.stream) {
+      // One delivery of a shared stream: every subscription of this client on it gets the message.
+      const cores = this.#streams.get(ev.subscriptionId);
+      if (cores !== undefined) for (const core of cores) core.push(this.#deliveries.receive(core, ev));
+      return;
+    }
     const core = this.#subs.get(ev.subscriptionId);
     if (core === undefined) return; // it ended here first; the broker requeues client-ack deliveries
     core.push(this.#deliveries.receive(core, ev));
@@ -164,10 +182,29 @@ export class Subscriber implements SubscriptionOwner {
     core.brokerDiscarded(ev.count, ev.destination);
   }
 
+  /** STREAM: the subscription's deliveries come through a shared stream from now on. */
+  stream(ev: StreamEvent): void {
+    const core = this.#subs.get(ev.subscriptionId);
+    if (core === undefined) return;
+    const cores = this.#streams.get(ev.streamId);
+    if (cores === undefined) this.#streams.set(ev.streamId, [core]);
+    else if (!cores.includes(core)) cores.push(core);
+  }
+
+  #unstream(core: SubscriptionCore): void {
+    for (const [id, cores] of this.#streams) {
+      const i = cores.indexOf(core);
+      if (i < 0) continue;
+      cores.splice(i, 1);
+      if (cores.length === 0) this.#streams.delete(id);
+    }
+  }
+
   cancelled(ev: CancelEvent): void {
     const core = this.#subs.get(ev.subscriptionId);
     if (core === undefined) return;
     this.#subs.delete(core.id);
+    this.#unstream(core);
     this.#deliveries.forget(core);
     const error = new SubscriptionCancelledError(
       ev.code,
@@ -194,11 +231,12 @@ export class Subscriber implements SubscriptionOwner {
       sent.push(
         this.#session
           .send(Opcode.SUBSCRIBE, 32 + 3 * core.destination.length, (w, id) =>
-            w.subscribe(id, core.id, core.destination, core.ackMode, core.prefetch),
+            w.subscribe(id, core.id, core.destination, core.ackMode, core.prefetch, core.ackMode === 'auto'),
           )
           .catch((err: unknown) => {
             if (err instanceof ConnectionError) throw err;
             this.#subs.delete(core.id);
+            this.#unstream(core);
             const error = restoreError(err, `re-subscribing to ${core.destination}`);
             core.end({ reason: 'failed', error });
             if (core.handler !== undefined) this.#session.report(error);
@@ -210,6 +248,8 @@ export class Subscriber implements SubscriptionOwner {
 
   /** The socket is gone: no subscription is on the wire, and buffered client-ack messages died with their tags. */
   offWire(): void {
+    // Stream ids belong to a socket: the new one sends its own STREAM ops.
+    this.#streams.clear();
     for (const core of this.#subs.values()) {
       core.onWire = false;
       core.dropStale();
@@ -220,6 +260,7 @@ export class Subscriber implements SubscriptionOwner {
   endAll(error: ShardmqError | undefined): void {
     for (const core of [...this.#subs.values()]) core.end(error === undefined ? { reason: 'closed' } : { reason: 'closed', error });
     this.#subs.clear();
+    this.#streams.clear();
     this.#blocked.clear();
   }
 

@@ -80,14 +80,41 @@ export class ConsumePath {
     // RabbitMQ's STOMP plugin does the same: a private queue per subscription, bounded here by
     // --topic-buffer: past it the shard holds the publishers while the subscriber keeps up, and
     // applies --slow-consumer once it is slow itself (shard/shard-flow.ts).
-    const args: Record<string, unknown> = {
-      [TOPIC_BUFFER_ARG]: this.#options.topicBuffer,
-      [SLOW_CONSUMER_ARG]: this.#options.slowConsumer,
-      [SLOW_CONSUMER_MS_ARG]: this.#options.slowConsumerMs,
-    };
+    const { queue, shard } = this.#declarePrivate(destination, connectionId);
+    return { destination, queue, shard, privateQueue: true };
+  }
+
+  /**
+   * Parses and authorizes a subscription that may share a stream (front/delivery-groups.ts): a
+   * `/topic/` destination it may read, or null when it cannot be shared (it then goes through
+   * `target` like any other). Refuses what `principal` may not read.
+   */
+  shareable(destinationText: string, principal: Principal): Destination | null {
+    const destination = parseOrRefuse(destinationText);
+    if (destination.type !== DestinationType.topic) return null;
+    const canonical = formatDestination(destination.type, destination.exchange, destination.name);
+    if (!principal.canSubscribe(canonical)) {
+      this.#log.warn({ user: principal.name, destination: canonical }, 'subscribe denied');
+      throw new BrokerError(ErrorCode.accessRefused, `user ${principal.name} may not subscribe to ${canonical}`);
+    }
+    return destination;
+  }
+
+  /**
+   * The queue of a shared stream to `destination`: a private topic queue (server-named, exclusive,
+   * bound, bounded by --topic-buffer with its flow control) owned by no connection (owner 0: no
+   * client can consume it by name, no connection's close drops it): its group drops it when its
+   * last member leaves.
+   */
+  sharedQueue(destination: Destination): { queue: string; shard: number } {
+    return this.#declarePrivate(destination, 0);
+  }
+
+  #declarePrivate(destination: Destination, owner: number): { queue: string; shard: number } {
+    const args = this.#topicArgs();
     const topology = this.#topology;
     const created = withBrokerErrors(() =>
-      topology.declareQueue('', { durable: false, exclusive: true, autoDelete: true, arguments: args }, false, connectionId),
+      topology.declareQueue('', { durable: false, exclusive: true, autoDelete: true, arguments: args }, false, owner),
     );
     const queue = created.queue.name;
     const shard = created.queue.shard;
@@ -104,7 +131,15 @@ export class ConsumePath {
       w.manage(0, NO_TOKEN, { op: 'declareQueue', name: queue, durable: false, exclusive: true, autoDelete: true, arguments: args }),
     );
     handle.writeControl((w) => w.manage(0, NO_TOKEN, { op: 'bindQueue', exchange, queue, routingKey: pattern, arguments: {} }));
-    return { destination, queue, shard, privateQueue: true };
+    return { queue, shard };
+  }
+
+  #topicArgs(): Record<string, unknown> {
+    return {
+      [TOPIC_BUFFER_ARG]: this.#options.topicBuffer,
+      [SLOW_CONSUMER_ARG]: this.#options.slowConsumer,
+      [SLOW_CONSUMER_MS_ARG]: this.#options.slowConsumerMs,
+    };
   }
 
   /** Forgets a queue on the main thread at once (routing stops) and deletes it on its shard. */

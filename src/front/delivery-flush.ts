@@ -83,23 +83,24 @@ export class DeliveryFlush {
     for (const sub of this.#touchedSubs) {
       // A socket past its high-water mark gets no more credit: the shard keeps the
       // messages in their queue until uWS reports a drain.
-      if (!sub.connection.closed && this.#belowHighWater(sub.connection)) this.#returnCredit(sub);
+      if (!sub.connection.closed && this.sample(sub.connection)) this.#returnCredit(sub);
     }
     this.#touchedSubs.clear();
   }
 
   /** uWS drained the socket: credit owed to its subscriptions goes back, if it is below high water. */
   drained(connection: Connection): void {
-    if (connection.closed || !this.#belowHighWater(connection)) return;
+    if (connection.closed || !this.sample(connection)) return;
     for (const sub of connection.byNumericId.values()) this.#returnCredit(sub);
   }
 
   /**
-   * Samples the socket (at every chunk end that wrote to it, and every drain): below high water it
-   * keeps up, so its slow timer stops and a slow verdict is lifted; above, the timer runs. Slow
-   * means it stayed above for --slow-consumer-ms with no sample below in between.
+   * Samples the socket (at every chunk end that wrote to it, and every drain; shared streams sample
+   * their members the same way): true when it is below high water, so it keeps up, its slow timer
+   * stops and a slow verdict is lifted; above, the timer runs. Slow means it stayed above for
+   * --slow-consumer-ms with no sample below in between.
    */
-  #belowHighWater(connection: Connection): boolean {
+  sample(connection: Connection): boolean {
     if (connection.ws.getBufferedAmount() >= this.#socketHighWater) {
       this.#aboveHighWater(connection);
       return false;

@@ -118,7 +118,7 @@ export class BinarySession extends ProtocolSession {
               `subscription id ${ev.subscriptionId} is already in use on this connection`,
             );
           }
-          const sub = this.ops.subscribe(connection, ev.subscriptionId, true, ev.destination, ev.ackMode, ev.prefetch);
+          const sub = this.ops.subscribe(connection, ev.subscriptionId, true, ev.destination, ev.ackMode, ev.prefetch, ev.shared);
           // The OK goes out once the shard has the consumer (a ping behind the subscribe).
           return this.ops.pingShard(sub.shard).then(() => undefined);
         }),

@@ -28,6 +28,8 @@ export interface WsSubscription {
   readonly destination: Destination;
   readonly queue: string;
   readonly shard: number;
+  /** The shared stream it takes its deliveries from (front/delivery-groups.ts); 0: its own consumer. */
+  readonly group: number;
   /** A server-named queue of this subscription alone, deleted with it. */
   readonly privateQueue: boolean;
   readonly ackMode: 'auto' | 'client';

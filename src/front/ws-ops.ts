@@ -8,15 +8,19 @@ import { BrokerError, ErrorCode } from '../protocol/errors.js';
 import { AckModeCode, ConfirmStatus, NO_TOKEN, RecordKind } from '../protocol/ring-record-codec.js';
 import { confirmRefusal } from '../control/confirm-tracker.js';
 import type { DeliveryFlush } from './delivery-flush.js';
+import type { DeliveryGroups } from './delivery-groups.js';
+import type { Destination } from '../protocol/destination.js';
 import { detachSubscription, type Connection, type WsSubscription } from './ws-connection.js';
 
 export class SessionOps {
   readonly #ctx: BrokerContext;
   readonly #flush: DeliveryFlush;
+  readonly #groups: DeliveryGroups;
 
-  constructor(ctx: BrokerContext, flush: DeliveryFlush) {
+  constructor(ctx: BrokerContext, flush: DeliveryFlush, groups: DeliveryGroups) {
     this.#ctx = ctx;
     this.#flush = flush;
+    this.#groups = groups;
   }
 
   /** Publishes one message; `done` gets null once the broker holds it, or why it was refused. */
@@ -56,12 +60,19 @@ export class SessionOps {
     destinationText: string,
     ackMode: 'auto' | 'client',
     prefetch: number,
+    shared = false,
   ): WsSubscription {
     const max = this.#ctx.config.maxSubscriptions;
     if (connection.byNumericId.size >= max) {
       throw new BrokerError(ErrorCode.limitExceeded, `this connection already holds max-subscriptions ${max} subscriptions`);
     }
-    const { destination, queue, shard, privateQueue } = this.#ctx.consume.target(destinationText, connection.principal, connection.id);
+    // Fan-out late: an auto-ack /topic/ subscription that allows it joins its pattern's shared stream.
+    const consume = this.#ctx.consume;
+    const shareable = shared && binary && ackMode === 'auto' ? consume.shareable(destinationText, connection.principal) : null;
+    let target: { destination: Destination; queue: string; shard: number; privateQueue: boolean; group: number };
+    if (shareable !== null) target = { destination: shareable, privateQueue: false, ...this.#groups.place(shareable) };
+    else target = { ...consume.target(destinationText, connection.principal, connection.id), group: 0 };
+    const { destination, queue, shard, privateQueue, group } = target;
     const sub: WsSubscription = {
       connection,
       clientId,
@@ -71,6 +82,7 @@ export class SessionOps {
       destination,
       queue,
       shard,
+      group,
       privateQueue,
       ackMode,
       prefetch,
@@ -84,12 +96,14 @@ export class SessionOps {
     if (binary) connection.binarySubs.set(clientId as number, sub);
     else connection.jsonSubs.set(clientId as string, sub);
     connection.byNumericId.set(sub.numericId, sub);
-    this.writeSubscribe(sub);
+    if (group !== 0) this.#groups.join(sub);
+    else this.writeSubscribe(sub);
     return sub;
   }
 
-  /** Registers `sub`'s consumer on its shard (again, after a shard restart). */
+  /** Registers `sub`'s consumer on its shard (again, after a shard restart); a stream's member has none of its own. */
   writeSubscribe(sub: WsSubscription): void {
+    if (sub.group !== 0) return;
     const ackMode = sub.ackMode === 'client' ? AckModeCode.client : AckModeCode.auto;
     const { deliveryWindow, deliveryWindowBytes } = this.#ctx.config;
     const shard = this.#ctx.shards[sub.shard];
@@ -103,6 +117,10 @@ export class SessionOps {
   unsubscribe(sub: WsSubscription): void {
     detachSubscription(sub);
     this.#flush.forgetSubscription(sub);
+    if (sub.group !== 0) {
+      this.#groups.leave(sub);
+      return;
+    }
     this.#ctx.shards[sub.shard].writeControl((w) => w.unsubscribe(sub.connection.id, sub.numericId));
     if (sub.privateQueue) this.#ctx.consume.dropQueue(sub.queue, sub.shard);
   }

@@ -14,6 +14,7 @@ import { newDeliverHead, type RecordReader } from '../protocol/ring-record-codec
 import { SUBPROTOCOL } from '../protocol/ws-binary.js';
 import { ANONYMOUS, tokenFrom, UNAUTHORIZED_MESSAGE, type Principal } from '../control/auth.js';
 import { DeliveryFlush } from './delivery-flush.js';
+import { DeliveryGroups, GROUP_CONNECTION } from './delivery-groups.js';
 import { DropNotices, destinationOf } from './drop-notices.js';
 import { PublishCredit, type PublishWindow } from './publish-credit.js';
 import { SessionOps } from './ws-ops.js';
@@ -63,6 +64,7 @@ export class WsFront {
   #slowEpisodes = 0;
   /** Subscriptions that lost messages as slow consumers (listed in /v1/stats and /metrics). */
   readonly #droppedSubs = new Set<WsSubscription>();
+  readonly #groups: DeliveryGroups;
 
   constructor(ctx: BrokerContext) {
     this.#ctx = ctx;
@@ -77,10 +79,18 @@ export class WsFront {
           { connection: connection.id, user: connection.principal.name, bufferedBytes: connection.ws.getBufferedAmount() },
           slow ? `slow consumer: socket above high water for ${config.slowConsumerMs} ms` : 'slow consumer keeps up again',
         );
+        this.#groups.slowChanged(connection, slow);
       },
     });
     this.#notices = new DropNotices(this.#flush, ctx.log);
-    this.#ops = new SessionOps(ctx, this.#flush);
+    this.#groups = new DeliveryGroups(ctx, this.#flush, {
+      dropped: (sub, count) => {
+        this.#notices.record(sub, count);
+        this.#droppedSubs.add(sub);
+      },
+      disconnect: (connection) => this.#disconnectSlow(connection, undefined),
+    });
+    this.#ops = new SessionOps(ctx, this.#flush, this.#groups);
     this.#json = new JsonSession(ctx, this.#ops, this.#flush);
     this.#binary = new BinarySession(ctx, this.#ops, this.#flush);
     this.#publishWindow = { messages: config.publishWindow, bytes: config.publishWindowBytes };
@@ -94,6 +104,7 @@ export class WsFront {
   }
 
   register(app: TemplatedApp): void {
+    this.#groups.register(app);
     app.ws<ConnectionData>('/v1/ws', {
       compression: 0,
       // uWS cuts frames above its limit without a close frame (1006 at the client). Give it
@@ -144,7 +155,10 @@ export class WsFront {
       },
       drain: (ws) => {
         const connection = ws.getUserData().connection;
-        if (connection !== undefined) this.#flush.drained(connection);
+        if (connection !== undefined) {
+          this.#flush.drained(connection);
+          this.#groups.drained(connection);
+        }
       },
       close: (ws) => {
         const connection = ws.getUserData().connection;
@@ -247,6 +261,7 @@ export class WsFront {
   #close(connection: Connection): void {
     connection.closed = true;
     this.#connections.delete(connection.id);
+    this.#groups.connectionClosed(connection);
     if (connection.slow) this.#slowConnections--;
     this.#flush.forgetConnection(connection);
     for (const sub of connection.byNumericId.values()) {
@@ -265,6 +280,11 @@ export class WsFront {
 
   onDeliver(_shard: number, offset: number, reader: RecordReader): void {
     const rec = reader.deliverHead(offset, this.#deliver);
+    if (rec.connectionId === GROUP_CONNECTION) {
+      // One record for every member of a shared stream: encoded once, published at chunk end.
+      if (!this.#groups.onDeliver(rec, reader.buffer)) this.#undeliverable++;
+      return;
+    }
     const connection = this.#connections.get(rec.connectionId);
     const sub = connection?.byNumericId.get(rec.subscriptionId);
     if (connection === undefined || sub === undefined) {
@@ -320,37 +340,68 @@ export class WsFront {
   }
 
   onShardError(connectionId: number, subscriptionId: number, code: string, message: string): void {
+    if (connectionId === GROUP_CONNECTION) {
+      // A shared stream's queue went away (deleted through the management API): every member is cancelled.
+      if (code === ErrorCode.consumerCancelled) {
+        for (const sub of this.#groups.cancel(subscriptionId)) this.onShardCancel(sub, code, message);
+      }
+      return;
+    }
     const connection = this.#connections.get(connectionId);
     if (connection === undefined) return;
     const sub = connection.byNumericId.get(subscriptionId);
     if (code === ErrorCode.slowConsumer) {
-      // --slow-consumer disconnect: a subscriber whose buffer overflowed loses its connection,
-      // with a close code and reason that say why (its queue-bound messages are requeued).
-      this.#slowConsumerClosed++;
-      this.#ctx.log.warn(
-        { connection: connectionId, user: connection.principal.name, subscription: sub?.clientId },
-        'slow consumer disconnected',
-      );
-      connection.ws.end(CLOSE_POLICY, 'slow consumer: topic buffer overflowed');
+      this.#disconnectSlow(connection, sub);
       return;
     }
-    // The queue went away under the consumer: the subscription is over.
-    if (code === ErrorCode.consumerCancelled && sub !== undefined) detachSubscription(sub);
+    if (code === ErrorCode.consumerCancelled && sub !== undefined) {
+      this.onShardCancel(sub, code, message);
+      return;
+    }
     if (sub?.binary) {
-      if (code === ErrorCode.consumerCancelled) this.#flush.writer(connection).cancel(sub.clientId as number, code, message);
-      else this.#flush.writer(connection).error(0, code, message);
+      this.#flush.writer(connection).error(0, code, message);
       this.#flush.flushConnection(connection);
       return;
     }
     this.#json.subscriptionError(connection, code, message, sub);
   }
 
-  /** End of an outbound chunk: one corked write per touched socket, then credit back to shards. */
+  /** The queue went away under the consumer: the subscription is over, and its client is told. */
+  onShardCancel(sub: WsSubscription, code: string, message: string): void {
+    const { connection } = sub;
+    detachSubscription(sub);
+    if (connection.closed) return;
+    if (sub.binary) {
+      this.#flush.writer(connection).cancel(sub.clientId as number, code, message);
+      this.#flush.flushConnection(connection);
+      return;
+    }
+    this.#json.subscriptionError(connection, code, message, sub);
+  }
+
+  /**
+   * --slow-consumer disconnect: a subscriber whose buffer overflowed (or a shared stream's member
+   * that stayed slow) loses its connection, with a close code and reason that say why (its
+   * queue-bound messages are requeued).
+   */
+  #disconnectSlow(connection: Connection, sub: WsSubscription | undefined): void {
+    if (connection.closed) return;
+    this.#slowConsumerClosed++;
+    this.#ctx.log.warn(
+      { connection: connection.id, user: connection.principal.name, subscription: sub?.clientId },
+      'slow consumer disconnected',
+    );
+    connection.ws.end(CLOSE_POLICY, 'slow consumer: topic buffer overflowed');
+  }
+
+  /** End of an outbound chunk: one corked write per touched socket, then credit back to shards; shared streams to uWS. */
   flush(_shard: number): void {
     this.#flush.endChunk();
+    this.#groups.endChunk();
   }
 
   onShardCrash(shard: number): void {
+    this.#groups.onShardCrash(shard);
     const n = this.#ctx.shards.length;
     for (const connection of this.#connections.values()) {
       connection.tags.dropShard(shard, n);
@@ -370,6 +421,7 @@ export class WsFront {
 
   /** After the topology was replayed on a restarted shard: register its consumers again. */
   onShardRestart(shard: number): void {
+    this.#groups.onShardRestart(shard);
     for (const connection of this.#connections.values()) {
       for (const sub of connection.byNumericId.values()) if (sub.shard === shard) this.#ops.writeSubscribe(sub);
     }

@@ -37,6 +37,7 @@ import {
   OP_FIXED_BODY,
   OP_HEADER_BYTES,
   OP_MIN_BODY,
+  SUBSCRIBE_SHARED,
   Opcode,
   ProtocolError,
   PublishFlag,
@@ -424,12 +425,14 @@ export class BinaryDecoder {
         const requestId = r.u32('requestId');
         const subscriptionId = r.u32('subscriptionId');
         const mode = r.u8('ackMode');
-        if (mode > 1) r.fail(ErrorCode.badFrame, 'ackMode', `ackMode ${mode} is not 0 (auto) or 1 (client)`, r.pos - 1);
+        if (mode !== 0 && mode !== 1 && mode !== SUBSCRIBE_SHARED) {
+          r.fail(ErrorCode.badFrame, 'ackMode', `ackMode ${mode} is not 0 (auto), 1 (client) or 2 (auto, shared)`, r.pos - 1);
+        }
         const ackMode: AckMode = mode === 1 ? 'client' : 'auto';
         const prefetch = r.u32('prefetch');
         const destination = this.#destination(r);
         r.done();
-        d.processSubscribe({ requestId, subscriptionId, destination, ackMode, prefetch });
+        d.processSubscribe({ requestId, subscriptionId, destination, ackMode, prefetch, shared: mode === SUBSCRIBE_SHARED });
         return;
       }
       case Opcode.FLUSH:
@@ -552,13 +555,14 @@ export class BinaryDecoder {
       case Opcode.DELIVER: {
         const subscriptionId = r.u32('subscriptionId');
         const tag = r.u64('tag');
-        const flags = r.flags('flags', DeliverFlag.PROPERTIES | DeliverFlag.REDELIVERED);
+        const flags = r.flags('flags', DeliverFlag.PROPERTIES | DeliverFlag.REDELIVERED | DeliverFlag.STREAM);
         const exchange = this.#exchanges.read(r, r.u8('exchange'), 'exchange');
         const routingKey = this.#routingKeys.read(r, r.u8('routingKey'), 'routingKey');
         const properties = flags & DeliverFlag.PROPERTIES ? this.#properties(r) : null;
         const payload = r.view(r.remaining, 'payload');
         d.processDeliver({
           subscriptionId,
+          stream: (flags & DeliverFlag.STREAM) !== 0,
           tag,
           redelivered: (flags & DeliverFlag.REDELIVERED) !== 0,
           exchange,
@@ -601,6 +605,11 @@ export class BinaryDecoder {
         const messages = r.u32('messages');
         const bytes = r.u32('bytes');
         d.processCredit({ messages, bytes });
+        return;
+      }
+      case Opcode.STREAM: {
+        const subscriptionId = r.u32('subscriptionId');
+        d.processStream({ subscriptionId, streamId: r.u32('streamId') });
         return;
       }
       case Opcode.DROPPED: {

@@ -16,6 +16,7 @@ import type { HeaderTable } from './field-table.js';
 import { encodedPropertiesLength, encodedTableLength, writePropertiesUnchecked, writeTableUnchecked } from './properties.js';
 import {
   AckModeByte,
+  SUBSCRIBE_SHARED,
   ConfirmFlag,
   DeliverFlag,
   ExchangeDeclareFlag,
@@ -201,14 +202,16 @@ export class BinaryFrameWriter {
   }
 
   /** SUBSCRIBE. `prefetch` bounds unacked deliveries for client ack; 0 = no limit (AMQP basic.qos). */
-  subscribe(requestId: number, subscriptionId: number, destination: string, ackMode: AckMode = 'auto', prefetch = 0): this {
+  /** `shared` (auto ack only): the client takes this subscription's deliveries through a shared stream (STREAM op). */
+  subscribe(requestId: number, subscriptionId: number, destination: string, ackMode: AckMode = 'auto', prefetch = 0, shared = false): this {
     this.#begin(Opcode.SUBSCRIBE, 15 + 3 * destination.length);
     this.#u32(requestId, 'requestId');
     this.#u32(subscriptionId, 'subscriptionId');
     if (ackMode !== 'auto' && ackMode !== 'client') {
       this.#fail(new RangeError(`ackMode must be "auto" or "client" (got ${JSON.stringify(ackMode)})`));
     }
-    this.#u8(AckModeByte[ackMode]);
+    if (shared && ackMode !== 'auto') this.#fail(new RangeError('only auto-ack subscriptions can be shared'));
+    this.#u8(shared ? SUBSCRIBE_SHARED : AckModeByte[ackMode]);
     this.#u32(prefetch, 'prefetch');
     this.#str16(destination, MAX_DESTINATION_BYTES, 'destination');
     return this.#end();
@@ -319,7 +322,8 @@ export class BinaryFrameWriter {
    * DELIVER one message whose exchange and routing key are UTF-8 bytes of `src` (a ring record,
    * where the shard wrote them): copied as they are, never decoded into strings and encoded back.
    * The sender vouches for them (at most 255 bytes each, valid UTF-8: the broker checked them when
-   * the message was published).
+   * the message was published). With `stream`, `subscriptionId` is a stream id (STREAM op) and
+   * `tag` 0: the op's bytes are then the same for every subscriber of the stream.
    */
   deliverFromBytes(
     subscriptionId: number,
@@ -333,6 +337,7 @@ export class BinaryFrameWriter {
     properties: Uint8Array | null,
     payloadOffset: number,
     payloadLength: number,
+    stream = false,
   ): this {
     if (exchangeLength > MAX_SHORTSTR_BYTES || keyLength > MAX_SHORTSTR_BYTES) {
       throw new RangeError(
@@ -343,7 +348,9 @@ export class BinaryFrameWriter {
     this.#begin(Opcode.DELIVER, 15 + exchangeLength + keyLength + (propsLength < 0 ? 0 : 4 + propsLength) + payloadLength);
     this.#u32(subscriptionId, 'subscriptionId');
     this.#u64(tag, 'tag');
-    this.#u8((propsLength < 0 ? 0 : DeliverFlag.PROPERTIES) | (redelivered ? DeliverFlag.REDELIVERED : 0));
+    this.#u8(
+      (propsLength < 0 ? 0 : DeliverFlag.PROPERTIES) | (redelivered ? DeliverFlag.REDELIVERED : 0) | (stream ? DeliverFlag.STREAM : 0),
+    );
     const buf = this.#buf;
     buf[this.#pos++] = exchangeLength;
     for (let i = 0; i < exchangeLength; i++) buf[this.#pos++] = src[exchangeOffset + i];
@@ -427,6 +434,14 @@ export class BinaryFrameWriter {
     this.#begin(Opcode.CREDIT, 8);
     this.#u32(messages, 'messages');
     this.#u32(bytes, 'bytes');
+    return this.#end();
+  }
+
+  /** STREAM: `subscriptionId`'s deliveries come from now on as stream DELIVERs of `streamId`. */
+  stream(subscriptionId: number, streamId: number): this {
+    this.#begin(Opcode.STREAM, 8);
+    this.#u32(subscriptionId, 'subscriptionId');
+    this.#u32(streamId, 'streamId');
     return this.#end();
   }
 

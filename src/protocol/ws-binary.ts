@@ -48,6 +48,7 @@ export const Opcode = {
   CANCEL: 0x44,
   CREDIT: 0x45,
   DROPPED: 0x46,
+  STREAM: 0x47,
 } as const;
 export type Opcode = (typeof Opcode)[keyof typeof Opcode];
 
@@ -93,6 +94,7 @@ export const OP_MIN_BODY: Readonly<Record<Opcode, number>> = {
   [Opcode.CANCEL]: 7,
   [Opcode.CREDIT]: 8, // messages, bytes
   [Opcode.DROPPED]: 14, // subscription, u64 count, u16 destination length
+  [Opcode.STREAM]: 8, // subscription, stream
 };
 
 /** Ops whose body has exactly this size; any other length is rejected at the header. */
@@ -104,6 +106,7 @@ export const OP_FIXED_BODY: Readonly<Partial<Record<Opcode, number>>> = {
   [Opcode.CONFIRM]: 9,
   [Opcode.FLUSH]: 4,
   [Opcode.CREDIT]: 8,
+  [Opcode.STREAM]: 8,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -111,7 +114,11 @@ export const OP_FIXED_BODY: Readonly<Partial<Record<Opcode, number>>> = {
 // so a v1 peer never silently ignores something a later version meant.
 
 export const PublishFlag = { PROPERTIES: 0x01 } as const;
-export const DeliverFlag = { PROPERTIES: 0x01, REDELIVERED: 0x02 } as const;
+/**
+ * STREAM: the delivery is one of a shared stream (its subscriptionId field is the stream id of a
+ * STREAM op, its tag 0): the same bytes go to every subscriber of the stream.
+ */
+export const DeliverFlag = { PROPERTIES: 0x01, REDELIVERED: 0x02, STREAM: 0x04 } as const;
 export const SettleFlag = { MULTIPLE: 0x01, REQUEUE: 0x02 } as const;
 export const ConfirmFlag = { MULTIPLE: 0x01, NACK: 0x02 } as const;
 export const ExchangeDeclareFlag = { PASSIVE: 0x01, DURABLE: 0x02, AUTO_DELETE: 0x04, INTERNAL: 0x08 } as const;
@@ -119,8 +126,9 @@ export const QueueDeclareFlag = { PASSIVE: 0x01, DURABLE: 0x02, EXCLUSIVE: 0x04,
 export const ExchangeDeleteFlag = { IF_UNUSED: 0x01 } as const;
 export const QueueDeleteFlag = { IF_UNUSED: 0x01, IF_EMPTY: 0x02 } as const;
 
-/** SUBSCRIBE ack mode byte. */
+/** SUBSCRIBE ack mode byte: bit 0 the mode; SHARED (auto only) lets the broker deliver through a shared stream. */
 export const AckModeByte = { auto: 0, client: 1 } as const;
+export const SUBSCRIBE_SHARED = 0x02;
 export type AckMode = keyof typeof AckModeByte;
 
 /**
@@ -255,6 +263,8 @@ export interface SubscribeEvent {
   readonly ackMode: AckMode;
   /** Unacked deliveries allowed for client ack; 0 = no limit (AMQP basic.qos). */
   readonly prefetch: number;
+  /** The client takes deliveries through a shared stream (auto ack only: SUBSCRIBE_SHARED). */
+  readonly shared: boolean;
 }
 
 export interface UnsubscribeEvent {
@@ -332,7 +342,10 @@ export interface ExchangeBindingEvent {
 }
 
 export interface DeliverEvent {
+  /** The subscription, or with `stream` the stream id (every subscription a STREAM op mapped to it). */
   readonly subscriptionId: number;
+  /** A delivery of a shared stream (tag 0: auto-ack, settled on send). */
+  readonly stream: boolean;
   readonly tag: number;
   readonly redelivered: boolean;
   /** `amq.topic` for /topic/, '' (default exchange) for /queue/, the exchange for /exchange/. */
@@ -387,6 +400,12 @@ export interface CreditEvent {
   readonly bytes: number;
 }
 
+/** STREAM: deliveries of `subscriptionId` come from now on as DELIVERs with the STREAM flag and `streamId`. */
+export interface StreamEvent {
+  readonly subscriptionId: number;
+  readonly streamId: number;
+}
+
 /** DROPPED: the broker discarded `count` messages of a slow subscription (since the last DROPPED). */
 export interface DroppedEvent {
   readonly subscriptionId: number;
@@ -424,6 +443,7 @@ export interface BinaryClientDispatcher {
   processCancel(ev: CancelEvent): void;
   processCredit(ev: CreditEvent): void;
   processDropped(ev: DroppedEvent): void;
+  processStream(ev: StreamEvent): void;
 }
 
 // ---------------------------------------------------------------------------------------------

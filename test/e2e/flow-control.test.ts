@@ -44,6 +44,7 @@ async function rawBinary(url: string): Promise<RawBinary> {
       raw.credits += ev.messages;
     },
     processDropped: noop,
+    processStream: noop,
   };
   const decoder = new BinaryDecoder(Direction.toClient, dispatcher);
   ws.on('message', (data: Buffer, isBinary: boolean) => {
@@ -87,41 +88,51 @@ describe('e2e - flow control', () => {
   }
 
   it('credit - a fast publisher and a slow subscriber that keeps up: nothing is lost, nothing reordered, and the publisher was held', async () => {
-    const sub = await connect(broker.url, { bufferSize: 64 });
-    const pub = await connect(broker.url);
-    clients.push(sub, pub);
-    const n = 30_000;
-    const seen: number[] = [];
-    let outOfOrder = 0;
-    // Slow: every 500th message the handler waits 20 ms (~40% of the time waiting at the rate the
-    // publisher offers), but it never stops for long: its socket never stays above high water.
-    await sub.subscribe('/topic/flow.keepsup', {}, async (m) => {
-      const i = Number(m.text());
-      if (seen.length > 0 && i !== seen[seen.length - 1] + 1) outOfOrder++;
-      seen.push(i);
-      if (i % 500 === 0) await new Promise((r) => setTimeout(r, 20));
-    });
-    const holdsBefore = (await brokerStats(broker.url)).overflow.reduce((s, o) => s + (o.flowHolds ?? 0), 0);
-    const pending: Promise<void>[] = [];
-    for (let i = 0; i < n; i++) {
-      pub.publishNoWait('/topic/flow.keepsup', String(i));
-      if ((i + 1) % 1024 === 0) {
-        pending.push(pub.flush());
-        if (pending.length >= 4) await pending.shift();
+    // Its own broker: --slow-consumer-ms far above the subscriber's pauses, so it is never slow,
+    // only behind: the broker must hold the publisher rather than drop anything.
+    const own = await startBroker({ shards: '2', 'topic-buffer': '200', 'delivery-window': '256', 'slow-consumer-ms': '20000' });
+    const sub = await connect(own.url, { bufferSize: 64 });
+    const pub = await connect(own.url);
+    try {
+      const n = 30_000;
+      const seen: number[] = [];
+      let outOfOrder = 0;
+      // Behind: every 5,000th message the handler stops for 400 ms. 4 KiB bodies, 120 MB in all,
+      // so what the publisher offers meanwhile is more than loopback's socket buffers take
+      // (tcp_rmem reaches 32 MiB here) and the broker sees the socket above high water.
+      await sub.subscribe('/topic/flow.keepsup', {}, async (m) => {
+        const i = Number(m.text().split(':')[0]);
+        if (seen.length > 0 && i !== seen[seen.length - 1] + 1) outOfOrder++;
+        seen.push(i);
+        if (i % 5000 === 4999) await new Promise((r) => setTimeout(r, 400));
+      });
+      const holdsBefore = (await brokerStats(own.url)).overflow.reduce((s, o) => s + (o.flowHolds ?? 0), 0);
+      const pending: Promise<void>[] = [];
+      const pad = 'x'.repeat(4096);
+      for (let i = 0; i < n; i++) {
+        pub.publishNoWait('/topic/flow.keepsup', `${i}:${pad}`);
+        if ((i + 1) % 1024 === 0) {
+          pending.push(pub.flush());
+          if (pending.length >= 4) await pending.shift();
+        }
       }
+      await Promise.all([...pending, pub.flush()]);
+      await waitFor(() => seen.length >= n, 30_000, `all ${n} messages (have ${seen.length})`);
+      const stats = await brokerStats(own.url);
+      expect(seen.length).toBe(n);
+      expect(outOfOrder).toBe(0);
+      expect(seen[n - 1]).toBe(n - 1);
+      expect(stats.shards.reduce((s, x) => s + x.dropped, 0)).toBe(0);
+      expect(sub.stats.brokerDropped).toBe(0);
+      // The subscription's queue went past its 200 messages: the broker held the publisher instead.
+      const holds = stats.overflow.reduce((s, o) => s + (o.flowHolds ?? 0), 0);
+      expect(holds).toBeGreaterThan(holdsBefore);
+    } finally {
+      await sub.close();
+      await pub.close();
+      await own.stop();
     }
-    await Promise.all([...pending, pub.flush()]);
-    await waitFor(() => seen.length >= n, 20_000, `all ${n} messages (have ${seen.length})`);
-    const stats = await brokerStats(broker.url);
-    expect(seen.length).toBe(n);
-    expect(outOfOrder).toBe(0);
-    expect(seen[n - 1]).toBe(n - 1);
-    expect(stats.shards.reduce((s, x) => s + x.dropped, 0)).toBe(0);
-    expect(sub.stats.brokerDropped).toBe(0);
-    // The subscription's queue went past its 200 messages: the broker held the publisher instead.
-    const holds = stats.overflow.reduce((s, o) => s + (o.flowHolds ?? 0), 0);
-    expect(holds).toBeGreaterThan(holdsBefore);
-  }, 40_000);
+  }, 60_000);
 
   it('slow consumer - a client-ack topic subscriber that stops acking is slow after --slow-consumer-ms; the healthy one beside it gets everything', async () => {
     const stuck = await connect(broker.url);
@@ -255,6 +266,7 @@ describe('e2e - flow control', () => {
       processCancel: () => undefined,
       processCredit: () => undefined,
       processDropped: () => undefined,
+      processStream: () => undefined,
     });
     raw.ws.on('message', (data: Buffer) => decoder.decodeFrame(data));
     const w = new BinaryFrameWriter();

@@ -80,6 +80,7 @@ function countServerFrame(data: WebSocket.RawData, isBinary: boolean): void {
     processCancel: onCoded,
     processCredit: () => undefined,
     processDropped: () => undefined,
+    processStream: () => undefined,
   };
   try {
     new BinaryDecoder(Direction.toClient, dispatcher).decodeFrame(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength));

@@ -60,6 +60,7 @@ const CLIENT_METHODS = [
   'processCancel',
   'processCredit',
   'processDropped',
+  'processStream',
 ] as const;
 
 interface Recorded {
@@ -129,6 +130,7 @@ function clientOps(w: BinaryFrameWriter): Recorded[] {
   w.confirmSelect(1);
   w.subscribe(2, 10, '/queue/jobs', 'client', 100);
   w.subscribe(0, 11, '/topic/#', 'auto', 0);
+  w.subscribe(4, 12, '/topic/a.*', 'auto', 0, true);
   w.unsubscribe(3, 10);
   w.ack(1);
   w.ack(Number.MAX_SAFE_INTEGER, true);
@@ -171,8 +173,18 @@ function clientOps(w: BinaryFrameWriter): Recorded[] {
     },
     { op: 'processPublishBatch', ev: { destination: '/queue/none', properties: null, payloads: [] } },
     { op: 'processConfirmSelect', ev: { requestId: 1 } },
-    { op: 'processSubscribe', ev: { requestId: 2, subscriptionId: 10, destination: '/queue/jobs', ackMode: 'client', prefetch: 100 } },
-    { op: 'processSubscribe', ev: { requestId: 0, subscriptionId: 11, destination: '/topic/#', ackMode: 'auto', prefetch: 0 } },
+    {
+      op: 'processSubscribe',
+      ev: { requestId: 2, subscriptionId: 10, destination: '/queue/jobs', ackMode: 'client', prefetch: 100, shared: false },
+    },
+    {
+      op: 'processSubscribe',
+      ev: { requestId: 0, subscriptionId: 11, destination: '/topic/#', ackMode: 'auto', prefetch: 0, shared: false },
+    },
+    {
+      op: 'processSubscribe',
+      ev: { requestId: 4, subscriptionId: 12, destination: '/topic/a.*', ackMode: 'auto', prefetch: 0, shared: true },
+    },
     { op: 'processUnsubscribe', ev: { requestId: 3, subscriptionId: 10 } },
     { op: 'processAck', ev: { tag: 1, multiple: false } },
     { op: 'processAck', ev: { tag: Number.MAX_SAFE_INTEGER, multiple: true } },
@@ -254,15 +266,29 @@ function serverOps(w: BinaryFrameWriter): Recorded[] {
   w.cancel(10, 'not_found', 'queue jobs was deleted');
   w.credit(16_384, 0xffffffff);
   w.dropped(11, Number.MAX_SAFE_INTEGER, '/topic/ünï.#');
+  w.stream(12, 0xfffffffe);
+  // A shared stream's delivery: stream id in the subscription field, tag 0, names copied from a ring.
+  const names = utf8('amq.topica.b');
+  w.deliverFromBytes(0xfffffffe, 0, false, names, 0, 9, 9, 3, PROPS_BYTES, 0, 4, true);
   return [
     {
       op: 'processDeliver',
-      ev: { subscriptionId: 10, tag: 1, redelivered: false, exchange: '', routingKey: 'jobs', properties: null, payload: utf8('job 1') },
+      ev: {
+        subscriptionId: 10,
+        stream: false,
+        tag: 1,
+        redelivered: false,
+        exchange: '',
+        routingKey: 'jobs',
+        properties: null,
+        payload: utf8('job 1'),
+      },
     },
     {
       op: 'processDeliver',
       ev: {
         subscriptionId: 10,
+        stream: false,
         tag: 2,
         redelivered: true,
         exchange: '',
@@ -275,6 +301,7 @@ function serverOps(w: BinaryFrameWriter): Recorded[] {
       op: 'processDeliver',
       ev: {
         subscriptionId: 11,
+        stream: false,
         tag: Number.MAX_SAFE_INTEGER,
         redelivered: false,
         exchange: 'amq.topic',
@@ -287,6 +314,7 @@ function serverOps(w: BinaryFrameWriter): Recorded[] {
       op: 'processDeliver',
       ev: {
         subscriptionId: 12,
+        stream: false,
         tag: 3,
         redelivered: false,
         exchange: 'logs',
@@ -308,6 +336,20 @@ function serverOps(w: BinaryFrameWriter): Recorded[] {
     { op: 'processCancel', ev: { subscriptionId: 10, code: 'not_found', message: 'queue jobs was deleted' } },
     { op: 'processCredit', ev: { messages: 16_384, bytes: 0xffffffff } },
     { op: 'processDropped', ev: { subscriptionId: 11, count: Number.MAX_SAFE_INTEGER, destination: '/topic/ünï.#' } },
+    { op: 'processStream', ev: { subscriptionId: 12, streamId: 0xfffffffe } },
+    {
+      op: 'processDeliver',
+      ev: {
+        subscriptionId: 0xfffffffe,
+        stream: true,
+        tag: 0,
+        redelivered: false,
+        exchange: 'amq.topic',
+        routingKey: 'a.b',
+        properties: PROPS_BYTES,
+        payload: utf8('amq.'),
+      },
+    },
   ];
 }
 
@@ -461,6 +503,7 @@ describe('ws-binary - wire bytes (docs/protocol.md examples)', () => {
       [Opcode.CANCEL, () => w.cancel(0, '', '')],
       [Opcode.CREDIT, () => w.credit(0, 0)],
       [Opcode.DROPPED, () => w.dropped(0, 0, '')],
+      [Opcode.STREAM, () => w.stream(0, 0)],
     ];
     expect(sizes.map(([op]) => op).sort((a, b) => a - b)).toEqual(Object.values(Opcode).sort((a, b) => a - b));
     for (const [op, write] of sizes) {
@@ -766,7 +809,7 @@ describe('ws-binary - malformed input', () => {
     ],
     ['ACK with tag above 2^53 - 1', '06 09 00 00 00 00 00 00 00 00 00 00 20 00', 'ACK.tag', /above 2\^53 - 1/],
     ['NACK with a reserved flag bit', '07 09 00 00 00 04 01 00 00 00 00 00 00 00', 'NACK.flags', /reserved/],
-    ['SUBSCRIBE with ack mode 2', '04 0f 00 00 00 00000000 01000000 02 00000000 0000', 'SUBSCRIBE.ackMode', /ackMode 2/],
+    ['SUBSCRIBE with ack mode 3', '04 0f 00 00 00 00000000 01000000 03 00000000 0000', 'SUBSCRIBE.ackMode', /ackMode 3/],
     ['SUBSCRIBE with a trailing byte', '04 10 00 00 00 00000000 01000000 00 00000000 0000 ff', 'SUBSCRIBE.end', /1 unexpected bytes/],
     ['PUBLISH_BATCH with an impossible count', '02 07 00 00 00 00 00 00 ffffff0f', 'PUBLISH_BATCH.count', /count 268435455 needs/],
     [
@@ -940,6 +983,7 @@ describe('ws-binary - frame writer', () => {
     expect(() => w.publish('/topic/' + 'x'.repeat(600), utf8('x'))).toThrow(/destination must be at most 521 UTF-8 bytes/);
     expect(() => w.publish('/topic/' + 'é'.repeat(300), utf8('x'))).toThrow(RangeError);
     expect(() => w.subscribe(1, 2, '/topic/x', 'manual' as 'auto')).toThrow(/ackMode must be "auto" or "client"/);
+    expect(() => w.subscribe(1, 2, '/topic/x', 'client', 10, true)).toThrow(/only auto-ack subscriptions can be shared/);
     expect(() => w.subscribe(-1, 2, '/topic/x')).toThrow(/requestId must be an integer from 0 to 2\^32 - 1/);
     expect(() => w.ack(1.5)).toThrow(/tag must be an integer from 0 to 2\^53 - 1/);
     expect(() => w.confirm(2 ** 53)).toThrow(RangeError);

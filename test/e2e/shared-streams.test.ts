@@ -1,0 +1,187 @@
+/**
+ * Fan-out late (src/front/delivery-groups.ts): auto-ack `/topic/` subscriptions of the exported
+ * client to one pattern share one stream, one shard record and one encoded frame per message.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Broker } from '../../src/front/broker.js';
+import { connect, type Message, type ShardmqClient } from '../../src/index.js';
+import { startBroker } from '../helpers/broker.js';
+import { brokerStats, waitFor } from '../helpers/http.js';
+import { JsonWsClient } from '../helpers/ws-client.js';
+
+interface QueueRow {
+  name: string;
+  consumers: number;
+}
+
+const queues = async (broker: Broker): Promise<QueueRow[]> => (await (await fetch(`${broker.url}/v1/queues`)).json()) as QueueRow[];
+const delivered = async (broker: Broker): Promise<number> => (await brokerStats(broker.url)).shards.reduce((s, x) => s + x.delivered, 0);
+
+describe('e2e - shared streams', () => {
+  let broker: Broker;
+  const clients: ShardmqClient[] = [];
+  const open = async (options?: Parameters<typeof connect>[1]): Promise<ShardmqClient> => {
+    const c = await connect(broker.url, options);
+    clients.push(c);
+    return c;
+  };
+
+  beforeAll(async () => {
+    broker = await startBroker({ shards: '2' });
+  });
+  afterAll(async () => {
+    await Promise.all(clients.map((c) => c.close()));
+    await broker.stop();
+  });
+
+  it('one record per message for every member: each gets all, in order, with its exchange, key and properties', async () => {
+    const members = await Promise.all([open(), open(), open()]);
+    const got: Message[][] = [[], [], []];
+    for (const [i, c] of members.entries()) await c.subscribe('/topic/shared.*', {}, (m) => void got[i].push(m));
+    // Beside them, a JSON subscriber (its own queue, as before).
+    const json = await JsonWsClient.connect(broker.url);
+    await json.subscribe('j', '/topic/shared.*');
+    const before = await delivered(broker);
+    const pub = await open();
+    const n = 300;
+    for (let i = 0; i < n; i++) pub.publishNoWait(`/topic/shared.k${i % 3}`, `m${i}`, { properties: { headers: { i } } });
+    await pub.flush();
+    await waitFor(() => got.every((g) => g.length >= n), 10_000, 'every member has every message');
+    for (const g of got) {
+      expect(g.map((m) => m.text())).toEqual(Array.from({ length: n }, (_, i) => `m${i}`));
+      expect(g.map((m) => m.destination)).toEqual(Array.from({ length: n }, (_, i) => `/topic/shared.k${i % 3}`));
+      expect(g.every((m, i) => m.exchange === 'amq.topic' && m.properties.headers?.i === i && m.tag === 0 && m.settled)).toBe(true);
+    }
+    expect((await json.messages(n, 'j')).map((f) => f.payload)).toEqual(Array.from({ length: n }, (_, i) => `m${i}`));
+    // The shards wrote one delivery per message for the three members, plus the JSON subscriber's own.
+    expect((await delivered(broker)) - before).toBe(2 * n);
+    const stream = (await queues(broker)).filter((q) => q.consumers === 1 && q.name.startsWith('amq.gen-'));
+    expect(stream.length).toBeGreaterThanOrEqual(2); // the stream's queue and the JSON subscriber's
+    await json.close();
+  });
+
+  it('two subscriptions of one client to one pattern both get every message; the stream ends with its last member', async () => {
+    const c = await open();
+    const a: string[] = [];
+    const b: string[] = [];
+    const subA = await c.subscribe('/topic/twice.#', {}, (m) => void a.push(m.text()));
+    const subB = await c.subscribe('/topic/twice.#', {}, (m) => void b.push(m.text()));
+    const other = await open();
+    const o: string[] = [];
+    const subO = await other.subscribe('/topic/twice.#', {}, (m) => void o.push(m.text()));
+    const queuesBefore = (await queues(broker)).length;
+    const pub = await open();
+    for (let i = 0; i < 50; i++) pub.publishNoWait('/topic/twice.x', `t${i}`);
+    await pub.flush();
+    await waitFor(() => a.length >= 50 && b.length >= 50 && o.length >= 50, 5000, 'all three');
+    expect(a).toEqual(b);
+    expect(o).toEqual(a);
+    // One member of the stream leaves: the others go on.
+    await subA.unsubscribe();
+    for (let i = 50; i < 60; i++) pub.publishNoWait('/topic/twice.x', `t${i}`);
+    await pub.flush();
+    await waitFor(() => b.length >= 60 && o.length >= 60, 5000, 'after one left');
+    expect(a).toHaveLength(50);
+    expect(b.slice(50)).toEqual(Array.from({ length: 10 }, (_, i) => `t${50 + i}`));
+    await subB.unsubscribe();
+    await subO.unsubscribe();
+    // The last member gone, the stream's queue goes too.
+    await waitFor(async () => (await queues(broker)).length === queuesBefore - 1, 5000, 'the stream queue dropped');
+  });
+
+  it('deleting the stream queue (management API) cancels every member; a new subscription starts a new stream', async () => {
+    const a = await open();
+    const b = await open();
+    // With a handler, a cancel is also reported as an 'error' event.
+    const reported: string[] = [];
+    for (const c of [a, b]) c.on('error', (e) => reported.push(e.code));
+    const subA = await a.subscribe('/topic/gone.x', {}, () => undefined);
+    const subB = await b.subscribe('/topic/gone.x', {}, () => undefined);
+    const bindings = (await (await fetch(`${broker.url}/v1/bindings`)).json()) as Array<{ destination: string; routing_key: string }>;
+    const queue = bindings.find((x) => x.routing_key === 'gone.x')?.destination;
+    expect(queue).toMatch(/^amq\.gen-/);
+    expect((await fetch(`${broker.url}/v1/queues/${queue}`, { method: 'DELETE' })).status).toBe(200);
+    const [endA, endB] = await Promise.all([subA.closed, subB.closed]);
+    expect(endA.reason).toBe('cancelled');
+    expect(endB.reason).toBe('cancelled');
+    expect(reported).toEqual(['consumer_cancelled', 'consumer_cancelled']);
+    const again: string[] = [];
+    await a.subscribe('/topic/gone.x', {}, (m) => void again.push(m.text()));
+    const pub = await open();
+    pub.publishNoWait('/topic/gone.x', 'after');
+    await pub.flush();
+    await waitFor(() => again.length === 1, 5000, 'the new stream');
+    expect(again).toEqual(['after']);
+  });
+
+  it('a member that joins later starts with the messages after it subscribed', async () => {
+    const early = await open();
+    const e: string[] = [];
+    await early.subscribe('/topic/late.x', {}, (m) => void e.push(m.text()));
+    const pub = await open();
+    for (let i = 0; i < 20; i++) pub.publishNoWait('/topic/late.x', `a${i}`);
+    await pub.flush();
+    await waitFor(() => e.length >= 20, 5000, 'early member');
+    const late = await open();
+    const l: string[] = [];
+    await late.subscribe('/topic/late.x', {}, (m) => void l.push(m.text()));
+    for (let i = 0; i < 20; i++) pub.publishNoWait('/topic/late.x', `b${i}`);
+    await pub.flush();
+    await waitFor(() => e.length >= 40 && l.length >= 20, 5000, 'both');
+    expect(l).toEqual(Array.from({ length: 20 }, (_, i) => `b${i}`));
+  });
+});
+
+describe('e2e - shared streams, a slow member (--slow-consumer drop)', () => {
+  let broker: Broker;
+  beforeAll(async () => {
+    broker = await startBroker({ shards: '1', 'slow-consumer-ms': '200', 'topic-buffer': '2000' });
+  });
+  afterAll(async () => {
+    await broker.stop();
+  });
+
+  it('only the stalled member misses messages; it is told exactly how many; the others get all', async () => {
+    const healthy = await connect(broker.url);
+    const stalled = await connect(broker.url);
+    const pub = await connect(broker.url);
+    try {
+      const h: number[] = [];
+      const s: number[] = [];
+      let release: () => void = () => undefined;
+      const held = new Promise<void>((r) => {
+        release = r;
+      });
+      await healthy.subscribe('/topic/slow.x', {}, (m) => void h.push(Number(m.text().split(':')[0])));
+      // The stalled one stops in its handler: its buffer fills, the client stops reading, its socket
+      // fills past high water and stays there past --slow-consumer-ms.
+      const stalledSub = await stalled.subscribe('/topic/slow.x', { bufferSize: 16 }, async (m) => {
+        s.push(Number(m.text().split(':')[0]));
+        if (s.length === 1) await held;
+      });
+      const n = 30_000;
+      const pad = 'x'.repeat(2048); // 60 MB: more than loopback's socket buffers take
+      const pending: Promise<void>[] = [];
+      for (let i = 0; i < n; i++) {
+        pub.publishNoWait('/topic/slow.x', `${i}:${pad}`);
+        if ((i + 1) % 1024 === 0) {
+          pending.push(pub.flush());
+          if (pending.length >= 4) await pending.shift();
+        }
+      }
+      await Promise.all([...pending, pub.flush()]);
+      await waitFor(() => h.length >= n, 20_000, `the healthy member's ${n} messages (have ${h.length})`);
+      expect(h).toEqual(Array.from({ length: n }, (_, i) => i));
+      release();
+      await waitFor(() => s.length + stalledSub.brokerDropped >= n, 20_000, 'the stalled member caught up or was told');
+      // What it got is in order, without duplicates, and with what it was told it lost makes n.
+      expect(s.every((x, i) => i === 0 || x > s[i - 1])).toBe(true);
+      expect(stalledSub.brokerDropped).toBeGreaterThan(0);
+      expect(s.length + stalledSub.brokerDropped).toBe(n);
+      const stats = await brokerStats(broker.url);
+      expect(stats.slowConsumers.dropped).toBe(stalledSub.brokerDropped);
+    } finally {
+      await Promise.all([healthy.close(), stalled.close(), pub.close()]);
+    }
+  }, 60_000);
+});

@@ -12,6 +12,7 @@
  */
 import type { RingProducer } from '../ring/spsc-ring.js';
 import { utf8Length, writeUtf8 } from './ws-binary.js';
+import { StringCache } from './string-cache.js';
 
 /** Main → shard kinds are < 64, shard → main kinds ≥ 64, so a misrouted record is caught at once. */
 export const RecordKind = {
@@ -455,6 +456,8 @@ export class RecordReader {
   readonly #view: DataView;
   /** deliver()'s scratch: it reads through deliverHead. */
   readonly #head = newDeliverHead();
+  readonly #exchanges = new StringCache(255);
+  readonly #routingKeys = new StringCache(255);
 
   constructor(bytes: Uint8Array, view: DataView) {
     this.#buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -473,6 +476,16 @@ export class RecordReader {
     return this.#view.getFloat64(at, true);
   }
 
+  /** A name of `n` bytes at `at` (written by the other side from a string, so valid UTF-8), through `cache`. */
+  #name(cache: StringCache, at: number, n: number): string {
+    const buf = this.#buf;
+    const hit = cache.lookup(buf, at, n);
+    if (hit !== undefined) return hit;
+    const s = buf.toString('utf8', at, at + n);
+    cache.remember(buf, at, n, s);
+    return s;
+  }
+
   /** Decodes a publish or republish record. */
   publish(at: number, out: PublishRecord): PublishRecord {
     const v = this.#view;
@@ -482,8 +495,8 @@ export class RecordReader {
     const exLen = v.getUint16(at + 10, true);
     const keyLen = v.getUint16(at + 12, true);
     const s = at + PUBLISH_FIXED;
-    out.exchange = exLen === 0 ? '' : this.#buf.toString('utf8', s, s + exLen);
-    out.routingKey = keyLen === 0 ? '' : this.#buf.toString('utf8', s + exLen, s + exLen + keyLen);
+    out.exchange = exLen === 0 ? '' : this.#name(this.#exchanges, s, exLen);
+    out.routingKey = keyLen === 0 ? '' : this.#name(this.#routingKeys, s + exLen, keyLen);
     out.propsLength = v.getUint32(at + 16, true);
     out.propsOffset = s + exLen + keyLen;
     out.payloadLength = v.getUint32(at + 20, true);

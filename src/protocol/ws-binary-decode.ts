@@ -21,6 +21,7 @@
  * no input can make it spin.
  */
 import { ErrorCode } from './errors.js';
+import { StringCache } from './string-cache.js';
 import { DEFAULT_TABLE_LIMITS, MAX_HEADER_DEPTH, MAX_HEADER_ENTRIES, readProperties, readTable } from './properties.js';
 import type { TableLimits } from './properties.js';
 import type { HeaderTable } from './field-table.js';
@@ -102,41 +103,18 @@ for (const code of Object.values(Opcode)) {
   FIXED_BODY[dir][code] = OP_FIXED_BODY[code] ?? 0;
 }
 
-/** One-entry cache of the last string decoded in one position (destination, exchange, routing key). */
-class StringCache {
-  readonly #bytes: Uint8Array;
-  #length = -1;
-  #value = '';
-
-  constructor(capacity: number) {
-    this.#bytes = new Uint8Array(capacity);
+/** A name read from an op, through a one-entry cache of the last one read in its position. */
+function readCached(cache: StringCache, r: FieldReader, n: number, field: string): string {
+  r.need(n, field);
+  const hit = cache.lookup(r.bytes, r.pos, n);
+  if (hit !== undefined) {
+    r.pos += n;
+    return hit;
   }
-
-  /**
-   * The `n`-byte string at `r.pos`. Publishers and subscriptions repeat destinations, so comparing
-   * against the last one's bytes usually replaces a UTF-8 decode.
-   */
-  read(r: FieldReader, n: number, field: string): string {
-    r.need(n, field);
-    const b = r.bytes;
-    const at = r.pos;
-    if (n === this.#length) {
-      const c = this.#bytes;
-      let i = 0;
-      while (i < n && c[i] === b[at + i]) i++;
-      if (i === n) {
-        r.pos += n;
-        return this.#value;
-      }
-    }
-    const s = n === 0 ? '' : r.text(n, field);
-    if (n <= this.#bytes.length) {
-      for (let i = 0; i < n; i++) this.#bytes[i] = b[at + i];
-      this.#length = n;
-      this.#value = s;
-    }
-    return s;
-  }
+  const at = r.pos;
+  const s = n === 0 ? '' : r.text(n, field);
+  cache.remember(r.bytes, at, n, s);
+  return s;
 }
 
 export class BinaryDecoder {
@@ -556,8 +534,8 @@ export class BinaryDecoder {
         const subscriptionId = r.u32('subscriptionId');
         const tag = r.u64('tag');
         const flags = r.flags('flags', DeliverFlag.PROPERTIES | DeliverFlag.REDELIVERED | DeliverFlag.STREAM);
-        const exchange = this.#exchanges.read(r, r.u8('exchange'), 'exchange');
-        const routingKey = this.#routingKeys.read(r, r.u8('routingKey'), 'routingKey');
+        const exchange = readCached(this.#exchanges, r, r.u8('exchange'), 'exchange');
+        const routingKey = readCached(this.#routingKeys, r, r.u8('routingKey'), 'routingKey');
         const properties = flags & DeliverFlag.PROPERTIES ? this.#properties(r) : null;
         const payload = r.view(r.remaining, 'payload');
         d.processDeliver({
@@ -630,7 +608,7 @@ export class BinaryDecoder {
     if (n > this.#maxDestination) {
       r.fail(ErrorCode.tooLarge, 'destination', `destination of ${n} bytes is over the limit of ${this.#maxDestination}`, r.pos - 2);
     }
-    return this.#destinations.read(r, n, 'destination');
+    return readCached(this.#destinations, r, n, 'destination');
   }
 
   /** `[u32 length][block]` → a view of the block, checked unless validateProperties is off. */

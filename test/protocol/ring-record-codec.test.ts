@@ -317,6 +317,20 @@ describe('InboundWriter.publish', () => {
     expect((drainOne(consumer, (_k, at) => copyPublish(reader, consumer.bytes, at)).decoded as { flags: number }).flags).toBe(0);
   });
 
+  it('publish - names repeated, alternated and of equal length decode right (the reader caches the last one)', () => {
+    const { producer, consumer, inbound, reader } = ring(1 << 16);
+    const keys = ['k.aa', 'k.aa', 'k.ab', 'k.aa', 'ü.xy', 'ü.xz', '', 'k.aa', 'x'.repeat(255), 'x'.repeat(254) + 'y', 'k.aa'];
+    const exchanges = ['amq.topic', 'amq.topic', 'amq.topiC', '', 'logs', 'amq.topic', 'amq.topic', 'e'.repeat(255), 'logs', 'logs', 'amq.topic'];
+    for (let i = 0; i < keys.length; i++) inbound.publish(i, 0, exchanges[i], keys[i], null, pattern(3));
+    producer.commit();
+    const out = newPublishRecord();
+    const seen = drain(consumer, (_k, at) => {
+      const r = reader.publish(at, out);
+      return [r.exchange, r.routingKey];
+    });
+    expect(seen.map((s) => s.decoded)).toEqual(keys.map((k, i) => [exchanges[i], k]));
+  });
+
   it('publish - the reused out-object is fully overwritten by the next decode', () => {
     const { producer, consumer, inbound, reader } = ring();
     inbound.publish(1, 11, 'long-exchange-name', 'long.routing.key', PROPERTIES_BLOCK, pattern(40), PUBLISH_FLAG_DEAD_LETTERED);

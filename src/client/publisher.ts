@@ -27,6 +27,7 @@ import { checkDestination } from './destination.js';
 import { ConnectionClosedError, ConnectionLostError, SaturatedError, TooLargeError, errorFromServer, type ShardmqError } from './errors.js';
 import type { ResolvedOptions } from './options.js';
 import type { ClientSession } from './session.js';
+import { PayloadSlab } from './payload-slab.js';
 
 export type Payload = string | Uint8Array;
 
@@ -89,6 +90,7 @@ export class Publisher {
   readonly #conn: Connection;
   readonly #options: ResolvedOptions;
   readonly #confirms = new PublishConfirms();
+  readonly #slab = new PayloadSlab();
   #frame: FrameEntry[] = [];
   #published = 0;
   /** Publish credit left on the current socket (none between sockets). */
@@ -321,7 +323,10 @@ export class Publisher {
         { op: 'PUBLISH' },
       );
     }
-    const publish: PreparedPublish = p.borrowed && p.payload.length > 0 ? { ...p, payload: new Uint8Array(p.payload), borrowed: false } : p;
+    // The caller may reuse a borrowed payload once publish returns: it waits as a copy, packed into
+    // a shared slab (a fresh ArrayBuffer per waiting publish was most of an open-loop publisher's GC).
+    const publish: PreparedPublish =
+      p.borrowed && p.payload.length > 0 ? { ...p, payload: this.#slab.copy(p.payload), borrowed: false } : p;
     this.#waiting.push({ publish, settle });
     this.#waitingCount++;
     this.#waitingBytes += p.size;
@@ -377,7 +382,7 @@ export class Publisher {
    * with a copy of a borrowed payload; once ready it goes through the credit check like any other.
    */
   #defer(p: PreparedPublish, settle: Settle | null): void {
-    const copy: PreparedPublish = p.borrowed && p.payload.length > 0 ? { ...p, payload: new Uint8Array(p.payload), borrowed: false } : p;
+    const copy: PreparedPublish = p.borrowed && p.payload.length > 0 ? { ...p, payload: this.#slab.copy(p.payload), borrowed: false } : p;
     this.#session.whenReady(
       copy.payload.length,
       () => {

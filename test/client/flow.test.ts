@@ -142,6 +142,32 @@ describe('client - flow control, confirms off, handler failures', () => {
     expect(errors.every((e) => e instanceof HandlerError)).toBe(true);
   });
 
+  it('frames - every payload arrives byte for byte while the client reuses its frame buffer for frame after frame', async () => {
+    // The connection hands `ws` its writer's bytes without a copy (ws masks them into its own
+    // buffer): a frame sent while the next one is being written must not change under it.
+    const consumer = await open();
+    const producer = await open({ batchMaxBytes: 16 * 1024 });
+    const n = 400;
+    const sent: Uint8Array[] = [];
+    let seed = 7;
+    for (let i = 0; i < n; i++) {
+      const b = new Uint8Array(1000 + (i % 7) * 700);
+      for (let k = 0; k < b.length; k++) {
+        seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+        b[k] = seed & 0xff;
+      }
+      b[0] = i & 0xff;
+      b[1] = i >> 8;
+      sent.push(b);
+    }
+    const got: Uint8Array[] = [];
+    await consumer.subscribe('/topic/frames.x', {}, (m) => void got.push(m.payload));
+    for (const b of sent) producer.publishNoWait('/topic/frames.x', b);
+    await producer.flush();
+    await expect.poll(() => got.length).toBe(n);
+    for (let i = 0; i < n; i++) expect(Buffer.compare(Buffer.from(got[i]), Buffer.from(sent[i])), `message ${i}`).toBe(0);
+  });
+
   it('close - waits for unconfirmed publishes, then refuses new work with ConnectionClosedError', async () => {
     const c = await connect(broker.url);
     const closedEvents: unknown[] = [];

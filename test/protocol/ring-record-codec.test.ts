@@ -320,7 +320,19 @@ describe('InboundWriter.publish', () => {
   it('publish - names repeated, alternated and of equal length decode right (the reader caches the last one)', () => {
     const { producer, consumer, inbound, reader } = ring(1 << 16);
     const keys = ['k.aa', 'k.aa', 'k.ab', 'k.aa', 'ü.xy', 'ü.xz', '', 'k.aa', 'x'.repeat(255), 'x'.repeat(254) + 'y', 'k.aa'];
-    const exchanges = ['amq.topic', 'amq.topic', 'amq.topiC', '', 'logs', 'amq.topic', 'amq.topic', 'e'.repeat(255), 'logs', 'logs', 'amq.topic'];
+    const exchanges = [
+      'amq.topic',
+      'amq.topic',
+      'amq.topiC',
+      '',
+      'logs',
+      'amq.topic',
+      'amq.topic',
+      'e'.repeat(255),
+      'logs',
+      'logs',
+      'amq.topic',
+    ];
     for (let i = 0; i < keys.length; i++) inbound.publish(i, 0, exchanges[i], keys[i], null, pattern(3));
     producer.commit();
     const out = newPublishRecord();

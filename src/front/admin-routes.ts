@@ -23,6 +23,10 @@ export interface FrontStats {
   slowConnections: number;
   slowEpisodes: number;
   slowConsumerDropped: number;
+  /** Of slowConsumerDropped, what shared streams' slow members lost (counted on the main thread, not in the shards' `dropped`). */
+  streamDropped: number;
+  /** Shared streams (one per pattern subscribed to that way). */
+  streams: number;
   droppedSubscriptions: ReadonlyArray<DroppedSubscription>;
   connections: ReadonlyArray<Record<string, unknown>>;
 }
@@ -155,6 +159,7 @@ async function collectStats(ctx: BrokerContext, front: FrontStats): Promise<unkn
     connections: {
       websocket: front.websocket,
       subscriptions: front.subscriptions,
+      streams: front.streams,
       slowConsumerClosed: front.slowConsumerClosed,
       slowConnections: front.slowConnections,
       slowEpisodes: front.slowEpisodes,
@@ -162,6 +167,7 @@ async function collectStats(ctx: BrokerContext, front: FrontStats): Promise<unkn
     },
     slowConsumers: {
       dropped: front.slowConsumerDropped,
+      streamDropped: front.streamDropped,
       subscriptions: front.droppedSubscriptions,
     },
     undeliverable: front.undeliverable,

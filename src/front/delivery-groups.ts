@@ -15,9 +15,11 @@
  * message), so a member that lags holds the group, and the full group queue presses (holds the
  * publishers) as a private topic queue does. A member whose socket stays above high water for
  * --slow-consumer-ms is slow, and --slow-consumer applies to it alone: `drop` takes it out of the
- * stream until its socket drains, then tells each of its subscriptions how many messages it
- * missed (a DROPPED notice, counted exactly from the stream's sequence); `disconnect` closes it;
- * `block` keeps it in, holding the group and its publishers, as it would hold its own queue.
+ * stream until its socket drains, then sends it the newest --topic-buffer messages it missed (the
+ * group keeps that many of its frames while a member is out) and tells each of its subscriptions
+ * how many older ones it lost (a DROPPED notice, counted exactly from the stream's sequence): the
+ * same drop-oldest a private topic queue applies; `disconnect` closes it; `block` keeps it in,
+ * holding the group and its publishers, as it would hold its own queue.
  *
  * A member joining gets the stream from the next message handed to uWS: a few messages still in
  * the group queue (published just before it subscribed) can reach it, where a private queue would
@@ -30,6 +32,14 @@ import type { Connection, WsSubscription } from './ws-connection.js';
 import type { Destination } from '../protocol/destination.js';
 import { AckModeCode, type DeliverHead } from '../protocol/ring-record-codec.js';
 import { BinaryFrameWriter } from '../protocol/ws-binary-encode.js';
+import { OP_HEADER_BYTES, readU32 } from '../protocol/ws-binary.js';
+
+/** Where the op after the first `skip` ops of a frame starts (`[u8 opcode][u32 LE length][body]` each). */
+function opOffset(frame: Uint8Array, skip: number): number {
+  let at = 0;
+  for (let i = 0; i < skip; i++) at += OP_HEADER_BYTES + readU32(frame, at + 1);
+  return at;
+}
 
 /** The connection id of every group consumer in ring records (real connections stop below it). */
 export const GROUP_CONNECTION = 0xffff_ffff;
@@ -55,6 +65,11 @@ interface Group {
   readonly writer: BinaryFrameWriter;
   /** Messages handed to the stream so far (a dropped member's loss is the difference). */
   seq: number;
+  /** Members taken out as slow (drop): while any is, the newest frames are kept for them. */
+  out: number;
+  /** Frames handed to uWS while a member was out, oldest first, at most --topic-buffer messages beyond the first. */
+  readonly history: Array<{ frame: Uint8Array; ops: number }>;
+  historyOps: number;
   owedCredit: number;
   owedBytes: number;
   touched: boolean;
@@ -79,6 +94,10 @@ export class DeliveryGroups {
   #nextId = 1;
   /** Stream deliveries handed to uWS (messages × frames, not × members). */
   streamed = 0;
+  /** Messages slow members of streams lost (drop policy), summed over members. */
+  dropped = 0;
+  /** Shared streams' deliveries a slow member got again from the kept frames when it drained. */
+  replayed = 0;
 
   constructor(ctx: BrokerContext, flush: DeliveryFlush, hooks: GroupHooks) {
     this.#ctx = ctx;
@@ -111,6 +130,9 @@ export class DeliveryGroups {
         members: new Map(),
         writer: new BinaryFrameWriter(),
         seq: 0,
+        out: 0,
+        history: [],
+        historyOps: 0,
         owedCredit: 0,
         owedBytes: 0,
         touched: false,
@@ -152,9 +174,7 @@ export class DeliveryGroups {
     const { connection } = sub;
     const member = group.members.get(connection);
     if (member === undefined || !member.subs.delete(sub) || member.subs.size > 0) return;
-    group.members.delete(connection);
-    this.#ofConnection.get(connection)?.delete(group);
-    if (!connection.closed && member.leftAt === null) connection.ws.unsubscribe(group.topic);
+    this.#remove(group, member);
     if (group.members.size === 0) this.#drop(group);
     // The one that lagged may have gone: the rest may take more.
     else this.#creditIfKeepingUp(group);
@@ -166,7 +186,8 @@ export class DeliveryGroups {
     if (mine === undefined) return;
     this.#ofConnection.delete(connection);
     for (const group of mine) {
-      group.members.delete(connection);
+      const member = group.members.get(connection);
+      if (member !== undefined) this.#remove(group, member);
       if (group.members.size === 0) this.#drop(group);
       else this.#creditIfKeepingUp(group);
     }
@@ -238,13 +259,22 @@ export class DeliveryGroups {
       this.#publishPending(group);
       if (slow && member.leftAt === null) {
         member.leftAt = group.seq;
+        group.out++;
         connection.ws.unsubscribe(group.topic);
         this.#creditIfKeepingUp(group);
       } else if (!slow && member.leftAt !== null) {
         const missed = group.seq - member.leftAt;
         member.leftAt = null;
+        const replayed = this.#replay(group, connection, Math.min(missed, this.#ctx.config.topicBuffer));
+        this.#endOut(group);
         connection.ws.subscribe(group.topic);
-        if (missed > 0) for (const sub of member.subs) this.#hooks.dropped(sub, missed);
+        this.replayed += replayed;
+        if (missed > replayed) {
+          for (const sub of member.subs) {
+            this.dropped += missed - replayed;
+            this.#hooks.dropped(sub, missed - replayed);
+          }
+        }
       }
     }
   }
@@ -290,10 +320,58 @@ export class DeliveryGroups {
     const w = group.writer;
     if (w.length === 0) return;
     const ops = w.opCount;
+    const frame = w.finish();
     // uWS copies the frame into its topic tree before this returns: the writer can be reused.
-    this.#app?.publish(group.topic, w.finish(), true);
+    this.#app?.publish(group.topic, frame, true);
+    if (group.out > 0) this.#remember(group, frame.slice(), ops);
     w.reset();
     this.streamed += ops;
+  }
+
+  /** Keeps a frame for the members out of the stream, and no more than --topic-buffer messages beyond the first frame. */
+  #remember(group: Group, frame: Uint8Array, ops: number): void {
+    group.history.push({ frame, ops });
+    group.historyOps += ops;
+    const bound = this.#ctx.config.topicBuffer;
+    while (group.history.length > 1 && group.historyOps - group.history[0].ops >= bound) {
+      group.historyOps -= group.history[0].ops;
+      group.history.shift();
+    }
+  }
+
+  /**
+   * Sends `connection` the last `count` messages of the stream from the kept frames (as they went
+   * to everyone: stream DELIVERs), in one cork; returns how many it could (what was kept).
+   */
+  #replay(group: Group, connection: Connection, count: number): number {
+    const frames: Uint8Array[] = [];
+    let left = count;
+    for (let i = group.history.length - 1; i >= 0 && left > 0; i--) {
+      const { frame, ops } = group.history[i];
+      frames.push(ops <= left ? frame : frame.subarray(opOffset(frame, ops - left)));
+      left -= Math.min(ops, left);
+    }
+    if (frames.length === 0 || connection.closed) return 0;
+    connection.ws.cork(() => {
+      for (let i = frames.length - 1; i >= 0; i--) connection.ws.send(frames[i], true);
+    });
+    return count - left;
+  }
+
+  /** One member fewer out of the stream: with none left, the kept frames go. */
+  #endOut(group: Group): void {
+    group.out--;
+    if (group.out > 0) return;
+    group.history.length = 0;
+    group.historyOps = 0;
+  }
+
+  #remove(group: Group, member: Member): void {
+    const { connection } = member;
+    group.members.delete(connection);
+    this.#ofConnection.get(connection)?.delete(group);
+    if (member.leftAt !== null) this.#endOut(group);
+    else if (!connection.closed) connection.ws.unsubscribe(group.topic);
   }
 
   /**

@@ -191,6 +191,8 @@ export class WsFront {
     slowConnections: number;
     slowEpisodes: number;
     slowConsumerDropped: number;
+    streamDropped: number;
+    streams: number;
     droppedSubscriptions: DroppedSubscription[];
     connections: Array<{ id: number; user: string; bufferedBytes: number; subscriptions: number; unacked: number; owedCredit: number }>;
   } {
@@ -220,6 +222,8 @@ export class WsFront {
       slowConnections: this.#slowConnections,
       slowEpisodes: this.#slowEpisodes,
       slowConsumerDropped: this.#notices.total,
+      streamDropped: this.#groups.dropped,
+      streams: this.#groups.groups,
       droppedSubscriptions: this.#droppedSubscriptions(),
       connections,
     };

@@ -141,7 +141,7 @@ describe('e2e - shared streams, a slow member (--slow-consumer drop)', () => {
     await broker.stop();
   });
 
-  it('only the stalled member misses messages; it is told exactly how many; the others get all', async () => {
+  it('only the stalled member misses messages, the oldest: it gets the newest --topic-buffer and is told exactly how many it lost; the others get all', async () => {
     const healthy = await connect(broker.url);
     const stalled = await connect(broker.url);
     const pub = await connect(broker.url);
@@ -178,8 +178,11 @@ describe('e2e - shared streams, a slow member (--slow-consumer drop)', () => {
       expect(s.every((x, i) => i === 0 || x > s[i - 1])).toBe(true);
       expect(stalledSub.brokerDropped).toBeGreaterThan(0);
       expect(s.length + stalledSub.brokerDropped).toBe(n);
+      // Drop-oldest, as a private topic queue: the newest 2,000 (--topic-buffer) reached it.
+      expect(s.slice(-2000)).toEqual(Array.from({ length: 2000 }, (_, i) => n - 2000 + i));
       const stats = await brokerStats(broker.url);
       expect(stats.slowConsumers.dropped).toBe(stalledSub.brokerDropped);
+      expect((stats.slowConsumers as unknown as { streamDropped: number }).streamDropped).toBe(stalledSub.brokerDropped);
     } finally {
       await Promise.all([healthy.close(), stalled.close(), pub.close()]);
     }

@@ -197,21 +197,7 @@ export class DeliveryGroups {
   onDeliver(rec: DeliverHead, buf: Uint8Array): boolean {
     const group = this.#byId.get(rec.subscriptionId);
     if (group === undefined) return false;
-    const props = rec.propsLength > 0 ? buf.subarray(rec.propsOffset, rec.propsOffset + rec.propsLength) : null;
-    group.writer.deliverFromBytes(
-      group.id,
-      0,
-      rec.redelivered,
-      buf,
-      rec.exchangeOffset,
-      rec.exchangeLength,
-      rec.keyOffset,
-      rec.keyLength,
-      props,
-      rec.payloadOffset,
-      rec.payloadLength,
-      true,
-    );
+    group.writer.deliverRecord(group.id, 0, rec, buf, true);
     group.seq++;
     group.owedCredit++;
     group.owedBytes += rec.payloadLength;

@@ -300,22 +300,7 @@ export class WsFront {
     const tag = connection.tags.assign(rec.tag, sub.ackMode === 'client', sub.numericId);
     const buf = reader.buffer;
     if (sub.binary) {
-      const props = rec.propsLength > 0 ? buf.subarray(rec.propsOffset, rec.propsOffset + rec.propsLength) : null;
-      this.#flush
-        .writer(connection)
-        .deliverFromBytes(
-          sub.clientId as number,
-          tag,
-          rec.redelivered,
-          buf,
-          rec.exchangeOffset,
-          rec.exchangeLength,
-          rec.keyOffset,
-          rec.keyLength,
-          props,
-          rec.payloadOffset,
-          rec.payloadLength,
-        );
+      this.#flush.writer(connection).deliverRecord(sub.clientId as number, tag, rec, buf);
     } else {
       connection.frames.push(
         this.#json.delivery(

@@ -40,6 +40,7 @@ import {
   writeUtf8,
 } from './ws-binary.js';
 import type { AckMode } from './ws-binary.js';
+import type { DeliverHead } from './ring-record-codec.js';
 
 /** Starting size of a writer's buffer: a few hundred small messages before the first growth. */
 export const DEFAULT_WRITER_CAPACITY = 64 * 1024;
@@ -360,6 +361,25 @@ export class BinaryFrameWriter {
     if (payloadLength > 0) buf.set(src.subarray(payloadOffset, payloadOffset + payloadLength), this.#pos);
     this.#pos += payloadLength;
     return this.#end();
+  }
+
+  /** DELIVER the message of a ring deliver record read in place (`buf` is the ring's bytes): see deliverFromBytes. */
+  deliverRecord(subscriptionId: number, tag: number, rec: DeliverHead, buf: Uint8Array, stream = false): this {
+    const props = rec.propsLength > 0 ? buf.subarray(rec.propsOffset, rec.propsOffset + rec.propsLength) : null;
+    return this.deliverFromBytes(
+      subscriptionId,
+      tag,
+      rec.redelivered,
+      buf,
+      rec.exchangeOffset,
+      rec.exchangeLength,
+      rec.keyOffset,
+      rec.keyLength,
+      props,
+      rec.payloadOffset,
+      rec.payloadLength,
+      stream,
+    );
   }
 
   /**

@@ -1,25 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Broker } from '../../src/front/broker.js';
-import { startBroker } from '../helpers/broker.js';
+import { describe, expect, it } from 'vitest';
+import { clientPool } from '../helpers/client-pool.js';
 import { HandlerError, NotFoundError, connect } from '../../src/index.js';
-import type { ShardmqClient, ShardmqError } from '../../src/index.js';
+import type { ShardmqError } from '../../src/index.js';
 
 describe('client - flow control, confirms off, handler failures', () => {
-  let broker: Broker;
-  const clients: ShardmqClient[] = [];
-  const open = async (options?: Parameters<typeof connect>[1]): Promise<ShardmqClient> => {
-    const c = await connect(broker.url, options);
-    clients.push(c);
-    return c;
-  };
-
-  beforeAll(async () => {
-    broker = await startBroker({ shards: '2' });
-  });
-  afterAll(async () => {
-    await Promise.all(clients.map((c) => c.close()));
-    await broker.stop();
-  });
+  const pool = clientPool({ shards: '2' });
+  const open = pool.open.bind(pool);
 
   it('backpressure - a full auto-ack buffer stops reading (overflow block); nothing is lost, order kept', async () => {
     const consumer = await open();
@@ -169,7 +155,7 @@ describe('client - flow control, confirms off, handler failures', () => {
   });
 
   it('close - waits for unconfirmed publishes, then refuses new work with ConnectionClosedError', async () => {
-    const c = await connect(broker.url);
+    const c = await connect(pool.broker.url);
     const closedEvents: unknown[] = [];
     c.on('close', (e) => closedEvents.push(e));
     const confirms = Array.from({ length: 100 }, (_, i) => c.publish('/topic/closing.x', `c${i}`));

@@ -1,8 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Broker } from '../../src/front/broker.js';
-import { startBroker } from '../helpers/broker.js';
-import { connect } from '../../src/index.js';
-import type { Message, ShardmqClient, Subscription } from '../../src/index.js';
+import { describe, expect, it } from 'vitest';
+import { clientPool } from '../helpers/client-pool.js';
+import type { Message, Subscription } from '../../src/index.js';
 import { DeliveryTagError } from '../../src/index.js';
 
 /** Takes `n` messages from a subscription's iterator, failing after `timeoutMs`. */
@@ -32,21 +30,8 @@ async function quiet(sub: Subscription, ms: number): Promise<boolean> {
 }
 
 describe.each([2])('client - publish and subscribe with %i shards', (shards) => {
-  let broker: Broker;
-  const clients: ShardmqClient[] = [];
-  const open = async (options?: Parameters<typeof connect>[1]): Promise<ShardmqClient> => {
-    const c = await connect(broker.url, options);
-    clients.push(c);
-    return c;
-  };
-
-  beforeAll(async () => {
-    broker = await startBroker({ shards: String(shards) });
-  });
-  afterAll(async () => {
-    await Promise.all(clients.map((c) => c.close()));
-    await broker.stop();
-  });
+  const pool = clientPool({ shards: String(shards) });
+  const open = pool.open.bind(pool);
 
   it('topic - fans out to every subscriber, each in publish order, with destination and routing key', async () => {
     const [pub, a, b] = await Promise.all([open(), open(), open()]);

@@ -4,8 +4,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Broker } from '../../src/front/broker.js';
-import { connect, type Message, type ShardmqClient } from '../../src/index.js';
+import { connect, type Message } from '../../src/index.js';
 import { startBroker } from '../helpers/broker.js';
+import { clientPool } from '../helpers/client-pool.js';
 import { brokerStats, waitFor } from '../helpers/http.js';
 import { JsonWsClient } from '../helpers/ws-client.js';
 
@@ -18,30 +19,17 @@ const queues = async (broker: Broker): Promise<QueueRow[]> => (await (await fetc
 const delivered = async (broker: Broker): Promise<number> => (await brokerStats(broker.url)).shards.reduce((s, x) => s + x.delivered, 0);
 
 describe('e2e - shared streams', () => {
-  let broker: Broker;
-  const clients: ShardmqClient[] = [];
-  const open = async (options?: Parameters<typeof connect>[1]): Promise<ShardmqClient> => {
-    const c = await connect(broker.url, options);
-    clients.push(c);
-    return c;
-  };
-
-  beforeAll(async () => {
-    broker = await startBroker({ shards: '2' });
-  });
-  afterAll(async () => {
-    await Promise.all(clients.map((c) => c.close()));
-    await broker.stop();
-  });
+  const pool = clientPool({ shards: '2' });
+  const open = pool.open.bind(pool);
 
   it('one record per message for every member: each gets all, in order, with its exchange, key and properties', async () => {
     const members = await Promise.all([open(), open(), open()]);
     const got: Message[][] = [[], [], []];
     for (const [i, c] of members.entries()) await c.subscribe('/topic/shared.*', {}, (m) => void got[i].push(m));
     // Beside them, a JSON subscriber (its own queue, as before).
-    const json = await JsonWsClient.connect(broker.url);
+    const json = await JsonWsClient.connect(pool.broker.url);
     await json.subscribe('j', '/topic/shared.*');
-    const before = await delivered(broker);
+    const before = await delivered(pool.broker);
     const pub = await open();
     const n = 300;
     for (let i = 0; i < n; i++) pub.publishNoWait(`/topic/shared.k${i % 3}`, `m${i}`, { properties: { headers: { i } } });
@@ -54,8 +42,8 @@ describe('e2e - shared streams', () => {
     }
     expect((await json.messages(n, 'j')).map((f) => f.payload)).toEqual(Array.from({ length: n }, (_, i) => `m${i}`));
     // The shards wrote one delivery per message for the three members, plus the JSON subscriber's own.
-    expect((await delivered(broker)) - before).toBe(2 * n);
-    const stream = (await queues(broker)).filter((q) => q.consumers === 1 && q.name.startsWith('amq.gen-'));
+    expect((await delivered(pool.broker)) - before).toBe(2 * n);
+    const stream = (await queues(pool.broker)).filter((q) => q.consumers === 1 && q.name.startsWith('amq.gen-'));
     expect(stream.length).toBeGreaterThanOrEqual(2); // the stream's queue and the JSON subscriber's
     await json.close();
   });
@@ -69,7 +57,7 @@ describe('e2e - shared streams', () => {
     const other = await open();
     const o: string[] = [];
     const subO = await other.subscribe('/topic/twice.#', {}, (m) => void o.push(m.text()));
-    const queuesBefore = (await queues(broker)).length;
+    const queuesBefore = (await queues(pool.broker)).length;
     const pub = await open();
     for (let i = 0; i < 50; i++) pub.publishNoWait('/topic/twice.x', `t${i}`);
     await pub.flush();
@@ -86,7 +74,7 @@ describe('e2e - shared streams', () => {
     await subB.unsubscribe();
     await subO.unsubscribe();
     // The last member gone, the stream's queue goes too.
-    await waitFor(async () => (await queues(broker)).length === queuesBefore - 1, 5000, 'the stream queue dropped');
+    await waitFor(async () => (await queues(pool.broker)).length === queuesBefore - 1, 5000, 'the stream queue dropped');
   });
 
   it('deleting the stream queue (management API) cancels every member; a new subscription starts a new stream', async () => {
@@ -97,10 +85,10 @@ describe('e2e - shared streams', () => {
     for (const c of [a, b]) c.on('error', (e) => reported.push(e.code));
     const subA = await a.subscribe('/topic/gone.x', {}, () => undefined);
     const subB = await b.subscribe('/topic/gone.x', {}, () => undefined);
-    const bindings = (await (await fetch(`${broker.url}/v1/bindings`)).json()) as Array<{ destination: string; routing_key: string }>;
+    const bindings = (await (await fetch(`${pool.broker.url}/v1/bindings`)).json()) as Array<{ destination: string; routing_key: string }>;
     const queue = bindings.find((x) => x.routing_key === 'gone.x')?.destination;
     expect(queue).toMatch(/^amq\.gen-/);
-    expect((await fetch(`${broker.url}/v1/queues/${queue}`, { method: 'DELETE' })).status).toBe(200);
+    expect((await fetch(`${pool.broker.url}/v1/queues/${queue}`, { method: 'DELETE' })).status).toBe(200);
     const [endA, endB] = await Promise.all([subA.closed, subB.closed]);
     expect(endA.reason).toBe('cancelled');
     expect(endB.reason).toBe('cancelled');

@@ -215,6 +215,8 @@ export class DeliveryGroups {
     for (let i = 0; i < touched.length; i++) {
       const group = touched[i];
       group.touched = false;
+      // Dropped during the chunk (its last member left): nobody to send to, no consumer to credit.
+      if (this.#byId.get(group.id) !== group) continue;
       this.#publishPending(group);
       this.#creditIfKeepingUp(group);
     }

@@ -615,7 +615,7 @@ export const memory: Workload = {
             'notified dropped (notices)',
             'received + notified',
             'broker slowConsumers.dropped',
-            "shards' dropped",
+            "shards' + streams' dropped",
             'consistent',
           ],
           rows: [

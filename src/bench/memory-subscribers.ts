@@ -17,6 +17,7 @@
  * its connections (bounded) and exits. Kept out of the harness process so that receiving cannot
  * slow the publisher through a shared event loop (as open-loop.ts does for its subscribers).
  */
+import { finishChild, runChild, sendToParent } from './child-channel.js';
 import { connect } from '../index.js';
 import type {
   MemorySubscriberCommand,
@@ -62,12 +63,7 @@ let stalledPaused = (): boolean => false;
 let gate: Promise<void> | null = null;
 let release: () => void = () => undefined;
 
-function send(report: MemorySubscriberReport): Promise<void> {
-  return new Promise((resolve) => {
-    if (!process.connected) resolve();
-    else process.send?.(report, undefined, undefined, () => resolve());
-  });
-}
+const send = (report: MemorySubscriberReport): Promise<void> => sendToParent(report);
 
 function noteError(err: unknown): void {
   errors++;
@@ -141,19 +137,9 @@ async function main(): Promise<void> {
     stopping = true;
     clearInterval(timer);
     resume(); // a paused socket would not read the broker's answer to its close
-    void (async () => {
-      await send({ type: 'final', counts: counts() });
-      const bound = new Promise<void>((r) => setTimeout(r, 3000).unref());
-      await Promise.race([Promise.all(closers.map((c) => c().catch(() => undefined))), bound]);
-      process.exit(0);
-    })();
+    void finishChild({ type: 'final', counts: counts() } satisfies MemorySubscriberReport, closers);
   });
   await send({ type: 'ready' });
 }
 
-process.on('SIGTERM', () => process.exit(0));
-process.on('disconnect', () => process.exit(0)); // the harness is gone
-main().catch(async (err: unknown) => {
-  await send({ type: 'failed', message: err instanceof Error ? err.message : String(err) });
-  process.exit(1);
-});
+runChild(main);

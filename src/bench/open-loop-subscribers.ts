@@ -17,6 +17,7 @@ import WebSocket from 'ws';
 import { connect } from '../index.js';
 import { monotonicMs, PROGRESS_INTERVAL_MS, type SubscriberCommand, type SubscriberReport, type SubscriberSpec } from './open-loop.js';
 import { loadPeers } from './peers.js';
+import { finishChild, runChild, sendToParent } from './child-channel.js';
 
 const spec = JSON.parse(process.argv[2] ?? '{}') as SubscriberSpec;
 const counts: number[] = new Array<number>(spec.subscribers).fill(0);
@@ -29,12 +30,7 @@ let lastError = '';
 let closed = 0;
 let stopping = false;
 
-function send(report: SubscriberReport): Promise<void> {
-  return new Promise((resolve) => {
-    if (!process.connected) resolve();
-    else process.send?.(report, undefined, undefined, () => resolve());
-  });
-}
+const send = (report: SubscriberReport): Promise<void> => sendToParent(report);
 
 function stamp(): void {
   stampQueued = false;
@@ -151,19 +147,12 @@ async function main(): Promise<void> {
     stopping = true;
     clearInterval(timer);
     if (stampQueued) stamp();
-    void (async () => {
-      await send({ type: 'final', delivered: total, perSubscriber: counts, lastAt, errors, lastError, closed });
-      const bound = new Promise<void>((resolve) => setTimeout(resolve, 3000).unref());
-      await Promise.race([Promise.all(closers.map((c) => c().catch(() => undefined))), bound]);
-      process.exit(0);
-    })();
+    void finishChild(
+      { type: 'final', delivered: total, perSubscriber: counts, lastAt, errors, lastError, closed } satisfies SubscriberReport,
+      closers,
+    );
   });
   await send({ type: 'ready' });
 }
 
-process.on('SIGTERM', () => process.exit(0));
-process.on('disconnect', () => process.exit(0)); // the harness is gone
-main().catch(async (err: unknown) => {
-  await send({ type: 'failed', message: err instanceof Error ? err.message : String(err) });
-  process.exit(1);
-});
+runChild(main);

@@ -17,8 +17,7 @@
  * flushes are awaited at most 10 s; delivery then ends when every subscriber has every message,
  * when deliveries have been quiet for 1 s, or after `drainSeconds`, whichever comes first.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { extraNodeArgs, nodeScriptArgs, stopChild } from './child.js';
+import { ChildChannel } from './child-channel.js';
 import { monotonicMs } from '../metrics/clock.js';
 import { processCpuSeconds, ResourceMeter, type ResourceSample } from './proc.js';
 
@@ -32,7 +31,6 @@ export const QUIET_MS = 1000;
 /** The last flushes of a run are awaited at most this long. */
 const FINAL_FLUSH_TIMEOUT_MS = 10_000;
 /** A subscriber process that is not subscribed by then fails the run. */
-const READY_TIMEOUT_MS = 30_000;
 /** How often the subscriber process reports its count (and the driver polls during the drain). */
 export const PROGRESS_INTERVAL_MS = 100;
 
@@ -152,7 +150,6 @@ function describe(err: unknown): string {
 
 /** The subscriber child process of one run, as the driver sees it. */
 class SubscriberProcess {
-  readonly #child: ChildProcess;
   delivered = 0;
   /** The subscribers' last-delivery time as of their latest progress report (monotonicMs()). */
   lastAt = 0;
@@ -160,95 +157,39 @@ class SubscriberProcess {
   changedAt = 0;
   /** Called each time `delivered` is seen to move. */
   onChange: (() => void) | null = null;
-  #final: ((r: Extract<SubscriberReport, { type: 'final' }>) => void) | null = null;
-  #exited = false;
-
-  private constructor(child: ChildProcess) {
-    this.#child = child;
-    child.once('exit', () => {
-      this.#exited = true;
-    });
-  }
+  #channel: ChildChannel<SubscriberReport> | null = null;
 
   get pid(): number {
-    return this.#child.pid ?? 0;
+    return this.#channel?.pid ?? 0;
   }
 
   static async start(spec: SubscriberSpec): Promise<SubscriberProcess> {
-    const child = spawn(
-      process.execPath,
-      [
-        ...extraNodeArgs(SUBSCRIBER_NODE_ARGS_ENV),
-        ...nodeScriptArgs(new URL('./open-loop-subscribers.js', import.meta.url)),
-        JSON.stringify(spec),
-      ],
-      { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] },
+    const sp = new SubscriberProcess();
+    sp.#channel = await ChildChannel.start<SubscriberReport>(
+      new URL('./open-loop-subscribers.js', import.meta.url),
+      spec,
+      `${spec.kind} subscribers`,
+      (m) => {
+        if (m.type === 'progress' && m.delivered !== sp.delivered) {
+          sp.delivered = m.delivered;
+          sp.lastAt = m.lastAt;
+          sp.changedAt = monotonicMs();
+          sp.onChange?.();
+        }
+      },
+      SUBSCRIBER_NODE_ARGS_ENV,
     );
-    const sp = new SubscriberProcess(child);
-    try {
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(
-          () => reject(new Error(`${spec.kind} subscribers were not ready within ${READY_TIMEOUT_MS / 1000} s`)),
-          READY_TIMEOUT_MS,
-        );
-        child.once('exit', (code) => {
-          clearTimeout(timer);
-          reject(new Error(`the ${spec.kind} subscriber process exited with ${code} before it was ready`));
-        });
-        child.on('message', (m: SubscriberReport) => {
-          if (m.type === 'ready') {
-            clearTimeout(timer);
-            resolve();
-          } else if (m.type === 'failed') {
-            clearTimeout(timer);
-            reject(new Error(`${spec.kind} subscribers failed: ${m.message}`));
-          } else if (m.type === 'progress') {
-            if (m.delivered !== sp.delivered) {
-              sp.delivered = m.delivered;
-              sp.lastAt = m.lastAt;
-              sp.changedAt = monotonicMs();
-              sp.onChange?.();
-            }
-          } else if (m.type === 'final') {
-            sp.#final?.(m);
-          }
-        });
-      });
-    } catch (err) {
-      await sp.kill();
-      throw err;
-    }
     return sp;
   }
 
   /** Asks for the final count, then lets the process close its connections and exit (bounded). */
   async stop(): Promise<Extract<SubscriberReport, { type: 'final' }> | null> {
-    if (this.#exited) return null;
-    const final = new Promise<Extract<SubscriberReport, { type: 'final' }> | null>((resolve) => {
-      const timer = setTimeout(() => resolve(null), 5000);
-      this.#final = (r) => {
-        clearTimeout(timer);
-        resolve(r);
-      };
-      this.#child.once('exit', () => {
-        clearTimeout(timer);
-        resolve(null);
-      });
-    });
-    this.#child.send({ type: 'stop' } satisfies SubscriberCommand);
-    const r = await final;
-    // It closes its connections and exits by itself; past 5 s it is stopped.
-    await Promise.race([
-      new Promise<void>((resolve) => (this.#exited ? resolve() : this.#child.once('exit', () => resolve()))),
-      sleep(5000),
-    ]);
-    await this.kill();
-    return r;
+    const r = (await this.#channel?.stop()) ?? null;
+    return r !== null && r.type === 'final' ? r : null;
   }
 
-  /** Stops the process unless it has exited (stopChild would wait for an exit that already happened by signal). */
   async kill(): Promise<void> {
-    if (!this.#exited) await stopChild(this.#child, 2000);
+    await this.#channel?.kill();
   }
 }
 

@@ -37,7 +37,6 @@
  * RSS includes garbage not yet collected, so the growth is an upper bound on what is retained.
  * One run (a footprint and an accounting check, not a rate).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import {
   DEFAULT_DELIVERY_WINDOW_BYTES,
   DEFAULT_OVERFLOW_BYTES,
@@ -49,7 +48,7 @@ import {
 } from '../../config/defaults.js';
 import { connect } from '../../index.js';
 import { startBrokerProcess, type BrokerProcess } from '../broker-process.js';
-import { nodeScriptArgs, stopChild } from '../child.js';
+import { ChildChannel } from '../child-channel.js';
 import {
   type MemorySubscriberCommand,
   type MemorySubscriberCounts,
@@ -66,7 +65,6 @@ import {
   publishPaced,
   QUIET_MS,
   runOpenLoop,
-  within,
 } from '../open-loop.js';
 import { shardmqOpenLoop } from '../open-loop-systems.js';
 import { ResourceMeter, mib } from '../proc.js';
@@ -80,7 +78,6 @@ const BOOKKEEPING_BYTES = 512;
 const RSS_SAMPLE_MS = 50;
 /** After the stalled subscriber reads again: over when nothing moved for this long (notices come ≤ 1/s). */
 const STALLED_QUIET_MS = 3000;
-const READY_TIMEOUT_MS = 30_000;
 
 /** The bound, and its terms for the notes. */
 const BOUND_TERMS = {
@@ -189,85 +186,39 @@ function watchSlowLog(broker: BrokerProcess): SlowEvent[] {
 // ---- the subscriber process ----------------------------------------------------------------------
 
 class MemorySubscribers {
-  readonly #child: ChildProcess;
   counts: MemorySubscriberCounts | null = null;
   /** monotonicMs() when `counts` last moved. */
   changedAt = monotonicMs();
-  #final: ((c: MemorySubscriberCounts) => void) | null = null;
-  #exited = false;
-
-  private constructor(child: ChildProcess) {
-    this.#child = child;
-    child.once('exit', () => {
-      this.#exited = true;
-    });
-  }
+  #channel: ChildChannel<MemorySubscriberReport> | null = null;
 
   static async start(spec: MemorySubscriberSpec): Promise<MemorySubscribers> {
-    const child = spawn(process.execPath, [...nodeScriptArgs(new URL('../memory-subscribers.js', import.meta.url)), JSON.stringify(spec)], {
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
-    const sp = new MemorySubscribers(child);
-    try {
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(
-          () => reject(new Error(`the memory subscribers were not ready within ${READY_TIMEOUT_MS / 1000} s`)),
-          READY_TIMEOUT_MS,
-        );
-        child.once('exit', (code) => {
-          clearTimeout(timer);
-          reject(new Error(`the memory subscriber process exited with ${code} before it was ready`));
-        });
-        child.on('message', (m: MemorySubscriberReport) => {
-          if (m.type === 'ready') {
-            clearTimeout(timer);
-            resolve();
-          } else if (m.type === 'failed') {
-            clearTimeout(timer);
-            reject(new Error(`the memory subscribers failed: ${m.message}`));
-          } else if (m.type === 'progress') {
-            sp.counts = m.counts;
-            sp.changedAt = monotonicMs();
-          } else if (m.type === 'final') {
-            sp.counts = m.counts;
-            sp.#final?.(m.counts);
-          }
-        });
-      });
-    } catch (err) {
-      await sp.kill();
-      throw err;
-    }
+    const sp = new MemorySubscribers();
+    sp.#channel = await ChildChannel.start<MemorySubscriberReport>(
+      new URL('../memory-subscribers.js', import.meta.url),
+      spec,
+      'memory subscribers',
+      (m) => {
+        if (m.type === 'progress' || m.type === 'final') {
+          sp.counts = m.counts;
+          if (m.type === 'progress') sp.changedAt = monotonicMs();
+        }
+      },
+    );
     return sp;
   }
 
   send(command: MemorySubscriberCommand): void {
-    if (!this.#exited) this.#child.send(command);
+    this.#channel?.send(command);
   }
 
   /** The final counts (null if the process gave none within 5 s); the process then exits (bounded). */
   async stop(): Promise<MemorySubscriberCounts | null> {
-    if (this.#exited) return null;
-    const final = new Promise<MemorySubscriberCounts | null>((resolve) => {
-      const timer = setTimeout(() => resolve(null), 5000);
-      this.#final = (c) => {
-        clearTimeout(timer);
-        resolve(c);
-      };
-      this.#child.once('exit', () => {
-        clearTimeout(timer);
-        resolve(null);
-      });
-    });
-    this.send({ type: 'stop' });
-    const r = await final;
-    await within(new Promise<void>((resolve) => (this.#exited ? resolve() : this.#child.once('exit', () => resolve()))), 5000);
-    await this.kill();
-    return r;
+    const r = (await this.#channel?.stop()) ?? null;
+    return r !== null && r.type === 'final' ? r.counts : null;
   }
 
   async kill(): Promise<void> {
-    if (!this.#exited) await stopChild(this.#child, 2000);
+    await this.#channel?.kill();
   }
 }
 

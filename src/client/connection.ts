@@ -143,7 +143,7 @@ export class Connection {
     const w = this.#writer;
     if (w.length > 0 && w.length + sizeHint > this.#options.maxFrameBytes) this.flush();
     write(w);
-    if (w.opCount >= this.#options.batchMaxMessages || w.length >= this.#options.batchMaxBytes) this.flush();
+    if (w.entryCount >= this.#options.batchMaxMessages || w.length >= this.#options.batchMaxBytes) this.flush();
     else this.#scheduleFlush();
   }
 

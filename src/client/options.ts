@@ -24,7 +24,7 @@ export interface ClientOptions {
    * for the socket, and refusals only reach the 'error' event.
    */
   confirms?: boolean;
-  /** Ops per outbound frame before it is sent without waiting for the end of the turn (default 4096). */
+  /** Messages and other ops per outbound frame before it is sent without waiting for the end of the turn (default 4096). */
   batchMaxMessages?: number;
   /** Bytes per outbound frame before it is sent without waiting for the end of the turn (default 256 KiB). */
   batchMaxBytes?: number;

@@ -296,7 +296,7 @@ export class Publisher {
   /** Writes `p` into the current frame, spending its credit; its confirm number is given here, in write order. */
   #write(p: PreparedPublish, settle: Settle | null): void {
     try {
-      this.#conn.write(p.size, (w) => w.publish(p.destination, p.payload, p.properties));
+      this.#conn.write(p.size, (w) => w.publishCoalescing(p.destination, p.payload, p.properties));
     } catch (err) {
       if (settle !== null) settle.reject(err as ShardmqError);
       else this.#noWaitFailed(err as ShardmqError);

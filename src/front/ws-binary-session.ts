@@ -193,6 +193,16 @@ export class BinarySession extends ProtocolSession {
   }
 
   #publish(connection: Connection, destinationText: string, properties: Uint8Array | null, payloads: readonly Uint8Array[]): void {
+    const max = this.ctx.config.maxMessageBytes - (properties?.byteLength ?? 0);
+    if (payloads.length > 1) {
+      // A batch is many messages, not one: one too large is refused alone, its neighbours go on
+      // (the client joins consecutive publishes into batches, so this is the PUBLISHes' behaviour).
+      for (let i = 0; i < payloads.length; i++) {
+        if (payloads[i].byteLength <= max) continue;
+        for (const p of payloads) this.#publish(connection, destinationText, properties, [p]);
+        return;
+      }
+    }
     let bytes = 0;
     const propsBytes = properties?.byteLength ?? 0;
     for (let i = 0; i < payloads.length; i++) bytes += payloads[i].byteLength + propsBytes;
@@ -242,7 +252,6 @@ export class BinarySession extends ProtocolSession {
       this.flush.writer(connection).error(0, e.code, e.message);
       return;
     }
-    const max = this.ctx.config.maxMessageBytes - (properties?.byteLength ?? 0);
     for (const p of payloads) {
       if (p.byteLength > max) {
         if (first > 0) for (let seq = first; seq <= last; seq++) this.flush.writer(connection).confirm(seq, false, true);
@@ -251,6 +260,18 @@ export class BinarySession extends ProtocolSession {
           .error(0, ErrorCode.tooLarge, `message of ${p.byteLength} bytes exceeds max-message-bytes ${this.ctx.config.maxMessageBytes}`);
         return;
       }
+    }
+    if (this.ctx.publisher.overMemory && target.shards.length > 0) {
+      // Refused before any is written, so a batch is all taken or all refused (a nack must mean "not taken").
+      if (first > 0) for (let seq = first; seq <= last; seq++) this.flush.writer(connection).confirm(seq, false, true);
+      this.flush
+        .writer(connection)
+        .error(
+          0,
+          ErrorCode.saturated,
+          `the broker is above its memory high-watermark (max-memory); ${payloads.length} message(s) were not accepted`,
+        );
+      return;
     }
     // A confirm means the message is in a shard's ring (or routed): while a target shard holds
     // publishes in main-thread memory, the shard itself confirms, after routing it.

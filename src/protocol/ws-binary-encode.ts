@@ -91,6 +91,16 @@ export class BinaryFrameWriter {
   /** Start of the op being written, for rollback and the length patch. */
   #opStart = 0;
   #shrink = false;
+  /**
+   * The frame's last op, when publishCoalescing wrote it (a property-less PUBLISH or PUBLISH_BATCH):
+   * its destination, start and message count, so the next such publish to the same destination can
+   * join it. Null once any other op is begun.
+   */
+  #runDestination: string | null = null;
+  #runStart = 0;
+  #runCount = 0;
+  /** Messages appended to a batch by publishCoalescing (each is a message the frame carries beyond its ops). */
+  #appended = 0;
   readonly #initialCapacity: number;
   readonly #retainBytes: number;
 
@@ -116,6 +126,11 @@ export class BinaryFrameWriter {
     return this.#ops;
   }
 
+  /** Ops in the frame so far, each message publishCoalescing added to a batch counting one more. */
+  get entryCount(): number {
+    return this.#ops + this.#appended;
+  }
+
   /** Current buffer size (grows, shrinks back after a frame above the retain limit). */
   get capacity(): number {
     return this.#buf.length;
@@ -130,6 +145,8 @@ export class BinaryFrameWriter {
     const out = this.#buf.subarray(0, this.#pos);
     this.#pos = 0;
     this.#ops = 0;
+    this.#appended = 0;
+    this.#runDestination = null;
     if (this.#buf.length > this.#retainBytes) this.#shrink = true;
     return out;
   }
@@ -139,6 +156,8 @@ export class BinaryFrameWriter {
     const out = this.#buf.slice(0, this.#pos);
     this.#pos = 0;
     this.#ops = 0;
+    this.#appended = 0;
+    this.#runDestination = null;
     if (this.#buf.length > this.#retainBytes) this.#buf = new Uint8Array(this.#initialCapacity);
     return out;
   }
@@ -147,6 +166,8 @@ export class BinaryFrameWriter {
   reset(): void {
     this.#pos = 0;
     this.#ops = 0;
+    this.#appended = 0;
+    this.#runDestination = null;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -162,6 +183,48 @@ export class BinaryFrameWriter {
     this.#buf.set(payload, this.#pos);
     this.#pos += payload.length;
     return this.#end();
+  }
+
+  /**
+   * PUBLISH, or one more message of the frame's last op when that is a property-less publish to the
+   * same `destination` written by this method: a PUBLISH becomes a PUBLISH_BATCH of two, a batch takes
+   * one more entry. The broker then parses, authorizes and routes the destination once per run, not
+   * once per message, and each message costs 4 bytes instead of 8 + d. The server numbers a batch's
+   * messages in entry order, as it would the PUBLISHes, so confirms are unchanged. Only messages
+   * without properties join (a properties object could change between calls).
+   */
+  publishCoalescing(destination: string, payload: Uint8Array, properties?: PropertiesInput): this {
+    const runStart = this.#runStart;
+    if (properties != null || this.#runDestination !== destination || this.#pos - runStart + 12 + payload.length > MAX_BODY) {
+      this.publish(destination, payload, properties);
+      if (properties == null) {
+        this.#runDestination = destination;
+        this.#runStart = this.#opStart;
+        this.#runCount = 1;
+      }
+      return this;
+    }
+    // A PUBLISH turning into a batch takes 8 more bytes: the count and its one payload's length.
+    const need = this.#pos + 4 + payload.length + (this.#runCount === 1 ? 8 : 0);
+    if (need > this.#buf.length) this.#grow(need);
+    const buf = this.#buf;
+    const bodyStart = runStart + OP_HEADER_BYTES;
+    const countAt = bodyStart + 3 + (buf[bodyStart + 1] | (buf[bodyStart + 2] << 8));
+    if (this.#runCount === 1) {
+      const firstLength = this.#pos - countAt;
+      buf.copyWithin(countAt + 8, countAt, this.#pos);
+      writeU32(buf, countAt + 4, firstLength);
+      buf[runStart] = Opcode.PUBLISH_BATCH;
+      this.#pos += 8;
+    }
+    writeU32(buf, this.#pos, payload.length);
+    buf.set(payload, this.#pos + 4);
+    this.#pos += 4 + payload.length;
+    this.#runCount++;
+    this.#appended++;
+    writeU32(buf, countAt, this.#runCount);
+    writeU32(buf, runStart + 1, this.#pos - bodyStart);
+    return this;
   }
 
   /**
@@ -511,6 +574,7 @@ export class BinaryFrameWriter {
     }
     const need = this.#pos + OP_HEADER_BYTES + maxBody;
     if (need > this.#buf.length) this.#grow(need);
+    this.#runDestination = null;
     this.#opStart = this.#pos;
     this.#buf[this.#pos] = op;
     this.#pos += OP_HEADER_BYTES;

@@ -54,7 +54,18 @@ export class FakeConnection {
           payload: Buffer.from(ev.payload),
           properties: ev.properties === null ? null : Buffer.from(ev.properties),
         }),
-      processPublishBatch: () => record({ op: 'PUBLISH_BATCH' }),
+      // The client joins consecutive publishes to one destination into a batch; the broker numbers and
+      // handles its messages one by one, so they are recorded as the PUBLISHes they stand for.
+      processPublishBatch: (ev) => {
+        for (const payload of ev.payloads) {
+          record({
+            op: 'PUBLISH',
+            destination: ev.destination,
+            payload: Buffer.from(payload),
+            properties: ev.properties === null ? null : Buffer.from(ev.properties),
+          });
+        }
+      },
       processConfirmSelect: request(Opcode.CONFIRM_SELECT),
       processSubscribe: (ev) => {
         record({ op: 'SUBSCRIBE', requestId: ev.requestId, subscriptionId: ev.subscriptionId, destination: ev.destination });

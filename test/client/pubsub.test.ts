@@ -215,3 +215,27 @@ describe.each([2])('client - publish and subscribe with %i shards', (shards) => 
     expect(() => c.publishNoWait('/queue/', 'x')).toThrow(/queue name is empty/);
   });
 });
+
+describe('client - consecutive publishes joined into one batch', () => {
+  const pool = clientPool({ shards: '1', 'max-message-bytes': '1024' });
+
+  it('batching - one message over --max-message-bytes amid a run to one destination is refused alone; the rest arrive in order', async () => {
+    const [pub, consumer] = await Promise.all([pool.open(), pool.open()]);
+    const received: string[] = [];
+    let done!: () => void;
+    const all = new Promise<void>((r) => (done = r));
+    await consumer.subscribe('/topic/joined.x', {}, (m) => {
+      received.push(m.text());
+      if (received.length === 4) done();
+    });
+    const framesBefore = pub.stats.framesOut;
+    // Issued in one turn: the client writes them as one PUBLISH_BATCH (one frame).
+    const outcomes = Promise.allSettled(['a', 'b', 'x'.repeat(2000), 'c', 'd'].map((m) => pub.publish('/topic/joined.x', m)));
+    expect(pub.stats.framesOut - framesBefore).toBeLessThanOrEqual(1);
+    const settled = await outcomes;
+    expect(settled.map((o) => o.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
+    expect((settled[2] as PromiseRejectedResult).reason).toMatchObject({ name: 'TooLargeError', code: 'too_large' });
+    await all;
+    expect(received).toEqual(['a', 'b', 'c', 'd']);
+  });
+});

@@ -16,15 +16,23 @@ import type { Connection, WsSubscription } from './ws-connection.js';
 export interface SlowConsumerSettings {
   readonly socketHighWater: number;
   readonly slowConsumerMs: number;
+  /** --delivery-window and --delivery-window-bytes: credit goes back in eighths of them (creditDue). */
+  readonly deliveryWindow: number;
+  readonly deliveryWindowBytes: number;
   /** A connection became slow (true) or keeps up again (false): for logs and counters. */
   readonly onSlow?: (connection: Connection, slow: boolean) => void;
 }
+
+/** Credit goes back to a shard once it is this fraction (1/n) of the delivery window. */
+const CREDIT_BATCH_DIVISOR = 8;
 
 export class DeliveryFlush {
   readonly #shards: readonly ShardHandle[];
   readonly #socketHighWater: number;
   readonly #slowConsumerMs: number;
   readonly #onSlow: ((connection: Connection, slow: boolean) => void) | undefined;
+  readonly #creditBatch: number;
+  readonly #creditBatchBytes: number;
   readonly #touched = new Set<Connection>();
   readonly #touchedSubs = new Set<WsSubscription>();
 
@@ -33,6 +41,19 @@ export class DeliveryFlush {
     this.#socketHighWater = settings.socketHighWater;
     this.#slowConsumerMs = settings.slowConsumerMs;
     this.#onSlow = settings.onSlow;
+    this.#creditBatch = Math.max(1, Math.floor(settings.deliveryWindow / CREDIT_BATCH_DIVISOR));
+    this.#creditBatchBytes = Math.max(1, Math.floor(settings.deliveryWindowBytes / CREDIT_BATCH_DIVISOR));
+  }
+
+  /**
+   * Whether credit owed to a consumer is worth a record to its shard at a chunk's end: once it is an
+   * eighth of the delivery window (messages or bytes). A credit record wakes the shard, and at light
+   * load one per chunk was a second shard wake-up for every message batch (the hop trace's
+   * shard parks doubled). The shard cannot stall on what is held back: it stops only with the whole
+   * window outstanding, and then seven eighths are on their way here and will pass the mark.
+   */
+  creditDue(owed: number, owedBytes: number): boolean {
+    return owed >= this.#creditBatch || owedBytes >= this.#creditBatchBytes;
   }
 
   /** The connection's binary writer for this chunk; the connection is flushed at chunk end. */
@@ -83,7 +104,7 @@ export class DeliveryFlush {
     for (const sub of this.#touchedSubs) {
       // A socket past its high-water mark gets no more credit: the shard keeps the
       // messages in their queue until uWS reports a drain.
-      if (!sub.connection.closed && this.sample(sub.connection)) this.#returnCredit(sub);
+      if (!sub.connection.closed && this.sample(sub.connection) && this.creditDue(sub.owedCredit, sub.owedBytes)) this.#returnCredit(sub);
     }
     this.#touchedSubs.clear();
   }

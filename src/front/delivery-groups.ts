@@ -218,7 +218,7 @@ export class DeliveryGroups {
       // Dropped during the chunk (its last member left): nobody to send to, no consumer to credit.
       if (this.#byId.get(group.id) !== group) continue;
       this.#publishPending(group);
-      this.#creditIfKeepingUp(group);
+      this.#creditIfKeepingUp(group, true);
     }
     touched.length = 0;
   }
@@ -366,13 +366,15 @@ export class DeliveryGroups {
    * Returns the group's owed credit when every member in the stream is below high water. Each one
    * is sampled (so its slow timer runs): a walk over the members per chunk or drain, not per message.
    */
-  #creditIfKeepingUp(group: Group): void {
+  #creditIfKeepingUp(group: Group, chunkEnd = false): void {
     let keepingUp = true;
     for (const member of group.members.values()) {
       if (member.leftAt !== null || member.connection.closed) continue;
       if (!this.#flush.sample(member.connection)) keepingUp = false;
     }
     if (!keepingUp || group.owedCredit === 0) return;
+    // At a chunk's end only in eighths of the window (DeliveryFlush.creditDue); a drain or a member leaving returns all.
+    if (chunkEnd && !this.#flush.creditDue(group.owedCredit, group.owedBytes)) return;
     const owed = group.owedCredit;
     const bytes = group.owedBytes;
     group.owedCredit = 0;

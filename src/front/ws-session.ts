@@ -72,6 +72,8 @@ export class WsFront {
     this.#flush = new DeliveryFlush(ctx.shards, {
       socketHighWater: config.socketHighWater,
       slowConsumerMs: config.slowConsumerMs,
+      deliveryWindow: config.deliveryWindow,
+      deliveryWindowBytes: config.deliveryWindowBytes,
       onSlow: (connection, slow) => {
         this.#slowConnections += slow ? 1 : -1;
         if (slow) this.#slowEpisodes++;

@@ -134,6 +134,40 @@ describe('e2e - flow control', () => {
     }
   }, 60_000);
 
+  it('credit - delivery credit goes back in eighths of the window, and a consumer never stalls on what is held back', async () => {
+    // Its own broker, so the only subscription in the stats is this one. Window 256: credit goes back at 32.
+    const own = await startBroker({ shards: '1', 'delivery-window': '256' });
+    const sub = await connect(own.url);
+    const pub = await connect(own.url, { confirms: true });
+    try {
+      const got: string[] = [];
+      // Client ack: a subscription with its own consumer (an auto-ack one would share a stream).
+      await sub.subscribe('/queue/credit-eighths', { ack: 'client', prefetch: 0 }, (m) => {
+        got.push(m.text());
+        void m.ack();
+      });
+      const owed = async (): Promise<number> => {
+        const list = (await brokerStats(own.url)).connections.list as Array<{ subscriptions: number; owedCredit: number }>;
+        const mine = list.filter((c) => c.subscriptions === 1);
+        expect(mine).toHaveLength(1);
+        return mine[0].owedCredit;
+      };
+      for (let i = 0; i < 10; i++) await pub.publish('/queue/credit-eighths', `c${i}`);
+      await waitFor(() => got.length >= 10, 5000, `10 deliveries (have ${got.length})`);
+      // Ten single deliveries, each its own chunk: held, not ten credit records.
+      expect(await owed()).toBe(10);
+      // Far past the window in one go: it must keep flowing, and what stays owed is under an eighth.
+      for (let i = 10; i < 3000; i++) pub.publishNoWait('/queue/credit-eighths', `c${i}`);
+      await pub.flush();
+      await waitFor(() => got.length >= 3000, 10_000, `3000 deliveries (have ${got.length})`);
+      expect(got).toEqual(Array.from({ length: 3000 }, (_, i) => `c${i}`));
+      expect(await owed()).toBeLessThan(32);
+    } finally {
+      await Promise.all([sub.close(), pub.close()]);
+      await own.stop();
+    }
+  });
+
   it('slow consumer - a client-ack topic subscriber that stops acking is slow after --slow-consumer-ms; the healthy one beside it gets everything', async () => {
     const stuck = await connect(broker.url);
     const good = await connect(broker.url);

@@ -50,10 +50,12 @@ function normaliseTimeout(timeoutMs: number): number {
 /**
  * Called by the side that just published `indexSlot`: wakes the other side only if it advertised, via
  * `parkedFlagSlot`, that it sleeps on that index. Wakes all waiters on it: there is at most one
- * thread, but that thread may have several pending waitAsync promises.
+ * thread, but that thread may have several pending waitAsync promises. Returns whether it rang.
  */
-export function ringDoorbell(control: Int32Array, indexSlot: number, parkedFlagSlot: number): void {
-  if (Atomics.load(control, parkedFlagSlot) !== 0) Atomics.notify(control, indexSlot);
+export function ringDoorbell(control: Int32Array, indexSlot: number, parkedFlagSlot: number): boolean {
+  if (Atomics.load(control, parkedFlagSlot) === 0) return false;
+  Atomics.notify(control, indexSlot);
+  return true;
 }
 
 /**

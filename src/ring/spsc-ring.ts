@@ -231,12 +231,13 @@ export class RingProducer extends RingEnd {
    * Publishes every record reserved since the last commit with one Atomics.store of the write index,
    * then rings the doorbell only if the consumer advertised it is parked. No-op when nothing is
    * pending. Commit per batch, not per record: per-record publish + notify ran ~4× slower (docs/engine-notes.md §2).
+   * Returns true when it woke the consumer.
    */
-  commit(): void {
-    if (this.#pendingRecords === 0) return;
+  commit(): boolean {
+    if (this.#pendingRecords === 0) return false;
     this.#pendingRecords = 0;
     Atomics.store(this.control, WRITE_INDEX_SLOT, this.#writeIndex);
-    ringDoorbell(this.control, WRITE_INDEX_SLOT, CONSUMER_PARKED_SLOT);
+    return ringDoorbell(this.control, WRITE_INDEX_SLOT, CONSUMER_PARKED_SLOT);
   }
 
   /**

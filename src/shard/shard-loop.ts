@@ -55,6 +55,8 @@ export class ShardLoop {
     const core = this.#core;
     const onRecord = core.onRecord;
     let batches = 0;
+    /** A commit since the last wait woke the main thread (it was parked on the outbound ring). */
+    let wokeMain = false;
     while (!this.#stopping) {
       if (core.blocked) {
         // Output first: reading more input while the main thread cannot take our output
@@ -68,7 +70,7 @@ export class ShardLoop {
       }
       const n = this.#in.drain(onRecord, DRAIN_BATCH);
       core.endBatch();
-      this.#out.commit();
+      if (this.#out.commit()) wokeMain = true;
       if (n > 0) {
         if (++batches >= BATCHES_PER_TURN) {
           batches = 0;
@@ -79,7 +81,11 @@ export class ShardLoop {
       batches = 0;
       const parks = this.#in.parks;
       const waitFrom = performance.now();
-      await this.#in.waitForDataAsync(PARK_TIMEOUT_MS, this.#spin);
+      // Not right after waking the main thread: it may have been queued on this core, and a spin
+      // would hold it there for the spin's length (docs/engine-notes.md §2, "A wake-up's tail").
+      // Under load the main thread is busy, not parked, so commits rarely wake it and the spin stays.
+      await this.#in.waitForDataAsync(PARK_TIMEOUT_MS, wokeMain ? 0 : this.#spin);
+      wokeMain = false;
       const parked = this.#in.parks - parks;
       if (parked > 0) {
         this.#spin = performance.now() - waitFrom < SPIN_WORTH_MS ? SPIN_LOADS : 0;

@@ -272,12 +272,18 @@ describe('waiting', () => {
     const notify = vi.spyOn(Atomics, 'notify');
     const waiting = consumer.waitForDataAsync(10_000);
     expect(Atomics.load(control, CONSUMER_PARKED_SLOT)).toBe(1);
+    let rang: boolean | null = null;
     setTimeout(() => {
       producer.reserve(4, 9);
-      producer.commit();
+      rang = producer.commit();
     }, 5);
     expect(await waiting).toBe(true);
     expect(notify).toHaveBeenCalledTimes(1);
+    // commit() says whether it woke the consumer (the shard loop does not spin right after waking the main thread).
+    expect(rang).toBe(true);
+    expect(producer.commit()).toBe(false); // nothing pending
+    producer.reserve(4, 9);
+    expect(producer.commit()).toBe(false); // pending, but nobody parked
     expect(Atomics.load(control, CONSUMER_PARKED_SLOT)).toBe(0);
   });
 

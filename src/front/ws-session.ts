@@ -288,7 +288,7 @@ export class WsFront {
     const rec = reader.deliverHead(offset, this.#deliver);
     if (rec.connectionId === GROUP_CONNECTION) {
       // One record for every member of a shared stream: encoded once, published at chunk end.
-      if (!this.#groups.onDeliver(rec, reader.buffer)) this.#undeliverable++;
+      if (!this.#groups.onDeliver(rec, reader.bytes)) this.#undeliverable++;
       return;
     }
     const connection = this.#connections.get(rec.connectionId);
@@ -302,7 +302,7 @@ export class WsFront {
     const tag = connection.tags.assign(rec.tag, sub.ackMode === 'client', sub.numericId);
     const buf = reader.buffer;
     if (sub.binary) {
-      this.#flush.writer(connection).deliverRecord(sub.clientId as number, tag, rec, buf);
+      this.#flush.writer(connection).deliverRecord(sub.clientId as number, tag, rec, reader.bytes);
     } else {
       connection.frames.push(
         this.#json.delivery(

@@ -453,6 +453,7 @@ export interface ManageResult {
 /** Reads records in place from a ring's bytes. */
 export class RecordReader {
   readonly #buf: Buffer;
+  readonly #bytes: Uint8Array;
   readonly #view: DataView;
   /** deliver()'s scratch: it reads through deliverHead. */
   readonly #head = newDeliverHead();
@@ -461,11 +462,20 @@ export class RecordReader {
 
   constructor(bytes: Uint8Array, view: DataView) {
     this.#buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.#bytes = bytes;
     this.#view = view;
   }
 
   get buffer(): Buffer {
     return this.#buf;
+  }
+
+  /**
+   * The same bytes as a plain Uint8Array, for copying out: its subarray is a plain view, where a
+   * Buffer's goes through FastBuffer's constructor (28 against 42 ns per 128-byte copy here).
+   */
+  get bytes(): Uint8Array {
+    return this.#bytes;
   }
 
   u32(at: number): number {
@@ -652,7 +662,7 @@ function writeMessage(
   if (exLen > 0) writeUtf8(exchange, ring.bytes, s);
   if (keyLen > 0) writeUtf8(routingKey, ring.bytes, s + exLen);
   if (propsLen > 0) ring.bytes.set(properties as Uint8Array, s + exLen + keyLen);
-  ring.bytes.set(payload.subarray(start, start + length), at + head);
+  ring.bytes.set(start === 0 && length === payload.byteLength ? payload : payload.subarray(start, start + length), at + head);
   return true;
 }
 

@@ -49,13 +49,17 @@ export class ExpiryScheduler {
     this.#timers.delete(queue);
   }
 
-  /** Runs expire(now) on every queue whose check is due; returns how many messages expired. */
-  run(now: number): number {
+  /**
+   * Runs expire(now) on every queue whose check is due; returns how many messages expired.
+   * `checked` hears of each such queue (after its expire), so the caller can dispatch just those.
+   */
+  run(now: number, checked?: (queue: MessageQueue) => void): number {
     let expired = 0;
     this.#wheel.advance(now, (queue) => {
       this.#timers.delete(queue);
       // expire() re-reports the queue's next expiry, which schedules it again.
       expired += queue.expire(now);
+      checked?.(queue);
     });
     return expired;
   }

@@ -51,6 +51,7 @@ import type {
   StoredMessage,
 } from './types.js';
 import { UnackedDeliveries } from './unacked.js';
+import type { MessageGauges } from './message-gauges.js';
 
 /**
  * Receives a dead-lettered copy (addressed to the DLX: publish it to `message.exchange` with
@@ -80,6 +81,8 @@ export interface MessageQueueOptions {
    * delivered through noteDirectDelivery (the queue never held them) or on queue deletion.
    */
   readonly onRemoved?: (message: StoredMessage) => void;
+  /** The shard's ready/unacked totals, kept as messages move (detachGauges when the queue is deleted). */
+  readonly gauges?: MessageGauges;
 }
 
 export class MessageQueue {
@@ -90,7 +93,7 @@ export class MessageQueue {
   readonly #allocateTag: () => number;
   readonly #ready: ReadyList | PriorityReadyList;
   readonly #consumers = new ConsumerRing();
-  readonly #unacked = new UnackedDeliveries();
+  readonly #unacked: UnackedDeliveries;
   readonly #stats: QueueStats = {
     delivered: 0,
     acked: 0,
@@ -134,7 +137,9 @@ export class MessageQueue {
     this.#onDeadLetter = options.onDeadLetter;
     this.#scheduleExpiry = options.scheduleExpiry;
     this.#onRemoved = options.onRemoved;
-    this.#ready = args.maxPriority === undefined ? new ReadyList() : new PriorityReadyList(args.maxPriority);
+    const gauges = options.gauges ?? null;
+    this.#ready = args.maxPriority === undefined ? new ReadyList(gauges) : new PriorityReadyList(args.maxPriority, gauges);
+    this.#unacked = new UnackedDeliveries(gauges);
     this.#messageTtl = args.messageTtl;
     this.#maxLength = args.maxLength ?? Infinity;
     this.#maxBytes = args.maxLengthBytes ?? Infinity;
@@ -144,6 +149,12 @@ export class MessageQueue {
     this.#deliveryLimit = args.deliveryLimit;
     this.#ttlActive = args.messageTtl !== undefined;
     this.#lastUsed = this.#now();
+  }
+
+  /** The queue is being deleted: its messages leave the shard's totals, and later changes stay out of them. */
+  detachGauges(): void {
+    this.#ready.detachGauges();
+    this.#unacked.detachGauges();
   }
 
   /** Ready messages (AMQP `message_count`). */

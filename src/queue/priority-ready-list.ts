@@ -8,6 +8,7 @@
  * builds one of these. "The head" (peek, shift, drop-head overflow) is the next message to be
  * delivered: the oldest of the highest priority. TTL expiry looks at the head of every level.
  */
+import type { MessageGauges } from './message-gauges.js';
 import { ReadyList } from './ready-list.js';
 import type { StoredMessage } from './types.js';
 
@@ -31,7 +32,11 @@ export class PriorityReadyList {
   #length = 0;
   #bytes = 0;
 
-  constructor(maxPriority: number) {
+  /** The shard's totals this list counts into (its levels do not: they would count twice). */
+  #gauges: MessageGauges | null;
+
+  constructor(maxPriority: number, gauges: MessageGauges | null = null) {
+    this.#gauges = gauges;
     if (!Number.isInteger(maxPriority) || maxPriority < 1 || maxPriority > 255) {
       throw new RangeError(`PriorityReadyList maxPriority must be an integer in 1..255 (got ${maxPriority})`);
     }
@@ -41,6 +46,12 @@ export class PriorityReadyList {
 
   get length(): number {
     return this.#length;
+  }
+
+  /** Stops counting into the shard's totals, taking this list's messages out of them (its queue is gone). */
+  detachGauges(): void {
+    if (this.#gauges !== null) this.#gauges.ready -= this.#length;
+    this.#gauges = null;
   }
 
   get bytes(): number {
@@ -83,6 +94,7 @@ export class PriorityReadyList {
     const p = effectivePriority(message, this.maxPriority);
     this.#level(p).add(message);
     this.#length++;
+    if (this.#gauges !== null) this.#gauges.ready++;
     this.#bytes += message.payload.byteLength;
     if (p > this.#top) this.#top = p;
   }
@@ -105,6 +117,7 @@ export class PriorityReadyList {
     }
     for (const [p, group] of byLevel) this.#level(p).addMany(group);
     this.#length += messages.length;
+    if (this.#gauges !== null) this.#gauges.ready += messages.length;
   }
 
   clear(): number {
@@ -113,6 +126,7 @@ export class PriorityReadyList {
     this.#top = -1;
     this.#length = 0;
     this.#bytes = 0;
+    if (this.#gauges !== null) this.#gauges.ready -= count;
     return count;
   }
 
@@ -138,6 +152,7 @@ export class PriorityReadyList {
   #take(level: ReadyList): StoredMessage {
     const message = level.shift() as StoredMessage;
     this.#length--;
+    if (this.#gauges !== null) this.#gauges.ready--;
     this.#bytes -= message.payload.byteLength;
     while (this.#top >= 0 && (this.#levels[this.#top]?.length ?? 0) === 0) this.#top--;
     return message;

@@ -7,6 +7,7 @@
  * only prepends. Also tracks the payload bytes held, for the caller's limits.
  */
 import { Deque } from './deque.js';
+import type { MessageGauges } from './message-gauges.js';
 import type { StoredMessage } from './types.js';
 
 const bySeq = (a: StoredMessage, b: StoredMessage): number => a.seq - b.seq;
@@ -14,6 +15,18 @@ const bySeq = (a: StoredMessage, b: StoredMessage): number => a.seq - b.seq;
 export class ReadyList {
   readonly #messages = new Deque<StoredMessage>();
   #bytes = 0;
+  /** The shard's totals this list counts into (null: none, or detached with its queue). */
+  #gauges: MessageGauges | null;
+
+  constructor(gauges: MessageGauges | null = null) {
+    this.#gauges = gauges;
+  }
+
+  /** Stops counting into the shard's totals, taking this list's messages out of them (its queue is gone). */
+  detachGauges(): void {
+    if (this.#gauges !== null) this.#gauges.ready -= this.#messages.length;
+    this.#gauges = null;
+  }
 
   get length(): number {
     return this.#messages.length;
@@ -31,7 +44,10 @@ export class ReadyList {
 
   shift(): StoredMessage | undefined {
     const message = this.#messages.shift();
-    if (message !== undefined) this.#bytes -= message.payload.byteLength;
+    if (message !== undefined) {
+      this.#bytes -= message.payload.byteLength;
+      if (this.#gauges !== null) this.#gauges.ready--;
+    }
     return message;
   }
 
@@ -51,6 +67,7 @@ export class ReadyList {
   /** Adds one message at its seq position; O(1) for the usual newest-message append. */
   add(message: StoredMessage): void {
     this.#bytes += message.payload.byteLength;
+    if (this.#gauges !== null) this.#gauges.ready++;
     const last = this.#messages.peekLast();
     if (last === undefined || last.seq < message.seq) {
       this.#messages.push(message);
@@ -76,6 +93,7 @@ export class ReadyList {
     }
     messages.sort(bySeq);
     for (const message of messages) this.#bytes += message.payload.byteLength;
+    if (this.#gauges !== null) this.#gauges.ready += messages.length;
     const frontLifts = this.#upperBound(messages[messages.length - 1].seq);
     const backLifts = this.#messages.length - this.#upperBound(messages[0].seq);
     if (frontLifts <= backLifts) this.#mergeAtFront(messages);
@@ -87,6 +105,7 @@ export class ReadyList {
     const count = this.#messages.length;
     this.#messages.clear();
     this.#bytes = 0;
+    if (this.#gauges !== null) this.#gauges.ready -= count;
     return count;
   }
 

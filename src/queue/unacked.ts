@@ -6,10 +6,23 @@
  * scanning everyone else's. Keeps `consumer.unacked` in step with both.
  */
 import type { ConsumerSlot } from './consumer-ring.js';
+import type { MessageGauges } from './message-gauges.js';
 import type { Consumer, StoredMessage } from './types.js';
 
 export class UnackedDeliveries {
   readonly #owners = new Map<number, ConsumerSlot>();
+  /** The shard's totals this map counts into (null: none, or detached with its queue). */
+  #gauges: MessageGauges | null;
+
+  constructor(gauges: MessageGauges | null = null) {
+    this.#gauges = gauges;
+  }
+
+  /** Stops counting into the shard's totals, taking these deliveries out of them (their queue is gone). */
+  detachGauges(): void {
+    if (this.#gauges !== null) this.#gauges.unacked -= this.#owners.size;
+    this.#gauges = null;
+  }
 
   get size(): number {
     return this.#owners.size;
@@ -19,6 +32,7 @@ export class UnackedDeliveries {
     this.#owners.set(tag, owner);
     owner.deliveries.set(tag, message);
     owner.consumer.unacked++;
+    if (this.#gauges !== null) this.#gauges.unacked++;
   }
 
   has(tag: number): boolean {
@@ -37,11 +51,13 @@ export class UnackedDeliveries {
     const message = owner.deliveries.get(tag) as StoredMessage;
     owner.deliveries.delete(tag);
     owner.consumer.unacked--;
+    if (this.#gauges !== null) this.#gauges.unacked--;
     return message;
   }
 
   /** Forgets every delivery of `owner`; appends their messages to `into`. */
   releaseOwner(owner: ConsumerSlot, into: StoredMessage[]): void {
+    if (this.#gauges !== null) this.#gauges.unacked -= owner.deliveries.size;
     for (const [tag, message] of owner.deliveries) {
       this.#owners.delete(tag);
       into.push(message);

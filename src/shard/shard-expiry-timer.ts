@@ -1,4 +1,5 @@
 import type { ExpiryScheduler } from '../queue/expiry-scheduler.js';
+import type { MessageQueue } from '../queue/message-queue.js';
 import type { LocalQueue } from './local-queue.js';
 import type { ShardOutbound } from './shard-outbound.js';
 
@@ -21,6 +22,7 @@ export class ShardExpiryTimer {
   readonly #now: () => number;
   #timer: NodeJS.Timeout | null = null;
   #at = Infinity;
+  readonly #checked: MessageQueue[] = [];
 
   constructor(expiry: ExpiryScheduler, queues: ReadonlyMap<string, LocalQueue>, outbound: ShardOutbound, now: () => number) {
     this.#expiry = expiry;
@@ -47,9 +49,16 @@ export class ShardExpiryTimer {
   readonly #onTimer = (): void => {
     this.#timer = null;
     this.#at = Infinity;
-    this.#expiry.run(this.#now());
+    // Only the queues the wheel checked can have changed: an expired head may uncover messages a
+    // consumer can take. (A walk over every queue here made each TTL tick cost every queue.)
+    const checked = this.#checked;
+    this.#expiry.run(this.#now(), (queue) => checked.push(queue));
     this.#outbound.republishDeadLetters();
-    for (const local of this.#queues.values()) if (local.queue.depth > 0) this.#outbound.dispatch(local.queue);
+    for (let i = 0; i < checked.length; i++) {
+      const queue = checked[i];
+      if (queue.depth > 0 && this.#queues.get(queue.name)?.queue === queue) this.#outbound.dispatch(queue);
+    }
+    checked.length = 0;
     this.#outbound.commit();
     this.arm();
   };

@@ -18,6 +18,8 @@ export class ShardSubscriptions {
   readonly #counters: Float64Array;
   /** connectionId → subscriptionId → subscription */
   readonly #connections = new Map<number, Map<number, Subscription>>();
+  /** The same subscriptions by queue, so deleting a queue touches its own, not every one of the shard. */
+  readonly #byQueue = new Map<LocalQueue, Set<Subscription>>();
 
   constructor(outbound: ShardOutbound, counters: Float64Array) {
     this.#outbound = outbound;
@@ -40,7 +42,17 @@ export class ShardSubscriptions {
       this.#connections.set(connectionId, subs);
     }
     subs.set(subscriptionId, sub);
+    let ofQueue = this.#byQueue.get(sub.local);
+    if (ofQueue === undefined) this.#byQueue.set(sub.local, (ofQueue = new Set()));
+    ofQueue.add(sub);
     this.#counters[CounterSlot.consumers]++;
+  }
+
+  #unindex(sub: Subscription): void {
+    const ofQueue = this.#byQueue.get(sub.local);
+    if (ofQueue === undefined) return;
+    ofQueue.delete(sub);
+    if (ofQueue.size === 0) this.#byQueue.delete(sub.local);
   }
 
   /** Forgets one subscription and returns it (undefined when there was none). */
@@ -50,6 +62,7 @@ export class ShardSubscriptions {
     if (subs === undefined || sub === undefined) return undefined;
     subs.delete(subscriptionId);
     if (subs.size === 0) this.#connections.delete(connectionId);
+    this.#unindex(sub);
     this.#counters[CounterSlot.consumers]--;
     return sub;
   }
@@ -59,6 +72,7 @@ export class ShardSubscriptions {
     const subs = this.#connections.get(connectionId);
     if (subs === undefined) return undefined;
     this.#connections.delete(connectionId);
+    for (const sub of subs.values()) this.#unindex(sub);
     this.#counters[CounterSlot.consumers] -= subs.size;
     return subs;
   }
@@ -66,17 +80,21 @@ export class ShardSubscriptions {
   /** The queue is being deleted: its consumers are removed from it and told (they get an error). */
   cancelConsumersOf(local: LocalQueue, reason: string): void {
     const { queue } = local;
-    for (const [connectionId, subs] of this.#connections) {
-      for (const [subscriptionId, sub] of subs) {
-        if (sub.local !== local) continue;
-        // Back to ready first, so the deleting code counts what the queue held in one place.
-        queue.removeConsumer(connectionId, subscriptionId);
+    const ofQueue = this.#byQueue.get(local);
+    if (ofQueue === undefined) return;
+    this.#byQueue.delete(local);
+    for (const sub of ofQueue) {
+      const { connectionId, subscriptionId } = sub.consumer;
+      // Back to ready first, so the deleting code counts what the queue held in one place.
+      queue.removeConsumer(connectionId, subscriptionId);
+      const subs = this.#connections.get(connectionId);
+      if (subs !== undefined && subs.get(subscriptionId) === sub) {
         subs.delete(subscriptionId);
-        this.#counters[CounterSlot.consumers]--;
-        const message = `consumer cancelled: ${reason} ('${queue.name}')`;
-        this.#outbound.error(connectionId, subscriptionId, 'consumer_cancelled', message);
+        if (subs.size === 0) this.#connections.delete(connectionId);
       }
-      if (subs.size === 0) this.#connections.delete(connectionId);
+      this.#counters[CounterSlot.consumers]--;
+      const message = `consumer cancelled: ${reason} ('${queue.name}')`;
+      this.#outbound.error(connectionId, subscriptionId, 'consumer_cancelled', message);
     }
   }
 }

@@ -1,4 +1,5 @@
 import { MessageQueue } from '../queue/message-queue.js';
+import { MessageGauges } from '../queue/message-gauges.js';
 import type { ExpiryScheduler } from '../queue/expiry-scheduler.js';
 import { parseQueueArguments, QueueArgumentError } from '../queue/queue-arguments.js';
 import type { DeliverFn } from '../queue/types.js';
@@ -61,6 +62,9 @@ export class ShardTopology implements ReplayTarget {
   readonly #durability: ShardDurability;
   readonly #flow: ShardFlow;
   readonly #queues = new Map<string, LocalQueue>();
+  /** Queues declared with x-expires: the idle sweep looks at these, not at every queue. */
+  readonly #expiring = new Set<LocalQueue>();
+  readonly #gauges = new MessageGauges();
   readonly #registry: ExchangeRegistry<string, MessageQueue>;
   #idleTimer: NodeJS.Timeout | null = null;
 
@@ -148,11 +152,12 @@ export class ShardTopology implements ReplayTarget {
           onDeadLetter: this.#outbound.onDeadLetter,
           scheduleExpiry: this.#expiry.schedule,
           onRemoved: this.#durability.removalHook(op.name),
+          gauges: this.#gauges,
         });
         if (op.durable && !op.exclusive) this.#durability.log(op);
         const topicBuffer = topicBufferOf(queue, op.exclusive, op.autoDelete, op.arguments);
         if (topicBuffer !== null) this.#flow.register(topicBuffer);
-        this.#queues.set(op.name, {
+        const local: LocalQueue = {
           queue,
           durable: op.durable,
           exclusive: op.exclusive,
@@ -160,9 +165,13 @@ export class ShardTopology implements ReplayTarget {
           arguments: op.arguments,
           hadConsumer: false,
           topicBuffer,
-        });
+        };
+        this.#queues.set(op.name, local);
         this.#counters[CounterSlot.queues] = this.#queues.size;
-        if (args.expires !== undefined) this.#startIdleSweep();
+        if (args.expires !== undefined) {
+          this.#expiring.add(local);
+          this.#startIdleSweep();
+        }
         return { messageCount: 0, consumerCount: 0 };
       }
       case 'deleteQueue': {
@@ -231,8 +240,10 @@ export class ShardTopology implements ReplayTarget {
     const held = queue.depth;
     this.#subscriptions.cancelConsumersOf(local, reason);
     this.#counters[CounterSlot.dropped] += queue.depth + queue.unackedCount;
+    queue.detachGauges();
     this.#durability.forgetQueue(queue);
     this.#queues.delete(queue.name);
+    this.#expiring.delete(local);
     this.#registry.removeQueue(queue.name);
     this.#expiry.forget(queue);
     this.#outbound.forget(queue);
@@ -251,7 +262,7 @@ export class ShardTopology implements ReplayTarget {
     if (this.#idleTimer !== null) return;
     this.#idleTimer = setInterval(() => {
       const now = this.#now();
-      for (const local of [...this.#queues.values()]) {
+      for (const local of [...this.#expiring]) {
         if (local.queue.idleDeadline() <= now) this.#deleteQueueOnOwnAccord(local, 'queue expired (x-expires)');
       }
       this.#outbound.commit();
@@ -264,23 +275,15 @@ export class ShardTopology implements ReplayTarget {
     this.#idleTimer = null;
   }
 
-  /** Refreshes the ready/unacked gauges. */
+  /** Publishes the ready/unacked totals to the shared counters (kept as messages move: no walk). */
   refreshMessageGauges(): void {
-    let ready = 0;
-    let unacked = 0;
-    for (const local of this.#queues.values()) {
-      ready += local.queue.depth;
-      unacked += local.queue.unackedCount;
-    }
-    this.#counters[CounterSlot.ready] = ready;
-    this.#counters[CounterSlot.unacked] = unacked;
+    this.#counters[CounterSlot.ready] = this.#gauges.ready;
+    this.#counters[CounterSlot.unacked] = this.#gauges.unacked;
   }
 
   /** Messages held in memory (ready + unacked): what a crash would lose. */
   heldMessages(): number {
-    let n = 0;
-    for (const local of this.#queues.values()) n += local.queue.depth + local.queue.unackedCount;
-    return n;
+    return this.#gauges.ready + this.#gauges.unacked;
   }
 
   queueStats(): QueueStats[] {

@@ -93,6 +93,12 @@ export const DEFAULT_SLOW_CONSUMER_MS = 1000;
  */
 export const DEFAULT_LATENCY_SAMPLE = 1024;
 /**
+ * Queues /v1/stats lists one by one, per shard (RabbitMQ's return_per_object_metrics, bounded): past
+ * it the answer keeps its totals and counts, and per-queue figures are on /v1/queues, paginated. A
+ * stats call must not cost every queue of a broker with 100k of them.
+ */
+export const DEFAULT_STATS_MAX_QUEUES = 1000;
+/**
  * Resident memory above which publishers get 503: half the machine, at most 8 GiB, so a
  * broker under a flood refuses work before the kernel kills it.
  */

@@ -34,6 +34,8 @@ const REFUSING_OVERFLOW = new Set(['reject-publish', 'reject-publish-dlx']);
 export class Topology {
   readonly #shards: number;
   readonly #queues = new Map<string, QueueMeta>();
+  /** sortedQueueNames' cache; null after a queue was added or removed. */
+  #sortedNames: readonly string[] | null = null;
   readonly registry: ExchangeRegistry<string, number>;
   /** Queues whose publishes need the shard's confirm; when none, no exchange route needs one. */
   #confirmingQueues = 0;
@@ -71,6 +73,15 @@ export class Topology {
 
   listQueues(): QueueMeta[] {
     return [...this.#queues.values()];
+  }
+
+  /**
+   * Every queue name in code-unit order, sorted once per change of the queue set rather than per
+   * call: a management page of 100 out of 100k queues must not sort 100k names each time.
+   */
+  sortedQueueNames(): readonly string[] {
+    if (this.#sortedNames === null) this.#sortedNames = [...this.#queues.keys()].sort(byCodeUnits);
+    return this.#sortedNames;
   }
 
   listExchanges(): ExchangeInfo[] {
@@ -123,6 +134,7 @@ export class Topology {
       confirmFromShard: options.durable || (typeof overflow === 'string' && REFUSING_OVERFLOW.has(overflow)),
     };
     this.#queues.set(name, queue);
+    this.#sortedNames = null;
     if (queue.confirmFromShard) this.#confirmingQueues++;
     return queue;
   }
@@ -132,6 +144,7 @@ export class Topology {
     const queue = this.#queues.get(name);
     if (queue === undefined) return [];
     this.#queues.delete(name);
+    this.#sortedNames = null;
     if (queue.confirmFromShard) this.#confirmingQueues--;
     return this.registry.removeQueue(name).autoDeleted;
   }
@@ -181,4 +194,9 @@ export class Topology {
       if (!this.#queues.has(name)) return name;
     }
   }
+}
+
+/** Plain code-unit order (what `<` does): stable and cheap, unlike localeCompare. */
+function byCodeUnits(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }

@@ -146,7 +146,10 @@ function pingAll(ctx: BrokerContext): Promise<boolean[]> {
 }
 
 async function collectStats(ctx: BrokerContext, front: FrontStats): Promise<unknown> {
-  const queueLists = await Promise.all(ctx.shards.map((h) => ctx.supervisor.queueStats(h.index)));
+  const limit = ctx.config.statsMaxQueues;
+  const answers = await Promise.all(ctx.shards.map((h) => ctx.supervisor.queueStatsWithTotal(h.index, { limit })));
+  const queueLists = answers.map((a) => a?.queues ?? null);
+  const queuesTotal = answers.reduce((n, a) => n + (a?.total ?? 0), 0);
   const shards = ctx.shards.map((h) => {
     const counters = readCounters(h.counters);
     const ring = h.occupancy();
@@ -156,6 +159,8 @@ async function collectStats(ctx: BrokerContext, front: FrontStats): Promise<unkn
   return {
     shards,
     queues,
+    // Every queue is counted; at most --stats-max-queues per shard are listed above.
+    queuesTotal,
     connections: {
       websocket: front.websocket,
       subscriptions: front.subscriptions,

@@ -10,6 +10,7 @@ import { checkFraming, refuseFraming, sendJson, watchAbort, type ResponseState }
 import type { QueueStats } from '../shard/shard-core.js';
 import type { Principal } from '../control/auth.js';
 import { authorize } from './http-auth.js';
+import { pageOf, parsePageQuery, selectPage, type Page, type PageQuery } from './list-pages.js';
 
 /** Management bodies are small; anything larger is a mistake or an attack. */
 const MAX_MANAGEMENT_BODY = 64 * 1024;
@@ -41,12 +42,19 @@ export function registerManagementRoutes(uwsApp: TemplatedApp, ctx: BrokerContex
     del: (path: string, h: Handler) => uwsApp.del(path, guarded(h)),
   };
 
-  app.get('/v1/exchanges', (res) => {
-    sendJson(res, 200, m.topology.listExchanges().map(exchangeJson));
+  app.get('/v1/exchanges', (res, req) => {
+    const q = pageQueryOf(res, req);
+    if (q === undefined) return;
+    const list = m.topology.listExchanges().map(exchangeJson);
+    try {
+      sendJson(res, 200, q === null ? list : pageOfList(list, (x) => x.name as string, q));
+    } catch (err) {
+      sendJsonError(res, err);
+    }
   });
   app.get('/v1/exchanges/:name', (res, req) => {
     const name = param(req, 0);
-    const x = m.topology.listExchanges().find((e) => e.name === name);
+    const x = m.topology.registry.getExchange(name);
     if (x === undefined) sendJson(res, 404, { error: ErrorCode.notFound, message: `no exchange '${name}' in vhost '/'` });
     else sendJson(res, 200, exchangeJson(x));
   });
@@ -72,17 +80,37 @@ export function registerManagementRoutes(uwsApp: TemplatedApp, ctx: BrokerContex
     run(res, async () => [200, await m.deleteExchange(name, ifUnused)]);
   });
 
-  app.get('/v1/queues', (res) => {
+  app.get('/v1/queues', (res, req) => {
+    const q = pageQueryOf(res, req);
+    if (q === undefined) return;
+    if (q === null) {
+      // The whole list, in slices across event-loop turns: deliveries never wait behind it.
+      streamQueues(res, ctx, rates);
+      return;
+    }
     const state = watchAbort(res);
-    void queueList(ctx, rates).then((list) => sendJson(res, 200, list, state));
+    const names = ctx.topology.sortedQueueNames();
+    let selected: ReturnType<typeof selectPage>;
+    try {
+      selected = selectPage(names, q);
+    } catch (err) {
+      sendJsonError(res, err, state);
+      return;
+    }
+    void queuesJson(ctx, rates, selected.names).then((items) =>
+      sendJson(res, 200, pageOf(items, q, selected.filtered, selected.pageCount, names.length), state),
+    );
   });
   app.get('/v1/queues/:name', (res, req) => {
     const name = param(req, 0);
     const state = watchAbort(res);
-    void queueList(ctx, rates).then((list) => {
-      const q = list.find((x) => x.name === name);
-      if (q === undefined) sendJson(res, 404, { error: ErrorCode.notFound, message: `no queue '${name}' in vhost '/'` }, state);
-      else sendJson(res, 200, q, state);
+    if (ctx.topology.getQueue(name) === undefined) {
+      sendJson(res, 404, { error: ErrorCode.notFound, message: `no queue '${name}' in vhost '/'` }, state);
+      return;
+    }
+    void queuesJson(ctx, rates, [name]).then((list) => {
+      if (list.length === 0) sendJson(res, 404, { error: ErrorCode.notFound, message: `no queue '${name}' in vhost '/'` }, state);
+      else sendJson(res, 200, list[0], state);
     });
   });
   app.put('/v1/queues/:name', (res, req) => {
@@ -116,18 +144,22 @@ export function registerManagementRoutes(uwsApp: TemplatedApp, ctx: BrokerContex
     run(res, async () => [200, await m.purgeQueue(name)]);
   });
 
-  app.get('/v1/bindings', (res) => {
-    sendJson(
-      res,
-      200,
-      m.topology.listBindings().map((b) => ({
-        source: b.source,
-        destination: b.destination,
-        destination_type: b.destinationType,
-        routing_key: b.routingKey,
-        arguments: b.arguments,
-      })),
-    );
+  app.get('/v1/bindings', (res, req) => {
+    const q = pageQueryOf(res, req);
+    if (q === undefined) return;
+    const list = m.topology.listBindings().map((b) => ({
+      source: b.source,
+      destination: b.destination,
+      destination_type: b.destinationType,
+      routing_key: b.routingKey,
+      arguments: b.arguments,
+    }));
+    // Bindings have no name: a page filters and orders them by source exchange, then destination.
+    try {
+      sendJson(res, 200, q === null ? list : pageOfList(list, (b) => `${b.source}\u0000${b.destination}`, q));
+    } catch (err) {
+      sendJsonError(res, err);
+    }
   });
   const binding = (res: HttpResponse, bind: boolean, principal: Principal): void => {
     withBody(res, async (body) => {
@@ -188,11 +220,102 @@ interface QueueJson {
   rates: { deliver_per_s: number; ack_per_s: number };
 }
 
-async function queueList(ctx: BrokerContext, rates: RateSampler): Promise<QueueJson[]> {
-  const perShard = await Promise.all(ctx.shards.map((h) => ctx.supervisor.queueStats(h.index)));
+/** Queues per slice of a whole-list answer: each slice is one round of shard lookups and one write. */
+const STREAM_SLICE = 250;
+
+/** The pagination of a list request, null for none; undefined when it was refused (400 sent). */
+function pageQueryOf(res: HttpResponse, req: HttpRequest): PageQuery | null | undefined {
+  try {
+    return parsePageQuery((key) => req.getQuery(key));
+  } catch (err) {
+    sendJsonError(res, err);
+    return undefined;
+  }
+}
+
+function sendJsonError(res: HttpResponse, err: unknown, state?: ResponseState): void {
+  const e = err instanceof BrokerError ? err : new BrokerError(ErrorCode.internal, (err as Error).message);
+  sendJson(res, e.status, { error: e.code, message: e.message }, state);
+}
+
+/** A page of an in-memory list (exchanges, bindings), ordered by `key`. */
+function pageOfList<T>(list: T[], key: (item: T) => string, q: PageQuery): Page<T> {
+  const keyed = new Map<string, T[]>();
+  for (const item of list) {
+    const k = key(item);
+    const same = keyed.get(k);
+    if (same === undefined) keyed.set(k, [item]);
+    else same.push(item);
+  }
+  const keys = [...keyed.keys()].sort();
+  const selected = selectPage(keys, q);
+  const items = selected.names.flatMap((k) => keyed.get(k) as T[]);
+  return pageOf(items, q, selected.filtered, selected.pageCount, list.length);
+}
+
+/**
+ * Writes the whole queue list as a JSON array, STREAM_SLICE queues at a time: each slice asks only
+ * the shards that own its queues for just those queues, and waits for uWS to drain before the next
+ * when the socket is backed up. A queue deleted meanwhile is left out; one declared later is not in
+ * the name snapshot taken at the start.
+ */
+function streamQueues(res: HttpResponse, ctx: BrokerContext, rates: RateSampler): void {
+  let aborted = false;
+  let wake: (() => void) | null = null;
+  res.onAborted(() => {
+    aborted = true;
+    wake?.();
+  });
+  const names = ctx.topology.sortedQueueNames();
+  res.cork(() => {
+    res.writeStatus('200 OK');
+    res.writeHeader('content-type', 'application/json');
+  });
+  void (async () => {
+    let wrote = false;
+    for (let i = 0; i < names.length; i += STREAM_SLICE) {
+      const items = await queuesJson(ctx, rates, names.slice(i, i + STREAM_SLICE));
+      if (aborted) return;
+      if (items.length === 0) continue;
+      let text = wrote ? ',' : '[';
+      for (let k = 0; k < items.length; k++) text += (k === 0 ? '' : ',') + JSON.stringify(items[k]);
+      wrote = true;
+      let ok = true;
+      res.cork(() => {
+        ok = res.write(text);
+      });
+      if (!ok) {
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          res.onWritable(() => {
+            resolve();
+            return true;
+          });
+        });
+        wake = null;
+        if (aborted) return;
+      }
+    }
+    res.cork(() => res.end(wrote ? ']' : '[]'));
+  })();
+}
+
+/** The management JSON of the queues in `names` (in that order; a queue gone meanwhile is left out). */
+async function queuesJson(ctx: BrokerContext, rates: RateSampler, names: readonly string[]): Promise<QueueJson[]> {
+  const byShard = new Map<number, string[]>();
+  const metas = [];
+  for (const name of names) {
+    const meta = ctx.topology.getQueue(name);
+    if (meta === undefined) continue;
+    metas.push(meta);
+    const list = byShard.get(meta.shard);
+    if (list === undefined) byShard.set(meta.shard, [name]);
+    else list.push(name);
+  }
+  const perShard = await Promise.all([...byShard].map(([shard, list]) => ctx.supervisor.queueStats(shard, { names: list })));
   const byName = new Map<string, QueueStats>();
   for (const list of perShard) for (const q of list ?? []) byName.set(q.name, q);
-  return ctx.topology.listQueues().map((meta) => {
+  return metas.map((meta) => {
     const s = byName.get(meta.name);
     const delivered = s?.stats.delivered ?? 0;
     const acked = s?.stats.acked ?? 0;

@@ -188,8 +188,13 @@ export class ShardCore {
     this.#expiryTimer.arm();
   }
 
-  queueStats(): QueueStats[] {
-    return this.#topology.queueStats();
+  /** Snapshots of the queues in `names` (those that exist), else of the first `limit` queues (all by default). */
+  queueStats(names?: readonly string[], limit?: number): QueueStats[] {
+    return this.#topology.queueStats(names, limit);
+  }
+
+  get queueCount(): number {
+    return this.#topology.queueCount;
   }
 
   /** Messages this shard holds in memory (ready + unacked): what a crash would lose. */

@@ -102,7 +102,7 @@ const gc = new GcMonitor((ms) => {
 
 port.on('message', (req: ShardRequest) => {
   if (req.type === 'stats') {
-    const reply: ShardReply = { type: 'stats', id: req.id, queues: core.queueStats() };
+    const reply: ShardReply = { type: 'stats', id: req.id, queues: core.queueStats(req.names, req.limit), total: core.queueCount };
     port.postMessage(reply);
   } else if (req.type === 'stop') {
     loop.stop();

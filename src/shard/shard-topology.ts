@@ -286,25 +286,45 @@ export class ShardTopology implements ReplayTarget {
     return this.#gauges.ready + this.#gauges.unacked;
   }
 
-  queueStats(): QueueStats[] {
+  get queueCount(): number {
+    return this.#queues.size;
+  }
+
+  /**
+   * Snapshots of the queues in `names` (looked up, those that exist), else of the first `limit`
+   * queues (all by default): a management page costs its own queues, not the shard's.
+   */
+  queueStats(names?: readonly string[], limit = Infinity): QueueStats[] {
     const out: QueueStats[] = [];
+    if (names !== undefined) {
+      for (const name of names) {
+        const local = this.#queues.get(name);
+        if (local !== undefined) out.push(snapshot(local));
+      }
+      return out;
+    }
     for (const local of this.#queues.values()) {
-      const q = local.queue;
-      out.push({
-        name: q.name,
-        depth: q.depth,
-        consumers: q.consumerCount,
-        unacked: q.unackedCount,
-        readyBytes: q.readyBytes,
-        durable: local.durable,
-        exclusive: local.exclusive,
-        autoDelete: local.autoDelete,
-        arguments: local.arguments,
-        stats: { ...q.stats },
-      });
+      if (out.length >= limit) break;
+      out.push(snapshot(local));
     }
     return out;
   }
+}
+
+function snapshot(local: LocalQueue): QueueStats {
+  const q = local.queue;
+  return {
+    name: q.name,
+    depth: q.depth,
+    consumers: q.consumerCount,
+    unacked: q.unackedCount,
+    readyBytes: q.readyBytes,
+    durable: local.durable,
+    exclusive: local.exclusive,
+    autoDelete: local.autoDelete,
+    arguments: local.arguments,
+    stats: { ...q.stats },
+  };
 }
 
 /** A topology operation the shard refuses (AMQP reply name as `code`). */

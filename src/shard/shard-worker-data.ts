@@ -20,8 +20,14 @@ export interface ShardWorkerData {
 }
 
 /** Control-plane messages over the worker's port (never on the data path). */
-export type ShardRequest = { readonly type: 'stats'; readonly id: number } | { readonly type: 'stop' };
+/**
+ * `stats`: the queues named in `names` (those that exist), or, without names, the first `limit`
+ * queues (all when absent); `total` in the reply counts every queue of the shard.
+ */
+export type ShardRequest =
+  | { readonly type: 'stats'; readonly id: number; readonly names?: readonly string[]; readonly limit?: number }
+  | { readonly type: 'stop' };
 export type ShardReply =
   | { readonly type: 'ready'; readonly recovered: import('./shard-core.js').RecoverySummary | null }
-  | { readonly type: 'stats'; readonly id: number; readonly queues: import('./shard-core.js').QueueStats[] }
+  | { readonly type: 'stats'; readonly id: number; readonly queues: import('./shard-core.js').QueueStats[]; readonly total: number }
   | { readonly type: 'stopped' };

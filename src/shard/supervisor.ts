@@ -57,7 +57,7 @@ export class Supervisor {
   readonly handles: readonly ShardHandle[];
   readonly #opts: SupervisorOptions;
   readonly #slots: Slot[];
-  readonly #statsWaiters = new Map<number, (q: QueueStats[]) => void>();
+  readonly #statsWaiters = new Map<number, (answer: { queues: QueueStats[]; total: number }) => void>();
   #statsId = 0;
   #stopping = false;
 
@@ -89,8 +89,21 @@ export class Supervisor {
     await Promise.all(this.#slots.map((s) => s.ready));
   }
 
-  /** Asks a shard for its queue list over the control port (not the data path). */
-  queueStats(index: number, timeoutMs = 1000): Promise<QueueStats[] | null> {
+  /**
+   * Asks a shard for queue snapshots over the control port (not the data path): the queues in
+   * `query.names`, else the first `query.limit` (all by default). Null when the shard is down or
+   * does not answer in time.
+   */
+  queueStats(index: number, query: { names?: readonly string[]; limit?: number } = {}, timeoutMs = 1000): Promise<QueueStats[] | null> {
+    return this.queueStatsWithTotal(index, query, timeoutMs).then((r) => r?.queues ?? null);
+  }
+
+  /** queueStats, with the number of queues the shard has in all. */
+  queueStatsWithTotal(
+    index: number,
+    query: { names?: readonly string[]; limit?: number } = {},
+    timeoutMs = 1000,
+  ): Promise<{ queues: QueueStats[]; total: number } | null> {
     const worker = this.#slots[index].worker;
     if (worker === null || !this.#slots[index].handle.alive) return Promise.resolve(null);
     const id = ++this.#statsId;
@@ -99,11 +112,11 @@ export class Supervisor {
         this.#statsWaiters.delete(id);
         resolve(null);
       }, timeoutMs);
-      this.#statsWaiters.set(id, (queues) => {
+      this.#statsWaiters.set(id, (answer) => {
         clearTimeout(timer);
-        resolve(queues);
+        resolve(answer);
       });
-      worker.postMessage({ type: 'stats', id } satisfies ShardRequest);
+      worker.postMessage({ type: 'stats', id, names: query.names, limit: query.limit } satisfies ShardRequest);
     });
   }
 
@@ -154,7 +167,7 @@ export class Supervisor {
           handle.alive = true;
           resolve();
         } else if (msg.type === 'stats') {
-          this.#statsWaiters.get(msg.id)?.(msg.queues);
+          this.#statsWaiters.get(msg.id)?.({ queues: msg.queues, total: msg.total });
           this.#statsWaiters.delete(msg.id);
         }
       };

@@ -75,6 +75,7 @@ describe('resolveConfig - defaults', () => {
       slowConsumer: D.DEFAULT_SLOW_CONSUMER,
       slowConsumerMs: D.DEFAULT_SLOW_CONSUMER_MS,
       latencySample: D.DEFAULT_LATENCY_SAMPLE,
+      statsMaxQueues: D.DEFAULT_STATS_MAX_QUEUES,
       deliveryWindowBytes: D.DEFAULT_DELIVERY_WINDOW_BYTES,
       publishWindow: D.DEFAULT_PUBLISH_WINDOW,
       publishWindowBytes: D.DEFAULT_PUBLISH_WINDOW_BYTES,

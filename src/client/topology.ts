@@ -83,7 +83,27 @@ export class TopologyRecorder {
   readonly exchanges = new Map<string, ExchangeRecord>();
   /** By current name. */
   readonly queues = new Map<string, QueueRecord>();
-  bindings: BindingRecord[] = [];
+  /**
+   * Bindings by identity (bindingKey), in the order they were made: add, remove and the duplicate
+   * check are constant time (an array search per binding made 100k bindings take 33 s).
+   */
+  readonly #bindings = new Map<string, BindingRecord>();
+  /** Binding keys by the queue they bind (its record, or its name when this client did not declare it). */
+  readonly #byQueue = new Map<QueueRecord | string, Set<string>>();
+  /** Binding keys by an exchange they name (source, or destination of an exchange binding). */
+  readonly #byExchange = new Map<string, Set<string>>();
+  /** Stable ids of queue records, so a binding's key survives the record's renames. */
+  readonly #recordIds = new WeakMap<QueueRecord, number>();
+  #nextRecordId = 1;
+
+  /** The recorded bindings, in the order they were made (for restore after a reconnect). */
+  get bindings(): IterableIterator<BindingRecord> {
+    return this.#bindings.values();
+  }
+
+  get bindingCount(): number {
+    return this.#bindings.size;
+  }
 
   declaredExchange(name: string, type: string, options: ExchangeDeclareOptions): void {
     if (options.passive === true) return;
@@ -93,7 +113,7 @@ export class TopologyRecorder {
 
   deletedExchange(name: string): void {
     this.exchanges.delete(name);
-    this.bindings = this.bindings.filter((b) => (b.kind === 'queue' ? b.exchange !== name : b.source !== name && b.destination !== name));
+    for (const key of [...(this.#byExchange.get(name) ?? [])]) this.#remove(key);
   }
 
   /** Records a declare that succeeded as `name`; returns the record (null for passive declares). */
@@ -109,8 +129,11 @@ export class TopologyRecorder {
   }
 
   deletedQueue(name: string): void {
+    const record = this.queues.get(name);
     this.queues.delete(name);
-    this.bindings = this.bindings.filter((b) => b.kind !== 'queue' || queueName(b.queue) !== name);
+    for (const ref of record === undefined ? [name] : [record, name]) {
+      for (const key of [...(this.#byQueue.get(ref) ?? [])]) this.#remove(key);
+    }
   }
 
   /** A server-named queue got a new name on a new connection. */
@@ -121,48 +144,82 @@ export class TopologyRecorder {
   }
 
   boundQueue(queue: string, exchange: string, routingKey: string, args: HeaderTable | undefined): void {
-    if (this.#findQueueBinding(queue, exchange, routingKey, args) >= 0) return;
-    this.bindings.push({ kind: 'queue', queue: this.queues.get(queue) ?? queue, exchange, routingKey, args: copyArgs(args) });
+    if (this.#queueBindingKey(queue, exchange, routingKey, args) !== null) return;
+    const ref = this.queues.get(queue) ?? queue;
+    const key = this.#queueKey(ref, exchange, routingKey, args);
+    this.#bindings.set(key, { kind: 'queue', queue: ref, exchange, routingKey, args: copyArgs(args) });
+    index(this.#byQueue, ref, key);
+    index(this.#byExchange, exchange, key);
   }
 
   unboundQueue(queue: string, exchange: string, routingKey: string, args: HeaderTable | undefined): void {
-    const i = this.#findQueueBinding(queue, exchange, routingKey, args);
-    if (i >= 0) this.bindings.splice(i, 1);
+    const key = this.#queueBindingKey(queue, exchange, routingKey, args);
+    if (key !== null) this.#remove(key);
   }
 
   boundExchange(destination: string, source: string, routingKey: string, args: HeaderTable | undefined): void {
-    if (this.#findExchangeBinding(destination, source, routingKey, args) >= 0) return;
-    this.bindings.push({ kind: 'exchange', destination, source, routingKey, args: copyArgs(args) });
+    const key = exchangeKey(destination, source, routingKey, args);
+    if (this.#bindings.has(key)) return;
+    this.#bindings.set(key, { kind: 'exchange', destination, source, routingKey, args: copyArgs(args) });
+    index(this.#byExchange, source, key);
+    index(this.#byExchange, destination, key);
   }
 
   unboundExchange(destination: string, source: string, routingKey: string, args: HeaderTable | undefined): void {
-    const i = this.#findExchangeBinding(destination, source, routingKey, args);
-    if (i >= 0) this.bindings.splice(i, 1);
+    this.#remove(exchangeKey(destination, source, routingKey, args));
   }
 
-  #findQueueBinding(queue: string, exchange: string, routingKey: string, args: HeaderTable | undefined): number {
-    const a = argsKey(args);
-    return this.bindings.findIndex(
-      (b) =>
-        b.kind === 'queue' &&
-        queueName(b.queue) === queue &&
-        b.exchange === exchange &&
-        b.routingKey === routingKey &&
-        argsKey(b.args) === a,
-    );
+  /** The key of an existing binding of `queue`, made through its record or its plain name; null if none. */
+  #queueBindingKey(queue: string, exchange: string, routingKey: string, args: HeaderTable | undefined): string | null {
+    const record = this.queues.get(queue);
+    if (record !== undefined) {
+      const key = this.#queueKey(record, exchange, routingKey, args);
+      if (this.#bindings.has(key)) return key;
+    }
+    const key = this.#queueKey(queue, exchange, routingKey, args);
+    return this.#bindings.has(key) ? key : null;
   }
 
-  #findExchangeBinding(destination: string, source: string, routingKey: string, args: HeaderTable | undefined): number {
-    const a = argsKey(args);
-    return this.bindings.findIndex(
-      (b) =>
-        b.kind === 'exchange' &&
-        b.destination === destination &&
-        b.source === source &&
-        b.routingKey === routingKey &&
-        argsKey(b.args) === a,
-    );
+  #queueKey(ref: QueueRecord | string, exchange: string, routingKey: string, args: HeaderTable | undefined): string {
+    let id: string;
+    if (typeof ref === 'string') id = `n${ref}`;
+    else {
+      let n = this.#recordIds.get(ref);
+      if (n === undefined) this.#recordIds.set(ref, (n = this.#nextRecordId++));
+      id = `r${n}`;
+    }
+    return `q\u0000${id}\u0000${exchange}\u0000${routingKey}\u0000${argsKey(args)}`;
   }
+
+  #remove(key: string): void {
+    const b = this.#bindings.get(key);
+    if (b === undefined) return;
+    this.#bindings.delete(key);
+    if (b.kind === 'queue') {
+      unindex(this.#byQueue, b.queue, key);
+      unindex(this.#byExchange, b.exchange, key);
+    } else {
+      unindex(this.#byExchange, b.source, key);
+      unindex(this.#byExchange, b.destination, key);
+    }
+  }
+}
+
+function exchangeKey(destination: string, source: string, routingKey: string, args: HeaderTable | undefined): string {
+  return `x\u0000${destination}\u0000${source}\u0000${routingKey}\u0000${argsKey(args)}`;
+}
+
+function index<K>(map: Map<K, Set<string>>, k: K, key: string): void {
+  let set = map.get(k);
+  if (set === undefined) map.set(k, (set = new Set()));
+  set.add(key);
+}
+
+function unindex<K>(map: Map<K, Set<string>>, k: K, key: string): void {
+  const set = map.get(k);
+  if (set === undefined) return;
+  set.delete(key);
+  if (set.size === 0) map.delete(k);
 }
 
 function copyArgs(args: HeaderTable | undefined): HeaderTable | undefined {

@@ -12,6 +12,7 @@ import {
   connect,
 } from '../../src/index.js';
 import type { Message, ShardmqClient, Subscription } from '../../src/index.js';
+import { TopologyRecorder, queueName, type BindingRecord, type QueueRecord } from '../../src/client/topology.js';
 
 async function next(sub: Subscription, timeoutMs = 3000): Promise<Message> {
   let timer: NodeJS.Timeout | undefined;
@@ -141,5 +142,47 @@ describe('client - exchanges, queues and bindings', () => {
     expect(await ended).toBeInstanceOf(SubscriptionCancelledError);
     expect(got).toEqual(['last words']); // buffered messages come first, then the error
     expect(await sub.closed).toMatchObject({ reason: 'cancelled', error: { code: 'consumer_cancelled' } });
+  });
+});
+
+describe('client - TopologyRecorder bookkeeping (what a reconnect restores)', () => {
+  const keyOf = (b: BindingRecord): string =>
+    b.kind === 'queue' ? `q:${queueName(b.queue)}:${b.exchange}:${b.routingKey}` : `x:${b.destination}:${b.source}:${b.routingKey}`;
+  const all = (t: TopologyRecorder): string[] => [...t.bindings].map(keyOf);
+
+  it('recorder - bindings once each, in the order made; unbind, args by value, deletes and renames', () => {
+    const t = new TopologyRecorder();
+    const record = t.declaredQueue('', 'amq.gen-1', {}) as QueueRecord;
+    t.boundQueue('amq.gen-1', 'x', 'a', undefined);
+    t.boundQueue('plain', 'x', 'b', { h: 1 });
+    t.boundQueue('plain', 'x', 'b', { h: 1 }); // duplicate: no second record
+    t.boundQueue('plain', 'x', 'b', { h: 2 }); // other args: another binding
+    t.boundExchange('x', 'up', '#', undefined);
+    expect(all(t)).toEqual(['q:amq.gen-1:x:a', 'q:plain:x:b', 'q:plain:x:b', 'x:x:up:#']);
+    t.unboundQueue('plain', 'x', 'b', { h: 1 });
+    expect([...t.bindings].filter((b) => b.kind === 'queue' && queueName(b.queue) === 'plain').map((b) => b.args)).toEqual([{ h: 2 }]);
+    // A server-named queue renamed on a new connection keeps its bindings under the new name.
+    t.renamedQueue(record, 'amq.gen-2');
+    expect(all(t)[0]).toBe('q:amq.gen-2:x:a');
+    t.unboundQueue('amq.gen-2', 'x', 'a', undefined);
+    expect(t.bindingCount).toBe(2);
+    // A queue declared after it was bound (by name) still unbinds and deletes by that name.
+    t.boundQueue('later', 'x', 'k', undefined);
+    t.declaredQueue('later', 'later', {});
+    t.deletedQueue('later');
+    expect(all(t)).toEqual(['q:plain:x:b', 'x:x:up:#']);
+    // Deleting an exchange drops every binding that names it, as source or destination.
+    t.deletedExchange('x');
+    expect(t.bindingCount).toBe(0);
+  });
+
+  it('recorder - 100,000 bindings over 1,000 queues: recorded, half unbound, one queue deleted, counts exact', () => {
+    const t = new TopologyRecorder();
+    for (let i = 0; i < 100_000; i++) t.boundQueue(`q${i % 1000}`, 'amq.topic', `k.${i}`, undefined);
+    for (let i = 0; i < 100_000; i += 2) t.unboundQueue(`q${i % 1000}`, 'amq.topic', `k.${i}`, undefined);
+    expect(t.bindingCount).toBe(50_000);
+    t.deletedQueue('q1');
+    expect(t.bindingCount).toBe(50_000 - 100); // q1's keys are odd: none was unbound
+    expect([...t.bindings].some((b) => b.kind === 'queue' && queueName(b.queue) === 'q1')).toBe(false);
   });
 });

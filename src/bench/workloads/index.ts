@@ -10,6 +10,7 @@ import { telemetry } from './telemetry.js';
 import { wsFanout } from './ws-fanout.js';
 import { durable } from './durable.js';
 import { wsJsonVsBinary } from './ws-json-vs-binary.js';
+import { scale } from './scale.js';
 
 /**
  * Every workload `shardmq bench` knows, in the order it runs them. Order matters: latency picks its
@@ -29,4 +30,5 @@ export const WORKLOADS: readonly Workload[] = [
   memory,
   durable,
   wsJsonVsBinary,
+  scale,
 ];

@@ -6,7 +6,7 @@
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import type { BrokerContext } from './context.js';
 import { BrokerError, ErrorCode } from '../protocol/errors.js';
-import { checkFraming, refuseFraming, sendJson, watchAbort, type ResponseState } from './http-util.js';
+import { checkFraming, refuseFraming, sendError, sendJson, watchAbort, type ResponseState } from './http-util.js';
 import type { QueueStats } from '../shard/shard-core.js';
 import type { Principal } from '../control/auth.js';
 import { authorize } from './http-auth.js';
@@ -49,7 +49,7 @@ export function registerManagementRoutes(uwsApp: TemplatedApp, ctx: BrokerContex
     try {
       sendJson(res, 200, q === null ? list : pageOfList(list, (x) => x.name as string, q));
     } catch (err) {
-      sendJsonError(res, err);
+      sendError(res, err);
     }
   });
   app.get('/v1/exchanges/:name', (res, req) => {
@@ -93,7 +93,7 @@ export function registerManagementRoutes(uwsApp: TemplatedApp, ctx: BrokerContex
     try {
       selected = selectPage(names, q);
     } catch (err) {
-      sendJsonError(res, err);
+      sendError(res, err);
       return;
     }
     // RabbitMQ's key order; the items in slices like the whole list (a page of 500 is 200 kB of JSON).
@@ -158,7 +158,7 @@ export function registerManagementRoutes(uwsApp: TemplatedApp, ctx: BrokerContex
     try {
       sendJson(res, 200, q === null ? list : pageOfList(list, (b) => `${b.source}\u0000${b.destination}`, q));
     } catch (err) {
-      sendJsonError(res, err);
+      sendError(res, err);
     }
   });
   const binding = (res: HttpResponse, bind: boolean, principal: Principal): void => {
@@ -228,14 +228,9 @@ function pageQueryOf(res: HttpResponse, req: HttpRequest): PageQuery | null | un
   try {
     return parsePageQuery((key) => req.getQuery(key));
   } catch (err) {
-    sendJsonError(res, err);
+    sendError(res, err);
     return undefined;
   }
-}
-
-function sendJsonError(res: HttpResponse, err: unknown, state?: ResponseState): void {
-  const e = err instanceof BrokerError ? err : new BrokerError(ErrorCode.internal, (err as Error).message);
-  sendJson(res, e.status, { error: e.code, message: e.message }, state);
 }
 
 /** A page of an in-memory list (exchanges, bindings), ordered by `key`. */

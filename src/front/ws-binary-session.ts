@@ -247,30 +247,20 @@ export class BinarySession extends ProtocolSession {
       exchange = target.exchange;
     } catch (err) {
       const e = toBrokerError(err, this.ctx);
-      if (connection.confirming && first > 0)
-        for (let seq = first; seq <= last; seq++) this.flush.writer(connection).confirm(seq, false, true);
-      this.flush.writer(connection).error(0, e.code, e.message);
+      this.#refuse(connection, first, last, e.code, e.message);
       return;
     }
     for (const p of payloads) {
       if (p.byteLength > max) {
-        if (first > 0) for (let seq = first; seq <= last; seq++) this.flush.writer(connection).confirm(seq, false, true);
-        this.flush
-          .writer(connection)
-          .error(0, ErrorCode.tooLarge, `message of ${p.byteLength} bytes exceeds max-message-bytes ${this.ctx.config.maxMessageBytes}`);
+        const message = `message of ${p.byteLength} bytes exceeds max-message-bytes ${this.ctx.config.maxMessageBytes}`;
+        this.#refuse(connection, first, last, ErrorCode.tooLarge, message);
         return;
       }
     }
     if (this.ctx.publisher.overMemory && target.shards.length > 0) {
       // Refused before any is written, so a batch is all taken or all refused (a nack must mean "not taken").
-      if (first > 0) for (let seq = first; seq <= last; seq++) this.flush.writer(connection).confirm(seq, false, true);
-      this.flush
-        .writer(connection)
-        .error(
-          0,
-          ErrorCode.saturated,
-          `the broker is above its memory high-watermark (max-memory); ${payloads.length} message(s) were not accepted`,
-        );
+      const message = `the broker is above its memory high-watermark (max-memory); ${payloads.length} message(s) were not accepted`;
+      this.#refuse(connection, first, last, ErrorCode.saturated, message);
       return;
     }
     // A confirm means the message is in a shard's ring (or routed): while a target shard holds
@@ -291,6 +281,13 @@ export class BinarySession extends ProtocolSession {
       this.#credit?.wrote(connection, s);
     }
     if (token === NO_TOKEN) report(ConfirmStatus.ok, true);
+  }
+
+  /** A publish of confirm numbers first..last (0: confirms off) not taken: each number nacked, then one ERROR. */
+  #refuse(connection: Connection, first: number, last: number, code: ErrorCode, message: string): void {
+    const writer = this.flush.writer(connection);
+    if (first > 0) for (let seq = first; seq <= last; seq++) writer.confirm(seq, false, true);
+    writer.error(0, code, message);
   }
 }
 

@@ -9,9 +9,10 @@
  * socket), and its shards are told (a `slow` record) so its topic subscriptions' policy applies;
  * until then, and when it drains again, a full topic buffer holds the publishers instead.
  */
-import { BinaryFrameWriter } from '../protocol/ws-binary-encode.js';
+import type { BinaryFrameWriter } from '../protocol/ws-binary-encode.js';
 import type { ShardHandle } from '../shard/shard-handle.js';
 import type { Connection, WsSubscription } from './ws-connection.js';
+import { WriterPool } from './writer-pool.js';
 
 export interface SlowConsumerSettings {
   readonly socketHighWater: number;
@@ -35,6 +36,8 @@ export class DeliveryFlush {
   readonly #creditBatchBytes: number;
   readonly #touched = new Set<Connection>();
   readonly #touchedSubs = new Set<WsSubscription>();
+  /** Writers lent to connections until their flush and to shared streams until their publish. */
+  readonly writers = new WriterPool();
 
   constructor(shards: readonly ShardHandle[], settings: SlowConsumerSettings) {
     this.#shards = shards;
@@ -56,9 +59,12 @@ export class DeliveryFlush {
     return owed >= this.#creditBatch || owedBytes >= this.#creditBatchBytes;
   }
 
-  /** The connection's binary writer for this chunk; the connection is flushed at chunk end. */
+  /**
+   * The connection's binary writer for this chunk; the connection is flushed at chunk end. Lent
+   * until that flush: a caller keeps it no longer than its own ops, never across a flushConnection.
+   */
   writer(connection: Connection): BinaryFrameWriter {
-    connection.writer ??= new BinaryFrameWriter();
+    connection.writer ??= this.writers.take();
     this.#touched.add(connection);
     return connection.writer;
   }
@@ -73,16 +79,20 @@ export class DeliveryFlush {
 
   /** Writes everything gathered for one socket under one cork: JSON frames, then one binary frame. */
   flushConnection(connection: Connection): void {
-    if (connection.closed) return;
     const { ws, frames, writer } = connection;
-    const binary = writer !== null && writer.length > 0 ? writer.finish() : null;
-    if (frames.length === 0 && binary === null) return;
-    ws.cork(() => {
-      for (let i = 0; i < frames.length; i++) ws.send(frames[i], false);
-      if (binary !== null) ws.send(binary, true);
-    });
-    frames.length = 0;
-    writer?.reset();
+    const binary = writer !== null && writer.length > 0 && !connection.closed ? writer.finish() : null;
+    if (!connection.closed && (frames.length > 0 || binary !== null)) {
+      // uWS copies what it cannot write at once: the writer's bytes are free when send returns.
+      ws.cork(() => {
+        for (let i = 0; i < frames.length; i++) ws.send(frames[i], false);
+        if (binary !== null) ws.send(binary, true);
+      });
+      frames.length = 0;
+    }
+    if (writer !== null) {
+      connection.writer = null;
+      this.writers.give(writer);
+    }
   }
 
   sendText(connection: Connection, frame: string): void {
@@ -139,6 +149,10 @@ export class DeliveryFlush {
     for (const sub of connection.byNumericId.values()) this.#touchedSubs.delete(sub);
     if (connection.slowTimer !== null) clearTimeout(connection.slowTimer);
     connection.slowTimer = null;
+    if (connection.writer !== null) {
+      this.writers.give(connection.writer);
+      connection.writer = null;
+    }
   }
 
   /** The socket is above high water: slow once it stays there past the bound. */

@@ -31,7 +31,7 @@ import type { DeliveryFlush } from './delivery-flush.js';
 import type { Connection, WsSubscription } from './ws-connection.js';
 import type { Destination } from '../protocol/destination.js';
 import { AckModeCode, type DeliverHead } from '../protocol/ring-record-codec.js';
-import { BinaryFrameWriter } from '../protocol/ws-binary-encode.js';
+import type { BinaryFrameWriter } from '../protocol/ws-binary-encode.js';
 import { OP_HEADER_BYTES, readU32 } from '../protocol/ws-binary.js';
 
 /** Where the op after the first `skip` ops of a frame starts (`[u8 opcode][u32 LE length][body]` each). */
@@ -62,7 +62,8 @@ interface Group {
   readonly shard: number;
   readonly topic: string;
   readonly members: Map<Connection, Member>;
-  readonly writer: BinaryFrameWriter;
+  /** Lent by the flush's pool from the group's first delivery of a chunk until its frame goes to uWS. */
+  writer: BinaryFrameWriter | null;
   /** Messages handed to the stream so far (a dropped member's loss is the difference). */
   seq: number;
   /** Members taken out as slow (drop): while any is, the newest frames are kept for them. */
@@ -128,7 +129,7 @@ export class DeliveryGroups {
         shard,
         topic: `shardmq/stream/${id}`,
         members: new Map(),
-        writer: new BinaryFrameWriter(),
+        writer: null,
         seq: 0,
         out: 0,
         history: [],
@@ -197,7 +198,8 @@ export class DeliveryGroups {
   onDeliver(rec: DeliverHead, buf: Uint8Array): boolean {
     const group = this.#byId.get(rec.subscriptionId);
     if (group === undefined) return false;
-    group.writer.deliverRecord(group.id, 0, rec, buf, true);
+    const writer = (group.writer ??= this.#flush.writers.take());
+    writer.deliverRecord(group.id, 0, rec, buf, true);
     group.seq++;
     group.owedCredit++;
     group.owedBytes += rec.payloadLength;
@@ -205,7 +207,7 @@ export class DeliveryGroups {
       group.touched = true;
       this.#touched.push(group);
     }
-    if (group.writer.length >= MAX_GROUP_FRAME_BYTES) this.#publishPending(group);
+    if (writer.length >= MAX_GROUP_FRAME_BYTES) this.#publishPending(group);
     return true;
   }
 
@@ -278,8 +280,7 @@ export class DeliveryGroups {
       if (!member.connection.closed && member.leftAt === null) member.connection.ws.unsubscribe(group.topic);
     }
     group.members.clear();
-    this.#byKey.delete(group.key);
-    this.#byId.delete(group.id);
+    this.#forget(group);
     return subs;
   }
 
@@ -306,14 +307,17 @@ export class DeliveryGroups {
 
   #publishPending(group: Group): void {
     const w = group.writer;
-    if (w.length === 0) return;
+    if (w === null) return;
+    group.writer = null;
     const ops = w.opCount;
-    const frame = w.finish();
-    // uWS copies the frame into its topic tree before this returns: the writer can be reused.
-    this.#app?.publish(group.topic, frame, true);
-    if (group.out > 0) this.#remember(group, frame.slice(), ops);
-    w.reset();
-    this.streamed += ops;
+    if (ops > 0) {
+      const frame = w.finish();
+      // uWS copies the frame into its topic tree before this returns: the writer can be reused.
+      this.#app?.publish(group.topic, frame, true);
+      if (group.out > 0) this.#remember(group, frame.slice(), ops);
+      this.streamed += ops;
+    }
+    this.#flush.writers.give(w);
   }
 
   /** Keeps a frame for the members out of the stream, and no more than --topic-buffer messages beyond the first frame. */
@@ -383,11 +387,20 @@ export class DeliveryGroups {
   }
 
   #drop(group: Group): void {
-    this.#byKey.delete(group.key);
-    this.#byId.delete(group.id);
+    this.#forget(group);
     const handle = this.#ctx.shards[group.shard];
     handle.writeControl((w) => w.unsubscribe(GROUP_CONNECTION, group.id));
     this.#ctx.consume.dropQueue(group.queue, group.shard);
+  }
+
+  /** The group is gone: unreachable by key or id, and a frame it was gathering goes nowhere. */
+  #forget(group: Group): void {
+    this.#byKey.delete(group.key);
+    this.#byId.delete(group.id);
+    if (group.writer !== null) {
+      this.#flush.writers.give(group.writer);
+      group.writer = null;
+    }
   }
 
   #allocateId(): number {

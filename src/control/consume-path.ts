@@ -39,6 +39,7 @@ export class ConsumePath {
   readonly #shards: readonly ShardWriter[];
   readonly #options: ConsumeOptions;
   readonly #log: Logger;
+  #topicArgsCache: Readonly<Record<string, unknown>> | null = null;
 
   constructor(
     topology: Topology,
@@ -134,12 +135,13 @@ export class ConsumePath {
     return { queue, shard };
   }
 
-  #topicArgs(): Record<string, unknown> {
-    return {
+  /** One frozen object for every private queue (the options do not change): not one per subscription. */
+  #topicArgs(): Readonly<Record<string, unknown>> {
+    return (this.#topicArgsCache ??= Object.freeze({
       [TOPIC_BUFFER_ARG]: this.#options.topicBuffer,
       [SLOW_CONSUMER_ARG]: this.#options.slowConsumer,
       [SLOW_CONSUMER_MS_ARG]: this.#options.slowConsumerMs,
-    };
+    }));
   }
 
   /** Forgets a queue on the main thread at once (routing stops) and deletes it on its shard. */

@@ -49,9 +49,57 @@ const MAX_GROUP_FRAME_BYTES = 256 * 1024;
 
 interface Member {
   readonly connection: Connection;
-  readonly subs: Set<WsSubscription>;
+  /** Its subscriptions to the group's pattern (almost always one); replaced, never spliced, so a walk over it stays valid. */
+  subs: readonly WsSubscription[];
   /** The stream's sequence when the member was taken out as slow (drop); null while it is in. */
   leftAt: number | null;
+}
+
+/** A group's members become a Map past this many. */
+const MEMBERS_AS_MAP = 8;
+
+/**
+ * A group's members by connection: an array while they are few (most streams have one member, and
+ * an empty Map is ~180 bytes of every idle subscription), a Map past MEMBERS_AS_MAP. A removal
+ * replaces the array, so a walk over values() is not disturbed by a member leaving during it.
+ */
+class Members {
+  #few: readonly Member[] = [];
+  #many: Map<Connection, Member> | null = null;
+
+  get size(): number {
+    return this.#many === null ? this.#few.length : this.#many.size;
+  }
+
+  get(connection: Connection): Member | undefined {
+    if (this.#many !== null) return this.#many.get(connection);
+    for (const member of this.#few) if (member.connection === connection) return member;
+    return undefined;
+  }
+
+  add(member: Member): void {
+    if (this.#many !== null) this.#many.set(member.connection, member);
+    else if (this.#few.length < MEMBERS_AS_MAP) this.#few = [...this.#few, member];
+    else {
+      this.#many = new Map(this.#few.map((m) => [m.connection, m]));
+      this.#many.set(member.connection, member);
+      this.#few = [];
+    }
+  }
+
+  delete(connection: Connection): void {
+    if (this.#many !== null) this.#many.delete(connection);
+    else this.#few = this.#few.filter((m) => m.connection !== connection);
+  }
+
+  values(): Iterable<Member> {
+    return this.#many === null ? this.#few : this.#many.values();
+  }
+
+  clear(): void {
+    this.#few = [];
+    this.#many = null;
+  }
 }
 
 interface Group {
@@ -61,7 +109,7 @@ interface Group {
   readonly queue: string;
   readonly shard: number;
   readonly topic: string;
-  readonly members: Map<Connection, Member>;
+  readonly members: Members;
   /** Lent by the flush's pool from the group's first delivery of a chunk until its frame goes to uWS. */
   writer: BinaryFrameWriter | null;
   /** Messages handed to the stream so far (a dropped member's loss is the difference). */
@@ -69,7 +117,7 @@ interface Group {
   /** Members taken out as slow (drop): while any is, the newest frames are kept for them. */
   out: number;
   /** Frames handed to uWS while a member was out, oldest first, at most --topic-buffer messages beyond the first. */
-  readonly history: Array<{ frame: Uint8Array; ops: number }>;
+  history: Array<{ frame: Uint8Array; ops: number }> | null;
   historyOps: number;
   owedCredit: number;
   owedBytes: number;
@@ -128,11 +176,11 @@ export class DeliveryGroups {
         queue,
         shard,
         topic: `shardmq/stream/${id}`,
-        members: new Map(),
+        members: new Members(),
         writer: null,
         seq: 0,
         out: 0,
-        history: [],
+        history: null,
         historyOps: 0,
         owedCredit: 0,
         owedBytes: 0,
@@ -158,14 +206,14 @@ export class DeliveryGroups {
     let member = group.members.get(connection);
     if (member === undefined) {
       this.#publishPending(group);
-      member = { connection, subs: new Set(), leftAt: null };
-      group.members.set(connection, member);
+      member = { connection, subs: [], leftAt: null };
+      group.members.add(member);
       let mine = this.#ofConnection.get(connection);
       if (mine === undefined) this.#ofConnection.set(connection, (mine = new Set()));
       mine.add(group);
       connection.ws.subscribe(group.topic);
     }
-    member.subs.add(sub);
+    if (!member.subs.includes(sub)) member.subs = [...member.subs, sub];
   }
 
   /** `sub` ended (unsubscribe, cancel, close): the group drops with its last member. */
@@ -174,7 +222,9 @@ export class DeliveryGroups {
     if (group === undefined) return;
     const { connection } = sub;
     const member = group.members.get(connection);
-    if (member === undefined || !member.subs.delete(sub) || member.subs.size > 0) return;
+    if (member === undefined || !member.subs.includes(sub)) return;
+    member.subs = member.subs.filter((s) => s !== sub);
+    if (member.subs.length > 0) return;
     this.#remove(group, member);
     if (group.members.size === 0) this.#drop(group);
     // The one that lagged may have gone: the rest may take more.
@@ -322,12 +372,13 @@ export class DeliveryGroups {
 
   /** Keeps a frame for the members out of the stream, and no more than --topic-buffer messages beyond the first frame. */
   #remember(group: Group, frame: Uint8Array, ops: number): void {
-    group.history.push({ frame, ops });
+    const history = (group.history ??= []);
+    history.push({ frame, ops });
     group.historyOps += ops;
     const bound = this.#ctx.config.topicBuffer;
-    while (group.history.length > 1 && group.historyOps - group.history[0].ops >= bound) {
-      group.historyOps -= group.history[0].ops;
-      group.history.shift();
+    while (history.length > 1 && group.historyOps - history[0].ops >= bound) {
+      group.historyOps -= history[0].ops;
+      history.shift();
     }
   }
 
@@ -338,8 +389,9 @@ export class DeliveryGroups {
   #replay(group: Group, connection: Connection, count: number): number {
     const frames: Uint8Array[] = [];
     let left = count;
-    for (let i = group.history.length - 1; i >= 0 && left > 0; i--) {
-      const { frame, ops } = group.history[i];
+    const history = group.history ?? [];
+    for (let i = history.length - 1; i >= 0 && left > 0; i--) {
+      const { frame, ops } = history[i];
       frames.push(ops <= left ? frame : frame.subarray(opOffset(frame, ops - left)));
       left -= Math.min(ops, left);
     }
@@ -354,7 +406,7 @@ export class DeliveryGroups {
   #endOut(group: Group): void {
     group.out--;
     if (group.out > 0) return;
-    group.history.length = 0;
+    group.history = null;
     group.historyOps = 0;
   }
 

@@ -12,8 +12,8 @@ import type { Consumer, StoredMessage } from './types.js';
 /** The queue's own record of one consumer. */
 export interface ConsumerSlot {
   readonly consumer: Consumer;
-  /** Unacked client-ack deliveries of this consumer: tag → message. */
-  readonly deliveries: Map<number, StoredMessage>;
+  /** Unacked client-ack deliveries of this consumer: tag → message (created at its first one). */
+  deliveries: Map<number, StoredMessage> | null;
 }
 
 /** Can `consumer` take one more delivery now? (credit, and prefetch for client-ack; AMQP ignores prefetch for no-ack.) */
@@ -23,12 +23,20 @@ export function hasCapacity(consumer: Consumer): boolean {
   return consumer.ackMode === 'auto' || consumer.prefetch === 0 || consumer.unacked < consumer.prefetch;
 }
 
+/**
+ * Lookups by identity and connection are a scan of the slots up to this many consumers, maps past
+ * it: most queues have one consumer (every topic subscription is one), and two empty Maps were
+ * ~370 bytes of each.
+ */
+const INDEX_FROM = 8;
+
 export class ConsumerRing {
   #slots: ConsumerSlot[] = [];
   /** Index of the consumer whose turn it is. */
   #turn = 0;
-  readonly #byConsumer = new Map<Consumer, ConsumerSlot>();
-  readonly #byConnection = new Map<number, Map<number, ConsumerSlot>>();
+  /** Present while the ring has more than INDEX_FROM / 2 consumers (built past INDEX_FROM). */
+  #byConsumer: Map<Consumer, ConsumerSlot> | null = null;
+  #byConnection: Map<number, Map<number, ConsumerSlot>> | null = null;
 
   get size(): number {
     return this.#slots.length;
@@ -36,26 +44,32 @@ export class ConsumerRing {
 
   /** Appends `consumer` (last in the turn order). Throws if the same (connection, subscription) is present. */
   add(consumer: Consumer): ConsumerSlot {
-    let subscriptions = this.#byConnection.get(consumer.connectionId);
-    if (subscriptions === undefined) {
-      subscriptions = new Map();
-      this.#byConnection.set(consumer.connectionId, subscriptions);
-    } else if (subscriptions.has(consumer.subscriptionId)) {
+    if (this.find(consumer.connectionId, consumer.subscriptionId) !== undefined) {
       throw new Error(`consumer already registered (connection ${consumer.connectionId}, subscription ${consumer.subscriptionId})`);
     }
-    const slot: ConsumerSlot = { consumer, deliveries: new Map() };
-    subscriptions.set(consumer.subscriptionId, slot);
-    this.#byConsumer.set(consumer, slot);
+    const slot: ConsumerSlot = { consumer, deliveries: null };
     this.#slots.push(slot);
+    if (this.#byConsumer !== null) this.#index(slot);
+    else if (this.#slots.length > INDEX_FROM) {
+      this.#byConsumer = new Map();
+      this.#byConnection = new Map();
+      for (const each of this.#slots) this.#index(each);
+    }
     return slot;
   }
 
   find(connectionId: number, subscriptionId: number): ConsumerSlot | undefined {
-    return this.#byConnection.get(connectionId)?.get(subscriptionId);
+    if (this.#byConnection !== null) return this.#byConnection.get(connectionId)?.get(subscriptionId);
+    for (const slot of this.#slots) {
+      if (slot.consumer.connectionId === connectionId && slot.consumer.subscriptionId === subscriptionId) return slot;
+    }
+    return undefined;
   }
 
   slotOf(consumer: Consumer): ConsumerSlot | undefined {
-    return this.#byConsumer.get(consumer);
+    if (this.#byConsumer !== null) return this.#byConsumer.get(consumer);
+    for (const slot of this.#slots) if (slot.consumer === consumer) return slot;
+    return undefined;
   }
 
   at(index: number): ConsumerSlot {
@@ -69,9 +83,11 @@ export class ConsumerRing {
 
   /** Removes every consumer of `connectionId` and returns their slots. */
   removeConnection(connectionId: number): ConsumerSlot[] {
-    const subscriptions = this.#byConnection.get(connectionId);
-    if (subscriptions === undefined) return [];
-    const removed = [...subscriptions.values()];
+    const removed =
+      this.#byConnection !== null
+        ? [...(this.#byConnection.get(connectionId)?.values() ?? [])]
+        : this.#slots.filter((slot) => slot.consumer.connectionId === connectionId);
+    if (removed.length === 0) return [];
     this.#removeWhere((candidate) => candidate.consumer.connectionId === connectionId);
     return removed;
   }
@@ -93,6 +109,14 @@ export class ConsumerRing {
     this.#turn = index + 1 >= this.#slots.length ? 0 : index + 1;
   }
 
+  #index(slot: ConsumerSlot): void {
+    (this.#byConsumer as Map<Consumer, ConsumerSlot>).set(slot.consumer, slot);
+    const byConnection = this.#byConnection as Map<number, Map<number, ConsumerSlot>>;
+    let subscriptions = byConnection.get(slot.consumer.connectionId);
+    if (subscriptions === undefined) byConnection.set(slot.consumer.connectionId, (subscriptions = new Map()));
+    subscriptions.set(slot.consumer.subscriptionId, slot);
+  }
+
   /** One pass that keeps the order, drops matches from the lookups and re-aims the turn. */
   #removeWhere(matches: (slot: ConsumerSlot) => boolean): void {
     const kept: ConsumerSlot[] = [];
@@ -105,14 +129,19 @@ export class ConsumerRing {
       }
       // A removed consumer before the turn shifts the turn's consumer one place left.
       if (i < this.#turn) turn--;
-      this.#byConsumer.delete(slot.consumer);
-      const subscriptions = this.#byConnection.get(slot.consumer.connectionId);
+      this.#byConsumer?.delete(slot.consumer);
+      const subscriptions = this.#byConnection?.get(slot.consumer.connectionId);
       if (subscriptions !== undefined) {
         subscriptions.delete(slot.consumer.subscriptionId);
-        if (subscriptions.size === 0) this.#byConnection.delete(slot.consumer.connectionId);
+        if (subscriptions.size === 0) this.#byConnection?.delete(slot.consumer.connectionId);
       }
     }
     this.#slots = kept;
     this.#turn = turn >= kept.length ? 0 : turn;
+    // Back to scans well below the mark, so a ring hovering at it does not rebuild its maps each time.
+    if (this.#byConsumer !== null && kept.length <= INDEX_FROM / 2) {
+      this.#byConsumer = null;
+      this.#byConnection = null;
+    }
   }
 }

@@ -7,7 +7,7 @@
  * moves only the shorter side. Single-threaded; no shared memory.
  */
 
-/** Smallest ring allocated; also the size after clear(). Small enough for idle queues. */
+/** Smallest ring allocated, at the first element. */
 const MIN_CAPACITY = 16;
 /**
  * Shrink (to half) once only 1/SHRINK_RATIO of the slots are in use. Halving at a quarter
@@ -23,8 +23,10 @@ export class Deque<T> {
   #length = 0;
 
   constructor() {
-    this.#slots = new Array<T | undefined>(MIN_CAPACITY).fill(undefined);
-    this.#mask = MIN_CAPACITY - 1;
+    // No ring until the first element: most queues never hold a message (an idle queue costs its
+    // object, not 16 slots); every write grows a full ring first.
+    this.#slots = [];
+    this.#mask = 0;
   }
 
   get length(): number {
@@ -37,13 +39,13 @@ export class Deque<T> {
   }
 
   push(item: T): void {
-    if (this.#length === this.#slots.length) this.#resize(this.#slots.length * 2);
+    if (this.#length === this.#slots.length) this.#resize(Math.max(MIN_CAPACITY, this.#slots.length * 2));
     this.#slots[(this.#first + this.#length) & this.#mask] = item;
     this.#length++;
   }
 
   unshift(item: T): void {
-    if (this.#length === this.#slots.length) this.#resize(this.#slots.length * 2);
+    if (this.#length === this.#slots.length) this.#resize(Math.max(MIN_CAPACITY, this.#slots.length * 2));
     this.#first = (this.#first - 1) & this.#mask;
     this.#slots[this.#first] = item;
     this.#length++;
@@ -89,7 +91,7 @@ export class Deque<T> {
     if (!Number.isInteger(index) || index < 0 || index > this.#length) {
       throw new RangeError(`Deque.insertAt index must be an integer in 0..${this.#length} (got ${index})`);
     }
-    if (this.#length === this.#slots.length) this.#resize(this.#slots.length * 2);
+    if (this.#length === this.#slots.length) this.#resize(Math.max(MIN_CAPACITY, this.#slots.length * 2));
     const slots = this.#slots;
     const mask = this.#mask;
     if (index < this.#length - index) {
@@ -108,10 +110,10 @@ export class Deque<T> {
     this.#length++;
   }
 
-  /** Drops every element and returns the ring to its minimum size. */
+  /** Drops every element and the ring with them. */
   clear(): void {
-    this.#slots = new Array<T | undefined>(MIN_CAPACITY).fill(undefined);
-    this.#mask = MIN_CAPACITY - 1;
+    this.#slots = [];
+    this.#mask = 0;
     this.#first = 0;
     this.#length = 0;
   }

@@ -248,7 +248,8 @@ export class ExchangeRegistry<Q, R = Q> {
   readonly #topicCacheSize: number | undefined;
   readonly #exchanges = new Map<string, ExchangeState<R>>();
   /** queueKey → the bindings with that queue as destination. */
-  readonly #queueBindings = new Map<string, Set<QueueBinding<R>>>();
+  /** A queue with one binding (every topic subscription's) holds it alone: a Set each was ~150 bytes per queue. */
+  readonly #queueBindings = new Map<string, QueueBinding<R> | Set<QueueBinding<R>>>();
   /** Default-exchange results: target → frozen `[target]`. */
   readonly #singletons = new Map<R, readonly R[]>();
   // Work sets of the exchange-to-exchange walk, reused across messages and always left empty.
@@ -367,12 +368,10 @@ export class ExchangeRegistry<Q, R = Q> {
     };
     source.bindings.set(id, binding);
     source.queues.add(binding);
-    let perQueue = this.#queueBindings.get(destination);
-    if (perQueue === undefined) {
-      perQueue = new Set();
-      this.#queueBindings.set(destination, perQueue);
-    }
-    perQueue.add(binding);
+    const perQueue = this.#queueBindings.get(destination);
+    if (perQueue === undefined) this.#queueBindings.set(destination, binding);
+    else if (perQueue instanceof Set) perQueue.add(binding);
+    else this.#queueBindings.set(destination, new Set([perQueue, binding]));
     return true;
   }
 
@@ -439,7 +438,7 @@ export class ExchangeRegistry<Q, R = Q> {
     const perQueue = this.#queueBindings.get(key);
     if (perQueue === undefined) return { autoDeleted: [] };
     const sources: ExchangeState<R>[] = [];
-    for (const binding of Array.from(perQueue)) {
+    for (const binding of perQueue instanceof Set ? Array.from(perQueue) : [perQueue]) {
       this.#singletons.delete(binding.target);
       this.#detach(binding);
       sources.push(binding.source);
@@ -595,7 +594,8 @@ export class ExchangeRegistry<Q, R = Q> {
     if (binding.kind === DestinationKind.queue) {
       source.queues.remove(binding);
       const perQueue = this.#queueBindings.get(binding.destination);
-      if (perQueue !== undefined) {
+      if (perQueue === binding) this.#queueBindings.delete(binding.destination);
+      else if (perQueue instanceof Set) {
         perQueue.delete(binding);
         if (perQueue.size === 0) this.#queueBindings.delete(binding.destination);
       }

@@ -18,8 +18,11 @@ export class ShardSubscriptions {
   readonly #counters: Float64Array;
   /** connectionId → subscriptionId → subscription */
   readonly #connections = new Map<number, Map<number, Subscription>>();
-  /** The same subscriptions by queue, so deleting a queue touches its own, not every one of the shard. */
-  readonly #byQueue = new Map<LocalQueue, Set<Subscription>>();
+  /**
+   * The same subscriptions by queue, so deleting a queue touches its own, not every one of the shard.
+   * A queue with one (every topic subscription's) holds it alone: a Set each was ~150 bytes per idle subscription.
+   */
+  readonly #byQueue = new Map<LocalQueue, Subscription | Set<Subscription>>();
 
   constructor(outbound: ShardOutbound, counters: Float64Array) {
     this.#outbound = outbound;
@@ -42,17 +45,20 @@ export class ShardSubscriptions {
       this.#connections.set(connectionId, subs);
     }
     subs.set(subscriptionId, sub);
-    let ofQueue = this.#byQueue.get(sub.local);
-    if (ofQueue === undefined) this.#byQueue.set(sub.local, (ofQueue = new Set()));
-    ofQueue.add(sub);
+    const ofQueue = this.#byQueue.get(sub.local);
+    if (ofQueue === undefined) this.#byQueue.set(sub.local, sub);
+    else if (ofQueue instanceof Set) ofQueue.add(sub);
+    else if (ofQueue !== sub) this.#byQueue.set(sub.local, new Set([ofQueue, sub]));
     this.#counters[CounterSlot.consumers]++;
   }
 
   #unindex(sub: Subscription): void {
     const ofQueue = this.#byQueue.get(sub.local);
-    if (ofQueue === undefined) return;
-    ofQueue.delete(sub);
-    if (ofQueue.size === 0) this.#byQueue.delete(sub.local);
+    if (ofQueue === sub) this.#byQueue.delete(sub.local);
+    else if (ofQueue instanceof Set) {
+      ofQueue.delete(sub);
+      if (ofQueue.size === 0) this.#byQueue.delete(sub.local);
+    }
   }
 
   /** Forgets one subscription and returns it (undefined when there was none). */
@@ -83,7 +89,7 @@ export class ShardSubscriptions {
     const ofQueue = this.#byQueue.get(local);
     if (ofQueue === undefined) return;
     this.#byQueue.delete(local);
-    for (const sub of ofQueue) {
+    for (const sub of ofQueue instanceof Set ? ofQueue : [ofQueue]) {
       const { connectionId, subscriptionId } = sub.consumer;
       // Back to ready first, so the deleting code counts what the queue held in one place.
       queue.removeConsumer(connectionId, subscriptionId);

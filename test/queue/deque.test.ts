@@ -82,13 +82,23 @@ describe('deque', () => {
     expect(deque.toArray()).toEqual([4090, 4091, 4092, 4093, 4094, 4095]);
   });
 
-  it('deque - clear empties and returns to the minimum size', () => {
+  it('deque - holds no ring until its first element, and none again after clear', () => {
+    const fresh = new Deque<number>();
+    expect(fresh.capacity).toBe(0);
+    expect(fresh.shift()).toBeUndefined();
+    expect(fresh.at(0)).toBeUndefined();
+    fresh.unshift(1);
+    expect(fresh.capacity).toBe(16);
+    const other = new Deque<number>();
+    other.insertAt(0, 5);
+    expect(other.toArray()).toEqual([5]);
     const deque = wrapped(100, 3);
     deque.clear();
     expect(deque.length).toBe(0);
-    expect(deque.capacity).toBe(16);
+    expect(deque.capacity).toBe(0);
     deque.push(7);
     expect(deque.toArray()).toEqual([7]);
+    expect(fresh.toArray()).toEqual([1]);
   });
 
   it.each([1, 2, 3, 42, 2024])('deque - seeded random operations match an array model (seed %i)', (seed) => {

@@ -490,4 +490,25 @@ describe('TopicMatcher - options', () => {
       expect(m.cachedKeys).toBe(1);
     }
   });
+
+  it('a pattern bound to many values keeps them in insertion order through the switch from array to set, and removes each exactly', () => {
+    const m = new TopicMatcher<number>();
+    for (let v = 0; v < 20; v++) m.add('dev.*.temp', v);
+    m.add('dev.*.temp', 3); // again: no-op
+    expect(m.size).toBe(20);
+    expect(m.match('dev.1.temp')).toEqual(Array.from({ length: 20 }, (_, v) => v));
+    for (const v of [0, 5, 19]) expect(m.remove('dev.*.temp', v)).toBe(true);
+    expect(m.remove('dev.*.temp', 5)).toBe(false);
+    expect(m.has('dev.*.temp', 5)).toBe(false);
+    expect(m.has('dev.*.temp', 6)).toBe(true);
+    expect(m.match('dev.2.temp')).toEqual(Array.from({ length: 20 }, (_, v) => v).filter((v) => v !== 0 && v !== 5 && v !== 19));
+    const few = new TopicMatcher<string>();
+    few.add('a.#', 'x');
+    few.add('a.#', 'y');
+    expect(few.remove('a.#', 'x')).toBe(true);
+    expect(few.match('a.b')).toEqual(['y']);
+    expect(few.remove('a.#', 'y')).toBe(true);
+    expect(few.match('a.b')).toEqual([]);
+    expect(few.size).toBe(0);
+  });
 });

@@ -37,7 +37,7 @@ export class UnackedDeliveries {
   }
 
   has(tag: number): boolean {
-    return this.#owners !== null && this.#owners.has(tag);
+    return this.#owners?.has(tag) === true;
   }
 
   ownerOf(tag: number): Consumer | undefined {

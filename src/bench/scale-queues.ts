@@ -1,0 +1,134 @@
+/**
+ * Scale points over idle queues: a fresh broker (`--shards 1`, so every idle queue sits on the
+ * shard that carries the traffic) with N idle queues, then what one message costs there, and what
+ * managing them costs. Also the client's binding bookkeeping at 100,000 bindings.
+ */
+import { connect, type ShardmqClient } from '../index.js';
+import { startBrokerProcess } from './broker-process.js';
+import { runOpenLoop } from './open-loop.js';
+import { shardmqOpenLoop } from './open-loop-systems.js';
+import { ResourceMeter } from './proc.js';
+import { LatencyProbe, pct, sleep, timedGet, walkInChild } from './scale-probe.js';
+
+const DECLARE_BATCH = 2000;
+
+export interface QueuePoint {
+  readonly queues: number;
+  readonly declareSeconds: number;
+  readonly rssPerQueueBytes: number;
+  readonly idleCores: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly maxMs: number;
+  readonly openLoopPerSecond: number;
+  readonly lost: number;
+  /** Management figures, measured at the points that ask for them. */
+  readonly management: {
+    readonly pageMs: number;
+    readonly lookupMs: number;
+    readonly statsMs: number;
+    readonly walkMaxMs: number;
+    readonly walkPages: number;
+  } | null;
+}
+
+export interface PointOptions {
+  readonly quick: boolean;
+  readonly progress: (message: string) => void;
+}
+
+/** Declares `queues` idle queues through the exported client, then measures; `management` adds the management calls and the walk. */
+export async function queuePoint(o: PointOptions, queues: number, management: boolean): Promise<QueuePoint> {
+  const broker = await startBrokerProcess(['--shards', '1']);
+  const clients: ShardmqClient[] = [];
+  try {
+    const admin = await connect(broker.url);
+    clients.push(admin);
+    const rssBefore = broker.rssBytes();
+    const t0 = performance.now();
+    for (let i = 0; i < queues; i += DECLARE_BATCH) {
+      const batch: Promise<unknown>[] = [];
+      for (let k = i; k < Math.min(queues, i + DECLARE_BATCH); k++) batch.push(admin.declareQueue(`scale-idle-${k}`));
+      await Promise.all(batch);
+    }
+    const declareSeconds = (performance.now() - t0) / 1000;
+    await sleep(500);
+    const rssPerQueueBytes = queues > 1 ? (broker.rssBytes() - rssBefore) / queues : NaN;
+    const idle = new ResourceMeter([broker.pid]);
+    await sleep(2000);
+    const idleCores = idle.stop().cores;
+
+    const sub = await connect(broker.url);
+    const pub = await connect(broker.url, { confirms: false });
+    clients.push(sub, pub);
+    const probe = new LatencyProbe((sentAt) => pub.publishNoWait('/queue/scale.lat', sentAt));
+    await sub.subscribe('/queue/scale.lat', {}, (m) => probe.record(m.text()));
+    const measureMs = o.quick ? 1500 : 3000;
+    const plain = await probe.run(measureMs);
+    const open = await runOpenLoop(shardmqOpenLoop(broker.url, broker.pid, false), {
+      subscribers: 1,
+      messages: o.quick ? 100_000 : 500_000,
+      maxSeconds: 30,
+      drainSeconds: 10,
+      payloadBytes: 128,
+    });
+    let mgmt: QueuePoint['management'] = null;
+    if (management) {
+      const base = broker.url;
+      const some = `scale-idle-${Math.floor(queues / 2)}`;
+      await timedGet(`${base}/v1/queues?page=1&page_size=100`); // the first sorts the names
+      const pageMs = await timedGet(`${base}/v1/queues?page=1&page_size=100`);
+      const lookupMs = await timedGet(`${base}/v1/queues/${some}`);
+      await timedGet(`${base}/v1/stats`);
+      const statsMs = await timedGet(`${base}/v1/stats`);
+      const pages = Math.ceil((queues + 1) / 500);
+      const walked = await probe.run(measureMs, () => walkInChild(base, pages));
+      mgmt = { pageMs, lookupMs, statsMs, walkMaxMs: walked[walked.length - 1] ?? NaN, walkPages: pages };
+    }
+    const point: QueuePoint = {
+      queues,
+      declareSeconds,
+      rssPerQueueBytes,
+      idleCores,
+      p50Ms: pct(plain, 50),
+      p99Ms: pct(plain, 99),
+      maxMs: plain[plain.length - 1] ?? NaN,
+      openLoopPerSecond: open.deliveredPerSecond,
+      lost: open.lost,
+      management: mgmt,
+    };
+    o.progress(
+      `scale ${queues.toLocaleString('en-US')} idle queues: declared in ${declareSeconds.toFixed(1)} s, idle CPU ${(idleCores * 100).toFixed(1)}%, ` +
+        `latency p50 ${point.p50Ms.toFixed(2)} ms p99 ${point.p99Ms.toFixed(2)} ms max ${point.maxMs.toFixed(1)} ms; 1→1 ${(point.openLoopPerSecond / 1e3).toFixed(0)}k/s lost ${point.lost}` +
+        (mgmt === null
+          ? ''
+          : `; page ${mgmt.pageMs.toFixed(1)} ms, lookup ${mgmt.lookupMs.toFixed(1)} ms, stats ${mgmt.statsMs.toFixed(1)} ms; worst delivery during a walk of ${mgmt.walkPages} pages ${mgmt.walkMaxMs.toFixed(1)} ms`),
+    );
+    return point;
+  } finally {
+    await Promise.all(clients.map((c) => c.close()));
+    await broker.stop();
+  }
+}
+
+/** Seconds to set up `n` bindings (onto 1,000 queues) through the client, one broker with its default shards. */
+export async function bindingsPoint(o: PointOptions, n: number): Promise<number> {
+  const broker = await startBrokerProcess([]);
+  const client = await connect(broker.url);
+  try {
+    for (let i = 0; i < 1000; i += 250) await Promise.all(Array.from({ length: 250 }, (_, k) => client.declareQueue(`scale-bq-${i + k}`)));
+    const t0 = performance.now();
+    for (let i = 0; i < n; i += DECLARE_BATCH) {
+      const batch: Promise<unknown>[] = [];
+      for (let k = i; k < Math.min(n, i + DECLARE_BATCH); k++)
+        batch.push(client.bindQueue(`scale-bq-${k % 1000}`, 'amq.topic', `dev.${k}.*`));
+      await Promise.all(batch);
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    o.progress(`scale: ${n.toLocaleString('en-US')} bindings through the client in ${seconds.toFixed(2)} s`);
+    return seconds;
+  } finally {
+    await client.close();
+    await broker.stop();
+  }
+}

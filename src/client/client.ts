@@ -37,6 +37,7 @@
  * broker discarded messages they were too slow for (`subscription.on('dropped')`).
  */
 import type { HeaderTable } from '../protocol/field-table.js';
+import { runWindowed } from './windowed.js';
 import { Opcode, type BinaryClientDispatcher } from '../protocol/ws-binary.js';
 import type { ExchangeDeclareOptions, QueueDeclareOptions, QueueDeleteOptions } from '../protocol/ws-binary-encode.js';
 import { Connection } from './connection.js';
@@ -413,13 +414,13 @@ export class ShardmqClient extends TypedEmitter<ClientEvents> {
     );
   }
 
-  /** Re-establishes confirms, topology and subscriptions on a new socket. */
+  /** Re-establishes confirms, topology and subscriptions on a new socket, at most RESTORE_WINDOW requests outstanding. */
   async #restore(): Promise<void> {
-    const first: Promise<unknown>[] = [];
-    if (this.#options.confirms) first.push(this.#selectConfirms());
+    const first: Array<() => Promise<unknown>> = [];
+    if (this.#options.confirms) first.push(() => this.#selectConfirms());
     first.push(...this.#topology.redeclare());
-    await Promise.all(first);
-    await Promise.all([...this.#topology.rebind(), ...this.#subscriber.resubscribe()]);
+    await runWindowed(first);
+    await runWindowed([...this.#topology.rebind(), ...this.#subscriber.resubscribe()]);
   }
 
   #lost(error: ConnectionLostError): void {

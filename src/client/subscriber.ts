@@ -222,14 +222,16 @@ export class Subscriber implements SubscriptionOwner {
     for (const core of this.#subs.values()) if (core.destination === '/queue/' + previous) core.destination = '/queue/' + queue;
   }
 
-  /** SUBSCRIBE again, under the same ids, for every active subscription (after the topology is back). */
-  resubscribe(): Promise<unknown>[] {
-    const sent: Promise<unknown>[] = [];
+  /** The SUBSCRIBEs again, under the same ids, of every active subscription (to run after the topology is back). */
+  resubscribe(): Array<() => Promise<unknown>> {
+    const sent: Array<() => Promise<unknown>> = [];
     for (const core of [...this.#subs.values()]) {
       if (core.state !== 'active') continue;
-      core.onWire = true;
-      sent.push(
-        this.#session
+      sent.push(() => {
+        // Ended while earlier ones of the window were out: nothing to restore.
+        if (core.state !== 'active') return Promise.resolve();
+        core.onWire = true;
+        return this.#session
           .send(Opcode.SUBSCRIBE, 32 + 3 * core.destination.length, (w, id) =>
             w.subscribe(id, core.id, core.destination, core.ackMode, core.prefetch, core.ackMode === 'auto'),
           )
@@ -240,8 +242,8 @@ export class Subscriber implements SubscriptionOwner {
             const error = restoreError(err, `re-subscribing to ${core.destination}`);
             core.end({ reason: 'failed', error });
             if (core.handler !== undefined) this.#session.report(error);
-          }),
-      );
+          });
+      });
     }
     return sent;
   }

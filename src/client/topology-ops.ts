@@ -92,18 +92,18 @@ export class TopologyOps {
 
   // ---- after a reconnect ----------------------------------------------------------------------
 
-  /** Declares the recorded exchanges and queues again, in their order; a server-named queue takes its new name. */
-  redeclare(): Promise<unknown>[] {
-    const sent: Promise<unknown>[] = [];
+  /** The re-declares of the recorded exchanges and queues, in their order (to run, windowed); a server-named queue takes its new name. */
+  redeclare(): Array<() => Promise<unknown>> {
+    const sent: Array<() => Promise<unknown>> = [];
     for (const x of this.#topology.exchanges.values()) {
-      sent.push(
+      sent.push(() =>
         this.#session
           .send(Opcode.DECLARE_EXCHANGE, 1024 + tableSize(x.options.arguments), (w, id) => w.declareExchange(id, x.name, x.type, x.options))
           .catch(this.#softly(`re-declaring exchange '${x.name}'`)),
       );
     }
     for (const q of [...this.#topology.queues.values()]) {
-      sent.push(
+      sent.push(() =>
         this.#session
           .send(Opcode.DECLARE_QUEUE, 1024 + tableSize(q.options.arguments), (w, id) =>
             w.declareQueue(id, q.serverNamed ? '' : q.name, q.options),
@@ -122,19 +122,19 @@ export class TopologyOps {
     return sent;
   }
 
-  /** Binds the recorded bindings again (once the exchanges and queues they name are back). */
-  rebind(): Promise<unknown>[] {
-    const sent: Promise<unknown>[] = [];
+  /** The re-binds of the recorded bindings (to run once the exchanges and queues they name are back). */
+  rebind(): Array<() => Promise<unknown>> {
+    const sent: Array<() => Promise<unknown>> = [];
     for (const b of this.#topology.bindings) {
       if (b.kind === 'queue') {
         const queue = queueName(b.queue);
-        sent.push(
+        sent.push(() =>
           this.#session
             .send(Opcode.BIND_QUEUE, 1024 + tableSize(b.args), (w, id) => w.bindQueue(id, queue, b.exchange, b.routingKey, b.args))
             .catch(this.#softly(`re-binding queue '${queue}' to '${b.exchange}' with '${b.routingKey}'`)),
         );
       } else {
-        sent.push(
+        sent.push(() =>
           this.#session
             .send(Opcode.BIND_EXCHANGE, 1024 + tableSize(b.args), (w, id) =>
               w.bindExchange(id, b.destination, b.source, b.routingKey, b.args),

@@ -167,6 +167,38 @@ describe('client - reconnect', () => {
     await expect.poll(() => topicSeen).toEqual(['held', 'topic-after']);
   });
 
+  it('a dropped socket restores thousands of bindings and subscriptions, a window at a time, and each works again', async () => {
+    const broker = await startBroker({ 'max-subscriptions': '5000' });
+    brokers.push(broker);
+    const client = await connect(broker.url, { reconnect: { initialDelayMs: 20, maxDelayMs: 200 } });
+    clients.push(client);
+    const bindings = 2500; // more than one restore window (1,000 requests) of each kind
+    const subscriptions = 1500;
+    // An exclusive queue goes with its connection, so every binding must come back through the client.
+    await client.declareQueue('restored', { exclusive: true });
+    await Promise.all(Array.from({ length: bindings }, (_, i) => client.bindQueue('restored', 'amq.topic', `bound.${i}`)));
+    const got = new Set<number>();
+    await Promise.all(
+      Array.from({ length: subscriptions }, (_, i) => client.subscribe(`/topic/sub.${i}.*`, { ack: 'auto' }, () => void got.add(i))),
+    );
+    const reconnected = new Promise<void>((r) => client.once('reconnected', () => r()));
+    const port = broker.port;
+    const handles = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles();
+    const sockets = handles.filter((h): h is Socket => h instanceof Socket && h.remotePort === port);
+    expect(sockets).toHaveLength(1);
+    sockets[0].resetAndDestroy();
+    await reconnected;
+    const queued: number[] = [];
+    await client.subscribe('/queue/restored', { ack: 'auto' }, (m) => void queued.push(Number(m.text())));
+    for (let i = 0; i < bindings; i++) client.publishNoWait(`/exchange/amq.topic/bound.${i}`, String(i));
+    for (let i = 0; i < subscriptions; i++) client.publishNoWait(`/topic/sub.${i}.x`, 'x');
+    await client.flush();
+    const deadline = Date.now() + 10_000;
+    while ((queued.length < bindings || got.size < subscriptions) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(queued).toEqual(Array.from({ length: bindings }, (_, i) => i));
+    expect(got.size).toBe(subscriptions);
+  }, 30_000);
+
   it('gives up after maxAttempts - close event with ConnectionLostError; iterators throw it; queued publishes fail', async () => {
     const broker = await startBroker();
     const client = await connect(broker.url, { reconnect: { initialDelayMs: 50, maxDelayMs: 100, maxAttempts: 2 } });

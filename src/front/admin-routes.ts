@@ -39,12 +39,14 @@ export function registerAdminRoutes(
 ): void {
   // Bodiless GETs, but their headers are checked like any request's (431, duplicate framing).
   const app = {
-    get: (path: string, handler: (res: HttpResponse, req: HttpRequest) => void) =>
+    get: (path: string, handler: (res: HttpResponse, req: HttpRequest) => void): void => {
+      ctx.routes.note('GET', path);
       uwsApp.get(path, (res, req) => {
         const framing = checkFraming(req, false);
         if (framing === null) handler(res, req);
-        else refuseFraming(res, framing, ctx.log, req.getUrl());
-      }),
+        else refuseFraming(res, framing, ctx.refusals);
+      });
+    },
   };
   app.get('/healthz', (res) => {
     const state = watchAbort(res);

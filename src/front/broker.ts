@@ -2,6 +2,8 @@
  * The composition root: configuration, shards, the uWebSockets.js app and its
  * routes. The main thread does I/O and framing only; routing happens in shards.
  */
+import { RefusalLog } from './refusal-log.js';
+import { RouteMethods } from './route-methods.js';
 import { copyBytes } from '../protocol/bytes.js';
 import { loadUws, type UWS } from './uws.js';
 import { Supervisor } from '../shard/supervisor.js';
@@ -22,7 +24,7 @@ import { newPublishRecord, type ManageOp, type ManageResult } from '../protocol/
 import { registerHttpPublish } from './http-publish.js';
 import { registerAdminRoutes } from './admin-routes.js';
 import { WsFront } from './ws-session.js';
-import { sendJson } from './http-util.js';
+import { sendRefusal } from './http-util.js';
 import { ErrorCode } from '../protocol/errors.js';
 import type { BrokerConfig } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
@@ -125,6 +127,8 @@ export class Broker implements OutboundSink {
       auth: new Authenticator(config.authToken, config.usersFile),
       trace: this.#trace,
       mainGc: this.#gc,
+      refusals: new RefusalLog(log),
+      routes: new RouteMethods(),
     };
     this.#tls = config.tlsCert !== null;
     // TLS terminates in uWebSockets.js itself (SSLApp); the data path is unchanged.
@@ -142,7 +146,20 @@ export class Broker implements OutboundSink {
     this.#app.any('/*', (res, req) => {
       const method = req.getMethod().toUpperCase();
       const url = req.getUrl();
-      sendJson(res, 404, { error: ErrorCode.notFound, message: `no route for ${method} ${url}` });
+      const allowed = ctx.routes.allowed(url);
+      if (allowed.length === 0) {
+        sendRefusal(res, ctx.refusals, 404, { error: ErrorCode.notFound, message: `no route for ${method} ${url}` });
+        return;
+      }
+      const allow = allowed.join(', ');
+      sendRefusal(
+        res,
+        ctx.refusals,
+        405,
+        { error: ErrorCode.methodNotAllowed, message: `${url} answers ${allow}, not ${method}` },
+        undefined,
+        { allow },
+      );
     });
   }
 

@@ -15,6 +15,8 @@ import type { InflatePool } from '../offload/inflate-pool.js';
 import type { Authenticator } from '../control/auth.js';
 import type { HopTrace } from '../metrics/hop-trace.js';
 import type { GcPauses } from '../metrics/gc-monitor.js';
+import type { RefusalLog } from './refusal-log.js';
+import type { RouteMethods } from './route-methods.js';
 
 export interface BrokerContext {
   readonly config: BrokerConfig;
@@ -32,4 +34,8 @@ export interface BrokerContext {
   readonly trace: HopTrace;
   /** The main thread's GC pauses so far. */
   readonly mainGc: Readonly<GcPauses>;
+  /** Refused HTTP requests, logged at warn per client and code at most once per interval. */
+  readonly refusals: RefusalLog;
+  /** The methods of every registered path (405 + Allow for the others). */
+  readonly routes: RouteMethods;
 }

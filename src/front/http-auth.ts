@@ -3,7 +3,7 @@ import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import type { BrokerContext } from './context.js';
 import { ErrorCode } from '../protocol/errors.js';
 import { tokenFrom, UNAUTHORIZED_MESSAGE, type Principal } from '../control/auth.js';
-import { sendJson } from './http-util.js';
+import { sendRefusal } from './http-util.js';
 
 /** What a request must be allowed, beyond a valid token. */
 export type Right = 'any' | 'manage' | 'monitor';
@@ -15,13 +15,12 @@ export type Right = 'any' | 'manage' | 'monitor';
 export function authorize(res: HttpResponse, req: HttpRequest, ctx: BrokerContext, right: Right): Principal | null {
   const principal = ctx.auth.authenticate(tokenFrom(req.getHeader('authorization'), req.getQuery('token')));
   if (principal === null) {
-    sendJson(res, 401, { error: ErrorCode.unauthorized, message: UNAUTHORIZED_MESSAGE });
+    sendRefusal(res, ctx.refusals, 401, { error: ErrorCode.unauthorized, message: UNAUTHORIZED_MESSAGE });
     return null;
   }
   const allowed = right === 'any' || (right === 'manage' ? principal.canManage : principal.canMonitor);
   if (!allowed) {
-    ctx.log.warn({ user: principal.name, url: req.getUrl(), method: req.getMethod(), right }, 'request denied');
-    sendJson(res, 403, {
+    sendRefusal(res, ctx.refusals, 403, {
       error: ErrorCode.accessRefused,
       message: `user ${principal.name} may not ${right === 'manage' ? 'manage' : 'monitor'} the broker`,
     });

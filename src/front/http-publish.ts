@@ -10,11 +10,20 @@ import { authorize } from './http-auth.js';
 import { confirmRefusal } from '../control/confirm-tracker.js';
 import { forEachLine } from '../protocol/ndjson.js';
 import { ConfirmStatus, HTTP_CONNECTION, NO_TOKEN } from '../protocol/ring-record-codec.js';
-import { BrokerError, ErrorCode } from '../protocol/errors.js';
+import { BrokerError, ErrorCode, HTTP_STATUS } from '../protocol/errors.js';
 import type { MessageProperties } from '../protocol/properties.js';
 import { checkExpiration, deliveryModeFromText, encodeCheckedProperties, priorityFromText } from '../protocol/property-rules.js';
 import type { PublishTarget } from '../control/publish-path.js';
-import { checkFraming, refuseFraming, RETRY_AFTER_SECONDS, sendError, sendJson, watchAbort, type ResponseState } from './http-util.js';
+import {
+  checkFraming,
+  refuseFraming,
+  RETRY_AFTER_SECONDS,
+  sendError,
+  sendJson,
+  sendRefusal,
+  watchAbort,
+  type ResponseState,
+} from './http-util.js';
 
 const PREFIX = '/v1/publish/';
 
@@ -25,6 +34,7 @@ interface PublishRequest {
 }
 
 export function registerHttpPublish(app: TemplatedApp, ctx: BrokerContext): void {
+  ctx.routes.note('POST', '/v1/publish/*');
   app.post('/v1/publish/*', (res, req) => handlePublish(res, req, ctx));
 }
 
@@ -35,7 +45,7 @@ function handlePublish(res: HttpResponse, req: HttpRequest, ctx: BrokerContext):
   const headerProperties = new HeaderProperties();
   const framing = checkFraming(req, true, headerProperties.visit);
   if (framing !== null) {
-    refuseFraming(res, framing, ctx.log, url, state);
+    refuseFraming(res, framing, ctx.refusals, state);
     return;
   }
   const contentType = req.getHeader('content-type');
@@ -48,7 +58,7 @@ function handlePublish(res: HttpResponse, req: HttpRequest, ctx: BrokerContext):
   try {
     properties = headerProperties.encode();
   } catch (err) {
-    sendError(res, err instanceof BrokerError ? err : new BrokerError(ErrorCode.badRequest, (err as Error).message), state);
+    sendError(res, err instanceof BrokerError ? err : new BrokerError(ErrorCode.badRequest, (err as Error).message), state, ctx.refusals);
     return;
   }
 
@@ -56,20 +66,30 @@ function handlePublish(res: HttpResponse, req: HttpRequest, ctx: BrokerContext):
   try {
     request = parseRequest(url, contentType, contentEncoding);
   } catch (err) {
-    const code = err instanceof DestinationError ? ErrorCode.badDestination : ErrorCode.badRequest;
-    const status = err instanceof UnsupportedEncoding ? 415 : 400;
-    sendJson(res, status, { error: code, message: (err as Error).message }, state);
+    const code =
+      err instanceof UnsupportedEncoding
+        ? ErrorCode.unsupportedMediaType
+        : err instanceof DestinationError
+          ? ErrorCode.badDestination
+          : ErrorCode.badRequest;
+    sendRefusal(res, ctx.refusals, HTTP_STATUS[code] ?? 400, { error: code, message: (err as Error).message }, state);
     return;
   }
   try {
     ctx.publisher.authorize(request.destination, principal);
   } catch (err) {
-    sendError(res, err, state);
+    sendError(res, err, state, ctx.refusals);
     return;
   }
   const declared = contentLength === '' ? -1 : Number(contentLength);
   if (declared > maxBodyBytes) {
-    sendJson(res, 413, { error: ErrorCode.tooLarge, message: `body of ${declared} bytes exceeds max-body-bytes ${maxBodyBytes}` }, state);
+    sendRefusal(
+      res,
+      ctx.refusals,
+      413,
+      { error: ErrorCode.tooLarge, message: `body of ${declared} bytes exceeds max-body-bytes ${maxBodyBytes}` },
+      state,
+    );
     return;
   }
 
@@ -82,7 +102,7 @@ function handlePublish(res: HttpResponse, req: HttpRequest, ctx: BrokerContext):
     const bytes = new Uint8Array(chunk);
     if (used + bytes.byteLength > maxBodyBytes) {
       failed = true;
-      sendJson(res, 413, { error: ErrorCode.tooLarge, message: `body exceeds max-body-bytes ${maxBodyBytes}` }, state);
+      sendRefusal(res, ctx.refusals, 413, { error: ErrorCode.tooLarge, message: `body exceeds max-body-bytes ${maxBodyBytes}` }, state);
       return;
     }
     if (used + bytes.byteLength > body.byteLength) {
@@ -138,9 +158,16 @@ async function finish(
     maxLines: ctx.config.maxBatchLines,
   });
   if (pending === null) {
-    sendJson(res, 503, { error: ErrorCode.saturated, message: 'too many compressed batches waiting to be inflated; retry later' }, state, {
-      'retry-after': RETRY_AFTER_SECONDS,
-    });
+    sendRefusal(
+      res,
+      ctx.refusals,
+      503,
+      { error: ErrorCode.saturated, message: 'too many compressed batches waiting to be inflated; retry later' },
+      state,
+      {
+        'retry-after': RETRY_AFTER_SECONDS,
+      },
+    );
     return;
   }
   const result = await pending.catch((err: unknown) => ({
@@ -202,7 +229,7 @@ function publishBody(
       return;
     }
     if (count === 0) {
-      sendJson(res, 400, { error: ErrorCode.badRequest, message: 'NDJSON body holds no non-empty line' }, state);
+      sendRefusal(res, ctx.refusals, 400, { error: ErrorCode.badRequest, message: 'NDJSON body holds no non-empty line' }, state);
       return;
     }
   } else {
@@ -226,7 +253,7 @@ function publishBody(
   try {
     target = ctx.publisher.target(request.destination);
   } catch (err) {
-    sendError(res, err, state);
+    sendError(res, err, state, ctx.refusals);
     return;
   }
 
@@ -239,7 +266,7 @@ function publishBody(
     token = ctx.confirms.allocate(target.shards, (status) => {
       if (progress.refused) return;
       if (status === ConfirmStatus.ok) sendJson(res, 200, { accepted: progress.written }, state);
-      else sendError(res, confirmRefusal(status, target.exchange), state);
+      else sendError(res, confirmRefusal(status, target.exchange), state, ctx.refusals);
     });
   }
   const batch: Batch = { ctx, target, token, properties, body, ranges: messageRanges(body, request.ndjson, lines, count), progress };

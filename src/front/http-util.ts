@@ -1,6 +1,6 @@
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import { BrokerError, ErrorCode } from '../protocol/errors.js';
-import type { Logger } from '../log/logger.js';
+import type { RefusalLog } from './refusal-log.js';
 
 const STATUS_TEXT: Record<number, string> = {
   200: '200 OK',
@@ -57,9 +57,28 @@ export function sendJson(
  * Answers a refusal with its status and `{"error","message"}` body; anything that is not a
  * BrokerError is a bug, answered 500 without its details. 503 carries Retry-After.
  */
-export function sendError(res: HttpResponse, err: unknown, state?: ResponseState): void {
+export function sendError(res: HttpResponse, err: unknown, state?: ResponseState, refusals?: RefusalLog): void {
   const e = err instanceof BrokerError ? err : new BrokerError(ErrorCode.internal, 'internal error; see the broker log');
-  sendJson(res, e.status, { error: e.code, message: e.message }, state, e.status === 503 ? RETRY_AFTER : undefined);
+  sendRefusal(res, refusals, e.status, { error: e.code, message: e.message }, state, e.status === 503 ? RETRY_AFTER : undefined);
+}
+
+/** Answers a refusal (status ≥ 400) with its JSON body, noting it in `refusals` (one warn line per client and code per interval). */
+export function sendRefusal(
+  res: HttpResponse,
+  refusals: RefusalLog | undefined,
+  status: number,
+  body: { readonly error: string; readonly message: string; readonly [key: string]: unknown },
+  state?: ResponseState,
+  headers?: Readonly<Record<string, string>>,
+): void {
+  if (state?.aborted) return;
+  refusals?.note(clientAddress(res), status, body.error, body.message);
+  sendJson(res, status, body, state, headers);
+}
+
+/** The peer's address as text (valid until the response ends or is aborted). */
+export function clientAddress(res: HttpResponse): string {
+  return Buffer.from(res.getRemoteAddressAsText()).toString();
 }
 
 /** Seconds a saturated client is told to wait before retrying. */
@@ -135,20 +154,8 @@ export function checkFraming(req: HttpRequest, needsLength: boolean, visit?: (na
   return null;
 }
 
-/** Refusals logged per second at most: a flood of bad requests must not become a flood of log lines. */
-const MAX_REFUSAL_LOGS_PER_SECOND = 10;
-let refusalLogSecond = 0;
-let refusalLogs = 0;
-
-/** Answers a framing problem with its status and JSON body, and says so at warn (rate-limited). */
-export function refuseFraming(res: HttpResponse, problem: FramingProblem, log: Logger, url: string, state?: ResponseState): void {
-  const second = Math.floor(Date.now() / 1000);
-  if (second !== refusalLogSecond) {
-    refusalLogSecond = second;
-    refusalLogs = 0;
-  }
-  if (++refusalLogs <= MAX_REFUSAL_LOGS_PER_SECOND)
-    log.warn({ url, status: problem.status, reason: problem.message }, 'malformed HTTP request refused');
+/** Answers a framing problem with its status and JSON body, noted in `refusals` like every refusal. */
+export function refuseFraming(res: HttpResponse, problem: FramingProblem, refusals: RefusalLog, state?: ResponseState): void {
   // The body may not be framed as the client meant: do not read it, close after the answer.
-  sendJson(res, problem.status, { error: problem.error, message: problem.message }, state, { connection: 'close' });
+  sendRefusal(res, refusals, problem.status, { error: problem.error, message: problem.message }, state, { connection: 'close' });
 }

@@ -6,10 +6,12 @@
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import type { BrokerContext } from './context.js';
 import { BrokerError, ErrorCode } from '../protocol/errors.js';
-import { checkFraming, refuseFraming, sendError, sendJson, watchAbort, type ResponseState } from './http-util.js';
+import { checkFraming, refuseFraming, sendError, sendJson, sendRefusal, watchAbort, type ResponseState } from './http-util.js';
 import type { QueueStats } from '../shard/shard-core.js';
 import type { Principal } from '../control/auth.js';
 import { authorize } from './http-auth.js';
+import type { RefusalLog } from './refusal-log.js';
+import type { HttpMethod } from './route-methods.js';
 import { pageOf, parsePageQuery, selectPage, type Page, type PageQuery } from './list-pages.js';
 
 /** Management bodies are small; anything larger is a mistake or an attack. */
@@ -29,38 +31,44 @@ export function registerManagementRoutes(uwsApp: TemplatedApp, ctx: BrokerContex
     (res: HttpResponse, req: HttpRequest): void => {
       const framing = checkFraming(req, false);
       if (framing !== null) {
-        refuseFraming(res, framing, ctx.log, req.getUrl());
+        refuseFraming(res, framing, ctx.refusals);
         return;
       }
       const principal = authorize(res, req, ctx, 'manage');
       if (principal !== null) handler(res, req, principal);
     };
+  const route =
+    (method: HttpMethod, register: (path: string, handler: (res: HttpResponse, req: HttpRequest) => void) => unknown) =>
+    (path: string, h: Handler): void => {
+      ctx.routes.note(method, path);
+      register(path, guarded(h));
+    };
   const app = {
-    get: (path: string, h: Handler) => uwsApp.get(path, guarded(h)),
-    put: (path: string, h: Handler) => uwsApp.put(path, guarded(h)),
-    post: (path: string, h: Handler) => uwsApp.post(path, guarded(h)),
-    del: (path: string, h: Handler) => uwsApp.del(path, guarded(h)),
+    get: route('GET', (p, h) => uwsApp.get(p, h)),
+    put: route('PUT', (p, h) => uwsApp.put(p, h)),
+    post: route('POST', (p, h) => uwsApp.post(p, h)),
+    del: route('DELETE', (p, h) => uwsApp.del(p, h)),
   };
 
   app.get('/v1/exchanges', (res, req) => {
-    const q = pageQueryOf(res, req);
+    const q = pageQueryOf(res, req, ctx.refusals);
     if (q === undefined) return;
     const list = m.topology.listExchanges().map(exchangeJson);
     try {
       sendJson(res, 200, q === null ? list : pageOfList(list, (x) => x.name as string, q));
     } catch (err) {
-      sendError(res, err);
+      sendError(res, err, undefined, ctx.refusals);
     }
   });
   app.get('/v1/exchanges/:name', (res, req) => {
     const name = param(req, 0);
     const x = m.topology.registry.getExchange(name);
-    if (x === undefined) sendJson(res, 404, { error: ErrorCode.notFound, message: `no exchange '${name}' in vhost '/'` });
+    if (x === undefined) sendRefusal(res, ctx.refusals, 404, { error: ErrorCode.notFound, message: `no exchange '${name}' in vhost '/'` });
     else sendJson(res, 200, exchangeJson(x));
   });
   app.put('/v1/exchanges/:name', (res, req) => {
     const name = param(req, 0);
-    withBody(res, async (body) => {
+    withBody(res, ctx.refusals, async (body) => {
       const type = str(body.type, 'type', 'direct');
       const { created } = await m.declareExchange({
         name,
@@ -77,11 +85,16 @@ export function registerManagementRoutes(uwsApp: TemplatedApp, ctx: BrokerContex
   app.del('/v1/exchanges/:name', (res, req) => {
     const name = param(req, 0);
     const ifUnused = req.getQuery('if-unused') === 'true';
-    run(res, async () => [200, await m.deleteExchange(name, ifUnused)]);
+    // AMQP's delete is idempotent; RabbitMQ's HTTP API answers 404 for what is not there.
+    run(res, ctx.refusals, async () => {
+      const { deleted } = await m.deleteExchange(name, ifUnused);
+      if (!deleted) throw new BrokerError(ErrorCode.notFound, `no exchange '${name}' in vhost '/'`);
+      return [200, { deleted }];
+    });
   });
 
   app.get('/v1/queues', (res, req) => {
-    const q = pageQueryOf(res, req);
+    const q = pageQueryOf(res, req, ctx.refusals);
     if (q === undefined) return;
     const names = ctx.topology.sortedQueueNames();
     if (q === null) {
@@ -93,7 +106,7 @@ export function registerManagementRoutes(uwsApp: TemplatedApp, ctx: BrokerContex
     try {
       selected = selectPage(names, q);
     } catch (err) {
-      sendError(res, err);
+      sendError(res, err, undefined, ctx.refusals);
       return;
     }
     // RabbitMQ's key order; the items in slices like the whole list (a page of 500 is 200 kB of JSON).
@@ -105,17 +118,18 @@ export function registerManagementRoutes(uwsApp: TemplatedApp, ctx: BrokerContex
     const name = param(req, 0);
     const state = watchAbort(res);
     if (ctx.topology.getQueue(name) === undefined) {
-      sendJson(res, 404, { error: ErrorCode.notFound, message: `no queue '${name}' in vhost '/'` }, state);
+      sendRefusal(res, ctx.refusals, 404, { error: ErrorCode.notFound, message: `no queue '${name}' in vhost '/'` }, state);
       return;
     }
     void queuesJson(ctx, rates, [name]).then((list) => {
-      if (list.length === 0) sendJson(res, 404, { error: ErrorCode.notFound, message: `no queue '${name}' in vhost '/'` }, state);
+      if (list.length === 0)
+        sendRefusal(res, ctx.refusals, 404, { error: ErrorCode.notFound, message: `no queue '${name}' in vhost '/'` }, state);
       else sendJson(res, 200, list[0], state);
     });
   });
   app.put('/v1/queues/:name', (res, req) => {
     const name = param(req, 0);
-    withBody(res, async (body) => {
+    withBody(res, ctx.refusals, async (body) => {
       if (body.exclusive === true)
         throw new BrokerError(ErrorCode.badRequest, 'exclusive queues belong to a connection and cannot be declared over HTTP');
       const ok = await m.declareQueue(
@@ -137,15 +151,18 @@ export function registerManagementRoutes(uwsApp: TemplatedApp, ctx: BrokerContex
     const name = param(req, 0);
     const ifUnused = req.getQuery('if-unused') === 'true';
     const ifEmpty = req.getQuery('if-empty') === 'true';
-    run(res, async () => [200, await m.deleteQueue(name, ifUnused, ifEmpty)]);
+    run(res, ctx.refusals, async () => {
+      if (m.topology.getQueue(name) === undefined) throw new BrokerError(ErrorCode.notFound, `no queue '${name}' in vhost '/'`);
+      return [200, await m.deleteQueue(name, ifUnused, ifEmpty)];
+    });
   });
   app.del('/v1/queues/:name/contents', (res, req) => {
     const name = param(req, 0);
-    run(res, async () => [200, await m.purgeQueue(name)]);
+    run(res, ctx.refusals, async () => [200, await m.purgeQueue(name)]);
   });
 
   app.get('/v1/bindings', (res, req) => {
-    const q = pageQueryOf(res, req);
+    const q = pageQueryOf(res, req, ctx.refusals);
     if (q === undefined) return;
     const list = m.topology.listBindings().map((b) => ({
       source: b.source,
@@ -158,11 +175,11 @@ export function registerManagementRoutes(uwsApp: TemplatedApp, ctx: BrokerContex
     try {
       sendJson(res, 200, q === null ? list : pageOfList(list, (b) => `${b.source}\u0000${b.destination}`, q));
     } catch (err) {
-      sendError(res, err);
+      sendError(res, err, undefined, ctx.refusals);
     }
   });
   const binding = (res: HttpResponse, bind: boolean, principal: Principal): void => {
-    withBody(res, async (body) => {
+    withBody(res, ctx.refusals, async (body) => {
       const source = str(body.source, 'source');
       const destination = str(body.destination, 'destination');
       const type = str(body.destination_type, 'destination_type', 'queue');
@@ -224,11 +241,11 @@ interface QueueJson {
 const SLICE = 100;
 
 /** The pagination of a list request, null for none; undefined when it was refused (400 sent). */
-function pageQueryOf(res: HttpResponse, req: HttpRequest): PageQuery | null | undefined {
+function pageQueryOf(res: HttpResponse, req: HttpRequest, refusals: RefusalLog): PageQuery | null | undefined {
   try {
     return parsePageQuery((key) => req.getQuery(key));
   } catch (err) {
-    sendError(res, err);
+    sendError(res, err, undefined, refusals);
     return undefined;
   }
 }
@@ -359,18 +376,23 @@ class RateSampler {
 }
 
 /** Runs an async handler and answers with its [status, body] or its BrokerError. */
-function run(res: HttpResponse, work: () => Promise<[number, unknown]>, state: ResponseState = watchAbort(res)): void {
+function run(
+  res: HttpResponse,
+  refusals: RefusalLog,
+  work: () => Promise<[number, unknown]>,
+  state: ResponseState = watchAbort(res),
+): void {
   work().then(
     ([status, body]) => sendJson(res, status, body, state),
     (err: unknown) => {
       const e = err instanceof BrokerError ? err : new BrokerError(ErrorCode.internal, (err as Error).message);
-      sendJson(res, e.status, { error: e.code, message: e.message }, state);
+      sendRefusal(res, refusals, e.status, { error: e.code, message: e.message }, state);
     },
   );
 }
 
 /** Reads a bounded JSON object body, then runs the handler with it. */
-function withBody(res: HttpResponse, work: (body: Json) => Promise<[number, unknown]>): void {
+function withBody(res: HttpResponse, refusals: RefusalLog, work: (body: Json) => Promise<[number, unknown]>): void {
   const state = watchAbort(res);
   const chunks: Buffer[] = [];
   let size = 0;
@@ -380,7 +402,13 @@ function withBody(res: HttpResponse, work: (body: Json) => Promise<[number, unkn
     size += chunk.byteLength;
     if (size > MAX_MANAGEMENT_BODY) {
       failed = true;
-      sendJson(res, 413, { error: ErrorCode.tooLarge, message: `management bodies are limited to ${MAX_MANAGEMENT_BODY} bytes` }, state);
+      sendRefusal(
+        res,
+        refusals,
+        413,
+        { error: ErrorCode.tooLarge, message: `management bodies are limited to ${MAX_MANAGEMENT_BODY} bytes` },
+        state,
+      );
       return;
     }
     chunks.push(Buffer.from(chunk.slice(0)));
@@ -391,15 +419,21 @@ function withBody(res: HttpResponse, work: (body: Json) => Promise<[number, unkn
       try {
         body = JSON.parse(text);
       } catch (err) {
-        sendJson(res, 400, { error: ErrorCode.badRequest, message: `body is not valid JSON: ${(err as Error).message}` }, state);
+        sendRefusal(
+          res,
+          refusals,
+          400,
+          { error: ErrorCode.badRequest, message: `body is not valid JSON: ${(err as Error).message}` },
+          state,
+        );
         return;
       }
     }
     if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-      sendJson(res, 400, { error: ErrorCode.badRequest, message: 'body must be a JSON object' }, state);
+      sendRefusal(res, refusals, 400, { error: ErrorCode.badRequest, message: 'body must be a JSON object' }, state);
       return;
     }
-    run(res, () => work(body as Json), state);
+    run(res, refusals, () => work(body as Json), state);
   });
 }
 

@@ -29,6 +29,10 @@ export const ErrorCode = {
   storageFailed: 'storage_failed',
   lengthRequired: 'length_required',
   headersTooLarge: 'headers_too_large',
+  /** HTTP: a known path asked with a method it does not answer (405, with Allow). */
+  methodNotAllowed: 'method_not_allowed',
+  /** HTTP: a body in a Content-Encoding or Content-Type the route does not take (415). */
+  unsupportedMediaType: 'unsupported_media_type',
   /** A WebSocket client published past the credit the broker granted (flow control). */
   creditExceeded: 'credit_exceeded',
 } as const;
@@ -51,6 +55,8 @@ export const HTTP_STATUS: Readonly<Record<string, number>> = {
   storage_failed: 507,
   length_required: 411,
   headers_too_large: 431,
+  method_not_allowed: 405,
+  unsupported_media_type: 415,
   resource_locked: 409,
   command_invalid: 400,
   internal: 500,

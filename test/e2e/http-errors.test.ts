@@ -1,6 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gzipSync } from 'node:zlib';
-import type { Broker } from '../../src/front/broker.js';
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import { Broker } from '../../src/front/broker.js';
+import { resolveConfig } from '../../src/config/config.js';
 import { publish, startBroker } from '../helpers/broker.js';
 import { JsonWsClient } from '../helpers/ws-client.js';
 
@@ -26,6 +29,36 @@ describe('e2e - HTTP routes, errors and admin', () => {
     expect(await res.json()).toMatchObject({ error: 'not_found' });
     const r = await publish(broker, 'exchange/no-such-exchange/k', 'm');
     expect(r).toMatchObject({ status: 404, json: { error: 'not_found' } });
+  });
+
+  it('http - a known path with a method it does not answer is 405 with Allow; an unknown path stays 404', async () => {
+    const cases: Array<[string, string, string]> = [
+      ['PUT', '/v1/stats', 'GET'],
+      ['GET', '/v1/publish/topic/a', 'POST'],
+      ['POST', '/v1/queues/jobs', 'GET, PUT, DELETE'],
+      ['PATCH', '/v1/exchanges/amq.topic', 'GET, PUT, DELETE'],
+    ];
+    for (const [method, path, allow] of cases) {
+      const res = await fetch(`${broker.url}${path}`, { method });
+      expect(res.status, `${method} ${path}`).toBe(405);
+      expect(res.headers.get('allow')).toBe(allow);
+      expect(await res.json()).toMatchObject({ error: 'method_not_allowed' });
+    }
+    expect((await fetch(`${broker.url}/v1/queues/a/b/c`, { method: 'POST' })).status).toBe(404);
+  });
+
+  it('http - deleting a queue or an exchange that does not exist is 404; an unknown Content-Encoding is 415 unsupported_media_type', async () => {
+    for (const path of ['/v1/queues/never-declared', '/v1/exchanges/never-declared']) {
+      const res = await fetch(`${broker.url}${path}`, { method: 'DELETE' });
+      expect(res.status, path).toBe(404);
+      expect(await res.json()).toMatchObject({ error: 'not_found' });
+    }
+    await fetch(`${broker.url}/v1/queues/to-delete`, { method: 'PUT', body: '{}' });
+    expect((await fetch(`${broker.url}/v1/queues/to-delete`, { method: 'DELETE' })).status).toBe(200);
+    expect((await fetch(`${broker.url}/v1/queues/to-delete`, { method: 'DELETE' })).status).toBe(404);
+    const r = await publish(broker, 'topic/enc', 'm', { 'content-encoding': 'br' });
+    expect(r.status).toBe(415);
+    expect(r.json.error).toBe('unsupported_media_type');
   });
 
   it('http - oversized message is 413 and nothing of the batch is accepted', async () => {
@@ -104,5 +137,33 @@ describe('e2e - HTTP routes, errors and admin', () => {
     const metrics = await (await fetch(`${broker.url}/metrics`)).text();
     expect(metrics).toMatch(/^shardmq_shard_published_total\{shard="0"\} \d+$/m);
     expect(metrics).toMatch(/^shardmq_ring_used_bytes\{shard="1",direction="inbound"\} \d+$/m);
+  });
+});
+
+describe('e2e - refused HTTP requests are logged', () => {
+  it('each refusal leaves one warn line per client and code, with its status and reason', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        for (const line of chunk.toString().split('\n')) if (line.trim() !== '') lines.push(JSON.parse(line) as Record<string, unknown>);
+        done();
+      },
+    });
+    const config = resolveConfig({ host: '127.0.0.1', port: '0', shards: '1', 'log-level': 'warn' }, {});
+    const broker = new Broker(config, pino({ level: 'warn' }, sink));
+    await broker.start();
+    try {
+      for (let i = 0; i < 3; i++) await (await fetch(`${broker.url}/v1/queues/missing-${i}`)).arrayBuffer();
+      await (await fetch(`${broker.url}/v1/stats`, { method: 'PUT' })).arrayBuffer();
+      const refused = lines.filter((l) => l.msg === 'request refused');
+      expect(refused.map((l) => [l.status, l.code])).toEqual([
+        [404, 'not_found'],
+        [405, 'method_not_allowed'],
+      ]);
+      expect(String(refused[0].reason)).toMatch(/missing-0/);
+      expect(String(refused[0].client)).toMatch(/127\.0\.0\.1/);
+    } finally {
+      await broker.stop();
+    }
   });
 });

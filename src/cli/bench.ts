@@ -2,13 +2,32 @@ import { parseArgs } from 'node:util';
 import { describeMachine, machineLine } from '../bench/machine.js';
 import { writeReports, type RunRecord } from '../bench/report.js';
 import { WORKLOADS } from '../bench/workloads/index.js';
+import { badUsage, helpText, wantsHelp, type CommandHelp } from './help.js';
 
 /**
  * `shardmq bench [--quick] [--only a,b] [--runs N] [--out benchmarks.md] [--json benchmarks.json]`:
  * the harness. Workloads run in order (later ones may use earlier figures, e.g. latency reads the
  * ws-fanout 1→1 maximum); charts are written under `benchmarks/` next to --out.
  */
+export const BENCH_HELP: CommandHelp = {
+  command: 'bench',
+  synopsis: '',
+  description:
+    'Runs the benchmark harness (one workload at a time; keep the machine otherwise idle) and rewrites the report\nand its charts (under benchmarks/ next to --out). Peers (NATS, Redis) are measured when installed:\nbash scripts/install-bench-peers.sh.',
+  flags: [
+    { name: 'quick', def: 'off', help: 'a smoke run of every workload (minutes, not for quoting)' },
+    { name: 'only', value: 'a,b', def: 'every workload', help: `run only these (${WORKLOADS.map((w) => w.name).join(', ')})` },
+    { name: 'runs', value: 'N', def: '5', help: 'repetitions for medians' },
+    { name: 'out', value: 'FILE', def: 'benchmarks.md', help: 'the Markdown report' },
+    { name: 'json', value: 'FILE', def: 'benchmarks.json', help: 'the figures' },
+  ],
+};
+
 export async function bench(args: string[]): Promise<number> {
+  if (wantsHelp(args)) {
+    process.stdout.write(helpText(BENCH_HELP));
+    return 0;
+  }
   let values: { quick: boolean; only?: string; runs: string; out: string; json: string };
   try {
     ({ values } = parseArgs({
@@ -22,10 +41,7 @@ export async function bench(args: string[]): Promise<number> {
       },
     }));
   } catch (err) {
-    process.stderr.write(
-      `shardmq bench: ${(err as Error).message}\nusage: shardmq bench [--quick] [--only a,b] [--runs N] [--out benchmarks.md] [--json benchmarks.json]\n`,
-    );
-    return 2;
+    return badUsage('bench', err);
   }
   const runs = Number(values.runs);
   if (!Number.isInteger(runs) || runs < 1) {

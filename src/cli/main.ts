@@ -2,31 +2,35 @@
 /**
  * `shardmq serve|pub|sub|bench`: the command line. node:util parseArgs (in each subcommand), no CLI dependency.
  */
-import { serve } from './serve.js';
-import { pub } from './pub.js';
-import { sub } from './sub.js';
-import { bench } from './bench.js';
+import { BENCH_HELP, bench } from './bench.js';
+import { helpText } from './help.js';
+import { PUB_HELP, pub } from './pub.js';
+import { SERVE_HELP, serve } from './serve.js';
+import { SUB_HELP, sub } from './sub.js';
 
-const USAGE = `usage:
-  shardmq serve [--host 127.0.0.1] [--port 7070] [--shards N] [--data-dir DIR] [--log-level info] [...]
-  shardmq pub <destination> [message] [--count N] [--rate R] [--url URL]
-  shardmq sub <destination> [--count N] [--ack auto|client] [--prefetch N] [--url URL]
-  shardmq bench [--quick] [--only workload,...] [--runs N]
+const HELPS = [SERVE_HELP, PUB_HELP, SUB_HELP, BENCH_HELP];
 
-Every serve flag is also read from SHARDMQ_<FLAG> (e.g. SHARDMQ_PORT). Destinations:
-/topic/<key>, /queue/<name>, /exchange/<exchange>/<key>.`;
+const USAGE = `usage: shardmq <command> [flags]    (shardmq <command> --help for one command)
+
+commands:
+  serve   run the broker
+  pub     publish messages
+  sub     subscribe and print messages
+  bench   run the benchmark harness
+
+${HELPS.map((h) => helpText(h)).join('\n')}`;
 
 const commands: Record<string, (args: string[]) => Promise<number>> = { serve, pub, sub, bench };
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
-    process.stdout.write(USAGE + '\n');
+    (command === undefined ? process.stderr : process.stdout).write(USAGE);
     return command === undefined ? 2 : 0;
   }
   const run = commands[command];
   if (run === undefined) {
-    process.stderr.write(`shardmq: unknown command ${JSON.stringify(command)}\n${USAGE}\n`);
+    process.stderr.write(`shardmq: unknown command ${JSON.stringify(command)}; the commands are serve, pub, sub, bench (shardmq --help)\n`);
     return 2;
   }
   return run(rest);

@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { DEFAULT_HOST, DEFAULT_PORT } from '../config/defaults.js';
 import { connect, type ShardmqClient } from '../client/client.js';
 import { ShardmqError } from '../client/errors.js';
+import { badUsage, helpText, wantsHelp, type CommandHelp } from './help.js';
 
 /**
  * Publishes issued before the CLI waits for their confirms. Bounds memory for a large --count
@@ -18,12 +19,34 @@ export function defaultUrl(): string {
  * confirms; without a message, each stdin line is one. `--count N` repeats the message(s) N times,
  * `--rate R` paces them at R messages per second (0 or absent: as fast as confirms allow).
  */
+export const PUB_HELP: CommandHelp = {
+  command: 'pub',
+  synopsis: '<destination> [message]',
+  description:
+    'Publishes over the binary WebSocket protocol with confirms and waits for them. Without a message, each\nnon-empty line of stdin is one. Destinations: /topic/<key>, /queue/<name>, /exchange/<exchange>/<key>.',
+  flags: [
+    { name: 'count', value: 'N', def: '1', help: 'publish the message(s) N times' },
+    { name: 'rate', value: 'R', def: 'as fast as confirms allow', help: 'messages per second' },
+    { name: 'url', value: 'URL', def: `http://${DEFAULT_HOST}:${DEFAULT_PORT}`, env: 'SHARDMQ_URL', help: 'the broker' },
+  ],
+};
+
 export async function pub(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: { count: { type: 'string', default: '1' }, rate: { type: 'string' }, url: { type: 'string', default: defaultUrl() } },
-  });
+  if (wantsHelp(args)) {
+    process.stdout.write(helpText(PUB_HELP));
+    return 0;
+  }
+  let parsed: { values: { count: string; rate?: string; url: string }; positionals: string[] };
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      options: { count: { type: 'string', default: '1' }, rate: { type: 'string' }, url: { type: 'string', default: defaultUrl() } },
+    });
+  } catch (err) {
+    return badUsage('pub', err);
+  }
+  const { values, positionals } = parsed;
   const [destination, message] = positionals;
   if (destination === undefined) {
     process.stderr.write('shardmq pub: a destination is required, e.g. /topic/sensors.temp\n');
@@ -43,6 +66,10 @@ export async function pub(args: string[]): Promise<number> {
   let lines: string[];
   if (message !== undefined) lines = [message];
   else lines = (await readStdin()).split('\n').filter((l) => l.length > 0);
+  if (lines.length === 0) {
+    process.stderr.write('shardmq pub: nothing to publish: give a message, or lines on stdin\nsee: shardmq pub --help\n');
+    return 2;
+  }
 
   // A CLI run should fail rather than wait for a broker that is gone.
   let client: ShardmqClient;

@@ -1,17 +1,54 @@
 import { parseArgs } from 'node:util';
-import { CONFIG_SPECS, ConfigError, resolveConfig } from '../config/config.js';
+import { CONFIG_SPECS, ConfigError, envName, resolveConfig } from '../config/config.js';
+import { FLAG_HELP } from '../config/flag-help.js';
+import { badUsage, helpText, wantsHelp, type CommandHelp } from './help.js';
+
+/** The placeholder of a flag's value in --help: by flag where the kind says too little, else by the kind of its spec. */
+const VALUE_NAMES: Readonly<Record<string, string>> = {
+  host: 'ADDRESS',
+  'data-dir': 'DIR',
+  'tls-cert': 'FILE',
+  'tls-key': 'FILE',
+  'users-file': 'FILE',
+  'auth-token': 'TOKEN',
+  string: 'TEXT',
+  int: 'N',
+  pow2: 'BYTES',
+  level: 'LEVEL',
+};
 import { createLogger } from '../log/logger.js';
 import { Broker } from '../front/broker.js';
 
 /** `shardmq serve`: runs the broker until SIGINT/SIGTERM, then drains and exits 0. */
+/** Every CONFIG_SPECS flag, with its meaning and default from FLAG_HELP and its SHARDMQ_* variable. */
+export const SERVE_HELP: CommandHelp = {
+  command: 'serve',
+  synopsis: '',
+  description:
+    'Runs the broker until SIGINT or SIGTERM, then drains and exits 0. Each flag is also read from its\nSHARDMQ_* variable (a flag wins over the variable).',
+  flags: CONFIG_SPECS.map((spec) => ({
+    name: spec.flag,
+    value:
+      spec.kind === 'enum' && spec.values !== undefined
+        ? spec.values.join('|')
+        : (VALUE_NAMES[spec.flag] ?? VALUE_NAMES[spec.kind] ?? 'VALUE'),
+    def: FLAG_HELP[spec.flag]?.def ?? String(spec.def),
+    env: envName(spec.flag),
+    help: FLAG_HELP[spec.flag]?.meaning ?? '',
+  })),
+};
+
 export async function serve(args: string[]): Promise<number> {
+  if (wantsHelp(args)) {
+    process.stdout.write(helpText(SERVE_HELP));
+    return 0;
+  }
   const options = Object.fromEntries(CONFIG_SPECS.map((s) => [s.flag, { type: 'string' as const }]));
   let flags: Record<string, string | undefined>;
   try {
     flags = parseArgs({ args, options, strict: true, allowPositionals: false }).values as Record<string, string | undefined>;
   } catch (err) {
-    process.stderr.write(`shardmq serve: ${(err as Error).message}\n`);
-    return 2;
+    return badUsage('serve', err);
   }
   let config: ReturnType<typeof resolveConfig>;
   try {

@@ -1,6 +1,8 @@
 import { parseArgs } from 'node:util';
 import { connect } from '../client/client.js';
 import type { ShardmqError } from '../client/errors.js';
+import { DEFAULT_HOST, DEFAULT_PORT } from '../config/defaults.js';
+import { badUsage, helpText, wantsHelp, type CommandHelp } from './help.js';
 import { defaultUrl } from './pub.js';
 
 /**
@@ -8,17 +10,40 @@ import { defaultUrl } from './pub.js';
  * mode. `--count N` exits 0 after N messages; otherwise it runs until SIGINT (exit 0). It
  * reconnects and re-subscribes if the broker restarts.
  */
+export const SUB_HELP: CommandHelp = {
+  command: 'sub',
+  synopsis: '<destination>',
+  description:
+    'Subscribes and prints each message payload on a line of its own (UTF-8); in client mode acks each once\nprinted. Reconnects and subscribes again if the broker restarts; Ctrl-C ends it (exit 0).',
+  flags: [
+    { name: 'count', value: 'N', def: 'run until Ctrl-C', help: 'exit 0 after N messages' },
+    { name: 'ack', value: 'auto|client', def: 'auto', help: 'acknowledgement mode' },
+    { name: 'prefetch', value: 'N', def: "the broker's", help: 'unacked messages at most (client mode)' },
+    { name: 'url', value: 'URL', def: `http://${DEFAULT_HOST}:${DEFAULT_PORT}`, env: 'SHARDMQ_URL', help: 'the broker' },
+  ],
+};
+
 export async function sub(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      url: { type: 'string', default: defaultUrl() },
-      count: { type: 'string' },
-      ack: { type: 'string', default: 'auto' },
-      prefetch: { type: 'string' },
-    },
-  });
+  if (wantsHelp(args)) {
+    process.stdout.write(helpText(SUB_HELP));
+    return 0;
+  }
+  let parsed: { values: { url: string; count?: string; ack: string; prefetch?: string }; positionals: string[] };
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      options: {
+        url: { type: 'string', default: defaultUrl() },
+        count: { type: 'string' },
+        ack: { type: 'string', default: 'auto' },
+        prefetch: { type: 'string' },
+      },
+    });
+  } catch (err) {
+    return badUsage('sub', err);
+  }
+  const { values, positionals } = parsed;
   const [destination] = positionals;
   if (destination === undefined) {
     process.stderr.write('shardmq sub: a destination is required, e.g. /topic/sensors.#\n');

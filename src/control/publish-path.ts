@@ -30,6 +30,10 @@ export class PublishPath {
   readonly #log: Logger;
   /** Messages that reached no queue (AMQP drops them unless mandatory). */
   unroutable = 0;
+  /** Messages taken from publishers (every target shard has its copy, or none could route it). */
+  received = 0;
+  /** Messages confirmed to their publishers (binary CONFIRMs, HTTP 200 `accepted`). */
+  confirmed = 0;
 
   constructor(topology: Topology, shards: readonly ShardWriter[], durableQueues: boolean, log: Logger) {
     this.#topology = topology;
@@ -112,6 +116,7 @@ export class PublishPath {
     const { shards } = target;
     if (shards.length === 0) {
       this.unroutable++;
+      this.received++;
       return 0;
     }
     if (this.overMemory) return fromShard;
@@ -121,6 +126,8 @@ export class PublishPath {
         break;
       written++;
     }
+    // Counted once, when its last copy is in (a refused part is retried from where it stopped).
+    if (written === shards.length) this.received++;
     return written;
   }
 

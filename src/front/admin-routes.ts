@@ -16,6 +16,8 @@ import type { DroppedSubscription } from './ws-session.js';
 
 export interface FrontStats {
   websocket: number;
+  /** Of `websocket`, the connections that spoke the binary protocol. */
+  binaryConnections: number;
   subscriptions: number;
   undeliverable: number;
   unroutable: number;
@@ -85,14 +87,28 @@ export function registerAdminRoutes(
   app.get('/metrics', (res, req) => {
     if (authorize(res, req, ctx, 'monitor') === null) return;
     const state = watchAbort(res);
-    const shards = ctx.shards.map((h) => ({
-      index: h.index,
-      alive: h.alive,
-      counters: readCounters(h.counters),
-      ring: h.occupancy(),
-      held: h.overflow,
-    }));
-    sendText(res, 200, 'text/plain; version=0.0.4', renderPrometheus(shards, frontStats()), state);
+    const front = frontStats();
+    // Per-queue series for at most --stats-max-queues queues per shard (RabbitMQ's
+    // return_per_object_metrics, as a bound): 0 leaves them out and asks the shards nothing.
+    const limit = ctx.config.statsMaxQueues;
+    const lists = limit === 0 ? Promise.resolve([]) : Promise.all(ctx.shards.map((h) => ctx.supervisor.queueStats(h.index, { limit })));
+    void lists.then((answers) => {
+      const shards = ctx.shards.map((h) => ({
+        index: h.index,
+        alive: h.alive,
+        counters: readCounters(h.counters),
+        ring: h.occupancy(),
+        held: h.overflow,
+      }));
+      const { received, confirmed, unroutable } = ctx.publisher;
+      const queues =
+        limit === 0
+          ? undefined
+          : answers.flatMap((list, shard) =>
+              (list ?? []).map((q) => ({ name: q.name, shard, ready: q.depth, unacked: q.unacked, consumers: q.consumers })),
+            );
+      sendText(res, 200, 'text/plain; version=0.0.4', renderPrometheus(shards, front, { received, confirmed, unroutable }, queues), state);
+    });
   });
 }
 

@@ -265,7 +265,7 @@ function publishBody(
   if (target.confirmFromShard && target.shards.length > 0) {
     token = ctx.confirms.allocate(target.shards, (status) => {
       if (progress.refused) return;
-      if (status === ConfirmStatus.ok) sendJson(res, 200, { accepted: progress.written }, state);
+      if (status === ConfirmStatus.ok) accept(res, ctx, progress.written, state);
       else sendError(res, confirmRefusal(status, target.exchange), state, ctx.refusals);
     });
   }
@@ -274,14 +274,14 @@ function publishBody(
   if (stoppedAt < 0) {
     // Without shard confirms the messages are held once they are in the rings (which outlive
     // a shard thread): answer now, saving a round trip per request.
-    if (token === NO_TOKEN) sendJson(res, 200, { accepted: progress.written }, state);
+    if (token === NO_TOKEN) accept(res, ctx, progress.written, state);
     return;
   }
   // A shard's ring and overflow are full. Wait (bounded) for it to drain and go on from the
   // shard that refused, so a legal batch on a broker that keeps up is accepted whole.
   void writeWaiting(batch, stoppedAt, Date.now() + ctx.config.publishWaitMs, state).then((done) => {
     if (done) {
-      if (token === NO_TOKEN) sendJson(res, 200, { accepted: progress.written }, state);
+      if (token === NO_TOKEN) accept(res, ctx, progress.written, state);
       return;
     }
     // Still full after the wait. The record carrying the token was never written everywhere:
@@ -429,4 +429,10 @@ class HeaderProperties {
     }
     this.#any = true;
   }
+}
+
+/** 200 `{"accepted":N}`: the HTTP publisher's confirm of its N messages. */
+function accept(res: HttpResponse, ctx: BrokerContext, accepted: number, state: ResponseState): void {
+  ctx.publisher.confirmed += accepted;
+  sendJson(res, 200, { accepted }, state);
 }

@@ -225,6 +225,7 @@ export class BinarySession extends ProtocolSession {
         if (!immediate) this.flush.flushConnection(connection);
         return;
       }
+      if (status === ConfirmStatus.ok) this.ctx.publisher.confirmed += last - first + 1;
       const writer = this.flush.writer(connection);
       if (immediate && status === ConfirmStatus.ok && connection.pendingSeqs === 0) {
         connection.confirmUpTo = last;

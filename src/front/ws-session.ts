@@ -189,6 +189,8 @@ export class WsFront {
 
   stats(): {
     websocket: number;
+    /** Connections that spoke the binary protocol (the rest JSON, or nothing yet). */
+    binaryConnections: number;
     subscriptions: number;
     undeliverable: number;
     slowConsumerClosed: number;
@@ -201,9 +203,11 @@ export class WsFront {
     connections: Array<{ id: number; user: string; bufferedBytes: number; subscriptions: number; unacked: number; owedCredit: number }>;
   } {
     let subscriptions = 0;
+    let binary = 0;
     const connections = [];
     for (const c of this.#connections.values()) {
       subscriptions += c.byNumericId.size;
+      if (c.decoder !== null) binary++;
       // Bounded: a stats call must not build megabytes for a broker with many connections.
       if (connections.length < MAX_STATS_CONNECTIONS) {
         let owed = 0;
@@ -220,6 +224,7 @@ export class WsFront {
     }
     return {
       websocket: this.#connections.size,
+      binaryConnections: binary,
       subscriptions,
       undeliverable: this.#undeliverable,
       slowConsumerClosed: this.#slowConsumerClosed,

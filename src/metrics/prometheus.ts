@@ -1,3 +1,9 @@
+/**
+ * GET /metrics: the Prometheus text exposition (v0.0.4), every family with `# HELP` and `# TYPE`.
+ * The `shardmq_global_*` and `shardmq_queue_*` families take the names and meanings of RabbitMQ's
+ * Prometheus plugin (`rabbitmq_global_messages_received_total`, `rabbitmq_queue_messages_ready`…)
+ * where they mean the same, so Grafana panels made for RabbitMQ port by a change of prefix.
+ */
 import { COUNTER_NAMES, type CounterName } from './shard-counters.js';
 
 interface ShardView {
@@ -11,57 +17,215 @@ interface ShardView {
 
 interface FrontView {
   websocket: number;
+  /** Of `websocket`, the connections that spoke the binary protocol. */
+  binaryConnections?: number;
   subscriptions: number;
   slowConnections: number;
   slowConsumerDropped: number;
+  /** Of slowConsumerDropped, what shared streams' slow members lost (not in the shards' `dropped`). */
+  streamDropped?: number;
   droppedSubscriptions: ReadonlyArray<{ connection: number; subscription: string | number; destination: string; dropped: number }>;
+}
+
+/** Counted on the main thread (control/publish-path.ts). */
+export interface GlobalView {
+  received: number;
+  confirmed: number;
+  /** Publishes that reached no shard (the shards count theirs in `unroutable`). */
+  unroutable: number;
+}
+
+export interface QueueView {
+  name: string;
+  shard: number;
+  ready: number;
+  unacked: number;
+  consumers: number;
 }
 
 /** A Prometheus label value: backslash, double quote and newline escaped. */
 const label = (v: string | number): string => String(v).replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+/** HELP text: backslash and newline escaped. */
+const helpText = (v: string): string => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
 
 /** Counters that only grow are Prometheus counters; the rest are gauges. */
 const GAUGES = new Set<CounterName>(['ready', 'unacked', 'queues', 'consumers', 'nextTagSeq', 'durable', 'gcMaxPauseMs']);
 
+const SHARD_HELP: Readonly<Record<CounterName, string>> = {
+  published: 'Messages the shard took from the main thread (a message routed to queues on two shards counts on each)',
+  delivered: 'Deliveries the shard wrote towards subscribers, redeliveries included',
+  acked: 'Client acks that settled a delivery',
+  redelivered: 'Deliveries that were requeued and sent again',
+  dropped: "Messages a queue dropped: a slow subscriber's full topic buffer, drop-head, a nack without requeue",
+  unroutable: 'Messages that reached the shard and matched no queue there',
+  ready: 'Messages waiting in queues, not yet delivered',
+  unacked: 'Deliveries not yet acked',
+  queues: 'Queues the shard owns',
+  consumers: 'Consumers on the shard',
+  nextTagSeq: '',
+  restarts: 'Times the supervisor restarted the shard',
+  lost: 'Messages lost: held by a shard that died, or in log records recovery had to skip as damaged',
+  inboundRecords: 'Records drained from the inbound ring',
+  outboundFull: 'Times the shard found its outbound ring full and waited',
+  durable: 'Persistent messages held that are on disk',
+  corruptRecords: 'Damaged log records recovery skipped',
+  gcPauses: 'Garbage-collection pauses of the shard thread',
+  gcPauseMs: 'Seconds the shard thread spent in garbage-collection pauses',
+  gcMaxPauseMs: 'The longest garbage-collection pause of the shard thread, seconds',
+  parks: 'Times the shard loop went to sleep on its empty inbound ring',
+};
+
 const snake = (s: string): string => s.replace(/[A-Z]/g, (c) => '_' + c.toLowerCase());
 
-/** Renders the per-shard counters in the Prometheus text exposition format (v0.0.4). */
-export function renderPrometheus(shards: readonly ShardView[], front: FrontView): string {
-  const lines: string[] = [];
+/** Counters kept in milliseconds, exported in seconds under a unit name (Prometheus's base units; promtool refuses `_ms`). */
+const IN_SECONDS: Partial<Record<CounterName, string>> = { gcPauseMs: 'gc_pause_seconds', gcMaxPauseMs: 'gc_max_pause_seconds' };
+
+/** Lines of an exposition: each family opened once with its HELP and TYPE, then its samples. */
+class Lines {
+  readonly out: string[] = [];
+
+  family(name: string, type: 'counter' | 'gauge', help: string): this {
+    this.out.push(`# HELP ${name} ${helpText(help)}`, `# TYPE ${name} ${type}`);
+    return this;
+  }
+
+  sample(name: string, labels: Readonly<Record<string, string | number>> | null, value: number): this {
+    const pairs =
+      labels === null
+        ? ''
+        : Object.entries(labels)
+            .map(([k, v]) => `${k}="${label(v)}"`)
+            .join(',');
+    this.out.push(`${name}${pairs === '' ? '' : `{${pairs}}`} ${value}`);
+    return this;
+  }
+}
+
+const sum = (shards: readonly ShardView[], name: CounterName): number => shards.reduce((n, s) => n + s.counters[name], 0);
+
+/**
+ * Renders the exposition. `global` adds the RabbitMQ-aligned `shardmq_global_*` families,
+ * `queues` the per-queue series (at most --stats-max-queues per shard; none when it is 0).
+ */
+export function renderPrometheus(
+  shards: readonly ShardView[],
+  front: FrontView,
+  global?: GlobalView,
+  queues?: readonly QueueView[],
+): string {
+  const l = new Lines();
+  if (global !== undefined) {
+    const g = 'shardmq_global_messages';
+    l.family(`${g}_received_total`, 'counter', 'Messages received from publishers').sample(`${g}_received_total`, null, global.received);
+    l.family(`${g}_routed_total`, 'counter', 'Messages routed to at least one queue, counted on each shard that had one').sample(
+      `${g}_routed_total`,
+      null,
+      sum(shards, 'published') - sum(shards, 'unroutable'),
+    );
+    l.family(`${g}_delivered_total`, 'counter', 'Messages delivered to consumers, redeliveries included').sample(
+      `${g}_delivered_total`,
+      null,
+      sum(shards, 'delivered'),
+    );
+    l.family(`${g}_acknowledged_total`, 'counter', 'Messages acknowledged by consumers').sample(
+      `${g}_acknowledged_total`,
+      null,
+      sum(shards, 'acked'),
+    );
+    l.family(`${g}_confirmed_total`, 'counter', 'Messages confirmed to publishers (binary confirms, HTTP 200)').sample(
+      `${g}_confirmed_total`,
+      null,
+      global.confirmed,
+    );
+    l.family(`${g}_redelivered_total`, 'counter', 'Messages delivered again after a requeue').sample(
+      `${g}_redelivered_total`,
+      null,
+      sum(shards, 'redelivered'),
+    );
+    l.family(`${g}_dropped_total`, 'counter', 'Messages dropped for a slow subscriber or a queue limit, by where')
+      .sample(`${g}_dropped_total`, { reason: 'queue' }, sum(shards, 'dropped'))
+      .sample(`${g}_dropped_total`, { reason: 'stream' }, front.streamDropped ?? 0);
+    l.family(`${g}_unroutable_dropped_total`, 'counter', 'Messages that matched no queue and were dropped').sample(
+      `${g}_unroutable_dropped_total`,
+      null,
+      global.unroutable + sum(shards, 'unroutable'),
+    );
+  }
   for (const name of COUNTER_NAMES) {
     if (name === 'nextTagSeq') continue;
     const gauge = GAUGES.has(name);
-    const metric = `shardmq_shard_${snake(name)}${gauge ? '' : '_total'}`;
-    lines.push(`# TYPE ${metric} ${gauge ? 'gauge' : 'counter'}`);
-    for (const s of shards) lines.push(`${metric}{shard="${s.index}"} ${s.counters[name]}`);
+    const seconds = IN_SECONDS[name];
+    const metric = `shardmq_shard_${seconds ?? snake(name)}${gauge ? '' : '_total'}`;
+    l.family(metric, gauge ? 'gauge' : 'counter', SHARD_HELP[name]);
+    for (const s of shards) l.sample(metric, { shard: s.index }, seconds === undefined ? s.counters[name] : s.counters[name] / 1000);
   }
-  lines.push('# TYPE shardmq_shard_up gauge');
-  for (const s of shards) lines.push(`shardmq_shard_up{shard="${s.index}"} ${s.alive ? 1 : 0}`);
-  lines.push('# TYPE shardmq_ring_used_bytes gauge');
+  l.family('shardmq_shard_up', 'gauge', '1 while the shard thread runs, 0 while it is down');
+  for (const s of shards) l.sample('shardmq_shard_up', { shard: s.index }, s.alive ? 1 : 0);
+  l.family('shardmq_ring_used_bytes', 'gauge', 'Bytes in a shard ring not yet read');
   for (const s of shards) {
-    lines.push(`shardmq_ring_used_bytes{shard="${s.index}",direction="inbound"} ${s.ring.inbound.usedBytes}`);
-    lines.push(`shardmq_ring_used_bytes{shard="${s.index}",direction="outbound"} ${s.ring.outbound.usedBytes}`);
+    l.sample('shardmq_ring_used_bytes', { shard: s.index, direction: 'inbound' }, s.ring.inbound.usedBytes);
+    l.sample('shardmq_ring_used_bytes', { shard: s.index, direction: 'outbound' }, s.ring.outbound.usedBytes);
   }
-  lines.push('# TYPE shardmq_ring_capacity_bytes gauge');
+  l.family('shardmq_ring_capacity_bytes', 'gauge', 'Capacity of a shard ring');
   for (const s of shards) {
-    lines.push(`shardmq_ring_capacity_bytes{shard="${s.index}",direction="inbound"} ${s.ring.inbound.capacityBytes}`);
-    lines.push(`shardmq_ring_capacity_bytes{shard="${s.index}",direction="outbound"} ${s.ring.outbound.capacityBytes}`);
+    l.sample('shardmq_ring_capacity_bytes', { shard: s.index, direction: 'inbound' }, s.ring.inbound.capacityBytes);
+    l.sample('shardmq_ring_capacity_bytes', { shard: s.index, direction: 'outbound' }, s.ring.outbound.capacityBytes);
   }
-  lines.push('# TYPE shardmq_websocket_connections gauge', `shardmq_websocket_connections ${front.websocket}`);
-  lines.push('# TYPE shardmq_subscriptions gauge', `shardmq_subscriptions ${front.subscriptions}`);
-  lines.push('# TYPE shardmq_held_publish_bytes gauge');
-  for (const s of shards) lines.push(`shardmq_held_publish_bytes{shard="${s.index}"} ${s.held.bytes}`);
-  lines.push('# TYPE shardmq_flow_control_active gauge');
-  for (const s of shards) lines.push(`shardmq_flow_control_active{shard="${s.index}"} ${s.held.flowHeld ? 1 : 0}`);
-  lines.push('# TYPE shardmq_flow_control_holds_total counter');
-  for (const s of shards) lines.push(`shardmq_flow_control_holds_total{shard="${s.index}"} ${s.held.flowHolds}`);
-  lines.push('# TYPE shardmq_slow_connections gauge', `shardmq_slow_connections ${front.slowConnections}`);
-  lines.push('# TYPE shardmq_slow_consumer_dropped_total counter', `shardmq_slow_consumer_dropped_total ${front.slowConsumerDropped}`);
-  lines.push('# TYPE shardmq_subscription_dropped_total counter');
-  for (const d of front.droppedSubscriptions) {
-    lines.push(
-      `shardmq_subscription_dropped_total{connection="${d.connection}",subscription="${label(d.subscription)}",destination="${label(d.destination)}"} ${d.dropped}`,
+  l.family('shardmq_ring_fill_ratio', 'gauge', 'Fraction of a shard ring in use (0 to 1)');
+  for (const s of shards) {
+    l.sample('shardmq_ring_fill_ratio', { shard: s.index, direction: 'inbound' }, s.ring.inbound.usedBytes / s.ring.inbound.capacityBytes);
+    l.sample(
+      'shardmq_ring_fill_ratio',
+      { shard: s.index, direction: 'outbound' },
+      s.ring.outbound.usedBytes / s.ring.outbound.capacityBytes,
     );
   }
-  return lines.join('\n') + '\n';
+  l.family('shardmq_websocket_connections', 'gauge', 'Open WebSocket connections').sample(
+    'shardmq_websocket_connections',
+    null,
+    front.websocket,
+  );
+  if (front.binaryConnections !== undefined) {
+    l.family('shardmq_connections', 'gauge', 'Open connections by protocol (ws_json: JSON, or nothing sent yet)')
+      .sample('shardmq_connections', { protocol: 'ws_binary' }, front.binaryConnections)
+      .sample('shardmq_connections', { protocol: 'ws_json' }, front.websocket - front.binaryConnections);
+  }
+  l.family('shardmq_subscriptions', 'gauge', 'Subscriptions of open connections').sample(
+    'shardmq_subscriptions',
+    null,
+    front.subscriptions,
+  );
+  l.family('shardmq_held_publish_bytes', 'gauge', 'Publishes the main thread holds for a shard (its ring full, or its flow control)');
+  for (const s of shards) l.sample('shardmq_held_publish_bytes', { shard: s.index }, s.held.bytes);
+  l.family('shardmq_flow_control_active', 'gauge', '1 while a shard asks for publishes to be held');
+  for (const s of shards) l.sample('shardmq_flow_control_active', { shard: s.index }, s.held.flowHeld ? 1 : 0);
+  l.family('shardmq_flow_control_holds_total', 'counter', 'Times a shard asked for publishes to be held');
+  for (const s of shards) l.sample('shardmq_flow_control_holds_total', { shard: s.index }, s.held.flowHolds);
+  l.family('shardmq_slow_connections', 'gauge', 'Connections found slow (socket above high water too long)').sample(
+    'shardmq_slow_connections',
+    null,
+    front.slowConnections,
+  );
+  l.family('shardmq_slow_consumer_dropped_total', 'counter', 'Messages slow subscribers lost, as they were told').sample(
+    'shardmq_slow_consumer_dropped_total',
+    null,
+    front.slowConsumerDropped,
+  );
+  l.family('shardmq_subscription_dropped_total', 'counter', 'Messages one slow subscription lost, as it was told');
+  for (const d of front.droppedSubscriptions) {
+    l.sample(
+      'shardmq_subscription_dropped_total',
+      { connection: d.connection, subscription: d.subscription, destination: d.destination },
+      d.dropped,
+    );
+  }
+  if (queues !== undefined) {
+    l.family('shardmq_queue_messages_ready', 'gauge', 'Messages ready in a queue');
+    for (const q of queues) l.sample('shardmq_queue_messages_ready', { queue: q.name, shard: q.shard }, q.ready);
+    l.family('shardmq_queue_messages_unacked', 'gauge', 'Deliveries of a queue not yet acked');
+    for (const q of queues) l.sample('shardmq_queue_messages_unacked', { queue: q.name, shard: q.shard }, q.unacked);
+    l.family('shardmq_queue_consumers', 'gauge', 'Consumers of a queue');
+    for (const q of queues) l.sample('shardmq_queue_consumers', { queue: q.name, shard: q.shard }, q.consumers);
+  }
+  return l.out.join('\n') + '\n';
 }

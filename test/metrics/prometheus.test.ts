@@ -1,8 +1,8 @@
 /**
  * Prometheus text exposition (v0.0.4) of the per-shard counters, and the shared counter storage it
  * reads from (shard-counters.ts). The output is checked with a small parser of the text format:
- * every line is a `# TYPE` line or a `name{labels} value` sample, each family's TYPE comes first and
- * once, its samples are contiguous, counters end in `_total`, and every value is the counter given.
+ * every line is a `# HELP` line, a `# TYPE` line or a `name{labels} value` sample, each family's HELP
+ * then TYPE come first and once, its samples are contiguous, counters end in `_total`, and every value is the counter given.
  */
 import { describe, expect, it } from 'vitest';
 import { renderPrometheus } from '../../src/metrics/prometheus.js';
@@ -26,12 +26,14 @@ interface Sample {
 
 interface Exposition {
   types: Map<string, string>;
+  helps: Map<string, string>;
   samples: Sample[];
 }
 
 const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 const TYPE_LINE = /^# TYPE ([^ ]+) (counter|gauge|histogram|summary|untyped)$/;
+const HELP_LINE = /^# HELP ([^ ]+) (.+)$/;
 // name, optional {labels}, one space, a Go-ParseFloat-style value (incl. NaN, +Inf, -Inf, exponents).
 const SAMPLE_LINE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? ((?:[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)|NaN|[+-]?Inf)$/;
 const LABEL_PAIR = /^([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\[\\"n])*)"$/;
@@ -44,14 +46,22 @@ const LABEL_PAIR = /^([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\[\\"n])*)"$/;
 function parseExposition(text: string): Exposition {
   expect(text.endsWith('\n'), 'exposition ends with a newline').toBe(true);
   const types = new Map<string, string>();
+  const helps = new Map<string, string>();
   const samples: Sample[] = [];
   const closed = new Set<string>();
   let current: string | null = null;
   for (const line of text.slice(0, -1).split('\n')) {
+    const help = HELP_LINE.exec(line);
+    if (help !== null) {
+      expect(helps.has(help[1]), `HELP ${help[1]} given twice`).toBe(false);
+      helps.set(help[1], help[2]);
+      continue;
+    }
     const type = TYPE_LINE.exec(line);
     if (type !== null) {
       const [, name, kind] = type;
       expect(name, line).toMatch(METRIC_NAME);
+      expect(helps.get(name), `HELP before TYPE ${name}`).toBeTruthy();
       expect(types.has(name), `TYPE ${name} given twice`).toBe(false);
       types.set(name, kind);
       if (current !== null) closed.add(current);
@@ -79,7 +89,7 @@ function parseExposition(text: string): Exposition {
       valueText === 'NaN' ? NaN : valueText.endsWith('Inf') ? (valueText.startsWith('-') ? -Infinity : Infinity) : Number(valueText);
     samples.push({ name, labels, value, line });
   }
-  return { types, samples };
+  return { types, helps, samples };
 }
 
 function find(exposition: Exposition, name: string, labels: Record<string, string>): Sample[] {
@@ -124,7 +134,8 @@ function shardView(index: number, alive = true): ShardView {
 }
 
 /** Expected exposition name and type of each counter: written out so renames show up here. */
-const EXPECTED_METRICS: Record<Exclude<CounterName, 'nextTagSeq'>, [string, 'counter' | 'gauge']> = {
+/** Counter → [metric, type, the divisor from the kept unit (ms) to the exported one (s)]. */
+const EXPECTED_METRICS: Record<Exclude<CounterName, 'nextTagSeq'>, [string, 'counter' | 'gauge', number?]> = {
   published: ['shardmq_shard_published_total', 'counter'],
   delivered: ['shardmq_shard_delivered_total', 'counter'],
   acked: ['shardmq_shard_acked_total', 'counter'],
@@ -142,8 +153,8 @@ const EXPECTED_METRICS: Record<Exclude<CounterName, 'nextTagSeq'>, [string, 'cou
   durable: ['shardmq_shard_durable', 'gauge'],
   corruptRecords: ['shardmq_shard_corrupt_records_total', 'counter'],
   gcPauses: ['shardmq_shard_gc_pauses_total', 'counter'],
-  gcPauseMs: ['shardmq_shard_gc_pause_ms_total', 'counter'],
-  gcMaxPauseMs: ['shardmq_shard_gc_max_pause_ms', 'gauge'],
+  gcPauseMs: ['shardmq_shard_gc_pause_seconds_total', 'counter', 1000],
+  gcMaxPauseMs: ['shardmq_shard_gc_max_pause_seconds', 'gauge', 1000],
   parks: ['shardmq_shard_parks_total', 'counter'],
 };
 
@@ -216,9 +227,9 @@ describe('renderPrometheus', () => {
     const shards = [shardView(0), shardView(1), shardView(7)];
     const exposition = parseExposition(renderPrometheus(shards, FRONT));
     for (const s of shards) {
-      for (const [name, [metric]] of Object.entries(EXPECTED_METRICS)) {
+      for (const [name, [metric, , divisor]] of Object.entries(EXPECTED_METRICS)) {
         expect(metricValue(exposition, metric, { shard: String(s.index) }), `${metric} shard ${s.index}`).toBe(
-          s.counters[name as CounterName],
+          s.counters[name as CounterName] / (divisor ?? 1),
         );
       }
     }
@@ -291,8 +302,59 @@ describe('renderPrometheus', () => {
 
   it('prometheus - the parser itself rejects malformed lines (so the checks above can fail)', () => {
     expect(() => parseExposition('shardmq_x 1\n')).toThrow(/sample before its TYPE/);
-    expect(() => parseExposition('# TYPE a gauge\na{shard=0} 1\n')).toThrow(/bad label pair/);
-    expect(() => parseExposition('# TYPE a gauge\na 1 2 3\n')).toThrow(/not a TYPE line or a sample/);
-    expect(() => parseExposition('# TYPE a gauge\na 1\n# TYPE b gauge\nb 1\na 2\n')).toThrow(/not contiguous/);
+    expect(() => parseExposition('# HELP a x\n# TYPE a gauge\na{shard=0} 1\n')).toThrow(/bad label pair/);
+    expect(() => parseExposition('# HELP a x\n# TYPE a gauge\na 1 2 3\n')).toThrow(/not a TYPE line or a sample/);
+    expect(() => parseExposition('# HELP a x\n# TYPE a gauge\na 1\n# HELP b x\n# TYPE b gauge\nb 1\na 2\n')).toThrow(/not contiguous/);
+    expect(() => parseExposition('# TYPE a gauge\na 1\n')).toThrow(/HELP before TYPE a/);
+  });
+});
+
+describe('renderPrometheus - RabbitMQ-aligned families', () => {
+  const GLOBAL = { received: 500, confirmed: 480, unroutable: 7 };
+  const shards = [shardView(0), shardView(1)];
+  const sumOf = (name: CounterName): number => shards.reduce((n, s) => n + s.counters[name], 0);
+
+  it("global message counters carry RabbitMQ's names and the sums of the shards and the main thread", () => {
+    const e = parseExposition(renderPrometheus(shards, { ...FRONT, streamDropped: 5 }, GLOBAL));
+    const g = 'shardmq_global_messages';
+    expect(metricValue(e, `${g}_received_total`)).toBe(500);
+    expect(metricValue(e, `${g}_confirmed_total`)).toBe(480);
+    expect(metricValue(e, `${g}_routed_total`)).toBe(sumOf('published') - sumOf('unroutable'));
+    expect(metricValue(e, `${g}_delivered_total`)).toBe(sumOf('delivered'));
+    expect(metricValue(e, `${g}_acknowledged_total`)).toBe(sumOf('acked'));
+    expect(metricValue(e, `${g}_redelivered_total`)).toBe(sumOf('redelivered'));
+    expect(metricValue(e, `${g}_dropped_total`, { reason: 'queue' })).toBe(sumOf('dropped'));
+    expect(metricValue(e, `${g}_dropped_total`, { reason: 'stream' })).toBe(5);
+    expect(metricValue(e, `${g}_unroutable_dropped_total`)).toBe(7 + sumOf('unroutable'));
+    for (const [name, type] of e.types) if (name.startsWith(g)) expect(type, name).toBe('counter');
+  });
+
+  it('per-queue series and connections by protocol', () => {
+    const queues = [
+      { name: 'jobs', shard: 0, ready: 10, unacked: 2, consumers: 1 },
+      { name: 'we"ird', shard: 1, ready: 0, unacked: 0, consumers: 3 },
+    ];
+    const e = parseExposition(renderPrometheus(shards, { ...FRONT, websocket: 9, binaryConnections: 6 }, GLOBAL, queues));
+    expect(metricValue(e, 'shardmq_queue_messages_ready', { queue: 'jobs', shard: '0' })).toBe(10);
+    expect(metricValue(e, 'shardmq_queue_messages_unacked', { queue: 'jobs', shard: '0' })).toBe(2);
+    expect(metricValue(e, 'shardmq_queue_consumers', { queue: 'we\\"ird', shard: '1' })).toBe(3);
+    expect(metricValue(e, 'shardmq_connections', { protocol: 'ws_binary' })).toBe(6);
+    expect(metricValue(e, 'shardmq_connections', { protocol: 'ws_json' })).toBe(3);
+    expect(e.types.get('shardmq_queue_messages_ready')).toBe('gauge');
+  });
+
+  it('ring fill is used over capacity, per shard and direction', () => {
+    const e = parseExposition(renderPrometheus(shards, FRONT));
+    for (const s of shards) {
+      expect(metricValue(e, 'shardmq_ring_fill_ratio', { shard: String(s.index), direction: 'inbound' })).toBeCloseTo(
+        s.ring.inbound.usedBytes / s.ring.inbound.capacityBytes,
+        12,
+      );
+    }
+  });
+
+  it('every family has a HELP line', () => {
+    const e = parseExposition(renderPrometheus(shards, FRONT, GLOBAL, []));
+    for (const name of e.types.keys()) expect(e.helps.get(name), name).toBeTruthy();
   });
 });

@@ -1,0 +1,76 @@
+/**
+ * GET /metrics under load: the RabbitMQ-aligned families exist and move as messages flow, and the
+ * whole exposition passes `promtool check metrics` (Debian's prometheus package; scripts/ci-deps.sh
+ * installs it).
+ */
+import { spawnSync } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Broker } from '../../src/front/broker.js';
+import { connect } from '../../src/index.js';
+import { startBroker } from '../helpers/broker.js';
+
+/** `name{labels} value` → value, for the sample with exactly that name and label text. */
+function value(text: string, sample: string): number {
+  const line = text.split('\n').find((l) => l.startsWith(`${sample} `));
+  expect(line, sample).toBeDefined();
+  return Number(line?.slice(sample.length + 1));
+}
+
+describe('e2e - /metrics', () => {
+  let broker: Broker;
+  beforeAll(async () => {
+    broker = await startBroker({ shards: '2' });
+  });
+  afterAll(async () => {
+    await broker.stop();
+  });
+
+  it('the global, queue and connection families move with the traffic, and promtool accepts the exposition', async () => {
+    const metrics = async (): Promise<string> => (await fetch(`${broker.url}/metrics`)).text();
+    const before = await metrics();
+    const client = await connect(broker.url, { confirms: true });
+    try {
+      await client.declareQueue('metered');
+      const n = 2000;
+      for (let i = 0; i < n; i++) client.publishNoWait('/queue/metered', `m${i}`);
+      client.publishNoWait('/exchange/amq.direct/nobody', 'unroutable');
+      await client.flush();
+      let got = 0;
+      const sub = await client.subscribe('/queue/metered', { ack: 'client', prefetch: 100 }, async (m) => {
+        await m.ack();
+        got++;
+      });
+      const deadline = Date.now() + 10_000;
+      while (got < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(got).toBe(n);
+      // Acks travel after the deliveries: wait until the shards counted them all.
+      const settled = Date.now() + 5000;
+      let after = await metrics();
+      while (
+        value(after, 'shardmq_global_messages_acknowledged_total') - value(before, 'shardmq_global_messages_acknowledged_total') < n &&
+        Date.now() < settled
+      ) {
+        await new Promise((r) => setTimeout(r, 20));
+        after = await metrics();
+      }
+      const moved = (name: string): number => value(after, name) - value(before, name);
+      expect(moved('shardmq_global_messages_received_total')).toBe(n + 1);
+      expect(moved('shardmq_global_messages_confirmed_total')).toBe(n + 1);
+      expect(moved('shardmq_global_messages_routed_total')).toBe(n);
+      expect(moved('shardmq_global_messages_delivered_total')).toBe(n);
+      expect(moved('shardmq_global_messages_acknowledged_total')).toBe(n);
+      expect(moved('shardmq_global_messages_unroutable_dropped_total')).toBe(1);
+      expect(value(after, 'shardmq_connections{protocol="ws_binary"}')).toBe(1);
+      expect(after).toMatch(/^shardmq_queue_consumers\{queue="metered",shard="\d"\} 1$/m);
+      expect(after).toMatch(/^shardmq_queue_messages_ready\{queue="metered",shard="\d"\} 0$/m);
+      await sub.unsubscribe();
+
+      const check = spawnSync('promtool', ['check', 'metrics'], { input: after, encoding: 'utf8' });
+      expect(check.error, 'promtool must be installed (bash scripts/ci-deps.sh)').toBeUndefined();
+      expect(`${check.stdout}${check.stderr}`).toBe('');
+      expect(check.status).toBe(0);
+    } finally {
+      await client.close();
+    }
+  });
+});

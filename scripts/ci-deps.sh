@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Debian packages the test suite needs beyond Node: openssl (the TLS test makes a
-# self-signed certificate) and prometheus for its promtool (the /metrics test runs
-# `promtool check metrics`; the Prometheus server itself is not started). Installs only what is
-# missing, so CI on a warm machine is quick.
+# self-signed certificate), prometheus for its promtool (the /metrics test runs
+# `promtool check metrics`; the Prometheus server itself is not started) and chromium (the
+# dashboard test drives it headless through playwright-core). Installs only what is missing, so CI
+# on a warm machine is quick.
 set -euo pipefail
 missing=()
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"

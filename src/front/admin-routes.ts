@@ -8,6 +8,7 @@ import { ConfirmStatus } from '../protocol/ring-record-codec.js';
 import { COUNTER_NAMES, CounterSlot, readCounters } from '../metrics/shard-counters.js';
 import { HOPS } from '../metrics/hop-trace.js';
 import { renderPrometheus } from '../metrics/prometheus.js';
+import { nodeFacts } from './node-facts.js';
 import { HEALTH_TIMEOUT_MS } from '../config/defaults.js';
 import { checkFraming, refuseFraming, sendJson, sendText, watchAbort } from './http-util.js';
 import { authorize } from './http-auth.js';
@@ -175,6 +176,9 @@ async function collectStats(ctx: BrokerContext, front: FrontStats): Promise<unkn
   });
   const queues = queueLists.flatMap((list, shard) => (list ?? []).map((q) => ({ ...q, shard })));
   return {
+    node: nodeFacts(ctx),
+    // Counted once per message on the main thread (a shard's `published` counts its copy).
+    global: { received: ctx.publisher.received, confirmed: ctx.publisher.confirmed },
     shards,
     queues,
     // Every queue is counted; at most --stats-max-queues per shard are listed above.

@@ -3,6 +3,7 @@
  * routes. The main thread does I/O and framing only; routing happens in shards.
  */
 import { RefusalLog } from './refusal-log.js';
+import { registerDashboardRoutes } from './dashboard-routes.js';
 import { RouteMethods } from './route-methods.js';
 import { copyBytes } from '../protocol/bytes.js';
 import { loadUws, type UWS } from './uws.js';
@@ -143,6 +144,7 @@ export class Broker implements OutboundSink {
       (principal) => this.#ws.connectionsOf(principal),
     );
     registerManagementRoutes(this.#app, ctx);
+    registerDashboardRoutes(this.#app, ctx);
     this.#app.any('/*', (res, req) => {
       const method = req.getMethod().toUpperCase();
       const url = req.getUrl();

@@ -366,6 +366,8 @@ export class DeliveryGroups {
       this.#app?.publish(group.topic, frame, true);
       if (group.out > 0) this.#remember(group, frame.slice(), ops);
       this.streamed += ops;
+      // Per frame, not per message: each member in the stream got these ops.
+      for (const member of group.members.values()) if (member.leftAt === null) member.connection.delivered += ops;
     }
     this.#flush.writers.give(w);
   }

@@ -277,6 +277,7 @@ export class BinarySession extends ProtocolSession {
         return;
       }
     }
+    connection.published += payloads.length;
     for (const s of target.shards) {
       connection.flushShards.add(s);
       this.#credit?.wrote(connection, s);

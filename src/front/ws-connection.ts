@@ -82,6 +82,11 @@ export interface Connection {
   slowTimer: NodeJS.Timeout | null;
   /** Above high water past the bound: its shards apply --slow-consumer to its topic subscriptions. */
   slow: boolean;
+  /** The peer's address, for the dashboard and logs. */
+  readonly peer: string;
+  /** Messages it published that the broker took, and deliveries written to it (shared streams included). */
+  published: number;
+  delivered: number;
 }
 
 /** What uWS keeps per socket: the principal from the upgrade, then the connection. */
@@ -95,9 +100,13 @@ export function newConnection(
   principal: Principal,
   ws: WebSocket<ConnectionData>,
   publishWindow: { readonly messages: number; readonly bytes: number },
+  peer = '',
 ): Connection {
   return {
     id,
+    peer,
+    published: 0,
+    delivered: 0,
     principal,
     ws,
     jsonSubs: new Map(),

@@ -85,6 +85,7 @@ export class JsonSession extends ProtocolSession {
           if (refused === null) this.flush.sendText(connection, `{"op":"receipt","receipt":${JSON.stringify(receipt)}}`);
           else this.flush.sendErrorText(connection, refused.code, refused.message, receipt);
         });
+        connection.published++;
         if (credit !== null) for (const s of shards) credit.wrote(connection, s);
         return;
       }

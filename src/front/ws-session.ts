@@ -200,7 +200,20 @@ export class WsFront {
     streamDropped: number;
     streams: number;
     droppedSubscriptions: DroppedSubscription[];
-    connections: Array<{ id: number; user: string; bufferedBytes: number; subscriptions: number; unacked: number; owedCredit: number }>;
+    connections: Array<{
+      id: number;
+      user: string;
+      protocol: 'ws_binary' | 'ws_json';
+      peer: string;
+      bufferedBytes: number;
+      subscriptions: number;
+      unacked: number;
+      owedCredit: number;
+      published: number;
+      delivered: number;
+      slow: boolean;
+      dropped: number;
+    }>;
   } {
     let subscriptions = 0;
     let binary = 0;
@@ -212,13 +225,21 @@ export class WsFront {
       if (connections.length < MAX_STATS_CONNECTIONS) {
         let owed = 0;
         for (const sub of c.byNumericId.values()) owed += sub.owedCredit;
+        let dropped = 0;
+        for (const sub of c.byNumericId.values()) dropped += sub.dropped;
         connections.push({
           id: c.id,
           user: c.principal.name,
+          protocol: c.decoder !== null ? ('ws_binary' as const) : ('ws_json' as const),
+          peer: c.peer,
           bufferedBytes: c.ws.getBufferedAmount(),
           subscriptions: c.byNumericId.size,
           unacked: c.tags.open,
           owedCredit: owed,
+          published: c.published,
+          delivered: c.delivered,
+          slow: c.slow,
+          dropped,
         });
       }
     }
@@ -266,7 +287,8 @@ export class WsFront {
     const id = this.#nextConnection;
     // Connection ids are u32 in ring records; 0 is HTTP's.
     this.#nextConnection = this.#nextConnection >= 0xffff_fffe ? 1 : this.#nextConnection + 1;
-    const connection = newConnection(id, ws.getUserData().principal ?? ANONYMOUS, ws, this.#publishWindow);
+    const peer = Buffer.from(ws.getRemoteAddressAsText()).toString();
+    const connection = newConnection(id, ws.getUserData().principal ?? ANONYMOUS, ws, this.#publishWindow, peer);
     ws.getUserData().connection = connection;
     this.#connections.set(id, connection);
   }
@@ -326,6 +348,7 @@ export class WsFront {
         ),
       );
     }
+    connection.delivered++;
     this.#flush.delivered(sub, rec.payloadLength);
   }
 

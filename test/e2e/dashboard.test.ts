@@ -124,7 +124,7 @@ describe('e2e - dashboard in headless Chromium', () => {
       await until(
         page,
         () => document.querySelectorAll('#rates-chart canvas, #queued-chart canvas').length === 2,
-        null,
+        [],
         5000,
         'two charts',
       );

@@ -11,6 +11,7 @@ import { wsFanout } from './ws-fanout.js';
 import { durable } from './durable.js';
 import { wsJsonVsBinary } from './ws-json-vs-binary.js';
 import { scale } from './scale.js';
+import { dashboard } from './dashboard.js';
 
 /**
  * Every workload `shardmq bench` knows, in the order it runs them. Order matters: latency picks its
@@ -31,4 +32,5 @@ export const WORKLOADS: readonly Workload[] = [
   durable,
   wsJsonVsBinary,
   scale,
+  dashboard,
 ];

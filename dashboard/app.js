@@ -29,6 +29,7 @@
   const times = [];
   const rates = RATE_SERIES.map(() => []);
   const queued = [[], []];
+  const byteRates = [[], []];
 
   // ---- talking to the broker ---------------------------------------------------------------
 
@@ -102,6 +103,8 @@
       redelivered: sum(sh, 'redelivered'),
       dropped: sum(sh, 'dropped') + (s.slowConsumers?.streamDropped || 0),
       unroutable: sum(sh, 'unroutable') + (s.unroutable || 0),
+      bytesIn: s.global ? s.global.receivedBytes || 0 : 0,
+      bytesOut: s.global ? s.global.deliveredBytes || 0 : 0,
     };
   }
 
@@ -118,10 +121,13 @@
       });
       queued[0].push(sum(s.shards, 'ready'));
       queued[1].push(sum(s.shards, 'unacked'));
+      byteRates[0].push(restarted ? null : Math.max(0, t.bytesIn - prev.t.bytesIn) / dt);
+      byteRates[1].push(restarted ? null : Math.max(0, t.bytesOut - prev.t.bytesOut) / dt);
       if (times.length > WINDOW_POINTS) {
         times.shift();
         for (const r of rates) r.shift();
         for (const q of queued) q.shift();
+        for (const b of byteRates) b.shift();
       }
       drawCharts();
     }
@@ -136,6 +142,7 @@
 
   let ratesChart = null;
   let queuedChart = null;
+  let bytesChart = null;
 
   function chartOptions(el, series) {
     return {
@@ -151,7 +158,16 @@
   function drawCharts() {
     const ratesData = [times, ...rates];
     const queuedData = [times, ...queued];
+    const bytesData = [times, ...byteRates];
     if (ratesChart === null) {
+      bytesChart = new uPlot(
+        chartOptions($('bytes-chart'), [
+          ['in', '#1f77b4'],
+          ['out', '#2ca02c'],
+        ]),
+        bytesData,
+        $('bytes-chart'),
+      );
       ratesChart = new uPlot(chartOptions($('rates-chart'), RATE_SERIES), ratesData, $('rates-chart'));
       queuedChart = new uPlot(
         chartOptions($('queued-chart'), [
@@ -164,6 +180,7 @@
     } else {
       ratesChart.setData(ratesData);
       queuedChart.setData(queuedData);
+      bytesChart.setData(bytesData);
     }
   }
 
@@ -171,6 +188,7 @@
     for (const [chart, id] of [
       [ratesChart, 'rates-chart'],
       [queuedChart, 'queued-chart'],
+      [bytesChart, 'bytes-chart'],
     ]) {
       if (chart !== null) chart.setSize({ width: Math.max(200, $(id).clientWidth), height: 220 });
     }
@@ -245,6 +263,7 @@
         shard: x.index,
         state: x.alive ? 'up' : 'down',
         restarts: fmt(x.restarts),
+        busy: x.eventLoopUtilization === undefined ? '—' : `${(100 * x.eventLoopUtilization).toFixed(0)}%`,
         inbound: pct(x.ring.inbound.usedBytes, x.ring.inbound.capacityBytes),
         outbound: pct(x.ring.outbound.usedBytes, x.ring.outbound.capacityBytes),
         records: dt === null || !p ? '—' : rate(Math.max(0, x.inboundRecords - p.inboundRecords) / dt),
@@ -263,6 +282,7 @@
         ['shard', 'shard', true],
         ['state', 'state'],
         ['restarts', 'restarts', true],
+        ['busy', 'busy', true],
         ['inbound', 'ring in', true],
         ['outbound', 'ring out', true],
         ['records', 'records/s', true],

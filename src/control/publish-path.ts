@@ -30,8 +30,9 @@ export class PublishPath {
   readonly #log: Logger;
   /** Messages that reached no queue (AMQP drops them unless mandatory). */
   unroutable = 0;
-  /** Messages taken from publishers (every target shard has its copy, or none could route it). */
+  /** Messages taken from publishers (every target shard has its copy, or none could route it), and their payload bytes. */
   received = 0;
+  receivedBytes = 0;
   /** Messages confirmed to their publishers (binary CONFIRMs, HTTP 200 `accepted`). */
   confirmed = 0;
 
@@ -117,6 +118,7 @@ export class PublishPath {
     if (shards.length === 0) {
       this.unroutable++;
       this.received++;
+      this.receivedBytes += payload.byteLength;
       return 0;
     }
     if (this.overMemory) return fromShard;
@@ -127,7 +129,10 @@ export class PublishPath {
       written++;
     }
     // Counted once, when its last copy is in (a refused part is retried from where it stopped).
-    if (written === shards.length) this.received++;
+    if (written === shards.length) {
+      this.received++;
+      this.receivedBytes += payload.byteLength;
+    }
     return written;
   }
 

@@ -19,6 +19,8 @@ export interface FrontStats {
   websocket: number;
   /** Of `websocket`, the connections that spoke the binary protocol. */
   binaryConnections: number;
+  /** Payload bytes delivered to subscribers so far. */
+  deliveredBytes: number;
   subscriptions: number;
   undeliverable: number;
   unroutable: number;
@@ -178,7 +180,12 @@ async function collectStats(ctx: BrokerContext, front: FrontStats): Promise<unkn
   return {
     node: nodeFacts(ctx),
     // Counted once per message on the main thread (a shard's `published` counts its copy).
-    global: { received: ctx.publisher.received, confirmed: ctx.publisher.confirmed },
+    global: {
+      received: ctx.publisher.received,
+      receivedBytes: ctx.publisher.receivedBytes,
+      confirmed: ctx.publisher.confirmed,
+      deliveredBytes: front.deliveredBytes,
+    },
     shards,
     queues,
     // Every queue is counted; at most --stats-max-queues per shard are listed above.

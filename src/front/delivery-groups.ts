@@ -121,6 +121,8 @@ interface Group {
   historyOps: number;
   owedCredit: number;
   owedBytes: number;
+  /** Payload bytes in the frame being gathered (each member gets them). */
+  frameBytes: number;
   touched: boolean;
 }
 
@@ -147,6 +149,8 @@ export class DeliveryGroups {
   dropped = 0;
   /** Shared streams' deliveries a slow member got again from the kept frames when it drained. */
   replayed = 0;
+  /** Payload bytes the streams delivered, once per member that got them. */
+  deliveredBytes = 0;
 
   constructor(ctx: BrokerContext, flush: DeliveryFlush, hooks: GroupHooks) {
     this.#ctx = ctx;
@@ -184,6 +188,7 @@ export class DeliveryGroups {
         historyOps: 0,
         owedCredit: 0,
         owedBytes: 0,
+        frameBytes: 0,
         touched: false,
       };
       this.#byKey.set(key, group);
@@ -253,6 +258,7 @@ export class DeliveryGroups {
     group.seq++;
     group.owedCredit++;
     group.owedBytes += rec.payloadLength;
+    group.frameBytes += rec.payloadLength;
     if (!group.touched) {
       group.touched = true;
       this.#touched.push(group);
@@ -367,8 +373,14 @@ export class DeliveryGroups {
       if (group.out > 0) this.#remember(group, frame.slice(), ops);
       this.streamed += ops;
       // Per frame, not per message: each member in the stream got these ops.
-      for (const member of group.members.values()) if (member.leftAt === null) member.connection.delivered += ops;
+      for (const member of group.members.values()) {
+        if (member.leftAt !== null) continue;
+        member.connection.delivered += ops;
+        member.connection.deliveredBytes += group.frameBytes;
+        this.deliveredBytes += group.frameBytes;
+      }
     }
+    group.frameBytes = 0;
     this.#flush.writers.give(w);
   }
 

@@ -84,9 +84,10 @@ export interface Connection {
   slow: boolean;
   /** The peer's address, for the dashboard and logs. */
   readonly peer: string;
-  /** Messages it published that the broker took, and deliveries written to it (shared streams included). */
+  /** Messages it published that the broker took, and deliveries written to it (shared streams included), with their payload bytes. */
   published: number;
   delivered: number;
+  deliveredBytes: number;
 }
 
 /** What uWS keeps per socket: the principal from the upgrade, then the connection. */
@@ -107,6 +108,7 @@ export function newConnection(
     peer,
     published: 0,
     delivered: 0,
+    deliveredBytes: 0,
     principal,
     ws,
     jsonSubs: new Map(),

@@ -59,6 +59,8 @@ export class WsFront {
   readonly #deliver = newDeliverHead();
   #nextConnection = 1;
   #undeliverable = 0;
+  /** Payload bytes delivered to sockets one by one (shared streams count theirs in DeliveryGroups). */
+  #deliveredBytes = 0;
   #slowConsumerClosed = 0;
   #slowConnections = 0;
   #slowEpisodes = 0;
@@ -191,6 +193,8 @@ export class WsFront {
     websocket: number;
     /** Connections that spoke the binary protocol (the rest JSON, or nothing yet). */
     binaryConnections: number;
+    /** Payload bytes delivered to subscribers so far (a shared stream's once per member). */
+    deliveredBytes: number;
     subscriptions: number;
     undeliverable: number;
     slowConsumerClosed: number;
@@ -246,6 +250,7 @@ export class WsFront {
     return {
       websocket: this.#connections.size,
       binaryConnections: binary,
+      deliveredBytes: this.#deliveredBytes + this.#groups.deliveredBytes,
       subscriptions,
       undeliverable: this.#undeliverable,
       slowConsumerClosed: this.#slowConsumerClosed,
@@ -349,6 +354,8 @@ export class WsFront {
       );
     }
     connection.delivered++;
+    connection.deliveredBytes += rec.payloadLength;
+    this.#deliveredBytes += rec.payloadLength;
     this.#flush.delivered(sub, rec.payloadLength);
   }
 

@@ -49,7 +49,16 @@ const label = (v: string | number): string => String(v).replace(/\\/g, '\\\\').r
 const helpText = (v: string): string => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
 
 /** Counters that only grow are Prometheus counters; the rest are gauges. */
-const GAUGES = new Set<CounterName>(['ready', 'unacked', 'queues', 'consumers', 'nextTagSeq', 'durable', 'gcMaxPauseMs']);
+const GAUGES = new Set<CounterName>([
+  'ready',
+  'unacked',
+  'queues',
+  'consumers',
+  'nextTagSeq',
+  'durable',
+  'gcMaxPauseMs',
+  'eventLoopUtilization',
+]);
 
 const SHARD_HELP: Readonly<Record<CounterName, string>> = {
   published: 'Messages the shard took from the main thread (a message routed to queues on two shards counts on each)',
@@ -73,6 +82,7 @@ const SHARD_HELP: Readonly<Record<CounterName, string>> = {
   gcPauseMs: 'Seconds the shard thread spent in garbage-collection pauses',
   gcMaxPauseMs: 'The longest garbage-collection pause of the shard thread, seconds',
   parks: 'Times the shard loop went to sleep on its empty inbound ring',
+  eventLoopUtilization: "Share of the last second the shard thread's event loop was busy (0 to 1)",
 };
 
 const snake = (s: string): string => s.replace(/[A-Z]/g, (c) => '_' + c.toLowerCase());

@@ -49,10 +49,12 @@ export const CounterSlot = {
   gcMaxPauseMs: 19,
   /** Times the shard loop went to sleep on its empty inbound ring (each costs the main thread a notify to wake it). */
   parks: 20,
+  /** Share of the last second the shard thread's event loop was busy (0 to 1), written once a second. */
+  eventLoopUtilization: 21,
 } as const;
 export type CounterSlot = (typeof CounterSlot)[keyof typeof CounterSlot];
 
-export const COUNTER_SLOTS = 21;
+export const COUNTER_SLOTS = 22;
 
 export function createCounterStorage(): SharedArrayBuffer {
   return new SharedArrayBuffer(COUNTER_SLOTS * Float64Array.BYTES_PER_ELEMENT);

@@ -93,6 +93,13 @@ if (store !== null) {
 const refused = core.applyTopology(data.topology);
 for (const r of refused) log.error({ op: r.op, error: r.error }, 'topology snapshot op refused');
 const loop = new ShardLoop(core, inbound, outbound, counters);
+// How busy this thread's event loop was over the last second (the dashboard's hot-shard column).
+let elu = performance.eventLoopUtilization();
+setInterval(() => {
+  const now = performance.eventLoopUtilization();
+  counters[CounterSlot.eventLoopUtilization] = performance.eventLoopUtilization(now, elu).utilization;
+  elu = now;
+}, 1000).unref();
 // This thread's GC pauses, for the latency breakdown (GET /v1/stats/latency).
 const gc = new GcMonitor((ms) => {
   counters[CounterSlot.gcPauses]++;

@@ -123,10 +123,10 @@ describe('e2e - dashboard in headless Chromium', () => {
       // Two polls make a rate: the charts draw, and their canvas is not blank.
       await until(
         page,
-        () => document.querySelectorAll('#rates-chart canvas, #queued-chart canvas').length === 2,
+        () => document.querySelectorAll('#rates-chart canvas, #queued-chart canvas, #bytes-chart canvas').length === 3,
         [],
         5000,
-        'two charts',
+        'three charts',
       );
       const inked = await page.evaluate(() => {
         const canvas = document.querySelector('#rates-chart canvas') as unknown as PageCanvas;

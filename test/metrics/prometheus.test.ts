@@ -156,6 +156,7 @@ const EXPECTED_METRICS: Record<Exclude<CounterName, 'nextTagSeq'>, [string, 'cou
   gcPauseMs: ['shardmq_shard_gc_pause_seconds_total', 'counter', 1000],
   gcMaxPauseMs: ['shardmq_shard_gc_max_pause_seconds', 'gauge', 1000],
   parks: ['shardmq_shard_parks_total', 'counter'],
+  eventLoopUtilization: ['shardmq_shard_event_loop_utilization', 'gauge'],
 };
 
 describe('shard-counters', () => {

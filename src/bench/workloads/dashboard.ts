@@ -3,7 +3,7 @@
  * more than 1% of a core). One broker with 200 queues holding messages and 10 connections (so
  * /v1/stats has something to say); its CPU over a window with no page open, then over the same
  * window with the dashboard open in headless Chromium (Debian's `chromium`, through playwright-core),
- * interleaved `runs` times; medians. Then, under a real load (2,000 msg/s through a topic to a
+ * interleaved twice (30 s windows); medians. Then, under a real load (2,000 msg/s through a topic to a
  * subscriber, a queue filling), a screenshot of the page at 1366×768 for the README: docs/dashboard.png.
  */
 import { existsSync } from 'node:fs';
@@ -28,8 +28,8 @@ export const dashboard: Workload = {
     if (!existsSync(CHROMIUM)) {
       return { tables: [], figures: {}, notes: [`skipped: ${CHROMIUM} is missing (bash scripts/ci-deps.sh installs Debian's chromium)`] };
     }
-    const windowMs = ctx.quick ? 10_000 : 60_000;
-    const rounds = ctx.quick ? 1 : Math.min(3, roundsOf(ctx));
+    const windowMs = ctx.quick ? 10_000 : 30_000;
+    const rounds = ctx.quick ? 1 : Math.min(2, roundsOf(ctx));
     const broker = await startBrokerProcess([]);
     const clients: ShardmqClient[] = [];
     let browser: Browser | null = null;

@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { DEFAULT_HOST, DEFAULT_PORT } from '../config/defaults.js';
 import { connect, type ShardmqClient } from '../client/client.js';
 import { ShardmqError } from '../client/errors.js';
-import { badUsage, helpText, wantsHelp, type CommandHelp } from './help.js';
+import { badUsage, helpText, wantsHelp, type CliFlag, type CommandHelp } from './help.js';
 
 /**
  * Publishes issued before the CLI waits for their confirms. Bounds memory for a large --count
@@ -19,6 +19,15 @@ export function defaultUrl(): string {
  * confirms; without a message, each stdin line is one. `--count N` repeats the message(s) N times,
  * `--rate R` paces them at R messages per second (0 or absent: as fast as confirms allow).
  */
+/** --url of pub and sub. */
+export const URL_FLAG: CliFlag = {
+  name: 'url',
+  value: 'URL',
+  def: `http://${DEFAULT_HOST}:${DEFAULT_PORT}`,
+  env: 'SHARDMQ_URL',
+  help: 'the broker',
+};
+
 export const PUB_HELP: CommandHelp = {
   command: 'pub',
   synopsis: '<destination> [message]',
@@ -27,7 +36,7 @@ export const PUB_HELP: CommandHelp = {
   flags: [
     { name: 'count', value: 'N', def: '1', help: 'publish the message(s) N times' },
     { name: 'rate', value: 'R', def: 'as fast as confirms allow', help: 'messages per second' },
-    { name: 'url', value: 'URL', def: `http://${DEFAULT_HOST}:${DEFAULT_PORT}`, env: 'SHARDMQ_URL', help: 'the broker' },
+    URL_FLAG,
   ],
 };
 

@@ -1,9 +1,8 @@
 import { parseArgs } from 'node:util';
 import { connect } from '../client/client.js';
 import type { ShardmqError } from '../client/errors.js';
-import { DEFAULT_HOST, DEFAULT_PORT } from '../config/defaults.js';
 import { badUsage, helpText, wantsHelp, type CommandHelp } from './help.js';
-import { defaultUrl } from './pub.js';
+import { defaultUrl, URL_FLAG } from './pub.js';
 
 /**
  * `shardmq sub <destination>`: prints one message payload per line (as UTF-8); acks them in client
@@ -19,7 +18,7 @@ export const SUB_HELP: CommandHelp = {
     { name: 'count', value: 'N', def: 'run until Ctrl-C', help: 'exit 0 after N messages' },
     { name: 'ack', value: 'auto|client', def: 'auto', help: 'acknowledgement mode' },
     { name: 'prefetch', value: 'N', def: "the broker's", help: 'unacked messages at most (client mode)' },
-    { name: 'url', value: 'URL', def: `http://${DEFAULT_HOST}:${DEFAULT_PORT}`, env: 'SHARDMQ_URL', help: 'the broker' },
+    URL_FLAG,
   ],
 };
 

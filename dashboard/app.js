@@ -254,6 +254,28 @@
     }
   }
 
+  const FSYNC_BOUNDS = [
+    [0.001, 'fsyncLe1ms'],
+    [0.005, 'fsyncLe5ms'],
+    [0.01, 'fsyncLe10ms'],
+    [0.05, 'fsyncLe50ms'],
+    [0.1, 'fsyncLe100ms'],
+    [0.5, 'fsyncLe500ms'],
+    [1, 'fsyncLe1s'],
+  ];
+
+  /** The fsync p99 as the histogram can say it: the bound of the bucket holding the 99th percentile. */
+  function fsyncP99(x) {
+    if (!x.fsyncs) return '—';
+    const want = 0.99 * x.fsyncs;
+    let seen = 0;
+    for (const [bound, key] of FSYNC_BOUNDS) {
+      seen += x[key] || 0;
+      if (seen >= want) return `≤ ${bound * 1000} ms`;
+    }
+    return '> 1 s';
+  }
+
   function renderShards(s, dt) {
     const prevById = new Map((prev ? prev.shards : []).map((x) => [x.index, x]));
     const rows = s.shards.map((x) => {
@@ -272,6 +294,8 @@
         ready: fmt(x.ready),
         unacked: fmt(x.unacked),
         durable: fmt(x.durable),
+        log: s.node?.dataDir ? bytes(x.logBytes || 0) : '—',
+        fsync: fsyncP99(x),
         lost: fmt(x.lost),
         alive: x.alive,
       };
@@ -291,6 +315,8 @@
         ['ready', 'ready', true],
         ['unacked', 'unacked', true],
         ['durable', 'on disk', true],
+        ['log', 'log size', true],
+        ['fsync', 'fsync p99', true],
         ['lost', 'lost', true],
       ],
       rows,

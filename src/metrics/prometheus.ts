@@ -4,7 +4,7 @@
  * Prometheus plugin (`rabbitmq_global_messages_received_total`, `rabbitmq_queue_messages_ready`…)
  * where they mean the same, so Grafana panels made for RabbitMQ port by a change of prefix.
  */
-import { COUNTER_NAMES, type CounterName } from './shard-counters.js';
+import { COUNTER_NAMES, FSYNC_BUCKETS, type CounterName } from './shard-counters.js';
 
 interface ShardView {
   index: number;
@@ -58,9 +58,18 @@ const GAUGES = new Set<CounterName>([
   'durable',
   'gcMaxPauseMs',
   'eventLoopUtilization',
+  'logBytes',
 ]);
 
-const SHARD_HELP: Readonly<Record<CounterName, string>> = {
+/** Slots rendered as the fsync histogram, not one family each; and the internal tag sequence, not at all. */
+const NOT_PLAIN = new Set<CounterName>([
+  'nextTagSeq',
+  'fsyncs',
+  'fsyncSeconds',
+  ...(COUNTER_NAMES.filter((n) => n.startsWith('fsyncLe')) as CounterName[]),
+]);
+
+const SHARD_HELP: Readonly<Partial<Record<CounterName, string>>> = {
   published: 'Messages the shard took from the main thread (a message routed to queues on two shards counts on each)',
   delivered: 'Deliveries the shard wrote towards subscribers, redeliveries included',
   acked: 'Client acks that settled a delivery',
@@ -83,6 +92,7 @@ const SHARD_HELP: Readonly<Record<CounterName, string>> = {
   gcMaxPauseMs: 'The longest garbage-collection pause of the shard thread, seconds',
   parks: 'Times the shard loop went to sleep on its empty inbound ring',
   eventLoopUtilization: "Share of the last second the shard thread's event loop was busy (0 to 1)",
+  logBytes: "Bytes of the shard's log on disk (0 without --data-dir)",
 };
 
 const snake = (s: string): string => s.replace(/[A-Z]/g, (c) => '_' + c.toLowerCase());
@@ -162,12 +172,24 @@ export function renderPrometheus(
     );
   }
   for (const name of COUNTER_NAMES) {
-    if (name === 'nextTagSeq') continue;
+    if (NOT_PLAIN.has(name)) continue;
     const gauge = GAUGES.has(name);
     const seconds = IN_SECONDS[name];
     const metric = `shardmq_shard_${seconds ?? snake(name)}${gauge ? '' : '_total'}`;
-    l.family(metric, gauge ? 'gauge' : 'counter', SHARD_HELP[name]);
+    l.family(metric, gauge ? 'gauge' : 'counter', SHARD_HELP[name] ?? name);
     for (const s of shards) l.sample(metric, { shard: s.index }, seconds === undefined ? s.counters[name] : s.counters[name] / 1000);
+  }
+  const fsync = 'shardmq_shard_fsync_duration_seconds';
+  l.out.push(`# HELP ${fsync} How long the shard's log fsyncs took (with --data-dir)`, `# TYPE ${fsync} histogram`);
+  for (const s of shards) {
+    let cumulative = 0;
+    for (const [bound, name] of FSYNC_BUCKETS) {
+      cumulative += s.counters[name];
+      l.sample(`${fsync}_bucket`, { shard: s.index, le: bound }, cumulative);
+    }
+    l.sample(`${fsync}_bucket`, { shard: s.index, le: '+Inf' }, s.counters.fsyncs);
+    l.sample(`${fsync}_sum`, { shard: s.index }, s.counters.fsyncSeconds);
+    l.sample(`${fsync}_count`, { shard: s.index }, s.counters.fsyncs);
   }
   l.family('shardmq_shard_up', 'gauge', '1 while the shard thread runs, 0 while it is down');
   for (const s of shards) l.sample('shardmq_shard_up', { shard: s.index }, s.alive ? 1 : 0);

@@ -51,10 +51,49 @@ export const CounterSlot = {
   parks: 20,
   /** Share of the last second the shard thread's event loop was busy (0 to 1), written once a second. */
   eventLoopUtilization: 21,
+  /** Bytes of the shard's log on disk (0 without --data-dir), written once a second. */
+  logBytes: 22,
+  /** fsyncs of the shard's log and their total seconds; their durations by FSYNC_BUCKETS below. */
+  fsyncs: 23,
+  fsyncSeconds: 24,
+  fsyncLe1ms: 25,
+  fsyncLe5ms: 26,
+  fsyncLe10ms: 27,
+  fsyncLe50ms: 28,
+  fsyncLe100ms: 29,
+  fsyncLe500ms: 30,
+  fsyncLe1s: 31,
 } as const;
 export type CounterSlot = (typeof CounterSlot)[keyof typeof CounterSlot];
 
-export const COUNTER_SLOTS = 22;
+export const COUNTER_SLOTS = 32;
+
+/**
+ * The fsync latency histogram's upper bounds (seconds) and their slots: each fsync adds one to the
+ * first bucket that holds it (not cumulative here; /metrics sums them as Prometheus wants). Above
+ * the last bound only `fsyncs` counts it (the +Inf bucket).
+ */
+export const FSYNC_BUCKETS: ReadonlyArray<readonly [seconds: number, counter: CounterName]> = [
+  [0.001, 'fsyncLe1ms'],
+  [0.005, 'fsyncLe5ms'],
+  [0.01, 'fsyncLe10ms'],
+  [0.05, 'fsyncLe50ms'],
+  [0.1, 'fsyncLe100ms'],
+  [0.5, 'fsyncLe500ms'],
+  [1, 'fsyncLe1s'],
+];
+
+/** Counts one fsync of `seconds` into the shard's counters. */
+export function countFsync(counters: Float64Array, seconds: number): void {
+  counters[CounterSlot.fsyncs]++;
+  counters[CounterSlot.fsyncSeconds] += seconds;
+  for (const [bound, name] of FSYNC_BUCKETS) {
+    if (seconds <= bound) {
+      counters[CounterSlot[name]]++;
+      return;
+    }
+  }
+}
 
 export function createCounterStorage(): SharedArrayBuffer {
   return new SharedArrayBuffer(COUNTER_SLOTS * Float64Array.BYTES_PER_ELEMENT);

@@ -13,7 +13,8 @@ import type { ShardReply, ShardRequest, ShardWorkerData } from './shard-worker-d
 import { LogStore } from '../store/log-store.js';
 import { nodeFs } from '../store/fs-seam.js';
 import { FAULT_FILE_ENV, withFaultSwitch } from '../store/fault-switch.js';
-import { CounterSlot } from '../metrics/shard-counters.js';
+import { withTimedFsync } from '../store/timed-fs.js';
+import { CounterSlot, countFsync } from '../metrics/shard-counters.js';
 
 const data = workerData as ShardWorkerData;
 const port = parentPort;
@@ -30,7 +31,7 @@ const store =
         dir: data.storeDir,
         fsync: data.fsync,
         batchIntervalMs: data.fsyncIntervalMs,
-        fs: withFaultSwitch(nodeFs, process.env[FAULT_FILE_ENV]),
+        fs: withTimedFsync(withFaultSwitch(nodeFs, process.env[FAULT_FILE_ENV]), (seconds) => countFsync(counters, seconds)),
       });
 let lastStoreError = 0;
 const core = new ShardCore(
@@ -99,6 +100,7 @@ setInterval(() => {
   const now = performance.eventLoopUtilization();
   counters[CounterSlot.eventLoopUtilization] = performance.eventLoopUtilization(now, elu).utilization;
   elu = now;
+  if (store !== null) counters[CounterSlot.logBytes] = store.bytes;
 }, 1000).unref();
 // This thread's GC pauses, for the latency breakdown (GET /v1/stats/latency).
 const gc = new GcMonitor((ms) => {

@@ -174,6 +174,13 @@ export class LogStore implements MessageStore {
     return this.#durableLsn;
   }
 
+  /** Bytes on disk in the live segments (durable ones; what a flush in progress writes comes next). */
+  get bytes(): number {
+    let n = 0;
+    for (const seg of this.#reclaimer.segments) n += seg.durableBytes;
+    return n;
+  }
+
   // ---- recovery ------------------------------------------------------------------------------
 
   recover(): RecoveryResult {

@@ -4,6 +4,9 @@
  * installs it).
  */
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Broker } from '../../src/front/broker.js';
 import { connect } from '../../src/index.js';
@@ -71,6 +74,33 @@ describe('e2e - /metrics', () => {
       expect(check.status).toBe(0);
     } finally {
       await client.close();
+    }
+  });
+});
+
+describe('e2e - /metrics with --data-dir', () => {
+  it('the fsync histogram and the log size move as persistent messages are confirmed', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'shardmq-metrics-'));
+    const broker = await startBroker({ shards: '1', 'data-dir': dir });
+    const client = await connect(broker.url, { confirms: true });
+    try {
+      await client.declareQueue('kept', { durable: true });
+      for (let i = 0; i < 200; i++) client.publishNoWait('/queue/kept', `m${i}`, { properties: { deliveryMode: 2 } });
+      await client.flush();
+      await new Promise((r) => setTimeout(r, 1100)); // the log size is written once a second
+      const text = await (await fetch(`${broker.url}/metrics`)).text();
+      const fsyncs = value(text, 'shardmq_shard_fsync_duration_seconds_count{shard="0"}');
+      expect(fsyncs).toBeGreaterThan(0);
+      expect(value(text, 'shardmq_shard_fsync_duration_seconds_bucket{shard="0",le="+Inf"}')).toBe(fsyncs);
+      expect(value(text, 'shardmq_shard_fsync_duration_seconds_sum{shard="0"}')).toBeGreaterThan(0);
+      expect(value(text, 'shardmq_shard_log_bytes{shard="0"}')).toBeGreaterThan(200 * 2);
+      const check = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+      expect(`${check.stdout}${check.stderr}`).toBe('');
+      expect(check.status).toBe(0);
+    } finally {
+      await client.close();
+      await broker.stop();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -10,6 +10,7 @@ import {
   COUNTER_NAMES,
   COUNTER_SLOTS,
   CounterSlot,
+  countFsync,
   createCounterStorage,
   readCounters,
   type CounterName,
@@ -71,9 +72,12 @@ function parseExposition(text: string): Exposition {
     const sample = SAMPLE_LINE.exec(line);
     expect(sample, `not a TYPE line or a sample: ${JSON.stringify(line)}`).not.toBeNull();
     const [, name, labelText, valueText] = sample as RegExpExecArray;
-    expect(types.has(name), `sample before its TYPE line: ${line}`).toBe(true);
-    expect(closed.has(name), `samples of ${name} are not contiguous`).toBe(false);
-    expect(name, `sample under the TYPE of ${current}: ${line}`).toBe(current);
+    const own = types.has(name) ? name : name.replace(/_(bucket|sum|count)$/, '');
+    expect(types.has(own), `sample before its TYPE line: ${line}`).toBe(true);
+    expect(closed.has(own), `samples of ${own} are not contiguous`).toBe(false);
+    // A histogram's samples are its name with _bucket, _sum or _count.
+    const family = types.get(current ?? '') === 'histogram' ? name.replace(/_(bucket|sum|count)$/, '') : name;
+    expect(family, `sample under the TYPE of ${current}: ${line}`).toBe(current);
     const labels: Record<string, string> = {};
     if (labelText !== undefined) {
       for (const pair of labelText.split(',')) {
@@ -135,7 +139,10 @@ function shardView(index: number, alive = true): ShardView {
 
 /** Expected exposition name and type of each counter: written out so renames show up here. */
 /** Counter → [metric, type, the divisor from the kept unit (ms) to the exported one (s)]. */
-const EXPECTED_METRICS: Record<Exclude<CounterName, 'nextTagSeq'>, [string, 'counter' | 'gauge', number?]> = {
+const EXPECTED_METRICS: Record<
+  Exclude<CounterName, 'nextTagSeq' | 'fsyncs' | 'fsyncSeconds' | `fsyncLe${string}`>,
+  [string, 'counter' | 'gauge', number?]
+> = {
   published: ['shardmq_shard_published_total', 'counter'],
   delivered: ['shardmq_shard_delivered_total', 'counter'],
   acked: ['shardmq_shard_acked_total', 'counter'],
@@ -157,6 +164,7 @@ const EXPECTED_METRICS: Record<Exclude<CounterName, 'nextTagSeq'>, [string, 'cou
   gcMaxPauseMs: ['shardmq_shard_gc_max_pause_seconds', 'gauge', 1000],
   parks: ['shardmq_shard_parks_total', 'counter'],
   eventLoopUtilization: ['shardmq_shard_event_loop_utilization', 'gauge'],
+  logBytes: ['shardmq_shard_log_bytes', 'gauge'],
 };
 
 describe('shard-counters', () => {
@@ -357,5 +365,29 @@ describe('renderPrometheus - RabbitMQ-aligned families', () => {
   it('every family has a HELP line', () => {
     const e = parseExposition(renderPrometheus(shards, FRONT, GLOBAL, []));
     for (const name of e.types.keys()) expect(e.helps.get(name), name).toBeTruthy();
+  });
+});
+
+describe('renderPrometheus - fsync histogram', () => {
+  it('buckets are cumulative, end in +Inf = count, and sum is the seconds counted', () => {
+    const storage = new Float64Array(createCounterStorage());
+    for (const seconds of [0.0005, 0.0005, 0.003, 0.02, 0.7, 2]) countFsync(storage, seconds);
+    const shard = { ...shardView(0), counters: readCounters(storage) };
+    const e = parseExposition(renderPrometheus([shard], FRONT));
+    const f = 'shardmq_shard_fsync_duration_seconds';
+    expect(e.types.get(f)).toBe('histogram');
+    const bucket = (le: string): number => metricValue(e, `${f}_bucket`, { shard: '0', le });
+    expect([
+      bucket('0.001'),
+      bucket('0.005'),
+      bucket('0.01'),
+      bucket('0.05'),
+      bucket('0.1'),
+      bucket('0.5'),
+      bucket('1'),
+      bucket('+Inf'),
+    ]).toEqual([2, 3, 3, 4, 4, 4, 5, 6]);
+    expect(metricValue(e, `${f}_count`, { shard: '0' })).toBe(6);
+    expect(metricValue(e, `${f}_sum`, { shard: '0' })).toBeCloseTo(0.0005 * 2 + 0.003 + 0.02 + 0.7 + 2, 9);
   });
 });

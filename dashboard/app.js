@@ -408,7 +408,7 @@
         inRate: dt === null || !p ? '—' : rate(Math.max(0, c.published - p.published) / dt),
         outRate: dt === null || !p ? '—' : rate(Math.max(0, c.delivered - p.delivered) / dt),
         buffered: bytes(c.bufferedBytes),
-        state: c.slow ? 'slow' : c.owedCredit > 0 ? 'flow' : 'ok',
+        state: c.slow ? 'slow' : c.held ? 'held (flow)' : 'ok',
         dropped: fmt(c.dropped || 0),
         slow: c.slow,
       };

@@ -216,6 +216,7 @@ export class WsFront {
       published: number;
       delivered: number;
       slow: boolean;
+      held: boolean;
       dropped: number;
     }>;
   } {
@@ -243,6 +244,8 @@ export class WsFront {
           published: c.published,
           delivered: c.delivered,
           slow: c.slow,
+          // Its publish credit is held back (a shard it publishes to has no room): flow control on this publisher.
+          held: c.creditWaiting,
           dropped,
         });
       }

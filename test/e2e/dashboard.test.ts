@@ -215,6 +215,14 @@ describe('e2e - dashboard in headless Chromium', () => {
       await page.waitForSelector('#status[data-state="live"]', { timeout: 5000 });
       expect(await page.isHidden('#login')).toBe(true);
       expect(await page.isVisible('#shards')).toBe(true);
+      // A phone's width: the page reflows to one column; only the tables scroll sideways, inside their cards.
+      await page.setViewportSize({ width: 390, height: 844 });
+      await until(page, () => document.querySelectorAll('#rates-chart canvas').length === 1, [], 5000, 'the rates chart');
+      const widths = await page.evaluate(() => {
+        const root = (document as unknown as { documentElement: { scrollWidth: number; clientWidth: number } }).documentElement;
+        return [root.scrollWidth, root.clientWidth];
+      });
+      expect(widths[0]).toBeLessThanOrEqual(widths[1]);
     } finally {
       await page.close();
       await broker.stop();

@@ -94,7 +94,7 @@ export function registerAdminRoutes(
     // Per-queue series for at most --stats-max-queues queues per shard (RabbitMQ's
     // return_per_object_metrics, as a bound): 0 leaves them out and asks the shards nothing.
     const limit = ctx.config.statsMaxQueues;
-    const lists = limit === 0 ? Promise.resolve([]) : Promise.all(ctx.shards.map((h) => ctx.supervisor.queueStats(h.index, { limit })));
+    const lists = limit === 0 ? Promise.resolve([]) : Promise.all(ctx.shards.map((h) => ctx.supervisor.queueStatsInSlices(h.index, limit)));
     void lists.then((answers) => {
       const shards = ctx.shards.map((h) => ({
         index: h.index,
@@ -108,7 +108,7 @@ export function registerAdminRoutes(
         limit === 0
           ? undefined
           : answers.flatMap((list, shard) =>
-              (list ?? []).map((q) => ({ name: q.name, shard, ready: q.depth, unacked: q.unacked, consumers: q.consumers })),
+              (list?.queues ?? []).map((q) => ({ name: q.name, shard, ready: q.depth, unacked: q.unacked, consumers: q.consumers })),
             );
       sendText(res, 200, 'text/plain; version=0.0.4', renderPrometheus(shards, front, { received, confirmed, unroutable }, queues), state);
     });
@@ -168,7 +168,7 @@ function pingAll(ctx: BrokerContext): Promise<boolean[]> {
 
 async function collectStats(ctx: BrokerContext, front: FrontStats): Promise<unknown> {
   const limit = ctx.config.statsMaxQueues;
-  const answers = await Promise.all(ctx.shards.map((h) => ctx.supervisor.queueStatsWithTotal(h.index, { limit })));
+  const answers = await Promise.all(ctx.shards.map((h) => ctx.supervisor.queueStatsInSlices(h.index, limit)));
   const queueLists = answers.map((a) => a?.queues ?? null);
   const queuesTotal = answers.reduce((n, a) => n + (a?.total ?? 0), 0);
   const shards = ctx.shards.map((h) => {

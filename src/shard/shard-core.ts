@@ -189,8 +189,8 @@ export class ShardCore {
   }
 
   /** Snapshots of the queues in `names` (those that exist), else of the first `limit` queues (all by default). */
-  queueStats(names?: readonly string[], limit?: number): QueueStats[] {
-    return this.#topology.queueStats(names, limit);
+  queueStats(names?: readonly string[], limit?: number, offset?: number): QueueStats[] {
+    return this.#topology.queueStats(names, limit, offset);
   }
 
   get queueCount(): number {

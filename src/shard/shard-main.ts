@@ -111,7 +111,12 @@ const gc = new GcMonitor((ms) => {
 
 port.on('message', (req: ShardRequest) => {
   if (req.type === 'stats') {
-    const reply: ShardReply = { type: 'stats', id: req.id, queues: core.queueStats(req.names, req.limit), total: core.queueCount };
+    const reply: ShardReply = {
+      type: 'stats',
+      id: req.id,
+      queues: core.queueStats(req.names, req.limit, req.offset),
+      total: core.queueCount,
+    };
     port.postMessage(reply);
   } else if (req.type === 'stop') {
     loop.stop();

@@ -291,10 +291,11 @@ export class ShardTopology implements ReplayTarget {
   }
 
   /**
-   * Snapshots of the queues in `names` (looked up, those that exist), else of the first `limit`
-   * queues (all by default): a management page costs its own queues, not the shard's.
+   * Snapshots of the queues in `names` (looked up, those that exist), else of `limit` queues
+   * (all by default) from position `offset` in the shard's order: a management page costs its own
+   * queues, not the shard's, and a long list is asked for in slices.
    */
-  queueStats(names?: readonly string[], limit = Infinity): QueueStats[] {
+  queueStats(names?: readonly string[], limit = Infinity, offset = 0): QueueStats[] {
     const out: QueueStats[] = [];
     if (names !== undefined) {
       for (const name of names) {
@@ -303,8 +304,13 @@ export class ShardTopology implements ReplayTarget {
       }
       return out;
     }
+    let skip = offset;
     for (const local of this.#queues.values()) {
       if (out.length >= limit) break;
+      if (skip > 0) {
+        skip--;
+        continue;
+      }
       out.push(snapshot(local));
     }
     return out;

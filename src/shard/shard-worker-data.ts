@@ -25,7 +25,7 @@ export interface ShardWorkerData {
  * queues (all when absent); `total` in the reply counts every queue of the shard.
  */
 export type ShardRequest =
-  | { readonly type: 'stats'; readonly id: number; readonly names?: readonly string[]; readonly limit?: number }
+  | { readonly type: 'stats'; readonly id: number; readonly names?: readonly string[]; readonly limit?: number; readonly offset?: number }
   | { readonly type: 'stop' };
 export type ShardReply =
   | { readonly type: 'ready'; readonly recovered: import('./shard-core.js').RecoverySummary | null }

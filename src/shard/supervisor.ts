@@ -53,6 +53,9 @@ interface Slot {
   ready: Promise<void>;
 }
 
+/** Queues per shard request of a long stats list. */
+const STATS_SLICE = 100;
+
 export class Supervisor {
   readonly handles: readonly ShardHandle[];
   readonly #opts: SupervisorOptions;
@@ -94,14 +97,18 @@ export class Supervisor {
    * `query.names`, else the first `query.limit` (all by default). Null when the shard is down or
    * does not answer in time.
    */
-  queueStats(index: number, query: { names?: readonly string[]; limit?: number } = {}, timeoutMs = 1000): Promise<QueueStats[] | null> {
+  queueStats(
+    index: number,
+    query: { names?: readonly string[]; limit?: number; offset?: number } = {},
+    timeoutMs = 1000,
+  ): Promise<QueueStats[] | null> {
     return this.queueStatsWithTotal(index, query, timeoutMs).then((r) => r?.queues ?? null);
   }
 
   /** queueStats, with the number of queues the shard has in all. */
   queueStatsWithTotal(
     index: number,
-    query: { names?: readonly string[]; limit?: number } = {},
+    query: { names?: readonly string[]; limit?: number; offset?: number } = {},
     timeoutMs = 1000,
   ): Promise<{ queues: QueueStats[]; total: number } | null> {
     const worker = this.#slots[index].worker;
@@ -116,8 +123,28 @@ export class Supervisor {
         clearTimeout(timer);
         resolve(answer);
       });
-      worker.postMessage({ type: 'stats', id, names: query.names, limit: query.limit } satisfies ShardRequest);
+      worker.postMessage({ type: 'stats', id, names: query.names, limit: query.limit, offset: query.offset } satisfies ShardRequest);
     });
+  }
+
+  /**
+   * Up to `limit` queues of one shard, asked for in slices of `slice` (each a turn of the shard and
+   * of the main thread: a /v1/stats or /metrics at 100,000 queues never makes a shard snapshot a
+   * thousand queues between two batches of messages), with the shard's total; null if it did not answer.
+   */
+  async queueStatsInSlices(index: number, limit: number, slice = STATS_SLICE): Promise<{ queues: QueueStats[]; total: number } | null> {
+    const queues: QueueStats[] = [];
+    let total = 0;
+    // At least one request, so a limit of 0 still learns the total.
+    do {
+      const want = Math.min(slice, limit - queues.length);
+      const answer = await this.queueStatsWithTotal(index, { limit: want, offset: queues.length });
+      if (answer === null) return queues.length === 0 ? null : { queues, total };
+      total = answer.total;
+      queues.push(...answer.queues);
+      if (answer.queues.length < want) break;
+    } while (queues.length < limit);
+    return { queues, total };
   }
 
   /** Kills a shard thread as a crash would (tests and fault drills). */

@@ -329,7 +329,8 @@
 
   function renderQueues(s, dt) {
     queueRows = s.queues.map((q) => {
-      const p = prevQueues.get(q.name);
+      // A queue new since the last poll started from zero: what it holds came in since.
+      const p = prevQueues.get(q.name) ?? (dt === null ? undefined : { published: 0, delivered: 0, acked: 0 });
       const st = q.stats || {};
       return {
         key: q.name,
@@ -339,6 +340,7 @@
         ready: q.depth,
         unacked: q.unacked,
         consumers: q.consumers,
+        inRate: dt === null || !p ? null : Math.max(0, (st.published || 0) - p.published) / dt,
         deliverRate: dt === null || !p ? null : Math.max(0, (st.delivered || 0) - p.delivered) / dt,
         ackRate: dt === null || !p ? null : Math.max(0, (st.acked || 0) - p.acked) / dt,
         args: Object.keys(q.arguments || {}).length > 0 ? JSON.stringify(q.arguments) : '',
@@ -346,7 +348,8 @@
     });
     queuesTotal = s.queuesTotal ?? s.queues.length;
     prevQueues.clear();
-    for (const q of s.queues) prevQueues.set(q.name, { delivered: q.stats?.delivered || 0, acked: q.stats?.acked || 0 });
+    for (const q of s.queues)
+      prevQueues.set(q.name, { published: q.stats?.published || 0, delivered: q.stats?.delivered || 0, acked: q.stats?.acked || 0 });
     drawQueues();
   }
 
@@ -370,6 +373,7 @@
         ['ready', 'ready', true],
         ['unacked', 'unacked', true],
         ['consumers', 'consumers', true],
+        ['inRate', 'in/s', true],
         ['deliverRate', 'deliver/s', true],
         ['ackRate', 'ack/s', true],
         ['args', 'arguments'],
@@ -379,6 +383,7 @@
         ready: fmt(q.ready),
         unacked: fmt(q.unacked),
         consumers: fmt(q.consumers),
+        inRate: rate(q.inRate),
         deliverRate: rate(q.deliverRate),
         ackRate: rate(q.ackRate),
       })),

@@ -95,6 +95,7 @@ export class MessageQueue {
   readonly #consumers = new ConsumerRing();
   readonly #unacked: UnackedDeliveries;
   readonly #stats: QueueStats = {
+    published: 0,
     delivered: 0,
     acked: 0,
     requeued: 0,
@@ -193,6 +194,7 @@ export class MessageQueue {
       if (this.arguments.overflow === 'reject-publish-dlx') this.#deadLetter(message, 'maxlen');
       return 'rejected';
     }
+    this.#stats.published++;
     this.#stamp(message);
     this.#addFresh(message);
     return 'accepted';
@@ -306,6 +308,7 @@ export class MessageQueue {
         `queue ${this.name}: deliverNow to an unregistered consumer (connection ${consumer.connectionId}, subscription ${consumer.subscriptionId})`,
       );
     }
+    this.#stats.published++;
     this.#stamp(message);
     if (this.#send(slot, message)) return true;
     this.#addFresh(message);
@@ -320,6 +323,7 @@ export class MessageQueue {
     }
     consumer.credit--;
     consumer.creditBytes -= payloadBytes;
+    this.#stats.published++;
     this.#stats.delivered++;
   }
 

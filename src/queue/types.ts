@@ -77,6 +77,8 @@ export type DeliverFn = (consumer: Consumer, message: StoredMessage, tag: number
 
 /** Running totals for metrics; plain field increments on the hot path. */
 export interface QueueStats {
+  /** Messages the queue took from publishers: queued, or delivered straight through (the dashboard's "in"). */
+  published: number;
   /** Successful deliveries, both ack modes, including direct (fast path) ones. */
   delivered: number;
   acked: number;

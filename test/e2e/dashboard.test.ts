@@ -146,7 +146,18 @@ describe('e2e - dashboard in headless Chromium', () => {
       });
       expect(await published.json()).toEqual({ accepted: 10_000 });
       const t0 = Date.now();
-      await until(page, cellIs, ['queues', 'dash-backlog', 'ready', '10,000'], 3000, 'dash-backlog with 10,000 ready');
+      // The poll that first sees them also shows them coming in (in/s from the queue's published counter).
+      await until(
+        page,
+        () => {
+          const row = document.querySelector('#queues tr[data-key="dash-backlog"]');
+          const inRate = Number((row?.querySelector('td[data-col="inRate"]')?.textContent ?? '0').replace(/,/g, ''));
+          return row?.querySelector('td[data-col="ready"]')?.textContent === '10,000' && inRate > 0;
+        },
+        [],
+        3000,
+        'dash-backlog with 10,000 ready, coming in',
+      );
       expect(Date.now() - t0).toBeLessThanOrEqual(3000);
 
       // A JSON subscriber that stops reading: its socket fills, it turns slow and loses the oldest.

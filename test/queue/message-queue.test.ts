@@ -424,6 +424,22 @@ describe('message queue', () => {
       expect(harness().queue.nextIdleConsumer()).toBeNull(); // no consumers at all
     });
 
+    it('message queue - published counts each message taken once: queued, delivered now or written straight through; never a requeue', () => {
+      const h = harness();
+      const c = consumer(1, 1, { prefetch: 10 });
+      h.queue.enqueue(message(1));
+      h.queue.addConsumer(c);
+      h.queue.dispatch();
+      expect(h.queue.deliverNow(c, message(2))).toBe(true);
+      const auto = consumer(2, 1, { ackMode: 'auto' });
+      h.queue.addConsumer(auto);
+      h.queue.noteDirectDelivery(auto, 10);
+      expect(h.queue.stats.published).toBe(3);
+      expect(h.queue.reject(h.deliveries[0].tag, true)).toBeNull(); // back to ready: not published again
+      expect(h.queue.stats.published).toBe(3);
+      expect(h.queue.stats.requeued).toBe(1);
+    });
+
     it('message queue - deliverNow tracks a client-ack delivery like dispatch does', () => {
       const h = harness();
       const c = consumer(1, 1, { prefetch: 2, credit: 5 });

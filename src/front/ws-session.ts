@@ -229,9 +229,11 @@ export class WsFront {
       // Bounded: a stats call must not build megabytes for a broker with many connections.
       if (connections.length < MAX_STATS_CONNECTIONS) {
         let owed = 0;
-        for (const sub of c.byNumericId.values()) owed += sub.owedCredit;
         let dropped = 0;
-        for (const sub of c.byNumericId.values()) dropped += sub.dropped;
+        for (const sub of c.byNumericId.values()) {
+          owed += sub.owedCredit;
+          dropped += sub.dropped;
+        }
         connections.push({
           id: c.id,
           user: c.principal.name,

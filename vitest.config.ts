@@ -8,5 +8,7 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     testTimeout: 30_000,
     hookTimeout: 30_000,
+    // Brokers started by tests (in process or spawned) must not all claim AMQP's 5672.
+    env: { SHARDMQ_AMQP_PORT: '0' },
   },
 });

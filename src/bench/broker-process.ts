@@ -7,6 +7,8 @@ export interface BrokerProcess {
   /** The broker's log lines up to and including its start-up line (JSON lines). */
   readonly startupLog: string;
   readonly url: string;
+  /** amqp://host:port of its AMQP listener (the harness starts it on an OS-picked port). */
+  readonly amqpUrl: string | null;
   readonly pid: number;
   readonly child: ChildProcess;
   /** CPU seconds (user+system) the broker process has used so far, all threads. */
@@ -24,10 +26,15 @@ export const BENCH_NODE_ARGS_ENV = 'SHARDMQ_BENCH_NODE_ARGS';
 
 export async function startBrokerProcess(args: readonly string[] = []): Promise<BrokerProcess> {
   const nodeArgs = [...extraNodeArgs(BENCH_NODE_ARGS_ENV), ...nodeScriptArgs(new URL('../cli/main.js', import.meta.url))];
-  const child = spawn(process.execPath, [...nodeArgs, 'serve', '--host', '127.0.0.1', '--port', '0', '--log-level', 'info', ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [...nodeArgs, 'serve', '--host', '127.0.0.1', '--port', '0', '--amqp-port', '0', '--log-level', 'info', ...args],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let startupLog = '';
+  let amqpUrl: string | null = null;
   const url = await new Promise<string>((resolve, reject) => {
     let buf = '';
     let err = '';
@@ -39,6 +46,7 @@ export async function startBrokerProcess(args: readonly string[] = []): Promise<
       if (m) {
         clearTimeout(timer);
         startupLog = buf;
+        amqpUrl = /"amqp":"(amqp:\/\/[^"]+)"/.exec(buf)?.[1] ?? null;
         buf = '';
         child.stdout?.removeAllListeners('data');
         child.stdout?.resume();
@@ -53,6 +61,7 @@ export async function startBrokerProcess(args: readonly string[] = []): Promise<
   const pid = child.pid ?? 0;
   return {
     url,
+    amqpUrl,
     pid,
     child,
     startupLog,

@@ -64,8 +64,15 @@ export async function serve(args: string[]): Promise<number> {
   const broker = new Broker(config, log);
   await broker.start();
   log.info(
-    { url: broker.url, shards: config.shards, uws: `native (${broker.nativeBinary})`, dataDir: config.dataDir ?? 'none (in memory)' },
-    `shardmq listening on ${broker.url} with ${config.shards} shard(s); uWebSockets.js loaded natively`,
+    {
+      url: broker.url,
+      amqp: broker.amqpUrl ?? 'off',
+      amqps: broker.amqpsUrl ?? 'off',
+      shards: config.shards,
+      uws: `native (${broker.nativeBinary})`,
+      dataDir: config.dataDir ?? 'none (in memory)',
+    },
+    `shardmq listening on ${broker.url}${broker.amqpUrl === null ? '' : ` and ${broker.amqpUrl}`} with ${config.shards} shard(s); uWebSockets.js loaded natively`,
   );
   let stopping = false;
   const shutdown = (signal: string): void => {

@@ -8,6 +8,10 @@ import type { LevelWithSilent } from 'pino';
 export interface BrokerConfig {
   readonly host: string;
   readonly port: number;
+  /** AMQP 0-9-1 listener port on `host`; null: no AMQP listener (`--amqp-port off`). */
+  readonly amqpPort: number | null;
+  /** AMQP over TLS (the HTTPS certificate and key); null: none. */
+  readonly amqpsPort: number | null;
   readonly shards: number;
   readonly dataDir: string | null;
   readonly logLevel: LevelWithSilent;
@@ -48,7 +52,7 @@ export class ConfigError extends Error {
   readonly code = 'bad_config';
 }
 
-type Kind = 'string' | 'int' | 'level' | 'pow2' | 'enum';
+type Kind = 'string' | 'int' | 'level' | 'pow2' | 'enum' | 'port';
 interface Spec {
   key: keyof BrokerConfig;
   flag: string;
@@ -65,6 +69,8 @@ interface Spec {
 export const CONFIG_SPECS: readonly Spec[] = [
   { key: 'host', flag: 'host', kind: 'string', def: D.DEFAULT_HOST },
   { key: 'port', flag: 'port', kind: 'int', min: 0, max: 65535, def: D.DEFAULT_PORT },
+  { key: 'amqpPort', flag: 'amqp-port', kind: 'port', def: D.DEFAULT_AMQP_PORT },
+  { key: 'amqpsPort', flag: 'amqps-port', kind: 'port', def: null },
   { key: 'shards', flag: 'shards', kind: 'int', min: 1, max: 256, def: D.DEFAULT_SHARDS },
   { key: 'dataDir', flag: 'data-dir', kind: 'string', def: null },
   { key: 'logLevel', flag: 'log-level', kind: 'level', def: D.DEFAULT_LOG_LEVEL },
@@ -138,6 +144,9 @@ export function resolveConfig(
   if ((config.tlsCert === null) !== (config.tlsKey === null)) {
     throw new ConfigError('tls-cert and tls-key go together: give both or neither');
   }
+  if (config.amqpsPort !== null && config.tlsCert === null) {
+    throw new ConfigError('amqps-port needs tls-cert and tls-key (the same certificate as HTTPS)');
+  }
   if (config.maxMessageBytes > ringPayloadLimit) {
     throw new ConfigError(
       `max-message-bytes must be at most ${ringPayloadLimit} with ring-bytes ${config.ringBytes} (got ${config.maxMessageBytes})`,
@@ -146,8 +155,16 @@ export function resolveConfig(
   return Object.freeze(config);
 }
 
-function parseValue(spec: Spec, raw: string): string | number {
+function parseValue(spec: Spec, raw: string): string | number | null {
   switch (spec.kind) {
+    case 'port': {
+      if (raw === 'off') return null;
+      const n = /^\d+$/.test(raw) ? Number(raw) : NaN;
+      if (!Number.isSafeInteger(n) || n > 65535) {
+        throw new ConfigError(`${spec.flag} must be a port from 0 to 65535 (0: the OS picks) or off (got ${JSON.stringify(raw)})`);
+      }
+      return n;
+    }
     case 'string':
       return raw;
     case 'enum':

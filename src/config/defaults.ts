@@ -6,6 +6,8 @@ import { availableParallelism, totalmem } from 'node:os';
 export const DEFAULT_HOST = '127.0.0.1';
 /** The contract's port (design.md §3). */
 export const DEFAULT_PORT = 7070;
+/** AMQP 0-9-1's IANA port, where every RabbitMQ client looks first (`amqp://localhost`). */
+export const DEFAULT_AMQP_PORT = 5672;
 /** One core stays with the main thread, which does all socket I/O; at least one shard. */
 export const DEFAULT_SHARDS = Math.max(1, availableParallelism() - 1);
 export const DEFAULT_LOG_LEVEL = 'info';

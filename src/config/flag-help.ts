@@ -12,6 +12,8 @@ export interface FlagHelp {
 export const FLAG_HELP: Readonly<Record<string, FlagHelp>> = {
   host: { def: '127.0.0.1', meaning: 'listen address (loopback unless told otherwise)' },
   port: { def: '7070', meaning: 'HTTP and WebSocket port; 0 picks a free one' },
+  'amqp-port': { def: '5672', meaning: 'AMQP 0-9-1 port (RabbitMQ clients); 0 picks a free one, off disables it' },
+  'amqps-port': { def: 'off', meaning: 'AMQP 0-9-1 over TLS with tls-cert and tls-key; 0 picks a free one' },
   shards: { def: 'cores − 1, at least 1', meaning: 'shard worker threads' },
   'data-dir': { def: 'none (in memory)', meaning: 'where shards keep their logs' },
   fsync: { def: 'batch', meaning: 'batch (group commit) or always' },

@@ -86,6 +86,25 @@ export class ConsumePath {
   }
 
   /**
+   * AMQP's basic.consume: an existing queue by name (server-named ones included), never declared
+   * here; refuses what `principal` may not read and another connection's exclusive queue.
+   */
+  queueTarget(name: string, principal: Principal, connectionId: number): ConsumeTarget {
+    const destination: Destination = { type: DestinationType.queue, declare: false, exchange: '', name };
+    const canonical = formatDestination(DestinationType.queue, '', name);
+    if (!principal.canSubscribe(canonical)) {
+      this.#log.warn({ user: principal.name, destination: canonical }, 'subscribe denied');
+      throw new BrokerError(ErrorCode.accessRefused, `access to queue '${name}' in vhost '/' refused for user '${principal.name}'`);
+    }
+    const existing = this.#topology.getQueue(name);
+    if (existing === undefined) throw new BrokerError(ErrorCode.notFound, `no queue '${name}' in vhost '/'`);
+    if (existing.exclusive && existing.owner !== connectionId) {
+      throw new BrokerError(ErrorCode.resourceLocked, `cannot obtain exclusive access to locked queue '${name}' in vhost '/'`);
+    }
+    return { destination, queue: name, shard: existing.shard, privateQueue: false };
+  }
+
+  /**
    * Parses and authorizes a subscription that may share a stream (front/delivery-groups.ts): a
    * `/topic/` destination it may read, or null when it cannot be shared (it then goes through
    * `target` like any other). Refuses what `principal` may not read.

@@ -53,6 +53,23 @@ export class PublishPath {
     return this.target(destination);
   }
 
+  /**
+   * AMQP's basic.publish: an exchange and a routing key as given, no destination to parse. The
+   * default exchange ('') routes to an existing queue by name and never declares one (a message
+   * for a missing queue is unroutable, as in RabbitMQ); a missing exchange is 404 not_found.
+   * Rights are checked on the destination the other protocols would name it by.
+   */
+  exchangeTarget(exchange: string, routingKey: string, principal: Principal): PublishTarget {
+    const type = exchange === '' ? DestinationType.queue : DestinationType.exchange;
+    const canonical = formatDestination(type, exchange, routingKey);
+    if (!principal.canPublish(canonical)) {
+      this.#log.warn({ user: principal.name, destination: canonical }, 'publish denied');
+      throw new BrokerError(ErrorCode.accessRefused, `access to exchange '${exchange}' in vhost '/' refused for user '${principal.name}'`);
+    }
+    const { shards, confirmFromShard } = withBrokerErrors(() => this.#topology.route(exchange, routingKey));
+    return { exchange, routingKey, shards, confirmFromShard };
+  }
+
   /** Refuses (403 access_refused, and a warn line) a publish `principal` may not make. */
   authorize(destination: Destination, principal: Principal): void {
     const canonical = formatDestination(destination.type, destination.exchange, destination.name);

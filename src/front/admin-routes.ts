@@ -33,6 +33,8 @@ export interface FrontStats {
   /** Shared streams (one per pattern subscribed to that way). */
   streams: number;
   droppedSubscriptions: ReadonlyArray<DroppedSubscription>;
+  /** AMQP 0-9-1 connections, their open channels and consumers (listed in `connections` too). */
+  amqp: { connections: number; channels: number; consumers: number };
   connections: ReadonlyArray<Record<string, unknown>>;
 }
 
@@ -192,6 +194,9 @@ async function collectStats(ctx: BrokerContext, front: FrontStats): Promise<unkn
     queuesTotal,
     connections: {
       websocket: front.websocket,
+      amqp: front.amqp.connections,
+      amqpChannels: front.amqp.channels,
+      amqpConsumers: front.amqp.consumers,
       subscriptions: front.subscriptions,
       streams: front.streams,
       slowConsumerClosed: front.slowConsumerClosed,

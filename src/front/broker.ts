@@ -21,10 +21,12 @@ import { MemoryGuard } from '../control/memory-guard.js';
 import { Authenticator } from '../control/auth.js';
 import { registerManagementRoutes } from './management-routes.js';
 import type { RecoverySummary } from '../shard/shard-core.js';
-import { newPublishRecord, type ManageOp, type ManageResult } from '../protocol/ring-record-codec.js';
+import { newDeliverHead, newPublishRecord, type ManageOp, type ManageResult } from '../protocol/ring-record-codec.js';
 import { registerHttpPublish } from './http-publish.js';
 import { registerAdminRoutes } from './admin-routes.js';
 import { WsFront } from './ws-session.js';
+import { AmqpFront } from './amqp/amqp-front.js';
+import { isAmqpConnection } from './connection-ids.js';
 import { sendRefusal } from './http-util.js';
 import { ErrorCode } from '../protocol/errors.js';
 import type { BrokerConfig } from '../config/config.js';
@@ -50,6 +52,8 @@ export class Broker implements OutboundSink {
   /** What shards recovered from their logs, merged into the topology once all are up. */
   readonly #recovered: Array<{ index: number; summary: RecoverySummary }> = [];
   readonly #ws: WsFront;
+  readonly #amqp: AmqpFront;
+  readonly #deliverHead = newDeliverHead();
   readonly #trace: HopTrace;
   readonly #gc: GcPauses = { pauses: 0, pauseMs: 0, maxPauseMs: 0 };
   #gcMonitor: GcMonitor | null = null;
@@ -86,6 +90,7 @@ export class Broker implements OutboundSink {
         const failed = this.#confirms.failShard(index, ConfirmStatus.rejected);
         if (failed > 0) log.warn({ shard: index, failed }, 'publishes waiting on the dead shard were answered with an error');
         this.#ws.onShardCrash(index);
+        this.#amqp.onShardCrash(index);
         // The new thread presses nothing yet: what waited for the old one goes into the ring.
         this.#supervisor.handles[index].setFlowHeld(false);
       },
@@ -96,7 +101,10 @@ export class Broker implements OutboundSink {
         this.#management.replayShard(index, (op) => ops.push(op));
         return ops;
       },
-      onRestart: (index) => this.#ws.onShardRestart(index),
+      onRestart: (index) => {
+        this.#ws.onShardRestart(index);
+        this.#amqp.onShardRestart(index);
+      },
     });
     this.#topology = new Topology(config.shards);
     this.#calls = new ShardCalls(this.#supervisor.handles);
@@ -107,6 +115,7 @@ export class Broker implements OutboundSink {
       this.#publisher.overMemory = over;
       if (over) log.warn({ rss, maxMemory: config.maxMemoryBytes }, 'memory above max-memory: refusing publishes until it falls');
       else log.info({ rss }, 'memory back under max-memory: accepting publishes');
+      this.#amqp.setBlocked(over);
     });
     this.#trace = new HopTrace(config.latencySample);
     for (const h of this.#supervisor.handles) {
@@ -136,11 +145,22 @@ export class Broker implements OutboundSink {
     this.#app = this.#tls ? uws.SSLApp({ cert_file_name: config.tlsCert ?? '', key_file_name: config.tlsKey ?? '' }) : uws.App();
     this.#ws = new WsFront(ctx);
     this.#ws.register(this.#app);
+    this.#amqp = new AmqpFront(ctx);
     registerHttpPublish(this.#app, ctx);
     registerAdminRoutes(
       this.#app,
       ctx,
-      () => ({ ...this.#ws.stats(), unroutable: this.#publisher.unroutable }),
+      () => {
+        const ws = this.#ws.stats();
+        const amqp = this.#amqp.stats();
+        return {
+          ...ws,
+          amqp: { connections: amqp.connections, channels: amqp.channels, consumers: amqp.consumers },
+          undeliverable: ws.undeliverable + amqp.undeliverable,
+          connections: [...ws.connections, ...amqp.list],
+          unroutable: this.#publisher.unroutable,
+        };
+      },
       (principal) => this.#ws.connectionsOf(principal),
     );
     registerManagementRoutes(this.#app, ctx);
@@ -174,6 +194,23 @@ export class Broker implements OutboundSink {
     return `${this.#tls ? 'https' : 'http'}://${host}:${this.#port}`;
   }
 
+  /** amqp://host:port of the AMQP listener; null when --amqp-port is off. */
+  get amqpUrl(): string | null {
+    return this.#amqp.port === null ? null : `amqp://${this.#hostForUrl()}:${this.#amqp.port}`;
+  }
+
+  get amqpsUrl(): string | null {
+    return this.#amqp.tlsPort === null ? null : `amqps://${this.#hostForUrl()}:${this.#amqp.tlsPort}`;
+  }
+
+  get amqpPort(): number | null {
+    return this.#amqp.port;
+  }
+
+  #hostForUrl(): string {
+    return this.config.host.includes(':') ? `[${this.config.host}]` : this.config.host;
+  }
+
   get nativeBinary(): string {
     return this.#binary;
   }
@@ -190,7 +227,13 @@ export class Broker implements OutboundSink {
     this.#started = true;
     try {
       await this.#listen();
+      await this.#amqp.listen();
     } catch (err) {
+      if (this.#listenSocket !== null) {
+        this.#uws.us_listen_socket_close(this.#listenSocket);
+        this.#listenSocket = null;
+      }
+      await this.#amqp.close('broker failed to start');
       // Do not leave shard threads running behind a broker that never served.
       await this.#supervisor.stop();
       this.#memory.stop();
@@ -245,6 +288,7 @@ export class Broker implements OutboundSink {
       await new Promise((r) => setTimeout(r, 5));
     }
     this.#ws.closeAll(1001, 'broker shutting down');
+    await this.#amqp.close('broker shutting down');
     await this.#supervisor.stop();
     this.#memory.stop();
     this.#gcMonitor?.stop();
@@ -261,7 +305,8 @@ export class Broker implements OutboundSink {
   onRecord(shard: number, kind: number, offset: number, _length: number, reader: RecordReader): void {
     switch (kind) {
       case RecordKind.deliver:
-        this.#ws.onDeliver(shard, offset, reader);
+        if (isAmqpConnection(reader.u32(offset))) this.#amqp.onDeliver(reader.deliverHead(offset, this.#deliverHead), reader.bytes);
+        else this.#ws.onDeliver(shard, offset, reader);
         break;
       case RecordKind.confirm: {
         // HTTP requests and WebSocket receipts alike wait on tokens in one tracker.
@@ -273,7 +318,8 @@ export class Broker implements OutboundSink {
         break;
       case RecordKind.error: {
         const e = reader.error(offset);
-        this.#ws.onShardError(e.connectionId, e.subscriptionId, e.code, e.message);
+        if (isAmqpConnection(e.connectionId)) this.#amqp.onShardError(e.connectionId, e.subscriptionId, e.code, e.message);
+        else this.#ws.onShardError(e.connectionId, e.subscriptionId, e.code, e.message);
         break;
       }
       case RecordKind.manageReply: {
@@ -325,6 +371,7 @@ export class Broker implements OutboundSink {
 
   onChunkEnd(shard: number): void {
     this.#ws.flush(shard);
+    this.#amqp.flush();
     this.#trace.chunkEnd();
   }
 }

@@ -14,6 +14,7 @@ import { newDeliverHead, type RecordReader } from '../protocol/ring-record-codec
 import { SUBPROTOCOL } from '../protocol/ws-binary.js';
 import { ANONYMOUS, tokenFrom, UNAUTHORIZED_MESSAGE, type Principal } from '../control/auth.js';
 import { DeliveryFlush } from './delivery-flush.js';
+import { FIRST_WS_CONNECTION, LAST_WS_CONNECTION } from './connection-ids.js';
 import { DeliveryGroups, GROUP_CONNECTION } from './delivery-groups.js';
 import { DropNotices, destinationOf } from './drop-notices.js';
 import { PublishCredit, type PublishWindow } from './publish-credit.js';
@@ -295,8 +296,8 @@ export class WsFront {
 
   #open(ws: WebSocket<ConnectionData>): void {
     const id = this.#nextConnection;
-    // Connection ids are u32 in ring records; 0 is HTTP's.
-    this.#nextConnection = this.#nextConnection >= 0xffff_fffe ? 1 : this.#nextConnection + 1;
+    // Connection ids are u32 in ring records; the WebSocket range is front/connection-ids.ts's.
+    this.#nextConnection = this.#nextConnection >= LAST_WS_CONNECTION ? FIRST_WS_CONNECTION : this.#nextConnection + 1;
     const peer = Buffer.from(ws.getRemoteAddressAsText()).toString();
     const connection = newConnection(id, ws.getUserData().principal ?? ANONYMOUS, ws, this.#publishWindow, peer);
     ws.getUserData().connection = connection;

@@ -19,6 +19,8 @@ interface FrontView {
   websocket: number;
   /** Of `websocket`, the connections that spoke the binary protocol. */
   binaryConnections?: number;
+  /** AMQP 0-9-1 connections, their open channels and consumers. */
+  amqp?: { connections: number; channels: number; consumers: number };
   subscriptions: number;
   slowConnections: number;
   slowConsumerDropped: number;
@@ -221,6 +223,15 @@ export function renderPrometheus(
     l.family('shardmq_connections', 'gauge', 'Open connections by protocol (ws_json: JSON, or nothing sent yet)')
       .sample('shardmq_connections', { protocol: 'ws_binary' }, front.binaryConnections)
       .sample('shardmq_connections', { protocol: 'ws_json' }, front.websocket - front.binaryConnections);
+    if (front.amqp !== undefined) l.sample('shardmq_connections', { protocol: 'amqp' }, front.amqp.connections);
+  }
+  if (front.amqp !== undefined) {
+    l.family('shardmq_amqp_channels', 'gauge', 'Open AMQP channels').sample('shardmq_amqp_channels', null, front.amqp.channels);
+    l.family('shardmq_amqp_consumers', 'gauge', 'AMQP consumers (basic.consume)').sample(
+      'shardmq_amqp_consumers',
+      null,
+      front.amqp.consumers,
+    );
   }
   l.family('shardmq_subscriptions', 'gauge', 'Subscriptions of open connections').sample(
     'shardmq_subscriptions',

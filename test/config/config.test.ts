@@ -84,7 +84,19 @@ describe('resolveConfig - defaults', () => {
       tlsKey: null,
       authToken: null,
       usersFile: null,
+      amqpPort: D.DEFAULT_AMQP_PORT,
+      amqpsPort: null,
     } satisfies BrokerConfig);
+  });
+
+  it('amqp-port: 5672 by default, 0 lets the OS pick, off disables; amqps-port needs the TLS pair', () => {
+    expect(resolveConfig({}, NO_ENV).amqpPort).toBe(5672);
+    expect(resolveConfig({ 'amqp-port': '0' }, NO_ENV).amqpPort).toBe(0);
+    expect(resolveConfig({ 'amqp-port': 'off' }, NO_ENV).amqpPort).toBeNull();
+    expect(resolveConfig({}, { SHARDMQ_AMQP_PORT: 'off' }).amqpPort).toBeNull();
+    expect(() => resolveConfig({ 'amqp-port': '70000' }, NO_ENV)).toThrow(/amqp-port must be a port from 0 to 65535/);
+    expect(() => resolveConfig({ 'amqp-port': 'on' }, NO_ENV)).toThrow(/or off \(got "on"\)/);
+    expect(() => resolveConfig({ 'amqps-port': '5671' }, NO_ENV)).toThrow(/amqps-port needs tls-cert and tls-key/);
   });
 
   it('defaults - host is loopback, port is the contract port 7070, at least one shard', () => {

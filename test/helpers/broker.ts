@@ -4,7 +4,7 @@ import { createLogger } from '../../src/log/logger.js';
 
 /** Starts a real broker in this process on 127.0.0.1 and a port the OS picks. */
 export async function startBroker(flags: Record<string, string> = {}): Promise<Broker> {
-  const config = resolveConfig({ host: '127.0.0.1', port: '0', shards: '1', 'log-level': 'silent', ...flags }, {});
+  const config = resolveConfig({ host: '127.0.0.1', port: '0', 'amqp-port': '0', shards: '1', 'log-level': 'silent', ...flags }, {});
   const broker = new Broker(config, createLogger(config.logLevel));
   await broker.start();
   return broker;

@@ -30,6 +30,8 @@ export interface ExchangeDeclare {
 export interface QueueDeclare extends QueueOptions {
   readonly name: string;
   readonly passive: boolean;
+  /** A server-named queue's prefix when not `amq.gen-` (AMQP direct reply-to's queues). */
+  readonly serverNamePrefix?: string;
 }
 
 export interface QueueDeclareOk {
@@ -94,7 +96,7 @@ export class Management {
         throw err;
       }
     }
-    const { queue, created } = withBrokerErrors(() => this.#topology.declareQueue(d.name, d, d.passive, connection));
+    const { queue, created } = withBrokerErrors(() => this.#topology.declareQueue(d.name, d, d.passive, connection, d.serverNamePrefix));
     const answer = await this.#calls.call(queue.shard, declareOp(queue), connection);
     if (!answer.ok) {
       if (created) this.#topology.removeQueue(queue.name);

@@ -28,6 +28,9 @@ export interface QueueMeta extends QueueOptions {
   readonly confirmFromShard: boolean;
 }
 
+/** What a server-named queue's name starts with (RabbitMQ's). */
+export const SERVER_NAME_PREFIX = 'amq.gen-';
+
 /** Arguments that make a queue answer publishes itself (it may refuse them). */
 const REFUSING_OVERFLOW = new Set(['reject-publish', 'reject-publish-dlx']);
 
@@ -97,11 +100,17 @@ export class Topology {
    * gets a server name; a redeclare must be equivalent; an exclusive queue belongs to
    * its connection. Returns the queue and whether it was created.
    */
-  declareQueue(name: string, options: QueueOptions, passive: boolean, connection: number): { queue: QueueMeta; created: boolean } {
+  declareQueue(
+    name: string,
+    options: QueueOptions,
+    passive: boolean,
+    connection: number,
+    serverNamePrefix = SERVER_NAME_PREFIX,
+  ): { queue: QueueMeta; created: boolean } {
     const serverNamed = name === '';
     if (serverNamed) {
       if (passive) throw new RouterError('not_found', "no queue '' in vhost '/'");
-      name = this.#serverName();
+      name = this.#serverName(serverNamePrefix);
     }
     if (!serverNamed && name.startsWith('amq.') && !this.#queues.has(name)) {
       throw new RouterError('access_refused', `queue name '${name}' contains reserved prefix 'amq.*'`);
@@ -187,10 +196,10 @@ export class Topology {
     }
   }
 
-  #serverName(): string {
+  #serverName(prefix: string): string {
     // RabbitMQ's form: amq.gen- plus 22 URL-safe base64 characters.
     for (;;) {
-      const name = 'amq.gen-' + randomBytes(16).toString('base64url').slice(0, 22);
+      const name = prefix + randomBytes(16).toString('base64url').slice(0, 22);
       if (!this.#queues.has(name)) return name;
     }
   }

@@ -131,6 +131,7 @@ export class Broker implements OutboundSink {
       confirms: this.#confirms,
       topology: this.#topology,
       management: this.#management,
+      calls: this.#calls,
       publisher: this.#publisher,
       consume: new ConsumePath(this.#topology, this.#publisher, this.#management, this.#supervisor.handles, config, log),
       inflate: this.#inflate,

@@ -9,6 +9,7 @@ import type { Supervisor } from '../shard/supervisor.js';
 import type { ConfirmTracker } from '../control/confirm-tracker.js';
 import type { Topology } from '../control/topology.js';
 import type { Management } from '../control/management.js';
+import type { ShardCalls } from '../control/shard-calls.js';
 import type { PublishPath } from '../control/publish-path.js';
 import type { ConsumePath } from '../control/consume-path.js';
 import type { InflatePool } from '../offload/inflate-pool.js';
@@ -26,6 +27,8 @@ export interface BrokerContext {
   readonly confirms: ConfirmTracker;
   readonly topology: Topology;
   readonly management: Management;
+  /** Request/answer calls through the rings (basic.get). */
+  readonly calls: ShardCalls;
   readonly publisher: PublishPath;
   readonly consume: ConsumePath;
   readonly inflate: InflatePool;

@@ -186,7 +186,7 @@ export class InboundWriter extends RingRecordWriter {
   }
 
   /** A topology operation for the shard, answered by a manageReply carrying `token`. */
-  manage(connectionId: number, token: number, op: ManageOp): boolean {
+  manage(connectionId: number, token: number, op: ManageOp | GetOp): boolean {
     return writeJson(this.producer, this.buf, RecordKind.manage, connectionId, token, 0, JSON.stringify(op));
   }
 
@@ -440,6 +440,18 @@ export type ManageOp =
   | { op: 'bindQueue' | 'unbindQueue'; exchange: string; queue: string; routingKey: string; arguments: Record<string, unknown> }
   | { op: 'bindExchange' | 'unbindExchange'; destination: string; source: string; routingKey: string; arguments: Record<string, unknown> };
 
+/**
+ * AMQP basic.get, sent as a manage record so its answer rides the manageReply path: the head of
+ * `queue` to the connection's get-consumer `subscription` (created on first use with no credit, so
+ * nothing else ever goes to it); the deliver record, if any, comes before the answer.
+ */
+export interface GetOp {
+  op: 'get';
+  queue: string;
+  subscription: number;
+  ackMode: number;
+}
+
 /** A manage answer: counts on success, an error otherwise, or an event such as an auto-deleted queue. */
 export interface ManageResult {
   readonly messageCount?: number;
@@ -448,6 +460,8 @@ export interface ManageResult {
   readonly message?: string;
   readonly event?: 'queueDeleted';
   readonly queue?: string;
+  /** basic.get: whether a message was delivered (before this answer). */
+  readonly delivered?: boolean;
 }
 
 /** Reads records in place from a ring's bytes. */

@@ -315,6 +315,37 @@ export class MessageQueue {
     return false;
   }
 
+  /**
+   * AMQP basic.get: the head message to `consumer` (registered with no credit of its own, so
+   * dispatch never picks it), now, out of turn. An expired head is expired and the next one tried.
+   * False when nothing is ready (get-empty), or when the writer is full (the message stays first).
+   */
+  deliverOneTo(consumer: Consumer): boolean {
+    const slot = this.#consumers.slotOf(consumer);
+    if (slot === undefined) throw new Error(`queue ${this.name}: deliverOneTo an unregistered consumer`);
+    const ready = this.#ready;
+    const now = this.#ttlActive ? this.#now() : 0;
+    while (ready.length > 0) {
+      const message = ready.peek() as StoredMessage;
+      if (this.#ttlActive && message.expiresAt <= now) {
+        ready.shift();
+        this.#expired(message);
+        continue;
+      }
+      // One message's worth of credit for this one delivery, whatever it had.
+      consumer.credit = 1;
+      consumer.creditBytes = message.payload.byteLength + 1;
+      const sent = this.#send(slot, message);
+      consumer.credit = 0;
+      consumer.creditBytes = 0;
+      if (!sent) return false;
+      ready.shift();
+      this.#lastUsed = this.#now();
+      return true;
+    }
+    return false;
+  }
+
   /** Bookkeeping for an auto-ack delivery the caller wrote itself (credit, counters). */
   noteDirectDelivery(consumer: Consumer, payloadBytes: number): void {
     // A client-ack delivery written behind the queue's back could never be acked or requeued.

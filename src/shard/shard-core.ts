@@ -27,6 +27,7 @@ import {
   RecordKind,
   newPublishRecord,
   newSubscribeRecord,
+  type GetOp,
   type ManageOp,
   type OutboundWriter,
   type RecordReader,
@@ -163,7 +164,8 @@ export class ShardCore {
         break;
       case RecordKind.manage: {
         const { connectionId, token, body } = r.json(offset);
-        this.#topology.processManage(connectionId, token, body as ManageOp);
+        if ((body as GetOp).op === 'get') this.#processGet(connectionId, token, body as GetOp);
+        else this.#topology.processManage(connectionId, token, body as ManageOp);
         break;
       }
       default:
@@ -392,6 +394,37 @@ export class ShardCore {
     this.#flow.attach(local.queue, consumer);
     local.hadConsumer = true;
     this.#outbound.dispatch(local.queue);
+  }
+
+  /**
+   * basic.get: the queue's head to the connection's get-consumer, created on first use with no
+   * credit (dispatch never chooses it) and kept like any consumer, so a client-ack get stays unacked
+   * under it and goes back to the queue when the channel or connection closes.
+   */
+  #processGet(connectionId: number, token: number, op: GetOp): void {
+    const local = this.#queues.get(op.queue);
+    if (local === undefined) {
+      this.#outbound.manageReply(connectionId, token, 1, { code: 'not_found', message: `no queue '${op.queue}' in vhost '/'` });
+      return;
+    }
+    let sub = this.#subscriptions.get(connectionId, op.subscription);
+    if (sub === undefined || sub.local !== local) {
+      if (sub !== undefined) this.#processUnsubscribe(connectionId, op.subscription, true);
+      const consumer: Consumer = {
+        connectionId,
+        subscriptionId: op.subscription,
+        ackMode: op.ackMode === AckModeCode.client ? 'client' : 'auto',
+        prefetch: 0,
+        unacked: 0,
+        credit: 0,
+        creditBytes: 0,
+      };
+      sub = { consumer, local };
+      this.#subscriptions.add(connectionId, op.subscription, sub);
+      local.queue.addConsumer(consumer);
+    }
+    const delivered = local.queue.deliverOneTo(sub.consumer);
+    this.#outbound.manageReply(connectionId, token, 0, { delivered, messageCount: local.queue.depth });
   }
 
   #processUnsubscribe(connectionId: number, subscriptionId: number, keepQueue = false): void {

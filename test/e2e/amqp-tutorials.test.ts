@@ -203,26 +203,26 @@ describe('RabbitMQ tutorial 5: topics', () => {
   });
 });
 
-describe('RabbitMQ tutorial 6: RPC', () => {
-  /** The tutorial's server: fib(n) on rpc_queue, replies to replyTo with the correlationId. */
-  async function startServer(): Promise<amqp.ChannelModel> {
-    const connection = await amqp.connect(url);
-    const channel = await connection.createChannel();
-    const queue = 'rpc_queue';
-    await channel.assertQueue(queue, { durable: false });
-    await channel.prefetch(1);
-    const fib = (n: number): number => (n < 2 ? n : fib(n - 1) + fib(n - 2));
-    await channel.consume(queue, (msg) => {
-      if (msg === null) return;
-      const n = Number.parseInt(msg.content.toString(), 10);
-      channel.sendToQueue(msg.properties.replyTo, Buffer.from(String(fib(n))), { correlationId: msg.properties.correlationId });
-      channel.ack(msg);
-    });
-    return connection;
-  }
+/** The RPC tutorial's server: fib(n) on rpc_queue, replies to replyTo with the correlationId. */
+async function startRpcServer(): Promise<amqp.ChannelModel> {
+  const connection = await amqp.connect(url);
+  const channel = await connection.createChannel();
+  const queue = 'rpc_queue';
+  await channel.assertQueue(queue, { durable: false });
+  await channel.prefetch(1);
+  const fib = (n: number): number => (n < 2 ? n : fib(n - 1) + fib(n - 2));
+  await channel.consume(queue, (msg) => {
+    if (msg === null) return;
+    const n = Number.parseInt(msg.content.toString(), 10);
+    channel.sendToQueue(msg.properties.replyTo, Buffer.from(String(fib(n))), { correlationId: msg.properties.correlationId });
+    channel.ack(msg);
+  });
+  return connection;
+}
 
+describe('RabbitMQ tutorial 6: RPC', () => {
   it('replyTo an exclusive callback queue, matched by correlationId', async () => {
-    const server = await startServer();
+    const server = await startRpcServer();
     const connection = await amqp.connect(url);
     const channel = await connection.createChannel();
     const callback = await channel.assertQueue('', { exclusive: true });
@@ -243,6 +243,84 @@ describe('RabbitMQ tutorial 6: RPC', () => {
     expect(await Promise.all([call(10), call(20), call(1)])).toEqual(['55', '6765', '1']);
     await connection.close();
     await server.close();
+  });
+});
+
+describe('RabbitMQ tutorial 6: RPC with direct reply-to', () => {
+  it("replyTo 'amq.rabbitmq.reply-to' with a no-ack consumer on it: answers come back without a declared queue", async () => {
+    const server = await startRpcServer();
+    const connection = await amqp.connect(url);
+    const channel = await connection.createChannel();
+    const answers = new Map<string, (v: string) => void>();
+    await channel.consume(
+      'amq.rabbitmq.reply-to',
+      (msg) => {
+        if (msg !== null) answers.get(msg.properties.correlationId)?.(msg.content.toString());
+      },
+      { noAck: true },
+    );
+    const call = (n: number): Promise<string> =>
+      new Promise((resolve) => {
+        const correlationId = `d-${n}`;
+        answers.set(correlationId, resolve);
+        channel.sendToQueue('rpc_queue', Buffer.from(String(n)), { correlationId, replyTo: 'amq.rabbitmq.reply-to' });
+      });
+    expect(await Promise.all([call(7), call(15)])).toEqual(['13', '610']);
+    await connection.close();
+    await server.close();
+  });
+
+  it('publishing with that reply_to on a channel without the reply consumer is 406 PRECONDITION_FAILED', async () => {
+    const connection = await amqp.connect(url);
+    const channel = await connection.createChannel();
+    const closed = new Promise<Error>((resolve) => channel.on('error', resolve));
+    channel.sendToQueue('nowhere', Buffer.from('x'), { replyTo: 'amq.rabbitmq.reply-to' });
+    const err = (await closed) as Error & { code?: number };
+    expect(err.code).toBe(406);
+    expect(err.message).toMatch(/fast reply consumer does not exist/);
+    await connection.close();
+  });
+});
+
+describe('basic.get', () => {
+  it('takes messages one by one, says how many are left, get-empty at the end; a client-ack get is redelivered after nack', async () => {
+    const connection = await amqp.connect(url);
+    const channel = await connection.createChannel();
+    const q = await channel.assertQueue('', { exclusive: true });
+    for (const body of ['a', 'b', 'c']) channel.sendToQueue(q.queue, Buffer.from(body));
+    await channel.checkQueue(q.queue); // behind the publishes
+    const first = await channel.get(q.queue, { noAck: true });
+    expect(first && first.content.toString()).toBe('a');
+    expect(first && first.fields.messageCount).toBe(2);
+    const second = await channel.get(q.queue, { noAck: false });
+    expect(second && [second.content.toString(), second.fields.redelivered]).toEqual(['b', false]);
+    if (second === false) throw new Error('no message');
+    channel.nack(second, false, true);
+    const again = await channel.get(q.queue, { noAck: false });
+    expect(again && [again.content.toString(), again.fields.redelivered]).toEqual(['b', true]);
+    if (again === false) throw new Error('no message');
+    channel.ack(again);
+    const third = await channel.get(q.queue, { noAck: true });
+    expect(third && third.content.toString()).toBe('c');
+    expect(await channel.get(q.queue, { noAck: true })).toBe(false);
+    // Nothing was left behind unacked: the queue is empty.
+    expect((await channel.checkQueue(q.queue)).messageCount).toBe(0);
+    await connection.close();
+  });
+
+  it('an unacked get goes back to the queue when its channel closes', async () => {
+    const connection = await amqp.connect(url);
+    const channel = await connection.createChannel();
+    await channel.assertQueue('get.requeue', { durable: false });
+    channel.sendToQueue('get.requeue', Buffer.from('kept'));
+    await channel.checkQueue('get.requeue');
+    const got = await channel.get('get.requeue', { noAck: false });
+    expect(got && got.content.toString()).toBe('kept');
+    await channel.close();
+    const other = await connection.createChannel();
+    const back = await other.get('get.requeue', { noAck: true });
+    expect(back && [back.content.toString(), back.fields.redelivered]).toEqual(['kept', true]);
+    await connection.close();
   });
 });
 

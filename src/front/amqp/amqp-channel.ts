@@ -13,10 +13,12 @@ import { ClassId, FrameType, ReplyCode } from '../../protocol/amqp/constants.js'
 import { decodeMethod, writeMethodFrame, type AnyMethod, type MethodArgs } from '../../protocol/amqp/methods.js';
 import { amqpToMessageProperties, decodeContentHeader, writeContentMethod } from '../../protocol/amqp/content.js';
 import { encodeCheckedProperties } from '../../protocol/property-rules.js';
+import { decodeProperties } from '../../protocol/properties.js';
 import { AckModeCode, ConfirmStatus, NO_TOKEN, RecordKind } from '../../protocol/ring-record-codec.js';
 import { confirmRefusal } from '../../control/confirm-tracker.js';
 import { DeliveryTags } from '../../control/delivery-tags.js';
 import { toAmqpError } from './amqp-errors.js';
+import { BrokerError } from '../../protocol/errors.js';
 import type { AmqpConnection } from './amqp-connection.js';
 
 /** A consumer (basic.consume) as the shard knows it: a subscription of this connection on one queue. */
@@ -29,6 +31,8 @@ export interface AmqpConsumer {
   readonly shard: number;
   readonly noAck: boolean;
   readonly prefetch: number;
+  /** basic.get's consumer: its one delivery per get becomes a get-ok, not a basic.deliver. */
+  readonly get: boolean;
   /** Deliveries written to the socket whose credit is not yet back at the shard, and their bytes. */
   owedCredit: number;
   owedBytes: number;
@@ -89,6 +93,11 @@ export class AmqpChannel {
   #ackedUpTo = 0;
   #waitingOnShards = 0;
   #tx: TxAction[] | null = null;
+  /** Direct reply-to: the queue behind `amq.rabbitmq.reply-to` for this channel. */
+  #replyQueue: string | null = null;
+  /** basic.get's consumers, one per queue and ack mode, and the message of the get in flight. */
+  readonly #getConsumers = new Map<string, AmqpConsumer>();
+  #got: { tag: number; redelivered: boolean; exchange: string; routingKey: string; properties: Uint8Array; body: Uint8Array } | null = null;
   #txBytes = 0;
 
   constructor(conn: AmqpConnection, number: number) {
@@ -214,7 +223,8 @@ export class AmqpChannel {
         conn.send(this.number, 'basic.qos-ok', {});
         return;
       case 'basic.consume':
-        this.#consume(m.args);
+        if (m.args.queue === DIRECT_REPLY_TO) this.#consumeReplies(m.args, m);
+        else this.#consume(m.args);
         return;
       case 'basic.cancel': {
         const consumer = this.consumers.get(m.args.consumerTag);
@@ -230,7 +240,8 @@ export class AmqpChannel {
         if (m.name === 'basic.recover') conn.send(this.number, 'basic.recover-ok', {});
         return;
       case 'basic.get':
-        throw new AmqpError(ReplyCode.notImplemented, 'basic.get is not supported yet; use basic.consume', m.classId, m.methodId);
+        this.#get(m.args, m);
+        return;
       case 'confirm.select':
         if (this.#tx !== null) {
           throw new AmqpError(ReplyCode.preconditionFailed, 'cannot switch from tx to confirm mode', m.classId, m.methodId);
@@ -387,6 +398,64 @@ export class AmqpChannel {
         // Server-to-client methods and connection methods on a channel.
         throw new AmqpError(ReplyCode.commandInvalid, `${m.name} is not a method a client may send on a channel`, m.classId, m.methodId);
     }
+    this.#rpc(m, work);
+  }
+
+  /**
+   * basic.get: the shard hands the queue's head to this channel's get-consumer for the queue (its
+   * delivery arrives before the answer, which carries the count left); get-ok or get-empty.
+   */
+  #get(a: MethodArgs['basic.get'], m: AnyMethod): void {
+    const conn = this.#conn;
+    const queue = this.#queueName(a.queue, m);
+    const key = `${a.noAck ? 1 : 0}:${queue}`;
+    let consumer = this.#getConsumers.get(key);
+    if (consumer === undefined) {
+      consumer = conn.addConsumer(this, '', queue, a.noAck, 0, true);
+      this.#getConsumers.set(key, consumer);
+    }
+    const c = consumer;
+    this.#rpc(m, async () => {
+      const answer = await conn.ctx.calls.call(
+        c.shard,
+        { op: 'get', queue: c.queue, subscription: c.numericId, ackMode: AmqpChannel.ackMode(c) },
+        conn.id,
+      );
+      if (!answer.ok) throw BrokerError.from(answer.result.code ?? 'internal', answer.result.message ?? 'basic.get failed');
+      const got = this.#got;
+      this.#got = null;
+      if (answer.result.delivered !== true || got === null) {
+        conn.send(this.number, 'basic.get-empty', {});
+        return;
+      }
+      writeContentMethod(
+        conn.out,
+        this.number,
+        conn.frameMax,
+        'basic.get-ok',
+        {
+          deliveryTag: got.tag,
+          redelivered: got.redelivered,
+          exchange: got.exchange,
+          routingKey: got.routingKey,
+          messageCount: answer.result.messageCount ?? 0,
+        },
+        got.properties,
+        got.body,
+        0,
+        got.body.byteLength,
+      );
+      conn.flushSoon();
+    });
+  }
+
+  /** The get-consumer's delivery, kept (copied) until the shard's answer says how many are left. */
+  gotMessage(tag: number, redelivered: boolean, exchange: string, routingKey: string, properties: Uint8Array, body: Uint8Array): void {
+    this.#got = { tag, redelivered, exchange, routingKey, properties, body };
+  }
+
+  /** Runs a method that waits for shards: the channel is busy until it answered. */
+  #rpc(m: AnyMethod, work: () => Promise<void>): void {
     this.#busy = true;
     work().then(
       () => this.#done(),
@@ -446,6 +515,7 @@ export class AmqpChannel {
     c.headerSeen = true;
     c.bodySize = h.bodySize;
     c.properties = this.#conn.properties(h.properties);
+    if (this.#conn.mentionsReplyTo) c.properties = this.#withReplyQueue(c.properties);
     if (h.bodySize === 0) this.#complete(c, EMPTY);
   }
 
@@ -595,6 +665,43 @@ export class AmqpChannel {
     conn.subscribe(consumer);
   }
 
+  /**
+   * Direct reply-to (RabbitMQ's `amq.rabbitmq.reply-to`): the channel's replies come to a queue of
+   * its own, exclusive and auto-delete, whose name is what its publishes' `reply_to` says instead.
+   */
+  #consumeReplies(a: MethodArgs['basic.consume'], m: AnyMethod): void {
+    if (!a.noAck) throw new AmqpError(ReplyCode.preconditionFailed, 'reply consumer cannot acknowledge', m.classId, m.methodId);
+    if (this.#replyQueue !== null) throw new AmqpError(ReplyCode.preconditionFailed, 'reply consumer already set', m.classId, m.methodId);
+    const conn = this.#conn;
+    this.#rpc(m, async () => {
+      const ok = await conn.ctx.management.declareQueue(
+        {
+          name: '',
+          passive: false,
+          durable: false,
+          exclusive: true,
+          autoDelete: true,
+          arguments: {},
+          serverNamePrefix: `${DIRECT_REPLY_TO}.`,
+        },
+        conn.id,
+      );
+      this.#replyQueue = ok.queue;
+      this.#consume({ ...a, queue: ok.queue });
+    });
+  }
+
+  /** A publish's properties with `reply_to: amq.rabbitmq.reply-to` pointing at this channel's reply queue. */
+  #withReplyQueue(block: Uint8Array | null): Uint8Array | null {
+    if (block === null) return null;
+    const p = decodeProperties(block, 0, block.byteLength);
+    if (p.replyTo !== DIRECT_REPLY_TO) return block;
+    if (this.#replyQueue === null) {
+      throw new AmqpError(ReplyCode.preconditionFailed, 'fast reply consumer does not exist', ClassId.basic, 40);
+    }
+    return encodeCheckedProperties({ ...p, replyTo: this.#replyQueue });
+  }
+
   #cancel(consumer: AmqpConsumer): void {
     this.consumers.delete(consumer.tag);
     this.tags.dropSubscription(consumer.numericId);
@@ -641,6 +748,8 @@ export class AmqpChannel {
   release(): void {
     for (const consumer of this.consumers.values()) this.#conn.removeConsumer(consumer, true);
     this.consumers.clear();
+    for (const consumer of this.#getConsumers.values()) this.#conn.removeConsumer(consumer, true);
+    this.#getConsumers.clear();
     this.#content = null;
     this.#backlog.length = 0;
     this.#tx = null;
@@ -653,6 +762,8 @@ export class AmqpChannel {
 }
 
 const EMPTY = new Uint8Array(0);
+/** RabbitMQ's pseudo-queue for direct reply-to. */
+export const DIRECT_REPLY_TO = 'amq.rabbitmq.reply-to';
 
 /** Checked properties block from decoded AMQP properties (RabbitMQ's 406 for a bad expiration, priority or delivery mode). */
 export function propertiesBlock(amqp: Uint8Array): Uint8Array | null {

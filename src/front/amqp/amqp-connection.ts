@@ -22,7 +22,7 @@ import type { PublishTarget } from '../../control/publish-path.js';
 import type { Principal } from '../../control/auth.js';
 import type { Logger } from '../../log/logger.js';
 import type { BrokerContext } from '../context.js';
-import { AmqpChannel, propertiesBlock, type AmqpConsumer } from './amqp-channel.js';
+import { AmqpChannel, DIRECT_REPLY_TO, propertiesBlock, type AmqpConsumer } from './amqp-channel.js';
 import { toAmqpError } from './amqp-errors.js';
 
 /** What the connection needs of the front that owns it. */
@@ -405,6 +405,18 @@ export class AmqpConnection implements FrameSink {
     const ch = consumer.channel;
     const tag = ch.tags.assign(rec.tag, !consumer.noAck, consumer.numericId);
     ch.lastTag = tag;
+    if (consumer.get) {
+      ch.gotMessage(
+        tag,
+        rec.redelivered,
+        this.#text(bytes, rec.exchangeOffset, rec.exchangeLength),
+        this.#text(bytes, rec.keyOffset, rec.keyLength),
+        this.amqpProperties(bytes, rec.propsOffset, rec.propsLength),
+        bytes.slice(rec.payloadOffset, rec.payloadOffset + rec.payloadLength),
+      );
+      this.delivered++;
+      return true;
+    }
     writeDeliver(
       this.out,
       ch.number,
@@ -412,8 +424,8 @@ export class AmqpConnection implements FrameSink {
       consumer.tag,
       tag,
       rec.redelivered,
-      rec.exchangeLength === 0 ? '' : Buffer.from(bytes.buffer, bytes.byteOffset + rec.exchangeOffset, rec.exchangeLength).toString('utf8'),
-      rec.keyLength === 0 ? '' : Buffer.from(bytes.buffer, bytes.byteOffset + rec.keyOffset, rec.keyLength).toString('utf8'),
+      this.#text(bytes, rec.exchangeOffset, rec.exchangeLength),
+      this.#text(bytes, rec.keyOffset, rec.keyLength),
       this.amqpProperties(bytes, rec.propsOffset, rec.propsLength),
       bytes,
       rec.payloadOffset,
@@ -425,6 +437,10 @@ export class AmqpConnection implements FrameSink {
     this.#touchedConsumers.add(consumer);
     this.#host.touch(this);
     return true;
+  }
+
+  #text(bytes: Uint8Array, offset: number, length: number): string {
+    return length === 0 ? '' : Buffer.from(bytes.buffer, bytes.byteOffset + offset, length).toString('utf8');
   }
 
   /** The broker's properties block as AMQP's flags + list (one-entry cache). */
@@ -445,8 +461,13 @@ export class AmqpConnection implements FrameSink {
     const block = propertiesBlock(amqp);
     this.#inAmqp = amqp.slice();
     this.#inBlock = block;
+    // Direct reply-to rewrites reply_to per channel; only such publishes pay a second look.
+    this.mentionsReplyTo = block !== null && Buffer.from(amqp).includes(DIRECT_REPLY_TO);
     return block;
   }
+
+  /** The last properties properties() converted may carry `reply_to: amq.rabbitmq.reply-to`. */
+  mentionsReplyTo = false;
 
   #returnCredit(c: AmqpConsumer, force: boolean): void {
     if (c.owedCredit === 0 || !c.channel.flowActive) return;
@@ -470,7 +491,7 @@ export class AmqpConnection implements FrameSink {
 
   // ---- consumers -------------------------------------------------------------------------------
 
-  addConsumer(channel: AmqpChannel, tag: string, queue: string, noAck: boolean, prefetch: number): AmqpConsumer {
+  addConsumer(channel: AmqpChannel, tag: string, queue: string, noAck: boolean, prefetch: number, get = false): AmqpConsumer {
     const max = this.ctx.config.maxSubscriptions;
     if (this.consumers.size >= max)
       throw new BrokerError(ErrorCode.limitExceeded, `this connection already holds max-subscriptions ${max} consumers`);
@@ -483,6 +504,7 @@ export class AmqpConnection implements FrameSink {
       shard: target.shard,
       noAck,
       prefetch,
+      get,
       owedCredit: 0,
       owedBytes: 0,
     };

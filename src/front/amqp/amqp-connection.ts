@@ -161,13 +161,25 @@ export class AmqpConnection implements FrameSink {
         this.closed = true;
         return;
       }
+      // The byte stream itself is broken (framing): nothing after this can be read, close-ok
+      // included, so the close goes out and the socket is ended at once.
       this.fail(err);
+      this.socket.end();
+      return;
     }
     this.endOfInput();
   }
 
-  /** FrameSink: one whole frame. */
+  /** FrameSink: one whole frame. A connection exception is handled here, so the decoder goes on and close-ok can be read. */
   frame(type: number, channel: number, payload: Uint8Array): void {
+    try {
+      this.#frame(type, channel, payload);
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  #frame(type: number, channel: number, payload: Uint8Array): void {
     if (this.#state === State.Closed) return;
     if (type === FrameType.heartbeat) {
       if (channel !== 0) throw new AmqpError(ReplyCode.frameError, `heartbeat frame on channel ${channel}`);
@@ -313,7 +325,7 @@ export class AmqpConnection implements FrameSink {
 
   /** A connection exception (or a bug): connection.close with its code, then the socket goes. */
   fail(err: unknown): void {
-    if (this.closed || this.#state === State.Closed) return;
+    if (this.closed || this.#state === State.Closed || this.#state === State.Closing) return;
     const e = toAmqpError(err, 0, 0, (bug) => this.log.error({ err: bug }, 'unexpected error on an AMQP connection'));
     if (!isConnectionError(e.code) && this.#state === State.Running) {
       // A channel exception that escaped its channel (it named none): treat it as the connection's.

@@ -164,7 +164,10 @@ export class Broker implements OutboundSink {
       },
       (principal) => this.#ws.connectionsOf(principal),
     );
-    registerManagementRoutes(this.#app, ctx);
+    registerManagementRoutes(this.#app, ctx, {
+      connections: () => this.#amqp.rabbitConnections(),
+      channels: () => this.#amqp.rabbitChannels(),
+    });
     registerDashboardRoutes(this.#app, ctx);
     this.#app.any('/*', (res, req) => {
       const method = req.getMethod().toUpperCase();

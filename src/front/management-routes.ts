@@ -21,7 +21,13 @@ const RATE_WINDOW_MS = 60_000;
 
 type Json = Record<string, unknown>;
 
-export function registerManagementRoutes(uwsApp: TemplatedApp, ctx: BrokerContext): void {
+/** Connections and channels as RabbitMQ's management API lists them (the AMQP front's). */
+export interface ConnectionListing {
+  connections(): Array<Record<string, unknown>>;
+  channels(): Array<Record<string, unknown>>;
+}
+
+export function registerManagementRoutes(uwsApp: TemplatedApp, ctx: BrokerContext, listing?: ConnectionListing): void {
   const m = ctx.management;
   const rates = new RateSampler();
   // Every management route needs a principal allowed to manage (when auth is on).
@@ -49,6 +55,12 @@ export function registerManagementRoutes(uwsApp: TemplatedApp, ctx: BrokerContex
     post: route('POST', (p, h) => uwsApp.post(p, h)),
     del: route('DELETE', (p, h) => uwsApp.del(p, h)),
   };
+
+  if (listing !== undefined) {
+    // RabbitMQ's /api/connections and /api/channels (at most 1,000 each).
+    app.get('/v1/connections', (res) => sendJson(res, 200, listing.connections()));
+    app.get('/v1/channels', (res) => sendJson(res, 200, listing.channels()));
+  }
 
   app.get('/v1/exchanges', (res, req) => {
     const q = pageQueryOf(res, req, ctx.refusals);

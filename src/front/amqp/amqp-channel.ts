@@ -113,6 +113,14 @@ export class AmqpChannel {
     return this.tags.open;
   }
 
+  get prefetch(): number {
+    return this.#prefetch;
+  }
+
+  get transactional(): boolean {
+    return this.#tx !== null;
+  }
+
   get confirming(): boolean {
     return this.#confirming;
   }

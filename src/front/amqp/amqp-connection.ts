@@ -17,6 +17,7 @@ import { messagePropertiesToAmqp, writeDeliver } from '../../protocol/amqp/conte
 import { WireWriter } from '../../protocol/amqp/wire.js';
 import { decodeProperties } from '../../protocol/properties.js';
 import type { DeliverHead } from '../../protocol/ring-record-codec.js';
+import type { HeaderTable } from '../../protocol/field-table.js';
 import { BrokerError, ErrorCode } from '../../protocol/errors.js';
 import type { PublishTarget } from '../../control/publish-path.js';
 import type { Principal } from '../../control/auth.js';
@@ -111,6 +112,9 @@ export class AmqpConnection implements FrameSink {
   published = 0;
   delivered = 0;
   closed = false;
+  readonly connectedAt = Date.now();
+  /** What the client said of itself in start-ok (product, version, capabilities), for the management API. */
+  clientProperties: HeaderTable = {};
 
   constructor(id: number, socket: Socket, host: AmqpHost) {
     this.id = id;
@@ -216,6 +220,7 @@ export class AmqpConnection implements FrameSink {
     switch (m.name) {
       case 'connection.start-ok': {
         this.#expect(State.StartOk, m);
+        this.clientProperties = m.args.clientProperties;
         const caps = m.args.clientProperties.capabilities;
         if (caps !== null && typeof caps === 'object' && !Array.isArray(caps) && !(caps instanceof Uint8Array)) {
           const c = caps as Record<string, unknown>;

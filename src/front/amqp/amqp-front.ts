@@ -212,6 +212,65 @@ export class AmqpFront implements AmqpHost {
     return { connections: this.#connections.size, channels, consumers, undeliverable: this.#undeliverable, refused: this.#refused, list };
   }
 
+  /** AMQP connections in the shape of RabbitMQ's management API (GET /api/connections). */
+  rabbitConnections(): Array<Record<string, unknown>> {
+    const out: Array<Record<string, unknown>> = [];
+    for (const c of this.#connections.values()) {
+      if (out.length >= MAX_STATS_CONNECTIONS) break;
+      out.push({
+        name: connectionName(c),
+        node: 'shardmq',
+        type: 'network',
+        protocol: 'AMQP 0-9-1',
+        user: c.principal.name,
+        vhost: '/',
+        state: c.state,
+        channels: c.channels.size,
+        peer_host: c.socket.remoteAddress ?? '',
+        peer_port: c.socket.remotePort ?? 0,
+        host: c.socket.localAddress ?? '',
+        port: c.socket.localPort ?? 0,
+        ssl: this.tlsPort !== null && c.socket.localPort === this.tlsPort,
+        timeout: c.heartbeatS,
+        frame_max: c.frameMax,
+        channel_max: c.channelMax,
+        connected_at: c.connectedAt,
+        recv_oct: c.socket.bytesRead,
+        send_oct: c.socket.bytesWritten,
+        send_pend: c.socket.writableLength,
+        client_properties: jsonSafe(c.clientProperties),
+        published: c.published,
+        delivered: c.delivered,
+      });
+    }
+    return out;
+  }
+
+  /** AMQP channels in the shape of RabbitMQ's management API (GET /api/channels). */
+  rabbitChannels(): Array<Record<string, unknown>> {
+    const out: Array<Record<string, unknown>> = [];
+    for (const c of this.#connections.values()) {
+      const name = connectionName(c);
+      for (const ch of c.channels.values()) {
+        if (out.length >= MAX_STATS_CONNECTIONS) return out;
+        out.push({
+          name: `${name} (${ch.number})`,
+          number: ch.number,
+          connection_details: { name, peer_host: c.socket.remoteAddress ?? '', peer_port: c.socket.remotePort ?? 0 },
+          user: c.principal.name,
+          vhost: '/',
+          state: ch.closing ? 'closing' : !ch.flowActive ? 'flow' : c.state === 'running' ? 'running' : c.state,
+          consumer_count: ch.consumers.size,
+          messages_unacknowledged: ch.unacked,
+          prefetch_count: ch.prefetch,
+          confirm: ch.confirming,
+          transactional: ch.transactional,
+        });
+      }
+    }
+    return out;
+  }
+
   /** Stops listening and closes every connection with connection.close 320 CONNECTION_FORCED. */
   async close(reason: string): Promise<void> {
     for (const c of [...this.#connections.values()]) c.forceClose(reason);
@@ -232,4 +291,21 @@ function isLoopback(address: string): boolean {
   if (address === '::1') return true;
   const v4 = address.startsWith('::ffff:') ? address.slice(7) : address;
   return isIP(v4) === 4 && v4.startsWith('127.');
+}
+
+/** RabbitMQ names a connection by its two ends. */
+function connectionName(c: AmqpConnection): string {
+  return `${c.socket.remoteAddress ?? ''}:${c.socket.remotePort ?? 0} -> ${c.socket.localAddress ?? ''}:${c.socket.localPort ?? 0}`;
+}
+
+/** Client properties for JSON: byte arrays as base64 (a client may send one). */
+function jsonSafe(v: unknown): unknown {
+  if (v instanceof Uint8Array) return Buffer.from(v).toString('base64');
+  if (Array.isArray(v)) return v.map(jsonSafe);
+  if (v !== null && typeof v === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) out[k] = jsonSafe(x);
+    return out;
+  }
+  return v;
 }

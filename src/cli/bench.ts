@@ -13,7 +13,7 @@ export const BENCH_HELP: CommandHelp = {
   command: 'bench',
   synopsis: '',
   description:
-    'Runs the benchmark harness (one workload at a time; keep the machine otherwise idle) and rewrites the report\nand its charts (under benchmarks/ next to --out). Peers (NATS, Redis) are measured when installed:\nbash scripts/install-bench-peers.sh.',
+    'Runs the benchmark harness (one workload at a time; keep the machine otherwise idle) and rewrites the report\nand its charts (under benchmarks/ next to --out). Peers (NATS, Redis, RabbitMQ) are measured when installed:\nbash scripts/install-bench-peers.sh.',
   flags: [
     { name: 'quick', def: 'off', help: 'a smoke run of every workload (minutes, not for quoting)' },
     { name: 'only', value: 'a,b', def: 'every workload', help: `run only these (${WORKLOADS.map((w) => w.name).join(', ')})` },

@@ -72,7 +72,7 @@ export async function serve(args: string[]): Promise<number> {
       uws: `native (${broker.nativeBinary})`,
       dataDir: config.dataDir ?? 'none (in memory)',
     },
-    `shardmq listening on ${broker.url}${broker.amqpUrl === null ? '' : ` and ${broker.amqpUrl}`} with ${config.shards} shard(s); uWebSockets.js loaded natively`,
+    `shardmq listening on ${broker.url} with ${config.shards} shard(s); uWebSockets.js loaded natively${broker.amqpUrl === null ? '' : `; AMQP 0-9-1 on ${broker.amqpUrl}`}`,
   );
   let stopping = false;
   const shutdown = (signal: string): void => {

@@ -34,7 +34,10 @@ export const FLAG_HELP: Readonly<Record<string, FlagHelp>> = {
   'max-body-bytes': { def: '16 MiB', meaning: 'largest HTTP body, also after decompression (a gzip bomb gets 413)' },
   'max-batch-lines': { def: '100000', meaning: 'lines in one NDJSON batch' },
   'max-frame-bytes': { def: '1 MiB', meaning: 'largest WebSocket frame (larger closes with 1009)' },
-  'max-connections': { def: '10000', meaning: 'WebSocket connections (beyond: 503 on upgrade)' },
+  'max-connections': {
+    def: '10000',
+    meaning: 'WebSocket connections, and AMQP connections apart (beyond: 503 on upgrade; AMQP: socket closed)',
+  },
   'max-subscriptions': { def: '1000', meaning: 'subscriptions per connection' },
   'idle-timeout-s': { def: '120', meaning: 'idle WebSocket timeout (0 = off)' },
   'publish-window': { def: '16384', meaning: 'publish credit per WebSocket connection, in messages (docs/protocol.md §6a)' },

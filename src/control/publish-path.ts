@@ -66,8 +66,8 @@ export class PublishPath {
       this.#log.warn({ user: principal.name, destination: canonical }, 'publish denied');
       throw new BrokerError(ErrorCode.accessRefused, `access to exchange '${exchange}' in vhost '/' refused for user '${principal.name}'`);
     }
-    const { shards, confirmFromShard } = withBrokerErrors(() => this.#topology.route(exchange, routingKey));
-    return { exchange, routingKey, shards, confirmFromShard };
+    const routed = withBrokerErrors(() => this.#topology.route(exchange, routingKey));
+    return { exchange: routed.exchange, routingKey, shards: routed.shards, confirmFromShard: routed.confirmFromShard };
   }
 
   /** Refuses (403 access_refused, and a warn line) a publish `principal` may not make. */
@@ -96,8 +96,8 @@ export class PublishPath {
     } else {
       exchange = destination.exchange;
     }
-    const { shards, confirmFromShard } = withBrokerErrors(() => this.#topology.route(exchange, destination.name));
-    return { exchange, routingKey: destination.name, shards, confirmFromShard };
+    const routed = withBrokerErrors(() => this.#topology.route(exchange, destination.name));
+    return { exchange: routed.exchange, routingKey: destination.name, shards: routed.shards, confirmFromShard: routed.confirmFromShard };
   }
 
   /** Declares a `/queue/` destination's queue if it does not exist yet; returns its shard. */

@@ -28,6 +28,11 @@ export interface QueueMeta extends QueueOptions {
   readonly confirmFromShard: boolean;
 }
 
+/** The exchange argument naming where unroutable messages go (RabbitMQ's alternate exchange). */
+const ALTERNATE_EXCHANGE = 'alternate-exchange';
+/** Alternate exchanges followed from one publish before it counts as unroutable. */
+const MAX_ALTERNATE_HOPS = 4;
+
 /** What a server-named queue's name starts with (RabbitMQ's). */
 export const SERVER_NAME_PREFIX = 'amq.gen-';
 
@@ -170,13 +175,21 @@ export class Topology {
    * the publisher must wait for the shards to confirm. Throws RouterError (not_found,
    * access_refused for internal exchanges).
    */
-  route(exchange: string, routingKey: string): { shards: readonly number[]; confirmFromShard: boolean } {
-    const shards = this.registry.routeIgnoringHeaders(exchange, routingKey);
+  route(exchange: string, routingKey: string): { shards: readonly number[]; confirmFromShard: boolean; exchange: string } {
+    let shards = this.registry.routeIgnoringHeaders(exchange, routingKey);
+    // RabbitMQ's alternate exchange: what the exchange routes nowhere goes to the one its
+    // `alternate-exchange` argument names (and on, a few hops at most, never in a circle).
+    for (let hops = 0; shards.length === 0 && hops < MAX_ALTERNATE_HOPS; hops++) {
+      const alternate = this.registry.getExchange(exchange)?.arguments[ALTERNATE_EXCHANGE];
+      if (typeof alternate !== 'string' || alternate === exchange || !this.registry.hasExchange(alternate)) break;
+      exchange = alternate;
+      shards = this.registry.routeIgnoringHeaders(exchange, routingKey);
+    }
     let confirmFromShard = false;
     if (this.#confirmingQueues > 0) {
       confirmFromShard = exchange === '' ? this.#queues.get(routingKey)?.confirmFromShard === true : true;
     }
-    return { shards, confirmFromShard };
+    return { shards, confirmFromShard, exchange };
   }
 
   #checkEquivalent(q: QueueMeta, o: QueueOptions): void {

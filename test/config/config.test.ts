@@ -158,6 +158,9 @@ describe('resolveConfig - precedence', () => {
       } else if (spec.kind === 'enum') {
         envValue[spec.flag] = (spec.values as readonly string[])[0];
         flagValue[spec.flag] = (spec.values as readonly string[])[1];
+      } else if (spec.kind === 'port') {
+        envValue[spec.flag] = '5673';
+        flagValue[spec.flag] = '5674';
       } else if (spec.kind === 'pow2') {
         envValue[spec.flag] = String(2 ** 20);
         flagValue[spec.flag] = String(2 ** 21);
@@ -170,7 +173,7 @@ describe('resolveConfig - precedence', () => {
     const fromEnv = resolveConfig({}, env) as unknown as Record<string, unknown>;
     const fromFlags = resolveConfig(flagValue, env) as unknown as Record<string, unknown>;
     for (const spec of CONFIG_SPECS) {
-      const parse = (v: string): unknown => (spec.kind === 'int' || spec.kind === 'pow2' ? Number(v) : v);
+      const parse = (v: string): unknown => (spec.kind === 'int' || spec.kind === 'pow2' || spec.kind === 'port' ? Number(v) : v);
       expect(fromEnv[spec.key], spec.flag).toEqual(parse(envValue[spec.flag]));
       expect(fromFlags[spec.key], spec.flag).toEqual(parse(flagValue[spec.flag]));
     }

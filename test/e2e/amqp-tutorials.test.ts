@@ -282,6 +282,30 @@ describe('RabbitMQ tutorial 6: RPC with direct reply-to', () => {
   });
 });
 
+describe('alternate exchange', () => {
+  it('what the exchange routes nowhere goes to its alternate-exchange, and a mandatory publish is then not returned', async () => {
+    const connection = await amqp.connect(url);
+    const channel = await connection.createChannel();
+    await channel.assertExchange('ae.unrouted', 'fanout', { durable: false });
+    await channel.assertExchange('ae.main', 'direct', { durable: false, alternateExchange: 'ae.unrouted' });
+    const routed = await channel.assertQueue('', { exclusive: true });
+    await channel.bindQueue(routed.queue, 'ae.main', 'known');
+    const caught = await channel.assertQueue('', { exclusive: true });
+    await channel.bindQueue(caught.queue, 'ae.unrouted', '');
+    const returned: string[] = [];
+    channel.on('return', (m: amqp.Message) => returned.push(m.content.toString()));
+    channel.publish('ae.main', 'known', Buffer.from('to main'), { mandatory: true });
+    channel.publish('ae.main', 'unknown', Buffer.from('to alternate'), { mandatory: true });
+    const a = await channel.get(routed.queue, { noAck: true });
+    const b = await channel.get(caught.queue, { noAck: true });
+    expect(a && a.content.toString()).toBe('to main');
+    expect(b && [b.content.toString(), b.fields.routingKey]).toEqual(['to alternate', 'unknown']);
+    expect(await channel.get(caught.queue, { noAck: true })).toBe(false);
+    expect(returned).toEqual([]);
+    await connection.close();
+  });
+});
+
 describe('basic.get', () => {
   it('takes messages one by one, says how many are left, get-empty at the end; a client-ack get is redelivered after nack', async () => {
     const connection = await amqp.connect(url);

@@ -55,7 +55,13 @@ describe("README's commands", () => {
     // The quick start's "npm ci && npm start": npm ci already ran for this checkout.
     const quick = commandsUnder('Quick start');
     expect(quick[0]).toBe('npm ci && npm start');
-    broker = spawn('npm', ['start'], { cwd: root, env: { ...process.env, SHARDMQ_PORT: '0' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    // Its own process group: npm does not always pass SIGTERM on to the broker it started, which then outlived the test.
+    broker = spawn('npm', ['start'], {
+      cwd: root,
+      env: { ...process.env, SHARDMQ_PORT: '0' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
     const out = linesOf(broker, 'stdout');
     await until(() => out.some((l) => /"url":"http:\/\/127\.0\.0\.1:\d+"/.test(l)), 60_000, 'npm start prints its listening line');
     const line = out.find((l) => /"url":"http:\/\/127\.0\.0\.1:\d+"/.test(l)) ?? '';
@@ -64,9 +70,10 @@ describe("README's commands", () => {
   }, 90_000);
 
   afterAll(async () => {
-    if (broker.exitCode === null) {
-      broker.kill('SIGTERM');
-      await new Promise((r) => broker.once('exit', r));
+    if (broker.exitCode === null && broker.pid !== undefined) {
+      const exited = new Promise((r) => broker.once('exit', r));
+      process.kill(-broker.pid, 'SIGTERM');
+      await exited;
     }
   });
 

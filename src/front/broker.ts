@@ -219,6 +219,11 @@ export class Broker implements OutboundSink {
     return this.#binary;
   }
 
+  /** The --max-memory guard (tests drive its samples). */
+  get memoryGuard(): MemoryGuard {
+    return this.#memory;
+  }
+
   get supervisor(): Supervisor {
     return this.#supervisor;
   }

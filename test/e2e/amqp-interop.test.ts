@@ -148,3 +148,38 @@ describe('e2e - HTTP and WebSocket publish → AMQP consumer', () => {
     await connection.close();
   });
 });
+
+describe('e2e - AMQP publishers above --max-memory', () => {
+  it('get connection.blocked, their publishes wait unconfirmed and undelivered, then go on in order after unblocked', async () => {
+    const guarded = await startBroker({ 'max-memory': String(1 << 40) });
+    const guard = guarded.memoryGuard;
+    guard.stop();
+    try {
+      const connection = await amqp.connect(guarded.amqpUrl ?? '');
+      const events: string[] = [];
+      connection.on('blocked', (reason: string) => events.push(`blocked: ${reason}`));
+      connection.on('unblocked', () => events.push('unblocked'));
+      const ch = await connection.createConfirmChannel();
+      const q = await ch.assertQueue('', { exclusive: true });
+      const got: string[] = [];
+      await ch.consume(q.queue, (m) => m && got.push(m.content.toString()), { noAck: true });
+      guard.check(2 ** 41);
+      let confirmed = 0;
+      for (let i = 0; i < 5; i++) ch.sendToQueue(q.queue, Buffer.from(`held ${i}`), {}, () => confirmed++);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(events).toEqual(['blocked: low on memory']);
+      expect(confirmed).toBe(0);
+      expect(got).toEqual([]);
+      guard.check(0);
+      await ch.waitForConfirms();
+      const deadline = Date.now() + 5000;
+      while (got.length < 5 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      expect(confirmed).toBe(5);
+      expect(got).toEqual(['held 0', 'held 1', 'held 2', 'held 3', 'held 4']);
+      expect(events).toEqual(['blocked: low on memory', 'unblocked']);
+      await connection.close();
+    } finally {
+      await guarded.stop();
+    }
+  });
+});

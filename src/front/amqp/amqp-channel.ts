@@ -19,7 +19,57 @@ import { confirmRefusal } from '../../control/confirm-tracker.js';
 import { DeliveryTags } from '../../control/delivery-tags.js';
 import { toAmqpError } from './amqp-errors.js';
 import { BrokerError } from '../../protocol/errors.js';
-import type { AmqpConnection } from './amqp-connection.js';
+import type { PublishTarget } from '../../control/publish-path.js';
+import type { Principal } from '../../control/auth.js';
+import type { Logger } from '../../log/logger.js';
+import type { BrokerContext } from '../context.js';
+import type { WireWriter } from '../../protocol/amqp/wire.js';
+import type { MethodName } from '../../protocol/amqp/methods.js';
+
+/** What a channel needs of its connection (amqp-connection.ts implements it; no import back). */
+export interface ChannelHost {
+  readonly id: number;
+  readonly ctx: BrokerContext;
+  readonly log: Logger;
+  readonly principal: Principal;
+  readonly out: WireWriter;
+  readonly frameMax: number;
+  readonly cancelNotify: boolean;
+  readonly closed: boolean;
+  readonly holding: boolean;
+  readonly mentionsReplyTo: boolean;
+  published: number;
+  send<N extends MethodName>(channel: number, name: N, args: MethodArgs[N]): void;
+  sendClose(
+    channel: number,
+    name: 'channel.close' | 'connection.close',
+    code: number,
+    text: string,
+    classId: number,
+    methodId: number,
+  ): void;
+  channelClosed(ch: AmqpChannel): void;
+  creditChannel(ch: AmqpChannel): void;
+  confirmsDue(ch: AmqpChannel): void;
+  flushSoon(): void;
+  fail(err: unknown): void;
+  endOfInput(): void;
+  properties(amqp: Uint8Array): Uint8Array | null;
+  amqpProperties(bytes: Uint8Array | null, offset: number, length: number): Uint8Array;
+  publishedTo(shard: number): void;
+  holdPublish(
+    channel: AmqpChannel,
+    target: PublishTarget,
+    from: number,
+    token: number,
+    properties: Uint8Array | null,
+    body: Uint8Array,
+    seq: number,
+  ): void;
+  addConsumer(channel: AmqpChannel, tag: string, queue: string, noAck: boolean, prefetch: number, get?: boolean): AmqpConsumer;
+  subscribe(consumer: AmqpConsumer): void;
+  removeConsumer(consumer: AmqpConsumer, tellShard: boolean): void;
+}
 
 /** A consumer (basic.consume) as the shard knows it: a subscription of this connection on one queue. */
 export interface AmqpConsumer {
@@ -71,7 +121,7 @@ const BACKLOG_PAUSE_FRAMES = 1024;
 
 export class AmqpChannel {
   readonly number: number;
-  readonly #conn: AmqpConnection;
+  readonly #conn: ChannelHost;
   readonly tags = new DeliveryTags();
   readonly consumers = new Map<string, AmqpConsumer>();
   /** The highest delivery tag given out, and the highest whose delivery was voided (cancel, shard crash): acks up to it are no error. */
@@ -100,7 +150,7 @@ export class AmqpChannel {
   #got: { tag: number; redelivered: boolean; exchange: string; routingKey: string; properties: Uint8Array; body: Uint8Array } | null = null;
   #txBytes = 0;
 
-  constructor(conn: AmqpConnection, number: number) {
+  constructor(conn: ChannelHost, number: number) {
     this.#conn = conn;
     this.number = number;
   }

@@ -23,7 +23,7 @@ import type { PublishTarget } from '../../control/publish-path.js';
 import type { Principal } from '../../control/auth.js';
 import type { Logger } from '../../log/logger.js';
 import type { BrokerContext } from '../context.js';
-import { AmqpChannel, DIRECT_REPLY_TO, propertiesBlock, type AmqpConsumer } from './amqp-channel.js';
+import { AmqpChannel, DIRECT_REPLY_TO, propertiesBlock, type AmqpConsumer, type ChannelHost } from './amqp-channel.js';
 import { toAmqpError } from './amqp-errors.js';
 
 /** What the connection needs of the front that owns it. */
@@ -74,7 +74,7 @@ interface HeldPublish {
   readonly seq: number;
 }
 
-export class AmqpConnection implements FrameSink {
+export class AmqpConnection implements FrameSink, ChannelHost {
   readonly id: number;
   readonly socket: Socket;
   readonly peer: string;

@@ -78,7 +78,8 @@ async function importPeerClient(name: string): Promise<unknown> {
   return import(pathToFileURL(resolved).href);
 }
 
-async function freePort(): Promise<number> {
+/** A port free on 127.0.0.1 right now (the OS picks it: bind port 0, read it, close). */
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.once('error', reject);
@@ -90,7 +91,8 @@ async function freePort(): Promise<number> {
   });
 }
 
-async function waitForPort(port: number, child: ChildProcess, what: string, timeoutMs = 10_000): Promise<void> {
+/** Resolves once 127.0.0.1:`port` accepts a TCP connection; throws if `child` exits first or after `timeoutMs`. */
+export async function waitForPort(port: number, child: ChildProcess, what: string, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`${what} exited with ${child.exitCode} before listening`);

@@ -97,6 +97,46 @@ function openLoopVsNats(goal: string, workload: OpenLoopWorkload): Goal {
   );
 }
 
+/**
+ * A goal judged on the amqp workload: `ratioKey` is a median of per-round ratios shardmq ÷ RabbitMQ
+ * (same amqplib code, same run), met when `meets(ratio)` AND neither broker's row lost anything in
+ * any run (design.md §4: "a row with loss is never a win"; a RabbitMQ row with loss means the
+ * comparison itself is broken).
+ */
+function amqpGoal(
+  goal: string,
+  id: string,
+  ratioKey: string,
+  meets: (ratio: number) => boolean,
+  show: (ratio: number, f: Figures) => string,
+): Goal {
+  const lostKeys = [`amqp_shardmq_${id}_lost_max`, `amqp_rabbitmq_${id}_lost_max`];
+  return {
+    goal,
+    figure: ratioKey,
+    judge: (f) => {
+      if (!has(f, ratioKey)) return has(f, lostKeys[0]) ? { measured: 'RabbitMQ not measured', status: 'not measured' } : NOT_MEASURED;
+      const [ours, theirs] = lostKeys.map((k) => (has(f, k) ? f[k] : 0));
+      const measured = `${show(f[ratioKey], f)}; lost ${count(ours)} / ${count(theirs)} (shardmq / RabbitMQ, worst run)`;
+      if (ours > 0 || theirs > 0) return { measured, status: 'not met', why: `lost ${count(ours + theirs)}` };
+      return { measured, status: meets(f[ratioKey]) ? 'met' : 'not met' };
+    },
+  };
+}
+
+/** AMQP delivered msg/s ≥ 5× RabbitMQ's. */
+function amqpThroughput(goal: string, id: string): Goal {
+  const ours = `amqp_shardmq_${id}_delivered_msgs_per_s`;
+  const theirs = `amqp_rabbitmq_${id}_delivered_msgs_per_s`;
+  return amqpGoal(
+    goal,
+    id,
+    `amqp_${id}_vs_rabbitmq_ratio`,
+    (x) => x >= 5,
+    (x, f) => `${times2(x)} RabbitMQ` + (has(f, ours) && has(f, theirs) ? ` (${rate(f[ours])} vs ${rate(f[theirs])})` : ''),
+  );
+}
+
 export const GOALS: readonly Goal[] = [
   atLeast('Ring: 128-byte records main→worker at ≥ 20× one `postMessage` per record', 'ring_vs_postmessage_ratio_128B', 20, times),
   atLeast(
@@ -138,6 +178,23 @@ export const GOALS: readonly Goal[] = [
   ),
   atMost('Latency at 10,000 msg/s: p99 publish→deliver ≤ 1 ms', 'latency_p99_us_at_10k', 1000, us),
   atMost('Latency at 10,000 msg/s: p99.9 publish→deliver ≤ 3 ms', 'latency_p999_us_at_10k', 3000, us),
+  amqpThroughput(
+    'AMQP 0-9-1 with amqplib, 1→1, noAck, 128-byte messages: delivered msg/s ≥ 5× RabbitMQ, same client code, same run, lost = 0',
+    '1to1',
+  ),
+  amqpThroughput('AMQP 0-9-1 with amqplib, 1→16 fanout, noAck: delivered msg/s ≥ 5× RabbitMQ, lost = 0', 'fanout16'),
+  amqpThroughput('AMQP 0-9-1 with amqplib, confirms + manual acks: delivered msg/s ≥ 5× RabbitMQ, lost = 0', 'confirms_acks'),
+  amqpGoal(
+    "AMQP 0-9-1 with amqplib, latency at 10,000 msg/s: p99 publish→deliver ≤ RabbitMQ's / 3, lost = 0",
+    'latency_10k',
+    'amqp_latency_p99_vs_rabbitmq_ratio_at_10k',
+    (x) => x <= 1 / 3,
+    (x, f) =>
+      `${times2(x)} RabbitMQ's p99` +
+      (has(f, 'amqp_shardmq_latency_p99_us_at_10k') && has(f, 'amqp_rabbitmq_latency_p99_us_at_10k')
+        ? ` (${us(f.amqp_shardmq_latency_p99_us_at_10k)} vs ${us(f.amqp_rabbitmq_latency_p99_us_at_10k)})`
+        : ''),
+  ),
   {
     goal: 'Shard sweep: throughput for 1…N shards on a CPU-heavy workload, and how it scales with cores',
     figure: 'shard_sweep_gain_1_to_2',

@@ -1,4 +1,5 @@
 import type { Workload } from '../workload.js';
+import { amqpWorkload } from './amqp.js';
 import { httpPublish } from './http-publish.js';
 import { latency } from './latency.js';
 import { memory } from './memory.js';
@@ -28,6 +29,7 @@ export const WORKLOADS: readonly Workload[] = [
   latency,
   shardSweep,
   peers,
+  amqpWorkload,
   memory,
   durable,
   wsJsonVsBinary,

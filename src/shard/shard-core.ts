@@ -240,9 +240,7 @@ export class ShardCore {
     const outbound = this.#outbound;
     const deadLettered = (rec.flags & PUBLISH_FLAG_DEAD_LETTERED) !== 0;
     let properties: MessageProperties | null = null;
-    if (rec.propsLength > 0) {
-      properties = decodeProperties(buf, rec.propsOffset, rec.propsLength) as MessageProperties;
-    }
+    if (rec.propsLength > 0) properties = this.#propertiesOf(buf, rec.propsOffset, rec.propsLength);
     let status: ConfirmStatus = ConfirmStatus.ok;
     let targets: readonly MessageQueue[];
     try {
@@ -291,7 +289,6 @@ export class ShardCore {
       // The ring space is released after this batch: keep one copy, shared by every queue.
       if (payload === null) {
         payload = copyBytes(buf, rec.payloadOffset, rec.payloadOffset + rec.payloadLength);
-        if (properties !== null) this.#encoded.remember(properties, copyBytes(buf, rec.propsOffset, rec.propsOffset + rec.propsLength));
       }
       const message: StoredMessage = {
         seq: ++this.#seq,
@@ -327,12 +324,41 @@ export class ShardCore {
     }
   }
 
+  /**
+   * A publish's properties, decoded once per distinct block: a publisher repeats its properties, and
+   * its messages then share one object (nothing mutates a stored message's properties: dead-lettering
+   * copies them) and one encoded copy for their deliveries. A decode per publish was garbage for
+   * every message a queue kept.
+   */
+  #propertiesOf(buf: Uint8Array, offset: number, length: number): MessageProperties {
+    const last = this.#lastPropsBytes;
+    if (last.byteLength === length && this.#lastProps !== null) {
+      let same = true;
+      for (let i = 0; i < length; i++) {
+        if (last[i] !== buf[offset + i]) {
+          same = false;
+          break;
+        }
+      }
+      if (same) return this.#lastProps;
+    }
+    const properties = decodeProperties(buf, offset, length) as MessageProperties;
+    const bytes = copyBytes(buf, offset, offset + length);
+    this.#encoded.remember(properties, bytes);
+    this.#lastProps = properties;
+    this.#lastPropsBytes = bytes;
+    return properties;
+  }
+
   #isCycle(queueName: string, properties: MessageProperties | null): boolean {
     const probe = { properties } as StoredMessage;
     return isDeadLetterCycle(probe, queueName);
   }
 
   /** Delivers one message for a queue; called by MessageQueue.dispatch/deliverNow. */
+  #lastProps: MessageProperties | null = null;
+  #lastPropsBytes: Uint8Array = new Uint8Array(0);
+
   readonly #deliver = (consumer: Consumer, message: StoredMessage, tag: number): boolean => {
     const props = this.#encoded.bytes(message.properties);
     const ok = this.#out.deliver(

@@ -75,6 +75,8 @@ export interface ChannelHost {
 export interface AmqpConsumer {
   readonly channel: AmqpChannel;
   readonly tag: string;
+  /** The tag's UTF-8, encoded once for every basic.deliver. */
+  readonly tagBytes: Uint8Array;
   /** Connection-unique id in ring records. */
   readonly numericId: number;
   readonly queue: string;

@@ -13,7 +13,7 @@ import { AmqpFrameDecoder, BadProtocolHeader, type FrameSink } from '../../proto
 import { FRAME_MIN_SIZE, FrameType, PROTOCOL_HEADER, ReplyCode } from '../../protocol/amqp/constants.js';
 import { AmqpError, isConnectionError, replyText } from '../../protocol/amqp/errors.js';
 import { decodeMethod, writeMethodFrame, type AnyMethod, type MethodArgs, type MethodName } from '../../protocol/amqp/methods.js';
-import { messagePropertiesToAmqp, writeDeliver } from '../../protocol/amqp/content.js';
+import { messagePropertiesToAmqp, writeDeliverRaw } from '../../protocol/amqp/content.js';
 import { WireWriter } from '../../protocol/amqp/wire.js';
 import { decodeProperties } from '../../protocol/properties.js';
 import type { DeliverHead } from '../../protocol/ring-record-codec.js';
@@ -434,15 +434,18 @@ export class AmqpConnection implements FrameSink, ChannelHost {
       this.delivered++;
       return true;
     }
-    writeDeliver(
+    writeDeliverRaw(
       this.out,
       ch.number,
       this.frameMax,
-      consumer.tag,
+      consumer.tagBytes,
       tag,
       rec.redelivered,
-      this.#text(bytes, rec.exchangeOffset, rec.exchangeLength),
-      this.#text(bytes, rec.keyOffset, rec.keyLength),
+      bytes,
+      rec.exchangeOffset,
+      rec.exchangeLength,
+      rec.keyOffset,
+      rec.keyLength,
       this.amqpProperties(bytes, rec.propsOffset, rec.propsLength),
       bytes,
       rec.payloadOffset,
@@ -516,6 +519,7 @@ export class AmqpConnection implements FrameSink, ChannelHost {
     const consumer: AmqpConsumer = {
       channel,
       tag,
+      tagBytes: Buffer.from(tag, 'utf8'),
       numericId: this.#nextSubscription++,
       queue: target.queue,
       shard: target.shard,

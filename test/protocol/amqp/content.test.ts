@@ -7,6 +7,7 @@ import {
   writeBodyFrames,
   writeContentMethod,
   writeDeliver,
+  writeDeliverRaw,
 } from '../../../src/protocol/amqp/content.js';
 import { AmqpError } from '../../../src/protocol/amqp/errors.js';
 import { AmqpFrameDecoder } from '../../../src/protocol/amqp/frame-decoder.js';
@@ -245,5 +246,105 @@ describe('content - writeContentMethod', () => {
     expect(m.name).toBe(name);
     expect(m.args).toEqual(SAMPLES[name]);
     expect(decodeContentHeader(frames[1].payload).bodySize).toBe(5000);
+  });
+});
+
+describe('writeDeliverRaw', () => {
+  it('writes the same bytes as writeDeliver from pre-encoded tag, exchange and key, across frame sizes and body lengths', () => {
+    let seed = 7;
+    const rand = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      return seed % n;
+    };
+    const text = (n: number): string => Array.from({ length: n }, () => 'aé.#*z'[rand(6)]).join('');
+    for (let round = 0; round < 300; round++) {
+      const tag = text(rand(40));
+      const exchange = text(rand(30));
+      const key = text(rand(60));
+      const props = messagePropertiesToAmqp(
+        round % 3 === 0 ? {} : { contentType: 'text/plain', headers: { n: round }, priority: round % 10 },
+      );
+      const body = new Uint8Array(rand(3) === 0 ? rand(20_000) : rand(600));
+      for (let i = 0; i < body.length; i++) body[i] = rand(256);
+      const frameMax = [FRAME_MIN_SIZE, 8192, 131072, 0][rand(4)];
+      const deliveryTag = rand(1_000_000);
+      const redelivered = rand(2) === 1;
+      const off = rand(5);
+      // exchange and key inside a larger record, as in a ring
+      const src = new Uint8Array(off + 300);
+      const ex = Buffer.from(exchange);
+      const rk = Buffer.from(key);
+      src.set(ex, off);
+      src.set(rk, off + ex.length + 3);
+      const a = new WireWriter(16);
+      writeDeliver(a, 3, frameMax, tag, deliveryTag, redelivered, exchange, key, props, body, 0, body.length);
+      const b = new WireWriter(16);
+      b.octet(9); // something already written before
+      writeDeliverRaw(
+        b,
+        3,
+        frameMax,
+        Buffer.from(tag),
+        deliveryTag,
+        redelivered,
+        src,
+        off,
+        ex.length,
+        off + ex.length + 3,
+        rk.length,
+        props,
+        body,
+        0,
+        body.length,
+      );
+      expect(Buffer.from(b.view()).subarray(1).equals(Buffer.from(a.view())), `round ${round}`).toBe(true);
+    }
+  });
+
+  it('refuses what writeDeliver refuses, and writes nothing then', () => {
+    const w = new WireWriter(16);
+    const big = messagePropertiesToAmqp({ headers: { pad: 'x'.repeat(5000) } });
+    expect(() =>
+      writeDeliverRaw(w, 1, FRAME_MIN_SIZE, Buffer.from('t'), 1, false, new Uint8Array(4), 0, 0, 0, 0, big, new Uint8Array(1), 0, 1),
+    ).toThrow(AmqpError);
+    expect(() =>
+      writeDeliverRaw(
+        w,
+        1,
+        0,
+        Buffer.alloc(256),
+        1,
+        false,
+        new Uint8Array(4),
+        0,
+        0,
+        0,
+        0,
+        messagePropertiesToAmqp({}),
+        new Uint8Array(1),
+        0,
+        1,
+      ),
+    ).toThrow(RangeError);
+    expect(() =>
+      writeDeliverRaw(
+        w,
+        1,
+        0,
+        Buffer.from('t'),
+        1,
+        false,
+        new Uint8Array(4),
+        2,
+        5,
+        0,
+        0,
+        messagePropertiesToAmqp({}),
+        new Uint8Array(1),
+        0,
+        1,
+      ),
+    ).toThrow(RangeError);
+    expect(w.length).toBe(0);
   });
 });

@@ -1,3 +1,4 @@
+import amqp from 'amqplib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -126,9 +127,20 @@ describe('e2e - TLS', () => {
       ],
       { stdio: 'ignore' },
     );
-    const broker = await startBroker({ 'tls-cert': cert, 'tls-key': key });
+    const broker = await startBroker({ 'tls-cert': cert, 'tls-key': key, 'amqps-port': '0' });
     try {
       expect(broker.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+      // AMQP over TLS with the same certificate: amqplib verifies it against the CA it is given.
+      expect(broker.amqpsUrl).toMatch(/^amqps:\/\/127\.0\.0\.1:\d+$/);
+      const amqps = await amqp.connect(broker.amqpsUrl ?? '', { ca: [execFileSync('cat', [cert])] });
+      const ach = await amqps.createChannel();
+      const aq = await ach.assertQueue('', { exclusive: true });
+      ach.sendToQueue(aq.queue, Buffer.from('over tls'));
+      const gotTls = await new Promise<string>(
+        (resolve) => void ach.consume(aq.queue, (m) => m && resolve(m.content.toString()), { noAck: true }),
+      );
+      expect(gotTls).toBe('over tls');
+      await amqps.close();
       const ca = execFileSync('cat', [cert]);
       const ws = new WebSocket(broker.url.replace(/^https/, 'wss') + '/v1/ws', { ca });
       await new Promise((resolve, reject) => {

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Broker } from '../../src/front/broker.js';
 import { startBroker } from '../helpers/broker.js';
+import { channelError } from '../helpers/amqp-client.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'shardmq-amqp-auth-'));
 let broker: Broker;
@@ -35,19 +36,6 @@ afterAll(async () => {
 });
 
 const url = (user: string, password: string): string => `amqp://${user}:${password}@127.0.0.1:${port}`;
-
-type AmqpErr = Error & { code?: number };
-
-async function channelError(connection: amqp.ChannelModel, act: (ch: amqp.Channel) => Promise<unknown> | void): Promise<AmqpErr> {
-  const ch = await connection.createChannel();
-  const closed = new Promise<AmqpErr>((resolve) => ch.on('error', resolve));
-  try {
-    await act(ch);
-  } catch {
-    // the channel's error event carries the code
-  }
-  return closed;
-}
 
 describe('e2e - AMQP login and rights', () => {
   it('a wrong password, a wrong user name for a token, and guest are refused with 403', async () => {

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import amqp from 'amqplib';
 import type { Broker } from '../../src/front/broker.js';
 import { startBroker } from '../helpers/broker.js';
+import { channelError } from '../helpers/amqp-client.js';
 import { RawAmqp, rawFrame } from '../helpers/amqp-raw.js';
 import { methodFrame } from '../../src/protocol/amqp/methods.js';
 import { FrameType } from '../../src/protocol/amqp/constants.js';
@@ -24,20 +25,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await broker?.stop();
 });
-
-type AmqpErr = Error & { code?: number };
-
-/** Runs `act` on a fresh channel and returns the error the channel closed with. */
-async function channelError(connection: amqp.ChannelModel, act: (ch: amqp.Channel) => Promise<unknown> | void): Promise<AmqpErr> {
-  const ch = await connection.createChannel();
-  const closed = new Promise<AmqpErr>((resolve) => ch.on('error', resolve));
-  try {
-    await act(ch);
-  } catch {
-    // The RPC's rejection; the channel's error event carries the code.
-  }
-  return closed;
-}
 
 describe('e2e - AMQP channel exceptions close the channel, not the connection', () => {
   it('404, 403, 405 and 406 with RabbitMQ texts; the connection opens new channels after each', async () => {

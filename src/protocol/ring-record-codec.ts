@@ -166,6 +166,7 @@ export class InboundWriter extends RingRecordWriter {
     prefetch: number,
     credit: number,
     creditBytes: number,
+    flags = 0,
   ): boolean {
     const nameLen = Buffer.byteLength(queue);
     const at = this.producer.reserve(SUBSCRIBE_FIXED + nameLen, RecordKind.subscribe);
@@ -173,7 +174,7 @@ export class InboundWriter extends RingRecordWriter {
     const v = this.view;
     v.setUint32(at, connectionId, true);
     v.setUint32(at + 4, subscriptionId, true);
-    v.setUint8(at + 8, 0);
+    v.setUint8(at + 8, flags);
     v.setUint8(at + 9, ackMode);
     v.setUint16(at + 10, 0, true);
     v.setUint16(at + 12, nameLen, true);
@@ -372,9 +373,14 @@ export interface PublishRecord extends MessageFields {
   flags: number;
 }
 
+/** Subscribe flag: an AMQP exclusive consumer (the shard refuses it, or others, with access_refused). */
+export const SUBSCRIBE_FLAG_EXCLUSIVE = 1;
+
 export interface SubscribeRecord {
   connectionId: number;
   subscriptionId: number;
+  /** SUBSCRIBE_FLAG_* bits. */
+  flags: number;
   ackMode: number;
   prefetch: number;
   credit: number;
@@ -532,6 +538,7 @@ export class RecordReader {
     const v = this.#view;
     out.connectionId = v.getUint32(at, true);
     out.subscriptionId = v.getUint32(at + 4, true);
+    out.flags = v.getUint8(at + 8);
     out.ackMode = v.getUint8(at + 9);
     const nameLen = v.getUint16(at + 12, true);
     out.prefetch = v.getUint32(at + 16, true);
@@ -621,7 +628,7 @@ export function newPublishRecord(): PublishRecord {
   };
 }
 export function newSubscribeRecord(): SubscribeRecord {
-  return { connectionId: 0, subscriptionId: 0, ackMode: 0, prefetch: 0, credit: 0, creditBytes: 0, queue: '' };
+  return { connectionId: 0, subscriptionId: 0, flags: 0, ackMode: 0, prefetch: 0, credit: 0, creditBytes: 0, queue: '' };
 }
 export function newDeliverRecord(): DeliverRecord {
   return {

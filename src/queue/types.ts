@@ -66,6 +66,10 @@ export interface Consumer {
   credit: number;
   /** The same window in payload bytes (Infinity = none); a delivery may overdraw it once. */
   creditBytes: number;
+  /** AMQP basic.consume `exclusive`: the queue's only consumer while it lasts. */
+  readonly exclusive?: boolean;
+  /** AMQP basic.get's consumer: never dispatched to, and no other consumer's rival. */
+  readonly get?: boolean;
 }
 
 /**

@@ -27,6 +27,7 @@ import {
   RecordKind,
   newPublishRecord,
   newSubscribeRecord,
+  SUBSCRIBE_FLAG_EXCLUSIVE,
   type GetOp,
   type ManageOp,
   type OutboundWriter,
@@ -401,6 +402,12 @@ export class ShardCore {
       this.#outbound.error(rec.connectionId, rec.subscriptionId, 'not_found', `no queue '${rec.queue}' in vhost '/'`);
       return;
     }
+    const exclusive = (rec.flags & SUBSCRIBE_FLAG_EXCLUSIVE) !== 0;
+    const conflict = this.#subscriptions.exclusiveConflict(local, exclusive);
+    if (conflict !== null) {
+      this.#outbound.error(rec.connectionId, rec.subscriptionId, 'access_refused', conflict);
+      return;
+    }
     const consumer: Consumer = {
       connectionId: rec.connectionId,
       subscriptionId: rec.subscriptionId,
@@ -409,6 +416,7 @@ export class ShardCore {
       unacked: 0,
       credit: rec.credit === 0 ? Infinity : rec.credit,
       creditBytes: rec.creditBytes === 0 ? Infinity : rec.creditBytes,
+      exclusive,
     };
     // A reused subscription id replaces the old consumer. The front never reuses ids, but a
     // replacement must not remove the queue it is about to consume (auto-delete), so the
@@ -444,6 +452,7 @@ export class ShardCore {
         unacked: 0,
         credit: 0,
         creditBytes: 0,
+        get: true,
       };
       sub = { consumer, local };
       this.#subscriptions.add(connectionId, op.subscription, sub);

@@ -83,6 +83,21 @@ export class ShardSubscriptions {
     return subs;
   }
 
+  /**
+   * Why a consumer of `local` may not be added now, or null: an exclusive consumer wants the queue to
+   * itself, and nobody may join one that has it (AMQP; basic.get's consumers do not count). A walk
+   * over the queue's own consumers, once per subscribe.
+   */
+  exclusiveConflict(local: LocalQueue, exclusive: boolean): string | null {
+    const ofQueue = this.#byQueue.get(local);
+    if (ofQueue === undefined) return null;
+    for (const sub of ofQueue instanceof Set ? ofQueue : [ofQueue]) {
+      if (sub.consumer.get === true) continue;
+      if (exclusive || sub.consumer.exclusive === true) return `queue '${local.queue.name}' in vhost '/' in exclusive use`;
+    }
+    return null;
+  }
+
   /** The queue is being deleted: its consumers are removed from it and told (they get an error). */
   cancelConsumersOf(local: LocalQueue, reason: string): void {
     const { queue } = local;

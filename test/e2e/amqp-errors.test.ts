@@ -71,6 +71,69 @@ describe('e2e - AMQP channel exceptions close the channel, not the connection', 
   });
 });
 
+describe('e2e - AMQP exclusive consumers', () => {
+  it("an exclusive consumer has the queue to itself: others get 403 'in exclusive use' until it cancels", async () => {
+    const a = await amqp.connect(url);
+    const b = await amqp.connect(url);
+    const ach = await a.createChannel();
+    await ach.assertQueue('excl.q', { durable: false });
+    const mine = await ach.consume('excl.q', () => {}, { exclusive: true });
+    const refused = await channelError(b, (ch) => ch.consume('excl.q', () => {}));
+    expect([refused.code, refused.message]).toEqual([
+      403,
+      expect.stringMatching(/ACCESS_REFUSED - queue 'excl.q' in vhost '\/' in exclusive use/),
+    ]);
+    // basic.get is no consumer: it still reads the queue.
+    const bch = await b.createChannel();
+    expect(await bch.get('excl.q', { noAck: true })).toBe(false);
+    await ach.cancel(mine.consumerTag);
+    const got = new Promise<string>((resolve) => void bch.consume('excl.q', (m) => m && resolve(m.content.toString()), { noAck: true }));
+    ach.sendToQueue('excl.q', Buffer.from('now yours'));
+    expect(await got).toBe('now yours');
+    await a.close();
+    await b.close();
+  });
+
+  it('an exclusive consume on a queue that has a consumer is 403; with no-wait the channel closes the same way', async () => {
+    const a = await amqp.connect(url);
+    const ach = await a.createChannel();
+    await ach.assertQueue('excl.busy', { durable: false });
+    await ach.consume('excl.busy', () => {});
+    const refused = await channelError(a, (ch) => ch.consume('excl.busy', () => {}, { exclusive: true }));
+    expect(refused.code).toBe(403);
+    const c = await RawAmqp.handshake(port);
+    c.send(1, 'channel.open', {});
+    await c.method('channel.open-ok');
+    c.send(1, 'basic.consume', {
+      queue: 'excl.busy',
+      consumerTag: 'x',
+      noLocal: false,
+      noAck: true,
+      exclusive: true,
+      noWait: true,
+      arguments: {},
+    });
+    const close = await c.channelClose();
+    expect([close.code, close.text]).toEqual([403, expect.stringMatching(/in exclusive use/)]);
+    c.close();
+    await a.close();
+  });
+
+  it('messages already queued arrive after consume-ok, all of them, in order', async () => {
+    const connection = await amqp.connect(url);
+    const ch = await connection.createChannel();
+    await ch.assertQueue('excl.backlog', { durable: false });
+    for (let i = 0; i < 500; i++) ch.sendToQueue('excl.backlog', Buffer.from(String(i)));
+    await ch.checkQueue('excl.backlog');
+    const got: number[] = [];
+    await ch.consume('excl.backlog', (m) => m && got.push(Number(m.content.toString())), { noAck: true, exclusive: true });
+    const deadline = Date.now() + 5000;
+    while (got.length < 500 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(got).toEqual(Array.from({ length: 500 }, (_, i) => i));
+    await connection.close();
+  });
+});
+
 describe('e2e - AMQP connection exceptions', () => {
   it('a wrong protocol header is answered with AMQP 0-9-1 and the socket closes', async () => {
     for (const header of ['AMQP\x00\x00\x09\x00', 'HTTP/1.1 ', 'AMQP\x01\x01\x00\x09']) {

@@ -19,6 +19,7 @@ import {
   newDeliverRecord,
   newPublishRecord,
   newSubscribeRecord,
+  SUBSCRIBE_FLAG_EXCLUSIVE,
   type ManageOp,
   type ManageResult,
 } from '../../src/protocol/ring-record-codec.js';
@@ -470,7 +471,18 @@ describe('InboundWriter control records', () => {
   it('subscribe - round-trips every field with a non-ASCII queue name', () => {
     const { producer, consumer, inbound, reader } = ring();
     producer.bytes.fill(0xff);
-    expect(inbound.subscribe(0xffffffff, 0x12345678, QUEUE_NON_ASCII, AckModeCode.client, 0xfffffff0, 0xffffffff, 0xfffffffe)).toBe(true);
+    expect(
+      inbound.subscribe(
+        0xffffffff,
+        0x12345678,
+        QUEUE_NON_ASCII,
+        AckModeCode.client,
+        0xfffffff0,
+        0xffffffff,
+        0xfffffffe,
+        SUBSCRIBE_FLAG_EXCLUSIVE,
+      ),
+    ).toBe(true);
     producer.commit();
     const rec = drainOne(consumer, (_k, at) => ({ ...reader.subscribe(at, newSubscribeRecord()) }));
     expect(rec.kind).toBe(RecordKind.subscribe);
@@ -478,6 +490,7 @@ describe('InboundWriter control records', () => {
     expect(rec.decoded).toEqual({
       connectionId: 0xffffffff,
       subscriptionId: 0x12345678,
+      flags: SUBSCRIBE_FLAG_EXCLUSIVE,
       ackMode: AckModeCode.client,
       prefetch: 0xfffffff0,
       credit: 0xffffffff,
@@ -496,6 +509,7 @@ describe('InboundWriter control records', () => {
     expect(rec.decoded).toEqual({
       connectionId: 1,
       subscriptionId: 2,
+      flags: 0,
       ackMode: AckModeCode.auto,
       prefetch: 0,
       credit: 0,
@@ -506,7 +520,7 @@ describe('InboundWriter control records', () => {
 
   it('subscribe - the reused out-object is fully overwritten by the next decode', () => {
     const { producer, consumer, inbound, reader } = ring();
-    inbound.subscribe(1, 2, 'a-long-queue-name', AckModeCode.client, 10, 20, 30);
+    inbound.subscribe(1, 2, 'a-long-queue-name', AckModeCode.client, 10, 20, 30, SUBSCRIBE_FLAG_EXCLUSIVE);
     inbound.subscribe(3, 4, 'q', AckModeCode.auto, 0, 0, 0);
     producer.commit();
     const out = newSubscribeRecord();
@@ -515,13 +529,14 @@ describe('InboundWriter control records', () => {
       {
         connectionId: 1,
         subscriptionId: 2,
+        flags: SUBSCRIBE_FLAG_EXCLUSIVE,
         ackMode: AckModeCode.client,
         prefetch: 10,
         credit: 20,
         creditBytes: 30,
         queue: 'a-long-queue-name',
       },
-      { connectionId: 3, subscriptionId: 4, ackMode: AckModeCode.auto, prefetch: 0, credit: 0, creditBytes: 0, queue: 'q' },
+      { connectionId: 3, subscriptionId: 4, flags: 0, ackMode: AckModeCode.auto, prefetch: 0, credit: 0, creditBytes: 0, queue: 'q' },
     ]);
   });
 
@@ -1106,6 +1121,7 @@ type Expected =
       kind: typeof RecordKind.subscribe;
       connectionId: number;
       subscriptionId: number;
+      flags: number;
       ackMode: number;
       prefetch: number;
       credit: number;
@@ -1171,6 +1187,7 @@ function randomRecord(prng: Prng, maxPayload: number): Expected {
       kind: RecordKind.subscribe,
       connectionId: prng.u32(),
       subscriptionId: prng.u32(),
+      flags: prng.int(0, 1),
       ackMode: prng.int(0, 1),
       prefetch: prng.u32(),
       credit: prng.u32(),
@@ -1252,7 +1269,7 @@ function writeRecord(w: { inbound: InboundWriter; outbound: OutboundWriter }, e:
       );
     }
     case RecordKind.subscribe:
-      return w.inbound.subscribe(e.connectionId, e.subscriptionId, e.queue, e.ackMode, e.prefetch, e.credit, e.creditBytes);
+      return w.inbound.subscribe(e.connectionId, e.subscriptionId, e.queue, e.ackMode, e.prefetch, e.credit, e.creditBytes, e.flags);
     case RecordKind.manage:
       return w.inbound.manage(e.connectionId, e.token, e.body as ManageOp);
     case RecordKind.manageReply:

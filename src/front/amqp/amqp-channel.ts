@@ -23,7 +23,7 @@ import type { PublishTarget } from '../../control/publish-path.js';
 import type { Principal } from '../../control/auth.js';
 import type { Logger } from '../../log/logger.js';
 import type { BrokerContext } from '../context.js';
-import type { WireWriter } from '../../protocol/amqp/wire.js';
+import { WireWriter } from '../../protocol/amqp/wire.js';
 import type { MethodName } from '../../protocol/amqp/methods.js';
 
 /** What a channel needs of its connection (amqp-connection.ts implements it; no import back). */
@@ -66,7 +66,17 @@ export interface ChannelHost {
     body: Uint8Array,
     seq: number,
   ): void;
-  addConsumer(channel: AmqpChannel, tag: string, queue: string, noAck: boolean, prefetch: number, get?: boolean): AmqpConsumer;
+  addConsumer(
+    channel: AmqpChannel,
+    tag: string,
+    queue: string,
+    noAck: boolean,
+    prefetch: number,
+    get?: boolean,
+    exclusive?: boolean,
+  ): AmqpConsumer;
+  /** Resolves once `shard` has processed everything written to it before. */
+  ping(shard: number): Promise<void>;
   subscribe(consumer: AmqpConsumer): void;
   removeConsumer(consumer: AmqpConsumer, tellShard: boolean): void;
 }
@@ -85,6 +95,12 @@ export interface AmqpConsumer {
   readonly prefetch: number;
   /** basic.get's consumer: its one delivery per get becomes a get-ok, not a basic.deliver. */
   readonly get: boolean;
+  /** basic.consume `exclusive`: the queue's only consumer (its shard enforces it). */
+  readonly exclusive: boolean;
+  /** Until its shard took it: its deliveries, written here to follow the consume-ok. */
+  held: WireWriter | null;
+  /** Why its shard refused it (exclusive use), or null. */
+  refused: string | null;
   /** Deliveries written to the socket whose credit is not yet back at the shard, and their bytes. */
   owedCredit: number;
   owedBytes: number;
@@ -284,7 +300,7 @@ export class AmqpChannel {
         return;
       case 'basic.consume':
         if (m.args.queue === DIRECT_REPLY_TO) this.#consumeReplies(m.args, m);
-        else this.#consume(m.args);
+        else this.#consume(m.args, m);
         return;
       case 'basic.cancel': {
         const consumer = this.consumers.get(m.args.consumerTag);
@@ -712,17 +728,60 @@ export class AmqpChannel {
 
   // ---- consumers -------------------------------------------------------------------------------
 
-  #consume(a: MethodArgs['basic.consume']): void {
+  /**
+   * basic.consume. consume-ok waits for the shard to take the consumer (a ping behind the subscribe):
+   * the shard refuses an exclusive consumer on a queue in use, or any consumer on a queue with an
+   * exclusive one (403 ACCESS_REFUSED, as RabbitMQ). Deliveries that come meanwhile wait behind the
+   * consume-ok, so the client never sees a delivery for a tag it does not know yet.
+   */
+  #consume(a: MethodArgs['basic.consume'], m: AnyMethod): void {
+    const consumer = this.#addConsumer(a);
+    if (a.noWait) {
+      // No answer to wait for: a refusal closes the channel when it comes (refusedByShard).
+      this.#conn.subscribe(consumer);
+      return;
+    }
+    this.#rpc(m, () => this.#confirmConsumer(consumer));
+  }
+
+  #addConsumer(a: MethodArgs['basic.consume']): AmqpConsumer {
     const conn = this.#conn;
     const tag = a.consumerTag === '' ? `amq.ctag-${randomBytes(16).toString('base64url').slice(0, 22)}` : a.consumerTag;
     if (this.consumers.has(tag)) {
       throw new AmqpError(ReplyCode.notAllowed, `attempt to reuse consumer tag '${tag}'`, ClassId.basic, 20);
     }
     const queue = this.#queueName(a.queue, { classId: ClassId.basic, methodId: 20 } as AnyMethod);
-    const consumer = conn.addConsumer(this, tag, queue, a.noAck, a.noAck ? 0 : this.#prefetch);
+    const consumer = conn.addConsumer(this, tag, queue, a.noAck, a.noAck ? 0 : this.#prefetch, false, a.exclusive);
     this.consumers.set(tag, consumer);
-    if (!a.noWait) conn.send(this.number, 'basic.consume-ok', { consumerTag: tag });
+    return consumer;
+  }
+
+  /** Subscribes `consumer` with its deliveries held, waits for its shard, then consume-ok and what was held. */
+  async #confirmConsumer(consumer: AmqpConsumer): Promise<void> {
+    const conn = this.#conn;
+    consumer.held = new WireWriter(256);
     conn.subscribe(consumer);
+    await conn.ping(consumer.shard);
+    const held = consumer.held;
+    consumer.held = null;
+    if (consumer.refused !== null) {
+      this.consumers.delete(consumer.tag);
+      conn.removeConsumer(consumer, false);
+      throw new AmqpError(ReplyCode.accessRefused, consumer.refused, ClassId.basic, 20);
+    }
+    conn.send(this.number, 'basic.consume-ok', { consumerTag: consumer.tag });
+    if (held.length > 0) conn.out.bytes(held.view());
+  }
+
+  /** The shard refused the consumer (exclusive use): the consume waiting for it fails, or, with no-wait, the channel closes. */
+  refusedByShard(consumer: AmqpConsumer, message: string): void {
+    if (consumer.held !== null) {
+      consumer.refused = message;
+      return;
+    }
+    this.consumers.delete(consumer.tag);
+    this.#conn.removeConsumer(consumer, false);
+    if (!this.closing) this.closeWith(ReplyCode.accessRefused, message, ClassId.basic, 20);
   }
 
   /**
@@ -747,7 +806,7 @@ export class AmqpChannel {
         conn.id,
       );
       this.#replyQueue = ok.queue;
-      this.#consume({ ...a, queue: ok.queue });
+      await this.#confirmConsumer(this.#addConsumer({ ...a, queue: ok.queue }));
     });
   }
 

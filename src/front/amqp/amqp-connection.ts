@@ -16,7 +16,7 @@ import { decodeMethod, writeMethodFrame, type AnyMethod, type MethodArgs, type M
 import { messagePropertiesToAmqp, writeDeliverRaw } from '../../protocol/amqp/content.js';
 import { WireWriter } from '../../protocol/amqp/wire.js';
 import { decodeProperties } from '../../protocol/properties.js';
-import type { DeliverHead } from '../../protocol/ring-record-codec.js';
+import { ConfirmStatus, SUBSCRIBE_FLAG_EXCLUSIVE, type DeliverHead } from '../../protocol/ring-record-codec.js';
 import type { HeaderTable } from '../../protocol/field-table.js';
 import { BrokerError, ErrorCode } from '../../protocol/errors.js';
 import type { PublishTarget } from '../../control/publish-path.js';
@@ -435,7 +435,7 @@ export class AmqpConnection implements FrameSink, ChannelHost {
       return true;
     }
     writeDeliverRaw(
-      this.out,
+      consumer.held ?? this.out,
       ch.number,
       this.frameMax,
       consumer.tagBytes,
@@ -511,7 +511,15 @@ export class AmqpConnection implements FrameSink, ChannelHost {
 
   // ---- consumers -------------------------------------------------------------------------------
 
-  addConsumer(channel: AmqpChannel, tag: string, queue: string, noAck: boolean, prefetch: number, get = false): AmqpConsumer {
+  addConsumer(
+    channel: AmqpChannel,
+    tag: string,
+    queue: string,
+    noAck: boolean,
+    prefetch: number,
+    get = false,
+    exclusive = false,
+  ): AmqpConsumer {
     const max = this.ctx.config.maxSubscriptions;
     if (this.consumers.size >= max)
       throw new BrokerError(ErrorCode.limitExceeded, `this connection already holds max-subscriptions ${max} consumers`);
@@ -526,6 +534,9 @@ export class AmqpConnection implements FrameSink, ChannelHost {
       noAck,
       prefetch,
       get,
+      exclusive,
+      held: null,
+      refused: null,
       owedCredit: 0,
       owedBytes: 0,
     };
@@ -537,9 +548,20 @@ export class AmqpConnection implements FrameSink, ChannelHost {
   /** Registers the consumer on its shard (again, after the shard restarted). */
   subscribe(c: AmqpConsumer): void {
     const { deliveryWindow, deliveryWindowBytes } = this.ctx.config;
+    const flags = c.exclusive ? SUBSCRIBE_FLAG_EXCLUSIVE : 0;
     this.ctx.shards[c.shard].writeControl((w) =>
-      w.subscribe(this.id, c.numericId, c.queue, AmqpChannel.ackMode(c), c.prefetch, deliveryWindow, deliveryWindowBytes),
+      w.subscribe(this.id, c.numericId, c.queue, AmqpChannel.ackMode(c), c.prefetch, deliveryWindow, deliveryWindowBytes, flags),
     );
+  }
+
+  ping(shard: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const token = this.ctx.confirms.allocate([shard], (status) => {
+        if (status === ConfirmStatus.ok) resolve();
+        else reject(new BrokerError(ErrorCode.shardUnavailable, `shard ${shard} restarted before answering`));
+      });
+      this.ctx.shards[shard].writeControl((w) => w.ping(token));
+    });
   }
 
   removeConsumer(c: AmqpConsumer, tellShard: boolean): void {

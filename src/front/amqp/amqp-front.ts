@@ -152,6 +152,7 @@ export class AmqpFront implements AmqpHost {
     const consumer = connection?.consumers.get(subscriptionId);
     if (connection === undefined || consumer === undefined) return;
     if (code === ErrorCode.consumerCancelled) consumer.channel.cancelledByServer(consumer);
+    else if (code === ErrorCode.accessRefused) consumer.channel.refusedByShard(consumer, message);
     else connection.log.warn({ code, message, consumer: consumer.tag }, 'shard error for an AMQP consumer');
     this.touch(connection);
   }

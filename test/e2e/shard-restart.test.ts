@@ -87,3 +87,52 @@ describe('e2e - a shard that dies is restarted', () => {
     await until(async () => (await fetch(`${broker.url}/healthz`)).status === 200);
   });
 });
+
+describe('e2e - AMQP consumers across a shard restart', () => {
+  it('the consumer on the dead shard gets its deliveries again after the restart, an ack of a voided delivery is no error, the other shard never stops', async () => {
+    const amqp = (await import('amqplib')).default;
+    const broker = await startBroker({ shards: '2' });
+    try {
+      const onShard = (prefix: string, shard: number): string => {
+        for (let i = 0; ; i++) if (shardFor(`${prefix}${i}`, 2) === shard) return `${prefix}${i}`;
+      };
+      const crashedQueue = onShard('amqp.q', 0);
+      const otherQueue = onShard('amqp.w', 1);
+      const connection = await amqp.connect(broker.amqpUrl ?? '');
+      const ch = await connection.createChannel();
+      const errors: Error[] = [];
+      ch.on('error', (e: Error) => errors.push(e));
+      connection.on('error', (e: Error) => errors.push(e));
+      await ch.assertQueue(crashedQueue, { durable: false });
+      await ch.assertQueue(otherQueue, { durable: false });
+      const got: string[] = [];
+      const unacked: Array<import('amqplib').ConsumeMessage> = [];
+      await ch.consume(crashedQueue, (m) => {
+        if (m === null) return;
+        got.push(`${crashedQueue}:${m.content}`);
+        unacked.push(m);
+      });
+      await ch.consume(otherQueue, (m) => m && got.push(`${otherQueue}:${m.content}`), { noAck: true });
+      ch.sendToQueue(crashedQueue, Buffer.from('before'));
+      await until(async () => got.length === 1);
+
+      await broker.supervisor.crash(0);
+      ch.sendToQueue(otherQueue, Buffer.from('during'));
+      await until(async () => got.includes(`${otherQueue}:during`));
+      await until(async () => {
+        const s = (await stats(broker)).shards[0];
+        return s.alive && s.restarts === 1;
+      });
+      // The delivery from before the crash is void (its shard forgot it); acking it is no channel error.
+      ch.ack(unacked[0]);
+      // The queue's topology came back with the shard, and the consumer with it.
+      ch.sendToQueue(crashedQueue, Buffer.from('after'));
+      await until(async () => got.includes(`${crashedQueue}:after`));
+      expect(got).toEqual([`${crashedQueue}:before`, `${otherQueue}:during`, `${crashedQueue}:after`]);
+      expect(errors).toEqual([]);
+      await connection.close();
+    } finally {
+      await broker.stop();
+    }
+  });
+});

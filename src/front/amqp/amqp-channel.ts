@@ -49,7 +49,6 @@ export interface ChannelHost {
     methodId: number,
   ): void;
   channelClosed(ch: AmqpChannel): void;
-  creditChannel(ch: AmqpChannel): void;
   confirmsDue(ch: AmqpChannel): void;
   flushSoon(): void;
   fail(err: unknown): void;
@@ -147,8 +146,6 @@ export class AmqpChannel {
   #voidUpTo = 0;
   /** Closing: we sent channel.close and discard all but close-ok. */
   closing = false;
-  /** channel.flow from the client: false stops deliveries (credit is held back). */
-  flowActive = true;
   #prefetch = 0;
   #lastQueue = '';
   #content: PendingContent | null = null;
@@ -261,9 +258,10 @@ export class AmqpChannel {
       case 'channel.close-ok':
         return;
       case 'channel.flow':
-        this.flowActive = m.args.active;
-        if (this.flowActive) conn.creditChannel(this);
-        conn.send(this.number, 'channel.flow-ok', { active: m.args.active });
+        // As RabbitMQ: a client may only say active=true (540 otherwise). A consumer that wants fewer
+        // deliveries has basic.qos and its acks, which the shards honour exactly.
+        if (!m.args.active) throw new AmqpError(ReplyCode.notImplemented, 'active=false', m.classId, m.methodId);
+        conn.send(this.number, 'channel.flow-ok', { active: true });
         return;
       case 'channel.flow-ok':
         return;

@@ -490,7 +490,7 @@ export class AmqpConnection implements FrameSink, ChannelHost {
   mentionsReplyTo = false;
 
   #returnCredit(c: AmqpConsumer, force: boolean): void {
-    if (c.owedCredit === 0 || !c.channel.flowActive) return;
+    if (c.owedCredit === 0) return;
     if (!force && !creditDue(c, this.ctx.config.deliveryWindow, this.ctx.config.deliveryWindowBytes)) return;
     const owed = c.owedCredit;
     const bytes = c.owedBytes;
@@ -502,11 +502,6 @@ export class AmqpConnection implements FrameSink, ChannelHost {
   #drained(): void {
     if (this.closed || this.socket.writableLength >= this.ctx.config.socketHighWater) return;
     for (const c of this.consumers.values()) this.#returnCredit(c, true);
-  }
-
-  /** channel.flow(active=true): what the channel's consumers owe goes back. */
-  creditChannel(ch: AmqpChannel): void {
-    for (const c of ch.consumers.values()) this.#returnCredit(c, true);
   }
 
   // ---- consumers -------------------------------------------------------------------------------

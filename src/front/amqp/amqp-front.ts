@@ -260,7 +260,7 @@ export class AmqpFront implements AmqpHost {
           connection_details: { name, peer_host: c.socket.remoteAddress ?? '', peer_port: c.socket.remotePort ?? 0 },
           user: c.principal.name,
           vhost: '/',
-          state: ch.closing ? 'closing' : !ch.flowActive ? 'flow' : c.state === 'running' ? 'running' : c.state,
+          state: ch.closing ? 'closing' : c.state,
           consumer_count: ch.consumers.size,
           messages_unacknowledged: ch.unacked,
           prefetch_count: ch.prefetch,

@@ -79,7 +79,8 @@ export function propertiesToJson(p: MessageProperties): Record<string, JsonValue
   return out;
 }
 
-function toJsonValue(v: HeaderValue): JsonValue {
+/** A header or table value as JSON (bytes become base64 strings). */
+export function toJsonValue(v: HeaderValue): JsonValue {
   if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64');
   if (Array.isArray(v)) return v.map(toJsonValue);
   if (v !== null && typeof v === 'object') {

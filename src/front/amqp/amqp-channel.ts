@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { AmqpError, isConnectionError } from '../../protocol/amqp/errors.js';
 import { ClassId, FrameType, ReplyCode } from '../../protocol/amqp/constants.js';
-import { decodeMethod, writeMethodFrame, type AnyMethod, type MethodArgs } from '../../protocol/amqp/methods.js';
+import { decodeMethod, type AnyMethod, type MethodArgs } from '../../protocol/amqp/methods.js';
 import { amqpToMessageProperties, decodeContentHeader, writeContentMethod } from '../../protocol/amqp/content.js';
 import { encodeCheckedProperties } from '../../protocol/property-rules.js';
 import { decodeProperties } from '../../protocol/properties.js';
@@ -434,7 +434,7 @@ export class AmqpChannel {
       case 'queue.unbind': {
         const a = m.args;
         const bind = m.name === 'queue.bind';
-        const queue = this.#queueName(a.queue, m);
+        const queue = this.#queueName(a.queue, m.classId, m.methodId);
         const key = a.queue === '' && a.routingKey === '' ? queue : a.routingKey;
         const owned = conn.ctx.topology.getQueue(queue);
         if (!(owned?.exclusive && owned.owner === conn.id)) mayManage();
@@ -449,7 +449,7 @@ export class AmqpChannel {
       }
       case 'queue.purge': {
         const a = m.args;
-        const queue = this.#queueName(a.queue, m);
+        const queue = this.#queueName(a.queue, m.classId, m.methodId);
         mayManage();
         work = async () => {
           const ok = await mgmt.purgeQueue(queue);
@@ -459,7 +459,7 @@ export class AmqpChannel {
       }
       case 'queue.delete': {
         const a = m.args;
-        const queue = this.#queueName(a.queue, m);
+        const queue = this.#queueName(a.queue, m.classId, m.methodId);
         const owned = conn.ctx.topology.getQueue(queue);
         if (!(owned?.exclusive && owned.owner === conn.id)) mayManage();
         work = async () => {
@@ -481,7 +481,7 @@ export class AmqpChannel {
    */
   #get(a: MethodArgs['basic.get'], m: AnyMethod): void {
     const conn = this.#conn;
-    const queue = this.#queueName(a.queue, m);
+    const queue = this.#queueName(a.queue, m.classId, m.methodId);
     const key = `${a.noAck ? 1 : 0}:${queue}`;
     let consumer = this.#getConsumers.get(key);
     if (consumer === undefined) {
@@ -560,9 +560,9 @@ export class AmqpChannel {
   }
 
   /** AMQP: an empty queue name means the last queue declared on the channel. */
-  #queueName(name: string, m: AnyMethod): string {
+  #queueName(name: string, classId: number, methodId: number): string {
     if (name !== '') return name;
-    if (this.#lastQueue === '') throw new AmqpError(ReplyCode.notFound, 'no previously declared queue', m.classId, m.methodId);
+    if (this.#lastQueue === '') throw new AmqpError(ReplyCode.notFound, 'no previously declared queue', classId, methodId);
     return this.#lastQueue;
   }
 
@@ -748,7 +748,7 @@ export class AmqpChannel {
     if (this.consumers.has(tag)) {
       throw new AmqpError(ReplyCode.notAllowed, `attempt to reuse consumer tag '${tag}'`, ClassId.basic, 20);
     }
-    const queue = this.#queueName(a.queue, { classId: ClassId.basic, methodId: 20 } as AnyMethod);
+    const queue = this.#queueName(a.queue, ClassId.basic, 20);
     const consumer = conn.addConsumer(this, tag, queue, a.noAck, a.noAck ? 0 : this.#prefetch, false, a.exclusive);
     this.consumers.set(tag, consumer);
     return consumer;
@@ -888,5 +888,3 @@ export function propertiesBlock(amqp: Uint8Array): Uint8Array | null {
   if (amqp.byteLength >= 2 && amqp[0] === 0 && amqp[1] === 0) return null;
   return encodeCheckedProperties(amqpToMessageProperties(amqp));
 }
-
-export { writeMethodFrame };

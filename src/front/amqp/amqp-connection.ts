@@ -11,7 +11,7 @@
 import type { Socket } from 'node:net';
 import { AmqpFrameDecoder, BadProtocolHeader, type FrameSink } from '../../protocol/amqp/frame-decoder.js';
 import { FRAME_MIN_SIZE, FrameType, PROTOCOL_HEADER, ReplyCode } from '../../protocol/amqp/constants.js';
-import { AmqpError, isConnectionError, replyText } from '../../protocol/amqp/errors.js';
+import { AmqpError, replyText } from '../../protocol/amqp/errors.js';
 import { decodeMethod, writeMethodFrame, type AnyMethod, type MethodArgs, type MethodName } from '../../protocol/amqp/methods.js';
 import { messagePropertiesToAmqp, writeDeliverRaw } from '../../protocol/amqp/content.js';
 import { WireWriter } from '../../protocol/amqp/wire.js';
@@ -301,8 +301,8 @@ export class AmqpConnection implements FrameSink, ChannelHost {
       throw new AmqpError(ReplyCode.commandInvalid, `unexpected ${m.name} during the handshake`, m.classId, m.methodId);
   }
 
-  /** Called by the listener once the socket is accepted; nothing is sent before the client's protocol header. */
-  headerReceived(): void {
+  /** connection.start: sent once the client's protocol header was read (nothing goes out before it). */
+  #sendStart(): void {
     this.#state = State.StartOk;
     this.send(0, 'connection.start', {
       versionMajor: 0,
@@ -332,10 +332,6 @@ export class AmqpConnection implements FrameSink, ChannelHost {
   fail(err: unknown): void {
     if (this.closed || this.#state === State.Closed || this.#state === State.Closing) return;
     const e = toAmqpError(err, 0, 0, (bug) => this.log.error({ err: bug }, 'unexpected error on an AMQP connection'));
-    if (!isConnectionError(e.code) && this.#state === State.Running) {
-      // A channel exception that escaped its channel (it named none): treat it as the connection's.
-      this.log.debug({ code: e.code }, 'channel-level error outside a channel');
-    }
     this.log.info({ code: e.code, message: e.message }, 'AMQP connection exception');
     this.#releaseAll();
     if (this.#state === State.Header) {
@@ -351,9 +347,8 @@ export class AmqpConnection implements FrameSink, ChannelHost {
 
   /** The end of one read (or an RPC's answer): gathered confirms, then one write, then backpressure. */
   endOfInput(): void {
-    if (this.#state === State.Header && this.#decoder.headerDone) this.headerReceived();
-    for (const ch of this.#confirmChannels) ch.flushConfirms();
-    this.#confirmChannels.clear();
+    if (this.#state === State.Header && this.#decoder.headerDone) this.#sendStart();
+    this.#flushConfirms();
     this.#flushOut();
     if (this.#publishShards.size > 0) this.#checkRoom();
     if (this.#pauses.has('backlog')) {
@@ -394,14 +389,19 @@ export class AmqpConnection implements FrameSink, ChannelHost {
 
   /** Writes what was gathered; called by the front at the end of each outbound chunk. */
   flush(): void {
-    for (const ch of this.#confirmChannels) ch.flushConfirms();
-    this.#confirmChannels.clear();
+    this.#flushConfirms();
     this.#flushOut();
     const below = this.socket.writableLength < this.ctx.config.socketHighWater;
     if (below) {
       for (const c of this.#touchedConsumers) this.#returnCredit(c, false);
     }
     this.#touchedConsumers.clear();
+  }
+
+  /** The immediate publisher confirms gathered per channel, each as one `multiple` ack. */
+  #flushConfirms(): void {
+    for (const ch of this.#confirmChannels) ch.flushConfirms();
+    this.#confirmChannels.clear();
   }
 
   #flushOut(): void {

@@ -11,7 +11,8 @@ import { isIP } from 'node:net';
 import { WireReader } from '../../protocol/amqp/wire.js';
 import type { DeliverHead } from '../../protocol/ring-record-codec.js';
 import { ErrorCode } from '../../protocol/errors.js';
-import type { Principal } from '../../control/auth.js';
+import { ANONYMOUS, type Principal } from '../../control/auth.js';
+import { toJsonValue } from '../../protocol/json-properties.js';
 import type { BrokerContext } from '../context.js';
 import { AmqpConnection, type AmqpHost } from './amqp-connection.js';
 import { FIRST_AMQP_CONNECTION, LAST_AMQP_CONNECTION } from '../connection-ids.js';
@@ -121,7 +122,7 @@ export class AmqpFront implements AmqpHost {
     const { auth } = this.ctx;
     if (!auth.enabled) {
       if (!isLoopback(address)) return `user '${user}' can only connect via localhost while the broker runs without auth`;
-      return { ...ANONYMOUS_AMQP, name: user === '' ? 'anonymous' : user };
+      return { ...ANONYMOUS, name: user === '' ? ANONYMOUS.name : user };
     }
     const principal = auth.authenticate(password);
     // --auth-token is one secret for everyone; a users-file token belongs to its user's name.
@@ -239,7 +240,7 @@ export class AmqpFront implements AmqpHost {
         recv_oct: c.socket.bytesRead,
         send_oct: c.socket.bytesWritten,
         send_pend: c.socket.writableLength,
-        client_properties: jsonSafe(c.clientProperties),
+        client_properties: toJsonValue(c.clientProperties),
         published: c.published,
         delivered: c.delivered,
       });
@@ -280,14 +281,6 @@ export class AmqpFront implements AmqpHost {
   }
 }
 
-const ANONYMOUS_AMQP: Principal = {
-  name: 'anonymous',
-  canPublish: () => true,
-  canSubscribe: () => true,
-  canManage: true,
-  canMonitor: true,
-};
-
 function isLoopback(address: string): boolean {
   if (address === '::1') return true;
   const v4 = address.startsWith('::ffff:') ? address.slice(7) : address;
@@ -297,16 +290,4 @@ function isLoopback(address: string): boolean {
 /** RabbitMQ names a connection by its two ends. */
 function connectionName(c: AmqpConnection): string {
   return `${c.socket.remoteAddress ?? ''}:${c.socket.remotePort ?? 0} -> ${c.socket.localAddress ?? ''}:${c.socket.localPort ?? 0}`;
-}
-
-/** Client properties for JSON: byte arrays as base64 (a client may send one). */
-function jsonSafe(v: unknown): unknown {
-  if (v instanceof Uint8Array) return Buffer.from(v).toString('base64');
-  if (Array.isArray(v)) return v.map(jsonSafe);
-  if (v !== null && typeof v === 'object') {
-    const out: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(v)) out[k] = jsonSafe(x);
-    return out;
-  }
-  return v;
 }

@@ -11,6 +11,13 @@ import { ResourceMeter } from './proc.js';
 import { LatencyProbe, pct, sleep, timedGet, walkInChild } from './scale-probe.js';
 
 const DECLARE_BATCH = 2000;
+/** Rounds of (without, with the walk) at the management point. */
+const WALK_ROUNDS = (quick: boolean): number => (quick ? 1 : 3);
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted.length === 0 ? NaN : sorted[(sorted.length - 1) >> 1];
+}
 
 export interface QueuePoint {
   readonly queues: number;
@@ -27,7 +34,14 @@ export interface QueuePoint {
     readonly pageMs: number;
     readonly lookupMs: number;
     readonly statsMs: number;
+    /** Worst delivery latency while the walk runs, and in the same rounds without it: medians over the rounds. */
     readonly walkMaxMs: number;
+    readonly walkBaselineMaxMs: number;
+    /** Median of the rounds' worst-with ÷ worst-without, and each round's. */
+    readonly walkRatio: number;
+    readonly walkRatios: readonly number[];
+    /** How long a walk took (median), paced by --management-share. */
+    readonly walkSeconds: number;
     readonly walkPages: number;
   } | null;
 }
@@ -82,8 +96,37 @@ export async function queuePoint(o: PointOptions, queues: number, management: bo
       await timedGet(`${base}/v1/stats`);
       const statsMs = await timedGet(`${base}/v1/stats`);
       const pages = Math.ceil((queues + 1) / 500);
-      const walked = await probe.run(measureMs, () => walkInChild(base, pages));
-      mgmt = { pageMs, lookupMs, statsMs, walkMaxMs: walked[walked.length - 1] ?? NaN, walkPages: pages };
+      // The worst of a few thousand latencies is one sample: on two noisy cores it swings several
+      // times over between equal runs. So rounds of (without, with) back to back, their ratios,
+      // and the median of those.
+      const withs: number[] = [];
+      const withouts: number[] = [];
+      const ratios: number[] = [];
+      const walkSeconds: number[] = [];
+      for (let round = 0; round < WALK_ROUNDS(o.quick); round++) {
+        const without = await probe.run(measureMs);
+        let walkStarted = 0;
+        const walked = await probe.run(measureMs, () => {
+          walkStarted = performance.now();
+          return walkInChild(base, pages).then(() => {
+            walkSeconds.push((performance.now() - walkStarted) / 1000);
+          });
+        });
+        withouts.push(without[without.length - 1] ?? NaN);
+        withs.push(walked[walked.length - 1] ?? NaN);
+        ratios.push(withs[withs.length - 1] / withouts[withouts.length - 1]);
+      }
+      mgmt = {
+        pageMs,
+        lookupMs,
+        statsMs,
+        walkMaxMs: median(withs),
+        walkBaselineMaxMs: median(withouts),
+        walkRatio: median(ratios),
+        walkRatios: ratios,
+        walkSeconds: median(walkSeconds),
+        walkPages: pages,
+      };
     }
     const point: QueuePoint = {
       queues,
@@ -102,7 +145,7 @@ export async function queuePoint(o: PointOptions, queues: number, management: bo
         `latency p50 ${point.p50Ms.toFixed(2)} ms p99 ${point.p99Ms.toFixed(2)} ms max ${point.maxMs.toFixed(1)} ms; 1→1 ${(point.openLoopPerSecond / 1e3).toFixed(0)}k/s lost ${point.lost}` +
         (mgmt === null
           ? ''
-          : `; page ${mgmt.pageMs.toFixed(1)} ms, lookup ${mgmt.lookupMs.toFixed(1)} ms, stats ${mgmt.statsMs.toFixed(1)} ms; worst delivery during a walk of ${mgmt.walkPages} pages ${mgmt.walkMaxMs.toFixed(1)} ms`),
+          : `; page ${mgmt.pageMs.toFixed(1)} ms, lookup ${mgmt.lookupMs.toFixed(1)} ms, stats ${mgmt.statsMs.toFixed(1)} ms; worst delivery during a walk of ${mgmt.walkPages} pages ${mgmt.walkMaxMs.toFixed(1)} ms vs ${mgmt.walkBaselineMaxMs.toFixed(1)} without (${mgmt.walkRatios.map((r) => `${r.toFixed(2)}×`).join(', ')}; walk ${mgmt.walkSeconds.toFixed(1)} s)`),
     );
     return point;
   } finally {

@@ -26,6 +26,7 @@ export interface BrokerConfig {
   readonly slowConsumerMs: number;
   readonly latencySample: number;
   readonly statsMaxQueues: number;
+  readonly managementShare: number;
   readonly socketHighWater: number;
   readonly topicBuffer: number;
   readonly overflowBytes: number;
@@ -113,6 +114,7 @@ export const CONFIG_SPECS: readonly Spec[] = [
   { key: 'slowConsumerMs', flag: 'slow-consumer-ms', kind: 'int', min: 0, max: 600_000, def: D.DEFAULT_SLOW_CONSUMER_MS },
   { key: 'latencySample', flag: 'latency-sample', kind: 'int', min: 0, max: 1 << 30, def: D.DEFAULT_LATENCY_SAMPLE },
   { key: 'statsMaxQueues', flag: 'stats-max-queues', kind: 'int', min: 0, max: 1 << 24, def: D.DEFAULT_STATS_MAX_QUEUES },
+  { key: 'managementShare', flag: 'management-share', kind: 'int', min: 1, max: 100, def: D.DEFAULT_MANAGEMENT_SHARE },
   { key: 'maxMemoryBytes', flag: 'max-memory', kind: 'int', min: 0, max: Number.MAX_SAFE_INTEGER, def: D.DEFAULT_MAX_MEMORY_BYTES },
   { key: 'tlsCert', flag: 'tls-cert', kind: 'string', def: null },
   { key: 'tlsKey', flag: 'tls-key', kind: 'string', def: null },

@@ -101,6 +101,12 @@ export const DEFAULT_LATENCY_SAMPLE = 1024;
  */
 export const DEFAULT_STATS_MAX_QUEUES = 1000;
 /**
+ * Percent of the time a long management answer (a /v1/queues walk) may keep the broker busy: past it
+ * the answer waits between slices, so a walk of 100,000 queues takes a few seconds rather than half
+ * of one, and deliveries beside it keep their latency on a two-core machine.
+ */
+export const DEFAULT_MANAGEMENT_SHARE = 25;
+/**
  * Resident memory above which publishers get 503: half the machine, at most 8 GiB, so a
  * broker under a flood refuses work before the kernel kills it.
  */

@@ -62,6 +62,11 @@ export const FLAG_HELP: Readonly<Record<string, FlagHelp>> = {
     def: '1000',
     meaning: 'queues GET /v1/stats lists one by one, per shard (past it: totals and queuesTotal; per-queue figures on /v1/queues?page=…)',
   },
+  'management-share': {
+    def: '25',
+    meaning:
+      'percent of the time a long management answer (a /v1/queues walk) may keep the broker busy; past it the answer waits between slices (100 = unpaced)',
+  },
   'topic-buffer': {
     def: '10000',
     meaning:

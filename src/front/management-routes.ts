@@ -6,8 +6,9 @@
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import type { BrokerContext } from './context.js';
 import { BrokerError, ErrorCode } from '../protocol/errors.js';
-import { checkFraming, refuseFraming, sendError, sendJson, sendRefusal, watchAbort, type ResponseState } from './http-util.js';
-import type { QueueStats } from '../shard/shard-core.js';
+import { checkFraming, refuseFraming, sendError, sendJson, sendRefusal, sendText, watchAbort, type ResponseState } from './http-util.js';
+import { queueRows, RateSampler } from './queue-rows.js';
+import { WorkPacer } from './work-pacer.js';
 import type { Principal } from '../control/auth.js';
 import { authorize } from './http-auth.js';
 import type { RefusalLog } from './refusal-log.js';
@@ -16,8 +17,6 @@ import { pageOf, parsePageQuery, selectPage, type Page, type PageQuery } from '.
 
 /** Management bodies are small; anything larger is a mistake or an attack. */
 const MAX_MANAGEMENT_BODY = 64 * 1024;
-/** Rates are computed against the previous sample when it is at most this old. */
-const RATE_WINDOW_MS = 60_000;
 
 type Json = Record<string, unknown>;
 
@@ -30,6 +29,7 @@ export interface ConnectionListing {
 export function registerManagementRoutes(uwsApp: TemplatedApp, ctx: BrokerContext, listing?: ConnectionListing): void {
   const m = ctx.management;
   const rates = new RateSampler();
+  const pacer = new WorkPacer(ctx.config.managementShare / 100);
   // Every management route needs a principal allowed to manage (when auth is on).
   type Handler = (res: HttpResponse, req: HttpRequest, principal: Principal) => void;
   const guarded =
@@ -111,7 +111,7 @@ export function registerManagementRoutes(uwsApp: TemplatedApp, ctx: BrokerContex
     const names = ctx.topology.sortedQueueNames();
     if (q === null) {
       // The whole list, in slices across event-loop turns: deliveries never wait behind it.
-      writeQueueSlices(res, ctx, rates, names, '[', ']');
+      writeQueueSlices(res, ctx, rates, pacer, names, '[', ']');
       return;
     }
     let selected: ReturnType<typeof selectPage>;
@@ -124,7 +124,7 @@ export function registerManagementRoutes(uwsApp: TemplatedApp, ctx: BrokerContex
     // RabbitMQ's key order; the items in slices like the whole list (a page of 500 is 200 kB of JSON).
     const head = `{"filtered_count":${selected.filtered},"item_count":${selected.names.length},"items":[`;
     const tail = `],"page":${q.page},"page_count":${selected.pageCount},"page_size":${q.pageSize},"total_count":${names.length}}`;
-    writeQueueSlices(res, ctx, rates, selected.names, head, tail);
+    writeQueueSlices(res, ctx, rates, pacer, selected.names, head, tail);
   });
   app.get('/v1/queues/:name', (res, req) => {
     const name = param(req, 0);
@@ -133,10 +133,10 @@ export function registerManagementRoutes(uwsApp: TemplatedApp, ctx: BrokerContex
       sendRefusal(res, ctx.refusals, 404, { error: ErrorCode.notFound, message: `no queue '${name}' in vhost '/'` }, state);
       return;
     }
-    void queuesJson(ctx, rates, [name]).then((list) => {
-      if (list.length === 0)
+    void queueRows(ctx, rates, [name]).then((rows) => {
+      if (rows.length === 0)
         sendRefusal(res, ctx.refusals, 404, { error: ErrorCode.notFound, message: `no queue '${name}' in vhost '/'` }, state);
-      else sendJson(res, 200, list[0], state);
+      else sendText(res, 200, 'application/json', rows[0], state);
     });
   });
   app.put('/v1/queues/:name', (res, req) => {
@@ -233,22 +233,6 @@ function exchangeJson(x: {
   return { name: x.name, type: x.type, durable: x.durable, auto_delete: x.autoDelete, internal: x.internal, arguments: x.arguments };
 }
 
-interface QueueJson {
-  name: string;
-  shard: number;
-  durable: boolean;
-  exclusive: boolean;
-  auto_delete: boolean;
-  arguments: Readonly<Json>;
-  messages: number;
-  messages_ready: number;
-  messages_unacknowledged: number;
-  consumers: number;
-  message_bytes_ready: number;
-  stats: Readonly<Record<string, number>>;
-  rates: { deliver_per_s: number; ack_per_s: number };
-}
-
 /** Queues per slice of a list answer: each slice is one round of shard lookups and one write. */
 const SLICE = 100;
 
@@ -281,13 +265,15 @@ function pageOfList<T>(list: T[], key: (item: T) => string, q: PageQuery): Page<
  * Writes `head`, the queues in `names` as comma-separated JSON objects, then `tail`, SLICE queues at
  * a time: each slice asks only the shards that own its queues for just those queues, is written as
  * soon as it is built, and waits for uWS to drain when the socket is backed up. So no single turn of
- * the main thread (or of a shard) does more than one slice's work, and deliveries interleave. A
+ * the main thread (or of a shard) does more than one slice's work, and deliveries interleave; and
+ * between slices the pacer (--management-share) keeps the walk to its share of the time. A
  * queue deleted meanwhile is left out (an item_count read before may then be one too high).
  */
 function writeQueueSlices(
   res: HttpResponse,
   ctx: BrokerContext,
   rates: RateSampler,
+  pacer: WorkPacer,
   names: readonly string[],
   head: string,
   tail: string,
@@ -305,11 +291,15 @@ function writeQueueSlices(
   void (async () => {
     let wrote = false;
     let pending = head;
+    let spent = 0;
     for (let i = 0; i < names.length; i += SLICE) {
-      const items = await queuesJson(ctx, rates, names.slice(i, i + SLICE));
+      if (i > 0) await pacer.rest(spent);
       if (aborted) return;
-      for (let k = 0; k < items.length; k++) {
-        pending += (wrote ? ',' : '') + JSON.stringify(items[k]);
+      const started = performance.now();
+      const rows = await queueRows(ctx, rates, names.slice(i, i + SLICE));
+      if (aborted) return;
+      if (rows.length > 0) {
+        pending += (wrote ? ',' : '') + rows.join(',');
         wrote = true;
       }
       if (pending === '') continue;
@@ -319,6 +309,8 @@ function writeQueueSlices(
       res.cork(() => {
         ok = res.write(text);
       });
+      // The shard's lookup counts too: it is time the shard was not delivering.
+      spent = performance.now() - started;
       if (!ok) {
         await new Promise<void>((resolve) => {
           wake = resolve;
@@ -334,57 +326,6 @@ function writeQueueSlices(
     const last = pending + tail;
     res.cork(() => res.end(last));
   })();
-}
-
-/** The management JSON of the queues in `names` (in that order; a queue gone meanwhile is left out). */
-async function queuesJson(ctx: BrokerContext, rates: RateSampler, names: readonly string[]): Promise<QueueJson[]> {
-  const byShard = new Map<number, string[]>();
-  const metas = [];
-  for (const name of names) {
-    const meta = ctx.topology.getQueue(name);
-    if (meta === undefined) continue;
-    metas.push(meta);
-    const list = byShard.get(meta.shard);
-    if (list === undefined) byShard.set(meta.shard, [name]);
-    else list.push(name);
-  }
-  const perShard = await Promise.all([...byShard].map(([shard, list]) => ctx.supervisor.queueStats(shard, { names: list })));
-  const byName = new Map<string, QueueStats>();
-  for (const list of perShard) for (const q of list ?? []) byName.set(q.name, q);
-  return metas.map((meta) => {
-    const s = byName.get(meta.name);
-    const delivered = s?.stats.delivered ?? 0;
-    const acked = s?.stats.acked ?? 0;
-    return {
-      name: meta.name,
-      shard: meta.shard,
-      durable: meta.durable,
-      exclusive: meta.exclusive,
-      auto_delete: meta.autoDelete,
-      arguments: meta.arguments,
-      messages: (s?.depth ?? 0) + (s?.unacked ?? 0),
-      messages_ready: s?.depth ?? 0,
-      messages_unacknowledged: s?.unacked ?? 0,
-      consumers: s?.consumers ?? 0,
-      message_bytes_ready: s?.readyBytes ?? 0,
-      stats: s?.stats ?? {},
-      rates: rates.sample(meta.name, delivered, acked),
-    };
-  });
-}
-
-/** Per-queue rates from the difference between two successive samples. */
-class RateSampler {
-  readonly #last = new Map<string, { at: number; delivered: number; acked: number }>();
-
-  sample(name: string, delivered: number, acked: number): { deliver_per_s: number; ack_per_s: number } {
-    const now = Date.now();
-    const prev = this.#last.get(name);
-    this.#last.set(name, { at: now, delivered, acked });
-    if (prev === undefined || now - prev.at > RATE_WINDOW_MS || now === prev.at) return { deliver_per_s: 0, ack_per_s: 0 };
-    const dt = (now - prev.at) / 1000;
-    return { deliver_per_s: (delivered - prev.delivered) / dt, ack_per_s: (acked - prev.acked) / dt };
-  }
 }
 
 /** Runs an async handler and answers with its [status, body] or its BrokerError. */

@@ -105,6 +105,22 @@ export interface QueueStats {
   deliveryLimited: number;
 }
 
+/** QueueStats' keys in the order the management API lists them (packed replies follow it too). */
+export const QUEUE_STAT_KEYS = [
+  'published',
+  'delivered',
+  'acked',
+  'requeued',
+  'dropped',
+  'overflowed',
+  'purged',
+  'expired',
+  'deadLettered',
+  'rejectedPublishes',
+  'maxlenDropped',
+  'deliveryLimited',
+] as const satisfies readonly (keyof QueueStats)[];
+
 /** Why a message was dead-lettered: the `reason` of its x-death entry, RabbitMQ's names. */
 export type DeadLetterReason = 'rejected' | 'expired' | 'maxlen' | 'delivery_limit';
 

@@ -192,8 +192,13 @@ export class ShardCore {
   }
 
   /** Snapshots of the queues in `names` (those that exist), else of the first `limit` queues (all by default). */
-  queueStats(names?: readonly string[], limit?: number, offset?: number): QueueStats[] {
-    return this.#topology.queueStats(names, limit, offset);
+  queueStats(limit?: number, offset?: number): QueueStats[] {
+    return this.#topology.queueStats(limit, offset);
+  }
+
+  /** A management page's queues, packed (queue-figures.ts). */
+  queueFigures(names: readonly string[]): Float64Array<ArrayBuffer> {
+    return this.#topology.queueFigures(names);
   }
 
   get queueCount(): number {

@@ -114,10 +114,13 @@ port.on('message', (req: ShardRequest) => {
     const reply: ShardReply = {
       type: 'stats',
       id: req.id,
-      queues: core.queueStats(req.names, req.limit, req.offset),
+      queues: core.queueStats(req.limit, req.offset),
       total: core.queueCount,
     };
     port.postMessage(reply);
+  } else if (req.type === 'figures') {
+    const figures = core.queueFigures(req.names);
+    port.postMessage({ type: 'figures', id: req.id, figures } satisfies ShardReply, [figures.buffer]);
   } else if (req.type === 'stop') {
     loop.stop();
   }

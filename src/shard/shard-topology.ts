@@ -11,6 +11,7 @@ import type { ReplayTarget, ShardDurability } from './shard-durability.js';
 import type { ShardOutbound } from './shard-outbound.js';
 import type { ShardSubscriptions } from './shard-subscriptions.js';
 import { topicBufferOf, type ShardFlow } from './shard-flow.js';
+import { packFigures } from './queue-figures.js';
 
 /** How often idle queues (x-expires) are looked for. */
 const IDLE_SWEEP_MS = 1000;
@@ -291,19 +292,11 @@ export class ShardTopology implements ReplayTarget {
   }
 
   /**
-   * Snapshots of the queues in `names` (looked up, those that exist), else of `limit` queues
-   * (all by default) from position `offset` in the shard's order: a management page costs its own
-   * queues, not the shard's, and a long list is asked for in slices.
+   * Snapshots of `limit` queues (all by default) from position `offset` in the shard's order: a long
+   * list is asked for in slices.
    */
-  queueStats(names?: readonly string[], limit = Infinity, offset = 0): QueueStats[] {
+  queueStats(limit = Infinity, offset = 0): QueueStats[] {
     const out: QueueStats[] = [];
-    if (names !== undefined) {
-      for (const name of names) {
-        const local = this.#queues.get(name);
-        if (local !== undefined) out.push(snapshot(local));
-      }
-      return out;
-    }
     let skip = offset;
     for (const local of this.#queues.values()) {
       if (out.length >= limit) break;
@@ -314,6 +307,11 @@ export class ShardTopology implements ReplayTarget {
       out.push(snapshot(local));
     }
     return out;
+  }
+
+  /** The figures of the queues in `names` (a management page), packed: see queue-figures.ts. */
+  queueFigures(names: readonly string[]): Float64Array<ArrayBuffer> {
+    return packFigures(names, (name) => this.#queues.get(name)?.queue);
   }
 }
 

@@ -53,6 +53,9 @@ interface Slot {
   ready: Promise<void>;
 }
 
+/** The replies that answer a request. */
+type AnswerReply = Extract<ShardReply, { type: 'stats' | 'figures' }>;
+
 /** Queues per shard request of a long stats list. */
 const STATS_SLICE = 100;
 
@@ -60,7 +63,7 @@ export class Supervisor {
   readonly handles: readonly ShardHandle[];
   readonly #opts: SupervisorOptions;
   readonly #slots: Slot[];
-  readonly #statsWaiters = new Map<number, (answer: { queues: QueueStats[]; total: number }) => void>();
+  readonly #statsWaiters = new Map<number, (answer: AnswerReply) => void>();
   #statsId = 0;
   #stopping = false;
 
@@ -93,24 +96,29 @@ export class Supervisor {
   }
 
   /**
-   * Asks a shard for queue snapshots over the control port (not the data path): the queues in
-   * `query.names`, else the first `query.limit` (all by default). Null when the shard is down or
-   * does not answer in time.
+   * Asks a shard for `limit` queue snapshots from `offset` (all by default) over the control port
+   * (not the data path), with the number of queues the shard has in all. Null when the shard is
+   * down or does not answer in time.
    */
-  queueStats(
-    index: number,
-    query: { names?: readonly string[]; limit?: number; offset?: number } = {},
-    timeoutMs = 1000,
-  ): Promise<QueueStats[] | null> {
-    return this.queueStatsWithTotal(index, query, timeoutMs).then((r) => r?.queues ?? null);
-  }
-
-  /** queueStats, with the number of queues the shard has in all. */
   queueStatsWithTotal(
     index: number,
-    query: { names?: readonly string[]; limit?: number; offset?: number } = {},
+    query: { limit?: number; offset?: number } = {},
     timeoutMs = 1000,
   ): Promise<{ queues: QueueStats[]; total: number } | null> {
+    return this.#ask(index, { type: 'stats', id: 0, limit: query.limit, offset: query.offset }, timeoutMs).then((reply) =>
+      reply?.type === 'stats' ? { queues: reply.queues, total: reply.total } : null,
+    );
+  }
+
+  /** The figures of the queues in `names` on one shard, packed (queue-figures.ts); null when it does not answer. */
+  queueFigures(index: number, names: readonly string[], timeoutMs = 1000): Promise<Float64Array | null> {
+    return this.#ask(index, { type: 'figures', id: 0, names }, timeoutMs).then((reply) =>
+      reply?.type === 'figures' ? reply.figures : null,
+    );
+  }
+
+  /** One control-port request and its reply (matched by id), null when the shard is down or silent. */
+  #ask(index: number, request: Extract<ShardRequest, { readonly id: number }>, timeoutMs: number): Promise<AnswerReply | null> {
     const worker = this.#slots[index].worker;
     if (worker === null || !this.#slots[index].handle.alive) return Promise.resolve(null);
     const id = ++this.#statsId;
@@ -123,7 +131,7 @@ export class Supervisor {
         clearTimeout(timer);
         resolve(answer);
       });
-      worker.postMessage({ type: 'stats', id, names: query.names, limit: query.limit, offset: query.offset } satisfies ShardRequest);
+      worker.postMessage({ ...request, id } satisfies ShardRequest);
     });
   }
 
@@ -193,8 +201,8 @@ export class Supervisor {
           if (msg.recovered !== null) this.#opts.onRecovered?.(handle.index, msg.recovered);
           handle.alive = true;
           resolve();
-        } else if (msg.type === 'stats') {
-          this.#statsWaiters.get(msg.id)?.({ queues: msg.queues, total: msg.total });
+        } else if (msg.type === 'stats' || msg.type === 'figures') {
+          this.#statsWaiters.get(msg.id)?.(msg);
           this.#statsWaiters.delete(msg.id);
         }
       };

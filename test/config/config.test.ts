@@ -76,6 +76,7 @@ describe('resolveConfig - defaults', () => {
       slowConsumerMs: D.DEFAULT_SLOW_CONSUMER_MS,
       latencySample: D.DEFAULT_LATENCY_SAMPLE,
       statsMaxQueues: D.DEFAULT_STATS_MAX_QUEUES,
+      managementShare: D.DEFAULT_MANAGEMENT_SHARE,
       deliveryWindowBytes: D.DEFAULT_DELIVERY_WINDOW_BYTES,
       publishWindow: D.DEFAULT_PUBLISH_WINDOW,
       publishWindowBytes: D.DEFAULT_PUBLISH_WINDOW_BYTES,

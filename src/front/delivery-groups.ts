@@ -7,7 +7,8 @@
  * shard writes one deliver record per message for all members, not one per member. Here each
  * record is encoded once, as a DELIVER with the STREAM flag (stream id = group id, tag 0), into the
  * group's frame; at the end of the chunk the frame goes to uWebSockets.js's topic publish, which
- * copies it to every member socket in C++. Each member learned its stream id from a STREAM op,
+ * copies it to every member socket in C++ (a group that never had a second member has no uWS topic:
+ * its frame is sent to its one member's socket directly). Each member learned its stream id from a STREAM op,
  * sent before the socket joined the uWS topic, so the bytes are the same for every member.
  *
  * Flow control is the group's: its credit goes back to the shard after a chunk only while every
@@ -108,7 +109,12 @@ interface Group {
   readonly destination: Destination;
   readonly queue: string;
   readonly shard: number;
-  readonly topic: string;
+  /**
+   * The uWS topic its members' sockets subscribe to, once it has had two members; null before: a
+   * stream with one member (most of a telemetry fleet's 100,000 patterns) sends it its frames
+   * directly, and no uWS topic holds ~410 bytes of native memory for it.
+   */
+  topic: string | null;
   readonly members: Members;
   /** Lent by the flush's pool from the group's first delivery of a chunk until its frame goes to uWS. */
   writer: BinaryFrameWriter | null;
@@ -179,7 +185,7 @@ export class DeliveryGroups {
         destination,
         queue,
         shard,
-        topic: `shardmq/stream/${id}`,
+        topic: null,
         members: new Members(),
         writer: null,
         seq: 0,
@@ -216,7 +222,8 @@ export class DeliveryGroups {
       let mine = this.#ofConnection.get(connection);
       if (mine === undefined) this.#ofConnection.set(connection, (mine = new Set()));
       mine.add(group);
-      connection.ws.subscribe(group.topic);
+      if (group.topic !== null) connection.ws.subscribe(group.topic);
+      else if (group.members.size > 1) this.#toTopic(group);
     }
     if (!member.subs.includes(sub)) member.subs = [...member.subs, sub];
   }
@@ -306,14 +313,14 @@ export class DeliveryGroups {
       if (slow && member.leftAt === null) {
         member.leftAt = group.seq;
         group.out++;
-        connection.ws.unsubscribe(group.topic);
+        if (group.topic !== null) connection.ws.unsubscribe(group.topic);
         this.#creditIfKeepingUp(group);
       } else if (!slow && member.leftAt !== null) {
         const missed = group.seq - member.leftAt;
         member.leftAt = null;
         const replayed = this.#replay(group, connection, Math.min(missed, this.#ctx.config.topicBuffer));
         this.#endOut(group);
-        connection.ws.subscribe(group.topic);
+        if (group.topic !== null) connection.ws.subscribe(group.topic);
         this.replayed += replayed;
         if (missed > replayed) {
           for (const sub of member.subs) {
@@ -333,7 +340,7 @@ export class DeliveryGroups {
     for (const member of group.members.values()) {
       subs.push(...member.subs);
       this.#ofConnection.get(member.connection)?.delete(group);
-      if (!member.connection.closed && member.leftAt === null) member.connection.ws.unsubscribe(group.topic);
+      if (!member.connection.closed && member.leftAt === null && group.topic !== null) member.connection.ws.unsubscribe(group.topic);
     }
     group.members.clear();
     this.#forget(group);
@@ -368,8 +375,16 @@ export class DeliveryGroups {
     const ops = w.opCount;
     if (ops > 0) {
       const frame = w.finish();
-      // uWS copies the frame into its topic tree before this returns: the writer can be reused.
-      this.#app?.publish(group.topic, frame, true);
+      // uWS copies the frame (into its topic tree, or the socket's buffer) before this returns: the
+      // writer can be reused.
+      if (group.topic !== null) this.#app?.publish(group.topic, frame, true);
+      else {
+        for (const member of group.members.values()) {
+          if (member.leftAt !== null || member.connection.closed) continue;
+          const ws = member.connection.ws;
+          ws.cork(() => ws.send(frame, true));
+        }
+      }
       if (group.out > 0) this.#remember(group, frame.slice(), ops);
       this.streamed += ops;
       // Per frame, not per message: each member in the stream got these ops.
@@ -429,7 +444,16 @@ export class DeliveryGroups {
     group.members.delete(connection);
     this.#ofConnection.get(connection)?.delete(group);
     if (member.leftAt !== null) this.#endOut(group);
-    else if (!connection.closed) connection.ws.unsubscribe(group.topic);
+    else if (!connection.closed && group.topic !== null) connection.ws.unsubscribe(group.topic);
+  }
+
+  /** A second member: from now on the stream goes through a uWS topic, which copies each frame to every member in C++. */
+  #toTopic(group: Group): void {
+    const topic = `shardmq/stream/${group.id}`;
+    group.topic = topic;
+    for (const member of group.members.values()) {
+      if (member.leftAt === null && !member.connection.closed) member.connection.ws.subscribe(topic);
+    }
   }
 
   /**

@@ -1,7 +1,7 @@
 import { MessageQueue } from '../queue/message-queue.js';
 import { MessageGauges } from '../queue/message-gauges.js';
 import type { ExpiryScheduler } from '../queue/expiry-scheduler.js';
-import { parseQueueArguments, QueueArgumentError } from '../queue/queue-arguments.js';
+import { parseQueueArguments, QueueArgumentError, type QueueArguments } from '../queue/queue-arguments.js';
 import type { DeliverFn } from '../queue/types.js';
 import { ExchangeRegistry, RouterError } from '../router/exchange-registry.js';
 import { NO_TOKEN, type ManageOp, type ManageResult } from '../protocol/ring-record-codec.js';
@@ -15,6 +15,8 @@ import { packFigures } from './queue-figures.js';
 
 /** How often idle queues (x-expires) are looked for. */
 const IDLE_SWEEP_MS = 1000;
+/** Distinct queue argument tables a shard keeps shared (see #argumentTables). */
+const ARGUMENT_TABLES_MAX = 256;
 
 /** A queue snapshot for /v1/stats and the management API. */
 export interface QueueStats {
@@ -65,6 +67,12 @@ export class ShardTopology implements ReplayTarget {
   readonly #queues = new Map<string, LocalQueue>();
   /** Queues declared with x-expires: the idle sweep looks at these, not at every queue. */
   readonly #expiring = new Set<LocalQueue>();
+  /**
+   * Argument tables seen in declares, by their JSON, with their parse: every private topic queue
+   * (one per wildcard subscription) is declared with the same table, and each decoded its own copy
+   * and parse (~250 bytes a queue). Bounded: cleared when full.
+   */
+  readonly #argumentTables = new Map<string, { raw: Record<string, unknown>; parsed: QueueArguments }>();
   readonly #gauges = new MessageGauges();
   readonly #registry: ExchangeRegistry<string, MessageQueue>;
   #idleTimer: NodeJS.Timeout | null = null;
@@ -146,7 +154,7 @@ export class ShardTopology implements ReplayTarget {
           existing.queue.markUsed();
           return { messageCount: existing.queue.depth, consumerCount: existing.queue.consumerCount };
         }
-        const args = parseQueueArguments(op.arguments, op.name);
+        const { raw, parsed: args } = this.#sharedArguments(op.arguments, op.name);
         const queue = new MessageQueue(op.name, this.#deliver, this.#allocateTag, {
           arguments: args,
           now: this.#now,
@@ -156,14 +164,14 @@ export class ShardTopology implements ReplayTarget {
           gauges: this.#gauges,
         });
         if (op.durable && !op.exclusive) this.#durability.log(op);
-        const topicBuffer = topicBufferOf(queue, op.exclusive, op.autoDelete, op.arguments);
+        const topicBuffer = topicBufferOf(queue, op.exclusive, op.autoDelete, raw);
         if (topicBuffer !== null) this.#flow.register(topicBuffer);
         const local: LocalQueue = {
           queue,
           durable: op.durable,
           exclusive: op.exclusive,
           autoDelete: op.autoDelete,
-          arguments: op.arguments,
+          arguments: raw,
           hadConsumer: false,
           topicBuffer,
         };
@@ -274,6 +282,17 @@ export class ShardTopology implements ReplayTarget {
   stopIdleSweep(): void {
     if (this.#idleTimer !== null) clearInterval(this.#idleTimer);
     this.#idleTimer = null;
+  }
+
+  /** One shared (raw, parsed) pair per distinct argument table; throws QueueArgumentError as parsing does. */
+  #sharedArguments(args: Record<string, unknown>, queueName: string): { raw: Record<string, unknown>; parsed: QueueArguments } {
+    const key = JSON.stringify(args);
+    const known = this.#argumentTables.get(key);
+    if (known !== undefined) return known;
+    const entry = { raw: args, parsed: parseQueueArguments(args, queueName) };
+    if (this.#argumentTables.size >= ARGUMENT_TABLES_MAX) this.#argumentTables.clear();
+    this.#argumentTables.set(key, entry);
+    return entry;
   }
 
   /** Publishes the ready/unacked totals to the shared counters (kept as messages move: no walk). */

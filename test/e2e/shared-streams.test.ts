@@ -118,6 +118,39 @@ describe('e2e - shared streams', () => {
     await waitFor(() => e.length >= 40 && l.length >= 20, 5000, 'both');
     expect(l).toEqual(Array.from({ length: 20 }, (_, i) => `b${i}`));
   });
+
+  it('a stream of one member is sent to it directly; a second member moves it to a uWS topic with no gap or duplicate for the first', async () => {
+    const first = await open();
+    const f: string[] = [];
+    await first.subscribe('/topic/solo.x', {}, (m) => void f.push(m.text()));
+    const pub = await open();
+    const send = async (prefix: string): Promise<void> => {
+      for (let i = 0; i < 20; i++) pub.publishNoWait('/topic/solo.x', `${prefix}${i}`);
+      await pub.flush();
+    };
+    const run = (prefix: string): string[] => Array.from({ length: 20 }, (_, i) => `${prefix}${i}`);
+    await send('a');
+    await waitFor(() => f.length >= 20, 5000, 'the only member');
+    const second = await open();
+    const g: string[] = [];
+    const subSecond = await second.subscribe('/topic/solo.x', {}, (m) => void g.push(m.text()));
+    await send('b');
+    await waitFor(() => f.length >= 40 && g.length >= 20, 5000, 'both members');
+    // The first one leaves; the second (now alone on the topic) goes on, then a third joins.
+    await first.close();
+    await send('c');
+    await waitFor(() => g.length >= 40, 5000, 'the second after the first left');
+    const third = await open();
+    const t: string[] = [];
+    await third.subscribe('/topic/solo.x', {}, (m) => void t.push(m.text()));
+    await send('d');
+    await waitFor(() => g.length >= 60 && t.length >= 20, 5000, 'second and third');
+    await new Promise((r) => setTimeout(r, 100)); // nothing more arrives
+    expect(f).toEqual([...run('a'), ...run('b')]);
+    expect(g).toEqual([...run('b'), ...run('c'), ...run('d')]);
+    expect(t).toEqual(run('d'));
+    await subSecond.unsubscribe();
+  });
 });
 
 describe('e2e - shared streams across a shard restart', () => {
@@ -239,6 +272,41 @@ describe('e2e - shared streams, a slow member (--slow-consumer drop)', () => {
       expect((stats.slowConsumers as unknown as { streamDropped: number }).streamDropped).toBe(stalledSub.brokerDropped);
     } finally {
       await Promise.all([healthy.close(), stalled.close(), pub.close()]);
+    }
+  }, 60_000);
+
+  it('a stream with a single member that stalls: it gets the newest --topic-buffer and is told exactly how many it lost', async () => {
+    const stalled = await connect(broker.url);
+    const pub = await connect(broker.url);
+    try {
+      const s: number[] = [];
+      let release: () => void = () => undefined;
+      const held = new Promise<void>((r) => {
+        release = r;
+      });
+      const stalledSub = await stalled.subscribe('/topic/slow.solo', { bufferSize: 16 }, async (m) => {
+        s.push(Number(m.text().split(':')[0]));
+        if (s.length === 1) await held;
+      });
+      const n = 30_000;
+      const pad = 'x'.repeat(2048);
+      const pending: Promise<void>[] = [];
+      for (let i = 0; i < n; i++) {
+        pub.publishNoWait('/topic/slow.solo', `${i}:${pad}`);
+        if ((i + 1) % 1024 === 0) {
+          pending.push(pub.flush());
+          if (pending.length >= 4) await pending.shift();
+        }
+      }
+      await Promise.all([...pending, pub.flush()]);
+      release();
+      await waitFor(() => s.length + stalledSub.brokerDropped >= n, 20_000, 'the stalled member caught up or was told');
+      expect(s.every((x, i) => i === 0 || x > s[i - 1])).toBe(true);
+      expect(stalledSub.brokerDropped).toBeGreaterThan(0);
+      expect(s.length + stalledSub.brokerDropped).toBe(n);
+      expect(s.slice(-2000)).toEqual(Array.from({ length: 2000 }, (_, i) => n - 2000 + i));
+    } finally {
+      await Promise.all([stalled.close(), pub.close()]);
     }
   }, 60_000);
 });

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { BROKER_V8_FLAGS } from '../cli/gc-tuning.js';
 import { extraNodeArgs, nodeScriptArgs, stopChild } from './child.js';
 import { processCpuSeconds, processRssBytes } from './proc.js';
 
@@ -24,8 +25,13 @@ export interface BrokerProcess {
  */
 export const BENCH_NODE_ARGS_ENV = 'SHARDMQ_BENCH_NODE_ARGS';
 
+/** Node's arguments for a broker: its V8 flags as `npm start` and bin/shardmq.js pass them (src/cli/gc-tuning.ts), any extra ones, the CLI. */
+export function brokerNodeArgs(): string[] {
+  return [...BROKER_V8_FLAGS, ...extraNodeArgs(BENCH_NODE_ARGS_ENV), ...nodeScriptArgs(new URL('../cli/main.js', import.meta.url))];
+}
+
 export async function startBrokerProcess(args: readonly string[] = []): Promise<BrokerProcess> {
-  const nodeArgs = [...extraNodeArgs(BENCH_NODE_ARGS_ENV), ...nodeScriptArgs(new URL('../cli/main.js', import.meta.url))];
+  const nodeArgs = brokerNodeArgs();
   const child = spawn(
     process.execPath,
     [...nodeArgs, 'serve', '--host', '127.0.0.1', '--port', '0', '--amqp-port', '0', '--log-level', 'info', ...args],

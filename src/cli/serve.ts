@@ -18,6 +18,7 @@ const VALUE_NAMES: Readonly<Record<string, string>> = {
 };
 import { createLogger } from '../log/logger.js';
 import { Broker } from '../front/broker.js';
+import { tuneGcForLatency } from './gc-tuning.js';
 
 /** `shardmq serve`: runs the broker until SIGINT/SIGTERM, then drains and exits 0. */
 /** Every CONFIG_SPECS flag, with its meaning and default from FLAG_HELP and its SHARDMQ_* variable. */
@@ -61,6 +62,7 @@ export async function serve(args: string[]): Promise<number> {
     throw err;
   }
   const log = createLogger(config.logLevel);
+  tuneGcForLatency();
   const broker = new Broker(config, log);
   await broker.start();
   log.info(

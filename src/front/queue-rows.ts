@@ -7,8 +7,7 @@
  */
 import type { BrokerContext } from './context.js';
 import type { QueueMeta } from '../control/topology.js';
-import { QUEUE_STAT_KEYS } from '../queue/types.js';
-import { figuresAt, type QueueFigures } from '../shard/queue-figures.js';
+import { FIGURE_STAT_KEYS, figuresAt, type QueueFigures } from '../shard/queue-figures.js';
 
 /** Rates are computed against the previous sample when it is at most this old. */
 const RATE_WINDOW_MS = 60_000;
@@ -16,7 +15,7 @@ const RATE_WINDOW_MS = 60_000;
 const RATE_SWEEP_EVERY = 10_000;
 
 /** `"published":0,"delivered":0,…`: the keys are fixed, so their quoted forms are made once. */
-const STAT_PREFIXES = QUEUE_STAT_KEYS.map((key, k) => `${k === 0 ? '' : ','}${JSON.stringify(key)}:`);
+const STAT_PREFIXES = FIGURE_STAT_KEYS.map((key, k) => `${k === 0 ? '' : ','}${JSON.stringify(key)}:`);
 
 /**
  * The rows of the queues in `names` that still exist, in order, as JSON texts; each shard is asked
@@ -72,8 +71,8 @@ function queueRow(meta: QueueMeta, f: QueueFigures | undefined, rates: RateSampl
   );
 }
 
-const DELIVERED = QUEUE_STAT_KEYS.indexOf('delivered');
-const ACKED = QUEUE_STAT_KEYS.indexOf('acked');
+const DELIVERED = FIGURE_STAT_KEYS.indexOf('delivered');
+const ACKED = FIGURE_STAT_KEYS.indexOf('acked');
 
 function num(n: number): string {
   return Number.isFinite(n) ? String(n) : 'null';

@@ -7,6 +7,9 @@
  */
 import { QUEUE_STAT_KEYS, type QueueStats } from '../queue/types.js';
 
+/** The stats in a packed row, in order (QueueStats' keys, as the management API lists them). */
+export const FIGURE_STAT_KEYS = QUEUE_STAT_KEYS;
+
 /** Before the stats: ready messages, consumers, unacked, ready payload bytes. */
 const HEAD = 4;
 export const FIGURES_PER_QUEUE = HEAD + QUEUE_STAT_KEYS.length;

@@ -30,20 +30,32 @@ export class LatencyProbe {
 
   /**
    * Publishes at SCALE_LATENCY_RATE for `ms` after a 0.5 s warm-up and returns the sorted latencies
-   * (ms); `during`, when given, runs alongside from the start of the measured part.
+   * (ms); `during`, when given, runs alongside from the start of the measured part, and the
+   * measurement goes on until it has finished too (all of it is measured, however long it takes).
    */
   async run(ms: number, during?: () => Promise<void>): Promise<number[]> {
     const warmMs = 500;
     const start = performance.now();
     let sent = 0;
     let side: Promise<void> | null = null;
+    let sideDone = false;
     this.#values = [];
     this.#measuring = false;
-    while (performance.now() - start < warmMs + ms) {
+    while (performance.now() - start < warmMs + ms || (side !== null && !sideDone)) {
       const now = performance.now();
       if (!this.#measuring && now - start >= warmMs) {
         this.#measuring = true;
-        if (during !== undefined) side = during();
+        if (during !== undefined) {
+          side = during();
+          side.then(
+            () => {
+              sideDone = true;
+            },
+            () => {
+              sideDone = true;
+            },
+          );
+        }
       }
       const due = Math.floor(((now - start) / 1000) * SCALE_LATENCY_RATE);
       while (sent < due) {

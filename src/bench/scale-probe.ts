@@ -46,15 +46,11 @@ export class LatencyProbe {
       if (!this.#measuring && now - start >= warmMs) {
         this.#measuring = true;
         if (during !== undefined) {
+          const finished = (): void => {
+            sideDone = true;
+          };
           side = during();
-          side.then(
-            () => {
-              sideDone = true;
-            },
-            () => {
-              sideDone = true;
-            },
-          );
+          side.then(finished, finished);
         }
       }
       const due = Math.floor(((now - start) / 1000) * SCALE_LATENCY_RATE);

@@ -9,15 +9,13 @@ import { runOpenLoop } from './open-loop.js';
 import { shardmqOpenLoop } from './open-loop-systems.js';
 import { ResourceMeter } from './proc.js';
 import { LatencyProbe, pct, sleep, timedGet, walkInChild } from './scale-probe.js';
+import { summarize } from './sample-stats.js';
+
+const median = (values: readonly number[]): number => summarize(values).median;
 
 const DECLARE_BATCH = 2000;
 /** Rounds of (without, with the walk) at the management point. */
 const WALK_ROUNDS = (quick: boolean): number => (quick ? 1 : 3);
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted.length === 0 ? NaN : sorted[(sorted.length - 1) >> 1];
-}
 
 export interface QueuePoint {
   readonly queues: number;

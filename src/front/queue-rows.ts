@@ -23,33 +23,27 @@ const STAT_PREFIXES = FIGURE_STAT_KEYS.map((key, k) => `${k === 0 ? '' : ','}${J
  */
 export async function queueRows(ctx: BrokerContext, rates: RateSampler, names: readonly string[]): Promise<string[]> {
   const metas: QueueMeta[] = [];
-  const byShard = new Map<number, string[]>();
+  // Per shard: its names among these, then its packed reply, read in the same order.
+  const byShard = new Map<number, { names: string[]; figures: Float64Array | null; next: number }>();
   for (const name of names) {
     const meta = ctx.topology.getQueue(name);
     if (meta === undefined) continue;
     metas.push(meta);
-    const list = byShard.get(meta.shard);
-    if (list === undefined) byShard.set(meta.shard, [name]);
-    else list.push(name);
+    const part = byShard.get(meta.shard);
+    if (part === undefined) byShard.set(meta.shard, { names: [name], figures: null, next: 0 });
+    else part.names.push(name);
   }
-  const shards = [...byShard.keys()];
-  const packed = await Promise.all(shards.map((shard) => ctx.supervisor.queueFigures(shard, byShard.get(shard) as string[])));
-  // Where each queue's figures sit: its shard's reply, at its position in that shard's list.
-  const replyOf = new Map<number, Float64Array | null>();
-  const nextIndex = new Map<number, number>();
-  shards.forEach((shard, i) => {
-    replyOf.set(shard, packed[i]);
-    nextIndex.set(shard, 0);
+  await Promise.all(
+    [...byShard].map(async ([shard, part]) => {
+      part.figures = await ctx.supervisor.queueFigures(shard, part.names);
+    }),
+  );
+  return metas.map((meta) => {
+    const part = byShard.get(meta.shard) as { figures: Float64Array | null; next: number };
+    const at = part.next++;
+    // A shard that is down answers nothing: the queue is listed with zero figures.
+    return queueRow(meta, part.figures === null ? undefined : figuresAt(part.figures, at), rates);
   });
-  const rows: string[] = [];
-  for (const meta of metas) {
-    const at = nextIndex.get(meta.shard) as number;
-    nextIndex.set(meta.shard, at + 1);
-    const reply = replyOf.get(meta.shard);
-    // A shard that is down answers nothing: the queue is listed with zero figures, as before.
-    rows.push(queueRow(meta, reply == null ? undefined : figuresAt(reply, at), rates));
-  }
-  return rows;
 }
 
 function queueRow(meta: QueueMeta, f: QueueFigures | undefined, rates: RateSampler): string {

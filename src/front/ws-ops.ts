@@ -6,6 +6,7 @@
 import type { BrokerContext } from './context.js';
 import { BrokerError, ErrorCode } from '../protocol/errors.js';
 import { AckModeCode, ConfirmStatus, NO_TOKEN, RecordKind } from '../protocol/ring-record-codec.js';
+import { pingShard } from './shard-ping.js';
 import { confirmRefusal } from '../control/confirm-tracker.js';
 import type { DeliveryFlush } from './delivery-flush.js';
 import type { DeliveryGroups } from './delivery-groups.js';
@@ -135,20 +136,9 @@ export class SessionOps {
     return true;
   }
 
-  /**
-   * Resolves once `shard` processed everything written to it before (a ping behind it); with
-   * `afterPublishes`, also every publish still held for it in main-thread memory.
-   */
-  pingShard(shard: number, afterPublishes = false): Promise<ConfirmStatus> {
-    return new Promise((resolve, reject) => {
-      const token = this.#ctx.confirms.allocate([shard], (status) => {
-        if (status === ConfirmStatus.ok) resolve(status);
-        else reject(new BrokerError(ErrorCode.shardUnavailable, `shard ${shard} restarted before answering`));
-      });
-      const handle = this.#ctx.shards[shard];
-      if (afterPublishes) handle.writeAfterPublishes((w) => w.ping(token));
-      else handle.writeControl((w) => w.ping(token));
-    });
+  /** Resolves once `shard` processed everything written to it before (front/shard-ping.ts). */
+  pingShard(shard: number, afterPublishes = false): Promise<void> {
+    return pingShard(this.#ctx, shard, afterPublishes);
   }
 
   /** Sends a JSON receipt once the shard has processed what this connection wrote before it. */

@@ -63,8 +63,8 @@ export class Supervisor {
   readonly handles: readonly ShardHandle[];
   readonly #opts: SupervisorOptions;
   readonly #slots: Slot[];
-  readonly #statsWaiters = new Map<number, (answer: AnswerReply) => void>();
-  #statsId = 0;
+  readonly #waiters = new Map<number, (answer: AnswerReply) => void>();
+  #requestId = 0;
   #stopping = false;
 
   constructor(opts: SupervisorOptions) {
@@ -121,13 +121,13 @@ export class Supervisor {
   #ask(index: number, request: Extract<ShardRequest, { readonly id: number }>, timeoutMs: number): Promise<AnswerReply | null> {
     const worker = this.#slots[index].worker;
     if (worker === null || !this.#slots[index].handle.alive) return Promise.resolve(null);
-    const id = ++this.#statsId;
+    const id = ++this.#requestId;
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
-        this.#statsWaiters.delete(id);
+        this.#waiters.delete(id);
         resolve(null);
       }, timeoutMs);
-      this.#statsWaiters.set(id, (answer) => {
+      this.#waiters.set(id, (answer) => {
         clearTimeout(timer);
         resolve(answer);
       });
@@ -202,8 +202,8 @@ export class Supervisor {
           handle.alive = true;
           resolve();
         } else if (msg.type === 'stats' || msg.type === 'figures') {
-          this.#statsWaiters.get(msg.id)?.(msg);
-          this.#statsWaiters.delete(msg.id);
+          this.#waiters.get(msg.id)?.(msg);
+          this.#waiters.delete(msg.id);
         }
       };
       worker.on('message', onMessage);

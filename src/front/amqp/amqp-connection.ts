@@ -16,7 +16,8 @@ import { decodeMethod, writeMethodFrame, type AnyMethod, type MethodArgs, type M
 import { messagePropertiesToAmqp, writeDeliverRaw } from '../../protocol/amqp/content.js';
 import { WireWriter } from '../../protocol/amqp/wire.js';
 import { decodeProperties } from '../../protocol/properties.js';
-import { ConfirmStatus, SUBSCRIBE_FLAG_EXCLUSIVE, type DeliverHead } from '../../protocol/ring-record-codec.js';
+import { SUBSCRIBE_FLAG_EXCLUSIVE, type DeliverHead } from '../../protocol/ring-record-codec.js';
+import { pingShard } from '../shard-ping.js';
 import type { HeaderTable } from '../../protocol/field-table.js';
 import { BrokerError, ErrorCode } from '../../protocol/errors.js';
 import type { PublishTarget } from '../../control/publish-path.js';
@@ -550,13 +551,7 @@ export class AmqpConnection implements FrameSink, ChannelHost {
   }
 
   ping(shard: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const token = this.ctx.confirms.allocate([shard], (status) => {
-        if (status === ConfirmStatus.ok) resolve();
-        else reject(new BrokerError(ErrorCode.shardUnavailable, `shard ${shard} restarted before answering`));
-      });
-      this.ctx.shards[shard].writeControl((w) => w.ping(token));
-    });
+    return pingShard(this.ctx, shard);
   }
 
   removeConsumer(c: AmqpConsumer, tellShard: boolean): void {

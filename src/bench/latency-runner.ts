@@ -10,6 +10,7 @@ import WebSocket from 'ws';
 import { HOP_NAMES, type HopName } from '../metrics/hop-trace.js';
 import type { ExportedHistogram } from '../metrics/latency-histogram.js';
 import { LatencyHistogram } from '../metrics/latency-histogram.js';
+import { countGcPauses, type GcMonitor, type GcPauses } from '../metrics/gc-monitor.js';
 import { ResourceMeter, type ResourceSample } from './proc.js';
 import { BenchWsClient } from './ws-binary-client.js';
 import { ChildChannel } from './child-channel.js';
@@ -36,6 +37,8 @@ export interface LatencyRun {
   /** The broker's hop trace over the measured part (a traced broker only). */
   readonly hops: Record<HopName, LatencyHistogram> | null;
   readonly threads: ThreadFigures | null;
+  /** The client process's own GC pauses over the measured part: latency the broker is not to blame for. */
+  readonly clientGc: GcPauses;
 }
 
 /** GC pauses and parks over the measured part, per second (from GET /v1/stats/latency). */
@@ -106,7 +109,7 @@ export function shardmqLatency(url: string, pid: number, traced: boolean): Laten
 }
 
 /** uWebSockets.js's built-in pub/sub (src/bench/uws-pubsub-server.ts): every message its own frame and app.publish. */
-export function uwsLatency(server: { readonly url: string; readonly pid: number }): LatencySystem {
+export function uwsLatency(server: { readonly url: string; readonly pid: number }, name = 'uWebSockets.js pub/sub'): LatencySystem {
   const connect = (path: string): Promise<WebSocket> =>
     new Promise((resolve, reject) => {
       const ws = new WebSocket(`${server.url}${path}`, { perMessageDeflate: false });
@@ -114,7 +117,7 @@ export function uwsLatency(server: { readonly url: string; readonly pid: number 
       ws.once('error', reject);
     });
   return {
-    name: 'uWebSockets.js pub/sub',
+    name,
     pid: server.pid,
     traceUrl: null,
     async open(onPayload) {
@@ -210,6 +213,8 @@ export async function runAtRate(system: LatencySystem, rate: number, warmSeconds
     let measuredFrom = 0;
     let sentAtMeasureStart = 0;
     let traceBefore: LatencyStatsAnswer | null = null;
+    const clientGc: GcPauses = { pauses: 0, pauseMs: 0, maxPauseMs: 0 };
+    let gcMonitor: GcMonitor | null = null;
     while (sent < total) {
       let now = performance.now();
       if (meter === null && now >= warmEnd) {
@@ -221,6 +226,7 @@ export async function runAtRate(system: LatencySystem, rate: number, warmSeconds
           now = fetched;
         }
         meter = new ResourceMeter([system.pid]);
+        gcMonitor = countGcPauses(clientGc);
         measuredFrom = now;
         sentAtMeasureStart = sent;
       }
@@ -245,6 +251,9 @@ export async function runAtRate(system: LatencySystem, rate: number, warmSeconds
     const drainDeadline = performance.now() + 3000;
     while (received < sent && performance.now() < drainDeadline) await new Promise((resolve) => setTimeout(resolve, 5));
     const resources = (meter ?? new ResourceMeter([system.pid])).stop();
+    // Entries arrive a little after their pause: let the last ones in before counting stops.
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    gcMonitor?.stop();
     const measuredSeconds = ((lastDeliverAt || performance.now()) - (measuredFrom || started)) / 1000;
     let hops: Record<HopName, LatencyHistogram> | null = null;
     let threads: ThreadFigures | null = null;
@@ -266,6 +275,7 @@ export async function runAtRate(system: LatencySystem, rate: number, warmSeconds
       resources,
       hops,
       threads,
+      clientGc,
     };
   } finally {
     await pair.close();
@@ -275,10 +285,10 @@ export async function runAtRate(system: LatencySystem, rate: number, warmSeconds
 /** A system the child can open, by what it needs to reach it. */
 export type LatencySystemSpec =
   | { readonly kind: 'shardmq'; readonly url: string; readonly pid: number; readonly traced: boolean }
-  | { readonly kind: 'uws'; readonly url: string; readonly pid: number };
+  | { readonly kind: 'uws'; readonly url: string; readonly pid: number; readonly name?: string };
 
 export function systemOf(spec: LatencySystemSpec): LatencySystem {
-  return spec.kind === 'shardmq' ? shardmqLatency(spec.url, spec.pid, spec.traced) : uwsLatency({ url: spec.url, pid: spec.pid });
+  return spec.kind === 'shardmq' ? shardmqLatency(spec.url, spec.pid, spec.traced) : uwsLatency(spec, spec.name);
 }
 
 /** What the child is asked to do (its argv[2], JSON). */

@@ -143,26 +143,28 @@ export function shardmqJsonOpenLoop(url: string, pid: number): OpenLoopSystem {
   };
 }
 
-/** uWebSockets.js pub/sub in its own process (uws-pubsub-server.ts). */
+/** uWebSockets.js pub/sub in its own process (uws-pubsub-server.ts, or ring-relay-server.ts: same endpoints). */
 export interface UwsPubSubServer {
   readonly url: string;
   readonly pid: number;
   stop(): Promise<void>;
 }
 
-export async function startUwsPubSub(): Promise<UwsPubSubServer> {
-  const child = spawn(process.execPath, nodeScriptArgs(new URL('./uws-pubsub-server.js', import.meta.url)), {
+export async function startUwsPubSub(
+  script: 'uws-pubsub-server.js' | 'ring-relay-server.js' = 'uws-pubsub-server.js',
+): Promise<UwsPubSubServer> {
+  const child = spawn(process.execPath, nodeScriptArgs(new URL(`./${script}`, import.meta.url)), {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('the uWS pub/sub server did not start in 20 s')), 20_000);
+    const timer = setTimeout(() => reject(new Error(`${script} did not start in 20 s`)), 20_000);
     child.stdout?.once('data', (d: Buffer) => {
       clearTimeout(timer);
       resolve((JSON.parse(d.toString()) as { url: string }).url);
     });
     child.once('exit', (code) => {
       clearTimeout(timer);
-      reject(new Error(`the uWS pub/sub server exited ${code}`));
+      reject(new Error(`${script} exited ${code}`));
     });
   });
   child.stdout?.resume();

@@ -32,6 +32,7 @@ describe('latency runner', () => {
       } as LatencyRun['resources'],
       hops,
       threads: null,
+      clientGc: { pauses: 3, pauseMs: 1.5, maxPauseMs: 0.75 },
     };
     const back = deserializeRun(JSON.parse(JSON.stringify(serializeRun(run))));
     expect(back.histogram.count).toBe(5);

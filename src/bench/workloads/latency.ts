@@ -52,6 +52,9 @@ const histogramCells = (h: LatencyHistogram): string[] => [
   usText(h.max),
 ];
 
+/** The bare two-hop relay (ring-relay-server.ts): what the shape of shardmq costs with no broker in it. */
+const RELAY_NAME = 'uWS + worker ring relay (floor)';
+
 export const latency: Workload = {
   name: 'latency',
   description:
@@ -62,12 +65,14 @@ export const latency: Workload = {
     const warm = ctx.quick ? 0.3 : 1;
     const byRate = new Map<string, LatencyRun[]>();
     const uwsRuns: LatencyRun[] = [];
+    const relayRuns: LatencyRun[] = [];
     const tracedRuns: LatencyRun[] = [];
     let max = ctx.results.ws_1to1_msgs_per_s;
     let maxSource = 'ws-fanout 1→1 median, same run';
     let broker: BrokerProcess | null = null;
     let traced: BrokerProcess | null = null;
     let uws: UwsPubSubServer | null = null;
+    let relay: UwsPubSubServer | null = null;
     const report = (label: string, round: number, rate: number, r: LatencyRun): void => {
       const h = r.histogram;
       ctx.progress(
@@ -79,9 +84,11 @@ export const latency: Workload = {
       broker = await startBrokerProcess([]);
       traced = await startBrokerProcess(['--latency-sample', '1']);
       uws = await startUwsPubSub();
+      relay = await startUwsPubSub('ring-relay-server.js');
       const shardmq: LatencySystemSpec = { kind: 'shardmq', url: broker.url, pid: broker.pid, traced: false };
       const tracing: LatencySystemSpec = { kind: 'shardmq', url: traced.url, pid: traced.pid, traced: true };
       const reference: LatencySystemSpec = { kind: 'uws', url: uws.url, pid: uws.pid };
+      const floor: LatencySystemSpec = { kind: 'uws', url: relay.url, pid: relay.pid, name: RELAY_NAME };
       const nameOf = (spec: LatencySystemSpec): string => systemOf(spec).name;
       const runAt = (system: LatencySystemSpec, rate: number, warmSeconds: number, runSeconds: number): Promise<LatencyRun> =>
         runAtRateInChild({ system, rate, warmSeconds, seconds: runSeconds });
@@ -103,11 +110,12 @@ export const latency: Workload = {
         into: (r: LatencyRun) => byRate.set(name as string, [...(byRate.get(name as string) ?? []), r]),
       }));
       steps.push({ name: 'uws', rate: 10_000, system: reference, into: (r) => uwsRuns.push(r) });
+      steps.push({ name: 'relay', rate: 10_000, system: floor, into: (r) => relayRuns.push(r) });
       steps.push({ name: 'traced', rate: 10_000, system: tracing, into: (r) => tracedRuns.push(r) });
       // A fresh process's first seconds are not its steady state (JIT tiers, the first full GC of
       // what start-up allocated: a 6 ms main-thread pause measured in the first run): each server
       // gets one discarded run at 10k msg/s before the measured rounds, for every system alike.
-      for (const system of [shardmq, tracing, reference]) {
+      for (const system of [shardmq, tracing, reference, floor]) {
         const r = await runAt(system, 10_000, 0, ctx.quick ? 1 : 3);
         ctx.progress(
           `latency warm-up (discarded), ${nameOf(system)}: p99 ${usText(r.histogram.percentile(99))}, p99.9 ${usText(r.histogram.percentile(99.9))}`,
@@ -124,6 +132,7 @@ export const latency: Workload = {
       await broker?.stop();
       await traced?.stop();
       await uws?.stop();
+      await relay?.stop();
     }
     const figures: Record<string, number> = { latency_max_rate_basis_msgs_per_s: max };
     const rows: (string | number)[][] = [];
@@ -175,7 +184,37 @@ export const latency: Workload = {
         );
       }
     }
+    if (relayRuns.length > 0 && uwsRuns.length > 0) {
+      rows.push(rowOf(`${RELAY_NAME}, 10.0 k msg/s`, relayRuns));
+      const r = merge(relayRuns);
+      figures.latency_relay_p50_us_at_10k = r.percentile(50);
+      figures.latency_relay_p99_us_at_10k = r.percentile(99);
+      figures.latency_relay_p999_us_at_10k = r.percentile(99.9);
+      const perRound = (num: readonly LatencyRun[], den: readonly LatencyRun[]): number =>
+        summarize(num.map((x, i) => x.histogram.percentile(99) / (den[i]?.histogram.percentile(99) ?? NaN)).filter(Number.isFinite)).median;
+      figures.latency_relay_p99_vs_uws_ratio_at_10k = perRound(relayRuns, uwsRuns);
+      const ours = byRate.get('10k') ?? [];
+      if (ours.length > 0) figures.latency_p99_vs_relay_ratio_at_10k = perRound(ours, relayRuns);
+      ratioNotes.push(
+        `the two-hop floor (${RELAY_NAME}: uWS main thread → SPSC ring → worker → SPSC ring → main thread → app.publish, parked and woken as the broker's threads, no broker code; src/bench/ring-relay-server.ts) ÷ uWebSockets.js pub/sub, p99 at 10,000 msg/s: ${figures.latency_relay_p99_vs_uws_ratio_at_10k.toFixed(2)}×` +
+          (ours.length > 0 ? `; shardmq ÷ that floor: ${figures.latency_p99_vs_relay_ratio_at_10k.toFixed(2)}×` : ''),
+      );
+    }
     if (tracedRuns.length > 0) rows.push(rowOf('shardmq --latency-sample 1, 10.0 k msg/s', tracedRuns));
+    const clientGc = (rs: readonly LatencyRun[]): string => {
+      const secs = rs.reduce((n, r) => n + r.seconds, 0);
+      const pauses = rs.reduce((n, r) => n + r.clientGc.pauses, 0);
+      const ms = rs.reduce((n, r) => n + r.clientGc.pauseMs, 0);
+      const worst = Math.max(0, ...rs.map((r) => r.clientGc.maxPauseMs));
+      return `${(pauses / secs).toFixed(1)} pauses/s, ${(ms / secs).toFixed(1)} ms/s, worst ${worst.toFixed(2)} ms`;
+    };
+    const clientGcNotes = [
+      ['shardmq', byRate.get('10k') ?? []],
+      ['uWS', uwsRuns],
+      ['relay', relayRuns],
+    ]
+      .filter(([, rs]) => (rs as LatencyRun[]).length > 0)
+      .map(([name, rs]) => `${name as string} ${clientGc(rs as LatencyRun[])}`);
     const p99 = figures.latency_p99_us_at_10k;
     const p999 = figures.latency_p999_us_at_10k;
     const columns = [
@@ -206,6 +245,7 @@ export const latency: Workload = {
           `before the measured rounds each server (both shardmq brokers and uWS) had one discarded ${ctx.quick ? 1 : 3} s run at 10,000 msg/s: a fresh process's JIT tiers and its first full GC of start-up garbage are not its steady state`,
           'the publisher wakes about every millisecond (setTimeout) and sends what is due as one write stamped with the send time (shardmq: one PUBLISH_BATCH frame; uWebSockets.js: one frame per message, corked into one write); "worst send lag" is how far a send ran behind its schedule (latency that the stamp does not see)',
           'uWebSockets.js pub/sub: src/bench/uws-pubsub-server.ts, one thread, `app.publish` per message, `ws` clients; the shardmq broker with `--latency-sample 1` traces every publish hop by hop (next table)',
+          `the client process's own GC at 10,000 msg/s (in every figure, not the server's doing): ${clientGcNotes.join('; ')}`,
           `goal (design.md §4) at 10,000 msg/s: p99 ≤ 1 ms — ${p99 <= 1000 ? 'met' : 'not met'} (${usText(p99)}); p99.9 ≤ 3 ms — ${p999 <= 3000 ? 'met' : 'not met'} (${usText(p999)})`,
         ],
       },

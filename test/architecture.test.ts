@@ -17,7 +17,7 @@ import { describe, expect, it } from 'vitest';
 type Graph = Map<string, Set<string>>;
 
 const SRC = resolve(import.meta.dirname, '../src');
-const PURE = ['ring', 'protocol', 'router', 'queue', 'store'];
+const PURE = ['ring', 'protocol', 'router', 'queue', 'store', 'stream'];
 const UPPER = ['shard', 'front', 'control', 'cli'];
 const SINGLE_THREADED = ['router', 'queue', 'control'];
 

@@ -10,7 +10,8 @@
  */
 import { isExchangeType, type ExchangeInfo } from '../router/exchange-registry.js';
 import { withBrokerErrors } from './router-errors.js';
-import { parseQueueArguments, QueueArgumentError } from '../queue/queue-arguments.js';
+import { QueueArgumentError } from '../queue/queue-arguments.js';
+import { checkQueueDeclaration } from '../stream/stream-arguments.js';
 import { BrokerError, ErrorCode } from '../protocol/errors.js';
 import type { Topology, QueueMeta, QueueOptions } from './topology.js';
 import type { ShardCalls, ManageAnswer } from './shard-calls.js';
@@ -32,6 +33,15 @@ export interface QueueDeclare extends QueueOptions {
   readonly passive: boolean;
   /** A server-named queue's prefix when not `amq.gen-` (AMQP direct reply-to's queues). */
   readonly serverNamePrefix?: string;
+}
+
+/** One answer of Management.streamRead (shard/shard-streams.ts StreamReadAnswer). */
+export interface StreamRead {
+  readonly first_offset: number;
+  readonly next_offset: number;
+  readonly skipped: number;
+  /** One serialised JSON object per entry. */
+  readonly lines: readonly string[];
 }
 
 export interface QueueDeclareOk {
@@ -90,7 +100,7 @@ export class Management {
   async declareQueue(d: QueueDeclare, connection: number): Promise<QueueDeclareOk> {
     if (!d.passive) {
       try {
-        parseQueueArguments(d.arguments as Record<string, unknown>, d.name);
+        checkQueueDeclaration(d.arguments as Record<string, unknown>, d.name, d);
       } catch (err) {
         if (err instanceof QueueArgumentError) throw new BrokerError(ErrorCode.preconditionFailed, err.message);
         throw err;
@@ -103,6 +113,37 @@ export class Management {
       check(answer);
     }
     return { queue: queue.name, messageCount: answer.result.messageCount ?? 0, consumerCount: answer.result.consumerCount ?? 0, created };
+  }
+
+  /** A stream queue's figures (GET /v1/streams/<name>). */
+  async streamInfo(name: string): Promise<Readonly<Record<string, unknown>>> {
+    const queue = this.#streamQueue(name);
+    const answer = await this.#calls.call(queue.shard, { op: 'streamInfo', queue: name });
+    check(answer);
+    return answer.result.stream ?? {};
+  }
+
+  /**
+   * Up to `limit` entries of a stream from where `offset` (an x-stream-offset value) says, in one
+   * answer of at most the shard's read budget: callers wanting more ask again from `next_offset`.
+   */
+  async streamRead(name: string, offset: unknown, limit: number): Promise<StreamRead> {
+    const queue = this.#streamQueue(name);
+    const answer = await this.#calls.call(queue.shard, { op: 'streamRead', queue: name, offset, limit });
+    check(answer);
+    return answer.result.stream as unknown as StreamRead;
+  }
+
+  #streamQueue(name: string): QueueMeta {
+    const queue = this.#topology.getQueue(name);
+    if (queue === undefined) throw new BrokerError(ErrorCode.notFound, `no queue '${name}' in vhost '/'`);
+    if (queue.arguments['x-queue-type'] !== 'stream') {
+      throw new BrokerError(
+        ErrorCode.preconditionFailed,
+        `queue '${name}' in vhost '/' is not a stream (declare it with x-queue-type 'stream')`,
+      );
+    }
+    return queue;
   }
 
   /**

@@ -1,5 +1,5 @@
 import type { ShardHandle } from '../shard/shard-handle.js';
-import type { GetOp, ManageOp, ManageResult } from '../protocol/ring-record-codec.js';
+import type { GetOp, ManageOp, ManageResult, StreamOp } from '../protocol/ring-record-codec.js';
 
 export interface ManageAnswer {
   readonly ok: boolean;
@@ -24,7 +24,7 @@ export class ShardCalls {
   }
 
   /** Sends `op` to `shard` and resolves with its answer (or a shard_unavailable error). */
-  call(shard: number, op: ManageOp | GetOp, connectionId = 0): Promise<ManageAnswer> {
+  call(shard: number, op: ManageOp | GetOp | StreamOp, connectionId = 0): Promise<ManageAnswer> {
     const token = this.#token();
     return new Promise((resolve) => {
       const timer = setTimeout(() => {

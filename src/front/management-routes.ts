@@ -211,7 +211,72 @@ export function registerManagementRoutes(uwsApp: TemplatedApp, ctx: BrokerContex
   };
   app.post('/v1/bindings', (res, _req, principal) => binding(res, true, principal));
   app.del('/v1/bindings', (res, _req, principal) => binding(res, false, principal));
+
+  // Streams (x-queue-type: stream): their figures, and their entries from an offset as NDJSON.
+  app.get('/v1/streams/:name', (res, req) => {
+    const name = param(req, 0);
+    run(res, ctx.refusals, async () => [200, await m.streamInfo(name)]);
+  });
+  app.get('/v1/streams/:name/messages', (res, req) => {
+    const name = param(req, 0);
+    const state = watchAbort(res);
+    const rawLimit = req.getQuery('limit');
+    const rawOffset = req.getQuery('offset');
+    const rawTimestamp = req.getQuery('timestamp');
+    void (async () => {
+      const limit = rawLimit === undefined || rawLimit === '' ? STREAM_READ_DEFAULT_LIMIT : Number(rawLimit);
+      if (!Number.isInteger(limit) || limit < 1 || limit > STREAM_READ_MAX_LIMIT) {
+        throw new BrokerError(
+          ErrorCode.badRequest,
+          `limit must be an integer from 1 to ${STREAM_READ_MAX_LIMIT} (got ${JSON.stringify(rawLimit)})`,
+        );
+      }
+      if (rawTimestamp !== undefined && rawOffset !== undefined)
+        throw new BrokerError(ErrorCode.badRequest, 'give offset or timestamp, not both');
+      let offset: unknown = rawOffset === undefined || rawOffset === '' ? 'first' : rawOffset;
+      if (rawTimestamp !== undefined) {
+        const ms = /^\d+$/.test(rawTimestamp) ? Number(rawTimestamp) : rawTimestamp;
+        offset = { timestamp: ms };
+      }
+      // One shard answer carries a bounded number of bytes: ask again from where it stopped.
+      const first = await m.streamRead(name, offset, limit);
+      const lines = [...first.lines];
+      let bytes = lines.reduce((n, l) => n + l.length, 0);
+      let next = first.next_offset;
+      while (lines.length < limit && lines.length > 0 && bytes < STREAM_READ_MAX_RESPONSE_CHARS) {
+        const more = await m.streamRead(name, next, limit - lines.length);
+        if (more.lines.length === 0) break;
+        lines.push(...more.lines);
+        for (const l of more.lines) bytes += l.length;
+        next = more.next_offset;
+        if (state.aborted) return null;
+      }
+      return { lines, next, first: first.first_offset, skipped: first.skipped };
+    })().then(
+      (out) => {
+        if (out === null || state.aborted) return;
+        res.cork(() => {
+          res.writeStatus('200 OK');
+          res.writeHeader('content-type', 'application/x-ndjson');
+          res.writeHeader('x-stream-first-offset', String(out.first));
+          res.writeHeader('x-stream-next-offset', String(out.next));
+          res.writeHeader('x-stream-skipped', String(out.skipped));
+          res.end(out.lines.length === 0 ? '' : out.lines.join('\n') + '\n');
+        });
+      },
+      (err: unknown) => {
+        const e = err instanceof BrokerError ? err : new BrokerError(ErrorCode.internal, (err as Error).message);
+        sendRefusal(res, ctx.refusals, e.status, { error: e.code, message: e.message }, state);
+      },
+    );
+  });
 }
+
+/** Entries a stream read answers with when no limit is given, and the most it takes. */
+const STREAM_READ_DEFAULT_LIMIT = 100;
+const STREAM_READ_MAX_LIMIT = 10_000;
+/** A response stops growing past this (JSON characters): the client goes on from x-stream-next-offset. */
+const STREAM_READ_MAX_RESPONSE_CHARS = 16 * 1024 * 1024;
 
 function param(req: HttpRequest, i: number): string {
   const raw = req.getParameter(i);

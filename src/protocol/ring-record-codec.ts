@@ -187,7 +187,7 @@ export class InboundWriter extends RingRecordWriter {
   }
 
   /** A topology operation for the shard, answered by a manageReply carrying `token`. */
-  manage(connectionId: number, token: number, op: ManageOp | GetOp): boolean {
+  manage(connectionId: number, token: number, op: ManageOp | GetOp | StreamOp): boolean {
     return writeJson(this.producer, this.buf, RecordKind.manage, connectionId, token, 0, JSON.stringify(op));
   }
 
@@ -458,6 +458,13 @@ export interface GetOp {
   ackMode: number;
 }
 
+/**
+ * Reads of a stream queue (shard/shard-streams.ts), sent as manage records so the answer rides the
+ * manageReply path: its figures, or up to `limit` entries from where `offset` (an x-stream-offset
+ * value) says.
+ */
+export type StreamOp = { op: 'streamInfo'; queue: string } | { op: 'streamRead'; queue: string; offset: unknown; limit: number };
+
 /** A manage answer: counts on success, an error otherwise, or an event such as an auto-deleted queue. */
 export interface ManageResult {
   readonly messageCount?: number;
@@ -468,6 +475,8 @@ export interface ManageResult {
   readonly queue?: string;
   /** basic.get: whether a message was delivered (before this answer). */
   readonly delivered?: boolean;
+  /** streamInfo / streamRead: the stream's figures, or the entries read (shard/shard-streams.ts). */
+  readonly stream?: Readonly<Record<string, unknown>>;
 }
 
 /** Reads records in place from a ring's bytes. */

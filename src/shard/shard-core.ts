@@ -31,6 +31,7 @@ import {
   type GetOp,
   type ManageOp,
   type OutboundWriter,
+  type StreamOp,
   type RecordReader,
 } from '../protocol/ring-record-codec.js';
 import { monotonicMs } from '../metrics/clock.js';
@@ -42,6 +43,7 @@ import { ShardDurability, type RecoverySummary } from './shard-durability.js';
 import { ShardExpiryTimer } from './shard-expiry-timer.js';
 import { ShardFlow } from './shard-flow.js';
 import { ShardOutbound } from './shard-outbound.js';
+import type { ShardStreams } from './shard-streams.js';
 import { ShardSubscriptions } from './shard-subscriptions.js';
 import { ShardTopology, type QueueStats } from './shard-topology.js';
 
@@ -75,6 +77,7 @@ export class ShardCore {
   readonly #topology: ShardTopology;
   readonly #expiryTimer: ShardExpiryTimer;
   readonly #flow: ShardFlow;
+  readonly #streams: ShardStreams;
   /** The topology's, held here too so the publish path reaches them without a call. */
   readonly #queues: ReadonlyMap<string, LocalQueue>;
   readonly #registry: ExchangeRegistry<string, MessageQueue>;
@@ -117,6 +120,7 @@ export class ShardCore {
     this.#durability = durability;
     this.#topology = topology;
     this.#queues = topology.queues;
+    this.#streams = topology.streams;
     this.#registry = topology.registry;
     this.#expiryTimer = new ShardExpiryTimer(expiry, topology.queues, outbound, now);
   }
@@ -165,7 +169,9 @@ export class ShardCore {
         break;
       case RecordKind.manage: {
         const { connectionId, token, body } = r.json(offset);
-        if ((body as GetOp).op === 'get') this.#processGet(connectionId, token, body as GetOp);
+        const op = (body as { op: string }).op;
+        if (op === 'get') this.#processGet(connectionId, token, body as GetOp);
+        else if (op === 'streamInfo' || op === 'streamRead') this.#topology.processStream(connectionId, token, body as StreamOp);
         else this.#topology.processManage(connectionId, token, body as ManageOp);
         break;
       }
@@ -186,6 +192,7 @@ export class ShardCore {
     this.#batchAt = 0;
     this.#outbound.republishDeadLetters();
     this.#flow.endBatch();
+    this.#streams.endBatch();
     this.#durability.endBatch();
     this.#topology.refreshMessageGauges();
     this.#expiryTimer.arm();
@@ -262,9 +269,11 @@ export class ShardCore {
     let payload: Uint8Array | null = null;
     /** The log position the confirm must wait for (0: nothing of this record was persisted). */
     let durableLsn = 0;
+    const streams = this.#streams;
     for (let i = 0; i < targets.length; i++) {
       const queue = targets[i];
       if (deadLettered && this.#isCycle(queue.name, properties)) continue;
+      if (streams.size > 0 && streams.append(queue, rec, buf)) continue;
       const consumer = queue.nextIdleConsumer(rec.payloadLength);
       if (consumer !== null && consumer.ackMode === 'auto') {
         // Fast path: the queue is empty and its next consumer takes it as is. Write the delivery
@@ -407,6 +416,16 @@ export class ShardCore {
       this.#outbound.error(rec.connectionId, rec.subscriptionId, 'not_found', `no queue '${rec.queue}' in vhost '/'`);
       return;
     }
+    if (this.#streams.isStream(rec.queue)) {
+      // Said, not silent: stream consumers (x-stream-offset, credit, stored offsets) are the next step of issue 16.
+      this.#outbound.error(
+        rec.connectionId,
+        rec.subscriptionId,
+        'unsupported',
+        `consuming stream queue '${rec.queue}' is not supported yet: read it from an offset with GET /v1/streams/${rec.queue}/messages`,
+      );
+      return;
+    }
     const exclusive = (rec.flags & SUBSCRIBE_FLAG_EXCLUSIVE) !== 0;
     const conflict = this.#subscriptions.exclusiveConflict(local, exclusive);
     if (conflict !== null) {
@@ -444,6 +463,14 @@ export class ShardCore {
     const local = this.#queues.get(op.queue);
     if (local === undefined) {
       this.#outbound.manageReply(connectionId, token, 1, { code: 'not_found', message: `no queue '${op.queue}' in vhost '/'` });
+      return;
+    }
+    if (this.#streams.isStream(op.queue)) {
+      // As RabbitMQ (basic.get is refused on a stream): a stream is read from an offset.
+      this.#outbound.manageReply(connectionId, token, 1, {
+        code: 'unsupported',
+        message: `basic.get is not supported by stream queue '${op.queue}' in vhost '/': read it from an offset (GET /v1/streams/${op.queue}/messages)`,
+      });
       return;
     }
     let sub = this.#subscriptions.get(connectionId, op.subscription);

@@ -1,10 +1,12 @@
 import { MessageQueue } from '../queue/message-queue.js';
 import { MessageGauges } from '../queue/message-gauges.js';
 import type { ExpiryScheduler } from '../queue/expiry-scheduler.js';
-import { parseQueueArguments, QueueArgumentError, type QueueArguments } from '../queue/queue-arguments.js';
+import { NO_QUEUE_ARGUMENTS, parseQueueArguments, QueueArgumentError, type QueueArguments } from '../queue/queue-arguments.js';
+import { StreamOffsetError } from '../stream/offset-spec.js';
+import { parseStreamArguments, queueTypeOf, refuseStreamArguments, type StreamArguments } from '../stream/stream-arguments.js';
 import type { DeliverFn } from '../queue/types.js';
 import { ExchangeRegistry, RouterError } from '../router/exchange-registry.js';
-import { NO_TOKEN, type ManageOp, type ManageResult } from '../protocol/ring-record-codec.js';
+import { NO_TOKEN, type ManageOp, type ManageResult, type StreamOp } from '../protocol/ring-record-codec.js';
 import { CounterSlot } from '../metrics/shard-counters.js';
 import type { LocalQueue } from './local-queue.js';
 import type { ReplayTarget, ShardDurability } from './shard-durability.js';
@@ -12,6 +14,7 @@ import type { ShardOutbound } from './shard-outbound.js';
 import type { ShardSubscriptions } from './shard-subscriptions.js';
 import { topicBufferOf, type ShardFlow } from './shard-flow.js';
 import { packFigures } from './queue-figures.js';
+import { ShardStreams } from './shard-streams.js';
 
 /** How often idle queues (x-expires) are looked for. */
 const IDLE_SWEEP_MS = 1000;
@@ -76,8 +79,11 @@ export class ShardTopology implements ReplayTarget {
   readonly #gauges = new MessageGauges();
   readonly #registry: ExchangeRegistry<string, MessageQueue>;
   #idleTimer: NodeJS.Timeout | null = null;
+  /** The stream queues among #queues (x-queue-type: stream). */
+  readonly streams: ShardStreams;
 
   constructor(parts: ShardTopologyParts) {
+    this.streams = new ShardStreams(parts.now);
     this.#now = parts.now;
     this.#counters = parts.counters;
     this.#deliver = parts.deliver;
@@ -152,9 +158,20 @@ export class ShardTopology implements ReplayTarget {
         if (existing !== undefined) {
           // A redeclare counts as use: it renews an x-expires lease, as in RabbitMQ.
           existing.queue.markUsed();
-          return { messageCount: existing.queue.depth, consumerCount: existing.queue.consumerCount };
+          return { messageCount: this.#depth(existing.queue), consumerCount: existing.queue.consumerCount };
         }
-        const { raw, parsed: args } = this.#sharedArguments(op.arguments, op.name);
+        let streamArgs: StreamArguments | null = null;
+        if (queueTypeOf(op.arguments, op.name) === 'stream') {
+          if (op.exclusive || op.autoDelete) {
+            throw new ManageError(
+              'precondition_failed',
+              `invalid property '${op.exclusive ? 'exclusive' : 'auto-delete'}' for queue '${op.name}' in vhost '/': a stream is neither exclusive nor auto-delete`,
+            );
+          }
+          streamArgs = parseStreamArguments(op.arguments, op.name);
+        } else refuseStreamArguments(op.arguments, op.name);
+        const { raw, parsed: args } =
+          streamArgs !== null ? { raw: op.arguments, parsed: NO_QUEUE_ARGUMENTS } : this.#sharedArguments(op.arguments, op.name);
         const queue = new MessageQueue(op.name, this.#deliver, this.#allocateTag, {
           arguments: args,
           now: this.#now,
@@ -164,7 +181,8 @@ export class ShardTopology implements ReplayTarget {
           gauges: this.#gauges,
         });
         if (op.durable && !op.exclusive) this.#durability.log(op);
-        const topicBuffer = topicBufferOf(queue, op.exclusive, op.autoDelete, raw);
+        if (streamArgs !== null) this.streams.declare(queue, streamArgs);
+        const topicBuffer = streamArgs !== null ? null : topicBufferOf(queue, op.exclusive, op.autoDelete, raw);
         if (topicBuffer !== null) this.#flow.register(topicBuffer);
         const local: LocalQueue = {
           queue,
@@ -189,7 +207,7 @@ export class ShardTopology implements ReplayTarget {
         if (op.ifUnused && local.queue.consumerCount > 0) {
           throw new ManageError('precondition_failed', `queue '${op.name}' in vhost '/' in use`);
         }
-        if (op.ifEmpty && local.queue.depth > 0) {
+        if (op.ifEmpty && this.#depth(local.queue) > 0) {
           throw new ManageError('precondition_failed', `queue '${op.name}' in vhost '/' is not empty`);
         }
         if (local.durable) this.#durability.log(op);
@@ -198,6 +216,13 @@ export class ShardTopology implements ReplayTarget {
       case 'purgeQueue': {
         const local = this.#queues.get(op.name);
         if (local === undefined) throw new ManageError('not_found', `no queue '${op.name}' in vhost '/'`);
+        if (this.streams.isStream(op.name)) {
+          // As RabbitMQ: a stream is a log, trimmed only by its retention.
+          throw new ManageError(
+            'unsupported',
+            `queue.purge is not supported by stream queue '${op.name}' in vhost '/' (retention trims a stream)`,
+          );
+        }
         return { messageCount: local.queue.purge() };
       }
       case 'declareExchange':
@@ -236,6 +261,32 @@ export class ShardTopology implements ReplayTarget {
     }
   }
 
+  /** A streamInfo / streamRead record: answered with the stream's figures or entries, or an error. */
+  processStream(connectionId: number, token: number, op: StreamOp): void {
+    let result: ManageResult;
+    let status = 0;
+    try {
+      const answer = op.op === 'streamInfo' ? this.streams.info(op.queue) : this.streams.read(op.queue, op.offset, op.limit);
+      if (answer === null) {
+        throw new ManageError(
+          this.#queues.has(op.queue) ? 'precondition_failed' : 'not_found',
+          this.#queues.has(op.queue) ? `queue '${op.queue}' in vhost '/' is not a stream` : `no queue '${op.queue}' in vhost '/'`,
+        );
+      }
+      result = { stream: answer as unknown as Record<string, unknown> };
+    } catch (err) {
+      if (!(err instanceof ManageError) && !(err instanceof StreamOffsetError)) throw err;
+      status = 1;
+      result = { code: err.code, message: err.message };
+    }
+    this.#outbound.manageReply(connectionId, token, status, result);
+  }
+
+  /** Messages a queue holds: a stream's entries, a classic queue's ready messages. */
+  #depth(queue: MessageQueue): number {
+    return this.streams.size > 0 && this.streams.isStream(queue.name) ? this.streams.depthOf(queue) : queue.depth;
+  }
+
   /** Auto-delete: a queue that had consumers and has none left goes. */
   autoDeleteIfUnused(local: LocalQueue): boolean {
     if (!local.autoDelete || !local.hadConsumer || local.queue.consumerCount > 0) return false;
@@ -246,7 +297,7 @@ export class ShardTopology implements ReplayTarget {
   /** Removes a queue: its consumers are cancelled (they get an error), its messages dropped. */
   #deleteQueue(local: LocalQueue, reason: string): number {
     const { queue } = local;
-    const held = queue.depth;
+    const held = queue.depth + this.streams.delete(queue);
     this.#subscriptions.cancelConsumersOf(local, reason);
     this.#counters[CounterSlot.dropped] += queue.depth + queue.unackedCount;
     queue.detachGauges();
@@ -280,6 +331,7 @@ export class ShardTopology implements ReplayTarget {
   }
 
   stopIdleSweep(): void {
+    this.streams.stop();
     if (this.#idleTimer !== null) clearInterval(this.#idleTimer);
     this.#idleTimer = null;
   }
@@ -323,14 +375,18 @@ export class ShardTopology implements ReplayTarget {
         skip--;
         continue;
       }
-      out.push(snapshot(local));
+      const s = snapshot(local);
+      out.push(this.streams.isStream(local.queue.name) ? { ...s, depth: this.streams.depthOf(local.queue) } : s);
     }
     return out;
   }
 
   /** The figures of the queues in `names` (a management page), packed: see queue-figures.ts. */
   queueFigures(names: readonly string[]): Float64Array<ArrayBuffer> {
-    return packFigures(names, (name) => this.#queues.get(name)?.queue);
+    return packFigures(names, (name) => {
+      const queue = this.#queues.get(name)?.queue;
+      return queue !== undefined && this.streams.isStream(name) ? this.streams.figures(queue) : queue;
+    });
   }
 }
 

@@ -5,7 +5,7 @@
  * dead-lettering, priorities, x-max-length, x-overflow...), and the stream-only arguments a classic
  * queue refuses. A bad one fails the declare with precondition_failed (406), as RabbitMQ.
  */
-import { QueueArgumentError } from '../queue/queue-arguments.js';
+import { parseQueueArguments, QueueArgumentError } from '../queue/queue-arguments.js';
 
 export interface StreamArguments {
   /** x-max-length-bytes: retention by size (whole segments). */
@@ -107,4 +107,28 @@ export function parseStreamArguments(args: Record<string, unknown>, queueName: s
     maxAgeMs = ms;
   }
   return { segmentBytes, ...(maxBytes !== undefined ? { maxBytes } : {}), ...(maxAgeMs !== undefined ? { maxAgeMs } : {}) };
+}
+
+/**
+ * A queue declaration's arguments checked as its type wants (the main thread's check before the
+ * shard is asked): a stream's by parseStreamArguments, and never exclusive or auto-delete; a classic
+ * queue's by parseQueueArguments, without stream-only ones. Throws QueueArgumentError.
+ */
+export function checkQueueDeclaration(
+  args: Record<string, unknown>,
+  queueName: string,
+  flags: { readonly exclusive: boolean; readonly autoDelete: boolean },
+): 'classic' | 'stream' {
+  const type = queueTypeOf(args, queueName);
+  if (type === 'stream') {
+    if (flags.exclusive || flags.autoDelete) {
+      const property = flags.exclusive ? 'exclusive' : 'auto-delete';
+      throw new QueueArgumentError('x-queue-type', 'stream', queueName, `a stream cannot be ${property} (invalid property '${property}')`);
+    }
+    parseStreamArguments(args, queueName);
+  } else {
+    refuseStreamArguments(args, queueName);
+    parseQueueArguments(args, queueName);
+  }
+  return type;
 }

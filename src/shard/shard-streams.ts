@@ -1,0 +1,212 @@
+/**
+ * The stream queues of one shard (`x-queue-type: stream`): each keeps a StreamLog instead of a
+ * ready list. A publish routed to one is appended (it is "in the stream" once appended); a read
+ * never removes; retention runs once per batch on the streams that grew and, for ages, on a timer.
+ *
+ * The stream's MessageQueue still exists, as the routing target bindings point at and for the
+ * listings; it never holds a message. Reading over HTTP is a manage request answered with JSON;
+ * consuming over WebSocket and AMQP is refused with a clear error until it is built (issue 16).
+ */
+import { isUtf8 } from 'node:buffer';
+import type { MessageQueue } from '../queue/message-queue.js';
+import type { PublishRecord } from '../protocol/ring-record-codec.js';
+import type { FigureSource } from './queue-figures.js';
+import { decodeProperties } from '../protocol/properties.js';
+import { propertiesToJson } from '../protocol/json-properties.js';
+import { parseStreamOffset, resolveStart } from '../stream/offset-spec.js';
+import type { StreamArguments } from '../stream/stream-arguments.js';
+import { entryHead, entryLength, readEntry, writeEntry, type EntryHead } from '../stream/stream-entry.js';
+import { StreamCursor, StreamLog } from '../stream/stream-log.js';
+
+/** A read's answer carries at most this many bytes of entries (it travels as one ring record). */
+export const STREAM_READ_MAX_BYTES = 256 * 1024;
+/** How often idle streams with an x-max-age are looked at. */
+const AGE_SWEEP_MS = 1000;
+
+export interface StreamInfo {
+  readonly name: string;
+  readonly first_offset: number;
+  readonly next_offset: number;
+  readonly messages: number;
+  readonly bytes: number;
+  readonly segments: number;
+  readonly first_timestamp: string | null;
+  readonly last_timestamp: string | null;
+  readonly max_length_bytes: number | null;
+  readonly max_age_ms: number | null;
+  readonly segment_bytes: number;
+  /** Entries dropped by retention since the stream was declared. */
+  readonly retention_dropped: number;
+}
+
+export interface StreamReadAnswer {
+  readonly first_offset: number;
+  readonly next_offset: number;
+  /** Entries the read asked for that retention had already dropped (it started before first_offset). */
+  readonly skipped: number;
+  /** One JSON object per entry, already serialised: the front joins them into NDJSON. */
+  readonly lines: string[];
+}
+
+interface Stream {
+  readonly name: string;
+  readonly log: StreamLog;
+  readonly args: StreamArguments;
+  retentionDropped: number;
+}
+
+const iso = (ms: number): string | null => (Number.isFinite(ms) ? new Date(ms).toISOString() : null);
+
+export class ShardStreams {
+  readonly #byQueue = new Map<MessageQueue, Stream>();
+  readonly #byName = new Map<string, Stream>();
+  /** Streams appended to in this batch: retention looks at them at its end. */
+  readonly #grown = new Set<Stream>();
+  /** Streams with an x-max-age: the only ones the age sweep looks at. */
+  readonly #aging = new Set<Stream>();
+  readonly #now: () => number;
+  #ageTimer: NodeJS.Timeout | null = null;
+  #lastHead: { exchange: string; routingKey: string; head: EntryHead } | null = null;
+
+  constructor(now: () => number) {
+    this.#now = now;
+  }
+
+  get size(): number {
+    return this.#byQueue.size;
+  }
+
+  isStream(name: string): boolean {
+    return this.#byName.has(name);
+  }
+
+  declare(queue: MessageQueue, args: StreamArguments): void {
+    const stream: Stream = {
+      name: queue.name,
+      log: new StreamLog({ segmentBytes: args.segmentBytes, maxBytes: args.maxBytes, maxAgeMs: args.maxAgeMs }),
+      args,
+      retentionDropped: 0,
+    };
+    this.#byQueue.set(queue, stream);
+    this.#byName.set(queue.name, stream);
+    if (args.maxAgeMs !== undefined) {
+      this.#aging.add(stream);
+      this.#startAgeSweep();
+    }
+  }
+
+  /** Forgets a deleted stream; returns the entries it held. */
+  delete(queue: MessageQueue): number {
+    const stream = this.#byQueue.get(queue);
+    if (stream === undefined) return 0;
+    this.#byQueue.delete(queue);
+    this.#byName.delete(queue.name);
+    this.#grown.delete(stream);
+    this.#aging.delete(stream);
+    if (this.#aging.size === 0) this.stop();
+    return stream.log.count;
+  }
+
+  /** The listing figures of a stream: its entries as the depth, its bytes as the ready bytes. */
+  figures(queue: MessageQueue): FigureSource {
+    const log = (this.#byQueue.get(queue) as Stream).log;
+    return { depth: log.count, consumerCount: 0, unackedCount: 0, readyBytes: log.bytes, stats: queue.stats };
+  }
+
+  /** Entries held by the stream behind `queue` (0 for a classic queue). */
+  depthOf(queue: MessageQueue): number {
+    return this.#byQueue.get(queue)?.log.count ?? 0;
+  }
+
+  /**
+   * Appends a publish (read in place from `buf`) to the stream behind `queue`, if it is one; returns false for a classic
+   * queue (the caller goes on with it as usual).
+   */
+  append(queue: MessageQueue, rec: PublishRecord, buf: Uint8Array): boolean {
+    const stream = this.#byQueue.get(queue);
+    if (stream === undefined) return false;
+    const { exchange, routingKey, propsOffset, propsLength, payloadOffset, payloadLength } = rec;
+    let last = this.#lastHead;
+    if (last === null || last.exchange !== exchange || last.routingKey !== routingKey) {
+      last = { exchange, routingKey, head: entryHead(exchange, routingKey) };
+      this.#lastHead = last;
+    }
+    const head = last.head;
+    stream.log.appendWith(entryLength(head, propsLength, payloadLength), this.#now(), (bytes, at) =>
+      writeEntry(bytes, at, head, buf, propsOffset, propsLength, payloadOffset, payloadLength),
+    );
+    this.#grown.add(stream);
+    return true;
+  }
+
+  /** End of a batch: retention on the streams that grew. */
+  endBatch(): void {
+    if (this.#grown.size === 0) return;
+    const now = this.#now();
+    for (const s of this.#grown) s.retentionDropped += s.log.applyRetention(now);
+    this.#grown.clear();
+  }
+
+  info(name: string): StreamInfo | null {
+    const s = this.#byName.get(name);
+    if (s === undefined) return null;
+    const log = s.log;
+    return {
+      name,
+      first_offset: log.firstOffset,
+      next_offset: log.nextOffset,
+      messages: log.count,
+      bytes: log.bytes,
+      segments: log.segmentCount,
+      first_timestamp: iso(log.firstTimestamp),
+      last_timestamp: iso(log.lastTimestamp),
+      max_length_bytes: s.args.maxBytes ?? null,
+      max_age_ms: s.args.maxAgeMs ?? null,
+      segment_bytes: s.args.segmentBytes,
+      retention_dropped: s.retentionDropped,
+    };
+  }
+
+  /**
+   * Up to `limit` entries from where `offset` (an x-stream-offset value) says, at most
+   * STREAM_READ_MAX_BYTES of them (at least one). Throws StreamOffsetError for a bad offset.
+   */
+  read(name: string, offset: unknown, limit: number): StreamReadAnswer | null {
+    const s = this.#byName.get(name);
+    if (s === undefined) return null;
+    const log = s.log;
+    const cursor = new StreamCursor(resolveStart(parseStreamOffset(offset, this.#now()), log, undefined));
+    const lines: string[] = [];
+    log.read(cursor, limit, STREAM_READ_MAX_BYTES, (off, ts, bytes, start, end) => {
+      const e = readEntry(bytes, start, end);
+      const payload = Buffer.from(e.payload.buffer, e.payload.byteOffset, e.payload.byteLength);
+      const text = isUtf8(payload);
+      const line: Record<string, unknown> = {
+        offset: off,
+        timestamp: new Date(ts).toISOString(),
+        exchange: e.exchange,
+        routing_key: e.routingKey,
+      };
+      if (e.properties.byteLength > 0) line.properties = propertiesToJson(decodeProperties(e.properties, 0, e.properties.byteLength));
+      line.payload = text ? payload.toString('utf8') : payload.toString('base64');
+      if (!text) line.encoding = 'base64';
+      lines.push(JSON.stringify(line));
+    });
+    return { first_offset: log.firstOffset, next_offset: cursor.next, skipped: cursor.skipped, lines };
+  }
+
+  stop(): void {
+    if (this.#ageTimer !== null) clearInterval(this.#ageTimer);
+    this.#ageTimer = null;
+  }
+
+  #startAgeSweep(): void {
+    if (this.#ageTimer !== null) return;
+    // Streams that stop growing must still age out; only those with an age limit are looked at.
+    this.#ageTimer = setInterval(() => {
+      const now = this.#now();
+      for (const s of this.#aging) s.retentionDropped += s.log.applyRetention(now);
+    }, AGE_SWEEP_MS);
+    this.#ageTimer.unref?.();
+  }
+}

@@ -44,6 +44,8 @@ export interface WsSubscription {
   /** When the client was last sent a dropped notice, and when it was last logged (ms). */
   lastNoticeAt: number;
   lastWarnAt: number;
+  /** The x-stream-offset the client gave (JSON), for a stream consumer; null otherwise. */
+  readonly streamOffset: string | null;
 }
 
 export interface Connection {

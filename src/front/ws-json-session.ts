@@ -56,7 +56,16 @@ export class JsonSession extends ProtocolSession {
           );
         }
         const prefetch = op.ack === 'client' ? (op.prefetch ?? DEFAULT_PREFETCH) : 0;
-        const sub = this.ops.subscribe(connection, op.id, false, op.destination, op.ack, prefetch);
+        const sub = this.ops.subscribe(
+          connection,
+          op.id,
+          false,
+          op.destination,
+          op.ack,
+          prefetch,
+          false,
+          op.arguments?.['x-stream-offset'],
+        );
         if (op.receipt !== null) this.ops.receiptAfter(connection, sub.shard, op.receipt);
         return;
       }

@@ -62,6 +62,7 @@ export class SessionOps {
     ackMode: 'auto' | 'client',
     prefetch: number,
     shared = false,
+    streamOffset?: unknown,
   ): WsSubscription {
     const max = this.#ctx.config.maxSubscriptions;
     if (connection.byNumericId.size >= max) {
@@ -93,6 +94,7 @@ export class SessionOps {
       droppedUnreported: 0,
       lastNoticeAt: 0,
       lastWarnAt: 0,
+      streamOffset: streamOffset === undefined ? null : JSON.stringify(streamOffset),
     };
     if (binary) connection.binarySubs.set(clientId as number, sub);
     else connection.jsonSubs.set(clientId as string, sub);
@@ -109,7 +111,17 @@ export class SessionOps {
     const { deliveryWindow, deliveryWindowBytes } = this.#ctx.config;
     const shard = this.#ctx.shards[sub.shard];
     shard.writeControl((w) =>
-      w.subscribe(sub.connection.id, sub.numericId, sub.queue, ackMode, sub.prefetch, deliveryWindow, deliveryWindowBytes),
+      w.subscribe(
+        sub.connection.id,
+        sub.numericId,
+        sub.queue,
+        ackMode,
+        sub.prefetch,
+        deliveryWindow,
+        deliveryWindowBytes,
+        0,
+        sub.streamOffset,
+      ),
     );
     // A connection already found slow stays slow on a shard it now consumes from too.
     if (sub.connection.slow) shard.writeControl((w) => w.slow(sub.connection.id, true));

@@ -167,10 +167,13 @@ export class InboundWriter extends RingRecordWriter {
     credit: number,
     creditBytes: number,
     flags = 0,
+    streamOffsetJson: string | null = null,
   ): boolean {
     const nameLen = Buffer.byteLength(queue);
-    const at = this.producer.reserve(SUBSCRIBE_FIXED + nameLen, RecordKind.subscribe);
+    const offsetLen = streamOffsetJson === null ? 0 : Buffer.byteLength(streamOffsetJson);
+    const at = this.producer.reserve(SUBSCRIBE_FIXED + nameLen + (streamOffsetJson === null ? 0 : 4 + offsetLen), RecordKind.subscribe);
     if (at < 0) return false;
+    if (streamOffsetJson !== null) flags |= SUBSCRIBE_FLAG_STREAM_OFFSET;
     const v = this.view;
     v.setUint32(at, connectionId, true);
     v.setUint32(at + 4, subscriptionId, true);
@@ -183,6 +186,10 @@ export class InboundWriter extends RingRecordWriter {
     v.setUint32(at + 20, credit, true);
     v.setUint32(at + 24, creditBytes, true);
     if (nameLen > 0) this.buf.write(queue, at + SUBSCRIBE_FIXED, nameLen, 'utf8');
+    if (streamOffsetJson !== null) {
+      v.setUint32(at + SUBSCRIBE_FIXED + nameLen, offsetLen, true);
+      this.buf.write(streamOffsetJson, at + SUBSCRIBE_FIXED + nameLen + 4, offsetLen, 'utf8');
+    }
     return true;
   }
 
@@ -375,6 +382,8 @@ export interface PublishRecord extends MessageFields {
 
 /** Subscribe flag: an AMQP exclusive consumer (the shard refuses it, or others, with access_refused). */
 export const SUBSCRIBE_FLAG_EXCLUSIVE = 1;
+/** The record carries an x-stream-offset value (u32 length + JSON after the queue name): where a stream consumer starts. */
+export const SUBSCRIBE_FLAG_STREAM_OFFSET = 2;
 
 export interface SubscribeRecord {
   connectionId: number;
@@ -386,6 +395,8 @@ export interface SubscribeRecord {
   credit: number;
   creditBytes: number;
   queue: string;
+  /** The x-stream-offset value given (SUBSCRIBE_FLAG_STREAM_OFFSET), undefined when none was. */
+  streamOffset: unknown;
 }
 
 export interface DeliverRecord extends MessageFields {
@@ -554,6 +565,12 @@ export class RecordReader {
     out.credit = v.getUint32(at + 20, true);
     out.creditBytes = v.getUint32(at + 24, true);
     out.queue = this.#buf.toString('utf8', at + SUBSCRIBE_FIXED, at + SUBSCRIBE_FIXED + nameLen);
+    out.streamOffset = undefined;
+    if ((out.flags & SUBSCRIBE_FLAG_STREAM_OFFSET) !== 0) {
+      const from = at + SUBSCRIBE_FIXED + nameLen;
+      const len = v.getUint32(from, true);
+      out.streamOffset = JSON.parse(this.#buf.toString('utf8', from + 4, from + 4 + len)) as unknown;
+    }
     return out;
   }
 
@@ -637,7 +654,17 @@ export function newPublishRecord(): PublishRecord {
   };
 }
 export function newSubscribeRecord(): SubscribeRecord {
-  return { connectionId: 0, subscriptionId: 0, flags: 0, ackMode: 0, prefetch: 0, credit: 0, creditBytes: 0, queue: '' };
+  return {
+    connectionId: 0,
+    subscriptionId: 0,
+    flags: 0,
+    ackMode: 0,
+    prefetch: 0,
+    credit: 0,
+    creditBytes: 0,
+    queue: '',
+    streamOffset: undefined,
+  };
 }
 export function newDeliverRecord(): DeliverRecord {
   return {

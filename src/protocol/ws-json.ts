@@ -9,7 +9,16 @@ import type { MessageProperties } from './properties.js';
 export type AckMode = 'auto' | 'client';
 
 export type ClientOp =
-  | { op: 'subscribe'; id: string; destination: string; ack: AckMode; prefetch: number | null; receipt: string | null }
+  | {
+      op: 'subscribe';
+      id: string;
+      destination: string;
+      ack: AckMode;
+      prefetch: number | null;
+      receipt: string | null;
+      /** Consumer arguments (RabbitMQ's): `x-stream-offset` is where a stream consumer starts. */
+      arguments: Record<string, unknown> | null;
+    }
   | { op: 'unsubscribe'; id: string; receipt: string | null }
   | { op: 'publish'; destination: string; payload: Uint8Array; properties: MessageProperties | null; receipt: string | null }
   | { op: 'ack'; tag: number; multiple: boolean }
@@ -68,7 +77,20 @@ function parseOp(o: Record<string, unknown>): ClientOp {
         }
         prefetch = o.prefetch as number;
       }
-      return { op: 'subscribe', id: id(o.id), destination: str(o.destination, 'destination'), ack, prefetch, receipt: receipt(o.receipt) };
+      let args: Record<string, unknown> | null = null;
+      if (o.arguments !== undefined) {
+        if (typeof o.arguments !== 'object' || o.arguments === null || Array.isArray(o.arguments)) throw bad('arguments must be an object');
+        args = o.arguments as Record<string, unknown>;
+      }
+      return {
+        op: 'subscribe',
+        id: id(o.id),
+        destination: str(o.destination, 'destination'),
+        ack,
+        prefetch,
+        receipt: receipt(o.receipt),
+        arguments: args,
+      };
     }
     case 'unsubscribe':
       return { op: 'unsubscribe', id: id(o.id), receipt: receipt(o.receipt) };

@@ -40,6 +40,7 @@ import type { MessageStore, RecoveryResult } from '../store/store.js';
 import { EncodedProperties } from './encoded-properties.js';
 import type { LocalQueue } from './local-queue.js';
 import { ShardDurability, type RecoverySummary } from './shard-durability.js';
+import { StreamOffsetError } from '../stream/offset-spec.js';
 import { ShardExpiryTimer } from './shard-expiry-timer.js';
 import { ShardFlow } from './shard-flow.js';
 import { ShardOutbound } from './shard-outbound.js';
@@ -121,6 +122,7 @@ export class ShardCore {
     this.#topology = topology;
     this.#queues = topology.queues;
     this.#streams = topology.streams;
+    this.#streams.deliverWith = this.#deliverStreamEntry;
     this.#registry = topology.registry;
     this.#expiryTimer = new ShardExpiryTimer(expiry, topology.queues, outbound, now);
   }
@@ -184,7 +186,10 @@ export class ShardCore {
 
   /** Retries output that met a full ring. Returns true when nothing is left waiting. */
   flushPending(): boolean {
-    return this.#outbound.flush();
+    if (!this.#outbound.flush()) return false;
+    if (this.#streams.size === 0) return true;
+    this.#streams.resume();
+    return !this.#outbound.full;
   }
 
   /** Called once per drained batch: gauges are refreshed per batch, not per message. */
@@ -400,6 +405,36 @@ export class ShardCore {
     return true;
   };
 
+  /** A stream entry to its reader; the offset is in the properties (ShardStreams). */
+  readonly #deliverStreamEntry = (
+    consumer: Consumer,
+    exchange: string,
+    routingKey: string,
+    props: Uint8Array,
+    payload: Uint8Array,
+  ): boolean => {
+    const ok = this.#out.deliver(
+      consumer.connectionId,
+      consumer.subscriptionId,
+      this.#allocateTag(),
+      false,
+      exchange,
+      routingKey,
+      props,
+      0,
+      props.byteLength,
+      payload,
+      0,
+      payload.byteLength,
+    );
+    if (!ok) {
+      this.#outbound.markFull();
+      return false;
+    }
+    this.#counters[CounterSlot.delivered]++;
+    return true;
+  };
+
   readonly #allocateTag = (): number => {
     // Tags encode their shard (tag % shardCount), so the main thread routes an ack
     // without keeping a map; the sequence lives in shared memory and survives a restart.
@@ -416,13 +451,14 @@ export class ShardCore {
       this.#outbound.error(rec.connectionId, rec.subscriptionId, 'not_found', `no queue '${rec.queue}' in vhost '/'`);
       return;
     }
-    if (this.#streams.isStream(rec.queue)) {
-      // Said, not silent: stream consumers (x-stream-offset, credit, stored offsets) are the next step of issue 16.
+    const stream = this.#streams.size > 0 && this.#streams.isStream(rec.queue);
+    if (stream && rec.ackMode === AckModeCode.client) {
+      // Said, not silent: acknowledged stream consumers (AMQP's way) are the next step of issue 16.
       this.#outbound.error(
         rec.connectionId,
         rec.subscriptionId,
         'unsupported',
-        `consuming stream queue '${rec.queue}' is not supported yet: read it from an offset with GET /v1/streams/${rec.queue}/messages`,
+        `consuming stream queue '${rec.queue}' with client acks is not supported yet: subscribe with ack 'auto' (credit flow control applies)`,
       );
       return;
     }
@@ -447,6 +483,18 @@ export class ShardCore {
     // old consumer goes without the auto-delete check when it is on the same queue.
     const previous = this.#subscriptions.get(rec.connectionId, rec.subscriptionId);
     if (previous !== undefined) this.#processUnsubscribe(rec.connectionId, rec.subscriptionId, previous.local === local);
+    if (stream) {
+      // A stream reader is not one of the queue's consumers: it reads the log from its own offset.
+      try {
+        this.#subscriptions.add(rec.connectionId, rec.subscriptionId, { consumer, local });
+        this.#streams.attach(local.queue, consumer, rec.streamOffset);
+      } catch (err) {
+        if (!(err instanceof StreamOffsetError)) throw err;
+        this.#subscriptions.remove(rec.connectionId, rec.subscriptionId);
+        this.#outbound.error(rec.connectionId, rec.subscriptionId, err.code, err.message);
+      }
+      return;
+    }
     this.#subscriptions.add(rec.connectionId, rec.subscriptionId, { consumer, local });
     local.queue.addConsumer(consumer);
     this.#flow.attach(local.queue, consumer);
@@ -498,6 +546,7 @@ export class ShardCore {
     const sub = this.#subscriptions.remove(connectionId, subscriptionId);
     if (sub === undefined) return;
     const { local } = sub;
+    if (this.#streams.size > 0) this.#streams.detach(sub.consumer);
     this.#flow.detach(local.queue, sub.consumer);
     const requeued = local.queue.removeConsumer(connectionId, subscriptionId);
     if (!keepQueue && this.#topology.autoDeleteIfUnused(local)) return;
@@ -512,6 +561,7 @@ export class ShardCore {
     if (subs === undefined) return;
     const touched = new Set<LocalQueue>();
     for (const sub of subs.values()) {
+      if (this.#streams.size > 0) this.#streams.detach(sub.consumer);
       this.#flow.detach(sub.local.queue, sub.consumer);
       sub.local.queue.removeConsumer(connectionId, sub.consumer.subscriptionId);
       touched.add(sub.local);
@@ -526,6 +576,7 @@ export class ShardCore {
     if (sub === undefined) return;
     sub.consumer.credit += count;
     sub.consumer.creditBytes += bytes;
+    if (this.#streams.size > 0 && this.#streams.credited(sub.consumer)) return;
     this.#outbound.dispatch(sub.local.queue);
   }
 

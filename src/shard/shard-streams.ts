@@ -9,9 +9,12 @@
  */
 import { isUtf8 } from 'node:buffer';
 import type { MessageQueue } from '../queue/message-queue.js';
+import type { Consumer, MessageProperties } from '../queue/types.js';
+import { encodeProperties } from '../protocol/properties.js';
 import type { PublishRecord } from '../protocol/ring-record-codec.js';
 import type { FigureSource } from './queue-figures.js';
 import { decodeProperties } from '../protocol/properties.js';
+import type { HeaderValue } from '../protocol/field-table.js';
 import { propertiesToJson } from '../protocol/json-properties.js';
 import { parseStreamOffset, resolveStart } from '../stream/offset-spec.js';
 import type { StreamArguments } from '../stream/stream-arguments.js';
@@ -53,7 +56,29 @@ interface Stream {
   readonly log: StreamLog;
   readonly args: StreamArguments;
   retentionDropped: number;
+  /** Its consumers, each at its own position. */
+  readonly readers: Set<Reader>;
 }
+
+/** A consumer of a stream: where it is, and how much of what retention skipped it has been told. */
+interface Reader {
+  readonly consumer: Consumer;
+  readonly stream: Stream;
+  readonly cursor: StreamCursor;
+  told: number;
+}
+
+/**
+ * Writes one delivery of a stream entry to its consumer (ShardCore's ring writer, with a fresh
+ * delivery tag); false when the outbound ring is full (nothing was written).
+ */
+export type StreamDeliver = (
+  consumer: Consumer,
+  exchange: string,
+  routingKey: string,
+  properties: Uint8Array,
+  payload: Uint8Array,
+) => boolean;
 
 const iso = (ms: number): string | null => (Number.isFinite(ms) ? new Date(ms).toISOString() : null);
 
@@ -67,9 +92,94 @@ export class ShardStreams {
   readonly #now: () => number;
   #ageTimer: NodeJS.Timeout | null = null;
   #lastHead: { exchange: string; routingKey: string; head: EntryHead } | null = null;
+  readonly #readers = new Map<Consumer, Reader>();
+  /** Streams whose readers met a full outbound ring: pumped again by resume(). */
+  readonly #stalled = new Set<Stream>();
+  #deliver: StreamDeliver = () => false;
 
   constructor(now: () => number) {
     this.#now = now;
+  }
+
+  /** How deliveries are written (set once by ShardCore, which owns the ring writer and the tags). */
+  set deliverWith(deliver: StreamDeliver) {
+    this.#deliver = deliver;
+  }
+
+  /**
+   * Makes `consumer` read the stream behind `queue` from where `offset` (its x-stream-offset value)
+   * says, and delivers what its credit allows. Throws StreamOffsetError for a bad offset.
+   */
+  attach(queue: MessageQueue, consumer: Consumer, offset: unknown): void {
+    const stream = this.#byQueue.get(queue) as Stream;
+    const start = resolveStart(parseStreamOffset(offset, this.#now()), stream.log, undefined);
+    const reader: Reader = { consumer, stream, cursor: new StreamCursor(start), told: 0 };
+    this.#readers.set(consumer, reader);
+    stream.readers.add(reader);
+    this.#pumpReader(reader);
+  }
+
+  detach(consumer: Consumer): void {
+    const reader = this.#readers.get(consumer);
+    if (reader === undefined) return;
+    this.#readers.delete(consumer);
+    reader.stream.readers.delete(reader);
+  }
+
+  /** `consumer` got credit back: it reads on. False when it is not a stream reader. */
+  credited(consumer: Consumer): boolean {
+    const reader = this.#readers.get(consumer);
+    if (reader === undefined) return false;
+    this.#pumpReader(reader);
+    return true;
+  }
+
+  /** The outbound ring has room again: readers that met it full read on. */
+  resume(): void {
+    for (const stream of this.#stalled) {
+      this.#stalled.delete(stream);
+      if (!this.#pumpStream(stream)) return;
+    }
+  }
+
+  /** Delivers to every reader of `stream` what its credit allows; false when the ring filled. */
+  #pumpStream(stream: Stream): boolean {
+    for (const reader of stream.readers) if (!this.#pumpReader(reader)) return false;
+    return true;
+  }
+
+  #pumpReader(reader: Reader): boolean {
+    const { consumer, cursor, stream } = reader;
+    let full = false;
+    while (consumer.credit > 0 && consumer.creditBytes > 0 && cursor.next < stream.log.nextOffset && !full) {
+      stream.log.read(cursor, Math.min(consumer.credit, 256), consumer.creditBytes, (offset, _ts, bytes, start, end) => {
+        const e = readEntry(bytes, start, end);
+        if (!this.#deliver(consumer, e.exchange, e.routingKey, this.#withOffset(reader, e.properties, offset), e.payload)) {
+          full = true;
+          return false;
+        }
+        consumer.credit--;
+        consumer.creditBytes -= e.payload.byteLength;
+        return true;
+      });
+    }
+    if (full) this.#stalled.add(stream);
+    return !full;
+  }
+
+  /**
+   * The entry's properties with its offset in the `x-stream-offset` header (RabbitMQ's name), and,
+   * when retention dropped entries this reader had not reached, their count in `x-stream-offset-skipped`.
+   */
+  #withOffset(reader: Reader, properties: Uint8Array, offset: number): Uint8Array {
+    const p: MessageProperties =
+      properties.byteLength > 0 ? { ...(decodeProperties(properties, 0, properties.byteLength) as MessageProperties) } : {};
+    const headers: Record<string, HeaderValue> = { ...(p.headers ?? {}), 'x-stream-offset': offset };
+    if (reader.cursor.skipped > reader.told) {
+      headers['x-stream-offset-skipped'] = reader.cursor.skipped - reader.told;
+      reader.told = reader.cursor.skipped;
+    }
+    return encodeProperties({ ...p, headers });
   }
 
   get size(): number {
@@ -86,6 +196,7 @@ export class ShardStreams {
       log: new StreamLog({ segmentBytes: args.segmentBytes, maxBytes: args.maxBytes, maxAgeMs: args.maxAgeMs }),
       args,
       retentionDropped: 0,
+      readers: new Set(),
     };
     this.#byQueue.set(queue, stream);
     this.#byName.set(queue.name, stream);
@@ -103,6 +214,8 @@ export class ShardStreams {
     this.#byName.delete(queue.name);
     this.#grown.delete(stream);
     this.#aging.delete(stream);
+    this.#stalled.delete(stream);
+    for (const r of stream.readers) this.#readers.delete(r.consumer);
     if (this.#aging.size === 0) this.stop();
     return stream.log.count;
   }
@@ -139,11 +252,14 @@ export class ShardStreams {
     return true;
   }
 
-  /** End of a batch: retention on the streams that grew. */
+  /** End of a batch: the readers of the streams that grew read on, then retention. */
   endBatch(): void {
     if (this.#grown.size === 0) return;
     const now = this.#now();
-    for (const s of this.#grown) s.retentionDropped += s.log.applyRetention(now);
+    for (const s of this.#grown) {
+      if (s.readers.size > 0) this.#pumpStream(s);
+      s.retentionDropped += s.log.applyRetention(now);
+    }
     this.#grown.clear();
   }
 
@@ -191,6 +307,7 @@ export class ShardStreams {
       line.payload = text ? payload.toString('utf8') : payload.toString('base64');
       if (!text) line.encoding = 'base64';
       lines.push(JSON.stringify(line));
+      return true;
     });
     return { first_offset: log.firstOffset, next_offset: cursor.next, skipped: cursor.skipped, lines };
   }

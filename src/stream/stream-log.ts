@@ -27,8 +27,11 @@ export interface StreamLogOptions {
   readonly maxAgeMs?: number;
 }
 
-/** Called by read() for each entry: the body is `bytes[start, end)`, valid only during the call. */
-export type StreamVisitor = (offset: number, timestamp: number, bytes: Uint8Array, start: number, end: number) => void;
+/**
+ * Called by read() for each entry: the body is `bytes[start, end)`, valid only during the call.
+ * Returning false stops the read before this entry (it stays unread: the cursor does not pass it).
+ */
+export type StreamVisitor = (offset: number, timestamp: number, bytes: Uint8Array, start: number, end: number) => unknown;
 
 /** A reader's position. `skipped` counts entries retention removed before the reader got to them. */
 export class StreamCursor {
@@ -235,7 +238,7 @@ export class StreamLog {
         const start = s.starts[i] as number;
         const end = s.end(i);
         if (n > 0 && bytes + (end - start) > maxBytes) return n;
-        visit(cursor.next, s.times[i] as number, s.data, start, end);
+        if (visit(cursor.next, s.times[i] as number, s.data, start, end) === false) return n;
         bytes += end - start;
         n++;
         i++;

@@ -107,6 +107,18 @@ describe('stream queues over HTTP: declare, publish, read from an offset (issue 
     expect(r.lines[0].offset).toBe(info.first_offset);
     expect(r.lines.length).toBe(1000 - info.first_offset);
     expect(r.headers.get('x-stream-skipped')).toBe(String(info.first_offset));
+    // A consumer asking for offset 0 is moved up to the first kept one and told how many it missed.
+    const ws = await JsonWsClient.connect(broker.url);
+    try {
+      await ws.subscribe('late', '/queue/logs', { arguments: { 'x-stream-offset': 0 } });
+      const [first, second] = await ws.messages(2, 'late');
+      const headers = (f: Record<string, unknown>): Record<string, number> => (f.properties as { headers: Record<string, number> }).headers;
+      expect(headers(first)['x-stream-offset']).toBe(info.first_offset);
+      expect(headers(first)['x-stream-offset-skipped']).toBe(info.first_offset);
+      expect(headers(second)['x-stream-offset-skipped']).toBeUndefined();
+    } finally {
+      await ws.close();
+    }
   });
 
   it('refuses bad inputs with RabbitMQ-style errors and changes nothing', async () => {
@@ -146,22 +158,65 @@ describe('stream queues over HTTP: declare, publish, read from an offset (issue 
     expect([info.first_offset, info.next_offset]).toEqual([0, 3]);
   });
 
-  it('a WebSocket publish lands in the stream; subscribing to a stream is refused with a clear error (not yet built), and the connection keeps working', async () => {
+  it('WebSocket consumers read from first, from an offset, from a time and from next, each at its own position, with the offset in every delivery', async () => {
     await request(`${broker.url}/v1/queues/ticks`, json({ arguments: { 'x-queue-type': 'stream' } }));
+    const total = 20_000; // well past the delivery window: credit goes round many times
+    for (let b = 0; b < total; b += 5000) {
+      const ack = await publishNdjson(
+        broker.url,
+        '/queue/ticks',
+        Array.from({ length: 5000 }, (_, i) => `tick ${b + i}`),
+      );
+      expect(ack.status).toBe(200);
+    }
+    const midTime = (await read('ticks', 'offset=12345&limit=1')).lines[0].timestamp;
+    const offsetOf = (f: Record<string, unknown>): number =>
+      ((f.properties as { headers: Record<string, number> }).headers['x-stream-offset'] as number) ?? -1;
+    const clients = await Promise.all([0, 1, 2, 3].map(() => JsonWsClient.connect(broker.url)));
+    try {
+      const [fromFirst, fromOffset, fromTime, fromNext] = clients;
+      await fromFirst.subscribe('a', '/queue/ticks', { arguments: { 'x-stream-offset': 'first' } });
+      await fromOffset.subscribe('b', '/queue/ticks', { arguments: { 'x-stream-offset': 15_000 } });
+      await fromTime.subscribe('c', '/queue/ticks', { arguments: { 'x-stream-offset': midTime } });
+      await fromNext.subscribe('d', '/queue/ticks', { arguments: { 'x-stream-offset': 'next' } });
+      const all = await fromFirst.messages(total, 'a', 20_000);
+      expect(all.map(offsetOf)).toEqual(Array.from({ length: total }, (_, i) => i));
+      expect(all.every((m, i) => m.payload === `tick ${i}`)).toBe(true);
+      const suffix = await fromOffset.messages(5000, 'b', 20_000);
+      expect(suffix.map(offsetOf)).toEqual(Array.from({ length: 5000 }, (_, i) => 15_000 + i));
+      const first = await fromTime.take((f) => f.op === 'message');
+      expect(offsetOf(first)).toBeLessThanOrEqual(12_345);
+      // 'next' gets only what comes after it subscribed; everyone gets the new one.
+      expect((await publishNdjson(broker.url, '/queue/ticks', ['late'])).status).toBe(200);
+      const late = await fromNext.take((f) => f.op === 'message');
+      expect([offsetOf(late), late.payload]).toEqual([total, 'late']);
+      const lateToFirst = await fromFirst.take((f) => f.op === 'message');
+      expect(offsetOf(lateToFirst)).toBe(total);
+      // Reading removed nothing.
+      const info = (await request(`${broker.url}/v1/streams/ticks`)).json as Record<string, number>;
+      expect([info.first_offset, info.next_offset]).toEqual([0, total + 1]);
+    } finally {
+      await Promise.all(clients.map((c) => c.close()));
+    }
+  }, 60_000);
+
+  it('refuses a bad offset and a client-ack stream consumer with a precise error; the connection keeps working', async () => {
+    await request(`${broker.url}/v1/queues/refusals`, json({ arguments: { 'x-queue-type': 'stream' } }));
     const ws = await JsonWsClient.connect(broker.url);
     try {
-      const ok = await ws.request({ op: 'publish', destination: '/queue/ticks', payload: 'one' });
-      expect(ok.op).toBe('receipt');
-      ws.send({ op: 'subscribe', id: 's1', destination: '/queue/ticks' });
-      const err = await ws.take((f) => f.op === 'error');
-      expect(err.code).toBe('unsupported');
-      expect(String(err.message)).toContain("consuming stream queue 'ticks' is not supported yet");
-      expect((await ws.request({ op: 'publish', destination: '/queue/ticks', payload: 'two' })).op).toBe('receipt');
-      const r = await read('ticks', 'offset=first');
-      expect(r.lines.map((l) => [l.offset, l.payload])).toEqual([
-        [0, 'one'],
-        [1, 'two'],
-      ]);
+      expect((await ws.request({ op: 'publish', destination: '/queue/refusals', payload: 'one' })).op).toBe('receipt');
+      ws.send({ op: 'subscribe', id: 'bad', destination: '/queue/refusals', arguments: { 'x-stream-offset': 'begin' } });
+      const e1 = await ws.take((f) => f.op === 'error');
+      expect([e1.code, String(e1.message).includes('invalid x-stream-offset "begin"')]).toEqual(['precondition_failed', true]);
+      ws.send({ op: 'subscribe', id: 'past', destination: '/queue/refusals', arguments: { 'x-stream-offset': 7 } });
+      const e2 = await ws.take((f) => f.op === 'error');
+      expect(String(e2.message)).toContain('past the end of the stream');
+      ws.send({ op: 'subscribe', id: 'acks', destination: '/queue/refusals', ack: 'client' });
+      const e3 = await ws.take((f) => f.op === 'error');
+      expect([e3.code, String(e3.message).includes('client acks is not supported yet')]).toEqual(['unsupported', true]);
+      await ws.subscribe('ok', '/queue/refusals', { arguments: { 'x-stream-offset': 'first' } });
+      const m = await ws.take((f) => f.op === 'message');
+      expect(m.payload).toBe('one');
     } finally {
       await ws.close();
     }

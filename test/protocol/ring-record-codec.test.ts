@@ -20,6 +20,7 @@ import {
   newPublishRecord,
   newSubscribeRecord,
   SUBSCRIBE_FLAG_EXCLUSIVE,
+  SUBSCRIBE_FLAG_STREAM_OFFSET,
   type ManageOp,
   type ManageResult,
 } from '../../src/protocol/ring-record-codec.js';
@@ -496,7 +497,27 @@ describe('InboundWriter control records', () => {
       credit: 0xffffffff,
       creditBytes: 0xfffffffe,
       queue: QUEUE_NON_ASCII,
+      streamOffset: undefined,
     });
+  });
+
+  it('subscribe - carries an x-stream-offset value of any JSON shape after the queue name, and says so in its flags', () => {
+    for (const offset of ['first', 12_345, '2026-12-06T21:00:00Z', { timestamp: 1_700_000_000_000 }]) {
+      const { producer, consumer, inbound, reader } = ring();
+      producer.bytes.fill(0xff);
+      const json = JSON.stringify(offset);
+      expect(inbound.subscribe(7, 8, QUEUE_NON_ASCII, AckModeCode.auto, 0, 10, 20, SUBSCRIBE_FLAG_EXCLUSIVE, json)).toBe(true);
+      producer.commit();
+      const rec = drainOne(consumer, (_k, at) => ({ ...reader.subscribe(at, newSubscribeRecord()) }));
+      expect(rec.length).toBe(SUBSCRIBE_FIXED + utf8(QUEUE_NON_ASCII) + 4 + utf8(json));
+      expect(rec.decoded).toMatchObject({
+        connectionId: 7,
+        flags: SUBSCRIBE_FLAG_EXCLUSIVE | SUBSCRIBE_FLAG_STREAM_OFFSET,
+        queue: QUEUE_NON_ASCII,
+        credit: 10,
+        streamOffset: offset,
+      });
+    }
   });
 
   it('subscribe - empty queue name, auto ack, zero prefetch and credit', () => {
@@ -506,7 +527,7 @@ describe('InboundWriter control records', () => {
     producer.commit();
     const rec = drainOne(consumer, (_k, at) => ({ ...reader.subscribe(at, newSubscribeRecord()) }));
     expect(rec.length).toBe(SUBSCRIBE_FIXED);
-    expect(rec.decoded).toEqual({
+    expect(rec.decoded).toMatchObject({
       connectionId: 1,
       subscriptionId: 2,
       flags: 0,

@@ -62,7 +62,19 @@ describe('parseClientOp - subscribe', () => {
       ack: 'client',
       prefetch: 100,
       receipt: 'r1',
+      arguments: null,
     });
+  });
+
+  it('subscribe - consumer arguments (x-stream-offset) pass through; a non-object is refused', () => {
+    expect(parse({ op: 'subscribe', id: 's1', destination: '/queue/metrics', arguments: { 'x-stream-offset': 'first' } })).toMatchObject({
+      arguments: { 'x-stream-offset': 'first' },
+    });
+    for (const bad of ['first', 5, [1], null]) {
+      expect(() => parse({ op: 'subscribe', id: 's1', destination: '/queue/metrics', arguments: bad })).toThrow(
+        /arguments must be an object/,
+      );
+    }
   });
 
   it('subscribe - defaults: ack auto, no prefetch, no receipt', () => {
@@ -73,6 +85,7 @@ describe('parseClientOp - subscribe', () => {
       ack: 'auto',
       prefetch: null,
       receipt: null,
+      arguments: null,
     });
   });
 

@@ -412,11 +412,12 @@ export class ShardCore {
     routingKey: string,
     props: Uint8Array,
     payload: Uint8Array,
-  ): boolean => {
+  ): number => {
+    const tag = this.#allocateTag();
     const ok = this.#out.deliver(
       consumer.connectionId,
       consumer.subscriptionId,
-      this.#allocateTag(),
+      tag,
       false,
       exchange,
       routingKey,
@@ -429,10 +430,10 @@ export class ShardCore {
     );
     if (!ok) {
       this.#outbound.markFull();
-      return false;
+      return 0;
     }
     this.#counters[CounterSlot.delivered]++;
-    return true;
+    return tag;
   };
 
   readonly #allocateTag = (): number => {
@@ -452,16 +453,6 @@ export class ShardCore {
       return;
     }
     const stream = this.#streams.size > 0 && this.#streams.isStream(rec.queue);
-    if (stream && rec.ackMode === AckModeCode.client) {
-      // Said, not silent: acknowledged stream consumers (AMQP's way) are the next step of issue 16.
-      this.#outbound.error(
-        rec.connectionId,
-        rec.subscriptionId,
-        'unsupported',
-        `consuming stream queue '${rec.queue}' with client acks is not supported yet: subscribe with ack 'auto' (credit flow control applies)`,
-      );
-      return;
-    }
     const exclusive = (rec.flags & SUBSCRIBE_FLAG_EXCLUSIVE) !== 0;
     const conflict = this.#subscriptions.exclusiveConflict(local, exclusive);
     if (conflict !== null) {
@@ -590,6 +581,10 @@ export class ShardCore {
   // ---- acks --------------------------------------------------------------------------------
 
   #processSettle(connectionId: number, tag: number, ack: boolean, requeue: boolean): void {
+    if (this.#streams.size > 0 && this.#streams.settle(connectionId, tag)) {
+      if (ack) this.#counters[CounterSlot.acked]++;
+      return;
+    }
     const subs = this.#subscriptions.of(connectionId);
     if (subs !== undefined) {
       for (const sub of subs.values()) {

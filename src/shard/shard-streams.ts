@@ -66,11 +66,13 @@ interface Reader {
   readonly stream: Stream;
   readonly cursor: StreamCursor;
   told: number;
+  /** A client-ack reader's delivery tags not yet settled (at most its prefetch). */
+  readonly unacked: Set<number>;
 }
 
 /**
  * Writes one delivery of a stream entry to its consumer (ShardCore's ring writer, with a fresh
- * delivery tag); false when the outbound ring is full (nothing was written).
+ * delivery tag); returns the tag, or 0 when the outbound ring is full (nothing was written).
  */
 export type StreamDeliver = (
   consumer: Consumer,
@@ -78,7 +80,7 @@ export type StreamDeliver = (
   routingKey: string,
   properties: Uint8Array,
   payload: Uint8Array,
-) => boolean;
+) => number;
 
 const iso = (ms: number): string | null => (Number.isFinite(ms) ? new Date(ms).toISOString() : null);
 
@@ -95,7 +97,9 @@ export class ShardStreams {
   readonly #readers = new Map<Consumer, Reader>();
   /** Streams whose readers met a full outbound ring: pumped again by resume(). */
   readonly #stalled = new Set<Stream>();
-  #deliver: StreamDeliver = () => false;
+  #deliver: StreamDeliver = () => 0;
+  /** Unsettled tags of client-ack readers. */
+  readonly #tags = new Map<number, Reader>();
 
   constructor(now: () => number) {
     this.#now = now;
@@ -113,7 +117,7 @@ export class ShardStreams {
   attach(queue: MessageQueue, consumer: Consumer, offset: unknown): void {
     const stream = this.#byQueue.get(queue) as Stream;
     const start = resolveStart(parseStreamOffset(offset, this.#now()), stream.log, undefined);
-    const reader: Reader = { consumer, stream, cursor: new StreamCursor(start), told: 0 };
+    const reader: Reader = { consumer, stream, cursor: new StreamCursor(start), told: 0, unacked: new Set() };
     this.#readers.set(consumer, reader);
     stream.readers.add(reader);
     this.#pumpReader(reader);
@@ -124,6 +128,22 @@ export class ShardStreams {
     if (reader === undefined) return;
     this.#readers.delete(consumer);
     reader.stream.readers.delete(reader);
+    for (const tag of reader.unacked) this.#tags.delete(tag);
+  }
+
+  /**
+   * An ack, nack or reject of `tag` from `connectionId`: for a stream it only frees the reader's
+   * prefetch slot (a stream keeps every entry: nothing is removed or requeued, as RabbitMQ's streams).
+   * False when the tag is not an unsettled stream delivery of that connection.
+   */
+  settle(connectionId: number, tag: number): boolean {
+    const reader = this.#tags.get(tag);
+    if (reader === undefined || reader.consumer.connectionId !== connectionId) return false;
+    this.#tags.delete(tag);
+    reader.unacked.delete(tag);
+    reader.consumer.unacked--;
+    this.#pumpReader(reader);
+    return true;
   }
 
   /** `consumer` got credit back: it reads on. False when it is not a stream reader. */
@@ -150,18 +170,32 @@ export class ShardStreams {
 
   #pumpReader(reader: Reader): boolean {
     const { consumer, cursor, stream } = reader;
+    const acking = consumer.ackMode === 'client';
     let full = false;
-    while (consumer.credit > 0 && consumer.creditBytes > 0 && cursor.next < stream.log.nextOffset && !full) {
-      stream.log.read(cursor, Math.min(consumer.credit, 256), consumer.creditBytes, (offset, _ts, bytes, start, end) => {
+    /** What the reader may take now: its credit, and for a client-ack reader its free prefetch slots. */
+    const room = (): number =>
+      consumer.creditBytes > 0
+        ? Math.min(consumer.credit, acking && consumer.prefetch > 0 ? consumer.prefetch - consumer.unacked : Infinity)
+        : 0;
+    let take = room();
+    while (take > 0 && cursor.next < stream.log.nextOffset && !full) {
+      stream.log.read(cursor, Math.min(take, 256), consumer.creditBytes, (offset, _ts, bytes, start, end) => {
         const e = readEntry(bytes, start, end);
-        if (!this.#deliver(consumer, e.exchange, e.routingKey, this.#withOffset(reader, e.properties, offset), e.payload)) {
+        const tag = this.#deliver(consumer, e.exchange, e.routingKey, this.#withOffset(reader, e.properties, offset), e.payload);
+        if (tag === 0) {
           full = true;
           return false;
         }
         consumer.credit--;
         consumer.creditBytes -= e.payload.byteLength;
+        if (acking) {
+          consumer.unacked++;
+          reader.unacked.add(tag);
+          this.#tags.set(tag, reader);
+        }
         return true;
       });
+      take = room();
     }
     if (full) this.#stalled.add(stream);
     return !full;
@@ -215,7 +249,7 @@ export class ShardStreams {
     this.#grown.delete(stream);
     this.#aging.delete(stream);
     this.#stalled.delete(stream);
-    for (const r of stream.readers) this.#readers.delete(r.consumer);
+    for (const r of stream.readers) this.detach(r.consumer);
     if (this.#aging.size === 0) this.stop();
     return stream.log.count;
   }

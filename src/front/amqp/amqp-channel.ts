@@ -73,6 +73,7 @@ export interface ChannelHost {
     prefetch: number,
     get?: boolean,
     exclusive?: boolean,
+    streamOffset?: string | null,
   ): AmqpConsumer;
   /** Resolves once `shard` has processed everything written to it before. */
   ping(shard: number): Promise<void>;
@@ -98,11 +99,13 @@ export interface AmqpConsumer {
   readonly exclusive: boolean;
   /** Until its shard took it: its deliveries, written here to follow the consume-ok. */
   held: WireWriter | null;
-  /** Why its shard refused it (exclusive use), or null. */
-  refused: string | null;
+  /** Why its shard refused it (exclusive use, a bad x-stream-offset): the AMQP reply code and text, or null. */
+  refused: { readonly code: number; readonly message: string } | null;
   /** Deliveries written to the socket whose credit is not yet back at the shard, and their bytes. */
   owedCredit: number;
   owedBytes: number;
+  /** basic.consume's `x-stream-offset` argument (JSON), for a stream consumer; null otherwise. */
+  readonly streamOffset: string | null;
 }
 
 /** A basic.publish waiting for its content header and body frames. */
@@ -749,7 +752,17 @@ export class AmqpChannel {
       throw new AmqpError(ReplyCode.notAllowed, `attempt to reuse consumer tag '${tag}'`, ClassId.basic, 20);
     }
     const queue = this.#queueName(a.queue, ClassId.basic, 20);
-    const consumer = conn.addConsumer(this, tag, queue, a.noAck, a.noAck ? 0 : this.#prefetch, false, a.exclusive);
+    const offset = a.arguments['x-stream-offset'];
+    const consumer = conn.addConsumer(
+      this,
+      tag,
+      queue,
+      a.noAck,
+      a.noAck ? 0 : this.#prefetch,
+      false,
+      a.exclusive,
+      offset === undefined ? null : JSON.stringify(typeof offset === 'bigint' ? Number(offset) : offset),
+    );
     this.consumers.set(tag, consumer);
     return consumer;
   }
@@ -765,21 +778,21 @@ export class AmqpChannel {
     if (consumer.refused !== null) {
       this.consumers.delete(consumer.tag);
       conn.removeConsumer(consumer, false);
-      throw new AmqpError(ReplyCode.accessRefused, consumer.refused, ClassId.basic, 20);
+      throw new AmqpError(consumer.refused.code, consumer.refused.message, ClassId.basic, 20);
     }
     conn.send(this.number, 'basic.consume-ok', { consumerTag: consumer.tag });
     if (held.length > 0) conn.out.bytes(held.view());
   }
 
   /** The shard refused the consumer (exclusive use): the consume waiting for it fails, or, with no-wait, the channel closes. */
-  refusedByShard(consumer: AmqpConsumer, message: string): void {
+  refusedByShard(consumer: AmqpConsumer, code: number, message: string): void {
     if (consumer.held !== null) {
-      consumer.refused = message;
+      consumer.refused = { code, message };
       return;
     }
     this.consumers.delete(consumer.tag);
     this.#conn.removeConsumer(consumer, false);
-    if (!this.closing) this.closeWith(ReplyCode.accessRefused, message, ClassId.basic, 20);
+    if (!this.closing) this.closeWith(code, message, ClassId.basic, 20);
   }
 
   /**

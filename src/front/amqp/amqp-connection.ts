@@ -515,6 +515,7 @@ export class AmqpConnection implements FrameSink, ChannelHost {
     prefetch: number,
     get = false,
     exclusive = false,
+    streamOffset: string | null = null,
   ): AmqpConsumer {
     const max = this.ctx.config.maxSubscriptions;
     if (this.consumers.size >= max)
@@ -533,6 +534,7 @@ export class AmqpConnection implements FrameSink, ChannelHost {
       exclusive,
       held: null,
       refused: null,
+      streamOffset,
       owedCredit: 0,
       owedBytes: 0,
     };
@@ -546,7 +548,17 @@ export class AmqpConnection implements FrameSink, ChannelHost {
     const { deliveryWindow, deliveryWindowBytes } = this.ctx.config;
     const flags = c.exclusive ? SUBSCRIBE_FLAG_EXCLUSIVE : 0;
     this.ctx.shards[c.shard].writeControl((w) =>
-      w.subscribe(this.id, c.numericId, c.queue, AmqpChannel.ackMode(c), c.prefetch, deliveryWindow, deliveryWindowBytes, flags),
+      w.subscribe(
+        this.id,
+        c.numericId,
+        c.queue,
+        AmqpChannel.ackMode(c),
+        c.prefetch,
+        deliveryWindow,
+        deliveryWindowBytes,
+        flags,
+        c.streamOffset,
+      ),
     );
   }
 

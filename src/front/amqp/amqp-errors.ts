@@ -27,6 +27,11 @@ const REPLY_FOR: Readonly<Partial<Record<ErrorCode, number>>> = {
   [ErrorCode.unsupported]: ReplyCode.notImplemented,
 };
 
+/** The reply code for a broker error code (a shard's refusal of a consumer, say); internal_error for one it does not know. */
+export function replyCodeFor(code: string): number {
+  return REPLY_FOR[code as ErrorCode] ?? ReplyCode.internalError;
+}
+
 /** Any error a method's handling threw, as the AMQP exception the client gets; `unexpected` logs bugs. */
 export function toAmqpError(err: unknown, classId: number, methodId: number, unexpected: (err: unknown) => void): AmqpError {
   if (err instanceof AmqpError) return err;

@@ -16,6 +16,7 @@ import { toJsonValue } from '../../protocol/json-properties.js';
 import type { BrokerContext } from '../context.js';
 import { AmqpConnection, type AmqpHost } from './amqp-connection.js';
 import { FIRST_AMQP_CONNECTION, LAST_AMQP_CONNECTION } from '../connection-ids.js';
+import { replyCodeFor } from './amqp-errors.js';
 
 /** Connections listed one by one in /v1/stats. */
 const MAX_STATS_CONNECTIONS = 1000;
@@ -153,8 +154,10 @@ export class AmqpFront implements AmqpHost {
     const consumer = connection?.consumers.get(subscriptionId);
     if (connection === undefined || consumer === undefined) return;
     if (code === ErrorCode.consumerCancelled) consumer.channel.cancelledByServer(consumer);
-    else if (code === ErrorCode.accessRefused) consumer.channel.refusedByShard(consumer, message);
-    else connection.log.warn({ code, message, consumer: consumer.tag }, 'shard error for an AMQP consumer');
+    else if (code === ErrorCode.accessRefused || code === ErrorCode.preconditionFailed) {
+      // Refused at subscribe: exclusive use (403), a bad x-stream-offset (406). Both are channel errors.
+      consumer.channel.refusedByShard(consumer, replyCodeFor(code), message);
+    } else connection.log.warn({ code, message, consumer: consumer.tag }, 'shard error for an AMQP consumer');
     this.touch(connection);
   }
 

@@ -134,6 +134,12 @@ export class Management {
     return answer.result.stream as unknown as StreamRead;
   }
 
+  /** Stores `offset` for the stream consumer `consumer` of stream `name` (see ShardStreams.commit). */
+  async streamCommit(name: string, consumer: string, offset: number): Promise<void> {
+    const queue = this.#streamQueue(name);
+    check(await this.#calls.call(queue.shard, { op: 'streamCommit', queue: name, name: consumer, offset }));
+  }
+
   #streamQueue(name: string): QueueMeta {
     const queue = this.#topology.getQueue(name);
     if (queue === undefined) throw new BrokerError(ErrorCode.notFound, `no queue '${name}' in vhost '/'`);

@@ -44,8 +44,8 @@ export interface WsSubscription {
   /** When the client was last sent a dropped notice, and when it was last logged (ms). */
   lastNoticeAt: number;
   lastWarnAt: number;
-  /** The x-stream-offset the client gave (JSON), for a stream consumer; null otherwise. */
-  readonly streamOffset: string | null;
+  /** A stream consumer's start and name (StreamStart as JSON, ws-ops.ts streamStartOf); null when none was given. */
+  readonly streamStart: string | null;
 }
 
 export interface Connection {

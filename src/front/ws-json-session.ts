@@ -56,16 +56,7 @@ export class JsonSession extends ProtocolSession {
           );
         }
         const prefetch = op.ack === 'client' ? (op.prefetch ?? DEFAULT_PREFETCH) : 0;
-        const sub = this.ops.subscribe(
-          connection,
-          op.id,
-          false,
-          op.destination,
-          op.ack,
-          prefetch,
-          false,
-          op.arguments?.['x-stream-offset'],
-        );
+        const sub = this.ops.subscribe(connection, op.id, false, op.destination, op.ack, prefetch, false, op.arguments);
         if (op.receipt !== null) this.ops.receiptAfter(connection, sub.shard, op.receipt);
         return;
       }
@@ -96,6 +87,22 @@ export class JsonSession extends ProtocolSession {
         });
         connection.published++;
         if (credit !== null) for (const s of shards) credit.wrote(connection, s);
+        return;
+      }
+      case 'commit': {
+        const sub = connection.jsonSubs.get(op.subscription);
+        if (sub === undefined)
+          throw new BrokerError(ErrorCode.unknownSubscription, `no subscription ${JSON.stringify(op.subscription)} on this connection`);
+        const receipt = op.receipt;
+        void this.ops.commit(sub, op.offset).then(
+          () => {
+            if (receipt !== null) this.flush.sendText(connection, `{"op":"receipt","receipt":${JSON.stringify(receipt)}}`);
+          },
+          (err: unknown) => {
+            const e = err instanceof BrokerError ? err : new BrokerError(ErrorCode.internal, (err as Error).message);
+            this.flush.sendErrorText(connection, e.code, e.message, receipt ?? undefined);
+          },
+        );
         return;
       }
       case 'ack':

@@ -5,7 +5,7 @@
  */
 import type { BrokerContext } from './context.js';
 import { BrokerError, ErrorCode } from '../protocol/errors.js';
-import { AckModeCode, ConfirmStatus, NO_TOKEN, RecordKind } from '../protocol/ring-record-codec.js';
+import { AckModeCode, ConfirmStatus, NO_TOKEN, RecordKind, type StreamStart } from '../protocol/ring-record-codec.js';
 import { pingShard } from './shard-ping.js';
 import { confirmRefusal } from '../control/confirm-tracker.js';
 import type { DeliveryFlush } from './delivery-flush.js';
@@ -62,7 +62,7 @@ export class SessionOps {
     ackMode: 'auto' | 'client',
     prefetch: number,
     shared = false,
-    streamOffset?: unknown,
+    consumerArguments: Record<string, unknown> | null = null,
   ): WsSubscription {
     const max = this.#ctx.config.maxSubscriptions;
     if (connection.byNumericId.size >= max) {
@@ -94,7 +94,7 @@ export class SessionOps {
       droppedUnreported: 0,
       lastNoticeAt: 0,
       lastWarnAt: 0,
-      streamOffset: streamOffset === undefined ? null : JSON.stringify(streamOffset),
+      streamStart: streamStartOf(consumerArguments, String(clientId)),
     };
     if (binary) connection.binarySubs.set(clientId as number, sub);
     else connection.jsonSubs.set(clientId as string, sub);
@@ -120,11 +120,21 @@ export class SessionOps {
         deliveryWindow,
         deliveryWindowBytes,
         0,
-        sub.streamOffset,
+        sub.streamStart,
       ),
     );
     // A connection already found slow stays slow on a shard it now consumes from too.
     if (sub.connection.slow) shard.writeControl((w) => w.slow(sub.connection.id, true));
+  }
+
+  /**
+   * Stores `offset` as the last one a stream consumer processed, under its consumer name
+   * (x-stream-consumer-name, else its subscription id); a later subscribe with x-stream-offset
+   * "stored" and that name starts right after it, on any connection.
+   */
+  commit(sub: WsSubscription, offset: number): Promise<void> {
+    const start = sub.streamStart === null ? null : (JSON.parse(sub.streamStart) as StreamStart);
+    return this.#ctx.management.streamCommit(sub.queue, start?.name ?? String(sub.clientId), offset);
   }
 
   unsubscribe(sub: WsSubscription): void {
@@ -180,4 +190,20 @@ export abstract class ProtocolSession {
     this.ops = ops;
     this.flush = flush;
   }
+}
+
+/**
+ * A stream consumer's start as its subscribe record carries it (StreamStart, JSON): its x-stream-offset
+ * and the name its offsets are stored under (x-stream-consumer-name, else `fallbackName`); null when the
+ * client gave neither (a classic queue's consumer, or a stream's from "next" under no name).
+ */
+export function streamStartOf(args: Readonly<Record<string, unknown>> | null, fallbackName: string): string | null {
+  const offset = args?.['x-stream-offset'];
+  const name = args?.['x-stream-consumer-name'];
+  if (offset === undefined && name === undefined) return null;
+  const start: StreamStart = {
+    offset: typeof offset === 'bigint' ? Number(offset) : (offset ?? 'next'),
+    name: typeof name === 'string' && name !== '' ? name : fallbackName,
+  };
+  return JSON.stringify(start);
 }

@@ -382,7 +382,7 @@ export interface PublishRecord extends MessageFields {
 
 /** Subscribe flag: an AMQP exclusive consumer (the shard refuses it, or others, with access_refused). */
 export const SUBSCRIBE_FLAG_EXCLUSIVE = 1;
-/** The record carries an x-stream-offset value (u32 length + JSON after the queue name): where a stream consumer starts. */
+/** The record carries a stream consumer's start (u32 length + JSON after the queue name; a StreamStart from the fronts). */
 export const SUBSCRIBE_FLAG_STREAM_OFFSET = 2;
 
 export interface SubscribeRecord {
@@ -474,7 +474,16 @@ export interface GetOp {
  * manageReply path: its figures, or up to `limit` entries from where `offset` (an x-stream-offset
  * value) says.
  */
-export type StreamOp = { op: 'streamInfo'; queue: string } | { op: 'streamRead'; queue: string; offset: unknown; limit: number };
+export type StreamOp =
+  | { op: 'streamInfo'; queue: string }
+  | { op: 'streamRead'; queue: string; offset: unknown; limit: number }
+  | { op: 'streamCommit'; queue: string; name: string; offset: number };
+
+/** What a stream consumer's subscribe record carries (SUBSCRIBE_FLAG_STREAM_OFFSET): where it starts, and its name for stored offsets. */
+export interface StreamStart {
+  readonly offset: unknown;
+  readonly name: string;
+}
 
 /** A manage answer: counts on success, an error otherwise, or an event such as an auto-deleted queue. */
 export interface ManageResult {

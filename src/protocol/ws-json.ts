@@ -22,7 +22,9 @@ export type ClientOp =
   | { op: 'unsubscribe'; id: string; receipt: string | null }
   | { op: 'publish'; destination: string; payload: Uint8Array; properties: MessageProperties | null; receipt: string | null }
   | { op: 'ack'; tag: number; multiple: boolean }
-  | { op: 'nack'; tag: number; requeue: boolean; multiple: boolean };
+  | { op: 'nack'; tag: number; requeue: boolean; multiple: boolean }
+  /** Stores a stream consumer's offset (the last it processed) under its consumer name. */
+  | { op: 'commit'; subscription: string; offset: number; receipt: string | null };
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
@@ -118,10 +120,15 @@ function parseOp(o: Record<string, unknown>): ClientOp {
       const multiple = flag(o.multiple, 'multiple', false);
       return { op: 'nack', tag: tag(o.tag, multiple), requeue: flag(o.requeue, 'requeue', true), multiple };
     }
+    case 'commit': {
+      const offset = o.offset;
+      if (typeof offset !== 'number' || !Number.isSafeInteger(offset) || offset < 0) throw bad('offset must be an integer ≥ 0');
+      return { op: 'commit', subscription: id(o.subscription), offset, receipt: receipt(o.receipt) };
+    }
     default:
       throw new BrokerError(
         ErrorCode.unknownOp,
-        `unknown op ${JSON.stringify(o.op)}; expected subscribe, unsubscribe, publish, ack or nack`,
+        `unknown op ${JSON.stringify(o.op)}; expected subscribe, unsubscribe, publish, ack, nack or commit`,
       );
   }
 }

@@ -32,6 +32,7 @@ import {
   type ManageOp,
   type OutboundWriter,
   type StreamOp,
+  type StreamStart,
   type RecordReader,
 } from '../protocol/ring-record-codec.js';
 import { monotonicMs } from '../metrics/clock.js';
@@ -173,7 +174,8 @@ export class ShardCore {
         const { connectionId, token, body } = r.json(offset);
         const op = (body as { op: string }).op;
         if (op === 'get') this.#processGet(connectionId, token, body as GetOp);
-        else if (op === 'streamInfo' || op === 'streamRead') this.#topology.processStream(connectionId, token, body as StreamOp);
+        else if (op === 'streamInfo' || op === 'streamRead' || op === 'streamCommit')
+          this.#topology.processStream(connectionId, token, body as StreamOp);
         else this.#topology.processManage(connectionId, token, body as ManageOp);
         break;
       }
@@ -478,7 +480,8 @@ export class ShardCore {
       // A stream reader is not one of the queue's consumers: it reads the log from its own offset.
       try {
         this.#subscriptions.add(rec.connectionId, rec.subscriptionId, { consumer, local });
-        this.#streams.attach(local.queue, consumer, rec.streamOffset);
+        const start = (rec.streamOffset ?? { offset: 'next', name: '' }) as StreamStart;
+        this.#streams.attach(local.queue, consumer, start.offset, start.name);
       } catch (err) {
         if (!(err instanceof StreamOffsetError)) throw err;
         this.#subscriptions.remove(rec.connectionId, rec.subscriptionId);

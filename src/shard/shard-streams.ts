@@ -16,13 +16,15 @@ import type { FigureSource } from './queue-figures.js';
 import { decodeProperties } from '../protocol/properties.js';
 import type { HeaderValue } from '../protocol/field-table.js';
 import { propertiesToJson } from '../protocol/json-properties.js';
-import { parseStreamOffset, resolveStart } from '../stream/offset-spec.js';
+import { parseStreamOffset, resolveStart, StreamOffsetError } from '../stream/offset-spec.js';
 import type { StreamArguments } from '../stream/stream-arguments.js';
 import { entryHead, entryLength, readEntry, writeEntry, type EntryHead } from '../stream/stream-entry.js';
 import { StreamCursor, StreamLog } from '../stream/stream-log.js';
 
 /** A read's answer carries at most this many bytes of entries (it travels as one ring record). */
 export const STREAM_READ_MAX_BYTES = 256 * 1024;
+/** Consumer names whose offsets one stream stores (bounded memory: a name per client would grow without end). */
+const MAX_STORED_OFFSETS = 10_000;
 /** How often idle streams with an x-max-age are looked at. */
 const AGE_SWEEP_MS = 1000;
 
@@ -40,6 +42,17 @@ export interface StreamInfo {
   readonly segment_bytes: number;
   /** Entries dropped by retention since the stream was declared. */
   readonly retention_dropped: number;
+  /** Its consumers now, each with how far behind the end it is. */
+  readonly consumers: ReadonlyArray<{
+    name: string;
+    connection: number;
+    subscription: number;
+    next_offset: number;
+    lag: number;
+    unacked: number;
+  }>;
+  /** Committed offsets by consumer name. */
+  readonly stored_offsets: Readonly<Record<string, number>>;
 }
 
 export interface StreamReadAnswer {
@@ -58,11 +71,15 @@ interface Stream {
   retentionDropped: number;
   /** Its consumers, each at its own position. */
   readonly readers: Set<Reader>;
+  /** Offsets consumers committed, by consumer name: the last each processed (x-stream-offset "stored" resumes after it). */
+  readonly stored: Map<string, number>;
 }
 
 /** A consumer of a stream: where it is, and how much of what retention skipped it has been told. */
 interface Reader {
   readonly consumer: Consumer;
+  /** Its consumer name (stored offsets); '' when it has none. */
+  readonly name: string;
   readonly stream: Stream;
   readonly cursor: StreamCursor;
   told: number;
@@ -114,10 +131,13 @@ export class ShardStreams {
    * Makes `consumer` read the stream behind `queue` from where `offset` (its x-stream-offset value)
    * says, and delivers what its credit allows. Throws StreamOffsetError for a bad offset.
    */
-  attach(queue: MessageQueue, consumer: Consumer, offset: unknown): void {
+  attach(queue: MessageQueue, consumer: Consumer, offset: unknown, name: string): void {
     const stream = this.#byQueue.get(queue) as Stream;
-    const start = resolveStart(parseStreamOffset(offset, this.#now()), stream.log, undefined);
-    const reader: Reader = { consumer, stream, cursor: new StreamCursor(start), told: 0, unacked: new Set() };
+    const spec = parseStreamOffset(offset, this.#now());
+    if (spec.kind === 'stored' && name === '')
+      throw new StreamOffsetError('x-stream-offset "stored" needs a consumer name (x-stream-consumer-name)');
+    const start = resolveStart(spec, stream.log, stream.stored.get(name));
+    const reader: Reader = { consumer, name, stream, cursor: new StreamCursor(start), told: 0, unacked: new Set() };
     this.#readers.set(consumer, reader);
     stream.readers.add(reader);
     this.#pumpReader(reader);
@@ -231,6 +251,7 @@ export class ShardStreams {
       args,
       retentionDropped: 0,
       readers: new Set(),
+      stored: new Map(),
     };
     this.#byQueue.set(queue, stream);
     this.#byName.set(queue.name, stream);
@@ -297,6 +318,26 @@ export class ShardStreams {
     this.#grown.clear();
   }
 
+  /**
+   * Stores `offset` as the last entry consumer `consumerName` of stream `name` processed (it may go
+   * back as well as forward: a consumer may choose to reprocess). Refused: an offset not yet in the
+   * stream. Null when there is no such stream.
+   */
+  commit(name: string, consumerName: string, offset: number): Record<string, never> | null {
+    const s = this.#byName.get(name);
+    if (s === undefined) return null;
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset >= s.log.nextOffset) {
+      throw new StreamOffsetError(
+        `cannot commit offset ${offset} for consumer '${consumerName}': the stream's offsets run from 0 to ${s.log.nextOffset - 1}`,
+      );
+    }
+    if (!s.stored.has(consumerName) && s.stored.size >= MAX_STORED_OFFSETS) {
+      throw new StreamOffsetError(`stream '${name}' already stores offsets for ${MAX_STORED_OFFSETS} consumer names`);
+    }
+    s.stored.set(consumerName, offset);
+    return {};
+  }
+
   info(name: string): StreamInfo | null {
     const s = this.#byName.get(name);
     if (s === undefined) return null;
@@ -314,6 +355,15 @@ export class ShardStreams {
       max_age_ms: s.args.maxAgeMs ?? null,
       segment_bytes: s.args.segmentBytes,
       retention_dropped: s.retentionDropped,
+      consumers: [...s.readers].map((r) => ({
+        name: r.name,
+        connection: r.consumer.connectionId,
+        subscription: r.consumer.subscriptionId,
+        next_offset: r.cursor.next,
+        lag: log.nextOffset - r.cursor.next,
+        unacked: r.unacked.size,
+      })),
+      stored_offsets: Object.fromEntries(s.stored),
     };
   }
 

@@ -261,12 +261,17 @@ export class ShardTopology implements ReplayTarget {
     }
   }
 
-  /** A streamInfo / streamRead record: answered with the stream's figures or entries, or an error. */
+  /** A streamInfo / streamRead / streamCommit record: answered with the stream's figures, entries or {}, or an error. */
   processStream(connectionId: number, token: number, op: StreamOp): void {
     let result: ManageResult;
     let status = 0;
     try {
-      const answer = op.op === 'streamInfo' ? this.streams.info(op.queue) : this.streams.read(op.queue, op.offset, op.limit);
+      const answer =
+        op.op === 'streamInfo'
+          ? this.streams.info(op.queue)
+          : op.op === 'streamRead'
+            ? this.streams.read(op.queue, op.offset, op.limit)
+            : this.streams.commit(op.queue, op.name, op.offset);
       if (answer === null) {
         throw new ManageError(
           this.#queues.has(op.queue) ? 'precondition_failed' : 'not_found',

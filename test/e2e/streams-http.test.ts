@@ -229,4 +229,50 @@ describe('stream queues over HTTP: declare, publish, read from an offset (issue 
       await ws.close();
     }
   });
+
+  it('a named consumer commits its offset, is killed, and resumes with "stored" on another connection: nothing lost or repeated beyond its commit', async () => {
+    await request(`${broker.url}/v1/queues/resume`, json({ arguments: { 'x-queue-type': 'stream' } }));
+    expect(
+      (
+        await publishNdjson(
+          broker.url,
+          '/queue/resume',
+          Array.from({ length: 300 }, (_, i) => `m${i}`),
+        )
+      ).status,
+    ).toBe(200);
+    const offsetOf = (f: Record<string, unknown>): number =>
+      (f.properties as { headers: Record<string, number> }).headers['x-stream-offset'];
+    const args = { 'x-stream-offset': 'first', 'x-stream-consumer-name': 'dashboard' };
+    const first = await JsonWsClient.connect(broker.url);
+    await first.subscribe('s1', '/queue/resume', { arguments: args });
+    const got = await first.messages(120, 's1');
+    expect(got.map(offsetOf)).toEqual(Array.from({ length: 120 }, (_, i) => i));
+    expect((await first.request({ op: 'commit', subscription: 's1', offset: 99 })).op).toBe('receipt');
+    const during = (await request(`${broker.url}/v1/streams/resume`)).json as {
+      consumers: Array<{ name: string; lag: number }>;
+      stored_offsets: Record<string, number>;
+    };
+    expect(during.stored_offsets).toEqual({ dashboard: 99 });
+    expect(during.consumers.map((c) => c.name)).toEqual(['dashboard']);
+    first.ws.terminate(); // killed: no goodbye
+    await first.closed;
+    const second = await JsonWsClient.connect(broker.url);
+    try {
+      await second.subscribe('other-id', '/queue/resume', {
+        arguments: { 'x-stream-offset': 'stored', 'x-stream-consumer-name': 'dashboard' },
+      });
+      const rest = await second.messages(200, 'other-id');
+      expect(rest.map(offsetOf)).toEqual(Array.from({ length: 200 }, (_, i) => 100 + i));
+      expect(rest.map((m) => m.payload)).toEqual(Array.from({ length: 200 }, (_, i) => `m${100 + i}`));
+      // Refused: a commit past the end; "stored" for a name that stored nothing; "stored" without a name is its subscription id's.
+      const past = await second.request({ op: 'commit', subscription: 'other-id', offset: 300 });
+      expect([past.op, past.code]).toEqual(['error', 'precondition_failed']);
+      second.send({ op: 'subscribe', id: 'fresh', destination: '/queue/resume', arguments: { 'x-stream-offset': 'stored' } });
+      const none = await second.take((f) => f.op === 'error');
+      expect(String(none.message)).toContain('no stored offset');
+    } finally {
+      await second.close();
+    }
+  });
 });

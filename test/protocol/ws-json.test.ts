@@ -49,7 +49,7 @@ describe('parseClientOp - frame', () => {
     expect(err.code).toBe(ErrorCode.unknownOp);
     expect(err.code).toBe('unknown_op');
     expect(err.message).toContain(`unknown op ${shown}`);
-    expect(err.message).toContain('subscribe, unsubscribe, publish, ack or nack');
+    expect(err.message).toContain('subscribe, unsubscribe, publish, ack, nack or commit');
   });
 });
 
@@ -64,6 +64,18 @@ describe('parseClientOp - subscribe', () => {
       receipt: 'r1',
       arguments: null,
     });
+  });
+
+  it('commit - a stream consumer stores an offset; the offset must be an integer ≥ 0', () => {
+    expect(parse({ op: 'commit', subscription: 's1', offset: 99, receipt: 'r' })).toEqual({
+      op: 'commit',
+      subscription: 's1',
+      offset: 99,
+      receipt: 'r',
+    });
+    for (const bad of [-1, 1.5, '3', null, undefined]) {
+      expect(() => parse({ op: 'commit', subscription: 's1', offset: bad })).toThrow(/offset must be an integer/);
+    }
   });
 
   it('subscribe - consumer arguments (x-stream-offset) pass through; a non-object is refused', () => {

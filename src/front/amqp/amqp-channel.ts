@@ -23,6 +23,7 @@ import type { PublishTarget } from '../../control/publish-path.js';
 import type { Principal } from '../../control/auth.js';
 import type { Logger } from '../../log/logger.js';
 import type { BrokerContext } from '../context.js';
+import { streamStartOf } from '../ws-ops.js';
 import { WireWriter } from '../../protocol/amqp/wire.js';
 import type { MethodName } from '../../protocol/amqp/methods.js';
 
@@ -104,7 +105,7 @@ export interface AmqpConsumer {
   /** Deliveries written to the socket whose credit is not yet back at the shard, and their bytes. */
   owedCredit: number;
   owedBytes: number;
-  /** basic.consume's `x-stream-offset` argument (JSON), for a stream consumer; null otherwise. */
+  /** A stream consumer's start from basic.consume's arguments (StreamStart as JSON, streamStartOf); null otherwise. */
   readonly streamOffset: string | null;
 }
 
@@ -752,7 +753,6 @@ export class AmqpChannel {
       throw new AmqpError(ReplyCode.notAllowed, `attempt to reuse consumer tag '${tag}'`, ClassId.basic, 20);
     }
     const queue = this.#queueName(a.queue, ClassId.basic, 20);
-    const offset = a.arguments['x-stream-offset'];
     const consumer = conn.addConsumer(
       this,
       tag,
@@ -761,7 +761,7 @@ export class AmqpChannel {
       a.noAck ? 0 : this.#prefetch,
       false,
       a.exclusive,
-      offset === undefined ? null : JSON.stringify(typeof offset === 'bigint' ? Number(offset) : offset),
+      streamStartOf(a.arguments, tag),
     );
     this.consumers.set(tag, consumer);
     return consumer;

@@ -77,6 +77,7 @@ const dispatcher: BinaryDispatcher = {
   processConfirmSelect: noop,
   processSubscribe: noop,
   processUnsubscribe: noop,
+  processCommitOffset: noop,
   processAck: noop,
   processNack: noop,
   processFlush: noop,

@@ -27,6 +27,7 @@ export type {
   SubscribeOptions,
   MessageHandler,
   Overflow,
+  StreamOffset,
   SubscriptionEnd,
   SubscriptionEndReason,
   SubscriptionEvents,

@@ -18,6 +18,13 @@ export const SUB_HELP: CommandHelp = {
     { name: 'count', value: 'N', def: 'run until Ctrl-C', help: 'exit 0 after N messages' },
     { name: 'ack', value: 'auto|client', def: 'auto', help: 'acknowledgement mode' },
     { name: 'prefetch', value: 'N', def: "the broker's", help: 'unacked messages at most (client mode)' },
+    {
+      name: 'offset',
+      value: 'SPEC',
+      def: 'next',
+      help: 'a stream queue: where to start (first, last, next, stored, an offset, an ISO time, 10m, 1h...)',
+    },
+    { name: 'name', value: 'NAME', def: 'none', help: "a stream consumer's name (stored offsets)" },
     URL_FLAG,
   ],
 };
@@ -27,7 +34,10 @@ export async function sub(args: string[]): Promise<number> {
     process.stdout.write(helpText(SUB_HELP));
     return 0;
   }
-  let parsed: { values: { url: string; count?: string; ack: string; prefetch?: string }; positionals: string[] };
+  let parsed: {
+    values: { url: string; count?: string; ack: string; prefetch?: string; offset?: string; name?: string };
+    positionals: string[];
+  };
   try {
     parsed = parseArgs({
       args,
@@ -37,6 +47,8 @@ export async function sub(args: string[]): Promise<number> {
         count: { type: 'string' },
         ack: { type: 'string', default: 'auto' },
         prefetch: { type: 'string' },
+        offset: { type: 'string' },
+        name: { type: 'string' },
       },
     });
   } catch (err) {
@@ -81,7 +93,9 @@ export async function sub(args: string[]): Promise<number> {
   const onSigint = (): void => void client.close();
   process.once('SIGINT', onSigint);
   try {
-    const subscription = await client.subscribe(destination, { ack, prefetch });
+    // A numeric --offset is an offset; anything else goes as written (first, an ISO time, 10m...).
+    const offset = values.offset === undefined ? undefined : /^\d+$/.test(values.offset) ? Number(values.offset) : values.offset;
+    const subscription = await client.subscribe(destination, { ack, prefetch, offset, consumerName: values.name });
     process.stderr.write(`subscribed to ${destination}\n`);
     for await (const message of subscription) {
       process.stdout.write(message.text() + '\n');

@@ -24,7 +24,14 @@ import {
 } from './errors.js';
 import type { Message } from './message.js';
 import type { ClientSession } from './session.js';
-import { SubscriptionCore, type MessageHandler, type SubscribeOptions, type Subscription, type SubscriptionOwner } from './subscription.js';
+import {
+  consumerArguments,
+  SubscriptionCore,
+  type MessageHandler,
+  type SubscribeOptions,
+  type Subscription,
+  type SubscriptionOwner,
+} from './subscription.js';
 
 export class Subscriber implements SubscriptionOwner {
   readonly #session: ClientSession;
@@ -69,7 +76,17 @@ export class Subscriber implements SubscriptionOwner {
     if (handler !== undefined && typeof handler !== 'function') throw new TypeError(`handler must be a function (got ${typeof handler})`);
     if (this.#session.ending) throw new ConnectionClosedError(undefined, { op: 'SUBSCRIBE' });
 
-    const core = new SubscriptionCore(this, this.#allocateId(), destination, ackMode, prefetch, bufferSize, overflow, handler);
+    const core = new SubscriptionCore(
+      this,
+      this.#allocateId(),
+      destination,
+      ackMode,
+      prefetch,
+      bufferSize,
+      overflow,
+      handler,
+      consumerArguments(options),
+    );
     // Registered before SUBSCRIBE goes out: DELIVERs may arrive ahead of its OK.
     this.#subs.set(core.id, core);
     try {
@@ -79,7 +96,7 @@ export class Subscriber implements SubscriptionOwner {
           core.onWire = true;
           this.#session
             .send(Opcode.SUBSCRIBE, 32 + 3 * destination.length, (w, id) =>
-              w.subscribe(id, core.id, core.destination, core.ackMode, core.prefetch, core.ackMode === 'auto'),
+              w.subscribe(id, core.id, core.destination, core.ackMode, core.prefetch, core.ackMode === 'auto', core.arguments),
             )
             .then(resolve, reject);
         };
@@ -97,6 +114,11 @@ export class Subscriber implements SubscriptionOwner {
       core.refreshBlocked();
     }
     return core.facade;
+  }
+
+  /** Subscription.commit(): COMMIT_OFFSET, answered by OK (or ERROR: not a stream, an offset not in it). */
+  async commit(core: SubscriptionCore, offset: number): Promise<void> {
+    await this.#session.send(Opcode.COMMIT_OFFSET, 24, (w, id) => w.commitOffset(id, core.id, offset));
   }
 
   /** Subscription.unsubscribe() and leaving a for-await loop come here. */
@@ -233,7 +255,7 @@ export class Subscriber implements SubscriptionOwner {
         core.onWire = true;
         return this.#session
           .send(Opcode.SUBSCRIBE, 32 + 3 * core.destination.length, (w, id) =>
-            w.subscribe(id, core.id, core.destination, core.ackMode, core.prefetch, core.ackMode === 'auto'),
+            w.subscribe(id, core.id, core.destination, core.ackMode, core.prefetch, core.ackMode === 'auto', core.arguments),
           )
           .catch((err: unknown) => {
             if (err instanceof ConnectionError) throw err;

@@ -30,6 +30,7 @@
  * from a quiet producer.
  */
 import type { AckMode } from '../protocol/ws-binary.js';
+import type { HeaderTable } from '../protocol/field-table.js';
 import { TypedEmitter } from './emitter.js';
 import type { ShardmqError } from './errors.js';
 import type { Message, MessageSubscription } from './message.js';
@@ -45,6 +46,25 @@ export interface SubscribeOptions {
   bufferSize?: number;
   /** What a full auto-ack buffer does (default `block`); client-ack subscriptions always block. */
   overflow?: Overflow;
+  /**
+   * A stream queue (`x-queue-type: stream`): where to start reading, as RabbitMQ's `x-stream-offset`:
+   * `'first'`, `'last'`, `'next'` (default), `'stored'`, an offset, a `Date`, or an interval such as
+   * `'10m'`. Each message carries its offset in `properties.headers['x-stream-offset']`.
+   */
+  offset?: StreamOffset;
+  /** A stream consumer's name: what `commit()` stores its offset under and `offset: 'stored'` resumes from (default: the subscription's id). */
+  consumerName?: string;
+}
+
+export type StreamOffset = 'first' | 'last' | 'next' | 'stored' | number | Date | string;
+
+/** The consumer arguments SUBSCRIBE carries for `options` (empty when it names no stream offset). */
+export function consumerArguments(options: SubscribeOptions): HeaderTable {
+  const args: HeaderTable = {};
+  const offset = options.offset;
+  if (offset !== undefined) args['x-stream-offset'] = offset instanceof Date ? offset.toISOString() : offset;
+  if (options.consumerName !== undefined) args['x-stream-consumer-name'] = options.consumerName;
+  return args;
 }
 
 export type MessageHandler = (message: Message) => void | Promise<void>;
@@ -82,6 +102,7 @@ export type SubscriptionListener<K extends keyof SubscriptionEvents> = (arg: Sub
 /** What a subscription needs from its client. */
 export interface SubscriptionOwner {
   unsubscribe(core: SubscriptionCore): Promise<void>;
+  commit(core: SubscriptionCore, offset: number): Promise<void>;
   /** The buffer crossed its size (true) or went back below it (false), with overflow 'block'. */
   setBlocked(core: SubscriptionCore, blocked: boolean): void;
   handlerFailed(core: SubscriptionCore, message: Message, err: unknown): void;
@@ -181,6 +202,17 @@ export class Subscription implements AsyncIterable<Message>, MessageSubscription
   }
 
   /**
+   * A stream subscription: stores `offset` (the last one this consumer processed) under its consumer
+   * name on the broker, so a subscription with `offset: 'stored'` and that name resumes right after it,
+   * on any connection. Resolves once the broker has it.
+   */
+  commit(offset: number): Promise<void> {
+    if (!Number.isSafeInteger(offset) || offset < 0)
+      return Promise.reject(new RangeError(`offset must be an integer ≥ 0 (got ${String(offset)})`));
+    return this.#core.owner.commit(this.#core, offset);
+  }
+
+  /**
    * Iterates the messages. Breaking out of the loop unsubscribes. The iteration ends after the last
    * buffered message once the subscription ended; if it ended with an error (cancelled by the
    * broker, a failed re-subscribe, the client gave up reconnecting) that error is thrown then.
@@ -200,6 +232,8 @@ export class SubscriptionCore {
   readonly bufferSize: number;
   readonly overflow: Overflow;
   readonly handler: MessageHandler | undefined;
+  /** Consumer arguments sent with SUBSCRIBE (a stream's offset and consumer name), again on a restore. */
+  readonly arguments: HeaderTable;
   readonly facade: Subscription;
   readonly events: SubscriptionEmitter;
   readonly closed: Promise<SubscriptionEnd>;
@@ -231,7 +265,9 @@ export class SubscriptionCore {
     bufferSize: number,
     overflow: Overflow,
     handler: MessageHandler | undefined,
+    args: HeaderTable = {},
   ) {
+    this.arguments = args;
     this.owner = owner;
     this.id = id;
     this.destination = destination;

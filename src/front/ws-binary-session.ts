@@ -118,9 +118,31 @@ export class BinarySession extends ProtocolSession {
               `subscription id ${ev.subscriptionId} is already in use on this connection`,
             );
           }
-          const sub = this.ops.subscribe(connection, ev.subscriptionId, true, ev.destination, ev.ackMode, ev.prefetch, ev.shared);
-          // The OK goes out once the shard has the consumer (a ping behind the subscribe).
-          return this.ops.pingShard(sub.shard).then(() => undefined);
+          const sub = this.ops.subscribe(
+            connection,
+            ev.subscriptionId,
+            true,
+            ev.destination,
+            ev.ackMode,
+            ev.prefetch,
+            ev.shared,
+            ev.arguments,
+          );
+          // The OK goes out once the shard has the consumer (a ping behind the subscribe); a refusal
+          // the shard sent before the ping's answer (WsSession.onShardError) fails the request instead.
+          const pending: { refused: BrokerError | null } = { refused: null };
+          sub.pendingOk = pending;
+          return this.ops.pingShard(sub.shard).then(() => {
+            sub.pendingOk = null;
+            if (pending.refused !== null) throw pending.refused;
+          });
+        }),
+      processCommitOffset: (ev) =>
+        answer(ev.requestId, Opcode.COMMIT_OFFSET, () => {
+          const sub = connection.binarySubs.get(ev.subscriptionId);
+          if (sub === undefined)
+            throw new BrokerError(ErrorCode.unknownSubscription, `no subscription ${ev.subscriptionId} on this connection`);
+          return this.ops.commit(sub, ev.offset);
         }),
       processUnsubscribe: (ev) =>
         answer(ev.requestId, Opcode.UNSUBSCRIBE, () => {

@@ -3,6 +3,7 @@
  * (JSON ops, binary ops, delivery flush). Plain records: the modules that own each behaviour
  * read and write them; nothing here does I/O.
  */
+import type { BrokerError } from '../protocol/errors.js';
 import type { WebSocket } from 'uWebSockets.js';
 import type { Destination } from '../protocol/destination.js';
 import type { BinaryDecoder } from '../protocol/ws-binary-decode.js';
@@ -46,6 +47,11 @@ export interface WsSubscription {
   lastWarnAt: number;
   /** A stream consumer's start and name (StreamStart as JSON, ws-ops.ts streamStartOf); null when none was given. */
   readonly streamStart: string | null;
+  /**
+   * Set while a binary SUBSCRIBE waits for its OK: a shard refusing the consumer then (exclusive use,
+   * a bad x-stream-offset) fails that request instead of sending a loose ERROR.
+   */
+  pendingOk: { refused: BrokerError | null } | null;
 }
 
 export interface Connection {

@@ -95,6 +95,7 @@ export class SessionOps {
       lastNoticeAt: 0,
       lastWarnAt: 0,
       streamStart: streamStartOf(consumerArguments, String(clientId)),
+      pendingOk: null,
     };
     if (binary) connection.binarySubs.set(clientId as number, sub);
     else connection.jsonSubs.set(clientId as string, sub);

@@ -9,7 +9,7 @@
  */
 import type { TemplatedApp, WebSocket } from 'uWebSockets.js';
 import type { BrokerContext } from './context.js';
-import { ErrorCode } from '../protocol/errors.js';
+import { BrokerError, ErrorCode } from '../protocol/errors.js';
 import { newDeliverHead, type RecordReader } from '../protocol/ring-record-codec.js';
 import { SUBPROTOCOL } from '../protocol/ws-binary.js';
 import { ANONYMOUS, tokenFrom, UNAUTHORIZED_MESSAGE, type Principal } from '../control/auth.js';
@@ -390,6 +390,12 @@ export class WsFront {
     }
     if (code === ErrorCode.consumerCancelled && sub !== undefined) {
       this.onShardCancel(sub, code, message);
+      return;
+    }
+    if (sub?.pendingOk !== null && sub?.pendingOk !== undefined) {
+      // Refused at subscribe: the SUBSCRIBE waiting for its OK fails with this, and the subscription is gone.
+      sub.pendingOk.refused = BrokerError.from(code, message);
+      detachSubscription(sub);
       return;
     }
     if (sub?.binary) {

@@ -50,6 +50,9 @@ import {
 } from './ws-binary.js';
 import type { AckMode, BinaryClientDispatcher, BinaryDispatcher, ProtocolErrorCode } from './ws-binary.js';
 
+/** The arguments of a SUBSCRIBE that carries none (shared: nothing mutates it). */
+const EMPTY_ARGUMENTS: HeaderTable = Object.freeze({}) as HeaderTable;
+
 export const DecoderState = {
   /** Expecting an opcode (between ops). */
   OP_START: 0,
@@ -409,12 +412,25 @@ export class BinaryDecoder {
         const ackMode: AckMode = mode === 1 ? 'client' : 'auto';
         const prefetch = r.u32('prefetch');
         const destination = this.#destination(r);
+        // Optional since the table was added: a frame that ends after the destination has none.
+        const args = r.remaining > 0 ? this.#arguments(r) : EMPTY_ARGUMENTS;
         r.done();
-        d.processSubscribe({ requestId, subscriptionId, destination, ackMode, prefetch, shared: mode === SUBSCRIBE_SHARED });
+        d.processSubscribe({
+          requestId,
+          subscriptionId,
+          destination,
+          ackMode,
+          prefetch,
+          shared: mode === SUBSCRIBE_SHARED,
+          arguments: args,
+        });
         return;
       }
       case Opcode.FLUSH:
         d.processFlush({ requestId: r.u32('requestId') });
+        return;
+      case Opcode.COMMIT_OFFSET:
+        d.processCommitOffset({ requestId: r.u32('requestId'), subscriptionId: r.u32('subscriptionId'), offset: r.u64('offset') });
         return;
       case Opcode.UNSUBSCRIBE:
         d.processUnsubscribe({ requestId: r.u32('requestId'), subscriptionId: r.u32('subscriptionId') });

@@ -267,8 +267,18 @@ export class BinaryFrameWriter {
 
   /** SUBSCRIBE. `prefetch` bounds unacked deliveries for client ack; 0 = no limit (AMQP basic.qos). */
   /** `shared` (auto ack only): the client takes this subscription's deliveries through a shared stream (STREAM op). */
-  subscribe(requestId: number, subscriptionId: number, destination: string, ackMode: AckMode = 'auto', prefetch = 0, shared = false): this {
-    this.#begin(Opcode.SUBSCRIBE, 15 + 3 * destination.length);
+  /** `args`: consumer arguments (`x-stream-offset`, `x-stream-consumer-name`), sent only when not empty. */
+  subscribe(
+    requestId: number,
+    subscriptionId: number,
+    destination: string,
+    ackMode: AckMode = 'auto',
+    prefetch = 0,
+    shared = false,
+    args: HeaderTable = EMPTY_TABLE,
+  ): this {
+    const hasArgs = Object.keys(args).length > 0;
+    this.#begin(Opcode.SUBSCRIBE, 15 + 3 * destination.length + (hasArgs ? encodedTableLength(args) : 0));
     this.#u32(requestId, 'requestId');
     this.#u32(subscriptionId, 'subscriptionId');
     if (ackMode !== 'auto' && ackMode !== 'client') {
@@ -278,6 +288,16 @@ export class BinaryFrameWriter {
     this.#u8(shared ? SUBSCRIBE_SHARED : AckModeByte[ackMode]);
     this.#u32(prefetch, 'prefetch');
     this.#str16(destination, MAX_DESTINATION_BYTES, 'destination');
+    if (hasArgs) this.#pos = writeTableUnchecked(args, this.#buf, this.#pos);
+    return this.#end();
+  }
+
+  /** COMMIT_OFFSET: a stream subscription stores `offset` as the last it processed. */
+  commitOffset(requestId: number, subscriptionId: number, offset: number): this {
+    this.#begin(Opcode.COMMIT_OFFSET, 16);
+    this.#u32(requestId, 'requestId');
+    this.#u32(subscriptionId, 'subscriptionId');
+    this.#u64(offset, 'offset');
     return this.#end();
   }
 

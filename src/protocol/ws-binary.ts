@@ -31,6 +31,7 @@ export const Opcode = {
   ACK: 0x06,
   NACK: 0x07,
   FLUSH: 0x08,
+  COMMIT_OFFSET: 0x09,
   DECLARE_EXCHANGE: 0x10,
   DELETE_EXCHANGE: 0x11,
   DECLARE_QUEUE: 0x12,
@@ -78,6 +79,7 @@ export const OP_MIN_BODY: Readonly<Record<Opcode, number>> = {
   [Opcode.ACK]: 9,
   [Opcode.NACK]: 9,
   [Opcode.FLUSH]: 4,
+  [Opcode.COMMIT_OFFSET]: 16, // request, subscription, u64 offset
   [Opcode.DECLARE_EXCHANGE]: 11, // request, flags, name, type, table count
   [Opcode.DELETE_EXCHANGE]: 6,
   [Opcode.DECLARE_QUEUE]: 10,
@@ -105,6 +107,7 @@ export const OP_FIXED_BODY: Readonly<Partial<Record<Opcode, number>>> = {
   [Opcode.NACK]: 9,
   [Opcode.CONFIRM]: 9,
   [Opcode.FLUSH]: 4,
+  [Opcode.COMMIT_OFFSET]: 16,
   [Opcode.CREDIT]: 8,
   [Opcode.STREAM]: 8,
 };
@@ -265,11 +268,20 @@ export interface SubscribeEvent {
   readonly prefetch: number;
   /** The client takes deliveries through a shared stream (auto ack only: SUBSCRIBE_SHARED). */
   readonly shared: boolean;
+  /** Consumer arguments (empty when the frame had none): `x-stream-offset`, `x-stream-consumer-name` for a stream. */
+  readonly arguments: HeaderTable;
 }
 
 export interface UnsubscribeEvent {
   readonly requestId: number;
   readonly subscriptionId: number;
+}
+
+/** A stream consumer stores `offset` as the last it processed (its consumer name: see SUBSCRIBE's arguments). */
+export interface CommitOffsetEvent {
+  readonly requestId: number;
+  readonly subscriptionId: number;
+  readonly offset: number;
 }
 
 export interface AckEvent {
@@ -420,6 +432,7 @@ export interface BinaryDispatcher {
   processConfirmSelect(ev: ConfirmSelectEvent): void;
   processSubscribe(ev: SubscribeEvent): void;
   processUnsubscribe(ev: UnsubscribeEvent): void;
+  processCommitOffset(ev: CommitOffsetEvent): void;
   processAck(ev: AckEvent): void;
   processNack(ev: NackEvent): void;
   processFlush(ev: FlushEvent): void;

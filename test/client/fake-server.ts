@@ -72,6 +72,7 @@ export class FakeConnection {
         answer(ev.requestId, Opcode.SUBSCRIBE);
       },
       processUnsubscribe: request(Opcode.UNSUBSCRIBE),
+      processCommitOffset: request(Opcode.COMMIT_OFFSET),
       processAck: () => record({ op: 'ACK' }),
       processNack: () => record({ op: 'NACK' }),
       processFlush: (ev) => {

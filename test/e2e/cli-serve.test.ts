@@ -86,4 +86,39 @@ describe('cli - shardmq serve', () => {
     child.kill('SIGTERM');
     expect((await once(child, 'exit'))[0]).toBe(0);
   });
+
+  it('sub --offset first replays a stream from its start, as often as asked', async () => {
+    const { child, url } = await startServe();
+    try {
+      const put = await fetch(`${url}/v1/queues/replay`, {
+        method: 'PUT',
+        body: JSON.stringify({ arguments: { 'x-queue-type': 'stream' } }),
+      });
+      expect(put.status).toBe(201);
+      const pub = await fetch(`${url}/v1/publish/queue/replay`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-ndjson' },
+        body: 'one\ntwo\nthree\n',
+      });
+      expect(pub.status).toBe(200);
+      for (const [offset, want] of [
+        ['first', 'one\ntwo\nthree\n'],
+        ['1', 'two\nthree\n'],
+      ] as const) {
+        const count = String(want.split('\n').length - 1);
+        const sub = spawn(
+          process.execPath,
+          ['--import', 'tsx', 'src/cli/main.ts', 'sub', '/queue/replay', '--offset', offset, '--count', count, '--url', url],
+          { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
+        );
+        let out = '';
+        sub.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+        expect((await once(sub, 'exit'))[0]).toBe(0);
+        expect(out).toBe(want);
+      }
+    } finally {
+      child.kill('SIGTERM');
+      await once(child, 'exit');
+    }
+  });
 });

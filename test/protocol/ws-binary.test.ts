@@ -39,6 +39,7 @@ const SERVER_METHODS = [
   'processConfirmSelect',
   'processSubscribe',
   'processUnsubscribe',
+  'processCommitOffset',
   'processAck',
   'processNack',
   'processFlush',
@@ -131,7 +132,9 @@ function clientOps(w: BinaryFrameWriter): Recorded[] {
   w.subscribe(2, 10, '/queue/jobs', 'client', 100);
   w.subscribe(0, 11, '/topic/#', 'auto', 0);
   w.subscribe(4, 12, '/topic/a.*', 'auto', 0, true);
+  w.subscribe(5, 13, '/queue/metrics', 'client', 50, false, { 'x-stream-offset': 'first', 'x-stream-consumer-name': 'dash' });
   w.unsubscribe(3, 10);
+  w.commitOffset(6, 13, 2 ** 40 + 7);
   w.ack(1);
   w.ack(Number.MAX_SAFE_INTEGER, true);
   w.ack(0, true);
@@ -175,17 +178,30 @@ function clientOps(w: BinaryFrameWriter): Recorded[] {
     { op: 'processConfirmSelect', ev: { requestId: 1 } },
     {
       op: 'processSubscribe',
-      ev: { requestId: 2, subscriptionId: 10, destination: '/queue/jobs', ackMode: 'client', prefetch: 100, shared: false },
+      ev: { requestId: 2, subscriptionId: 10, destination: '/queue/jobs', ackMode: 'client', prefetch: 100, shared: false, arguments: {} },
     },
     {
       op: 'processSubscribe',
-      ev: { requestId: 0, subscriptionId: 11, destination: '/topic/#', ackMode: 'auto', prefetch: 0, shared: false },
+      ev: { requestId: 0, subscriptionId: 11, destination: '/topic/#', ackMode: 'auto', prefetch: 0, shared: false, arguments: {} },
     },
     {
       op: 'processSubscribe',
-      ev: { requestId: 4, subscriptionId: 12, destination: '/topic/a.*', ackMode: 'auto', prefetch: 0, shared: true },
+      ev: { requestId: 4, subscriptionId: 12, destination: '/topic/a.*', ackMode: 'auto', prefetch: 0, shared: true, arguments: {} },
+    },
+    {
+      op: 'processSubscribe',
+      ev: {
+        requestId: 5,
+        subscriptionId: 13,
+        destination: '/queue/metrics',
+        ackMode: 'client',
+        prefetch: 50,
+        shared: false,
+        arguments: { 'x-stream-offset': 'first', 'x-stream-consumer-name': 'dash' },
+      },
     },
     { op: 'processUnsubscribe', ev: { requestId: 3, subscriptionId: 10 } },
+    { op: 'processCommitOffset', ev: { requestId: 6, subscriptionId: 13, offset: 2 ** 40 + 7 } },
     { op: 'processAck', ev: { tag: 1, multiple: false } },
     { op: 'processAck', ev: { tag: Number.MAX_SAFE_INTEGER, multiple: true } },
     { op: 'processAck', ev: { tag: 0, multiple: true } },
@@ -582,6 +598,7 @@ describe('ws-binary - wire bytes (docs/protocol.md examples)', () => {
       [Opcode.CONFIRM_SELECT, () => w.confirmSelect(0)],
       [Opcode.SUBSCRIBE, () => w.subscribe(0, 0, '')],
       [Opcode.UNSUBSCRIBE, () => w.unsubscribe(0, 0)],
+      [Opcode.COMMIT_OFFSET, () => w.commitOffset(0, 0, 0)],
       [Opcode.ACK, () => w.ack(0)],
       [Opcode.NACK, () => w.nack(0)],
       [Opcode.FLUSH, () => w.flush(0)],
@@ -890,7 +907,7 @@ describe('ws-binary - limits', () => {
 describe('ws-binary - malformed input', () => {
   it.each([
     ['opcode 0x00', '00 04 00 00 00 00 00 00 00', 'OP_START', /unknown opcode 0x00/],
-    ['an unassigned client opcode', '09 04 00 00 00 00 00 00 00', 'OP_START', /unknown opcode 0x09/],
+    ['an unassigned client opcode', '0a 04 00 00 00 00 00 00 00', 'OP_START', /unknown opcode 0x0a/],
     ['an opcode above 0x7f', 'ff', 'OP_START', /unknown opcode 0xff/],
     ['a server opcode sent to the server', '40 0f 00 00 00', 'OP_START', /0x40 \(DELIVER\) travels server → client/],
     ['ACK with a 10-byte body', '06 0a 00 00 00' + '00'.repeat(10), 'OP_LENGTH_3', /ACK body must be 9 bytes \(header says 10\)/],
@@ -908,7 +925,15 @@ describe('ws-binary - malformed input', () => {
     ['ACK with tag above 2^53 - 1', '06 09 00 00 00 00 00 00 00 00 00 00 20 00', 'ACK.tag', /above 2\^53 - 1/],
     ['NACK with a reserved flag bit', '07 09 00 00 00 04 01 00 00 00 00 00 00 00', 'NACK.flags', /reserved/],
     ['SUBSCRIBE with ack mode 3', '04 0f 00 00 00 00000000 01000000 03 00000000 0000', 'SUBSCRIBE.ackMode', /ackMode 3/],
-    ['SUBSCRIBE with a trailing byte', '04 10 00 00 00 00000000 01000000 00 00000000 0000 ff', 'SUBSCRIBE.end', /1 unexpected bytes/],
+    // Bytes after the destination are the optional arguments table: one byte is not a table.
+    ['SUBSCRIBE with a trailing byte', '04 10 00 00 00 00000000 01000000 00 00000000 0000 ff', 'SUBSCRIBE.arguments', /needs 4 bytes/],
+    [
+      'SUBSCRIBE with bytes after its arguments table',
+      '04 14 00 00 00 00000000 01000000 00 00000000 0000 00000000 ff',
+      'SUBSCRIBE.end',
+      /1 unexpected bytes/,
+    ],
+    ['COMMIT_OFFSET with a 15-byte body', '09 0f 00 00 00' + '00'.repeat(15), 'OP_LENGTH_3', /COMMIT_OFFSET body must be 16 bytes/],
     ['PUBLISH_BATCH with an impossible count', '02 07 00 00 00 00 00 00 ffffff0f', 'PUBLISH_BATCH.count', /count 268435455 needs/],
     [
       'PUBLISH_BATCH whose entry runs past the body',

@@ -117,7 +117,7 @@ export interface PeerServer {
   stop(): Promise<void>;
 }
 
-async function startServer(name: string, command: string, args: readonly string[], port: number): Promise<PeerServer> {
+export async function startPeerServer(name: string, command: string, args: readonly string[], port: number): Promise<PeerServer> {
   const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => {
@@ -150,7 +150,7 @@ async function startServer(name: string, command: string, args: readonly string[
 export async function startNatsServer(binary: string): Promise<PeerServer> {
   const port = await freePort();
   // Core NATS only (no JetStream), loopback, no monitoring port.
-  return startServer('nats-server', binary, ['-a', '127.0.0.1', '-p', String(port)], port);
+  return startPeerServer('nats-server', binary, ['-a', '127.0.0.1', '-p', String(port)], port);
 }
 
 export function natsSystem(nats: NatsModule, server: PeerServer): FanoutSystem {
@@ -190,7 +190,7 @@ export function natsSystem(nats: NatsModule, server: PeerServer): FanoutSystem {
 
 export async function startRedisServer(binary: string): Promise<PeerServer> {
   const port = await freePort();
-  return startServer(
+  return startPeerServer(
     'redis-server',
     binary,
     [

@@ -13,6 +13,7 @@ import { durable } from './durable.js';
 import { wsJsonVsBinary } from './ws-json-vs-binary.js';
 import { scale } from './scale.js';
 import { dashboard } from './dashboard.js';
+import { streams } from './streams.js';
 
 /**
  * Every workload `shardmq bench` knows, in the order it runs them. Order matters: latency picks its
@@ -32,6 +33,7 @@ export const WORKLOADS: readonly Workload[] = [
   amqpWorkload,
   memory,
   durable,
+  streams,
   wsJsonVsBinary,
   scale,
   dashboard,

@@ -111,6 +111,7 @@ export class ShardStreams {
   readonly #now: () => number;
   #ageTimer: NodeJS.Timeout | null = null;
   #lastHead: { exchange: string; routingKey: string; head: EntryHead } | null = null;
+  #lastProps: { bytes: Uint8Array; decoded: MessageProperties } | null = null;
   readonly #readers = new Map<Consumer, Reader>();
   /** Streams whose readers met a full outbound ring: pumped again by resume(). */
   readonly #stalled = new Set<Stream>();
@@ -199,9 +200,9 @@ export class ShardStreams {
         : 0;
     let take = room();
     while (take > 0 && cursor.next < stream.log.nextOffset && !full) {
-      stream.log.read(cursor, Math.min(take, 256), consumer.creditBytes, (offset, _ts, bytes, start, end) => {
+      stream.log.read(cursor, Math.min(take, 256), consumer.creditBytes, (_offset, _ts, bytes, start, end) => {
         const e = readEntry(bytes, start, end);
-        const tag = this.#deliver(consumer, e.exchange, e.routingKey, this.#withOffset(reader, e.properties, offset), e.payload);
+        const tag = this.#deliver(consumer, e.exchange, e.routingKey, this.#toldSkips(reader, e.properties), e.payload);
         if (tag === 0) {
           full = true;
           return false;
@@ -225,15 +226,31 @@ export class ShardStreams {
    * The entry's properties with its offset in the `x-stream-offset` header (RabbitMQ's name), and,
    * when retention dropped entries this reader had not reached, their count in `x-stream-offset-skipped`.
    */
-  #withOffset(reader: Reader, properties: Uint8Array, offset: number): Uint8Array {
-    const p: MessageProperties =
-      properties.byteLength > 0 ? { ...(decodeProperties(properties, 0, properties.byteLength) as MessageProperties) } : {};
-    const headers: Record<string, HeaderValue> = { ...(p.headers ?? {}), 'x-stream-offset': offset };
-    if (reader.cursor.skipped > reader.told) {
-      headers['x-stream-offset-skipped'] = reader.cursor.skipped - reader.told;
-      reader.told = reader.cursor.skipped;
+  #toldSkips(reader: Reader, properties: Uint8Array): Uint8Array {
+    if (reader.cursor.skipped <= reader.told) return properties;
+    const skipped = reader.cursor.skipped - reader.told;
+    reader.told = reader.cursor.skipped;
+    const p = decodeProperties(properties, 0, properties.byteLength) as MessageProperties;
+    return encodeProperties({ ...p, headers: { ...(p.headers ?? {}), 'x-stream-offset-skipped': skipped } });
+  }
+
+  /**
+   * A publish's properties with its offset in the `x-stream-offset` header (RabbitMQ's name), encoded
+   * once when it is appended rather than for every delivery of every replay. A publisher repeats its
+   * properties, so their decode is kept for the next append.
+   */
+  #withOffset(buf: Uint8Array, propsOffset: number, propsLength: number, offset: number): Uint8Array {
+    let base: MessageProperties = NO_PROPERTIES;
+    if (propsLength > 0) {
+      const last = this.#lastProps;
+      if (last !== null && sameBytes(last.bytes, buf, propsOffset, propsLength)) base = last.decoded;
+      else {
+        base = decodeProperties(buf, propsOffset, propsLength) as MessageProperties;
+        this.#lastProps = { bytes: buf.slice(propsOffset, propsOffset + propsLength), decoded: base };
+      }
     }
-    return encodeProperties({ ...p, headers });
+    const headers: Record<string, HeaderValue> = { ...(base.headers ?? {}), 'x-stream-offset': offset };
+    return encodeProperties({ ...base, headers });
   }
 
   get size(): number {
@@ -300,8 +317,9 @@ export class ShardStreams {
       this.#lastHead = last;
     }
     const head = last.head;
-    stream.log.appendWith(entryLength(head, propsLength, payloadLength), this.#now(), (bytes, at) =>
-      writeEntry(bytes, at, head, buf, propsOffset, propsLength, payloadOffset, payloadLength),
+    const properties = this.#withOffset(buf, propsOffset, propsLength, stream.log.nextOffset);
+    stream.log.appendWith(entryLength(head, properties.byteLength, payloadLength), this.#now(), (bytes, at) =>
+      writeEntry(bytes, at, head, properties, buf, payloadOffset, payloadLength),
     );
     this.#grown.add(stream);
     return true;
@@ -410,4 +428,12 @@ export class ShardStreams {
     }, AGE_SWEEP_MS);
     this.#ageTimer.unref?.();
   }
+}
+
+const NO_PROPERTIES: MessageProperties = Object.freeze({}) as MessageProperties;
+
+function sameBytes(a: Uint8Array, buf: Uint8Array, offset: number, length: number): boolean {
+  if (a.byteLength !== length) return false;
+  for (let i = 0; i < length; i++) if (a[i] !== buf[offset + i]) return false;
+  return true;
 }

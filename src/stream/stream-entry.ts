@@ -32,17 +32,17 @@ export function entryLength(head: EntryHead, propertiesLength: number, payloadLe
   return 2 + head.exchange.byteLength + 2 + head.routingKey.byteLength + 4 + propertiesLength + payloadLength;
 }
 
-/** Writes an entry at `bytes[at…]` (entryLength bytes), its properties and payload copied from `source` (a publish record's buffer). */
+/** Writes an entry at `bytes[at…]` (entryLength bytes), its properties and payload copied from where they are. */
 export function writeEntry(
   bytes: Uint8Array,
   at: number,
   head: EntryHead,
-  source: Uint8Array,
-  propsOffset: number,
-  propsLength: number,
+  properties: Uint8Array,
+  payloadSource: Uint8Array,
   payloadOffset: number,
   payloadLength: number,
 ): void {
+  const propsLength = properties.byteLength;
   let p = at;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   view.setUint16(p, head.exchange.byteLength, true);
@@ -53,9 +53,9 @@ export function writeEntry(
   p += 2 + head.routingKey.byteLength;
   view.setUint32(p, propsLength, true);
   p += 4;
-  bytes.set(source.subarray(propsOffset, propsOffset + propsLength), p);
+  bytes.set(properties, p);
   p += propsLength;
-  bytes.set(source.subarray(payloadOffset, payloadOffset + payloadLength), p);
+  bytes.set(payloadSource.subarray(payloadOffset, payloadOffset + payloadLength), p);
 }
 
 /** Reads the entry in `bytes[start, end)`; properties and payload are views into `bytes` (copy what you keep). */

@@ -10,7 +10,7 @@ describe('stream entry bytes', () => {
     for (const at of [0, 3, 17]) {
       const length = entryLength(head, 3, 4);
       const bytes = new Uint8Array(at + length + 11).fill(0xee);
-      writeEntry(bytes, at, head, source, 5, 3, 20, 4);
+      writeEntry(bytes, at, head, source.subarray(5, 8), source, 20, 4);
       const e = readEntry(bytes, at, at + length);
       expect(e.exchange).toBe('amq.tøpic');
       expect(e.routingKey).toBe('sensors.温度');
@@ -23,7 +23,7 @@ describe('stream entry bytes', () => {
   it('takes empty names, no properties and an empty payload; refuses properties that run past the entry', () => {
     const head = entryHead('', '');
     const bytes = new Uint8Array(entryLength(head, 0, 0));
-    writeEntry(bytes, 0, head, new Uint8Array(0), 0, 0, 0, 0);
+    writeEntry(bytes, 0, head, new Uint8Array(0), new Uint8Array(0), 0, 0);
     const e = readEntry(bytes, 0, bytes.length);
     expect([e.exchange, e.routingKey, e.properties.length, e.payload.length]).toEqual(['', '', 0, 0]);
     new DataView(bytes.buffer).setUint32(4, 100, true);

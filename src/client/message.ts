@@ -95,6 +95,12 @@ export class Message {
     return this.#properties;
   }
 
+  /** A stream queue's message: its offset in the stream (the `x-stream-offset` header); undefined otherwise. */
+  get offset(): number | undefined {
+    const at = this.properties.headers?.['x-stream-offset'];
+    return typeof at === 'number' ? at : undefined;
+  }
+
   /**
    * Where the message was addressed, as a destination: the subscription's `/queue/<name>` for queue
    * subscriptions, `/topic/<key>` for messages through `amq.topic`, else `/exchange/<exchange>/<key>`.

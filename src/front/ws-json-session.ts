@@ -137,9 +137,16 @@ export class JsonSession extends ProtocolSession {
         : d.type === DestinationType.topic
           ? '/topic/' + routingKey
           : `/exchange/${exchange}/${routingKey}`;
-    const props =
-      propsLength > 0 ? `,"properties":${JSON.stringify(propertiesToJson(decodeProperties(buf, propsOffset, propsLength)))}` : '';
-    return `{"op":"message","subscription":${sub.clientIdJson},"destination":${JSON.stringify(destination)},"tag":${tag},"redelivered":${redelivered}${props},"payload":${payload}}`;
+    let props = '';
+    let offset = '';
+    if (propsLength > 0) {
+      const decoded = decodeProperties(buf, propsOffset, propsLength);
+      props = `,"properties":${JSON.stringify(propertiesToJson(decoded))}`;
+      // A stream's entry: its offset as a field of its own too (it is also in the header).
+      const at = decoded.headers?.['x-stream-offset'];
+      if (typeof at === 'number' && d.type === DestinationType.queue) offset = `,"offset":${at}`;
+    }
+    return `{"op":"message","subscription":${sub.clientIdJson},"destination":${JSON.stringify(destination)},"tag":${tag},"redelivered":${redelivered}${offset}${props},"payload":${payload}}`;
   }
 
   /** An error frame about a subscription (its shard restarted, its queue went away...). */

@@ -39,6 +39,7 @@ describe('e2e - stream queues through the exported client (binary protocol)', ()
     const all = await take(client, 1000, { offset: 'first' });
     expect(all.map(offsetOf)).toEqual(Array.from({ length: 1000 }, (_, i) => i));
     expect(all.map((m) => m.text())).toEqual(Array.from({ length: 1000 }, (_, i) => `r${i}`));
+    expect(all.map((m) => m.offset)).toEqual(all.map(offsetOf));
     const tail = await take(client, 100, { offset: 900 });
     expect(tail.map(offsetOf)).toEqual(Array.from({ length: 100 }, (_, i) => 900 + i));
     const sinceEpoch = await take(client, 1000, { offset: new Date(0) });

@@ -1,3 +1,4 @@
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Broker } from '../../src/front/broker.js';
 import { startBroker } from '../helpers/broker.js';
@@ -273,6 +274,29 @@ describe('stream queues over HTTP: declare, publish, read from an offset (issue 
       expect(String(none.message)).toContain('no stored offset');
     } finally {
       await second.close();
+    }
+  });
+
+  it('a gzip NDJSON telemetry batch lands in the stream whole; the HTTP read and a WebSocket consumer give the same messages at the same offsets', async () => {
+    await request(`${broker.url}/v1/queues/telemetry`, json({ arguments: { 'x-queue-type': 'stream' } }));
+    const lines = Array.from({ length: 2000 }, (_, i) => JSON.stringify({ sensor: i % 7, value: i / 10 }));
+    const body = gzipSync(Buffer.from(lines.join('\n') + '\n'));
+    const ack = await request(`${broker.url}/v1/publish/queue/telemetry`, {
+      method: 'POST',
+      body,
+      headers: { 'content-type': 'application/x-ndjson', 'content-encoding': 'gzip' },
+    });
+    expect([ack.status, ack.json?.accepted]).toEqual([200, 2000]);
+    const http = await read('telemetry', 'offset=first&limit=10000');
+    expect(http.lines.map((l) => l.payload)).toEqual(lines);
+    const ws = await JsonWsClient.connect(broker.url);
+    try {
+      await ws.subscribe('t', '/queue/telemetry', { arguments: { 'x-stream-offset': 'first' } });
+      const got = await ws.messages(2000, 't');
+      expect(got.map((m) => [m.offset, m.payload])).toEqual(http.lines.map((l) => [l.offset, l.payload]));
+      expect(got.every((m) => (m.properties as { headers: Record<string, number> }).headers['x-stream-offset'] === m.offset)).toBe(true);
+    } finally {
+      await ws.close();
     }
   });
 });

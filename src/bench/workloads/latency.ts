@@ -27,14 +27,7 @@ import { resourceCells } from '../proc.js';
 import { formatRate, spread, summarize } from '../sample-stats.js';
 import { roundsOf, type Workload, type WorkloadContext, type WorkloadResult, type WorkloadTable } from '../workload.js';
 import { fanoutSpec } from './ws-fanout.js';
-import {
-  type LatencyRun,
-  type LatencySystemSpec,
-  PAYLOAD_BYTES,
-  runAtRateInChild,
-  systemOf,
-  type ThreadFigures,
-} from '../latency-runner.js';
+import { type LatencyRun, type LatencySystemSpec, PAYLOAD_BYTES, LatencyClients, systemOf, type ThreadFigures } from '../latency-runner.js';
 
 const usText = (x: number): string =>
   !Number.isFinite(x)
@@ -73,6 +66,7 @@ export const latency: Workload = {
     let traced: BrokerProcess | null = null;
     let uws: UwsPubSubServer | null = null;
     let relay: UwsPubSubServer | null = null;
+    const clientsOf = new Map<string, LatencyClients>();
     const report = (label: string, round: number, rate: number, r: LatencyRun): void => {
       const h = r.histogram;
       ctx.progress(
@@ -90,8 +84,6 @@ export const latency: Workload = {
       const reference: LatencySystemSpec = { kind: 'uws', url: uws.url, pid: uws.pid };
       const floor: LatencySystemSpec = { kind: 'uws', url: relay.url, pid: relay.pid, name: RELAY_NAME };
       const nameOf = (spec: LatencySystemSpec): string => systemOf(spec).name;
-      const runAt = (system: LatencySystemSpec, rate: number, warmSeconds: number, runSeconds: number): Promise<LatencyRun> =>
-        runAtRateInChild({ system, rate, warmSeconds, seconds: runSeconds });
       if (!(max > 0)) {
         const r = await runFanout(shardmqSystem(broker.url, broker.pid), { ...fanoutSpec(1, true), maxSeconds: 1.5 });
         max = r.deliveredPerSecond;
@@ -112,23 +104,28 @@ export const latency: Workload = {
       steps.push({ name: 'uws', rate: 10_000, system: reference, into: (r) => uwsRuns.push(r) });
       steps.push({ name: 'relay', rate: 10_000, system: floor, into: (r) => relayRuns.push(r) });
       steps.push({ name: 'traced', rate: 10_000, system: tracing, into: (r) => tracedRuns.push(r) });
+      // Each step has a client process of its own for all its rounds (a user's clients are long-lived:
+      // LatencyClients), so a 10k run never follows a saturating run in the same client heap.
+      for (const step of steps) clientsOf.set(step.name, await LatencyClients.start(step.system));
+      const clients = (step: Step): LatencyClients => clientsOf.get(step.name) as LatencyClients;
       // A fresh process's first seconds are not its steady state (JIT tiers, the first full GC of
       // what start-up allocated: a 6 ms main-thread pause measured in the first run): each server
-      // gets one discarded run at 10k msg/s before the measured rounds, for every system alike.
-      for (const system of [shardmq, tracing, reference, floor]) {
-        const r = await runAt(system, 10_000, 0, ctx.quick ? 1 : 3);
+      // and each client process gets one discarded run at 10k msg/s before the measured rounds.
+      for (const step of steps) {
+        const r = await clients(step).run(10_000, 0, ctx.quick ? 1 : 3);
         ctx.progress(
-          `latency warm-up (discarded), ${nameOf(system)}: p99 ${usText(r.histogram.percentile(99))}, p99.9 ${usText(r.histogram.percentile(99.9))}`,
+          `latency warm-up (discarded), ${nameOf(step.system)} (${step.name}): p99 ${usText(r.histogram.percentile(99))}, p99.9 ${usText(r.histogram.percentile(99.9))}`,
         );
       }
       for (let i = 0; i < runs; i++) {
         for (const step of roundOrder(steps, i)) {
-          const r = await runAt(step.system, step.rate, warm, seconds);
+          const r = await clients(step).run(step.rate, warm, seconds);
           step.into(r);
           report(nameOf(step.system), i, step.rate, r);
         }
       }
     } finally {
+      for (const c of clientsOf.values()) await c.stop();
       await broker?.stop();
       await traced?.stop();
       await uws?.stop();
@@ -241,8 +238,8 @@ export const latency: Workload = {
         notes: [
           ...ratioNotes,
           `max 1→1 rate: ${formatRate(max)} msg/s (${maxSource}); percentiles from a log-linear histogram (src/metrics/latency-histogram.ts, ≤ 1.6% bucket error) merged over runs`,
-          "each run's publisher and subscriber run in a client process of their own, fresh for the run (src/bench/latency-runner.ts), for every system alike: in the harness they shared a heap that the earlier workloads had grown, whose collections stalled them (worst send lag 13.1 ms against the broker's own worst 5.3 ms in the run before this change)",
-          `before the measured rounds each server (both shardmq brokers and uWS) had one discarded ${ctx.quick ? 1 : 3} s run at 10,000 msg/s: a fresh process's JIT tiers and its first full GC of start-up garbage are not its steady state`,
+          "each row's publisher and subscriber run in a client process of their own, kept for all that row's rounds as a user's clients are long-lived (src/bench/latency-runner.ts LatencyClients), for every system alike: in the harness they shared a heap that the earlier workloads had grown, whose collections stalled them (worst send lag 13.1 ms against the broker's own worst 5.3 ms), and a fresh process per run measured its own cold code (uWS's p50 rose from 52 to 95 µs)",
+          `before the measured rounds each row (its server and its client process) had one discarded ${ctx.quick ? 1 : 3} s run at 10,000 msg/s: a fresh process's JIT tiers and its first full GC of start-up garbage are not its steady state`,
           'the publisher wakes about every millisecond (setTimeout) and sends what is due as one write stamped with the send time (shardmq: one PUBLISH_BATCH frame; uWebSockets.js: one frame per message, corked into one write); "worst send lag" is how far a send ran behind its schedule (latency that the stamp does not see)',
           'uWebSockets.js pub/sub: src/bench/uws-pubsub-server.ts, one thread, `app.publish` per message, `ws` clients; the shardmq broker with `--latency-sample 1` traces every publish hop by hop (next table)',
           `the client process's own GC at 10,000 msg/s (in every figure, not the server's doing): ${clientGcNotes.join('; ')}`,

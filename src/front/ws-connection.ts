@@ -48,8 +48,8 @@ export interface WsSubscription {
   /** A stream consumer's start and name (StreamStart as JSON, ws-ops.ts streamStartOf); null when none was given. */
   readonly streamStart: string | null;
   /**
-   * Set while a binary SUBSCRIBE waits for its OK: a shard refusing the consumer then (exclusive use,
-   * a bad x-stream-offset) fails that request instead of sending a loose ERROR.
+   * Set while a SUBSCRIBE waits for its OK (binary) or receipt (JSON): a shard refusing the consumer
+   * then (exclusive use, a bad x-stream-offset) fails that request instead of a loose error after it.
    */
   pendingOk: { refused: BrokerError | null } | null;
 }

@@ -209,9 +209,12 @@ describe('stream queues over HTTP: declare, publish, read from an offset (issue 
       ws.send({ op: 'subscribe', id: 'bad', destination: '/queue/refusals', arguments: { 'x-stream-offset': 'begin' } });
       const e1 = await ws.take((f) => f.op === 'error');
       expect([e1.code, String(e1.message).includes('invalid x-stream-offset "begin"')]).toEqual(['precondition_failed', true]);
-      ws.send({ op: 'subscribe', id: 'past', destination: '/queue/refusals', arguments: { 'x-stream-offset': 7 } });
-      const e2 = await ws.take((f) => f.op === 'error');
+      // With a receipt, the refusal is the answer to it (an error naming the receipt, and no receipt after).
+      const e2 = await ws.request({ op: 'subscribe', id: 'past', destination: '/queue/refusals', arguments: { 'x-stream-offset': 7 } });
+      expect([e2.op, e2.code]).toEqual(['error', 'precondition_failed']);
       expect(String(e2.message)).toContain('past the end of the stream');
+      await new Promise((r) => setTimeout(r, 100));
+      expect(ws.frames.filter((f) => f.op === 'receipt' || f.op === 'error')).toHaveLength(0);
       await ws.subscribe('ok', '/queue/refusals', { arguments: { 'x-stream-offset': 'first' } });
       const m = await ws.take((f) => f.op === 'message');
       expect(m.payload).toBe('one');

@@ -302,4 +302,30 @@ describe('stream queues over HTTP: declare, publish, read from an offset (issue 
       await ws.close();
     }
   });
+
+  it('retention by age: once their newest entry is older than x-max-age, old segments go on their own (no publish needed), the newest stays', async () => {
+    const args = { 'x-queue-type': 'stream', 'x-max-age': '1s', 'x-stream-max-segment-size-bytes': 1000 };
+    expect((await request(`${broker.url}/v1/queues/aging`, json({ arguments: args }))).status).toBe(201);
+    expect(
+      (
+        await publishNdjson(
+          broker.url,
+          '/queue/aging',
+          Array.from({ length: 100 }, () => 'y'.repeat(100)),
+        )
+      ).status,
+    ).toBe(200);
+    const before = (await request(`${broker.url}/v1/streams/aging`)).json as Record<string, number>;
+    expect([before.first_offset, before.next_offset]).toEqual([0, 100]);
+    expect(before.segments).toBeGreaterThan(5);
+    // Older than 1 s, and the once-a-second sweep has had its turn.
+    await new Promise((r) => setTimeout(r, 2500));
+    const after = (await request(`${broker.url}/v1/streams/aging`)).json as Record<string, number>;
+    expect(after.segments).toBe(1);
+    expect(after.next_offset).toBe(100);
+    expect(after.first_offset).toBeGreaterThan(80);
+    expect(after.retention_dropped).toBe(after.first_offset);
+    const r = await read('aging', 'offset=first&limit=1000');
+    expect(r.lines.map((l) => l.offset)).toEqual(Array.from({ length: 100 - after.first_offset }, (_, i) => after.first_offset + i));
+  });
 });

@@ -94,11 +94,7 @@ export class Subscriber implements SubscriptionOwner {
         const run = (): void => {
           core.state = 'subscribing';
           core.onWire = true;
-          this.#session
-            .send(Opcode.SUBSCRIBE, 32 + 3 * destination.length, (w, id) =>
-              w.subscribe(id, core.id, core.destination, core.ackMode, core.prefetch, core.ackMode === 'auto', core.arguments),
-            )
-            .then(resolve, reject);
+          this.#sendSubscribe(core).then(resolve, reject);
         };
         if (this.#session.state === 'ready') run();
         else this.#session.whenReady(0, run, reject);
@@ -114,6 +110,13 @@ export class Subscriber implements SubscriptionOwner {
       core.refreshBlocked();
     }
     return core.facade;
+  }
+
+  /** SUBSCRIBE for `core` (first time and on a restore alike), answered by OK. */
+  #sendSubscribe(core: SubscriptionCore): Promise<OkEvent> {
+    return this.#session.send(Opcode.SUBSCRIBE, 32 + 3 * core.destination.length, (w, id) =>
+      w.subscribe(id, core.id, core.destination, core.ackMode, core.prefetch, core.ackMode === 'auto', core.arguments),
+    );
   }
 
   /** Subscription.commit(): COMMIT_OFFSET, answered by OK (or ERROR: not a stream, an offset not in it). */
@@ -253,18 +256,14 @@ export class Subscriber implements SubscriptionOwner {
         // Ended while earlier ones of the window were out: nothing to restore.
         if (core.state !== 'active') return Promise.resolve();
         core.onWire = true;
-        return this.#session
-          .send(Opcode.SUBSCRIBE, 32 + 3 * core.destination.length, (w, id) =>
-            w.subscribe(id, core.id, core.destination, core.ackMode, core.prefetch, core.ackMode === 'auto', core.arguments),
-          )
-          .catch((err: unknown) => {
-            if (err instanceof ConnectionError) throw err;
-            this.#subs.delete(core.id);
-            this.#unstream(core);
-            const error = restoreError(err, `re-subscribing to ${core.destination}`);
-            core.end({ reason: 'failed', error });
-            if (core.handler !== undefined) this.#session.report(error);
-          });
+        return this.#sendSubscribe(core).catch((err: unknown) => {
+          if (err instanceof ConnectionError) throw err;
+          this.#subs.delete(core.id);
+          this.#unstream(core);
+          const error = restoreError(err, `re-subscribing to ${core.destination}`);
+          core.end({ reason: 'failed', error });
+          if (core.handler !== undefined) this.#session.report(error);
+        });
       });
     }
     return sent;

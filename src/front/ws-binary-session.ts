@@ -128,13 +128,9 @@ export class BinarySession extends ProtocolSession {
             ev.shared,
             ev.arguments,
           );
-          // The OK goes out once the shard has the consumer (a ping behind the subscribe); a refusal
-          // the shard sent before the ping's answer (WsSession.onShardError) fails the request instead.
-          const pending: { refused: BrokerError | null } = { refused: null };
-          sub.pendingOk = pending;
-          return this.ops.pingShard(sub.shard).then(() => {
-            sub.pendingOk = null;
-            if (pending.refused !== null) throw pending.refused;
+          // The OK goes out once the shard has the consumer; its refusal fails the request instead.
+          return this.ops.whenTaken(sub).then((refused) => {
+            if (refused !== null) throw refused;
           });
         }),
       processCommitOffset: (ev) =>

@@ -3,11 +3,12 @@
  * (JSON ops, binary ops, delivery flush). Plain records: the modules that own each behaviour
  * read and write them; nothing here does I/O.
  */
-import type { BrokerError } from '../protocol/errors.js';
 import type { WebSocket } from 'uWebSockets.js';
 import type { Destination } from '../protocol/destination.js';
 import type { BinaryDecoder } from '../protocol/ws-binary-decode.js';
 import type { BinaryFrameWriter } from '../protocol/ws-binary-encode.js';
+import type { BrokerError } from '../protocol/errors.js';
+import type { StreamStart } from '../protocol/ring-record-codec.js';
 import { DeliveryTags } from '../control/delivery-tags.js';
 import type { Principal } from '../control/auth.js';
 import { INITIAL_PUBLISH_CREDIT } from '../protocol/ws-binary.js';
@@ -45,8 +46,8 @@ export interface WsSubscription {
   /** When the client was last sent a dropped notice, and when it was last logged (ms). */
   lastNoticeAt: number;
   lastWarnAt: number;
-  /** A stream consumer's start and name (StreamStart as JSON, ws-ops.ts streamStartOf); null when none was given. */
-  readonly streamStart: string | null;
+  /** A stream consumer's start and name (streamStartOf); null when none was given. */
+  readonly streamStart: StreamStart | null;
   /**
    * Set while a SUBSCRIBE waits for its OK (binary) or receipt (JSON): a shard refusing the consumer
    * then (exclusive use, a bad x-stream-offset) fails that request instead of a loose error after it.

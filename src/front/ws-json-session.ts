@@ -58,16 +58,13 @@ export class JsonSession extends ProtocolSession {
         const prefetch = op.ack === 'client' ? (op.prefetch ?? DEFAULT_PREFETCH) : 0;
         const sub = this.ops.subscribe(connection, op.id, false, op.destination, op.ack, prefetch, false, op.arguments);
         if (op.receipt !== null) {
-          // The receipt waits for the shard to take the consumer; a refusal (exclusive use, a bad
-          // x-stream-offset) comes back as the error naming this receipt instead of error + receipt.
+          // The receipt waits for the shard to take the consumer; its refusal (exclusive use, a bad
+          // x-stream-offset) is the error naming this receipt instead of an error and then a receipt.
           const receipt = op.receipt;
-          const pending: { refused: BrokerError | null } = { refused: null };
-          sub.pendingOk = pending;
-          this.ops.pingShard(sub.shard).then(
-            () => {
-              sub.pendingOk = null;
-              if (pending.refused === null) this.flush.sendText(connection, `{"op":"receipt","receipt":${JSON.stringify(receipt)}}`);
-              else this.flush.sendErrorText(connection, pending.refused.code, pending.refused.message, receipt);
+          this.ops.whenTaken(sub).then(
+            (refused) => {
+              if (refused === null) this.flush.sendText(connection, `{"op":"receipt","receipt":${JSON.stringify(receipt)}}`);
+              else this.flush.sendErrorText(connection, refused.code, refused.message, receipt);
             },
             () => this.flush.sendErrorText(connection, ErrorCode.shardUnavailable, 'a shard restarted before confirming', receipt),
           );

@@ -5,7 +5,7 @@
  */
 import type { BrokerContext } from './context.js';
 import { BrokerError, ErrorCode } from '../protocol/errors.js';
-import { AckModeCode, ConfirmStatus, NO_TOKEN, RecordKind, type StreamStart } from '../protocol/ring-record-codec.js';
+import { AckModeCode, ConfirmStatus, NO_TOKEN, RecordKind, streamStartOf } from '../protocol/ring-record-codec.js';
 import { pingShard } from './shard-ping.js';
 import { confirmRefusal } from '../control/confirm-tracker.js';
 import type { DeliveryFlush } from './delivery-flush.js';
@@ -121,7 +121,7 @@ export class SessionOps {
         deliveryWindow,
         deliveryWindowBytes,
         0,
-        sub.streamStart,
+        sub.streamStart === null ? null : JSON.stringify(sub.streamStart),
       ),
     );
     // A connection already found slow stays slow on a shard it now consumes from too.
@@ -134,8 +134,7 @@ export class SessionOps {
    * "stored" and that name starts right after it, on any connection.
    */
   commit(sub: WsSubscription, offset: number): Promise<void> {
-    const start = sub.streamStart === null ? null : (JSON.parse(sub.streamStart) as StreamStart);
-    return this.#ctx.management.streamCommit(sub.queue, start?.name ?? String(sub.clientId), offset);
+    return this.#ctx.management.streamCommit(sub.queue, sub.streamStart?.name ?? String(sub.clientId), offset);
   }
 
   unsubscribe(sub: WsSubscription): void {
@@ -162,6 +161,22 @@ export class SessionOps {
   /** Resolves once `shard` processed everything written to it before (front/shard-ping.ts). */
   pingShard(shard: number, afterPublishes = false): Promise<void> {
     return pingShard(this.#ctx, shard, afterPublishes);
+  }
+
+  /**
+   * Resolves once `sub`'s shard has taken (or refused) its consumer: null when taken, else the
+   * refusal (exclusive use, a bad x-stream-offset), which WsSession.onShardError hands here instead
+   * of sending it loose. Rejects when the shard restarted first.
+   */
+  async whenTaken(sub: WsSubscription): Promise<BrokerError | null> {
+    const pending: { refused: BrokerError | null } = { refused: null };
+    sub.pendingOk = pending;
+    try {
+      await this.pingShard(sub.shard);
+    } finally {
+      sub.pendingOk = null;
+    }
+    return pending.refused;
   }
 
   /** Sends a JSON receipt once the shard has processed what this connection wrote before it. */
@@ -191,20 +206,4 @@ export abstract class ProtocolSession {
     this.ops = ops;
     this.flush = flush;
   }
-}
-
-/**
- * A stream consumer's start as its subscribe record carries it (StreamStart, JSON): its x-stream-offset
- * and the name its offsets are stored under (x-stream-consumer-name, else `fallbackName`); null when the
- * client gave neither (a classic queue's consumer, or a stream's from "next" under no name).
- */
-export function streamStartOf(args: Readonly<Record<string, unknown>> | null, fallbackName: string): string | null {
-  const offset = args?.['x-stream-offset'];
-  const name = args?.['x-stream-consumer-name'];
-  if (offset === undefined && name === undefined) return null;
-  const start: StreamStart = {
-    offset: typeof offset === 'bigint' ? Number(offset) : (offset ?? 'next'),
-    name: typeof name === 'string' && name !== '' ? name : fallbackName,
-  };
-  return JSON.stringify(start);
 }

@@ -392,8 +392,8 @@ export class WsFront {
       this.onShardCancel(sub, code, message);
       return;
     }
-    if (sub?.pendingOk !== null && sub?.pendingOk !== undefined) {
-      // Refused at subscribe: the SUBSCRIBE waiting for its OK fails with this, and the subscription is gone.
+    if (sub?.pendingOk) {
+      // Refused at subscribe: the request waiting for its OK or receipt fails with this (SessionOps.whenTaken), and the subscription is gone.
       sub.pendingOk.refused = BrokerError.from(code, message);
       detachSubscription(sub);
       return;

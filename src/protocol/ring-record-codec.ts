@@ -485,6 +485,21 @@ export interface StreamStart {
   readonly name: string;
 }
 
+/**
+ * A consumer's StreamStart from its consumer arguments (any front's: JSON, binary, AMQP): its
+ * x-stream-offset and the name its offsets are stored under (x-stream-consumer-name, else
+ * `fallbackName`); null when it gave neither (a classic queue's consumer, or a stream's from "next").
+ */
+export function streamStartOf(args: Readonly<Record<string, unknown>> | null, fallbackName: string): StreamStart | null {
+  const offset = args?.['x-stream-offset'];
+  const name = args?.['x-stream-consumer-name'];
+  if (offset === undefined && name === undefined) return null;
+  return {
+    offset: typeof offset === 'bigint' ? Number(offset) : (offset ?? 'next'),
+    name: typeof name === 'string' && name !== '' ? name : fallbackName,
+  };
+}
+
 /** A manage answer: counts on success, an error otherwise, or an event such as an auto-deleted queue. */
 export interface ManageResult {
   readonly messageCount?: number;

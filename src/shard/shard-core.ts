@@ -188,10 +188,7 @@ export class ShardCore {
 
   /** Retries output that met a full ring. Returns true when nothing is left waiting. */
   flushPending(): boolean {
-    if (!this.#outbound.flush()) return false;
-    if (this.#streams.size === 0) return true;
-    this.#streams.resume();
-    return !this.#outbound.full;
+    return this.#outbound.flush();
   }
 
   /** Called once per drained batch: gauges are refreshed per batch, not per message. */
@@ -280,7 +277,7 @@ export class ShardCore {
     for (let i = 0; i < targets.length; i++) {
       const queue = targets[i];
       if (deadLettered && this.#isCycle(queue.name, properties)) continue;
-      if (streams.size > 0 && streams.append(queue, rec, buf)) continue;
+      if (streams.size > 0 && streams.append(queue, rec, buf, properties)) continue;
       const consumer = queue.nextIdleConsumer(rec.payloadLength);
       if (consumer !== null && consumer.ackMode === 'auto') {
         // Fast path: the queue is empty and its next consumer takes it as is. Write the delivery
@@ -478,15 +475,15 @@ export class ShardCore {
     if (previous !== undefined) this.#processUnsubscribe(rec.connectionId, rec.subscriptionId, previous.local === local);
     if (stream) {
       // A stream reader is not one of the queue's consumers: it reads the log from its own offset.
+      const start = (rec.streamOffset ?? { offset: 'next', name: '' }) as StreamStart;
       try {
-        this.#subscriptions.add(rec.connectionId, rec.subscriptionId, { consumer, local });
-        const start = (rec.streamOffset ?? { offset: 'next', name: '' }) as StreamStart;
         this.#streams.attach(local.queue, consumer, start.offset, start.name);
       } catch (err) {
         if (!(err instanceof StreamOffsetError)) throw err;
-        this.#subscriptions.remove(rec.connectionId, rec.subscriptionId);
         this.#outbound.error(rec.connectionId, rec.subscriptionId, err.code, err.message);
+        return;
       }
+      this.#subscriptions.add(rec.connectionId, rec.subscriptionId, { consumer, local });
       return;
     }
     this.#subscriptions.add(rec.connectionId, rec.subscriptionId, { consumer, local });

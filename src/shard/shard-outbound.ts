@@ -1,12 +1,19 @@
-import type { MessageQueue } from '../queue/message-queue.js';
 import type { StoredMessage } from '../queue/types.js';
 import type { ConfirmStatus, ManageResult, OutboundWriter } from '../protocol/ring-record-codec.js';
 import type { EncodedProperties } from './encoded-properties.js';
 
 /**
+ * Something with deliveries waiting for room in the outbound ring: a queue with ready messages, or
+ * a stream with readers behind (shard-streams.ts). `dispatch()` writes what it can.
+ */
+export interface Dispatchable {
+  dispatch(): void;
+}
+
+/**
  * What the shard writes to the main thread besides deliveries (control records: confirms,
  * errors, replies, pongs; dead-letter republishes), and what waits while the outbound ring is
- * full: those records, and the queues whose ready messages could not be written.
+ * full: those records, and the queues (and streams) whose deliveries could not be written.
  *
  * Deliveries are written by ShardCore straight to the ring; a delivery that finds no room
  * marks the ring full here, so everything else waits behind it.
@@ -14,8 +21,8 @@ import type { EncodedProperties } from './encoded-properties.js';
 export class ShardOutbound {
   readonly #out: OutboundWriter;
   readonly #encoded: EncodedProperties;
-  /** Queues with ready messages that could not be written because the outbound ring was full. */
-  readonly #stalled = new Set<MessageQueue>();
+  /** Queues and streams with deliveries that could not be written because the outbound ring was full. */
+  readonly #stalled = new Set<Dispatchable>();
   /** Confirms, errors and republishes that met a full outbound ring; written before anything else. */
   readonly #pendingControl: Array<() => boolean> = [];
   /** Dead-lettered copies collected during a queue operation, republished right after it. */
@@ -43,14 +50,14 @@ export class ShardOutbound {
     this.#full = true;
   }
 
-  /** `queue` has ready messages to write once the ring has room. */
-  stall(queue: MessageQueue): void {
-    this.#stalled.add(queue);
+  /** `target` has deliveries to write once the ring has room. */
+  stall(target: Dispatchable): void {
+    this.#stalled.add(target);
   }
 
-  /** `queue` is gone: nothing of it waits any more. */
-  forget(queue: MessageQueue): void {
-    this.#stalled.delete(queue);
+  /** `target` is gone: nothing of it waits any more. */
+  forget(target: Dispatchable): void {
+    this.#stalled.delete(target);
   }
 
   pong(token: number): void {
@@ -91,14 +98,14 @@ export class ShardOutbound {
     this.#pendingControl.push(write);
   }
 
-  /** Hands `queue`'s ready messages to its consumers, or keeps the queue for when the ring has room. */
-  dispatch(queue: MessageQueue): void {
+  /** Lets `target` write its deliveries now, or keeps it for when the ring has room. */
+  dispatch(target: Dispatchable): void {
     if (this.#full) {
-      this.#stalled.add(queue);
+      this.#stalled.add(target);
       return;
     }
-    queue.dispatch();
-    if (this.#full) this.#stalled.add(queue);
+    target.dispatch();
+    if (this.#full) this.#stalled.add(target);
   }
 
   /** Retries output that met a full ring. Returns true when nothing is left waiting. */
@@ -113,11 +120,11 @@ export class ShardOutbound {
       }
       this.#pendingControl.shift();
     }
-    for (const queue of this.#stalled) {
-      this.#stalled.delete(queue);
-      queue.dispatch();
+    for (const target of this.#stalled) {
+      this.#stalled.delete(target);
+      target.dispatch();
       if (this.#full) {
-        this.#stalled.add(queue);
+        this.#stalled.add(target);
         return false;
       }
     }

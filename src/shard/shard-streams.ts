@@ -5,16 +5,16 @@
  *
  * The stream's MessageQueue still exists, as the routing target bindings point at and for the
  * listings; it never holds a message. Reading over HTTP is a manage request answered with JSON;
- * consuming over WebSocket and AMQP is refused with a clear error until it is built (issue 16).
+ * consumers are readers with a cursor each, fed while they have credit (and prefetch slots).
+ * A stream whose readers met a full outbound ring waits in ShardOutbound like a queue does.
  */
 import { isUtf8 } from 'node:buffer';
 import type { MessageQueue } from '../queue/message-queue.js';
 import type { Consumer, MessageProperties } from '../queue/types.js';
-import { encodeProperties } from '../protocol/properties.js';
+import { decodeProperties, encodeProperties } from '../protocol/properties.js';
 import type { PublishRecord } from '../protocol/ring-record-codec.js';
 import type { FigureSource } from './queue-figures.js';
-import { decodeProperties } from '../protocol/properties.js';
-import type { HeaderValue } from '../protocol/field-table.js';
+import type { Dispatchable, ShardOutbound } from './shard-outbound.js';
 import { propertiesToJson } from '../protocol/json-properties.js';
 import { parseStreamOffset, resolveStart, StreamOffsetError } from '../stream/offset-spec.js';
 import type { StreamArguments } from '../stream/stream-arguments.js';
@@ -64,7 +64,7 @@ export interface StreamReadAnswer {
   readonly lines: string[];
 }
 
-interface Stream {
+interface Stream extends Dispatchable {
   readonly name: string;
   readonly log: StreamLog;
   readonly args: StreamArguments;
@@ -109,18 +109,18 @@ export class ShardStreams {
   /** Streams with an x-max-age: the only ones the age sweep looks at. */
   readonly #aging = new Set<Stream>();
   readonly #now: () => number;
+  /** Where a stream whose readers met a full outbound ring waits for room (ShardOutbound's stalled set). */
+  readonly #outbound: Pick<ShardOutbound, 'stall' | 'forget'>;
   #ageTimer: NodeJS.Timeout | null = null;
   #lastHead: { exchange: string; routingKey: string; head: EntryHead } | null = null;
-  #lastProps: { bytes: Uint8Array; decoded: MessageProperties } | null = null;
   readonly #readers = new Map<Consumer, Reader>();
-  /** Streams whose readers met a full outbound ring: pumped again by resume(). */
-  readonly #stalled = new Set<Stream>();
   #deliver: StreamDeliver = () => 0;
   /** Unsettled tags of client-ack readers. */
   readonly #tags = new Map<number, Reader>();
 
-  constructor(now: () => number) {
+  constructor(now: () => number, outbound: Pick<ShardOutbound, 'stall' | 'forget'>) {
     this.#now = now;
+    this.#outbound = outbound;
   }
 
   /** How deliveries are written (set once by ShardCore, which owns the ring writer and the tags). */
@@ -175,18 +175,9 @@ export class ShardStreams {
     return true;
   }
 
-  /** The outbound ring has room again: readers that met it full read on. */
-  resume(): void {
-    for (const stream of this.#stalled) {
-      this.#stalled.delete(stream);
-      if (!this.#pumpStream(stream)) return;
-    }
-  }
-
-  /** Delivers to every reader of `stream` what its credit allows; false when the ring filled. */
-  #pumpStream(stream: Stream): boolean {
-    for (const reader of stream.readers) if (!this.#pumpReader(reader)) return false;
-    return true;
+  /** Delivers to every reader of `stream` what its credit allows, until the ring fills. */
+  #pumpStream(stream: Stream): void {
+    for (const reader of stream.readers) if (!this.#pumpReader(reader)) return;
   }
 
   #pumpReader(reader: Reader): boolean {
@@ -218,13 +209,13 @@ export class ShardStreams {
       });
       take = room();
     }
-    if (full) this.#stalled.add(stream);
+    if (full) this.#outbound.stall(stream);
     return !full;
   }
 
   /**
-   * The entry's properties with its offset in the `x-stream-offset` header (RabbitMQ's name), and,
-   * when retention dropped entries this reader had not reached, their count in `x-stream-offset-skipped`.
+   * The entry's properties as stored (its offset already in them), or, when retention dropped
+   * entries this reader had not reached, with their count added in `x-stream-offset-skipped`.
    */
   #toldSkips(reader: Reader, properties: Uint8Array): Uint8Array {
     if (reader.cursor.skipped <= reader.told) return properties;
@@ -235,22 +226,12 @@ export class ShardStreams {
   }
 
   /**
-   * A publish's properties with its offset in the `x-stream-offset` header (RabbitMQ's name), encoded
-   * once when it is appended rather than for every delivery of every replay. A publisher repeats its
-   * properties, so their decode is kept for the next append.
+   * A publish's properties (as ShardCore decoded them for routing) with its offset in the
+   * `x-stream-offset` header (RabbitMQ's name), encoded once when it is appended rather than for
+   * every delivery of every replay.
    */
-  #withOffset(buf: Uint8Array, propsOffset: number, propsLength: number, offset: number): Uint8Array {
-    let base: MessageProperties = NO_PROPERTIES;
-    if (propsLength > 0) {
-      const last = this.#lastProps;
-      if (last !== null && sameBytes(last.bytes, buf, propsOffset, propsLength)) base = last.decoded;
-      else {
-        base = decodeProperties(buf, propsOffset, propsLength) as MessageProperties;
-        this.#lastProps = { bytes: buf.slice(propsOffset, propsOffset + propsLength), decoded: base };
-      }
-    }
-    const headers: Record<string, HeaderValue> = { ...(base.headers ?? {}), 'x-stream-offset': offset };
-    return encodeProperties({ ...base, headers });
+  #withOffset(properties: MessageProperties | null, offset: number): Uint8Array {
+    return encodeProperties({ ...properties, headers: { ...properties?.headers, 'x-stream-offset': offset } });
   }
 
   get size(): number {
@@ -269,6 +250,7 @@ export class ShardStreams {
       retentionDropped: 0,
       readers: new Set(),
       stored: new Map(),
+      dispatch: () => this.#pumpStream(stream),
     };
     this.#byQueue.set(queue, stream);
     this.#byName.set(queue.name, stream);
@@ -286,7 +268,7 @@ export class ShardStreams {
     this.#byName.delete(queue.name);
     this.#grown.delete(stream);
     this.#aging.delete(stream);
-    this.#stalled.delete(stream);
+    this.#outbound.forget(stream);
     for (const r of stream.readers) this.detach(r.consumer);
     if (this.#aging.size === 0) this.stop();
     return stream.log.count;
@@ -298,28 +280,29 @@ export class ShardStreams {
     return { depth: log.count, consumerCount: 0, unackedCount: 0, readyBytes: log.bytes, stats: queue.stats };
   }
 
-  /** Entries held by the stream behind `queue` (0 for a classic queue). */
-  depthOf(queue: MessageQueue): number {
-    return this.#byQueue.get(queue)?.log.count ?? 0;
+  /** Entries held by the stream behind `queue`; undefined for a classic queue. */
+  depthOf(queue: MessageQueue): number | undefined {
+    return this.#byQueue.get(queue)?.log.count;
   }
 
   /**
-   * Appends a publish (read in place from `buf`) to the stream behind `queue`, if it is one; returns false for a classic
-   * queue (the caller goes on with it as usual).
+   * Appends a publish (its payload read in place from `buf`, its properties as ShardCore decoded
+   * them) to the stream behind `queue`, if it is one; returns false for a classic queue (the caller
+   * goes on with it as usual).
    */
-  append(queue: MessageQueue, rec: PublishRecord, buf: Uint8Array): boolean {
+  append(queue: MessageQueue, rec: PublishRecord, buf: Uint8Array, properties: MessageProperties | null): boolean {
     const stream = this.#byQueue.get(queue);
     if (stream === undefined) return false;
-    const { exchange, routingKey, propsOffset, propsLength, payloadOffset, payloadLength } = rec;
+    const { exchange, routingKey, payloadOffset, payloadLength } = rec;
     let last = this.#lastHead;
     if (last === null || last.exchange !== exchange || last.routingKey !== routingKey) {
       last = { exchange, routingKey, head: entryHead(exchange, routingKey) };
       this.#lastHead = last;
     }
     const head = last.head;
-    const properties = this.#withOffset(buf, propsOffset, propsLength, stream.log.nextOffset);
-    stream.log.appendWith(entryLength(head, properties.byteLength, payloadLength), this.#now(), (bytes, at) =>
-      writeEntry(bytes, at, head, properties, buf, payloadOffset, payloadLength),
+    const encoded = this.#withOffset(properties, stream.log.nextOffset);
+    stream.log.appendWith(entryLength(head, encoded.byteLength, payloadLength), this.#now(), (bytes, at) =>
+      writeEntry(bytes, at, head, encoded, buf, payloadOffset, payloadLength),
     );
     this.#grown.add(stream);
     return true;
@@ -428,12 +411,4 @@ export class ShardStreams {
     }, AGE_SWEEP_MS);
     this.#ageTimer.unref?.();
   }
-}
-
-const NO_PROPERTIES: MessageProperties = Object.freeze({}) as MessageProperties;
-
-function sameBytes(a: Uint8Array, buf: Uint8Array, offset: number, length: number): boolean {
-  if (a.byteLength !== length) return false;
-  for (let i = 0; i < length; i++) if (a[i] !== buf[offset + i]) return false;
-  return true;
 }

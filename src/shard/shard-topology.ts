@@ -3,7 +3,7 @@ import { MessageGauges } from '../queue/message-gauges.js';
 import type { ExpiryScheduler } from '../queue/expiry-scheduler.js';
 import { NO_QUEUE_ARGUMENTS, parseQueueArguments, QueueArgumentError, type QueueArguments } from '../queue/queue-arguments.js';
 import { StreamOffsetError } from '../stream/offset-spec.js';
-import { parseStreamArguments, queueTypeOf, refuseStreamArguments, type StreamArguments } from '../stream/stream-arguments.js';
+import { streamArgumentsOf } from '../stream/stream-arguments.js';
 import type { DeliverFn } from '../queue/types.js';
 import { ExchangeRegistry, RouterError } from '../router/exchange-registry.js';
 import { NO_TOKEN, type ManageOp, type ManageResult, type StreamOp } from '../protocol/ring-record-codec.js';
@@ -83,7 +83,7 @@ export class ShardTopology implements ReplayTarget {
   readonly streams: ShardStreams;
 
   constructor(parts: ShardTopologyParts) {
-    this.streams = new ShardStreams(parts.now);
+    this.streams = new ShardStreams(parts.now, parts.outbound);
     this.#now = parts.now;
     this.#counters = parts.counters;
     this.#deliver = parts.deliver;
@@ -160,16 +160,7 @@ export class ShardTopology implements ReplayTarget {
           existing.queue.markUsed();
           return { messageCount: this.#depth(existing.queue), consumerCount: existing.queue.consumerCount };
         }
-        let streamArgs: StreamArguments | null = null;
-        if (queueTypeOf(op.arguments, op.name) === 'stream') {
-          if (op.exclusive || op.autoDelete) {
-            throw new ManageError(
-              'precondition_failed',
-              `invalid property '${op.exclusive ? 'exclusive' : 'auto-delete'}' for queue '${op.name}' in vhost '/': a stream is neither exclusive nor auto-delete`,
-            );
-          }
-          streamArgs = parseStreamArguments(op.arguments, op.name);
-        } else refuseStreamArguments(op.arguments, op.name);
+        const streamArgs = streamArgumentsOf(op.arguments, op.name, op);
         const { raw, parsed: args } =
           streamArgs !== null ? { raw: op.arguments, parsed: NO_QUEUE_ARGUMENTS } : this.#sharedArguments(op.arguments, op.name);
         const queue = new MessageQueue(op.name, this.#deliver, this.#allocateTag, {
@@ -289,7 +280,7 @@ export class ShardTopology implements ReplayTarget {
 
   /** Messages a queue holds: a stream's entries, a classic queue's ready messages. */
   #depth(queue: MessageQueue): number {
-    return this.streams.size > 0 && this.streams.isStream(queue.name) ? this.streams.depthOf(queue) : queue.depth;
+    return this.streams.depthOf(queue) ?? queue.depth;
   }
 
   /** Auto-delete: a queue that had consumers and has none left goes. */
@@ -381,7 +372,8 @@ export class ShardTopology implements ReplayTarget {
         continue;
       }
       const s = snapshot(local);
-      out.push(this.streams.isStream(local.queue.name) ? { ...s, depth: this.streams.depthOf(local.queue) } : s);
+      const depth = this.streams.depthOf(local.queue);
+      out.push(depth === undefined ? s : { ...s, depth });
     }
     return out;
   }

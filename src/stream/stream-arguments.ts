@@ -110,25 +110,32 @@ export function parseStreamArguments(args: Record<string, unknown>, queueName: s
 }
 
 /**
- * A queue declaration's arguments checked as its type wants (the main thread's check before the
- * shard is asked): a stream's by parseStreamArguments, and never exclusive or auto-delete; a classic
- * queue's by parseQueueArguments, without stream-only ones. Throws QueueArgumentError.
+ * A queue declaration's stream arguments: parsed when `x-queue-type` says stream (which is never
+ * exclusive or auto-delete), null for a classic queue (whose arguments may not be stream-only ones).
+ * The one check the main thread (before asking the shard) and the shard (declaring it) both make.
+ * Throws QueueArgumentError.
  */
+export function streamArgumentsOf(
+  args: Record<string, unknown>,
+  queueName: string,
+  flags: { readonly exclusive: boolean; readonly autoDelete: boolean },
+): StreamArguments | null {
+  if (queueTypeOf(args, queueName) === 'classic') {
+    refuseStreamArguments(args, queueName);
+    return null;
+  }
+  if (flags.exclusive || flags.autoDelete) {
+    const property = flags.exclusive ? 'exclusive' : 'auto-delete';
+    throw new QueueArgumentError('x-queue-type', 'stream', queueName, `a stream cannot be ${property} (invalid property '${property}')`);
+  }
+  return parseStreamArguments(args, queueName);
+}
+
+/** A queue declaration's arguments checked as its type wants (the main thread's check); throws QueueArgumentError. */
 export function checkQueueDeclaration(
   args: Record<string, unknown>,
   queueName: string,
   flags: { readonly exclusive: boolean; readonly autoDelete: boolean },
-): 'classic' | 'stream' {
-  const type = queueTypeOf(args, queueName);
-  if (type === 'stream') {
-    if (flags.exclusive || flags.autoDelete) {
-      const property = flags.exclusive ? 'exclusive' : 'auto-delete';
-      throw new QueueArgumentError('x-queue-type', 'stream', queueName, `a stream cannot be ${property} (invalid property '${property}')`);
-    }
-    parseStreamArguments(args, queueName);
-  } else {
-    refuseStreamArguments(args, queueName);
-    parseQueueArguments(args, queueName);
-  }
-  return type;
+): void {
+  if (streamArgumentsOf(args, queueName, flags) === null) parseQueueArguments(args, queueName);
 }

@@ -5,6 +5,7 @@ import { decodeProperties, encodeProperties } from '../../src/protocol/propertie
 import { newPublishRecord, type PublishRecord } from '../../src/protocol/ring-record-codec.js';
 import { StreamOffsetError } from '../../src/stream/offset-spec.js';
 import { ShardStreams } from '../../src/shard/shard-streams.js';
+import type { Dispatchable } from '../../src/shard/shard-outbound.js';
 
 /** A publish record over `buf` carrying `payload` (and `properties`, encoded), as the shard reads one. */
 function publishOf(payload: string, properties: Uint8Array = new Uint8Array(0)): { rec: PublishRecord; buf: Uint8Array } {
@@ -20,6 +21,21 @@ function publishOf(payload: string, properties: Uint8Array = new Uint8Array(0)):
   rec.payloadOffset = properties.byteLength;
   rec.payloadLength = body.byteLength;
   return { rec, buf };
+}
+
+/** ShardOutbound's stalled set, as the streams use it: what waits for room, dispatched by `flush()`. */
+function stalledSet(): { stall(t: Dispatchable): void; forget(t: Dispatchable): void; flush(): void } {
+  const waiting = new Set<Dispatchable>();
+  return {
+    stall: (t) => void waiting.add(t),
+    forget: (t) => void waiting.delete(t),
+    flush: () => {
+      for (const t of [...waiting]) {
+        waiting.delete(t);
+        t.dispatch();
+      }
+    },
+  };
 }
 
 function consumerOf(ackMode: 'auto' | 'client', credit: number, prefetch = 0, connectionId = 1): Consumer {
@@ -39,9 +55,11 @@ function setUp(now = () => 1000): {
   queue: MessageQueue;
   delivered: Delivered[];
   ring: { full: boolean };
+  outbound: ReturnType<typeof stalledSet>;
   publish: (n: number) => void;
 } {
-  const streams = new ShardStreams(now);
+  const outbound = stalledSet();
+  const streams = new ShardStreams(now, outbound);
   const queue = new MessageQueue(
     'events',
     () => true,
@@ -67,11 +85,11 @@ function setUp(now = () => 1000): {
   const publish = (count: number): void => {
     for (let i = 0; i < count; i++) {
       const { rec, buf } = publishOf(`m${n++}`, encodeProperties({ contentType: 'text/plain' }));
-      expect(streams.append(queue, rec, buf)).toBe(true);
+      expect(streams.append(queue, rec, buf, { contentType: 'text/plain' })).toBe(true);
     }
     streams.endBatch();
   };
-  return { streams, queue, delivered, ring, publish };
+  return { streams, queue, delivered, ring, outbound, publish };
 }
 
 describe('ShardStreams', () => {
@@ -107,15 +125,15 @@ describe('ShardStreams', () => {
     expect(streams.settle(1, delivered[1].tag)).toBe(false); // its tags went with it
   });
 
-  it('a full outbound ring stalls a reader without losing its place; resume() delivers from there', () => {
-    const { streams, queue, delivered, ring, publish } = setUp();
+  it('a full outbound ring stalls a reader without losing its place; the outbound flush delivers from there', () => {
+    const { streams, queue, delivered, ring, outbound, publish } = setUp();
     publish(5);
     const c = consumerOf('auto', Infinity);
     ring.full = true;
     streams.attach(queue, c, 'first', '');
     expect(delivered).toHaveLength(0);
     ring.full = false;
-    streams.resume();
+    outbound.flush();
     expect(delivered.map((d) => d.offset)).toEqual([0, 1, 2, 3, 4]);
   });
 
@@ -137,7 +155,7 @@ describe('ShardStreams', () => {
 
   it('retention moves a reader past what it dropped and tells it once, on its next delivery', () => {
     let now = 0;
-    const streams = new ShardStreams(() => now);
+    const streams = new ShardStreams(() => now, stalledSet());
     const queue = new MessageQueue(
       'events',
       () => true,
@@ -154,7 +172,7 @@ describe('ShardStreams', () => {
     streams.attach(queue, c, 'first', '');
     for (let i = 0; i < 40; i++) {
       const { rec, buf } = publishOf('x'.repeat(40));
-      streams.append(queue, rec, buf);
+      streams.append(queue, rec, buf, null);
       now++;
       streams.endBatch();
     }
@@ -183,6 +201,6 @@ describe('ShardStreams', () => {
       () => 0,
     );
     const { rec, buf } = publishOf('x');
-    expect(streams.append(classic, rec, buf)).toBe(false);
+    expect(streams.append(classic, rec, buf, null)).toBe(false);
   });
 });

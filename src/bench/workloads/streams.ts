@@ -31,24 +31,32 @@ interface StreamRun {
   readonly lost: number;
 }
 
+/**
+ * Publishes up to `count` messages with `publish` (which resolves on the confirm), at most WINDOW
+ * unconfirmed at a time and for at most PHASE_LIMIT_MS; the confirmed count and rate.
+ */
+async function ingest(count: number, publish: () => Promise<unknown>): Promise<{ confirmed: number; perS: number }> {
+  const t0 = performance.now();
+  let confirmed = 0;
+  const inFlight = new Set<Promise<void>>();
+  for (let i = 0; i < count && performance.now() - t0 < PHASE_LIMIT_MS; i++) {
+    const p: Promise<void> = publish().then(() => {
+      confirmed++;
+      inFlight.delete(p);
+    });
+    inFlight.add(p);
+    if (inFlight.size >= WINDOW) await Promise.race(inFlight);
+  }
+  await Promise.all(inFlight);
+  return { confirmed, perS: confirmed / ((performance.now() - t0) / 1000) };
+}
+
 async function shardmqRun(count: number): Promise<StreamRun> {
   const broker = await startBrokerProcess(['--shards', '1']);
   try {
     const client = await connect(broker.url, { reconnect: false });
     await client.declareQueue(STREAM, { durable: true, arguments: { 'x-queue-type': 'stream' } });
-    const t0 = performance.now();
-    let confirmed = 0;
-    const inFlight = new Set<Promise<void>>();
-    for (let i = 0; i < count && performance.now() - t0 < PHASE_LIMIT_MS; i++) {
-      const p: Promise<void> = client.publish(`/queue/${STREAM}`, PAYLOAD).then(() => {
-        confirmed++;
-        inFlight.delete(p);
-      });
-      inFlight.add(p);
-      if (inFlight.size >= WINDOW) await Promise.race(inFlight);
-    }
-    await Promise.all(inFlight);
-    const ingestPerS = confirmed / ((performance.now() - t0) / 1000);
+    const { confirmed, perS: ingestPerS } = await ingest(count, () => client.publish(`/queue/${STREAM}`, PAYLOAD));
     const replay = async (consumers: number): Promise<{ perS: number; lost: number }> => {
       const clients = await Promise.all(Array.from({ length: consumers }, () => connect(broker.url, { reconnect: false })));
       const got = new Array<number>(consumers).fill(0);
@@ -114,19 +122,7 @@ async function jetStreamRun(nats: NatsModule, binary: string, count: number): Pr
     const jsm = await nc.jetstreamManager();
     await jsm.streams.add({ name: 'BENCH', subjects: ['bench.stream'], storage: 'memory', num_replicas: 1 });
     const js = nc.jetstream();
-    const t0 = performance.now();
-    let confirmed = 0;
-    const inFlight = new Set<Promise<void>>();
-    for (let i = 0; i < count && performance.now() - t0 < PHASE_LIMIT_MS; i++) {
-      const p: Promise<void> = js.publish('bench.stream', PAYLOAD).then(() => {
-        confirmed++;
-        inFlight.delete(p);
-      });
-      inFlight.add(p);
-      if (inFlight.size >= WINDOW) await Promise.race(inFlight);
-    }
-    await Promise.all(inFlight);
-    const ingestPerS = confirmed / ((performance.now() - t0) / 1000);
+    const { confirmed, perS: ingestPerS } = await ingest(count, () => js.publish('bench.stream', PAYLOAD));
     const replay = async (consumers: number): Promise<{ perS: number; lost: number }> => {
       const conns = await Promise.all(Array.from({ length: consumers }, () => open()));
       const start = performance.now();

@@ -14,7 +14,7 @@ import { decodeMethod, type AnyMethod, type MethodArgs } from '../../protocol/am
 import { amqpToMessageProperties, decodeContentHeader, writeContentMethod } from '../../protocol/amqp/content.js';
 import { encodeCheckedProperties } from '../../protocol/property-rules.js';
 import { decodeProperties } from '../../protocol/properties.js';
-import { AckModeCode, ConfirmStatus, NO_TOKEN, RecordKind } from '../../protocol/ring-record-codec.js';
+import { AckModeCode, ConfirmStatus, NO_TOKEN, RecordKind, streamStartOf, type StreamStart } from '../../protocol/ring-record-codec.js';
 import { confirmRefusal } from '../../control/confirm-tracker.js';
 import { DeliveryTags } from '../../control/delivery-tags.js';
 import { toAmqpError } from './amqp-errors.js';
@@ -23,7 +23,6 @@ import type { PublishTarget } from '../../control/publish-path.js';
 import type { Principal } from '../../control/auth.js';
 import type { Logger } from '../../log/logger.js';
 import type { BrokerContext } from '../context.js';
-import { streamStartOf } from '../ws-ops.js';
 import { WireWriter } from '../../protocol/amqp/wire.js';
 import type { MethodName } from '../../protocol/amqp/methods.js';
 
@@ -74,7 +73,7 @@ export interface ChannelHost {
     prefetch: number,
     get?: boolean,
     exclusive?: boolean,
-    streamOffset?: string | null,
+    streamStart?: StreamStart | null,
   ): AmqpConsumer;
   /** Resolves once `shard` has processed everything written to it before. */
   ping(shard: number): Promise<void>;
@@ -105,8 +104,8 @@ export interface AmqpConsumer {
   /** Deliveries written to the socket whose credit is not yet back at the shard, and their bytes. */
   owedCredit: number;
   owedBytes: number;
-  /** A stream consumer's start from basic.consume's arguments (StreamStart as JSON, streamStartOf); null otherwise. */
-  readonly streamOffset: string | null;
+  /** A stream consumer's start from basic.consume's arguments (streamStartOf); null otherwise. */
+  readonly streamStart: StreamStart | null;
 }
 
 /** A basic.publish waiting for its content header and body frames. */

@@ -16,7 +16,7 @@ import { decodeMethod, writeMethodFrame, type AnyMethod, type MethodArgs, type M
 import { messagePropertiesToAmqp, writeDeliverRaw } from '../../protocol/amqp/content.js';
 import { WireWriter } from '../../protocol/amqp/wire.js';
 import { decodeProperties } from '../../protocol/properties.js';
-import { SUBSCRIBE_FLAG_EXCLUSIVE, type DeliverHead } from '../../protocol/ring-record-codec.js';
+import { SUBSCRIBE_FLAG_EXCLUSIVE, type DeliverHead, type StreamStart } from '../../protocol/ring-record-codec.js';
 import { pingShard } from '../shard-ping.js';
 import type { HeaderTable } from '../../protocol/field-table.js';
 import { BrokerError, ErrorCode } from '../../protocol/errors.js';
@@ -515,7 +515,7 @@ export class AmqpConnection implements FrameSink, ChannelHost {
     prefetch: number,
     get = false,
     exclusive = false,
-    streamOffset: string | null = null,
+    streamStart: StreamStart | null = null,
   ): AmqpConsumer {
     const max = this.ctx.config.maxSubscriptions;
     if (this.consumers.size >= max)
@@ -534,7 +534,7 @@ export class AmqpConnection implements FrameSink, ChannelHost {
       exclusive,
       held: null,
       refused: null,
-      streamOffset,
+      streamStart,
       owedCredit: 0,
       owedBytes: 0,
     };
@@ -557,7 +557,7 @@ export class AmqpConnection implements FrameSink, ChannelHost {
         deliveryWindow,
         deliveryWindowBytes,
         flags,
-        c.streamOffset,
+        c.streamStart === null ? null : JSON.stringify(c.streamStart),
       ),
     );
   }

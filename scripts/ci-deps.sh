@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Debian packages the test suite needs beyond Node: openssl (the TLS test makes a
+# Debian packages the test suite needs beyond Node: nats-server (the cluster tests), openssl (the TLS test makes a
 # self-signed certificate), prometheus for its promtool (the /metrics test runs
 # `promtool check metrics`; the Prometheus server itself is not started), chromium (the
 # dashboard test drives it headless through playwright-core) and python3-pika with python3-aio-pika (the
@@ -10,6 +10,8 @@ missing=()
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+# The cluster tests (test/e2e/cluster-*.test.ts) join brokers through a real nats-server on loopback.
+command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
 # The README test runs the README's curl commands.
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 # The AMQP interop test (test/e2e/amqp-python.test.ts) runs the RabbitMQ tutorials with Python pika

@@ -7,6 +7,8 @@
  * - `node:worker_threads` in router, queue or control (single-threaded code, testable alone);
  * - uWebSockets.js imported outside front;
  * - `front` importing router or queue directly (socket code calls control);
+ * - the NATS client imported outside cluster/, or cluster/ loaded statically from outside it
+ *   (a node without --cluster must not load it: broker.ts imports it dynamically);
  * - any import cycle.
  * The checker itself is tested on planted violations, so a rule that can never fail shows up.
  */
@@ -18,7 +20,7 @@ type Graph = Map<string, Set<string>>;
 
 const SRC = resolve(import.meta.dirname, '../src');
 const PURE = ['ring', 'protocol', 'router', 'queue', 'store', 'stream'];
-const UPPER = ['shard', 'front', 'control', 'cli'];
+const UPPER = ['shard', 'front', 'control', 'cli', 'cluster'];
 const SINGLE_THREADED = ['router', 'queue', 'control'];
 
 const IMPORT = /(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|import\s*\(\s*['"]([^'"]+)['"]\s*\)|import\s+['"]([^'"]+)['"]/g;
@@ -68,6 +70,7 @@ function violations(graph: Graph): string[] {
       if (t === 'uWebSockets.js' && here !== 'front') out.push(`${file} imports uWebSockets.js outside front/`);
       if (here === 'front' && (there === 'router' || there === 'queue'))
         out.push(`${file} imports ${t}: front/ calls control/, not ${there}/`);
+      if (t === 'nats' && here !== 'cluster') out.push(`${file} imports the NATS client outside cluster/`);
     }
   }
   for (const cycle of cycles(graph)) out.push(`import cycle: ${cycle.join(' -> ')}`);
@@ -112,11 +115,29 @@ function cycles(graph: Graph): string[][] {
   return found;
 }
 
+/** Static value imports of cluster/ from outside it (type-only imports and `import()` are fine). */
+function staticClusterImports(): string[] {
+  const out: string[] = [];
+  const STATIC = /^\s*(?:import|export)\s+(?!type\b)[^'"]*?from\s*['"]([^'"]+)['"]/gm;
+  for (const file of sourceFiles(SRC)) {
+    const from = relative(SRC, file);
+    if (room(from) === 'cluster') continue;
+    for (const m of readFileSync(file, 'utf8').matchAll(STATIC)) {
+      const target = relative(SRC, resolve(dirname(file), m[1]));
+      if (m[1].startsWith('.') && room(target) === 'cluster') out.push(`${from} loads ${target} statically`);
+    }
+  }
+  return out;
+}
+
 describe('architecture', () => {
   it('src/ keeps its rooms: no upward arrow, threads and uWS where they belong, no cycle', () => {
     const graph = importGraph();
     expect(graph.size).toBeGreaterThan(50);
     expect(violations(graph)).toEqual([]);
+    expect(staticClusterImports()).toEqual([]);
+    // The one way in is the dynamic import in broker.ts.
+    expect(graph.get('front/broker.ts')?.has('cluster/cluster-node.ts')).toBe(true);
   });
 
   it('the checker fails on each planted violation', () => {
@@ -136,6 +157,8 @@ describe('architecture', () => {
     expect(planted([['control/x.ts', 'node:worker_threads']])).toEqual([expect.stringContaining('single-threaded')]);
     expect(planted([['shard/x.ts', 'uWebSockets.js']])).toEqual([expect.stringContaining('outside front/')]);
     expect(planted([['front/x.ts', 'router/y.ts']])).toEqual([expect.stringContaining('front/ calls control/')]);
+    expect(planted([['front/x.ts', 'nats']])).toEqual([expect.stringContaining('NATS client outside cluster/')]);
+    expect(planted([['cluster/x.ts', 'nats']])).toEqual([]);
     expect(
       planted([
         ['a/x.ts', 'b/y.ts'],

@@ -46,6 +46,12 @@ export interface BrokerConfig {
   readonly tlsKey: string | null;
   readonly authToken: string | null;
   readonly usersFile: string | null;
+  /** NATS servers joining this node to a cluster (nats://host:port, several for failover); null: a node of its own. */
+  readonly cluster: readonly string[] | null;
+  /** This node's name in the cluster; null: `<hostname>-<port>`. */
+  readonly nodeName: string | null;
+  readonly clusterTimeoutMs: number;
+  readonly clusterBufferBytes: number;
 }
 
 export class ConfigError extends Error {
@@ -53,7 +59,7 @@ export class ConfigError extends Error {
   readonly code = 'bad_config';
 }
 
-type Kind = 'string' | 'int' | 'level' | 'pow2' | 'enum' | 'port';
+type Kind = 'string' | 'int' | 'level' | 'pow2' | 'enum' | 'port' | 'nats-urls' | 'node-name';
 interface Spec {
   key: keyof BrokerConfig;
   flag: string;
@@ -120,6 +126,17 @@ export const CONFIG_SPECS: readonly Spec[] = [
   { key: 'tlsKey', flag: 'tls-key', kind: 'string', def: null },
   { key: 'authToken', flag: 'auth-token', kind: 'string', def: null },
   { key: 'usersFile', flag: 'users-file', kind: 'string', def: null },
+  { key: 'cluster', flag: 'cluster', kind: 'nats-urls', def: null },
+  { key: 'nodeName', flag: 'node-name', kind: 'node-name', def: null },
+  { key: 'clusterTimeoutMs', flag: 'cluster-timeout-ms', kind: 'int', min: 200, max: 600_000, def: D.DEFAULT_CLUSTER_TIMEOUT_MS },
+  {
+    key: 'clusterBufferBytes',
+    flag: 'cluster-buffer-bytes',
+    kind: 'int',
+    min: 1024 * 1024,
+    max: 2 ** 32,
+    def: D.DEFAULT_CLUSTER_BUFFER_BYTES,
+  },
 ];
 
 export function envName(flag: string): string {
@@ -169,6 +186,13 @@ function parseValue(spec: Spec, raw: string): string | number | null {
     }
     case 'string':
       return raw;
+    case 'nats-urls':
+      return parseNatsUrls(spec.flag, raw) as unknown as string;
+    case 'node-name':
+      if (!NODE_NAME.test(raw)) {
+        throw new ConfigError(`${spec.flag} must be 1 to 64 letters, digits, '.', '_' or '-' (got ${JSON.stringify(raw)})`);
+      }
+      return raw;
     case 'enum':
     case 'level': {
       const allowed: readonly string[] = spec.kind === 'level' ? LOG_LEVELS : (spec.values ?? []);
@@ -191,4 +215,30 @@ function parseValue(spec: Spec, raw: string): string | number | null {
       return n;
     }
   }
+}
+
+/** A node name is a NATS-safe token and a label in logs and URLs. */
+const NODE_NAME = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** `nats://host:port[,nats://host:port…]`; a bare host:port gets nats:// (what nats-server users write). */
+function parseNatsUrls(flag: string, raw: string): readonly string[] {
+  const out: string[] = [];
+  for (const part of raw.split(',')) {
+    const text = part.trim();
+    if (text === '') continue;
+    const withScheme = /^[a-z]+:\/\//.test(text) ? text : `nats://${text}`;
+    let url: URL;
+    try {
+      url = new URL(withScheme);
+    } catch {
+      throw new ConfigError(`${flag} must be nats://host:port URLs separated by commas (got ${JSON.stringify(raw)})`);
+    }
+    if (url.protocol !== 'nats:' && url.protocol !== 'tls:') {
+      throw new ConfigError(`${flag} takes nats:// or tls:// URLs (got ${JSON.stringify(text)})`);
+    }
+    if (url.hostname === '') throw new ConfigError(`${flag} URL has no host (got ${JSON.stringify(text)})`);
+    out.push(withScheme);
+  }
+  if (out.length === 0) throw new ConfigError(`${flag} needs at least one nats://host:port (got ${JSON.stringify(raw)})`);
+  return Object.freeze(out);
 }

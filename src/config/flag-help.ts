@@ -84,4 +84,15 @@ export const FLAG_HELP: Readonly<Record<string, FlagHelp>> = {
   'auth-token': { def: 'none', meaning: 'one bearer token that may do everything' },
   'users-file': { def: 'none', meaning: 'JSON users with tokens, publish/subscribe destination patterns and manage' },
   'shutdown-timeout-ms': { def: '5000', meaning: 'how long SIGTERM waits for in-flight confirms' },
+  cluster: {
+    def: 'none (one node)',
+    meaning: 'NATS servers (nats://host:port, comma-separated) joining this node to others; docs/scale-out.md',
+  },
+  'node-name': { def: '<hostname>-<port>', meaning: "this node's name in the cluster (letters, digits, . _ -)" },
+  'cluster-timeout-ms': { def: '2000', meaning: 'a cluster node silent this long is out (heartbeats every quarter of it)' },
+  'cluster-buffer-bytes': {
+    def: '32 MiB',
+    meaning:
+      'forwarded bytes NATS has not acknowledged, and received bytes waiting for ring room; past it messages are dropped and counted in /v1/cluster',
+  },
 };

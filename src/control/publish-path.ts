@@ -21,6 +21,20 @@ export interface PublishTarget {
   readonly shards: readonly number[];
   /** The publisher must wait for the shards' confirms (durable or refusing queues). */
   readonly confirmFromShard: boolean;
+  /**
+   * In a cluster: the exchange the message also goes out on to the other nodes (the one it was
+   * published to, before any alternate exchange); null when it stays on this node (no cluster,
+   * the default exchange, or a message that came from another node).
+   */
+  readonly forward: string | null;
+}
+
+/**
+ * The other nodes of a cluster, as publishing sees them (cluster/ implements it; control/ does
+ * not import it). `forward` takes a message once, when its local copies are in, and copies it.
+ */
+export interface ClusterForward {
+  forward(exchange: string, routingKey: string, properties: Uint8Array | null, payload: Uint8Array): void;
 }
 
 export class PublishPath {
@@ -35,6 +49,8 @@ export class PublishPath {
   receivedBytes = 0;
   /** Messages confirmed to their publishers (binary CONFIRMs, HTTP 200 `accepted`). */
   confirmed = 0;
+  /** Set once the node has joined its cluster (--cluster); null on a node of its own. */
+  cluster: ClusterForward | null = null;
 
   constructor(topology: Topology, shards: readonly ShardWriter[], durableQueues: boolean, log: Logger) {
     this.#topology = topology;
@@ -67,7 +83,13 @@ export class PublishPath {
       throw new BrokerError(ErrorCode.accessRefused, `access to exchange '${exchange}' in vhost '/' refused for user '${principal.name}'`);
     }
     const routed = withBrokerErrors(() => this.#topology.route(exchange, routingKey));
-    return { exchange: routed.exchange, routingKey, shards: routed.shards, confirmFromShard: routed.confirmFromShard };
+    return {
+      exchange: routed.exchange,
+      routingKey,
+      shards: routed.shards,
+      confirmFromShard: routed.confirmFromShard,
+      forward: this.#forwardOf(exchange),
+    };
   }
 
   /** Refuses (403 access_refused, and a warn line) a publish `principal` may not make. */
@@ -97,7 +119,31 @@ export class PublishPath {
       exchange = destination.exchange;
     }
     const routed = withBrokerErrors(() => this.#topology.route(exchange, destination.name));
-    return { exchange: routed.exchange, routingKey: destination.name, shards: routed.shards, confirmFromShard: routed.confirmFromShard };
+    return {
+      exchange: routed.exchange,
+      routingKey: destination.name,
+      shards: routed.shards,
+      confirmFromShard: routed.confirmFromShard,
+      forward: this.#forwardOf(exchange),
+    };
+  }
+
+  /**
+   * Where a message from another node goes here: this node's queues bound to `exchange` only,
+   * never back out to the cluster. Null when this node does not know the exchange.
+   */
+  localTarget(exchange: string, routingKey: string): PublishTarget | null {
+    try {
+      const routed = this.#topology.route(exchange, routingKey);
+      return { exchange: routed.exchange, routingKey, shards: routed.shards, confirmFromShard: false, forward: null };
+    } catch {
+      return null;
+    }
+  }
+
+  /** Messages to an exchange cross to the other nodes; the default exchange's (queues) do not. */
+  #forwardOf(exchange: string): string | null {
+    return this.cluster !== null && exchange !== '' ? exchange : null;
   }
 
   /** Declares a `/queue/` destination's queue if it does not exist yet; returns its shard. */
@@ -133,7 +179,9 @@ export class PublishPath {
   ): number {
     const { shards } = target;
     if (shards.length === 0) {
-      this.unroutable++;
+      // Routed nowhere here; in a cluster it may be routed on another node (NATS knows which).
+      if (target.forward !== null && this.cluster !== null) this.cluster.forward(target.forward, target.routingKey, properties, payload);
+      else this.unroutable++;
       this.received++;
       this.receivedBytes += payload.byteLength;
       return 0;
@@ -149,6 +197,7 @@ export class PublishPath {
     if (written === shards.length) {
       this.received++;
       this.receivedBytes += payload.byteLength;
+      if (target.forward !== null && this.cluster !== null) this.cluster.forward(target.forward, target.routingKey, properties, payload);
     }
     return written;
   }

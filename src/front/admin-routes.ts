@@ -77,6 +77,13 @@ export function registerAdminRoutes(
     sendJson(res, 200, latencyStats(ctx));
   });
 
+  // The cluster as this node sees it: members, interest, what crossed and what was dropped.
+  app.get('/v1/cluster', (res, req) => {
+    if (authorize(res, req, ctx, 'monitor') === null) return;
+    const status = ctx.clusterStatus();
+    sendJson(res, 200, status ?? { enabled: false, node: null, members: [] });
+  });
+
   // What any authenticated user may see: itself and its own connections, nobody else's.
   app.get('/v1/me', (res, req) => {
     const principal = authorize(res, req, ctx, 'any');

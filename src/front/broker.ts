@@ -34,6 +34,8 @@ import type { Logger } from '../log/logger.js';
 import type { BrokerContext } from './context.js';
 import { HopTrace } from '../metrics/hop-trace.js';
 import { countGcPauses, type GcMonitor, type GcPauses } from '../metrics/gc-monitor.js';
+import type { ClusterNode } from '../cluster/cluster-node.js';
+import { hostname } from 'node:os';
 
 export class Broker implements OutboundSink {
   readonly config: BrokerConfig;
@@ -61,6 +63,7 @@ export class Broker implements OutboundSink {
   readonly #tls: boolean;
   #listenSocket: UWS.us_listen_socket | null = null;
   #port = 0;
+  #cluster: ClusterNode | null = null;
   #running = false;
   #started = false;
 
@@ -140,6 +143,7 @@ export class Broker implements OutboundSink {
       mainGc: this.#gc,
       refusals: new RefusalLog(log),
       routes: new RouteMethods(),
+      clusterStatus: () => this.#cluster?.status() ?? null,
     };
     this.#tls = config.tlsCert !== null;
     // TLS terminates in uWebSockets.js itself (SSLApp); the data path is unchanged.
@@ -237,6 +241,7 @@ export class Broker implements OutboundSink {
     try {
       await this.#listen();
       await this.#amqp.listen();
+      await this.#joinCluster();
     } catch (err) {
       if (this.#listenSocket !== null) {
         this.#uws.us_listen_socket_close(this.#listenSocket);
@@ -250,6 +255,30 @@ export class Broker implements OutboundSink {
       this.#running = false;
       throw err;
     }
+  }
+
+  /** The node of a cluster (--cluster): loaded only then, so a node of its own never loads the NATS client. */
+  async #joinCluster(): Promise<void> {
+    const servers = this.config.cluster;
+    if (servers === null) return;
+    const { ClusterNode } = await import('../cluster/cluster-node.js');
+    this.#cluster = await ClusterNode.start(
+      {
+        servers,
+        nodeName: this.config.nodeName ?? `${hostname()}-${this.#port}`,
+        http: this.url,
+        amqp: this.amqpUrl,
+        timeoutMs: this.config.clusterTimeoutMs,
+        bufferBytes: this.config.clusterBufferBytes,
+      },
+      { topology: this.#topology, publisher: this.#publisher, log: this.log },
+    );
+    this.#publisher.cluster = this.#cluster;
+  }
+
+  /** This node's cluster link; null on a node of its own. */
+  get cluster(): ClusterNode | null {
+    return this.#cluster;
   }
 
   /**
@@ -292,6 +321,10 @@ export class Broker implements OutboundSink {
       this.#uws.us_listen_socket_close(this.#listenSocket);
       this.#listenSocket = null;
     }
+    // Leave first: the others stop sending here at once instead of after the timeout.
+    this.#publisher.cluster = null;
+    await this.#cluster?.stop();
+    this.#cluster = null;
     const deadline = Date.now() + this.config.shutdownTimeoutMs;
     while (this.#confirms.size > 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 5));

@@ -18,6 +18,7 @@ import type { HopTrace } from '../metrics/hop-trace.js';
 import type { GcPauses } from '../metrics/gc-monitor.js';
 import type { RefusalLog } from './refusal-log.js';
 import type { RouteMethods } from './route-methods.js';
+import type { ClusterStatus } from '../cluster/cluster-node.js';
 
 export interface BrokerContext {
   readonly config: BrokerConfig;
@@ -41,4 +42,6 @@ export interface BrokerContext {
   readonly refusals: RefusalLog;
   /** The methods of every registered path (405 + Allow for the others). */
   readonly routes: RouteMethods;
+  /** This node's view of its cluster (GET /v1/cluster); null on a node of its own. */
+  readonly clusterStatus: () => ClusterStatus | null;
 }

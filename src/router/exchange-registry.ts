@@ -240,7 +240,18 @@ export function isExchangeType(type: string): type is ExchangeType {
   return type === ExchangeType.direct || type === ExchangeType.fanout || type === ExchangeType.topic || type === ExchangeType.headers;
 }
 
+/**
+ * Told of every binding made or removed (queue and exchange bindings alike, with the type of
+ * their source exchange): the cluster turns them into interest on NATS subjects.
+ */
+export interface BindingObserver {
+  bindingAdded(source: string, type: ExchangeType, routingKey: string): void;
+  bindingRemoved(source: string, type: ExchangeType, routingKey: string): void;
+}
+
 export class ExchangeRegistry<Q, R = Q> {
+  /** Set by the main thread's cluster link only; null everywhere else (one check per bind). */
+  bindingObserver: BindingObserver | null = null;
   readonly #vhost: string;
   readonly #queueKey: (queue: Q) => string;
   readonly #routeTarget: (queue: Q) => R;
@@ -372,6 +383,7 @@ export class ExchangeRegistry<Q, R = Q> {
     if (perQueue === undefined) this.#queueBindings.set(destination, binding);
     else if (perQueue instanceof Set) perQueue.add(binding);
     else this.#queueBindings.set(destination, new Set([perQueue, binding]));
+    this.bindingObserver?.bindingAdded(source.name, source.type, routingKey);
     return true;
   }
 
@@ -412,6 +424,7 @@ export class ExchangeRegistry<Q, R = Q> {
     from.exchanges.add(binding);
     from.exchangeBindings++;
     to.incoming.add(binding);
+    this.bindingObserver?.bindingAdded(from.name, from.type, routingKey);
     return true;
   }
 
@@ -591,6 +604,7 @@ export class ExchangeRegistry<Q, R = Q> {
   #detach(binding: Binding<R>): void {
     const source = binding.source;
     source.bindings.delete(binding.id);
+    this.bindingObserver?.bindingRemoved(source.name, source.type, binding.routingKey);
     if (binding.kind === DestinationKind.queue) {
       source.queues.remove(binding);
       const perQueue = this.#queueBindings.get(binding.destination);

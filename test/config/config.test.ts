@@ -87,7 +87,28 @@ describe('resolveConfig - defaults', () => {
       usersFile: null,
       amqpPort: D.DEFAULT_AMQP_PORT,
       amqpsPort: null,
+      cluster: null,
+      nodeName: null,
+      clusterTimeoutMs: D.DEFAULT_CLUSTER_TIMEOUT_MS,
+      clusterBufferBytes: D.DEFAULT_CLUSTER_BUFFER_BYTES,
     } satisfies BrokerConfig);
+  });
+
+  it('cluster: comma-separated NATS URLs (a bare host:port gets nats://), from the flag or SHARDMQ_CLUSTER; bad ones name the flag', () => {
+    expect(resolveConfig({ cluster: 'nats://127.0.0.1:4222, 10.0.0.2:4222' }, NO_ENV).cluster).toEqual([
+      'nats://127.0.0.1:4222',
+      'nats://10.0.0.2:4222',
+    ]);
+    expect(resolveConfig({}, { SHARDMQ_CLUSTER: 'nats://a:1' }).cluster).toEqual(['nats://a:1']);
+    expect(() => resolveConfig({ cluster: 'http://a:1' }, NO_ENV)).toThrow(/cluster takes nats:\/\/ or tls:\/\/ URLs/);
+    expect(() => resolveConfig({ cluster: ' , ' }, NO_ENV)).toThrow(/cluster needs at least one/);
+  });
+
+  it('node-name: letters, digits, . _ - up to 64; anything else names the flag', () => {
+    expect(resolveConfig({ 'node-name': 'node-a.1_x' }, NO_ENV).nodeName).toBe('node-a.1_x');
+    expect(() => resolveConfig({ 'node-name': 'a b' }, NO_ENV)).toThrow(/node-name must be 1 to 64/);
+    expect(() => resolveConfig({ 'node-name': 'x'.repeat(65) }, NO_ENV)).toThrow(/node-name must be 1 to 64/);
+    expect(() => resolveConfig({ 'cluster-timeout-ms': '100' }, NO_ENV)).toThrow(/cluster-timeout-ms must be an integer from 200/);
   });
 
   it('amqp-port: 5672 by default, 0 lets the OS pick, off disables; amqps-port needs the TLS pair', () => {
@@ -165,6 +186,12 @@ describe('resolveConfig - precedence', () => {
       } else if (spec.kind === 'pow2') {
         envValue[spec.flag] = String(2 ** 20);
         flagValue[spec.flag] = String(2 ** 21);
+      } else if (spec.kind === 'nats-urls') {
+        envValue[spec.flag] = 'nats://env:4222';
+        flagValue[spec.flag] = 'nats://flag:4222';
+      } else if (spec.kind === 'node-name') {
+        envValue[spec.flag] = 'from-env';
+        flagValue[spec.flag] = 'from-flag';
       } else {
         envValue[spec.flag] = String(spec.min === 0 ? 1 : (spec.min as number) + 1);
         flagValue[spec.flag] = String(spec.min === 0 ? 2 : (spec.min as number) + 2);
@@ -174,7 +201,8 @@ describe('resolveConfig - precedence', () => {
     const fromEnv = resolveConfig({}, env) as unknown as Record<string, unknown>;
     const fromFlags = resolveConfig(flagValue, env) as unknown as Record<string, unknown>;
     for (const spec of CONFIG_SPECS) {
-      const parse = (v: string): unknown => (spec.kind === 'int' || spec.kind === 'pow2' || spec.kind === 'port' ? Number(v) : v);
+      const parse = (v: string): unknown =>
+        spec.kind === 'int' || spec.kind === 'pow2' || spec.kind === 'port' ? Number(v) : spec.kind === 'nats-urls' ? [v] : v;
       expect(fromEnv[spec.key], spec.flag).toEqual(parse(envValue[spec.flag]));
       expect(fromFlags[spec.key], spec.flag).toEqual(parse(flagValue[spec.flag]));
     }

@@ -1,0 +1,528 @@
+/**
+ * This node's link to the others over NATS (main thread; loaded only with --cluster, and the
+ * only module that imports the NATS client).
+ *
+ * - Membership: a heartbeat on `shardmq.members` every timeout/4; a node silent for the
+ *   timeout is out (membership.ts).
+ * - Interest: every binding on this node becomes a subscription to the NATS subjects it maps to
+ *   (subject-map.ts, counted in interest.ts), so NATS forwards a message only to nodes with a
+ *   matching binding.
+ * - Forwarding: a publish to an exchange, once its local copies are in the rings, is copied into
+ *   the batch of its subject for this event-loop turn; each batch is one NATS message
+ *   (forward-batch.ts). On arrival a batch is routed by the receiving node's own topology (the
+ *   exact filter) into its rings, never forwarded again.
+ *
+ * Bounded both ways: what NATS has not acknowledged (a flush round trip) and what waits here for
+ * room in a full ring are each at most --cluster-buffer-bytes. Past that a message is dropped
+ * and counted, and the count is in /v1/cluster and in this node's heartbeat, so the sending
+ * node is told (nothing is lost silently).
+ */
+import { randomBytes } from 'node:crypto';
+import { connect, Events, type NatsConnection, type Subscription, type Msg } from 'nats';
+import { decodeForwardBatch, ForwardBatchBuilder, type ForwardBatchHeader } from './forward-batch.js';
+import { Interest, type SubjectSubscriber } from './interest.js';
+import { Membership, type MemberAnnouncement, type MembershipChange } from './membership.js';
+import { publishSubject, SUBJECT_ROOT, type BindingExchangeType } from './subject-map.js';
+import { NO_TOKEN } from '../protocol/ring-record-codec.js';
+import type { ClusterForward, PublishPath, PublishTarget } from '../control/publish-path.js';
+import type { Topology } from '../control/topology.js';
+import type { Logger } from '../log/logger.js';
+
+/** Membership heartbeats and leave notices. */
+export const MEMBERS_SUBJECT = `${SUBJECT_ROOT}.members`;
+/** A batch is published once it holds this much, even mid-turn (NATS's default max_payload is 1 MiB). */
+const MAX_BATCH_BYTES = 256 * 1024;
+/** Messages waiting for ring room are retried at least this often when no room event comes. */
+const ROOM_WAIT_MS = 1000;
+
+export interface ClusterSettings {
+  readonly servers: readonly string[];
+  readonly nodeName: string;
+  /** Where this node's clients connect, announced to the others. */
+  readonly http: string;
+  readonly amqp: string | null;
+  /** A node silent this long is out; heartbeats go every quarter of it. */
+  readonly timeoutMs: number;
+  /** Bound on forwarded bytes NATS has not acknowledged, and on received bytes waiting for ring room. */
+  readonly bufferBytes: number;
+}
+
+export interface ClusterParts {
+  readonly topology: Topology;
+  readonly publisher: PublishPath;
+  readonly log: Logger;
+}
+
+export interface ClusterMemberView {
+  readonly name: string;
+  readonly boot: string;
+  readonly self: boolean;
+  readonly state: 'up' | 'leaving';
+  readonly http: string;
+  readonly amqp: string | null;
+  readonly joinedAt: string;
+  readonly lastSeenMsAgo: number;
+  readonly interest: number;
+  readonly droppedIn: number;
+}
+
+export interface ClusterStatus {
+  readonly enabled: true;
+  readonly node: string;
+  readonly boot: string;
+  readonly nats: {
+    readonly servers: readonly string[];
+    readonly server: string | null;
+    readonly connected: boolean;
+    readonly disconnects: number;
+    readonly reconnects: number;
+  };
+  readonly timeoutMs: number;
+  readonly members: readonly ClusterMemberView[];
+  readonly interest: { readonly subjects: number; readonly inexact: number };
+  readonly forwarded: {
+    readonly messages: number;
+    readonly batches: number;
+    readonly bytes: number;
+    readonly unacknowledgedBytes: number;
+    readonly droppedOverBuffer: number;
+    readonly droppedTooLarge: number;
+    readonly inFlightAtDisconnect: number;
+  };
+  readonly received: {
+    readonly messages: number;
+    readonly batches: number;
+    readonly duplicateBatches: number;
+    readonly unknownExchange: number;
+    readonly badBatches: number;
+    readonly waitingBytes: number;
+    readonly dropped: number;
+  };
+  readonly changes: readonly { readonly at: string; readonly kind: MembershipChange['kind']; readonly node: string }[];
+}
+
+interface Waiting {
+  readonly target: PublishTarget;
+  from: number;
+  readonly properties: Uint8Array | null;
+  readonly payload: Uint8Array;
+}
+
+/** Membership changes kept for /v1/cluster. */
+const CHANGES_KEPT = 50;
+
+export class ClusterNode implements ClusterForward, SubjectSubscriber {
+  readonly #settings: ClusterSettings;
+  readonly #parts: ClusterParts;
+  readonly #log: Logger;
+  readonly #nc: NatsConnection;
+  readonly boot = randomBytes(8).toString('hex');
+  readonly #membership: Membership;
+  readonly #interest: Interest;
+  readonly #subscriptions = new Map<string, Subscription>();
+  /** This turn's batches: exchange → routing key → batch. */
+  readonly #batches = new Map<string, Map<string, { subject: string; batch: ForwardBatchBuilder }>>();
+  #flushScheduled = false;
+  #seq = 0;
+  /** Highest batch sequence seen per sending boot (the second copy of a batch is dropped). */
+  readonly #lastSeq = new Map<string, number>();
+  /** Bytes and messages published since NATS last acknowledged (a flush round trip). */
+  #unackedBytes = 0;
+  #unackedMessages = 0;
+  #acking = false;
+  readonly #waiting: Waiting[] = [];
+  #waitingHead = 0;
+  #waitingBytes = 0;
+  #draining = false;
+  readonly #changes: { at: string; kind: MembershipChange['kind']; node: string }[] = [];
+  #heartbeat: NodeJS.Timeout | null = null;
+  #sweep: NodeJS.Timeout | null = null;
+  #stopped = false;
+  #connected = true;
+  #disconnects = 0;
+  #reconnects = 0;
+  #warnedTooLarge = false;
+  #warnedOver = false;
+  readonly #fwd = { messages: 0, batches: 0, bytes: 0, droppedOverBuffer: 0, droppedTooLarge: 0, inFlightAtDisconnect: 0 };
+  readonly #rcv = { messages: 0, batches: 0, duplicateBatches: 0, unknownExchange: 0, badBatches: 0, dropped: 0 };
+
+  private constructor(settings: ClusterSettings, parts: ClusterParts, nc: NatsConnection) {
+    this.#settings = settings;
+    this.#parts = parts;
+    this.#log = parts.log.child({ cluster: settings.nodeName });
+    this.#nc = nc;
+    this.#membership = new Membership(settings.nodeName, settings.timeoutMs);
+    this.#interest = new Interest(this);
+  }
+
+  /** Connects to NATS (refusing to start when none of `servers` answers), joins, and takes over interest. */
+  static async start(settings: ClusterSettings, parts: ClusterParts): Promise<ClusterNode> {
+    let nc: NatsConnection;
+    try {
+      nc = await connect({
+        servers: [...settings.servers],
+        name: `shardmq ${settings.nodeName}`,
+        // A node never needs its own publishes back: its local copies went straight into its rings.
+        noEcho: true,
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 250,
+        reconnectJitter: 100,
+        // A dead NATS server is noticed within about the membership timeout.
+        pingInterval: Math.max(500, Math.floor(settings.timeoutMs / 2)),
+        maxPingOut: 2,
+        timeout: 5000,
+      });
+    } catch (err) {
+      throw new Error(`cluster: cannot reach NATS at ${settings.servers.join(', ')}: ${(err as Error).message}`);
+    }
+    const node = new ClusterNode(settings, parts, nc);
+    node.#join();
+    return node;
+  }
+
+  #join(): void {
+    const { topology } = this.#parts;
+    this.#nc.subscribe(MEMBERS_SUBJECT, { callback: (err, msg) => (err === null ? this.#onMember(msg) : undefined) });
+    // Bindings made before the link (recovered durable ones), then every change as it happens.
+    for (const b of topology.listBindings()) {
+      const type = topology.registry.getExchange(b.source)?.type;
+      if (type !== undefined) this.#interest.add(type as BindingExchangeType, b.source, b.routingKey);
+    }
+    topology.registry.bindingObserver = {
+      bindingAdded: (source, type, key) => this.#interest.add(type, source, key),
+      bindingRemoved: (source, type, key) => this.#interest.remove(type, source, key),
+    };
+    void this.#watchStatus();
+    const beat = Math.max(50, Math.floor(this.#settings.timeoutMs / 4));
+    this.#heartbeat = setInterval(() => this.#announce('up'), beat);
+    this.#heartbeat.unref();
+    this.#sweep = setInterval(() => this.#expire(), Math.max(25, Math.floor(beat / 2)));
+    this.#sweep.unref();
+    this.#announce('up');
+    this.#log.info({ servers: this.#settings.servers, boot: this.boot }, 'joined the cluster');
+  }
+
+  // ---- membership -------------------------------------------------------------------------
+
+  #announcement(state: 'up' | 'leaving'): MemberAnnouncement {
+    const s = this.#settings;
+    return {
+      name: s.nodeName,
+      boot: this.boot,
+      state,
+      http: s.http,
+      amqp: s.amqp,
+      interest: this.#interest.size,
+      droppedIn: this.#rcv.dropped,
+    };
+  }
+
+  #announce(state: 'up' | 'leaving'): void {
+    const a = this.#announcement(state);
+    // Not echoed back to us (noEcho): this node hears itself here.
+    if (state === 'up') this.#membership.heard(a, Date.now());
+    try {
+      this.#nc.publish(MEMBERS_SUBJECT, Buffer.from(JSON.stringify(a)));
+    } catch (err) {
+      this.#log.debug({ err }, 'heartbeat not sent');
+    }
+  }
+
+  #onMember(msg: Msg): void {
+    let a: MemberAnnouncement;
+    try {
+      a = JSON.parse(Buffer.from(msg.data).toString('utf8')) as MemberAnnouncement;
+    } catch {
+      return;
+    }
+    if (typeof a.name !== 'string' || typeof a.boot !== 'string') return;
+    if (a.name === this.#settings.nodeName) {
+      if (a.boot !== this.boot)
+        this.#log.error({ node: a.name }, 'another node announces this node name: give each node its own --node-name');
+      return;
+    }
+    const change = this.#membership.heard(a, Date.now());
+    if (change !== null) {
+      this.#record(change);
+      // A newcomer hears from everyone at once, not a heartbeat later.
+      if (change.kind !== 'left') this.#announce('up');
+    }
+  }
+
+  #expire(): void {
+    for (const change of this.#membership.sweep(Date.now())) this.#record(change);
+  }
+
+  #record(change: MembershipChange): void {
+    const m = change.member;
+    if (change.kind === 'left' || change.kind === 'expired' || change.kind === 'rejoined') this.#lastSeq.delete(m.boot);
+    this.#changes.push({ at: new Date().toISOString(), kind: change.kind, node: m.name });
+    if (this.#changes.length > CHANGES_KEPT) this.#changes.shift();
+    const line = { node: m.name, boot: m.boot, http: m.http };
+    if (change.kind === 'expired')
+      this.#log.warn({ ...line, timeoutMs: this.#settings.timeoutMs }, 'cluster node silent past the timeout: out');
+    else this.#log.info(line, `cluster node ${change.kind}`);
+  }
+
+  async #watchStatus(): Promise<void> {
+    for await (const s of this.#nc.status()) {
+      if (s.type === Events.Disconnect) {
+        this.#connected = false;
+        this.#disconnects++;
+        // What NATS had not acknowledged may not have reached it: counted, never silent.
+        this.#fwd.inFlightAtDisconnect += this.#unackedMessages;
+        this.#log.warn({ server: s.data, unacknowledged: this.#unackedMessages }, 'cluster: NATS connection lost; reconnecting');
+      } else if (s.type === Events.Reconnect) {
+        this.#connected = true;
+        this.#reconnects++;
+        this.#log.info({ server: s.data }, 'cluster: NATS connection back');
+        this.#announce('up');
+      }
+    }
+  }
+
+  // ---- interest (SubjectSubscriber) -----------------------------------------------------------
+
+  subscribe(subject: string): void {
+    const sub = this.#nc.subscribe(subject, {
+      callback: (err, msg) => {
+        if (err === null) this.#onBatch(msg.data);
+      },
+    });
+    this.#subscriptions.set(subject, sub);
+  }
+
+  unsubscribe(subject: string): void {
+    this.#subscriptions.get(subject)?.unsubscribe();
+    this.#subscriptions.delete(subject);
+  }
+
+  // ---- forwarding (ClusterForward) --------------------------------------------------------------
+
+  forward(exchange: string, routingKey: string, properties: Uint8Array | null, payload: Uint8Array): void {
+    if (this.#stopped) return;
+    const recordBytes = ForwardBatchBuilder.recordBytes(properties, payload);
+    if (this.#unackedBytes + recordBytes > this.#settings.bufferBytes) {
+      this.#fwd.droppedOverBuffer++;
+      if (!this.#warnedOver) {
+        this.#warnedOver = true;
+        this.#log.warn(
+          { bufferBytes: this.#settings.bufferBytes },
+          'cluster: NATS is not keeping up; dropping forwarded messages (counted in /v1/cluster)',
+        );
+      }
+      return;
+    }
+    const maxPayload = this.#nc.info?.max_payload ?? 1024 * 1024;
+    let perKey = this.#batches.get(exchange);
+    if (perKey === undefined) this.#batches.set(exchange, (perKey = new Map()));
+    let entry = perKey.get(routingKey);
+    if (entry === undefined) {
+      entry = { subject: publishSubject(exchange, routingKey), batch: new ForwardBatchBuilder(this.boot, exchange, routingKey) };
+      perKey.set(routingKey, entry);
+    }
+    if (entry.batch.byteLength + recordBytes > Math.min(MAX_BATCH_BYTES, maxPayload)) {
+      if (entry.batch.count > 0) {
+        this.#publishBatch(entry.subject, entry.batch);
+        entry.batch = new ForwardBatchBuilder(this.boot, exchange, routingKey);
+      }
+      if (entry.batch.byteLength + recordBytes > maxPayload) {
+        this.#fwd.droppedTooLarge++;
+        if (!this.#warnedTooLarge) {
+          this.#warnedTooLarge = true;
+          this.#log.warn(
+            { bytes: payload.byteLength, maxPayload },
+            "cluster: a message larger than NATS's max_payload stays on this node (counted)",
+          );
+        }
+        return;
+      }
+    }
+    entry.batch.add(properties, payload);
+    this.#unackedBytes += recordBytes;
+    this.#unackedMessages++;
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      setImmediate(this.#flushBatches);
+    }
+  }
+
+  readonly #flushBatches = (): void => {
+    this.#flushScheduled = false;
+    for (const perKey of this.#batches.values()) {
+      for (const entry of perKey.values()) if (entry.batch.count > 0) this.#publishBatch(entry.subject, entry.batch);
+    }
+    this.#batches.clear();
+    this.#ack();
+  };
+
+  #publishBatch(subject: string, batch: ForwardBatchBuilder): void {
+    const data = batch.finish(++this.#seq);
+    try {
+      this.#nc.publish(subject, data);
+      this.#fwd.messages += batch.count;
+      this.#fwd.batches++;
+      this.#fwd.bytes += data.byteLength;
+    } catch (err) {
+      this.#fwd.droppedOverBuffer += batch.count;
+      this.#log.warn({ err, messages: batch.count }, 'cluster: forward batch not published (counted as dropped)');
+    }
+  }
+
+  /** One flush round trip at a time: when NATS answers, what was published before it is acknowledged. */
+  #ack(): void {
+    if (this.#acking || this.#unackedMessages === 0 || this.#stopped) return;
+    this.#acking = true;
+    const bytes = this.#unackedBytes;
+    const messages = this.#unackedMessages;
+    this.#nc.flush().then(
+      () => {
+        this.#acking = false;
+        this.#unackedBytes -= bytes;
+        this.#unackedMessages -= messages;
+        if (this.#unackedBytes < this.#settings.bufferBytes / 2) this.#warnedOver = false;
+        this.#ack();
+      },
+      () => {
+        this.#acking = false;
+      },
+    );
+  }
+
+  // ---- receiving ---------------------------------------------------------------------------
+
+  #onBatch(data: Uint8Array): void {
+    let target: PublishTarget | null = null;
+    try {
+      decodeForwardBatch(
+        data,
+        (h) => {
+          if (!this.#fresh(h)) return false;
+          this.#rcv.batches++;
+          target = this.#parts.publisher.localTarget(h.exchange, h.routingKey);
+          if (target === null) {
+            this.#rcv.unknownExchange += h.count;
+            return false;
+          }
+          return true;
+        },
+        (properties, payload) => this.#deliverLocal(target as PublishTarget, properties, payload),
+      );
+    } catch (err) {
+      this.#rcv.badBatches++;
+      this.#log.warn({ err }, 'cluster: unreadable forward batch skipped');
+    }
+  }
+
+  /** False for the second copy of a batch (two of this node's subjects matched it). */
+  #fresh(h: ForwardBatchHeader): boolean {
+    const last = this.#lastSeq.get(h.boot);
+    if (last !== undefined && h.seq <= last) {
+      this.#rcv.duplicateBatches++;
+      return false;
+    }
+    this.#lastSeq.set(h.boot, h.seq);
+    return true;
+  }
+
+  #deliverLocal(target: PublishTarget, properties: Uint8Array | null, payload: Uint8Array): void {
+    this.#rcv.messages++;
+    const publisher = this.#parts.publisher;
+    // Behind messages already waiting for room, a message waits too (order per sender and key).
+    let from = 0;
+    if (this.#waitingHead === this.#waiting.length) {
+      from = publisher.write(target, 0, NO_TOKEN, properties, payload);
+      if (from === target.shards.length) return;
+    }
+    const bytes = ForwardBatchBuilder.recordBytes(properties, payload);
+    if (this.#waitingBytes + bytes > this.#settings.bufferBytes) {
+      this.#rcv.dropped++;
+      return;
+    }
+    this.#waitingBytes += bytes;
+    this.#waiting.push({ target, from, properties: properties === null ? null : properties.slice(), payload: payload.slice() });
+    if (!this.#draining) void this.#drainWaiting();
+  }
+
+  async #drainWaiting(): Promise<void> {
+    this.#draining = true;
+    const publisher = this.#parts.publisher;
+    try {
+      while (this.#waitingHead < this.#waiting.length && !this.#stopped) {
+        const w = this.#waiting[this.#waitingHead];
+        if (w.from < w.target.shards.length) {
+          const room = await publisher.waitForRoom(w.target, w.from, ROOM_WAIT_MS);
+          if (!room) await new Promise((r) => setTimeout(r, 20));
+          w.from = publisher.write(w.target, 0, NO_TOKEN, w.properties, w.payload, 0, w.from);
+          if (w.from < w.target.shards.length) continue;
+        }
+        this.#waitingBytes -= ForwardBatchBuilder.recordBytes(w.properties, w.payload);
+        this.#waitingHead++;
+        if (this.#waitingHead > 1024 && this.#waitingHead * 2 > this.#waiting.length) {
+          this.#waiting.splice(0, this.#waitingHead);
+          this.#waitingHead = 0;
+        }
+      }
+    } finally {
+      this.#draining = false;
+    }
+  }
+
+  // ---- the outside ---------------------------------------------------------------------------
+
+  status(): ClusterStatus {
+    const now = Date.now();
+    return {
+      enabled: true,
+      node: this.#settings.nodeName,
+      boot: this.boot,
+      nats: {
+        servers: this.#settings.servers,
+        server: this.#connected ? this.#nc.getServer() : null,
+        connected: this.#connected,
+        disconnects: this.#disconnects,
+        reconnects: this.#reconnects,
+      },
+      timeoutMs: this.#settings.timeoutMs,
+      members: this.#membership.members().map((m) => ({
+        name: m.name,
+        boot: m.boot,
+        self: m.name === this.#settings.nodeName,
+        state: m.state,
+        http: m.http,
+        amqp: m.amqp,
+        joinedAt: new Date(m.joinedAt).toISOString(),
+        lastSeenMsAgo: now - m.lastSeen,
+        interest: m.interest,
+        droppedIn: m.droppedIn,
+      })),
+      interest: { subjects: this.#interest.size, inexact: this.#interest.inexact },
+      forwarded: { ...this.#fwd, unacknowledgedBytes: this.#unackedBytes },
+      received: { ...this.#rcv, waitingBytes: this.#waitingBytes },
+      changes: [...this.#changes],
+    };
+  }
+
+  /** Names of the nodes in, this one included, in name order. */
+  liveNodes(): string[] {
+    return this.#membership.members().map((m) => m.name);
+  }
+
+  /** Says goodbye (the others drop this node at once, not after the timeout) and closes the link. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#flushBatches();
+    this.#stopped = true;
+    if (this.#heartbeat !== null) clearInterval(this.#heartbeat);
+    if (this.#sweep !== null) clearInterval(this.#sweep);
+    this.#parts.topology.registry.bindingObserver = null;
+    this.#announce('leaving');
+    try {
+      await this.#nc.flush();
+    } catch {
+      // NATS is gone: the others will time this node out instead.
+    }
+    await this.#nc.close();
+    this.#log.info('left the cluster');
+  }
+}

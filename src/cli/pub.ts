@@ -25,8 +25,16 @@ export const URL_FLAG: CliFlag = {
   value: 'URL',
   def: `http://${DEFAULT_HOST}:${DEFAULT_PORT}`,
   env: 'SHARDMQ_URL',
-  help: 'the broker',
+  help: 'the broker; several nodes of a cluster comma-separated (a reconnect fails over to the next)',
 };
+
+/** `--url a,b,c`: the nodes the client may use, in order. */
+export function urlList(value: string): string[] {
+  return value
+    .split(',')
+    .map((u) => u.trim())
+    .filter((u) => u !== '');
+}
 
 export const PUB_HELP: CommandHelp = {
   command: 'pub',
@@ -83,7 +91,7 @@ export async function pub(args: string[]): Promise<number> {
   // A CLI run should fail rather than wait for a broker that is gone.
   let client: ShardmqClient;
   try {
-    client = await connect(values.url, { reconnect: { initialDelayMs: 100, maxDelayMs: 1000, maxAttempts: 3 } });
+    client = await connect(urlList(values.url), { reconnect: { initialDelayMs: 100, maxDelayMs: 1000, maxAttempts: 3 } });
   } catch (err) {
     return fail(err);
   }

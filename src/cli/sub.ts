@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { connect } from '../client/client.js';
 import type { ShardmqError } from '../client/errors.js';
 import { badUsage, helpText, wantsHelp, type CommandHelp } from './help.js';
-import { defaultUrl, URL_FLAG } from './pub.js';
+import { defaultUrl, URL_FLAG, urlList } from './pub.js';
 
 /**
  * `shardmq sub <destination>`: prints one message payload per line (as UTF-8); acks them in client
@@ -78,7 +78,7 @@ export async function sub(args: string[]): Promise<number> {
 
   let client: Awaited<ReturnType<typeof connect>>;
   try {
-    client = await connect(values.url);
+    client = await connect(urlList(values.url));
   } catch (err) {
     process.stderr.write(`shardmq sub: ${(err as Error).message}\n`);
     return 1;

@@ -92,9 +92,11 @@ export interface ClientEvents {
 /**
  * Connects to a shardmq broker at `url` (`http://host:port`, or a `ws://host:port/v1/ws` URL) and
  * resolves once the binary protocol is up (with confirms on, unless disabled). Rejects with
- * ConnectFailedError when the first connection fails; later drops reconnect.
+ * ConnectFailedError when the first connection fails; later drops reconnect. Several URLs (the
+ * nodes of a cluster): the first that answers is used, and each reconnect attempt moves on to the
+ * next, so a client of a node that died fails over to another with its subscriptions restored.
  */
-export async function connect(url: string, options: ClientOptions = {}): Promise<ShardmqClient> {
+export async function connect(url: string | readonly string[], options: ClientOptions = {}): Promise<ShardmqClient> {
   const client = new ShardmqClient(url, resolveOptions(options));
   await client.start();
   return client;
@@ -119,7 +121,7 @@ export class ShardmqClient extends TypedEmitter<ClientEvents> {
   #closePromise: Promise<void> | null = null;
 
   /** Use {@link connect}. */
-  constructor(url: string, options: ResolvedOptions) {
+  constructor(url: string | readonly string[], options: ResolvedOptions) {
     super((event, err) => options.logger.error({ event, err }, 'a shardmq client event listener threw'));
     this.#options = options;
     this.#conn = new Connection(

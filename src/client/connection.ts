@@ -77,7 +77,9 @@ export function endpointUrl(url: string): string {
 }
 
 export class Connection {
-  readonly url: string;
+  /** Every endpoint it may use (the nodes of a cluster); a reconnect moves on to the next. */
+  readonly urls: readonly string[];
+  #at = 0;
   readonly #options: ConnectionOptions;
   readonly #handlers: ConnectionHandlers;
   readonly #writer = new BinaryFrameWriter();
@@ -98,11 +100,18 @@ export class Connection {
   framesOut = 0;
   bytesOut = 0;
 
-  constructor(url: string, options: ConnectionOptions, handlers: ConnectionHandlers) {
-    this.url = endpointUrl(url);
+  constructor(url: string | readonly string[], options: ConnectionOptions, handlers: ConnectionHandlers) {
+    const list = typeof url === 'string' ? [url] : url;
+    if (list.length === 0) throw new TypeError('url must name at least one broker');
+    this.urls = list.map(endpointUrl);
     this.#options = options;
     this.#handlers = handlers;
     this.#decoder = new BinaryDecoder(Direction.toClient, handlers.dispatcher);
+  }
+
+  /** The endpoint in use (or being tried). */
+  get url(): string {
+    return this.urls[this.#at];
   }
 
   /** True while a socket is open and ops can be written. */
@@ -114,16 +123,30 @@ export class Connection {
     return this.#state === 'closed' || this.#state === 'closing';
   }
 
-  /** Opens the first socket; rejects with ConnectFailedError (no retry: a wrong URL should fail fast). */
+  /**
+   * Opens the first socket, trying each URL once in order; rejects with ConnectFailedError when
+   * none answers (no retry: a wrong URL should fail fast).
+   */
   async start(): Promise<void> {
     if (this.#state !== 'idle') throw new Error('Connection.start() called twice');
     this.#state = 'connecting';
-    let ws: WebSocket;
-    try {
-      ws = await this.#openSocket();
-    } catch (err) {
+    let ws: WebSocket | null = null;
+    const failures: string[] = [];
+    let lastErr: unknown;
+    for (this.#at = 0; this.#at < this.urls.length; this.#at++) {
+      try {
+        ws = await this.#openSocket();
+        break;
+      } catch (err) {
+        lastErr = err;
+        failures.push(`${this.url}: ${describe(err)}`);
+        if (this.#state !== 'connecting') break;
+      }
+    }
+    if (ws === null) {
+      this.#at = 0;
       this.#state = 'closed';
-      throw new ConnectFailedError(`cannot connect to ${this.url}: ${describe(err)}`, { cause: err });
+      throw new ConnectFailedError(`cannot connect to ${failures.join('; ')}`, { cause: lastErr });
     }
     if (this.#state !== 'connecting') {
       // close() was called while the handshake ran.
@@ -337,6 +360,8 @@ export class Connection {
       this.#retryTimer = null;
       if (this.#state !== 'waiting') return;
       this.#state = 'connecting';
+      // Each attempt tries the next endpoint: a dead node is left for a live one at once (failover).
+      this.#at = (this.#at + 1) % this.urls.length;
       this.#openSocket().then(
         (ws) => {
           if (this.#state !== 'connecting') {

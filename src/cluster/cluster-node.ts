@@ -87,6 +87,9 @@ export interface ClusterStatus {
     readonly unacknowledgedBytes: number;
     readonly droppedOverBuffer: number;
     readonly droppedTooLarge: number;
+    /** Published here while NATS was away: they reached this node's subscribers only. */
+    readonly droppedDisconnected: number;
+    /** Handed to NATS but not acknowledged when the connection dropped: may or may not have crossed. */
     readonly inFlightAtDisconnect: number;
   };
   readonly received: {
@@ -130,6 +133,8 @@ export class ClusterNode implements ClusterForward, SubjectSubscriber {
   #unackedBytes = 0;
   #unackedMessages = 0;
   #acking = false;
+  /** Bumped at each disconnect: a flush answered after it no longer acknowledges anything. */
+  #ackEpoch = 0;
   readonly #waiting: Waiting[] = [];
   #waitingHead = 0;
   #waitingBytes = 0;
@@ -143,7 +148,15 @@ export class ClusterNode implements ClusterForward, SubjectSubscriber {
   #reconnects = 0;
   #warnedTooLarge = false;
   #warnedOver = false;
-  readonly #fwd = { messages: 0, batches: 0, bytes: 0, droppedOverBuffer: 0, droppedTooLarge: 0, inFlightAtDisconnect: 0 };
+  readonly #fwd = {
+    messages: 0,
+    batches: 0,
+    bytes: 0,
+    droppedOverBuffer: 0,
+    droppedTooLarge: 0,
+    droppedDisconnected: 0,
+    inFlightAtDisconnect: 0,
+  };
   readonly #rcv = { messages: 0, batches: 0, duplicateBatches: 0, unknownExchange: 0, badBatches: 0, dropped: 0 };
 
   private constructor(settings: ClusterSettings, parts: ClusterParts, nc: NatsConnection) {
@@ -272,6 +285,10 @@ export class ClusterNode implements ClusterForward, SubjectSubscriber {
         // What NATS had not acknowledged may not have reached it: counted, never silent.
         this.#fwd.inFlightAtDisconnect += this.#unackedMessages;
         this.#log.warn({ server: s.data, unacknowledged: this.#unackedMessages }, 'cluster: NATS connection lost; reconnecting');
+        this.#unackedBytes = 0;
+        this.#unackedMessages = 0;
+        this.#acking = false;
+        this.#ackEpoch++;
       } else if (s.type === Events.Reconnect) {
         this.#connected = true;
         this.#reconnects++;
@@ -301,6 +318,12 @@ export class ClusterNode implements ClusterForward, SubjectSubscriber {
 
   forward(exchange: string, routingKey: string, properties: Uint8Array | null, payload: Uint8Array): void {
     if (this.#stopped) return;
+    if (!this.#connected) {
+      // NATS is away: nothing can cross now (and a server that just came back may not yet know the
+      // others' interest). Counted, never silent; local subscribers still got it.
+      this.#fwd.droppedDisconnected++;
+      return;
+    }
     const recordBytes = ForwardBatchBuilder.recordBytes(properties, payload);
     if (this.#unackedBytes + recordBytes > this.#settings.bufferBytes) {
       this.#fwd.droppedOverBuffer++;
@@ -375,8 +398,10 @@ export class ClusterNode implements ClusterForward, SubjectSubscriber {
     this.#acking = true;
     const bytes = this.#unackedBytes;
     const messages = this.#unackedMessages;
+    const epoch = this.#ackEpoch;
     this.#nc.flush().then(
       () => {
+        if (epoch !== this.#ackEpoch) return;
         this.#acking = false;
         this.#unackedBytes -= bytes;
         this.#unackedMessages -= messages;
@@ -384,7 +409,7 @@ export class ClusterNode implements ClusterForward, SubjectSubscriber {
         this.#ack();
       },
       () => {
-        this.#acking = false;
+        if (epoch === this.#ackEpoch) this.#acking = false;
       },
     );
   }

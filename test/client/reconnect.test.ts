@@ -254,4 +254,38 @@ describe('client - reconnect', () => {
     });
     await expect(connect('ftp://127.0.0.1:1')).rejects.toThrow(TypeError);
   });
+
+  it('several URLs - connect takes the first that answers; a drop moves on to the next; none answering names each', async () => {
+    const server = createServer();
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const { port } = server.address() as AddressInfo;
+    await new Promise((r) => server.close(r));
+    const dead = `http://127.0.0.1:${port}`;
+    const a = await startBroker();
+    const b = await startBroker();
+    const client = await connect([dead, a.url, b.url], { reconnect: { initialDelayMs: 20, maxDelayMs: 50 } });
+    clients.push(client);
+    expect(client.url).toContain(`:${a.port}/`);
+    const got: string[] = [];
+    await client.subscribe('/topic/multi', {}, (m) => {
+      got.push(m.text());
+    });
+    const reconnected = once(client, 'reconnected');
+    await a.stop();
+    await reconnected;
+    expect(client.url).toContain(`:${b.port}/`);
+    // The subscription came back on b.
+    const deadline = Date.now() + 5000;
+    while (!got.includes('on b') && Date.now() < deadline) {
+      await fetch(`${b.url}/v1/publish/topic/multi`, { method: 'POST', body: 'on b' });
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(got).toContain('on b');
+    await client.close();
+    await b.stop();
+    await expect(connect([dead, `http://127.0.0.1:${port}`], { connectTimeoutMs: 2000 })).rejects.toThrow(
+      new RegExp(`cannot connect to ws://127\\.0\\.0\\.1:${port}/v1/ws: .*; ws://127\\.0\\.0\\.1:${port}/v1/ws: `),
+    );
+    await expect(connect([])).rejects.toThrow(/at least one broker/);
+  });
 });

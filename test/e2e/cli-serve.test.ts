@@ -3,38 +3,13 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { JsonWsClient } from '../helpers/ws-client.js';
+import { startServe as startServeProcess, type ServeProcess } from '../helpers/serve-process.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
-/** Starts `shardmq serve` from sources as a child process and reads its URL from the start-up log line. */
-async function startServe(extra: string[] = []): Promise<{ child: ReturnType<typeof spawn>; url: string; lines: string[] }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--port', '0', '--shards', '2', ...extra], {
-    cwd: root,
-    env: { ...process.env, SHARDMQ_LOG_LEVEL: 'info' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const lines: string[] = [];
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no start-up line; got ${lines.join('\n')}`)), 20_000);
-    let buf = '';
-    child.stdout?.on('data', (d: Buffer) => {
-      buf += d.toString();
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        lines.push(line);
-        const rec = JSON.parse(line) as { url?: string };
-        if (rec.url) {
-          clearTimeout(timer);
-          resolve(rec.url);
-        }
-      }
-    });
-    child.stderr?.on('data', (d: Buffer) => lines.push(d.toString()));
-    child.once('exit', (code) => reject(new Error(`exited ${code}: ${lines.join('\n')}`)));
-  });
-  return { child, url, lines };
+/** `shardmq serve` with two shards, as the cases below want it. */
+function startServe(extra: string[] = []): Promise<ServeProcess> {
+  return startServeProcess(['--shards', '2', ...extra]);
 }
 
 describe('cli - shardmq serve', () => {

@@ -23,10 +23,14 @@ import { decodeForwardBatch, ForwardBatchBuilder, type ForwardBatchHeader } from
 import { Interest, type SubjectSubscriber } from './interest.js';
 import { Membership, type MemberAnnouncement, type MembershipChange } from './membership.js';
 import { publishSubject, SUBJECT_ROOT, type BindingExchangeType } from './subject-map.js';
-import { NO_TOKEN } from '../protocol/ring-record-codec.js';
+import { NO_TOKEN, type RecordReader } from '../protocol/ring-record-codec.js';
 import type { ClusterForward, PublishPath, PublishTarget } from '../control/publish-path.js';
 import type { Topology } from '../control/topology.js';
 import type { Logger } from '../log/logger.js';
+import type { ControlPort, OutboundSink } from '../shard/shard-handle.js';
+import { ClusterQueues, QUEUES_SUBJECT, nodeSubject } from './cluster-queues.js';
+import type { QueueAnnouncement } from './queue-placement.js';
+import type { ControlOp } from './remote-consumers.js';
 
 /** Membership heartbeats and leave notices. */
 export const MEMBERS_SUBJECT = `${SUBJECT_ROOT}.members`;
@@ -50,6 +54,12 @@ export interface ClusterSettings {
 export interface ClusterParts {
   readonly topology: Topology;
   readonly publisher: PublishPath;
+  /** This node's shards (their control records). */
+  readonly shards: () => readonly ControlPort[];
+  /** Where records from other nodes' shards go: the broker, as for its own. */
+  readonly sink: OutboundSink;
+  /** Messages this node holds (ready + unacked), for its heartbeat. */
+  readonly heldMessages: () => number;
   readonly log: Logger;
 }
 
@@ -64,6 +74,9 @@ export interface ClusterMemberView {
   readonly lastSeenMsAgo: number;
   readonly interest: number;
   readonly droppedIn: number;
+  readonly queued: number;
+  /** Queues it announced. */
+  readonly queues: number;
 }
 
 export interface ClusterStatus {
@@ -91,6 +104,8 @@ export interface ClusterStatus {
     readonly droppedDisconnected: number;
     /** Handed to NATS but not acknowledged when the connection dropped: may or may not have crossed. */
     readonly inFlightAtDisconnect: number;
+    /** Of `messages`, publishes to queues on other nodes. */
+    readonly toQueues: number;
   };
   readonly received: {
     readonly messages: number;
@@ -102,6 +117,8 @@ export interface ClusterStatus {
     readonly dropped: number;
   };
   readonly changes: readonly { readonly at: string; readonly kind: MembershipChange['kind']; readonly node: string }[];
+  /** Queues across nodes: placed, consumers of other nodes here, of queues elsewhere, and what went with nodes. */
+  readonly queues: Readonly<Record<string, number>>;
 }
 
 interface Waiting {
@@ -122,8 +139,12 @@ export class ClusterNode implements ClusterForward, SubjectSubscriber {
   readonly boot = randomBytes(8).toString('hex');
   readonly #membership: Membership;
   readonly #interest: Interest;
+  readonly #queues: ClusterQueues;
   readonly #subscriptions = new Map<string, Subscription>();
-  /** This turn's batches: exchange → routing key → batch. */
+  /**
+   * This turn's batches: exchange → routing key → batch; a queue forward's outer key is its node's
+   * name after a \u0001 (no exchange name holds a control character).
+   */
   readonly #batches = new Map<string, Map<string, { subject: string; batch: ForwardBatchBuilder }>>();
   #flushScheduled = false;
   #seq = 0;
@@ -156,6 +177,7 @@ export class ClusterNode implements ClusterForward, SubjectSubscriber {
     droppedTooLarge: 0,
     droppedDisconnected: 0,
     inFlightAtDisconnect: 0,
+    toQueues: 0,
   };
   readonly #rcv = { messages: 0, batches: 0, duplicateBatches: 0, unknownExchange: 0, badBatches: 0, dropped: 0 };
 
@@ -166,6 +188,14 @@ export class ClusterNode implements ClusterForward, SubjectSubscriber {
     this.#nc = nc;
     this.#membership = new Membership(settings.nodeName, settings.timeoutMs);
     this.#interest = new Interest(this);
+    this.#queues = new ClusterQueues(
+      {
+        self: settings.nodeName,
+        publish: (subject, data) => this.#publishRaw(subject, data),
+        members: () => this.#membership.members().map((m) => m.name),
+      },
+      { topology: parts.topology, publisher: parts.publisher, shards: parts.shards, sink: parts.sink, log: this.#log },
+    );
   }
 
   /** Connects to NATS (refusing to start when none of `servers` answers), joins, and takes over interest. */
@@ -195,7 +225,35 @@ export class ClusterNode implements ClusterForward, SubjectSubscriber {
 
   #join(): void {
     const { topology } = this.#parts;
+    const self = this.#settings.nodeName;
     this.#nc.subscribe(MEMBERS_SUBJECT, { callback: (err, msg) => (err === null ? this.#onMember(msg) : undefined) });
+    this.#nc.subscribe(QUEUES_SUBJECT, {
+      callback: (err, msg) => {
+        if (err === null) this.#queues.onAnnouncement(parseJson(msg.data) as QueueAnnouncement);
+      },
+    });
+    this.#nc.subscribe(nodeSubject(self, 'q'), { callback: (err, msg) => (err === null ? this.#onBatch(msg.data, true) : undefined) });
+    this.#nc.subscribe(nodeSubject(self, 'c'), {
+      callback: (err, msg) => {
+        if (err !== null) return;
+        const m = parseJson(msg.data) as { from?: unknown; ops?: unknown } | null;
+        if (m !== null && typeof m.from === 'string' && Array.isArray(m.ops) && this.#membership.has(m.from)) {
+          this.#queues.onControl(m.from, m.ops as ControlOp[]);
+        }
+      },
+    });
+    this.#nc.subscribe(nodeSubject(self, 'd'), {
+      callback: (err, msg) => {
+        if (err !== null) return;
+        try {
+          this.#queues.onRecords(msg.data);
+        } catch (e) {
+          this.#rcv.badBatches++;
+          this.#log.warn({ err: e }, 'cluster: unreadable records from another node skipped');
+        }
+      },
+    });
+    this.#queues.attach();
     // Bindings made before the link (recovered durable ones), then every change as it happens.
     for (const b of topology.listBindings()) {
       const type = topology.registry.getExchange(b.source)?.type;
@@ -227,6 +285,7 @@ export class ClusterNode implements ClusterForward, SubjectSubscriber {
       amqp: s.amqp,
       interest: this.#interest.size,
       droppedIn: this.#rcv.dropped,
+      queued: this.#parts.heldMessages(),
     };
   }
 
@@ -242,13 +301,8 @@ export class ClusterNode implements ClusterForward, SubjectSubscriber {
   }
 
   #onMember(msg: Msg): void {
-    let a: MemberAnnouncement;
-    try {
-      a = JSON.parse(Buffer.from(msg.data).toString('utf8')) as MemberAnnouncement;
-    } catch {
-      return;
-    }
-    if (typeof a.name !== 'string' || typeof a.boot !== 'string') return;
+    const a = parseJson(msg.data) as MemberAnnouncement | null;
+    if (a === null || typeof a.name !== 'string' || typeof a.boot !== 'string') return;
     if (a.name === this.#settings.nodeName) {
       if (a.boot !== this.boot)
         this.#log.error({ node: a.name }, 'another node announces this node name: give each node its own --node-name');
@@ -257,8 +311,11 @@ export class ClusterNode implements ClusterForward, SubjectSubscriber {
     const change = this.#membership.heard(a, Date.now());
     if (change !== null) {
       this.#record(change);
-      // A newcomer hears from everyone at once, not a heartbeat later.
-      if (change.kind !== 'left') this.#announce('up');
+      // A newcomer hears from everyone at once, not a heartbeat later, and learns where their queues are.
+      if (change.kind !== 'left') {
+        this.#announce('up');
+        this.#queues.announceAll();
+      }
     }
   }
 
@@ -268,7 +325,14 @@ export class ClusterNode implements ClusterForward, SubjectSubscriber {
 
   #record(change: MembershipChange): void {
     const m = change.member;
-    if (change.kind === 'left' || change.kind === 'expired' || change.kind === 'rejoined') this.#lastSeq.delete(m.boot);
+    if (change.kind === 'left' || change.kind === 'expired') {
+      this.#lastSeq.delete(m.boot);
+      this.#queues.nodeGone(m.name, m.queued);
+    } else if (change.kind === 'rejoined' && change.previous !== undefined) {
+      // A restart: the incarnation before it is gone with what it held.
+      this.#lastSeq.delete(change.previous.boot);
+      this.#queues.nodeGone(m.name, change.previous.queued);
+    }
     this.#changes.push({ at: new Date().toISOString(), kind: change.kind, node: m.name });
     if (this.#changes.length > CHANGES_KEPT) this.#changes.shift();
     const line = { node: m.name, boot: m.boot, http: m.http };
@@ -303,7 +367,7 @@ export class ClusterNode implements ClusterForward, SubjectSubscriber {
   subscribe(subject: string): void {
     const sub = this.#nc.subscribe(subject, {
       callback: (err, msg) => {
-        if (err === null) this.#onBatch(msg.data);
+        if (err === null) this.#onBatch(msg.data, false);
       },
     });
     this.#subscriptions.set(subject, sub);
@@ -336,12 +400,59 @@ export class ClusterNode implements ClusterForward, SubjectSubscriber {
       }
       return;
     }
+    this.#enqueue(exchange, exchange, routingKey, properties, payload, recordBytes, () => publishSubject(exchange, routingKey));
+  }
+
+  /** A publish to `/queue/<queue>` whose queue lives on `node`: batched to that node's queue subject. */
+  forwardToQueue(node: string, queue: string, properties: Uint8Array | null, payload: Uint8Array): void {
+    if (this.#stopped) return;
+    if (!this.#connected) {
+      this.#fwd.droppedDisconnected++;
+      return;
+    }
+    const recordBytes = ForwardBatchBuilder.recordBytes(properties, payload);
+    if (this.#unackedBytes + recordBytes > this.#settings.bufferBytes) {
+      this.#fwd.droppedOverBuffer++;
+      return;
+    }
+    this.#fwd.toQueues++;
+    this.#enqueue('\u0001' + node, '', queue, properties, payload, recordBytes, () => nodeSubject(node, 'q'));
+  }
+
+  queueOwner(name: string, mayPlace: boolean): string | null {
+    return this.#queues.queueOwner(name, mayPlace);
+  }
+
+  /** Where the fronts write control records for queues on other nodes. */
+  get remotePort(): ControlPort {
+    return this.#queues.remote;
+  }
+
+  /** A record one of this node's shards sent for a consumer on another node. */
+  onProxyRecord(kind: number, offset: number, length: number, reader: RecordReader): void {
+    this.#queues.proxies.onRecord(kind, offset, length, reader);
+  }
+
+  /** A local shard restarted: other nodes' consumers on it subscribe again. */
+  shardRestarted(shard: number): void {
+    this.#queues.shardRestarted(shard);
+  }
+
+  #enqueue(
+    outer: string,
+    exchange: string,
+    routingKey: string,
+    properties: Uint8Array | null,
+    payload: Uint8Array,
+    recordBytes: number,
+    subjectOf: () => string,
+  ): void {
     const maxPayload = this.#nc.info?.max_payload ?? 1024 * 1024;
-    let perKey = this.#batches.get(exchange);
-    if (perKey === undefined) this.#batches.set(exchange, (perKey = new Map()));
+    let perKey = this.#batches.get(outer);
+    if (perKey === undefined) this.#batches.set(outer, (perKey = new Map()));
     let entry = perKey.get(routingKey);
     if (entry === undefined) {
-      entry = { subject: publishSubject(exchange, routingKey), batch: new ForwardBatchBuilder(this.boot, exchange, routingKey) };
+      entry = { subject: subjectOf(), batch: new ForwardBatchBuilder(this.boot, exchange, routingKey) };
       perKey.set(routingKey, entry);
     }
     if (entry.batch.byteLength + recordBytes > Math.min(MAX_BATCH_BYTES, maxPayload)) {
@@ -378,6 +489,16 @@ export class ClusterNode implements ClusterForward, SubjectSubscriber {
     this.#batches.clear();
     this.#ack();
   };
+
+  /** Publishes as is (membership, announcements, control ops, records for consumers elsewhere). */
+  #publishRaw(subject: string, data: Uint8Array): void {
+    if (this.#stopped) return;
+    try {
+      this.#nc.publish(subject, data);
+    } catch (err) {
+      this.#log.debug({ err, subject }, 'cluster: not published');
+    }
+  }
 
   #publishBatch(subject: string, batch: ForwardBatchBuilder): void {
     const data = batch.finish(++this.#seq);
@@ -416,7 +537,8 @@ export class ClusterNode implements ClusterForward, SubjectSubscriber {
 
   // ---- receiving ---------------------------------------------------------------------------
 
-  #onBatch(data: Uint8Array): void {
+  /** A forward batch: publishes to an exchange (routed here exactly), or with `toQueue` to a queue of this node (declared on first use). */
+  #onBatch(data: Uint8Array, toQueue: boolean): void {
     let target: PublishTarget | null = null;
     try {
       decodeForwardBatch(
@@ -424,7 +546,8 @@ export class ClusterNode implements ClusterForward, SubjectSubscriber {
         (h) => {
           if (!this.#fresh(h)) return false;
           this.#rcv.batches++;
-          target = this.#parts.publisher.localTarget(h.exchange, h.routingKey);
+          if (toQueue) this.#parts.publisher.ensureQueue(h.routingKey);
+          target = this.#parts.publisher.localTarget(toQueue ? '' : h.exchange, h.routingKey);
           if (target === null) {
             this.#rcv.unknownExchange += h.count;
             return false;
@@ -520,11 +643,14 @@ export class ClusterNode implements ClusterForward, SubjectSubscriber {
         lastSeenMsAgo: now - m.lastSeen,
         interest: m.interest,
         droppedIn: m.droppedIn,
+        queued: m.queued,
+        queues: m.name === this.#settings.nodeName ? -1 : this.#queues.placement.countOf(m.name),
       })),
       interest: { subjects: this.#interest.size, inexact: this.#interest.inexact },
       forwarded: { ...this.#fwd, unacknowledgedBytes: this.#unackedBytes },
       received: { ...this.#rcv, waitingBytes: this.#waitingBytes },
       changes: [...this.#changes],
+      queues: this.#queues.figures(),
     };
   }
 
@@ -541,6 +667,8 @@ export class ClusterNode implements ClusterForward, SubjectSubscriber {
     if (this.#heartbeat !== null) clearInterval(this.#heartbeat);
     if (this.#sweep !== null) clearInterval(this.#sweep);
     this.#parts.topology.registry.bindingObserver = null;
+    this.#queues.flush();
+    this.#queues.detach();
     this.#announce('leaving');
     try {
       await this.#nc.flush();
@@ -549,5 +677,13 @@ export class ClusterNode implements ClusterForward, SubjectSubscriber {
     }
     await this.#nc.close();
     this.#log.info('left the cluster');
+  }
+}
+
+function parseJson(data: Uint8Array): unknown {
+  try {
+    return JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8')) as unknown;
+  } catch {
+    return null;
   }
 }

@@ -19,6 +19,8 @@ export interface MemberAnnouncement {
   /** NATS subjects this node is interested in, and messages it had to drop from other nodes. */
   readonly interest: number;
   readonly droppedIn: number;
+  /** Messages it holds (ready + unacked, all its queues): what is lost with it if it dies. */
+  readonly queued: number;
 }
 
 export interface Member extends MemberAnnouncement {
@@ -26,7 +28,8 @@ export interface Member extends MemberAnnouncement {
   readonly lastSeen: number;
 }
 
-export type MembershipChange = { kind: 'joined' | 'rejoined' | 'left' | 'expired'; member: Member };
+/** `previous`: for a rejoin, the incarnation it replaces (gone, with what it held). */
+export type MembershipChange = { kind: 'joined' | 'rejoined' | 'left' | 'expired'; member: Member; previous?: Member };
 
 export class Membership {
   readonly self: string;
@@ -44,12 +47,12 @@ export class Membership {
     if (a.state === 'leaving') {
       if (known === undefined || known.boot !== a.boot) return null;
       this.#members.delete(a.name);
-      return { kind: 'left', member: { ...known, lastSeen: now } };
+      return { kind: 'left', member: { ...known, ...a, joinedAt: known.joinedAt, lastSeen: now } };
     }
     const member: Member = { ...a, joinedAt: known !== undefined && known.boot === a.boot ? known.joinedAt : now, lastSeen: now };
     this.#members.set(a.name, member);
     if (known === undefined) return { kind: 'joined', member };
-    if (known.boot !== a.boot) return { kind: 'rejoined', member };
+    if (known.boot !== a.boot) return { kind: 'rejoined', member, previous: known };
     return null;
   }
 

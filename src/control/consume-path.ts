@@ -14,6 +14,7 @@ import type { Topology } from './topology.js';
 import type { Management } from './management.js';
 import type { Principal } from './auth.js';
 import type { Logger } from '../log/logger.js';
+import { REMOTE_SHARD } from '../shard/shard-handle.js';
 import { SLOW_CONSUMER_ARG, SLOW_CONSUMER_MS_ARG, TOPIC_BUFFER_ARG, type SlowConsumerPolicy } from '../shard/shard-flow.js';
 
 export interface ConsumeOptions {
@@ -66,6 +67,9 @@ export class ConsumePath {
       throw new BrokerError(ErrorCode.accessRefused, `user ${principal.name} may not subscribe to ${canonical}`);
     }
     if (destination.type === DestinationType.queue) {
+      // In a cluster a queue may live on another node: its consumer's records go there (cluster/remote-consumers.ts).
+      const remote = this.#publisher.cluster?.queueOwner(destination.name, destination.declare) ?? null;
+      if (remote !== null) return { destination, queue: destination.name, shard: REMOTE_SHARD, privateQueue: false };
       if (destination.declare)
         return { destination, queue: destination.name, shard: this.#publisher.ensureQueue(destination.name), privateQueue: false };
       const existing = this.#topology.getQueue(destination.name);

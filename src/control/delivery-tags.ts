@@ -1,3 +1,5 @@
+import { REMOTE_TAG_BASE } from '../shard/shard-handle.js';
+
 /**
  * A connection's delivery tags, as AMQP gives them per channel: 1, 2, 3... in delivery
  * order, across every shard that delivers to the connection. Shards number their own
@@ -62,7 +64,8 @@ export class DeliveryTags {
   dropShard(shard: number, shardCount: number): number {
     let dropped = 0;
     for (const [t, shardTag] of this.#open) {
-      if (shardTag % shardCount !== shard) continue;
+      // Tags of deliveries from another node of a cluster (REMOTE_TAG_BASE and up) belong to no local shard.
+      if (shardTag >= REMOTE_TAG_BASE || shardTag % shardCount !== shard) continue;
       this.#open.delete(t);
       this.#subOf.delete(t);
       dropped++;

@@ -27,6 +27,8 @@ export interface PublishTarget {
    * the default exchange, or a message that came from another node).
    */
   readonly forward: string | null;
+  /** In a cluster: the node that holds the `/queue/` this message is for, when it is not this one. */
+  readonly remote?: string;
 }
 
 /**
@@ -35,6 +37,13 @@ export interface PublishTarget {
  */
 export interface ClusterForward {
   forward(exchange: string, routingKey: string, properties: Uint8Array | null, payload: Uint8Array): void;
+  /**
+   * The other node that holds queue `name` (or, with `mayPlace`, gets it if no node has it yet);
+   * null when it is, or will be, here. Throws node_unavailable (503) for a durable queue whose
+   * node is out of the cluster.
+   */
+  queueOwner(name: string, mayPlace: boolean): string | null;
+  forwardToQueue(node: string, queue: string, properties: Uint8Array | null, payload: Uint8Array): void;
 }
 
 export class PublishPath {
@@ -107,6 +116,11 @@ export class PublishPath {
    */
   target(destination: Destination): PublishTarget {
     let exchange: string;
+    if (destination.type === DestinationType.queue && this.cluster !== null) {
+      const remote = this.cluster.queueOwner(destination.name, destination.declare);
+      if (remote !== null)
+        return { exchange: '', routingKey: destination.name, shards: [], confirmFromShard: false, forward: null, remote };
+    }
     if (destination.type === DestinationType.queue) {
       if (destination.declare) this.ensureQueue(destination.name);
       else if (this.#topology.getQueue(destination.name) === undefined) {
@@ -178,6 +192,12 @@ export class PublishPath {
     credited = false,
   ): number {
     const { shards } = target;
+    if (target.remote !== undefined && this.cluster !== null) {
+      this.cluster.forwardToQueue(target.remote, target.routingKey, properties, payload);
+      this.received++;
+      this.receivedBytes += payload.byteLength;
+      return 0;
+    }
     if (shards.length === 0) {
       // Routed nowhere here; in a cluster it may be routed on another node (NATS knows which).
       if (target.forward !== null && this.cluster !== null) this.cluster.forward(target.forward, target.routingKey, properties, payload);

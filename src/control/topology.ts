@@ -39,7 +39,15 @@ export const SERVER_NAME_PREFIX = 'amq.gen-';
 /** Arguments that make a queue answer publishes itself (it may refuse them). */
 const REFUSING_OVERFLOW = new Set(['reject-publish', 'reject-publish-dlx']);
 
+/** Told of every queue added and removed (the cluster announces the ones other nodes may use). */
+export interface QueueObserver {
+  queueAdded(queue: QueueMeta): void;
+  queueRemoved(queue: QueueMeta): void;
+}
+
 export class Topology {
+  /** Set by the cluster link only; null on a node of its own. */
+  queueObserver: QueueObserver | null = null;
   readonly #shards: number;
   readonly #queues = new Map<string, QueueMeta>();
   /** sortedQueueNames' cache; null after a queue was added or removed. */
@@ -150,6 +158,7 @@ export class Topology {
     this.#queues.set(name, queue);
     this.#sortedNames = null;
     if (queue.confirmFromShard) this.#confirmingQueues++;
+    this.queueObserver?.queueAdded(queue);
     return queue;
   }
 
@@ -160,6 +169,7 @@ export class Topology {
     this.#queues.delete(name);
     this.#sortedNames = null;
     if (queue.confirmFromShard) this.#confirmingQueues--;
+    this.queueObserver?.queueRemoved(queue);
     return this.registry.removeQueue(name).autoDeleted;
   }
 

@@ -26,7 +26,8 @@ import { registerHttpPublish } from './http-publish.js';
 import { registerAdminRoutes } from './admin-routes.js';
 import { WsFront } from './ws-session.js';
 import { AmqpFront } from './amqp/amqp-front.js';
-import { isAmqpConnection } from './connection-ids.js';
+import { isAmqpConnection, isClusterConnection } from './connection-ids.js';
+import { CounterSlot } from '../metrics/shard-counters.js';
 import { sendRefusal } from './http-util.js';
 import { ErrorCode } from '../protocol/errors.js';
 import type { BrokerConfig } from '../config/config.js';
@@ -107,6 +108,7 @@ export class Broker implements OutboundSink {
       onRestart: (index) => {
         this.#ws.onShardRestart(index);
         this.#amqp.onShardRestart(index);
+        this.#cluster?.shardRestarted(index);
       },
     });
     this.#topology = new Topology(config.shards);
@@ -144,6 +146,7 @@ export class Broker implements OutboundSink {
       refusals: new RefusalLog(log),
       routes: new RouteMethods(),
       clusterStatus: () => this.#cluster?.status() ?? null,
+      remotePort: () => this.#cluster?.remotePort ?? null,
     };
     this.#tls = config.tlsCert !== null;
     // TLS terminates in uWebSockets.js itself (SSLApp); the data path is unchanged.
@@ -271,7 +274,18 @@ export class Broker implements OutboundSink {
         timeoutMs: this.config.clusterTimeoutMs,
         bufferBytes: this.config.clusterBufferBytes,
       },
-      { topology: this.#topology, publisher: this.#publisher, log: this.log },
+      {
+        topology: this.#topology,
+        publisher: this.#publisher,
+        shards: () => this.#supervisor.handles,
+        sink: this,
+        heldMessages: () => {
+          let held = 0;
+          for (const h of this.#supervisor.handles) held += h.counters[CounterSlot.ready] + h.counters[CounterSlot.unacked];
+          return held;
+        },
+        log: this.log,
+      },
     );
     this.#publisher.cluster = this.#cluster;
   }
@@ -344,12 +358,15 @@ export class Broker implements OutboundSink {
 
   // ---- OutboundSink: what shards send back ------------------------------------------------
 
-  onRecord(shard: number, kind: number, offset: number, _length: number, reader: RecordReader): void {
+  onRecord(shard: number, kind: number, offset: number, length: number, reader: RecordReader): void {
     switch (kind) {
-      case RecordKind.deliver:
-        if (isAmqpConnection(reader.u32(offset))) this.#amqp.onDeliver(reader.deliverHead(offset, this.#deliverHead), reader.bytes);
+      case RecordKind.deliver: {
+        const connection = reader.u32(offset);
+        if (isAmqpConnection(connection)) this.#amqp.onDeliver(reader.deliverHead(offset, this.#deliverHead), reader.bytes);
+        else if (isClusterConnection(connection)) this.#cluster?.onProxyRecord(kind, offset, length, reader);
         else this.#ws.onDeliver(shard, offset, reader);
         break;
+      }
       case RecordKind.confirm: {
         // HTTP requests and WebSocket receipts alike wait on tokens in one tracker.
         this.#confirms.settle(reader.u32(offset + 4), reader.u32(offset + 8) as ConfirmStatus);
@@ -359,6 +376,10 @@ export class Broker implements OutboundSink {
         this.#confirms.settle(reader.u32(offset), ConfirmStatus.ok);
         break;
       case RecordKind.error: {
+        if (isClusterConnection(reader.u32(offset))) {
+          this.#cluster?.onProxyRecord(kind, offset, length, reader);
+          break;
+        }
         const e = reader.error(offset);
         if (isAmqpConnection(e.connectionId)) this.#amqp.onShardError(e.connectionId, e.subscriptionId, e.code, e.message);
         else this.#ws.onShardError(e.connectionId, e.subscriptionId, e.code, e.message);
@@ -387,7 +408,8 @@ export class Broker implements OutboundSink {
         this.#trace.read(reader.f64(offset), reader.f64(offset + 8), reader.f64(offset + 16));
         break;
       case RecordKind.dropped:
-        this.#ws.onDropped(reader.u32(offset), reader.u32(offset + 4), reader.f64(offset + 8));
+        if (isClusterConnection(reader.u32(offset))) this.#cluster?.onProxyRecord(kind, offset, length, reader);
+        else this.#ws.onDropped(reader.u32(offset), reader.u32(offset + 4), reader.f64(offset + 8));
         break;
       default:
         this.log.error({ shard, kind }, 'unknown outbound record kind; skipped');

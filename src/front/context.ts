@@ -4,7 +4,7 @@
  */
 import type { BrokerConfig } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
-import type { ShardHandle } from '../shard/shard-handle.js';
+import type { ControlPort, ShardHandle } from '../shard/shard-handle.js';
 import type { Supervisor } from '../shard/supervisor.js';
 import type { ConfirmTracker } from '../control/confirm-tracker.js';
 import type { Topology } from '../control/topology.js';
@@ -44,4 +44,6 @@ export interface BrokerContext {
   readonly routes: RouteMethods;
   /** This node's view of its cluster (GET /v1/cluster); null on a node of its own. */
   readonly clusterStatus: () => ClusterStatus | null;
+  /** Where control records for queues on other nodes go (front/shard-ports.ts); null on a node of its own. */
+  readonly remotePort: () => ControlPort | null;
 }

@@ -10,7 +10,7 @@
  * until then, and when it drains again, a full topic buffer holds the publishers instead.
  */
 import type { BinaryFrameWriter } from '../protocol/ws-binary-encode.js';
-import type { ShardHandle } from '../shard/shard-handle.js';
+import type { ControlPort } from '../shard/shard-handle.js';
 import type { Connection, WsSubscription } from './ws-connection.js';
 import { WriterPool } from './writer-pool.js';
 
@@ -28,7 +28,7 @@ export interface SlowConsumerSettings {
 const CREDIT_BATCH_DIVISOR = 8;
 
 export class DeliveryFlush {
-  readonly #shards: readonly ShardHandle[];
+  readonly #port: (shard: number) => ControlPort;
   readonly #socketHighWater: number;
   readonly #slowConsumerMs: number;
   readonly #onSlow: ((connection: Connection, slow: boolean) => void) | undefined;
@@ -39,8 +39,8 @@ export class DeliveryFlush {
   /** Writers lent to connections until their flush and to shared streams until their publish. */
   readonly writers = new WriterPool();
 
-  constructor(shards: readonly ShardHandle[], settings: SlowConsumerSettings) {
-    this.#shards = shards;
+  constructor(port: (shard: number) => ControlPort, settings: SlowConsumerSettings) {
+    this.#port = port;
     this.#socketHighWater = settings.socketHighWater;
     this.#slowConsumerMs = settings.slowConsumerMs;
     this.#onSlow = settings.onSlow;
@@ -172,7 +172,7 @@ export class DeliveryFlush {
     connection.slow = slow;
     const shards = new Set<number>();
     for (const sub of connection.byNumericId.values()) shards.add(sub.shard);
-    for (const s of shards) this.#shards[s].writeControl((w) => w.slow(connection.id, slow));
+    for (const s of shards) this.#port(s).writeControl((w) => w.slow(connection.id, slow));
     this.#onSlow?.(connection, slow);
   }
 
@@ -187,6 +187,6 @@ export class DeliveryFlush {
     sub.owedCredit = 0;
     sub.owedBytes = 0;
     const { connection } = sub;
-    this.#shards[sub.shard].writeControl((w) => w.credit(connection.id, sub.numericId, owed, bytes));
+    this.#port(sub.shard).writeControl((w) => w.credit(connection.id, sub.numericId, owed, bytes));
   }
 }

@@ -1,6 +1,7 @@
 import type { BrokerContext } from './context.js';
 import { ConfirmStatus } from '../protocol/ring-record-codec.js';
 import { BrokerError, ErrorCode } from '../protocol/errors.js';
+import { REMOTE_SHARD } from '../shard/shard-handle.js';
 
 /**
  * Resolves once `shard` has processed everything written to it before (a ping record behind it,
@@ -8,6 +9,8 @@ import { BrokerError, ErrorCode } from '../protocol/errors.js';
  * it in main-thread memory. Rejects with shard_unavailable when the shard restarted first.
  */
 export function pingShard(ctx: Pick<BrokerContext, 'confirms' | 'shards'>, shard: number, afterPublishes = false): Promise<void> {
+  // A queue on another node: what was written to it is on its way in order; nothing to wait for here.
+  if (shard === REMOTE_SHARD) return Promise.resolve();
   return new Promise((resolve, reject) => {
     const token = ctx.confirms.allocate([shard], (status) => {
       if (status === ConfirmStatus.ok) resolve();

@@ -12,6 +12,7 @@ import type { DeliveryFlush } from './delivery-flush.js';
 import type { DeliveryGroups } from './delivery-groups.js';
 import type { Destination } from '../protocol/destination.js';
 import { detachSubscription, type Connection, type WsSubscription } from './ws-connection.js';
+import { portOf, portOfTag } from './shard-ports.js';
 
 export class SessionOps {
   readonly #ctx: BrokerContext;
@@ -110,7 +111,7 @@ export class SessionOps {
     if (sub.group !== 0) return;
     const ackMode = sub.ackMode === 'client' ? AckModeCode.client : AckModeCode.auto;
     const { deliveryWindow, deliveryWindowBytes } = this.#ctx.config;
-    const shard = this.#ctx.shards[sub.shard];
+    const shard = portOf(this.#ctx, sub.shard);
     shard.writeControl((w) =>
       w.subscribe(
         sub.connection.id,
@@ -144,7 +145,7 @@ export class SessionOps {
       this.#groups.leave(sub);
       return;
     }
-    this.#ctx.shards[sub.shard].writeControl((w) => w.unsubscribe(sub.connection.id, sub.numericId));
+    portOf(this.#ctx, sub.shard).writeControl((w) => w.unsubscribe(sub.connection.id, sub.numericId));
     if (sub.privateQueue) this.#ctx.consume.dropQueue(sub.queue, sub.shard);
   }
 
@@ -153,8 +154,7 @@ export class SessionOps {
     const shardTags = connection.tags.settle(tag, multiple);
     if (shardTags.length === 0) return multiple && tag === 0;
     const kind = ack ? RecordKind.ack : RecordKind.nack;
-    const n = this.#ctx.shards.length;
-    for (const shardTag of shardTags) this.#ctx.shards[shardTag % n].writeControl((w) => w.settle(kind, connection.id, shardTag, requeue));
+    for (const shardTag of shardTags) portOfTag(this.#ctx, shardTag).writeControl((w) => w.settle(kind, connection.id, shardTag, requeue));
     return true;
   }
 

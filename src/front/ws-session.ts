@@ -15,6 +15,7 @@ import { SUBPROTOCOL } from '../protocol/ws-binary.js';
 import { ANONYMOUS, tokenFrom, UNAUTHORIZED_MESSAGE, type Principal } from '../control/auth.js';
 import { DeliveryFlush } from './delivery-flush.js';
 import { FIRST_WS_CONNECTION, LAST_WS_CONNECTION } from './connection-ids.js';
+import { portOf } from './shard-ports.js';
 import { DeliveryGroups, GROUP_CONNECTION } from './delivery-groups.js';
 import { DropNotices, destinationOf } from './drop-notices.js';
 import { PublishCredit, type PublishWindow } from './publish-credit.js';
@@ -72,7 +73,7 @@ export class WsFront {
   constructor(ctx: BrokerContext) {
     this.#ctx = ctx;
     const { config } = ctx;
-    this.#flush = new DeliveryFlush(ctx.shards, {
+    this.#flush = new DeliveryFlush((shard) => portOf(ctx, shard), {
       socketHighWater: config.socketHighWater,
       slowConsumerMs: config.slowConsumerMs,
       deliveryWindow: config.deliveryWindow,
@@ -318,7 +319,7 @@ export class WsFront {
     for (const sub of connection.byNumericId.values()) shards.add(sub.shard);
     // Every shard the connection consumes from drops its consumers and requeues its unacked
     // deliveries (redelivered: true); its exclusive queues go with it.
-    for (const s of shards) this.#ctx.shards[s].writeControl((w) => w.connectionClosed(connection.id));
+    for (const s of shards) portOf(this.#ctx, s).writeControl((w) => w.connectionClosed(connection.id));
     this.#ctx.consume.dropExclusiveQueuesOf(connection.id);
   }
 

@@ -35,6 +35,8 @@ export const ErrorCode = {
   unsupportedMediaType: 'unsupported_media_type',
   /** A WebSocket client published past the credit the broker granted (flow control). */
   creditExceeded: 'credit_exceeded',
+  /** A durable queue lives on a cluster node that is out of the cluster; it is back when that node is. */
+  nodeUnavailable: 'node_unavailable',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -47,6 +49,7 @@ export const HTTP_STATUS: Readonly<Record<string, number>> = {
   too_large: 413,
   saturated: 503,
   shard_unavailable: 503,
+  node_unavailable: 503,
   // AMQP's reply code for PRECONDITION_FAILED, as RabbitMQ users know it.
   precondition_failed: 406,
   access_refused: 403,

@@ -12,6 +12,22 @@ import { monotonicMs } from '../metrics/clock.js';
 import type { HopTrace } from '../metrics/hop-trace.js';
 
 /** Receives what a shard sends back; implemented by the front end. */
+/** What a consumer's front writes to the shard of its queue (a ShardHandle, or in a cluster the queue's node). */
+export type ControlWriter = Pick<InboundWriter, 'subscribe' | 'unsubscribe' | 'settle' | 'credit' | 'connectionClosed' | 'slow'>;
+
+export interface ControlPort {
+  writeControl(write: (w: ControlWriter) => boolean): void;
+}
+
+/**
+ * The shard index of a subscription whose queue lives on another node of the cluster: its
+ * control records go to that node (cluster/remote-consumers.ts), not to a local shard.
+ */
+export const REMOTE_SHARD = 0xffff;
+
+/** Shard tags handed out for deliveries from another node start here (local shards' tags never get near it). */
+export const REMOTE_TAG_BASE = 2 ** 51;
+
 export interface OutboundSink {
   /** One record of the outbound ring, read in place; valid only during the call. */
   onRecord(shard: number, kind: number, offset: number, length: number, reader: RecordReader): void;

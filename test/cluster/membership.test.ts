@@ -9,6 +9,7 @@ const hb = (name: string, boot = 'b1', state: 'up' | 'leaving' = 'up'): MemberAn
   amqp: null,
   interest: 0,
   droppedIn: 0,
+  queued: 0,
 });
 
 describe('membership', () => {

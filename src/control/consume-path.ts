@@ -101,7 +101,12 @@ export class ConsumePath {
       throw new BrokerError(ErrorCode.accessRefused, `access to queue '${name}' in vhost '/' refused for user '${principal.name}'`);
     }
     const existing = this.#topology.getQueue(name);
-    if (existing === undefined) throw new BrokerError(ErrorCode.notFound, `no queue '${name}' in vhost '/'`);
+    if (existing === undefined) {
+      // In a cluster the queue may live on another node: consumed there through this node.
+      const remote = this.#publisher.cluster?.queueOwner(name, false) ?? null;
+      if (remote !== null) return { destination, queue: name, shard: REMOTE_SHARD, privateQueue: false };
+      throw new BrokerError(ErrorCode.notFound, `no queue '${name}' in vhost '/'`);
+    }
     if (existing.exclusive && existing.owner !== connectionId) {
       throw new BrokerError(ErrorCode.resourceLocked, `cannot obtain exclusive access to locked queue '${name}' in vhost '/'`);
     }

@@ -52,6 +52,8 @@ export interface QueueDeclareOk {
 }
 
 export class Management {
+  /** Set in a cluster: the other node that holds a queue of this name, or null. */
+  queueElsewhere: ((name: string) => string | null) | null = null;
   readonly #topology: Topology;
   readonly #calls: Pick<ShardCalls, 'call' | 'broadcast'>;
 
@@ -98,6 +100,11 @@ export class Management {
   }
 
   async declareQueue(d: QueueDeclare, connection: number): Promise<QueueDeclareOk> {
+    // In a cluster a named queue that lives on another node is that one: declaring it here is a
+    // no-op (its arguments are checked where it lives, not here), and it is used through this node.
+    if (d.name !== '' && !d.exclusive && this.queueElsewhere?.(d.name) != null) {
+      return { queue: d.name, messageCount: 0, consumerCount: 0, created: false };
+    }
     if (!d.passive) {
       try {
         checkQueueDeclaration(d.arguments as Record<string, unknown>, d.name, d);

@@ -91,6 +91,11 @@ export class PublishPath {
       this.#log.warn({ user: principal.name, destination: canonical }, 'publish denied');
       throw new BrokerError(ErrorCode.accessRefused, `access to exchange '${exchange}' in vhost '/' refused for user '${principal.name}'`);
     }
+    if (exchange === '' && this.cluster !== null) {
+      // The default exchange routes to a queue by name, wherever in the cluster it lives.
+      const remote = this.cluster.queueOwner(routingKey, false);
+      if (remote !== null) return { exchange: '', routingKey, shards: [], confirmFromShard: false, forward: null, remote };
+    }
     const routed = withBrokerErrors(() => this.#topology.route(exchange, routingKey));
     return {
       exchange: routed.exchange,

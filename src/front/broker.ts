@@ -288,6 +288,8 @@ export class Broker implements OutboundSink {
       },
     );
     this.#publisher.cluster = this.#cluster;
+    const cluster = this.#cluster;
+    this.#management.queueElsewhere = (name) => cluster.queueOwner(name, false);
   }
 
   /** This node's cluster link; null on a node of its own. */
@@ -337,6 +339,7 @@ export class Broker implements OutboundSink {
     }
     // Leave first: the others stop sending here at once instead of after the timeout.
     this.#publisher.cluster = null;
+    this.#management.queueElsewhere = null;
     await this.#cluster?.stop();
     this.#cluster = null;
     const deadline = Date.now() + this.config.shutdownTimeoutMs;

@@ -12,6 +12,8 @@ import { startBroker } from '../helpers/broker.js';
 import { NatsServer } from '../helpers/nats-server.js';
 import { JsonWsClient, type Frame } from '../helpers/ws-client.js';
 import { sleep, waitFor } from '../helpers/http.js';
+import { tempDirs } from '../helpers/temp-dir.js';
+import amqp from 'amqplib';
 
 let nats: NatsServer;
 const nodes: Broker[] = [];
@@ -40,7 +42,7 @@ describe('cluster - queues across three nodes', () => {
   beforeAll(async () => {
     nats = await NatsServer.start();
     for (const name of ['a', 'b', 'c'])
-      nodes.push(await startBroker({ cluster: nats.url, 'node-name': name, 'amqp-port': 'off', shards: '2' }));
+      nodes.push(await startBroker({ cluster: nats.url, 'node-name': name, 'amqp-port': '0', shards: '2' }));
     await waitFor(
       async () => {
         for (const n of nodes) if ((await cluster(n)).members.length !== 3) return false;
@@ -81,6 +83,185 @@ describe('cluster - queues across three nodes', () => {
     expect((await localQueue(nodes[C], q)).status).toBe(404);
     await sleep(200);
     expect(consumer.frames.filter((f) => f.op === 'message')).toEqual([]);
+    await consumer.close();
+  });
+
+  it('prefetch and redelivery across nodes: a consumer on C holds 5 unacked, its socket closes, a consumer on A gets those 5 redelivered', async () => {
+    const q = queueOn('b', 'redeliver');
+    const first = await JsonWsClient.connect(nodes[C].url);
+    await first.subscribe('s', `/queue/${q}`, { ack: 'client', prefetch: 5 });
+    for (let i = 0; i < 12; i++) expect(await post(nodes[A], `/queue/${q}`, `r${i}`)).toBe(200);
+    const held = await first.messages(5, 's');
+    await sleep(300);
+    // Prefetch 5, enforced by B's shard: nothing more while none is acked.
+    expect(first.frames.filter((f) => f.op === 'message')).toEqual([]);
+    expect(held.map((f) => f.payload)).toEqual(['r0', 'r1', 'r2', 'r3', 'r4']);
+    await first.close();
+    const second = await JsonWsClient.connect(nodes[A].url);
+    await second.subscribe('s', `/queue/${q}`, { ack: 'client', prefetch: 100 });
+    const got = await second.messages(12, 's');
+    const redelivered = got.filter((f) => f.redelivered === true).map((f) => f.payload);
+    expect(redelivered.sort()).toEqual(['r0', 'r1', 'r2', 'r3', 'r4']);
+    expect(got.map((f) => f.payload).sort()).toEqual(Array.from({ length: 12 }, (_, i) => `r${i}`).sort());
+    for (const f of got) second.send({ op: 'ack', tag: f.tag });
+    await second.close();
+  });
+
+  it('consumers on two nodes of a queue on a third take turns; every message exactly once', async () => {
+    const q = queueOn('b', 'turns');
+    const onA = await JsonWsClient.connect(nodes[A].url);
+    const onC = await JsonWsClient.connect(nodes[C].url);
+    await onA.subscribe('s', `/queue/${q}`, { ack: 'client', prefetch: 1 });
+    await onC.subscribe('s', `/queue/${q}`, { ack: 'client', prefetch: 1 });
+    await sleep(200);
+    for (let i = 0; i < 40; i++) expect(await post(nodes[B], `/queue/${q}`, `t${i}`)).toBe(200);
+    const seen: string[] = [];
+    const perNode = [0, 0];
+    const clients = [onA, onC];
+    while (seen.length < 40) {
+      for (let k = 0; k < 2; k++) {
+        const i = clients[k].frames.findIndex((f) => f.op === 'message');
+        if (i < 0) continue;
+        const [f] = clients[k].frames.splice(i, 1);
+        seen.push(String(f.payload));
+        perNode[k]++;
+        clients[k].send({ op: 'ack', tag: f.tag });
+      }
+      if (seen.length < 40) await sleep(5);
+    }
+    expect(seen.sort()).toEqual(Array.from({ length: 40 }, (_, i) => `t${i}`).sort());
+    expect(perNode[0]).toBeGreaterThan(5);
+    expect(perNode[1]).toBeGreaterThan(5);
+    await onA.close();
+    await onC.close();
+  });
+
+  it('B leaves holding messages: they are counted lost, its transient queue is placed anew, and C’s consumer moves with it', async () => {
+    const q = queueOn('b', 'rehome');
+    const consumer = await JsonWsClient.connect(nodes[C].url);
+    await consumer.subscribe('s', `/queue/${q}`, { ack: 'client', prefetch: 1 });
+    await sleep(100);
+    for (let i = 0; i < 30; i++) expect(await post(nodes[A], `/queue/${q}`, `x${i}`)).toBe(200);
+    await consumer.messages(1, 's');
+    // B now holds 29 ready + 1 unacked; its next heartbeat says so.
+    await sleep(700);
+    const before = (await cluster(nodes[A])).queues;
+    await nodes[B].stop();
+    await waitFor(
+      async () => (await cluster(nodes[A])).members.length === 2 && (await cluster(nodes[C])).members.length === 2,
+      5000,
+      'B out',
+    );
+    const after = (await cluster(nodes[A])).queues;
+    expect(after.lostWithNodes - before.lostWithNodes).toBe(30);
+    expect(after.rehomedQueues - before.rehomedQueues).toBeGreaterThanOrEqual(1);
+    const c = (await cluster(nodes[C])).queues;
+    expect(c.movedSubscriptions).toBeGreaterThanOrEqual(1);
+    // The queue is placed anew among a and c, empty; the consumer on C gets what is published now.
+    const owner = placeByHash(q, ['a', 'c']);
+    await sleep(100);
+    for (let i = 0; i < 5; i++) expect(await post(nodes[A], `/queue/${q}`, `y${i}`)).toBe(200);
+    const got: string[] = [];
+    while (got.length < 5) {
+      const f = await consumer.take((x) => x.op === 'message' && String(x.payload).startsWith('y'), 5000);
+      got.push(String(f.payload));
+      consumer.send({ op: 'ack', tag: f.tag });
+    }
+    expect(got).toEqual(['y0', 'y1', 'y2', 'y3', 'y4']);
+    expect((await localQueue(nodes[owner === 'a' ? A : C], q)).status).toBe(200);
+    await consumer.close();
+    nodes[B] = await startBroker({ cluster: nats.url, 'node-name': 'b', 'amqp-port': '0', shards: '2' });
+    await waitFor(async () => (await cluster(nodes[A])).members.length === 3, 5000, 'B back');
+  });
+
+  it('AMQP: a queue declared on C is declared again (a no-op) and published to from A with confirms, consumed from B with acks, exactly once', async () => {
+    const onC = await amqp.connect(nodes[C].amqpUrl as string);
+    const onA = await amqp.connect(nodes[A].amqpUrl as string);
+    const onB = await amqp.connect(nodes[B].amqpUrl as string);
+    const q = 'amqp-tasks';
+    await (await onC.createChannel()).assertQueue(q, { durable: false });
+    await waitFor(
+      async () => (await cluster(nodes[A])).queues.placed > 0 && (await localQueue(nodes[C], q)).status === 200,
+      5000,
+      'announced',
+    );
+    await sleep(100);
+    const pub = await onA.createConfirmChannel();
+    expect((await pub.assertQueue(q, { durable: false })).queue).toBe(q);
+    for (let i = 0; i < 50; i++) pub.sendToQueue(q, Buffer.from(`a${i}`));
+    await pub.waitForConfirms();
+    const sub = await onB.createChannel();
+    await sub.prefetch(5);
+    const got: string[] = [];
+    const done = new Promise<void>((resolve) => {
+      void sub.consume(q, (m) => {
+        if (m === null) return;
+        got.push(m.content.toString());
+        sub.ack(m);
+        if (got.length === 50) resolve();
+      });
+    });
+    await done;
+    expect(got).toEqual(Array.from({ length: 50 }, (_, i) => `a${i}`));
+    expect((await localQueue(nodes[A], q)).status).toBe(404);
+    expect((await localQueue(nodes[B], q)).status).toBe(404);
+    await waitFor(async () => (await localQueue(nodes[C], q)).json?.messages === 0, 5000, 'C holds none');
+    await onA.close();
+    await onB.close();
+    await onC.close();
+  });
+
+  it('exclusive and server-named queues stay on their node; a topic subscription is never placed elsewhere', async () => {
+    const onC = await JsonWsClient.connect(nodes[C].url);
+    await onC.subscribe('t', '/topic/stay.here');
+    const placed = (await cluster(nodes[A])).queues.placed;
+    await sleep(200);
+    expect((await cluster(nodes[A])).queues.placed).toBe(placed);
+    await onC.close();
+  });
+});
+
+describe('cluster - a durable queue waits for its node', () => {
+  const dirs = tempDirs('shardmq-cluster-');
+  let server: NatsServer;
+  let a: Broker;
+  let b: Broker;
+  const startB = (dataDir: string): Promise<Broker> =>
+    startBroker({ cluster: server.url, 'node-name': 'b', 'amqp-port': 'off', 'data-dir': dataDir });
+
+  beforeAll(async () => {
+    server = await NatsServer.start();
+    a = await startBroker({ cluster: server.url, 'node-name': 'a', 'amqp-port': 'off' });
+    b = await startB(dirs.make());
+  }, 30_000);
+
+  afterAll(async () => {
+    await a?.stop();
+    await b?.stop();
+    await server?.stop();
+    dirs.cleanup();
+  });
+
+  it('its node out: publishes from A get 503 node_unavailable, nothing is placed elsewhere; back with its node and its messages', async () => {
+    const q = queueOn('b', 'durable', ['a', 'b']);
+    const dir = dirs.make();
+    await b.stop();
+    b = await startB(dir);
+    await waitFor(async () => (await cluster(a)).members.length === 2, 5000, 'two members');
+    for (let i = 0; i < 3; i++) expect(await post(a, `/queue/${q}`, `d${i}`)).toBe(200);
+    await waitFor(async () => (await localQueue(b, q)).json?.messages === 3, 5000, 'three on B');
+    expect((await localQueue(b, q)).json?.durable).toBe(true);
+    await b.stop();
+    await waitFor(async () => (await cluster(a)).members.length === 1, 5000, 'B out');
+    const refused = await fetch(`${a.url}/v1/publish/queue/${q}`, { method: 'POST', body: 'while away' });
+    expect(refused.status).toBe(503);
+    expect(await refused.json()).toMatchObject({ error: 'node_unavailable', message: expect.stringContaining("lives on node 'b'") });
+    expect((await localQueue(a, q)).status).toBe(404);
+    b = await startB(dir);
+    await waitFor(async () => (await post(a, `/queue/${q}`, 'd3')) === 200, 5000, 'B back: publishes go through');
+    const consumer = await JsonWsClient.connect(a.url);
+    await consumer.subscribe('s', `/queue/${q}`);
+    expect((await consumer.messages(4, 's')).map((f) => f.payload)).toEqual(['d0', 'd1', 'd2', 'd3']);
     await consumer.close();
   });
 });

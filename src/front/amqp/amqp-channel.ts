@@ -20,6 +20,7 @@ import { DeliveryTags } from '../../control/delivery-tags.js';
 import { toAmqpError } from './amqp-errors.js';
 import { BrokerError } from '../../protocol/errors.js';
 import type { PublishTarget } from '../../control/publish-path.js';
+import { portOfTag } from '../shard-ports.js';
 import type { Principal } from '../../control/auth.js';
 import type { Logger } from '../../log/logger.js';
 import type { BrokerContext } from '../context.js';
@@ -869,8 +870,7 @@ export class AmqpChannel {
     }
     const conn = this.#conn;
     const kind = ack ? RecordKind.ack : RecordKind.nack;
-    const n = conn.ctx.shards.length;
-    for (const shardTag of shardTags) conn.ctx.shards[shardTag % n].writeControl((w) => w.settle(kind, conn.id, shardTag, requeue));
+    for (const shardTag of shardTags) portOfTag(conn.ctx, shardTag).writeControl((w) => w.settle(kind, conn.id, shardTag, requeue));
   }
 
   /** The channel ends: its consumers go, and the shards requeue what they delivered and was not acked. */

@@ -21,6 +21,7 @@ import { pingShard } from '../shard-ping.js';
 import type { HeaderTable } from '../../protocol/field-table.js';
 import { BrokerError, ErrorCode } from '../../protocol/errors.js';
 import type { PublishTarget } from '../../control/publish-path.js';
+import { portOf } from '../shard-ports.js';
 import type { Principal } from '../../control/auth.js';
 import type { Logger } from '../../log/logger.js';
 import type { BrokerContext } from '../context.js';
@@ -497,7 +498,7 @@ export class AmqpConnection implements FrameSink, ChannelHost {
     const bytes = c.owedBytes;
     c.owedCredit = 0;
     c.owedBytes = 0;
-    this.ctx.shards[c.shard].writeControl((w) => w.credit(this.id, c.numericId, owed, bytes));
+    portOf(this.ctx, c.shard).writeControl((w) => w.credit(this.id, c.numericId, owed, bytes));
   }
 
   #drained(): void {
@@ -547,7 +548,7 @@ export class AmqpConnection implements FrameSink, ChannelHost {
   subscribe(c: AmqpConsumer): void {
     const { deliveryWindow, deliveryWindowBytes } = this.ctx.config;
     const flags = c.exclusive ? SUBSCRIBE_FLAG_EXCLUSIVE : 0;
-    this.ctx.shards[c.shard].writeControl((w) =>
+    portOf(this.ctx, c.shard).writeControl((w) =>
       w.subscribe(
         this.id,
         c.numericId,
@@ -569,7 +570,7 @@ export class AmqpConnection implements FrameSink, ChannelHost {
   removeConsumer(c: AmqpConsumer, tellShard: boolean): void {
     this.consumers.delete(c.numericId);
     this.#touchedConsumers.delete(c);
-    if (tellShard) this.ctx.shards[c.shard].writeControl((w) => w.unsubscribe(this.id, c.numericId));
+    if (tellShard) portOf(this.ctx, c.shard).writeControl((w) => w.unsubscribe(this.id, c.numericId));
   }
 
   channelClosed(ch: AmqpChannel): void {
@@ -690,7 +691,7 @@ export class AmqpConnection implements FrameSink, ChannelHost {
     this.#held.length = 0;
     // Every shard it consumed from drops what is left of its consumers and requeues their unacked
     // deliveries (redelivered: true); its exclusive queues go with it.
-    for (const s of this.#consumedShards) this.ctx.shards[s].writeControl((w) => w.connectionClosed(this.id));
+    for (const s of this.#consumedShards) portOf(this.ctx, s).writeControl((w) => w.connectionClosed(this.id));
     this.ctx.consume.dropExclusiveQueuesOf(this.id);
     this.#host.closed(this);
   }

@@ -9,13 +9,14 @@ function setup() {
   const log: string[] = [];
   const port = (index: number): ControlPort => ({
     writeControl: (write) => {
+      const note = (line: string): boolean => log.push(`${index}:${line}`) > 0;
       const w: ControlWriter = {
-        subscribe: (c, s, q) => (log.push(`${index}:sub ${c} ${s} ${q}`), true),
-        unsubscribe: (c, s) => (log.push(`${index}:unsub ${c} ${s}`), true),
-        credit: (c, s, n) => (log.push(`${index}:credit ${c} ${s} ${n}`), true),
-        settle: (kind, c, tag, requeue) => (log.push(`${index}:${kind === RecordKind.ack ? 'ack' : 'nack'} ${c} ${tag} ${requeue}`), true),
-        connectionClosed: (c) => (log.push(`${index}:closed ${c}`), true),
-        slow: (c, on) => (log.push(`${index}:slow ${c} ${on}`), true),
+        subscribe: (c, s, q) => note(`sub ${c} ${s} ${q}`),
+        unsubscribe: (c, s) => note(`unsub ${c} ${s}`),
+        credit: (c, s, n) => note(`credit ${c} ${s} ${n}`),
+        settle: (kind, c, tag, requeue) => note(`${kind === RecordKind.ack ? 'ack' : 'nack'} ${c} ${tag} ${requeue}`),
+        connectionClosed: (c) => note(`closed ${c}`),
+        slow: (c, on) => note(`slow ${c} ${on}`),
       };
       write(w);
     },

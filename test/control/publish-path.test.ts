@@ -21,7 +21,7 @@ describe('publish path - target', () => {
     const { shards, topology, path } = setup();
     const target = path.target(parseDestination('/queue/jobs'));
     const queue = topology.getQueue('jobs')!;
-    expect(target).toEqual({ exchange: '', routingKey: 'jobs', shards: [queue.shard], confirmFromShard: false });
+    expect(target).toEqual({ exchange: '', routingKey: 'jobs', shards: [queue.shard], confirmFromShard: false, forward: null });
     expect(shards.manageOps()).toEqual([[queue.shard, expect.objectContaining({ op: 'declareQueue', name: 'jobs', durable: false })]]);
     path.target(parseDestination('/queue/jobs'));
     expect(shards.manageOps()).toHaveLength(1);
@@ -107,5 +107,69 @@ describe('publish path - /amq/queue/', () => {
     expect(path.unroutable).toBe(0);
     topology.declareQueue('present', { durable: false, exclusive: false, autoDelete: false, arguments: {} }, false, 0);
     expect(path.target(parseDestination('/amq/queue/present')).shards).toEqual([topology.getQueue('present')!.shard]);
+  });
+});
+
+describe('publish path - in a cluster', () => {
+  function clustered(owner: string | null = null) {
+    const { shards, topology, path } = setup(2);
+    const forwarded: string[] = [];
+    path.cluster = {
+      forward: (exchange, key, _props, body) => forwarded.push(`x ${exchange} ${key} ${body.length}`),
+      queueOwner: (name, mayPlace) => (name.startsWith('remote') && (mayPlace || owner !== null) ? (owner ?? 'b') : null),
+      forwardToQueue: (node, queue, _props, body) => forwarded.push(`q ${node} ${queue} ${body.length}`),
+    };
+    return { shards, topology, path, forwarded };
+  }
+
+  it('a publish to an exchange goes out once, when its local copies are in, under the exchange it was published to', () => {
+    const { topology, path, forwarded } = clustered();
+    topology.declareQueue('q1', { durable: false, exclusive: false, autoDelete: false, arguments: {} }, false, 0);
+    topology.registry.bindQueue('amq.topic', 'q1', 'a.*', {});
+    const target = path.target(parseDestination('/topic/a.b'));
+    expect(target.forward).toBe('amq.topic');
+    expect(path.write(target, 1, 0, null, payload)).toBe(1);
+    expect(forwarded).toEqual(['x amq.topic a.b 3']);
+    // Routed nowhere here: still goes out (another node may have the subscriber), and is not counted unroutable.
+    expect(path.write(path.target(parseDestination('/topic/z')), 1, 0, null, payload)).toBe(0);
+    expect(forwarded.at(-1)).toBe('x amq.topic z 3');
+    expect(path.unroutable).toBe(0);
+  });
+
+  it('a shard that refuses stops the forward too (the message was not taken); the retry forwards it once', () => {
+    const { shards, topology, path, forwarded } = clustered();
+    topology.declareQueue('q1', { durable: false, exclusive: false, autoDelete: false, arguments: {} }, false, 0);
+    topology.registry.bindQueue('amq.topic', 'q1', '#', {});
+    const target = path.target(parseDestination('/topic/k'));
+    const shard = target.shards[0];
+    shards.full.add(shard);
+    expect(path.write(target, 1, 0, null, payload)).toBe(0);
+    expect(forwarded).toEqual([]);
+    shards.full.delete(shard);
+    expect(path.write(target, 1, 0, null, payload, 0, 0)).toBe(1);
+    expect(forwarded).toEqual(['x amq.topic k 3']);
+  });
+
+  it('a /queue/ on another node is forwarded there, never declared here; the default exchange finds it by name', () => {
+    const { shards, topology, path, forwarded } = clustered('c');
+    const target = path.target(parseDestination('/queue/remote-jobs'));
+    expect(target).toMatchObject({ shards: [], remote: 'c', forward: null });
+    expect(path.write(target, 1, 0, null, payload)).toBe(0);
+    expect(forwarded).toEqual(['q c remote-jobs 3']);
+    expect(topology.getQueue('remote-jobs')).toBeUndefined();
+    expect(shards.manageOps()).toEqual([]);
+    expect(path.exchangeTarget('', 'remote-jobs', principal('p')).remote).toBe('c');
+    expect(path.received).toBe(1);
+  });
+
+  it('a message from another node routes here only and never goes out again', () => {
+    const { topology, path, forwarded } = clustered();
+    topology.declareQueue('q1', { durable: false, exclusive: false, autoDelete: false, arguments: {} }, false, 0);
+    topology.registry.bindQueue('amq.topic', 'q1', 'a', {});
+    const target = path.localTarget('amq.topic', 'a');
+    expect(target).toMatchObject({ forward: null, shards: [topology.getQueue('q1')!.shard] });
+    expect(path.write(target!, 0, 0, null, payload)).toBe(1);
+    expect(forwarded).toEqual([]);
+    expect(path.localTarget('no-such-exchange', 'a')).toBeNull();
   });
 });

@@ -14,6 +14,7 @@ import { countGcPauses, type GcMonitor, type GcPauses } from '../metrics/gc-moni
 import { ResourceMeter, type ResourceSample } from './proc.js';
 import { BenchWsClient } from './ws-binary-client.js';
 import { ChildChannel } from './child-channel.js';
+import { loadPeers } from './peers.js';
 export const PAYLOAD_BYTES = 128;
 const TOPIC = 'bench.latency';
 /** Beyond this many outstanding messages the run stops: latency there only measures queueing. */
@@ -71,15 +72,23 @@ export interface LatencySystem {
   readonly traceUrl: string | null;
 }
 
-export function shardmqLatency(url: string, pid: number, traced: boolean): LatencySystem {
+/** How long a subscriber's interest may take to reach the other servers of a cluster before the first publish. */
+const CLUSTER_INTEREST_MS = 500;
+
+/**
+ * shardmq: publisher and subscriber on `url`, or (a cluster) the subscriber on `subscribeUrl`,
+ * another node, so every message crosses NATS.
+ */
+export function shardmqLatency(url: string, pid: number, traced: boolean, subscribeUrl?: string, name?: string): LatencySystem {
   return {
-    name: traced ? 'shardmq, --latency-sample 1' : 'shardmq',
+    name: name ?? (traced ? 'shardmq, --latency-sample 1' : 'shardmq'),
     pid,
     traceUrl: traced ? `${url}/v1/stats/latency` : null,
     async open(onPayload) {
-      const sub = await BenchWsClient.connect(url, (ev) => onPayload(ev.payload));
+      const sub = await BenchWsClient.connect(subscribeUrl ?? url, (ev) => onPayload(ev.payload));
       const pub = await BenchWsClient.connect(url);
       await sub.subscribe(1, `/topic/${TOPIC}`);
+      if (subscribeUrl !== undefined) await new Promise((r) => setTimeout(r, CLUSTER_INTEREST_MS));
       const destination = `/topic/${TOPIC}`;
       return {
         send: (payload, n) =>
@@ -282,13 +291,60 @@ export async function runAtRate(system: LatencySystem, rate: number, warmSeconds
   }
 }
 
+/**
+ * NATS core with the peers' `nats` client: the publisher on `servers`, the subscriber on
+ * `subscribeServers` (another server of a NATS cluster: every message crosses a route).
+ */
+export function natsLatency(servers: string, subscribeServers: string, pid: number, name: string): LatencySystem {
+  return {
+    name,
+    pid,
+    traceUrl: null,
+    async open(onPayload) {
+      const peers = await loadPeers();
+      if ('missing' in peers.nats) throw new Error(peers.nats.missing);
+      const client = peers.nats.client;
+      const sub = await client.connect({ servers: subscribeServers, maxReconnectAttempts: 0 });
+      const pub = await client.connect({ servers, noEcho: true, maxReconnectAttempts: 0 });
+      sub.subscribe(TOPIC, {
+        callback: (err, msg) => {
+          if (err === null) onPayload(msg.data);
+        },
+      });
+      await sub.flush();
+      await new Promise((r) => setTimeout(r, CLUSTER_INTEREST_MS));
+      return {
+        send: (payload, n) => {
+          for (let i = 0; i < n; i++) pub.publish(TOPIC, payload);
+        },
+        errors: 0,
+        lastError: '',
+        close: async () => {
+          await pub.close();
+          await sub.close();
+        },
+      };
+    },
+  };
+}
+
 /** A system the child can open, by what it needs to reach it. */
 export type LatencySystemSpec =
-  | { readonly kind: 'shardmq'; readonly url: string; readonly pid: number; readonly traced: boolean }
-  | { readonly kind: 'uws'; readonly url: string; readonly pid: number; readonly name?: string };
+  | {
+      readonly kind: 'shardmq';
+      readonly url: string;
+      readonly pid: number;
+      readonly traced: boolean;
+      readonly subscribeUrl?: string;
+      readonly name?: string;
+    }
+  | { readonly kind: 'uws'; readonly url: string; readonly pid: number; readonly name?: string }
+  | { readonly kind: 'nats'; readonly servers: string; readonly subscribeServers: string; readonly pid: number; readonly name: string };
 
 export function systemOf(spec: LatencySystemSpec): LatencySystem {
-  return spec.kind === 'shardmq' ? shardmqLatency(spec.url, spec.pid, spec.traced) : uwsLatency(spec, spec.name);
+  if (spec.kind === 'shardmq') return shardmqLatency(spec.url, spec.pid, spec.traced, spec.subscribeUrl, spec.name);
+  if (spec.kind === 'nats') return natsLatency(spec.servers, spec.subscribeServers, spec.pid, spec.name);
+  return uwsLatency(spec, spec.name);
 }
 
 /** What the child is asked to do (its argv[2], JSON). */

@@ -55,8 +55,17 @@ function noteClosed(): void {
   if (!stopping) closed++;
 }
 
+/**
+ * Subscriber `i`'s server: `spec.url` may list several (comma-separated: the nodes of a cluster),
+ * and the subscribers are spread over them in turn.
+ */
+function urlFor(i: number): string {
+  const urls = spec.url.split(',');
+  return urls[i % urls.length];
+}
+
 async function openShardmq(i: number): Promise<void> {
-  const client = await connect(spec.url, { confirms: false, reconnect: false });
+  const client = await connect(urlFor(i), { confirms: false, reconnect: false });
   client.on('error', noteError);
   client.on('close', noteClosed);
   closers.push(() => client.close());
@@ -101,7 +110,7 @@ async function openShardmqJson(i: number): Promise<void> {
 
 async function openNats(i: number, nats: Awaited<ReturnType<typeof loadPeers>>['nats']): Promise<void> {
   if ('missing' in nats) throw new Error(nats.missing);
-  const nc = await nats.client.connect({ servers: spec.url, maxReconnectAttempts: 0 });
+  const nc = await nats.client.connect({ servers: urlFor(i), maxReconnectAttempts: 0 });
   closers.push(() => nc.close());
   void nc.closed().then(noteClosed);
   nc.subscribe(spec.destination, {

@@ -39,7 +39,10 @@ export type SubscriberKind = 'shardmq' | 'shardmq-json' | 'nats' | 'uws';
 /** What the subscriber process is told to open (argv[2], JSON). */
 export interface SubscriberSpec {
   readonly kind: SubscriberKind;
-  /** shardmq: the broker's http:// URL; nats: host:port; uws: the pub/sub server's ws:// URL. */
+  /**
+   * shardmq: the broker's http:// URL; nats: host:port; uws: the pub/sub server's ws:// URL. shardmq
+   * and nats: several, comma-separated (a cluster's nodes), take the subscribers in turn.
+   */
   readonly url: string;
   readonly subscribers: number;
   /** shardmq: `/topic/bench`; nats: `bench`; uws: unused (the server's topic). */

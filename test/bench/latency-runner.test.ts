@@ -66,3 +66,26 @@ describe('latency runner, in its own process', () => {
     expect(run.saturated).toBe(false);
   }, 30_000);
 });
+
+describe('latency runner, across the nodes of a cluster', () => {
+  it('the subscriber on another node than the publisher: every message crosses and is recorded', async () => {
+    const { NatsServer } = await import('../helpers/nats-server.js');
+    const { runAtRate, shardmqLatency } = await import('../../src/bench/latency-runner.js');
+    const nats = await NatsServer.start();
+    const a = await startBroker({ cluster: nats.url, 'node-name': 'a' });
+    const b = await startBroker({ cluster: nats.url, 'node-name': 'b' });
+    try {
+      const run = await runAtRate(shardmqLatency(a.url, process.pid, false, b.url, 'a → b'), 2000, 0.2, 0.5);
+      expect(run.sent).toBeGreaterThan(500);
+      expect(run.received).toBe(run.sent);
+      expect(run.histogram.count).toBe(run.sent);
+      const onB = (await (await fetch(`${b.url}/v1/cluster`)).json()) as { received: { messages: number } };
+      // Warm-up messages crossed too (they are sent, not recorded).
+      expect(onB.received.messages).toBeGreaterThanOrEqual(run.sent);
+    } finally {
+      await a.stop();
+      await b.stop();
+      await nats.stop();
+    }
+  }, 30_000);
+});

@@ -14,6 +14,7 @@ import { wsJsonVsBinary } from './ws-json-vs-binary.js';
 import { scale } from './scale.js';
 import { dashboard } from './dashboard.js';
 import { streams } from './streams.js';
+import { cluster } from './cluster.js';
 
 /**
  * Every workload `shardmq bench` knows, in the order it runs them. Order matters: latency picks its
@@ -34,6 +35,7 @@ export const WORKLOADS: readonly Workload[] = [
   memory,
   durable,
   streams,
+  cluster,
   wsJsonVsBinary,
   scale,
   dashboard,

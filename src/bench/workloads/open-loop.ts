@@ -93,7 +93,7 @@ export const OPEN_LOOP_COLUMNS = [
   'foreign CPU (cores)',
 ];
 
-function row(label: string, rs: readonly OpenLoopResult[]): (string | number)[] {
+export function openLoopRow(label: string, rs: readonly OpenLoopResult[]): (string | number)[] {
   const med = (pick: (r: OpenLoopResult) => number): number => summarize(rs.map(pick)).median;
   const delivered = summarize(rs.map((r) => r.deliveredPerSecond));
   const lostMedian = med((r) => r.lost);
@@ -180,7 +180,7 @@ export const openLoop: Workload = {
       for (const s of systems) {
         const rs = of(s.key, n);
         if (rs.length === 0) continue;
-        rows.push(row(`${s.name} 1→${n}`, rs));
+        rows.push(openLoopRow(`${s.name} 1→${n}`, rs));
         const p = `open_loop_${s.key}_${tag(n)}`;
         const med = (pick: (r: OpenLoopResult) => number): number => summarize(rs.map(pick)).median;
         figures[`${p}_published_msgs_per_s`] = med((r) => r.publishedPerSecond);

@@ -23,11 +23,11 @@ import { decodeForwardBatch, ForwardBatchBuilder, type ForwardBatchHeader } from
 import { Interest, type SubjectSubscriber } from './interest.js';
 import { Membership, type MemberAnnouncement, type MembershipChange } from './membership.js';
 import { publishSubject, SUBJECT_ROOT, type BindingExchangeType } from './subject-map.js';
-import { NO_TOKEN, type RecordReader } from '../protocol/ring-record-codec.js';
+import { ConfirmStatus, NO_TOKEN, type RecordReader } from '../protocol/ring-record-codec.js';
 import type { ClusterForward, PublishPath, PublishTarget } from '../control/publish-path.js';
 import type { Topology } from '../control/topology.js';
 import type { Logger } from '../log/logger.js';
-import type { ControlPort, OutboundSink } from '../shard/shard-handle.js';
+import { REMOTE_SHARD, type ControlPort, type OutboundSink } from '../shard/shard-handle.js';
 import { ClusterQueues, QUEUES_SUBJECT, nodeSubject } from './cluster-queues.js';
 import type { QueueAnnouncement } from './queue-placement.js';
 import type { ControlOp } from './remote-consumers.js';
@@ -36,6 +36,8 @@ import type { ControlOp } from './remote-consumers.js';
 export const MEMBERS_SUBJECT = `${SUBJECT_ROOT}.members`;
 /** A batch is published once it holds this much, even mid-turn (NATS's default max_payload is 1 MiB). */
 const MAX_BATCH_BYTES = 256 * 1024;
+/** A queue batch's publishers are nacked when its node has not answered in this long (it is up, but the answer was lost). */
+const ANSWER_TIMEOUT_MS = 10_000;
 /** Messages waiting for ring room are retried at least this often when no room event comes. */
 const ROOM_WAIT_MS = 1000;
 
@@ -60,6 +62,11 @@ export interface ClusterParts {
   readonly sink: OutboundSink;
   /** Messages this node holds (ready + unacked), for its heartbeat. */
   readonly heldMessages: () => number;
+  /** Confirm tokens of publishes to queues on other nodes, settled when those nodes answer. */
+  readonly confirms: {
+    settle(token: number, status: ConfirmStatus): void;
+    allocate(shards: readonly number[], done: (status: ConfirmStatus) => void): number;
+  };
   readonly log: Logger;
 }
 
@@ -126,6 +133,25 @@ interface Waiting {
   from: number;
   readonly properties: Uint8Array | null;
   readonly payload: Uint8Array;
+  /** The last record of a batch whose sender waits for an answer: sent once this one is in. */
+  answer: (() => void) | null;
+  /** Its confirm token (the last record of a batch for a durable or refusing queue), else NO_TOKEN. */
+  readonly token: number;
+}
+
+/** One subject's batch of this turn; a queue batch also collects the confirm tokens of its publishes. */
+interface BatchEntry {
+  readonly subject: string;
+  batch: ForwardBatchBuilder;
+  /** The queue's node, for a queue batch; null for an exchange's. */
+  readonly node: string | null;
+  tokens: number[];
+}
+
+/** A queue node's answer to a batch published with a reply subject. */
+interface BatchAnswer {
+  readonly seq: number;
+  readonly ok: boolean;
 }
 
 /** Membership changes kept for /v1/cluster. */
@@ -145,7 +171,9 @@ export class ClusterNode implements ClusterForward, SubjectSubscriber {
    * This turn's batches: exchange → routing key → batch; a queue forward's outer key is its node's
    * name after a \u0001 (no exchange name holds a control character).
    */
-  readonly #batches = new Map<string, Map<string, { subject: string; batch: ForwardBatchBuilder }>>();
+  readonly #batches = new Map<string, Map<string, BatchEntry>>();
+  /** Queue batches whose publishers wait for the queue's node to say it has them: seq → node and tokens. */
+  readonly #awaiting = new Map<number, { readonly node: string; readonly tokens: readonly number[]; readonly at: number }>();
   #flushScheduled = false;
   #seq = 0;
   /** Highest batch sequence seen per sending boot (the second copy of a batch is dropped). */
@@ -232,7 +260,15 @@ export class ClusterNode implements ClusterForward, SubjectSubscriber {
         if (err === null) this.#queues.onAnnouncement(parseJson(msg.data) as QueueAnnouncement);
       },
     });
-    this.#nc.subscribe(nodeSubject(self, 'q'), { callback: (err, msg) => (err === null ? this.#onBatch(msg.data, true) : undefined) });
+    this.#nc.subscribe(nodeSubject(self, 'q'), {
+      callback: (err, msg) => (err === null ? this.#onBatch(msg.data, true, msg.reply ?? null) : undefined),
+    });
+    this.#nc.subscribe(nodeSubject(self, 'a'), {
+      callback: (err, msg) => {
+        const answer = err === null ? (parseJson(msg.data) as BatchAnswer | null) : null;
+        if (answer !== null && typeof answer.seq === 'number') this.#onAnswer(answer);
+      },
+    });
     this.#nc.subscribe(nodeSubject(self, 'c'), {
       callback: (err, msg) => {
         if (err !== null) return;
@@ -320,7 +356,9 @@ export class ClusterNode implements ClusterForward, SubjectSubscriber {
   }
 
   #expire(): void {
-    for (const change of this.#membership.sweep(Date.now())) this.#record(change);
+    const now = Date.now();
+    for (const change of this.#membership.sweep(now)) this.#record(change);
+    if (this.#awaiting.size > 0) this.#failAwaiting(null, now - ANSWER_TIMEOUT_MS);
   }
 
   #record(change: MembershipChange): void {
@@ -328,10 +366,12 @@ export class ClusterNode implements ClusterForward, SubjectSubscriber {
     if (change.kind === 'left' || change.kind === 'expired') {
       this.#lastSeq.delete(m.boot);
       this.#queues.nodeGone(m.name, m.queued);
+      this.#failAwaiting(m.name);
     } else if (change.kind === 'rejoined' && change.previous !== undefined) {
       // A restart: the incarnation before it is gone with what it held.
       this.#lastSeq.delete(change.previous.boot);
       this.#queues.nodeGone(m.name, change.previous.queued);
+      this.#failAwaiting(m.name);
     }
     this.#changes.push({ at: new Date().toISOString(), kind: change.kind, node: m.name });
     if (this.#changes.length > CHANGES_KEPT) this.#changes.shift();
@@ -353,6 +393,8 @@ export class ClusterNode implements ClusterForward, SubjectSubscriber {
         this.#unackedMessages = 0;
         this.#acking = false;
         this.#ackEpoch++;
+        // No answer will come over a connection that is gone: those publishers are told now.
+        this.#failAwaiting(null);
       } else if (s.type === Events.Reconnect) {
         this.#connected = true;
         this.#reconnects++;
@@ -367,7 +409,7 @@ export class ClusterNode implements ClusterForward, SubjectSubscriber {
   subscribe(subject: string): void {
     const sub = this.#nc.subscribe(subject, {
       callback: (err, msg) => {
-        if (err === null) this.#onBatch(msg.data, false);
+        if (err === null) this.#onBatch(msg.data, false, null);
       },
     });
     this.#subscriptions.set(subject, sub);
@@ -400,23 +442,29 @@ export class ClusterNode implements ClusterForward, SubjectSubscriber {
       }
       return;
     }
-    this.#enqueue(exchange, exchange, routingKey, properties, payload, recordBytes, () => publishSubject(exchange, routingKey));
+    this.#enqueue(exchange, null, exchange, routingKey, properties, payload, recordBytes, NO_TOKEN, () =>
+      publishSubject(exchange, routingKey),
+    );
   }
 
   /** A publish to `/queue/<queue>` whose queue lives on `node`: batched to that node's queue subject. */
-  forwardToQueue(node: string, queue: string, properties: Uint8Array | null, payload: Uint8Array): void {
-    if (this.#stopped) return;
+  forwardToQueue(node: string, queue: string, properties: Uint8Array | null, payload: Uint8Array, token: number): void {
+    // Not taken: its publisher is told (a nack, a 503), not left believing it is held.
+    const refuse = (): void => {
+      if (token !== NO_TOKEN) this.#parts.confirms.settle(token, ConfirmStatus.nodeUnavailable);
+    };
+    if (this.#stopped) return refuse();
     if (!this.#connected) {
       this.#fwd.droppedDisconnected++;
-      return;
+      return refuse();
     }
     const recordBytes = ForwardBatchBuilder.recordBytes(properties, payload);
     if (this.#unackedBytes + recordBytes > this.#settings.bufferBytes) {
       this.#fwd.droppedOverBuffer++;
-      return;
+      return refuse();
     }
     this.#fwd.toQueues++;
-    this.#enqueue('\u0001' + node, '', queue, properties, payload, recordBytes, () => nodeSubject(node, 'q'));
+    if (!this.#enqueue('\u0001' + node, node, '', queue, properties, payload, recordBytes, token, () => nodeSubject(node, 'q'))) refuse();
   }
 
   queueOwner(name: string, mayPlace: boolean): string | null {
@@ -438,27 +486,31 @@ export class ClusterNode implements ClusterForward, SubjectSubscriber {
     this.#queues.shardRestarted(shard);
   }
 
+  /** Adds a record to its subject's batch of this turn; false when it cannot cross (larger than NATS takes). */
   #enqueue(
     outer: string,
+    node: string | null,
     exchange: string,
     routingKey: string,
     properties: Uint8Array | null,
     payload: Uint8Array,
     recordBytes: number,
+    token: number,
     subjectOf: () => string,
-  ): void {
+  ): boolean {
     const maxPayload = this.#nc.info?.max_payload ?? 1024 * 1024;
     let perKey = this.#batches.get(outer);
     if (perKey === undefined) this.#batches.set(outer, (perKey = new Map()));
     let entry = perKey.get(routingKey);
     if (entry === undefined) {
-      entry = { subject: subjectOf(), batch: new ForwardBatchBuilder(this.boot, exchange, routingKey) };
+      entry = { subject: subjectOf(), batch: new ForwardBatchBuilder(this.boot, exchange, routingKey), node, tokens: [] };
       perKey.set(routingKey, entry);
     }
     if (entry.batch.byteLength + recordBytes > Math.min(MAX_BATCH_BYTES, maxPayload)) {
       if (entry.batch.count > 0) {
-        this.#publishBatch(entry.subject, entry.batch);
+        this.#publishBatch(entry);
         entry.batch = new ForwardBatchBuilder(this.boot, exchange, routingKey);
+        entry.tokens = [];
       }
       if (entry.batch.byteLength + recordBytes > maxPayload) {
         this.#fwd.droppedTooLarge++;
@@ -469,22 +521,24 @@ export class ClusterNode implements ClusterForward, SubjectSubscriber {
             "cluster: a message larger than NATS's max_payload stays on this node (counted)",
           );
         }
-        return;
+        return false;
       }
     }
     entry.batch.add(properties, payload);
+    if (token !== NO_TOKEN) entry.tokens.push(token);
     this.#unackedBytes += recordBytes;
     this.#unackedMessages++;
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
       setImmediate(this.#flushBatches);
     }
+    return true;
   }
 
   readonly #flushBatches = (): void => {
     this.#flushScheduled = false;
     for (const perKey of this.#batches.values()) {
-      for (const entry of perKey.values()) if (entry.batch.count > 0) this.#publishBatch(entry.subject, entry.batch);
+      for (const entry of perKey.values()) if (entry.batch.count > 0) this.#publishBatch(entry);
     }
     this.#batches.clear();
     this.#ack();
@@ -500,17 +554,48 @@ export class ClusterNode implements ClusterForward, SubjectSubscriber {
     }
   }
 
-  #publishBatch(subject: string, batch: ForwardBatchBuilder): void {
-    const data = batch.finish(++this.#seq);
+  #publishBatch(entry: BatchEntry): void {
+    const { batch, tokens } = entry;
+    const seq = ++this.#seq;
+    const data = batch.finish(seq);
     try {
-      this.#nc.publish(subject, data);
+      // Publishers wait for this batch: its queue's node answers on our answer subject once it has it.
+      if (tokens.length > 0 && entry.node !== null) {
+        this.#nc.publish(entry.subject, data, { reply: nodeSubject(this.#settings.nodeName, 'a') });
+        this.#awaiting.set(seq, { node: entry.node, tokens, at: Date.now() });
+      } else this.#nc.publish(entry.subject, data);
       this.#fwd.messages += batch.count;
       this.#fwd.batches++;
       this.#fwd.bytes += data.byteLength;
     } catch (err) {
       this.#fwd.droppedOverBuffer += batch.count;
+      this.#awaiting.delete(seq);
+      for (const t of tokens) this.#parts.confirms.settle(t, ConfirmStatus.nodeUnavailable);
       this.#log.warn({ err, messages: batch.count }, 'cluster: forward batch not published (counted as dropped)');
     }
+  }
+
+  /** A queue node answered a batch: its publishers' confirms (or nacks). */
+  #onAnswer(answer: BatchAnswer): void {
+    const waiting = this.#awaiting.get(answer.seq);
+    if (waiting === undefined) return;
+    this.#awaiting.delete(answer.seq);
+    for (const t of waiting.tokens) this.#parts.confirms.settle(t, answer.ok ? ConfirmStatus.ok : ConfirmStatus.nodeUnavailable);
+    // What the confirms produced (AMQP basic.ack, binary CONFIRM) is written at the end of a chunk, as a shard's.
+    this.#parts.sink.onChunkEnd(REMOTE_SHARD);
+  }
+
+  /** Batches waiting for an answer that will not come (their node went, NATS did, or `before` passed): nacked. */
+  #failAwaiting(node: string | null, before = Number.POSITIVE_INFINITY): void {
+    let failed = false;
+    for (const [seq, w] of this.#awaiting) {
+      if (node !== null && w.node !== node) continue;
+      if (w.at >= before) continue;
+      this.#awaiting.delete(seq);
+      for (const t of w.tokens) this.#parts.confirms.settle(t, ConfirmStatus.nodeUnavailable);
+      failed = true;
+    }
+    if (failed) this.#parts.sink.onChunkEnd(REMOTE_SHARD);
   }
 
   /** One flush round trip at a time: when NATS answers, what was published before it is acknowledged. */
@@ -538,13 +623,26 @@ export class ClusterNode implements ClusterForward, SubjectSubscriber {
   // ---- receiving ---------------------------------------------------------------------------
 
   /** A forward batch: publishes to an exchange (routed here exactly), or with `toQueue` to a queue of this node (declared on first use). */
-  #onBatch(data: Uint8Array, toQueue: boolean): void {
+  #onBatch(data: Uint8Array, toQueue: boolean, reply: string | null): void {
     let target: PublishTarget | null = null;
+    let seq = -1;
+    let count = 0;
+    let index = 0;
+    let dropped = false;
+    let last: Waiting | null = null;
+    // A durable (or refusing) queue answers for itself: its shard confirms the batch's last record
+    // (after the fsync that covers it), and that confirm is the answer.
+    let shardToken = NO_TOKEN;
+    const answer = (ok: boolean): void => {
+      if (reply !== null) this.#publishRaw(reply, Buffer.from(JSON.stringify({ seq, ok } satisfies BatchAnswer)));
+    };
     try {
       decodeForwardBatch(
         data,
         (h) => {
           if (!this.#fresh(h)) return false;
+          seq = h.seq;
+          count = h.count;
           this.#rcv.batches++;
           if (toQueue) this.#parts.publisher.ensureQueue(h.routingKey);
           target = this.#parts.publisher.localTarget(toQueue ? '' : h.exchange, h.routingKey);
@@ -554,12 +652,32 @@ export class ClusterNode implements ClusterForward, SubjectSubscriber {
           }
           return true;
         },
-        (properties, payload) => this.#deliverLocal(target as PublishTarget, properties, payload),
+        (properties, payload) => {
+          const t = target as PublishTarget;
+          let token = NO_TOKEN;
+          if (++index === count && reply !== null && t.confirmFromShard && t.shards.length > 0) {
+            token = shardToken = this.#parts.confirms.allocate(t.shards, (status) => answer(status === ConfirmStatus.ok));
+          }
+          const r = this.#deliverLocal(t, properties, payload, token);
+          if (r === 'dropped') dropped = true;
+          else if (r !== 'written') last = r;
+        },
       );
     } catch (err) {
       this.#rcv.badBatches++;
+      dropped = true;
       this.#log.warn({ err }, 'cluster: unreadable forward batch skipped');
     }
+    if (reply === null || seq < 0) return;
+    // The sender's publishers wait: answered once every record is in a ring (after the last that had
+    // to wait), or by the queue's shard when it confirms.
+    const waitingFor = last as Waiting | null;
+    if (dropped || target === null) {
+      if (shardToken !== NO_TOKEN) this.#parts.confirms.settle(shardToken, ConfirmStatus.rejected);
+      else answer(false);
+    } else if (shardToken !== NO_TOKEN) return;
+    else if (waitingFor !== null) waitingFor.answer = () => answer(true);
+    else answer(true);
   }
 
   /** False for the second copy of a batch (two of this node's subjects matched it). */
@@ -573,23 +691,33 @@ export class ClusterNode implements ClusterForward, SubjectSubscriber {
     return true;
   }
 
-  #deliverLocal(target: PublishTarget, properties: Uint8Array | null, payload: Uint8Array): void {
+  /** Into the rings now ('written'), or waiting for room (the entry), or over the bound ('dropped'). */
+  #deliverLocal(target: PublishTarget, properties: Uint8Array | null, payload: Uint8Array, token: number): 'written' | 'dropped' | Waiting {
     this.#rcv.messages++;
     const publisher = this.#parts.publisher;
     // Behind messages already waiting for room, a message waits too (order per sender and key).
     let from = 0;
     if (this.#waitingHead === this.#waiting.length) {
-      from = publisher.write(target, 0, NO_TOKEN, properties, payload);
-      if (from === target.shards.length) return;
+      from = publisher.write(target, 0, token, properties, payload);
+      if (from === target.shards.length) return 'written';
     }
     const bytes = ForwardBatchBuilder.recordBytes(properties, payload);
     if (this.#waitingBytes + bytes > this.#settings.bufferBytes) {
       this.#rcv.dropped++;
-      return;
+      return 'dropped';
     }
     this.#waitingBytes += bytes;
-    this.#waiting.push({ target, from, properties: properties === null ? null : properties.slice(), payload: payload.slice() });
+    const w: Waiting = {
+      target,
+      from,
+      properties: properties === null ? null : properties.slice(),
+      payload: payload.slice(),
+      answer: null,
+      token,
+    };
+    this.#waiting.push(w);
     if (!this.#draining) void this.#drainWaiting();
+    return w;
   }
 
   async #drainWaiting(): Promise<void> {
@@ -601,11 +729,12 @@ export class ClusterNode implements ClusterForward, SubjectSubscriber {
         if (w.from < w.target.shards.length) {
           const room = await publisher.waitForRoom(w.target, w.from, ROOM_WAIT_MS);
           if (!room) await new Promise((r) => setTimeout(r, 20));
-          w.from = publisher.write(w.target, 0, NO_TOKEN, w.properties, w.payload, 0, w.from);
+          w.from = publisher.write(w.target, 0, w.token, w.properties, w.payload, 0, w.from);
           if (w.from < w.target.shards.length) continue;
         }
         this.#waitingBytes -= ForwardBatchBuilder.recordBytes(w.properties, w.payload);
         this.#waitingHead++;
+        w.answer?.();
         if (this.#waitingHead > 1024 && this.#waitingHead * 2 > this.#waiting.length) {
           this.#waiting.splice(0, this.#waitingHead);
           this.#waitingHead = 0;

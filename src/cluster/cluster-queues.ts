@@ -22,7 +22,8 @@ export const QUEUES_SUBJECT = `${SUBJECT_ROOT}.queues`;
 /** Names per announcement when a node lists all its queues (a newcomer learns them in pieces). */
 const NAMES_PER_ANNOUNCEMENT = 2000;
 
-export function nodeSubject(node: string, what: 'q' | 'c' | 'd'): string {
+/** Per node: `q` publishes to its queues, `c` control ops, `d` records for its consumers, `a` answers to its queue batches. */
+export function nodeSubject(node: string, what: 'q' | 'c' | 'd' | 'a'): string {
   return `${SUBJECT_ROOT}.n.${node}.${what}`;
 }
 

@@ -78,6 +78,11 @@ export function confirmRefusal(status: ConfirmStatus, exchange: string): BrokerE
       return new BrokerError(ErrorCode.notFound, `no exchange '${exchange}' in vhost '/' (it was deleted)`);
     case ConfirmStatus.storageFailed:
       return new BrokerError(ErrorCode.storageFailed, 'the message could not be written to disk; it was not accepted (retry later)');
+    case ConfirmStatus.nodeUnavailable:
+      return new BrokerError(
+        ErrorCode.nodeUnavailable,
+        "the cluster node of the message's queue did not confirm it (NATS or that node is away, or its buffer is full); it was not accepted (retry later)",
+      );
     default:
       return new BrokerError(
         ErrorCode.saturated,

@@ -7,6 +7,7 @@ import { DestinationError, DestinationType, formatDestination, parseDestination,
 import { NO_TOKEN, PUBLISH_FLAG_DEAD_LETTERED } from '../protocol/ring-record-codec.js';
 import { BrokerError, ErrorCode } from '../protocol/errors.js';
 import { withBrokerErrors } from './router-errors.js';
+import { REMOTE_SHARD } from '../shard/shard-handle.js';
 import type { ShardHandle } from '../shard/shard-handle.js';
 import type { Logger } from '../log/logger.js';
 import type { Principal } from './auth.js';
@@ -43,8 +44,15 @@ export interface ClusterForward {
    * node is out of the cluster.
    */
   queueOwner(name: string, mayPlace: boolean): string | null;
-  forwardToQueue(node: string, queue: string, properties: Uint8Array | null, payload: Uint8Array): void;
+  /**
+   * Sends a publish to `queue` on `node`; a `token` (not NO_TOKEN) is settled once that node has
+   * it in its rings (or failed when it cannot say so: NATS or the node gone, its buffer full).
+   */
+  forwardToQueue(node: string, queue: string, properties: Uint8Array | null, payload: Uint8Array, token: number): void;
 }
+
+/** The confirm of a publish to a queue on another node waits on this one pseudo-shard. */
+const REMOTE_CONFIRM: readonly number[] = Object.freeze([REMOTE_SHARD]);
 
 export class PublishPath {
   readonly #topology: Topology;
@@ -154,7 +162,7 @@ export class PublishPath {
   localTarget(exchange: string, routingKey: string): PublishTarget | null {
     try {
       const routed = this.#topology.route(exchange, routingKey);
-      return { exchange: routed.exchange, routingKey, shards: routed.shards, confirmFromShard: false, forward: null };
+      return { exchange: routed.exchange, routingKey, shards: routed.shards, confirmFromShard: routed.confirmFromShard, forward: null };
     } catch {
       return null;
     }
@@ -198,7 +206,7 @@ export class PublishPath {
   ): number {
     const { shards } = target;
     if (target.remote !== undefined && this.cluster !== null) {
-      this.cluster.forwardToQueue(target.remote, target.routingKey, properties, payload);
+      this.cluster.forwardToQueue(target.remote, target.routingKey, properties, payload, token);
       this.received++;
       this.receivedBytes += payload.byteLength;
       return 0;
@@ -225,6 +233,20 @@ export class PublishPath {
       if (target.forward !== null && this.cluster !== null) this.cluster.forward(target.forward, target.routingKey, properties, payload);
     }
     return written;
+  }
+
+  /**
+   * Whether a publisher's confirm must wait for a token: a shard must answer (durable or refusing
+   * queues, or publishes held in main-thread memory), or the queue's node, for a queue elsewhere.
+   */
+  wantsConfirm(target: PublishTarget): boolean {
+    if (target.remote !== undefined) return true;
+    return target.shards.length > 0 && (target.confirmFromShard || this.held(target));
+  }
+
+  /** What a confirm token for `target` waits on (ConfirmTracker.allocate). */
+  confirmShards(target: PublishTarget): readonly number[] {
+    return target.remote !== undefined ? REMOTE_CONFIRM : target.shards;
   }
 
   /** True when a target shard holds publishes (ring full or flow control): a confirm must then come from the shard. */

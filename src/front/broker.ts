@@ -279,6 +279,7 @@ export class Broker implements OutboundSink {
         publisher: this.#publisher,
         shards: () => this.#supervisor.handles,
         sink: this,
+        confirms: this.#confirms,
         heldMessages: () => {
           let held = 0;
           for (const h of this.#supervisor.handles) held += h.counters[CounterSlot.ready] + h.counters[CounterSlot.unacked];

@@ -262,8 +262,8 @@ function publishBody(
   // a shard processes its ring in order, so its confirm covers the whole request.
   let token = NO_TOKEN;
   const progress = { written: 0, refused: false };
-  if (target.confirmFromShard && target.shards.length > 0) {
-    token = ctx.confirms.allocate(target.shards, (status) => {
+  if ((target.confirmFromShard && target.shards.length > 0) || target.remote !== undefined) {
+    token = ctx.confirms.allocate(ctx.publisher.confirmShards(target), (status) => {
       if (progress.refused) return;
       if (status === ConfirmStatus.ok) accept(res, ctx, progress.written, state);
       else sendError(res, confirmRefusal(status, target.exchange), state, ctx.refusals);

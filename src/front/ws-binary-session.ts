@@ -284,9 +284,11 @@ export class BinarySession extends ProtocolSession {
     }
     // A confirm means the message is in a shard's ring (or routed): while a target shard holds
     // publishes in main-thread memory, the shard itself confirms, after routing it.
-    const wantToken = first > 0 && target.shards.length > 0 && (target.confirmFromShard || this.ctx.publisher.held(target));
+    const wantToken = first > 0 && this.ctx.publisher.wantsConfirm(target);
     if (wantToken) connection.pendingSeqs += last - first + 1;
-    const token = wantToken ? this.ctx.confirms.allocate(target.shards, (status) => report(status, false)) : NO_TOKEN;
+    const token = wantToken
+      ? this.ctx.confirms.allocate(this.ctx.publisher.confirmShards(target), (status) => report(status, false))
+      : NO_TOKEN;
     for (let i = 0; i < payloads.length; i++) {
       const t = i === payloads.length - 1 ? token : NO_TOKEN;
       if (this.ctx.publisher.write(target, connection.id, t, properties, payloads[i], 0, 0, true) < target.shards.length) {

@@ -41,10 +41,11 @@ export class SessionOps {
     const target = publisher.targetFor(destinationText, connection.principal);
     // A receipt means the message is in a shard's ring: while a target shard holds publishes in
     // main-thread memory, the shard itself answers, after routing it.
-    const token =
-      (target.confirmFromShard || publisher.held(target)) && target.shards.length > 0
-        ? confirms.allocate(target.shards, (status) => done(status === ConfirmStatus.ok ? null : confirmRefusal(status, target.exchange)))
-        : NO_TOKEN;
+    const token = publisher.wantsConfirm(target)
+      ? confirms.allocate(publisher.confirmShards(target), (status) =>
+          done(status === ConfirmStatus.ok ? null : confirmRefusal(status, target.exchange)),
+        )
+      : NO_TOKEN;
     if (publisher.write(target, connection.id, token, properties, payload, 0, 0, true) < target.shards.length) {
       if (token !== NO_TOKEN) confirms.fail(token, ConfirmStatus.rejected);
       throw new BrokerError(ErrorCode.saturated, 'the broker is saturated; message not accepted, retry later', 503);

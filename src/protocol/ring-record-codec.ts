@@ -74,6 +74,8 @@ export const ConfirmStatus = {
   rejected: 2,
   /** The message could not be written to disk (ENOSPC, EIO): not durable, publisher told. */
   storageFailed: 3,
+  /** Main thread only: the cluster node of its queue did not say it has it (NATS or the node away, its buffer full). */
+  nodeUnavailable: 4,
 } as const;
 export type ConfirmStatus = (typeof ConfirmStatus)[keyof typeof ConfirmStatus];
 

@@ -14,6 +14,7 @@ import { JsonWsClient, type Frame } from '../helpers/ws-client.js';
 import { sleep, waitFor } from '../helpers/http.js';
 import { tempDirs } from '../helpers/temp-dir.js';
 import amqp from 'amqplib';
+import { connect } from '../../src/index.js';
 
 let nats: NatsServer;
 const nodes: Broker[] = [];
@@ -219,6 +220,24 @@ describe('cluster - queues across three nodes', () => {
     expect((await cluster(nodes[A])).queues.placed).toBe(placed);
     await onC.close();
   });
+
+  it('confirms: a publish to a queue on another node is confirmed once that node has it; with NATS away it is refused (node_unavailable), never confirmed', async () => {
+    const q = queueOn('b', 'confirmed');
+    const client = await connect(nodes[A].url, { confirms: true });
+    await Promise.all(Array.from({ length: 100 }, (_, i) => client.publish(`/queue/${q}`, `c${i}`)));
+    await waitFor(async () => (await localQueue(nodes[B], q)).json?.messages === 100, 2000, 'B holds the 100 confirmed');
+    await client.close();
+    await nats.kill();
+    await waitFor(async () => !(await cluster(nodes[A])).nats.connected, 5000, 'A sees NATS gone');
+    const refused = await fetch(`${nodes[A].url}/v1/publish/queue/${q}`, { method: 'POST', body: 'lost?' });
+    expect(refused.status).toBe(503);
+    expect(await refused.json()).toMatchObject({ error: 'node_unavailable' });
+    await nats.restart();
+    for (const n of nodes)
+      await waitFor(async () => (await cluster(n)).nats.connected && (await cluster(n)).members.length === 3, 10_000, 'back');
+    expect(await post(nodes[A], `/queue/${q}`, 'after')).toBe(200);
+    await waitFor(async () => (await localQueue(nodes[B], q)).json?.messages === 101, 2000, 'B has the one after');
+  });
 });
 
 describe('cluster - a durable queue waits for its node', () => {
@@ -248,8 +267,9 @@ describe('cluster - a durable queue waits for its node', () => {
     await b.stop();
     b = await startB(dir);
     await waitFor(async () => (await cluster(a)).members.length === 2, 5000, 'two members');
+    // Confirmed (200) only once B's shard has them on disk: B's log has them however soon it stops.
     for (let i = 0; i < 3; i++) expect(await post(a, `/queue/${q}`, `d${i}`)).toBe(200);
-    await waitFor(async () => (await localQueue(b, q)).json?.messages === 3, 5000, 'three on B');
+    expect((await localQueue(b, q)).json?.messages).toBe(3);
     expect((await localQueue(b, q)).json?.durable).toBe(true);
     await b.stop();
     await waitFor(async () => (await cluster(a)).members.length === 1, 5000, 'B out');

@@ -647,7 +647,7 @@ export class AmqpChannel {
     const target = publisher.exchangeTarget(exchange, routingKey, conn.principal);
     const seq = this.#confirming ? ++this.#seq : 0;
     conn.published++;
-    if (target.shards.length === 0) {
+    if (target.shards.length === 0 && target.remote === undefined) {
       publisher.write(target, conn.id, NO_TOKEN, properties, body);
       if (mandatory) this.#return(exchange, routingKey, properties, body);
       if (seq !== 0) this.#confirmed(seq, true);
@@ -656,9 +656,9 @@ export class AmqpChannel {
     // A confirm means the message is in a shard's ring; while a target shard holds publishes in
     // main-thread memory, or its queue may refuse or must fsync, the shard itself answers.
     let token = NO_TOKEN;
-    if (seq !== 0 && (target.confirmFromShard || publisher.held(target))) {
+    if (seq !== 0 && publisher.wantsConfirm(target)) {
       this.#waitingOnShards++;
-      token = confirms.allocate(target.shards, (status) => {
+      token = confirms.allocate(publisher.confirmShards(target), (status) => {
         this.#waitingOnShards--;
         if (status !== ConfirmStatus.ok) {
           conn.log.debug({ seq, reason: confirmRefusal(status, exchange).message }, 'AMQP publish nacked');

@@ -86,6 +86,52 @@
     setStatus('live', 'live');
     update(stats);
     if (tick++ % LISTS_EVERY === 0) void loadLists();
+    void loadCluster();
+  }
+
+  // ---- the cluster (GET /v1/cluster; the card stays hidden on a node of its own) -------------
+
+  async function loadCluster() {
+    let c;
+    try {
+      const res = await api('/v1/cluster');
+      if (!res.ok) return;
+      c = await res.json();
+    } catch {
+      return;
+    }
+    $('cluster-card').hidden = !c.enabled;
+    if (!c.enabled) return;
+    const q = c.queues || {};
+    $('cluster-text').textContent =
+      `this node ${c.node}, NATS ${c.nats.connected ? c.nats.server : 'disconnected'}; ` +
+      `lost with departed nodes ${fmt(q.lostWithNodes || 0)}, forwards dropped ${fmt(
+        c.forwarded.droppedOverBuffer + c.forwarded.droppedTooLarge + c.forwarded.droppedDisconnected,
+      )}`;
+    fill(
+      $('cluster'),
+      [
+        ['name', 'node'],
+        ['state', 'state'],
+        ['seen', 'last heard', true],
+        ['http', 'clients at'],
+        ['queues', 'queues it holds', true],
+        ['queued', 'messages it holds', true],
+        ['interest', 'NATS subjects', true],
+        ['droppedIn', 'dropped from others', true],
+      ],
+      c.members.map((m) => ({
+        key: m.name,
+        name: m.self ? `${m.name} (this node)` : m.name,
+        state: m.state,
+        seen: `${(m.lastSeenMsAgo / 1000).toFixed(1)} s ago`,
+        http: m.http,
+        queues: fmt(m.queues),
+        queued: fmt(m.queued),
+        interest: fmt(m.interest),
+        droppedIn: fmt(m.droppedIn),
+      })),
+    );
   }
 
   // ---- the figures ---------------------------------------------------------------------------

@@ -773,7 +773,7 @@ export class ClusterNode implements ClusterForward, SubjectSubscriber {
         interest: m.interest,
         droppedIn: m.droppedIn,
         queued: m.queued,
-        queues: m.name === this.#settings.nodeName ? -1 : this.#queues.placement.countOf(m.name),
+        queues: m.name === this.#settings.nodeName ? this.#queues.ownQueues : this.#queues.placement.countOf(m.name),
       })),
       interest: { subjects: this.#interest.size, inexact: this.#interest.inexact },
       forwarded: { ...this.#fwd, unacknowledgedBytes: this.#unackedBytes },

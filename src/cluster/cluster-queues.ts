@@ -60,6 +60,8 @@ export class ClusterQueues {
   #flushScheduled = false;
   /** Messages held by nodes that went (their last heartbeat's figure), and the queues re-homed. */
   lostWithNodes = 0;
+  /** Queues this node holds that other nodes may use (kept by the observer: no walk per status). */
+  ownQueues = 0;
   rehomedQueues = 0;
   movedSubscriptions = 0;
 
@@ -82,11 +84,13 @@ export class ClusterQueues {
     topology.queueObserver = {
       queueAdded: (q) => {
         if (!isClusterQueue(q)) return;
+        this.ownQueues++;
         this.#added.push([q.name, q.durable]);
         this.#flushSoon();
       },
       queueRemoved: (q) => {
         if (!isClusterQueue(q)) return;
+        this.ownQueues--;
         this.#removed.push(q.name);
         this.#flushSoon();
       },
@@ -102,6 +106,7 @@ export class ClusterQueues {
   announceAll(): void {
     const all: Array<[string, boolean]> = [];
     for (const q of this.#parts.topology.listQueues()) if (isClusterQueue(q)) all.push([q.name, q.durable]);
+    this.ownQueues = all.length;
     for (let i = 0; i === 0 || i < all.length; i += NAMES_PER_ANNOUNCEMENT) {
       this.#announce({ node: this.#t.self, add: all.slice(i, i + NAMES_PER_ANNOUNCEMENT), remove: [] });
     }
@@ -234,6 +239,7 @@ export class ClusterQueues {
   figures(): Record<string, number> {
     return {
       placed: this.placement.size,
+      own: this.ownQueues,
       proxies: this.proxies.proxies,
       deliveredToOtherNodes: this.proxies.delivered,
       ...this.remote.figures,

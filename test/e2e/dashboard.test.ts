@@ -239,4 +239,50 @@ describe('e2e - dashboard in headless Chromium', () => {
       await broker.stop();
     }
   }, 30_000);
+
+  it('a node of a cluster lists the nodes, their state and what each holds; a node of its own shows no cluster card', async () => {
+    const { NatsServer } = await import('../helpers/nats-server.js');
+    const nats = await NatsServer.start();
+    const alone = await startBroker();
+    const a = await startBroker({ cluster: nats.url, 'node-name': 'a' });
+    const b = await startBroker({ cluster: nats.url, 'node-name': 'b' });
+    const pages: Page[] = [];
+    try {
+      // Both nodes in on a first: a places a new queue by hash over the members it knows.
+      const deadline = Date.now() + 5000;
+      while (((await (await fetch(`${a.url}/v1/cluster`)).json()) as { members: unknown[] }).members.length < 2) {
+        if (Date.now() > deadline) throw new Error('a never saw b');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      // A queue on b, made from a (placed by hash), and one message in it.
+      let q = '';
+      for (let i = 0; q === ''; i++) {
+        const { placeByHash } = await import('../../src/cluster/queue-placement.js');
+        if (placeByHash(`dash${i}`, ['a', 'b']) === 'b') q = `dash${i}`;
+      }
+      expect((await fetch(`${a.url}/v1/publish/queue/${q}`, { method: 'POST', body: 'x' })).status).toBe(200);
+      const { page, problems } = await openPage(browser, `${a.url}/dashboard`);
+      pages.push(page);
+      await page.waitForSelector('#cluster-card:not([hidden])', { timeout: 5000 });
+      await until(page, cellIs, ['cluster', 'b', 'queues', '1'], 5000, 'b holding one queue');
+      await until(page, cellIs, ['cluster', 'b', 'queued', '1'], 5000, 'b holding one message');
+      await until(page, cellIs, ['cluster', 'a', 'name', 'a (this node)'], 5000, 'a as this node');
+      await until(page, cellIs, ['cluster', 'b', 'state', 'up'], 5000, 'b up');
+      await b.stop();
+      await until(page, (args) => document.querySelector(`#cluster tr[data-key="${args[0]}"]`) === null, ['b'], 5000, 'b gone');
+      expect(problems).toEqual([]);
+      const lone = await openPage(browser, `${alone.url}/dashboard`);
+      pages.push(lone.page);
+      await lone.page.waitForSelector('#status[data-state="live"]', { timeout: 5000 });
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(await lone.page.isHidden('#cluster-card')).toBe(true);
+      expect(lone.problems).toEqual([]);
+    } finally {
+      for (const p of pages) await p.close();
+      await alone.stop();
+      await a.stop();
+      await b.stop();
+      await nats.stop();
+    }
+  }, 40_000);
 });

@@ -450,21 +450,24 @@ export class ClusterNode implements ClusterForward, SubjectSubscriber {
   /** A publish to `/queue/<queue>` whose queue lives on `node`: batched to that node's queue subject. */
   forwardToQueue(node: string, queue: string, properties: Uint8Array | null, payload: Uint8Array, token: number): void {
     // Not taken: its publisher is told (a nack, a 503), not left believing it is held.
-    const refuse = (): void => {
-      if (token !== NO_TOKEN) this.#parts.confirms.settle(token, ConfirmStatus.nodeUnavailable);
-    };
-    if (this.#stopped) return refuse();
+    if (!this.#takeForQueue(node, queue, properties, payload, token) && token !== NO_TOKEN) {
+      this.#parts.confirms.settle(token, ConfirmStatus.nodeUnavailable);
+    }
+  }
+
+  #takeForQueue(node: string, queue: string, properties: Uint8Array | null, payload: Uint8Array, token: number): boolean {
+    if (this.#stopped) return false;
     if (!this.#connected) {
       this.#fwd.droppedDisconnected++;
-      return refuse();
+      return false;
     }
     const recordBytes = ForwardBatchBuilder.recordBytes(properties, payload);
     if (this.#unackedBytes + recordBytes > this.#settings.bufferBytes) {
       this.#fwd.droppedOverBuffer++;
-      return refuse();
+      return false;
     }
     this.#fwd.toQueues++;
-    if (!this.#enqueue('\u0001' + node, node, '', queue, properties, payload, recordBytes, token, () => nodeSubject(node, 'q'))) refuse();
+    return this.#enqueue('\u0001' + node, node, '', queue, properties, payload, recordBytes, token, () => nodeSubject(node, 'q'));
   }
 
   queueOwner(name: string, mayPlace: boolean): string | null {

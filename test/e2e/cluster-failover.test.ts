@@ -1,7 +1,8 @@
 /**
  * A cluster losing a node and its NATS server: SIGKILL of node B (a process of its own) while C
  * publishes and A subscribes; B's client fails over to A with its subscription back; the
- * membership drops B within 3 s and takes it back when it restarts; NATS killed and restarted:
+ * membership drops B within 3 s and takes it back when it restarts; what B's queue held is counted
+ * lost and the queue placed anew; what B's consumer held unacked of A's queue is redelivered; NATS killed and restarted:
  * nodes reconnect, traffic resumes, and what could not cross meanwhile is counted.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,6 +13,7 @@ import { startBroker } from '../helpers/broker.js';
 import { NatsServer } from '../helpers/nats-server.js';
 import { killServe, startServe, type ServeProcess } from '../helpers/serve-process.js';
 import { JsonWsClient } from '../helpers/ws-client.js';
+import { placeByHash } from '../../src/cluster/queue-placement.js';
 import { sleep, waitFor } from '../helpers/http.js';
 
 let nats: NatsServer;
@@ -29,6 +31,11 @@ async function names(url: string): Promise<string[]> {
 
 function startB(): Promise<ServeProcess> {
   return startServe(['--shards', '1', '--amqp-port', 'off', '--cluster', nats.url, '--node-name', 'b']);
+}
+
+/** A queue name the three nodes place on `node`. */
+function queueOn(node: string, prefix: string): string {
+  for (let i = 0; ; i++) if (placeByHash(`${prefix}${i}`, ['a', 'b', 'c']) === node) return `${prefix}${i}`;
 }
 
 async function post(url: string, destination: string, body: string): Promise<number> {
@@ -69,6 +76,18 @@ describe('cluster - a node and NATS fail', () => {
     await waitFor(() => got.includes('before'), 5000, 'the client on B got the first message');
     expect((await onA.messages(1, 's'))[0].payload).toBe('before');
 
+    // B holds a queue with 7 messages nobody consumes, and consumes 3 (unacked) of a queue on A.
+    const held = queueOn('b', 'held');
+    const onAQueue = queueOn('a', 'consumed');
+    for (let i = 0; i < 7; i++) expect(await post(c.url, `/queue/${held}`, `h${i}`)).toBe(200);
+    const consumerOnB = await JsonWsClient.connect(b.url);
+    await consumerOnB.subscribe('q', `/queue/${onAQueue}`, { ack: 'client', prefetch: 3 });
+    for (let i = 0; i < 5; i++) expect(await post(c.url, `/queue/${onAQueue}`, `u${i}`)).toBe(200);
+    expect((await consumerOnB.messages(3, 'q')).map((f) => f.payload)).toEqual(['u0', 'u1', 'u2']);
+    // B's next heartbeat carries what it holds.
+    await sleep(700);
+    const lostBefore = (await cluster(a.url)).queues.lostWithNodes;
+
     const failedOver = new Promise<void>((resolve) => client.once('reconnected', () => resolve()));
     const killedAt = Date.now();
     await killServe(b);
@@ -79,6 +98,19 @@ describe('cluster - a node and NATS fail', () => {
     const outAfter = Date.now() - killedAt;
     expect(outAfter).toBeLessThanOrEqual(3000);
     expect((await cluster(a.url)).changes.map((x) => [x.kind, x.node])).toContainEqual(['expired', 'b']);
+    // What B held is counted lost (7 ready; the 3 it consumed were A's, and come back: below).
+    expect((await cluster(a.url)).queues.lostWithNodes - lostBefore).toBe(7);
+    // Its transient queue is placed anew, empty, and works.
+    expect(await post(c.url, `/queue/${held}`, 'again')).toBe(200);
+    const rehomed = await JsonWsClient.connect(c.url);
+    await rehomed.subscribe('h', `/queue/${held}`);
+    expect((await rehomed.messages(1, 'h'))[0].payload).toBe('again');
+    // The 3 deliveries B's consumer held unacked went back to A's queue, redelivered.
+    await rehomed.subscribe('u', `/queue/${onAQueue}`, { ack: 'client', prefetch: 10 });
+    const back = await rehomed.messages(5, 'u');
+    expect(back.filter((f) => f.redelivered === true).map((f) => f.payload)).toEqual(['u0', 'u1', 'u2']);
+    expect(back.map((f) => f.payload).sort()).toEqual(['u0', 'u1', 'u2', 'u3', 'u4']);
+    await rehomed.close();
 
     await failedOver;
     expect(client.url).toContain(`:${new URL(a.url).port}/`);

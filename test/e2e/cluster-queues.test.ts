@@ -14,6 +14,7 @@ import { JsonWsClient, type Frame } from '../helpers/ws-client.js';
 import { sleep, waitFor } from '../helpers/http.js';
 import { tempDirs } from '../helpers/temp-dir.js';
 import amqp from 'amqplib';
+import { channelError } from '../helpers/amqp-client.js';
 import { connect } from '../../src/index.js';
 
 let nats: NatsServer;
@@ -246,11 +247,11 @@ describe('cluster - a durable queue waits for its node', () => {
   let a: Broker;
   let b: Broker;
   const startB = (dataDir: string): Promise<Broker> =>
-    startBroker({ cluster: server.url, 'node-name': 'b', 'amqp-port': 'off', 'data-dir': dataDir });
+    startBroker({ cluster: server.url, 'node-name': 'b', 'amqp-port': '0', 'data-dir': dataDir });
 
   beforeAll(async () => {
     server = await NatsServer.start();
-    a = await startBroker({ cluster: server.url, 'node-name': 'a', 'amqp-port': 'off' });
+    a = await startBroker({ cluster: server.url, 'node-name': 'a', 'amqp-port': '0' });
     b = await startB(dirs.make());
   }, 30_000);
 
@@ -277,6 +278,15 @@ describe('cluster - a durable queue waits for its node', () => {
     expect(refused.status).toBe(503);
     expect(await refused.json()).toMatchObject({ error: 'node_unavailable', message: expect.stringContaining("lives on node 'b'") });
     expect((await localQueue(a, q)).status).toBe(404);
+    // AMQP: as RabbitMQ says of a durable queue whose home node is down, NOT_FOUND, closing the channel.
+    const amqpA = await amqp.connect(a.amqpUrl as string);
+    const err = await channelError(amqpA, (ch) => {
+      ch.sendToQueue(q, Buffer.from('while away'));
+      return ch.checkQueue(q);
+    });
+    expect(err.code).toBe(404);
+    expect(err.message).toMatch(/lives on node 'b', which is out of the cluster/);
+    await amqpA.close();
     b = await startB(dir);
     await waitFor(async () => (await post(a, `/queue/${q}`, 'd3')) === 200, 5000, 'B back: publishes go through');
     const consumer = await JsonWsClient.connect(a.url);

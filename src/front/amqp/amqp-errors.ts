@@ -25,6 +25,8 @@ const REPLY_FOR: Readonly<Partial<Record<ErrorCode, number>>> = {
   [ErrorCode.shardRestarted]: ReplyCode.resourceError,
   [ErrorCode.storageFailed]: ReplyCode.resourceError,
   [ErrorCode.unsupported]: ReplyCode.notImplemented,
+  // RabbitMQ's answer for a durable queue whose home node is down: NOT_FOUND, closing the channel.
+  [ErrorCode.nodeUnavailable]: ReplyCode.notFound,
 };
 
 /** The reply code for a broker error code (a shard's refusal of a consumer, say); internal_error for one it does not know. */

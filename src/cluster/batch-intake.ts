@@ -24,6 +24,8 @@ export interface IntakeParts {
   };
   /** Publishes an answer on NATS. */
   publish(subject: string, data: Uint8Array): void;
+  /** `pressed` changed: messages waiting here passed a quarter of the buffer, or fell back under it. */
+  pressureChanged(pressed: boolean): void;
   readonly log: Logger;
 }
 
@@ -55,6 +57,23 @@ export class BatchIntake {
 
   get waitingBytes(): number {
     return this.#waitingBytes;
+  }
+
+  /**
+   * More than a quarter of the buffer waits for ring room: the senders are asked to hold their
+   * publishers (this node's heartbeat says so) long before the bound drops anything.
+   */
+  get pressed(): boolean {
+    return this.#waitingBytes * 4 > this.#p.bufferBytes;
+  }
+
+  #pressed = false;
+
+  #checkPressure(): void {
+    const now = this.pressed;
+    if (now === this.#pressed) return;
+    this.#pressed = now;
+    this.#p.pressureChanged(now);
   }
 
   /** A sender's incarnation is gone: its sequence is forgotten. */
@@ -157,6 +176,7 @@ export class BatchIntake {
       token,
     };
     this.#waiting.push(w);
+    this.#checkPressure();
     if (!this.#draining) void this.#drainWaiting();
     return w;
   }
@@ -176,6 +196,7 @@ export class BatchIntake {
         this.#waitingBytes -= ForwardBatchBuilder.recordBytes(w.properties, w.payload);
         this.#waitingHead++;
         w.answer?.();
+        this.#checkPressure();
         if (this.#waitingHead > 1024 && this.#waitingHead * 2 > this.#waiting.length) {
           this.#waiting.splice(0, this.#waitingHead);
           this.#waitingHead = 0;

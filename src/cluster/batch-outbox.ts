@@ -36,6 +36,8 @@ export interface OutboxParts {
   readonly confirms: { settle(token: number, status: ConfirmStatus): void };
   /** Confirms were settled outside a shard's chunk: let the fronts write what they produced. */
   afterSettles(): void;
+  /** What NATS has not acknowledged fell to half the buffer or below (publishers may go on). */
+  roomAgain(): void;
   readonly log: Logger;
 }
 
@@ -87,6 +89,11 @@ export class BatchOutbox {
 
   get unacknowledgedBytes(): number {
     return this.#unackedBytes;
+  }
+
+  /** What NATS has not acknowledged is at most half the buffer: publishers' credit may flow. */
+  get hasRoom(): boolean {
+    return this.#unackedBytes * 2 <= this.#p.bufferBytes;
   }
 
   /** A publish to an exchange, once its local copies are in: into its subject's batch. */
@@ -258,6 +265,7 @@ export class BatchOutbox {
     this.#acking = false;
     this.#ackEpoch++;
     this.failAwaiting(null);
+    this.#p.roomAgain();
     return unacknowledged;
   }
 
@@ -272,10 +280,12 @@ export class BatchOutbox {
       () => {
         if (epoch !== this.#ackEpoch) return;
         this.#acking = false;
+        const hadRoom = this.hasRoom;
         this.#unackedBytes -= bytes;
         this.#unackedMessages -= messages;
         if (this.#unackedBytes < this.#p.bufferBytes / 2) this.#warnedOver = false;
         this.#ack();
+        if (!hadRoom && this.hasRoom) this.#p.roomAgain();
       },
       () => {
         if (epoch === this.#ackEpoch) this.#acking = false;

@@ -23,7 +23,7 @@ import type { ConfirmStatus, RecordReader } from '../protocol/ring-record-codec.
 import type { ClusterForward, PublishPath } from '../control/publish-path.js';
 import type { Topology } from '../control/topology.js';
 import type { Logger } from '../log/logger.js';
-import { REMOTE_SHARD, type ControlPort, type OutboundSink } from '../shard/shard-handle.js';
+import { REMOTE_SHARD, type ControlPort, type OutboundSink, type RoomSignal } from '../shard/shard-handle.js';
 import { ClusterQueues, QUEUES_SUBJECT, nodeSubject } from './cluster-queues.js';
 import type { QueueAnnouncement } from './queue-placement.js';
 import type { ControlOp } from './remote-consumers.js';
@@ -72,6 +72,7 @@ export interface ClusterMemberView {
   readonly interest: number;
   readonly droppedIn: number;
   readonly queued: number;
+  readonly pressed: boolean;
   /** Queues it announced. */
   readonly queues: number;
 }
@@ -121,7 +122,7 @@ export interface ClusterStatus {
 /** Membership changes kept for /v1/cluster. */
 const CHANGES_KEPT = 50;
 
-export class ClusterNode implements ClusterForward, SubjectSubscriber {
+export class ClusterNode implements ClusterForward, SubjectSubscriber, RoomSignal {
   readonly #settings: ClusterSettings;
   readonly #parts: ClusterParts;
   readonly #log: Logger;
@@ -133,6 +134,9 @@ export class ClusterNode implements ClusterForward, SubjectSubscriber {
   readonly #subscriptions = new Map<string, Subscription>();
   readonly #out: BatchOutbox;
   readonly #in: BatchIntake;
+  /** Nodes whose heartbeat says they cannot keep up: publishers that cross wait while any does. */
+  readonly #pressed = new Set<string>();
+  #roomWaiters: Array<() => void> = [];
   readonly #changes: { at: string; kind: MembershipChange['kind']; node: string }[] = [];
   #heartbeat: NodeJS.Timeout | null = null;
   #sweep: NodeJS.Timeout | null = null;
@@ -157,6 +161,7 @@ export class ClusterNode implements ClusterForward, SubjectSubscriber {
       confirms: parts.confirms,
       // What the confirms produced (AMQP basic.ack, binary CONFIRM) is written as at a shard chunk's end.
       afterSettles: () => parts.sink.onChunkEnd(REMOTE_SHARD),
+      roomAgain: () => this.#wakeIfRoom(),
       log: this.#log,
     });
     this.#in = new BatchIntake({
@@ -164,6 +169,14 @@ export class ClusterNode implements ClusterForward, SubjectSubscriber {
       bufferBytes: settings.bufferBytes,
       confirms: parts.confirms,
       publish: (subject, data) => this.#publishRaw(subject, data),
+      // The others hear it now, not a heartbeat later.
+      pressureChanged: (pressed) => {
+        this.#log.info(
+          { pressed, waitingBytes: this.#in.waitingBytes },
+          pressed ? 'cluster: asking the other nodes to hold their publishers' : 'cluster: keeping up again',
+        );
+        this.#announce('up');
+      },
       log: this.#log,
     });
     this.#queues = new ClusterQueues(
@@ -272,6 +285,7 @@ export class ClusterNode implements ClusterForward, SubjectSubscriber {
       interest: this.#interest.size,
       droppedIn: this.#in.figures.dropped,
       queued: this.#parts.heldMessages(),
+      pressed: this.#in.pressed,
     };
   }
 
@@ -294,6 +308,8 @@ export class ClusterNode implements ClusterForward, SubjectSubscriber {
         this.#log.error({ node: a.name }, 'another node announces this node name: give each node its own --node-name');
       return;
     }
+    if (a.pressed === true && a.state === 'up') this.#pressed.add(a.name);
+    else if (this.#pressed.delete(a.name)) this.#wakeIfRoom();
     const change = this.#membership.heard(a, Date.now());
     if (change !== null) {
       this.#record(change);
@@ -314,6 +330,7 @@ export class ClusterNode implements ClusterForward, SubjectSubscriber {
   #record(change: MembershipChange): void {
     const m = change.member;
     if (change.kind === 'left' || change.kind === 'expired') {
+      if (this.#pressed.delete(m.name)) this.#wakeIfRoom();
       this.#in.forgetBoot(m.boot);
       this.#queues.nodeGone(m.name, m.queued);
       this.#out.failAwaiting(m.name);
@@ -345,6 +362,25 @@ export class ClusterNode implements ClusterForward, SubjectSubscriber {
         this.#announce('up');
       }
     }
+  }
+
+  // ---- room (RoomSignal): publishers whose messages cross wait while there is none ---------------
+
+  /** NATS has taken what was sent (within half the buffer) and no node says it cannot keep up. */
+  get hasRoom(): boolean {
+    return this.#out.hasRoom && this.#pressed.size === 0;
+  }
+
+  onRoom(wake: () => void): void {
+    if (this.hasRoom) wake();
+    else this.#roomWaiters.push(wake);
+  }
+
+  #wakeIfRoom(): void {
+    if (!this.hasRoom || this.#roomWaiters.length === 0) return;
+    const waiters = this.#roomWaiters;
+    this.#roomWaiters = [];
+    for (const wake of waiters) wake();
   }
 
   // ---- interest (SubjectSubscriber) -----------------------------------------------------------
@@ -430,6 +466,7 @@ export class ClusterNode implements ClusterForward, SubjectSubscriber {
         interest: m.interest,
         droppedIn: m.droppedIn,
         queued: m.queued,
+        pressed: m.pressed,
         queues: m.name === this.#settings.nodeName ? this.#queues.ownQueues : this.#queues.placement.countOf(m.name),
       })),
       interest: { subjects: this.#interest.size, inexact: this.#interest.inexact },

@@ -21,6 +21,8 @@ export interface MemberAnnouncement {
   readonly droppedIn: number;
   /** Messages it holds (ready + unacked, all its queues): what is lost with it if it dies. */
   readonly queued: number;
+  /** It cannot keep up with what the others send (its waiting messages passed a quarter of its buffer): they hold their publishers. */
+  readonly pressed: boolean;
 }
 
 export interface Member extends MemberAnnouncement {

@@ -147,6 +147,7 @@ export class Broker implements OutboundSink {
       routes: new RouteMethods(),
       clusterStatus: () => this.#cluster?.status() ?? null,
       remotePort: () => this.#cluster?.remotePort ?? null,
+      clusterRoom: () => this.#cluster,
     };
     this.#tls = config.tlsCert !== null;
     // TLS terminates in uWebSockets.js itself (SSLApp); the data path is unchanged.

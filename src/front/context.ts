@@ -4,7 +4,7 @@
  */
 import type { BrokerConfig } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
-import type { ControlPort, ShardHandle } from '../shard/shard-handle.js';
+import type { ControlPort, RoomSignal, ShardHandle } from '../shard/shard-handle.js';
 import type { Supervisor } from '../shard/supervisor.js';
 import type { ConfirmTracker } from '../control/confirm-tracker.js';
 import type { Topology } from '../control/topology.js';
@@ -46,4 +46,6 @@ export interface BrokerContext {
   readonly clusterStatus: () => ClusterStatus | null;
   /** Where control records for queues on other nodes go (front/shard-ports.ts); null on a node of its own. */
   readonly remotePort: () => ControlPort | null;
+  /** The cluster link's room for publishes that cross to other nodes (front/shard-ports.ts roomOf); null on a node of its own. */
+  readonly clusterRoom: () => RoomSignal | null;
 }

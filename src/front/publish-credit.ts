@@ -6,11 +6,12 @@
  * A connection starts with INITIAL_PUBLISH_CREDIT and is owed the rest of --publish-window(-bytes).
  * Every publish takes credit; at the end of the frame that carried it, what is owed goes back
  * (one CREDIT op or JSON `credit` frame) unless a shard it published to holds more than half of
- * --overflow-bytes of publishes (ring full, or the shard's flow control): then it goes back when that
- * shard has room again. Credit goes back in quarters of the window, so a steady publisher gets one
+ * --overflow-bytes of publishes (ring full, or the shard's flow control), or, in a cluster, its
+ * publishes crossed to other nodes and the link has no room (front/shard-ports.ts roomOf): then it
+ * goes back when there is room again. Credit goes back in quarters of the window, so a steady publisher gets one
  * CREDIT per quarter window, not one per frame, and never stalls (it has three quarters left).
  */
-import type { ShardHandle } from '../shard/shard-handle.js';
+import type { RoomSignal } from '../shard/shard-handle.js';
 import type { Connection } from './ws-connection.js';
 
 export interface PublishWindow {
@@ -19,17 +20,17 @@ export interface PublishWindow {
 }
 
 export class PublishCredit {
-  readonly #shards: readonly ShardHandle[];
+  readonly #room: (shard: number) => RoomSignal;
   readonly #minMessages: number;
   readonly #minBytes: number;
   readonly #send: (connection: Connection, messages: number, bytes: number) => void;
 
   constructor(
-    shards: readonly ShardHandle[],
+    room: (shard: number) => RoomSignal,
     window: PublishWindow,
     send: (connection: Connection, messages: number, bytes: number) => void,
   ) {
-    this.#shards = shards;
+    this.#room = room;
     this.#minMessages = Math.max(1, Math.floor(window.messages / 4));
     this.#minBytes = Math.max(1, Math.floor(window.bytes / 4));
     this.#send = send;
@@ -58,7 +59,7 @@ export class PublishCredit {
     if (connection.closed || connection.creditWaiting) return;
     if (connection.owedPublish < this.#minMessages && connection.owedPublishBytes < this.#minBytes) return;
     for (const s of connection.creditShards) {
-      const shard = this.#shards[s];
+      const shard = this.#room(s);
       if (shard.hasRoom) continue;
       connection.creditWaiting = true;
       shard.onRoom(() => {

@@ -13,6 +13,7 @@ import type { DeliveryGroups } from './delivery-groups.js';
 import type { Destination } from '../protocol/destination.js';
 import { detachSubscription, type Connection, type WsSubscription } from './ws-connection.js';
 import { portOf, portOfTag } from './shard-ports.js';
+import { REMOTE_SHARD } from '../shard/shard-handle.js';
 
 export class SessionOps {
   readonly #ctx: BrokerContext;
@@ -52,7 +53,8 @@ export class SessionOps {
     }
     // Held once it is in the rings (they outlive a shard thread), unless a shard must confirm.
     if (token === NO_TOKEN) done(null);
-    return target.shards;
+    // What its publish credit waits on: its shards, and the cluster link when it crossed to other nodes.
+    return target.forward !== null || target.remote !== undefined ? [...target.shards, REMOTE_SHARD] : target.shards;
   }
 
   /** Creates a consumer on the queue `control/consume-path.ts` picks for the destination. */

@@ -15,7 +15,7 @@ import { SUBPROTOCOL } from '../protocol/ws-binary.js';
 import { ANONYMOUS, tokenFrom, UNAUTHORIZED_MESSAGE, type Principal } from '../control/auth.js';
 import { DeliveryFlush } from './delivery-flush.js';
 import { FIRST_WS_CONNECTION, LAST_WS_CONNECTION } from './connection-ids.js';
-import { portOf } from './shard-ports.js';
+import { portOf, roomOf } from './shard-ports.js';
 import { DeliveryGroups, GROUP_CONNECTION } from './delivery-groups.js';
 import { DropNotices, destinationOf } from './drop-notices.js';
 import { PublishCredit, type PublishWindow } from './publish-credit.js';
@@ -100,11 +100,15 @@ export class WsFront {
     this.#json = new JsonSession(ctx, this.#ops, this.#flush);
     this.#binary = new BinarySession(ctx, this.#ops, this.#flush);
     this.#publishWindow = { messages: config.publishWindow, bytes: config.publishWindowBytes };
-    const credit = new PublishCredit(ctx.shards, this.#publishWindow, (connection, messages, bytes) => {
-      // A connection speaks one protocol in practice; credit goes back in the one it published with.
-      if (connection.decoder !== null) this.#binary.sendCredit(connection, messages, bytes);
-      else this.#json.sendCredit(connection, messages, bytes);
-    });
+    const credit = new PublishCredit(
+      (shard) => roomOf(ctx, shard),
+      this.#publishWindow,
+      (connection, messages, bytes) => {
+        // A connection speaks one protocol in practice; credit goes back in the one it published with.
+        if (connection.decoder !== null) this.#binary.sendCredit(connection, messages, bytes);
+        else this.#json.sendCredit(connection, messages, bytes);
+      },
+    );
     this.#binary.credit = credit;
     this.#json.credit = credit;
   }

@@ -15,6 +15,13 @@ import type { HopTrace } from '../metrics/hop-trace.js';
 /** What a consumer's front writes to the shard of its queue (a ShardHandle, or in a cluster the queue's node). */
 export type ControlWriter = Pick<InboundWriter, 'subscribe' | 'unsubscribe' | 'settle' | 'credit' | 'connectionClosed' | 'slow'>;
 
+/** What publish credit waits on: a shard's held publishes, or in a cluster the link to the other nodes. */
+export interface RoomSignal {
+  readonly hasRoom: boolean;
+  /** Calls `wake` once there is room (at once if there is). */
+  onRoom(wake: () => void): void;
+}
+
 export interface ControlPort {
   writeControl(write: (w: ControlWriter) => boolean): void;
 }

@@ -16,15 +16,17 @@ function setup(bufferBytes = 1 << 20) {
   const publisher = new PublishPath(topology, shards.handles, false, log);
   const confirms = new ConfirmTracker();
   const answers: Array<{ subject: string; seq: number; ok: boolean }> = [];
+  const pressure: boolean[] = [];
   const intake = new BatchIntake({
     publisher,
     bufferBytes,
     confirms,
     publish: (subject, data) => answers.push({ subject, ...(JSON.parse(Buffer.from(data).toString()) as { seq: number; ok: boolean }) }),
+    pressureChanged: (p) => pressure.push(p),
     log,
   });
   const publishes = (): number => shards.written.filter((w) => w.method === 'publish').length;
-  return { shards, topology, publisher, confirms, answers, intake, publishes };
+  return { shards, topology, publisher, confirms, answers, intake, publishes, pressure };
 }
 
 function batch(seq: number, exchange: string, key: string, n: number, boot = 'b1'): Uint8Array {
@@ -59,13 +61,16 @@ describe('batch-intake', () => {
   });
 
   it('batch-intake - a full ring: records wait in order, bounded, the answer comes after the last is in; past the bound they are dropped and the answer says no', async () => {
-    const { shards, topology, publisher, intake, answers, publishes } = setup(40);
+    const { shards, topology, publisher, intake, answers, publishes, pressure } = setup(40);
     publisher.ensureQueue('jobs');
     const shard = topology.getQueue('jobs')!.shard;
     shards.full.add(shard);
     intake.onBatch(batch(5, '', 'jobs', 3), true, 'r');
     expect(answers).toEqual([]);
     expect(intake.waitingBytes).toBe(27);
+    // Past a quarter of the buffer waiting: the other nodes are asked to hold their publishers.
+    expect(pressure).toEqual([true]);
+    expect(intake.pressed).toBe(true);
     intake.onBatch(batch(6, '', 'jobs', 3), true, 'r');
     expect(intake.figures.dropped).toBe(2);
     expect(answers).toEqual([{ subject: 'r', seq: 6, ok: false }]);
@@ -74,6 +79,7 @@ describe('batch-intake', () => {
     expect(answers[1]).toEqual({ subject: 'r', seq: 5, ok: true });
     expect(publishes()).toBe(4);
     expect(intake.waitingBytes).toBe(0);
+    expect(pressure).toEqual([true, false]);
   });
 
   it('batch-intake - a durable queue answers with its shard’s confirm of the last record, not before', () => {

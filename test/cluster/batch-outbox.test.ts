@@ -11,6 +11,7 @@ function setup(over: Partial<OutboxParts> = {}) {
   const settled: Array<[number, ConfirmStatus]> = [];
   let flushes: Array<() => void> = [];
   let afterSettles = 0;
+  let roomAgain = 0;
   const outbox = new BatchOutbox({
     boot: 'boot',
     self: 'a',
@@ -27,6 +28,7 @@ function setup(over: Partial<OutboxParts> = {}) {
     flush: () => new Promise<void>((r) => flushes.push(r)),
     confirms: { settle: (t, s) => settled.push([t, s]) },
     afterSettles: () => afterSettles++,
+    roomAgain: () => roomAgain++,
     log: createLogger('silent'),
     ...over,
   });
@@ -35,7 +37,7 @@ function setup(over: Partial<OutboxParts> = {}) {
     flushes = [];
     for (const r of f) r();
   };
-  return { outbox, published, settled, ackAll, afterSettles: () => afterSettles };
+  return { outbox, published, settled, ackAll, afterSettles: () => afterSettles, roomAgain: () => roomAgain };
 }
 
 const body = (n: number): Uint8Array => new Uint8Array(n);
@@ -54,15 +56,22 @@ describe('batch-outbox', () => {
     expect(outbox.figures).toMatchObject({ messages: 101, batches: 2 });
   });
 
-  it('batch-outbox - past --cluster-buffer-bytes of what NATS has not acknowledged, forwards are dropped and counted; its answer makes room', async () => {
-    const { outbox, ackAll } = setup({ bufferBytes: 1000 });
-    for (let i = 0; i < 20; i++) outbox.forward('x', 'k', null, body(92));
+  it('batch-outbox - past half the buffer it has no room (publishers wait); past all of it forwards are dropped and counted; its answer makes room again', async () => {
+    const { outbox, ackAll, roomAgain } = setup({ bufferBytes: 1000 });
+    for (let i = 0; i < 5; i++) outbox.forward('x', 'k', null, body(92));
+    expect(outbox.hasRoom).toBe(true);
+    outbox.forward('x', 'k', null, body(92));
+    expect(outbox.hasRoom).toBe(false);
+    for (let i = 0; i < 14; i++) outbox.forward('x', 'k', null, body(92));
     expect(outbox.figures.droppedOverBuffer).toBe(10);
     await turn();
     expect(outbox.unacknowledgedBytes).toBe(1000);
+    expect(roomAgain()).toBe(0);
     ackAll();
     await turn();
     expect(outbox.unacknowledgedBytes).toBe(0);
+    expect(outbox.hasRoom).toBe(true);
+    expect(roomAgain()).toBe(1);
     outbox.forward('x', 'k', null, body(92));
     expect(outbox.figures.droppedOverBuffer).toBe(10);
   });

@@ -10,6 +10,7 @@ const hb = (name: string, boot = 'b1', state: 'up' | 'leaving' = 'up'): MemberAn
   interest: 0,
   droppedIn: 0,
   queued: 0,
+  pressed: false,
 });
 
 describe('membership', () => {

@@ -21,6 +21,7 @@ import { toAmqpError } from './amqp-errors.js';
 import { BrokerError } from '../../protocol/errors.js';
 import type { PublishTarget } from '../../control/publish-path.js';
 import { portOfTag } from '../shard-ports.js';
+import { REMOTE_SHARD } from '../../shard/shard-handle.js';
 import type { Principal } from '../../control/auth.js';
 import type { Logger } from '../../log/logger.js';
 import type { BrokerContext } from '../context.js';
@@ -649,6 +650,7 @@ export class AmqpChannel {
     conn.published++;
     if (target.shards.length === 0 && target.remote === undefined) {
       publisher.write(target, conn.id, NO_TOKEN, properties, body);
+      if (target.forward !== null) conn.publishedTo(REMOTE_SHARD);
       if (mandatory) this.#return(exchange, routingKey, properties, body);
       if (seq !== 0) this.#confirmed(seq, true);
       return;
@@ -670,6 +672,8 @@ export class AmqpChannel {
     // Behind publishes held above --max-memory, a publish waits its turn (order within the connection).
     const written = conn.holding ? 0 : publisher.write(target, conn.id, token, properties, body, 0, 0, true);
     for (let i = 0; i < written; i++) conn.publishedTo(target.shards[i]);
+    // It crossed to other nodes: the socket stops being read while the cluster link has no room.
+    if (!conn.holding && (target.forward !== null || target.remote !== undefined)) conn.publishedTo(REMOTE_SHARD);
     if (written < target.shards.length) {
       // Above --max-memory: the message is kept here, the socket stops being read, and it goes on
       // once memory is back (connection.blocked tells the client why).

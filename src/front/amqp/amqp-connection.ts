@@ -21,7 +21,7 @@ import { pingShard } from '../shard-ping.js';
 import type { HeaderTable } from '../../protocol/field-table.js';
 import { BrokerError, ErrorCode } from '../../protocol/errors.js';
 import type { PublishTarget } from '../../control/publish-path.js';
-import { portOf } from '../shard-ports.js';
+import { portOf, roomOf } from '../shard-ports.js';
 import type { Principal } from '../../control/auth.js';
 import type { Logger } from '../../log/logger.js';
 import type { BrokerContext } from '../context.js';
@@ -587,7 +587,7 @@ export class AmqpConnection implements FrameSink, ChannelHost {
   /** A shard this connection published to has no room: stop reading until it has. */
   #checkRoom(): void {
     for (const s of this.#publishShards) {
-      const shard = this.ctx.shards[s];
+      const shard = roomOf(this.ctx, s);
       if (shard.hasRoom) continue;
       const reason = `room:${s}`;
       if (this.#pauses.has(reason)) continue;

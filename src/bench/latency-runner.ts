@@ -73,7 +73,7 @@ export interface LatencySystem {
 }
 
 /** How long a subscriber's interest may take to reach the other servers of a cluster before the first publish. */
-const CLUSTER_INTEREST_MS = 500;
+export const CLUSTER_INTEREST_MS = 500;
 
 /**
  * shardmq: publisher and subscriber on `url`, or (a cluster) the subscriber on `subscribeUrl`,

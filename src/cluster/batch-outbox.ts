@@ -107,9 +107,7 @@ export class BatchOutbox {
     }
     const recordBytes = ForwardBatchBuilder.recordBytes(properties, payload);
     if (!this.#room(recordBytes)) return;
-    this.#enqueue(exchange, null, exchange, routingKey, properties, payload, recordBytes, NO_TOKEN, () =>
-      publishSubject(exchange, routingKey),
-    );
+    this.#enqueue(exchange, null, exchange, routingKey, properties, payload, recordBytes, NO_TOKEN);
   }
 
   /** A publish to `/queue/<queue>` on `node`; a refused one's `token` is settled as not taken at once. */
@@ -129,7 +127,7 @@ export class BatchOutbox {
     const recordBytes = ForwardBatchBuilder.recordBytes(properties, payload);
     if (!this.#room(recordBytes)) return false;
     this.figures.toQueues++;
-    return this.#enqueue('\u0001' + node, node, '', queue, properties, payload, recordBytes, token, () => nodeSubject(node, 'q'));
+    return this.#enqueue('\u0001' + node, node, '', queue, properties, payload, recordBytes, token);
   }
 
   #room(recordBytes: number): boolean {
@@ -145,7 +143,10 @@ export class BatchOutbox {
     return false;
   }
 
-  /** Adds a record to its subject's batch of this turn; false when it cannot cross (larger than NATS takes). */
+  /**
+   * Adds a record to its subject's batch of this turn (an exchange's subject, or with `node` that
+   * node's queue subject); false when it cannot cross (larger than NATS takes).
+   */
   #enqueue(
     outer: string,
     node: string | null,
@@ -155,14 +156,14 @@ export class BatchOutbox {
     payload: Uint8Array,
     recordBytes: number,
     token: number,
-    subjectOf: () => string,
   ): boolean {
     const maxPayload = this.#p.maxPayload();
     let perKey = this.#batches.get(outer);
     if (perKey === undefined) this.#batches.set(outer, (perKey = new Map()));
     let entry = perKey.get(routingKey);
     if (entry === undefined) {
-      entry = { subject: subjectOf(), batch: new ForwardBatchBuilder(this.#p.boot, exchange, routingKey), node, tokens: [] };
+      const subject = node === null ? publishSubject(exchange, routingKey) : nodeSubject(node, 'q');
+      entry = { subject, batch: new ForwardBatchBuilder(this.#p.boot, exchange, routingKey), node, tokens: [] };
       perKey.set(routingKey, entry);
     }
     if (entry.batch.byteLength + recordBytes > Math.min(MAX_BATCH_BYTES, maxPayload)) {

@@ -477,11 +477,6 @@ export class ClusterNode implements ClusterForward, SubjectSubscriber, RoomSigna
     };
   }
 
-  /** Names of the nodes in, this one included, in name order. */
-  liveNodes(): string[] {
-    return this.#membership.members().map((m) => m.name);
-  }
-
   /** Says goodbye (the others drop this node at once, not after the timeout) and closes the link. */
   async stop(): Promise<void> {
     if (this.#stopped) return;

@@ -50,8 +50,4 @@ export class Interest {
   get size(): number {
     return this.#counts.size;
   }
-
-  subjects(): string[] {
-    return [...this.#counts.keys()].sort();
-  }
 }

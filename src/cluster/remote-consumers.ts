@@ -13,7 +13,7 @@
  * of such a tag here), per connection, so closing a connection forgets its tags at once.
  */
 import { REMOTE_TAG_BASE, type ControlPort, type ControlWriter } from '../shard/shard-handle.js';
-import { AckModeCode, RecordKind } from '../protocol/ring-record-codec.js';
+import { AckModeCode } from '../protocol/ring-record-codec.js';
 
 /** One control op, as it travels to the queue's node. */
 export type ControlOp =
@@ -169,6 +169,3 @@ export class RemoteConsumers implements ControlPort {
 function key(conn: number, sub: number): string {
   return `${conn}:${sub}`;
 }
-
-/** Record kinds a queue's node sends back to a consumer's node. */
-export const REMOTE_RECORD_KINDS: ReadonlySet<number> = new Set([RecordKind.deliver, RecordKind.error, RecordKind.dropped]);

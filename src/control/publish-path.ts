@@ -51,6 +51,11 @@ export interface ClusterForward {
   forwardToQueue(node: string, queue: string, properties: Uint8Array | null, payload: Uint8Array, token: number): void;
 }
 
+/** Whether a publish to `target` also goes to other nodes of a cluster (an exchange's fan-out, or a queue elsewhere). */
+export function crossesNodes(target: PublishTarget): boolean {
+  return target.forward !== null || target.remote !== undefined;
+}
+
 /** The confirm of a publish to a queue on another node waits on this one pseudo-shard. */
 const REMOTE_CONFIRM: readonly number[] = Object.freeze([REMOTE_SHARD]);
 

@@ -11,7 +11,8 @@
  * goes back when there is room again. Credit goes back in quarters of the window, so a steady publisher gets one
  * CREDIT per quarter window, not one per frame, and never stalls (it has three quarters left).
  */
-import type { RoomSignal } from '../shard/shard-handle.js';
+import { REMOTE_SHARD, type RoomSignal } from '../shard/shard-handle.js';
+import { crossesNodes, type PublishTarget } from '../control/publish-path.js';
 import type { Connection } from './ws-connection.js';
 
 export interface PublishWindow {
@@ -49,9 +50,10 @@ export class PublishCredit {
     return true;
   }
 
-  /** The connection's publish went to `shard`. */
-  wrote(connection: Connection, shard: number): void {
-    connection.creditShards.add(shard);
+  /** The connection published to `target`: its credit waits on the target's shards, and on the cluster link when it crossed. */
+  wroteTo(connection: Connection, target: PublishTarget): void {
+    for (const s of target.shards) connection.creditShards.add(s);
+    if (crossesNodes(target)) connection.creditShards.add(REMOTE_SHARD);
   }
 
   /** End of a frame that published: returns what is owed, now or once its shards have room. */

@@ -12,7 +12,6 @@ import { Opcode, ProtocolError } from '../protocol/ws-binary.js';
 import type * as Bin from '../protocol/ws-binary.js';
 import { confirmRefusal } from '../control/confirm-tracker.js';
 import type { PublishTarget } from '../control/publish-path.js';
-import { REMOTE_SHARD } from '../shard/shard-handle.js';
 import { ProtocolSession, toBrokerError } from './ws-ops.js';
 import { CLOSE_POLICY, CLOSE_PROTOCOL_ERROR, CLOSE_TOO_BIG, type Connection } from './ws-connection.js';
 import type { PublishCredit } from './publish-credit.js';
@@ -299,12 +298,8 @@ export class BinarySession extends ProtocolSession {
       }
     }
     connection.published += payloads.length;
-    for (const s of target.shards) {
-      connection.flushShards.add(s);
-      this.#credit?.wrote(connection, s);
-    }
-    // It crossed to other nodes too: its credit also waits for the cluster link's room.
-    if (target.forward !== null || target.remote !== undefined) this.#credit?.wrote(connection, REMOTE_SHARD);
+    for (const s of target.shards) connection.flushShards.add(s);
+    this.#credit?.wroteTo(connection, target);
     if (token === NO_TOKEN) report(ConfirmStatus.ok, true);
   }
 

@@ -91,13 +91,13 @@ export class JsonSession extends ProtocolSession {
           connection.ws.end(CLOSE_POLICY, ErrorCode.creditExceeded);
           return;
         }
-        const shards = this.ops.publish(connection, op.destination, properties, op.payload, (refused) => {
+        const target = this.ops.publish(connection, op.destination, properties, op.payload, (refused) => {
           if (receipt === null) return;
           if (refused === null) this.flush.sendText(connection, `{"op":"receipt","receipt":${JSON.stringify(receipt)}}`);
           else this.flush.sendErrorText(connection, refused.code, refused.message, receipt);
         });
         connection.published++;
-        if (credit !== null) for (const s of shards) credit.wrote(connection, s);
+        credit?.wroteTo(connection, target);
         return;
       }
       case 'commit': {

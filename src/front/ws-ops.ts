@@ -9,11 +9,11 @@ import { AckModeCode, ConfirmStatus, NO_TOKEN, RecordKind, streamStartOf } from 
 import { pingShard } from './shard-ping.js';
 import { confirmRefusal } from '../control/confirm-tracker.js';
 import type { DeliveryFlush } from './delivery-flush.js';
+import type { PublishTarget } from '../control/publish-path.js';
 import type { DeliveryGroups } from './delivery-groups.js';
 import type { Destination } from '../protocol/destination.js';
 import { detachSubscription, type Connection, type WsSubscription } from './ws-connection.js';
 import { portOf, portOfTag } from './shard-ports.js';
-import { REMOTE_SHARD } from '../shard/shard-handle.js';
 
 export class SessionOps {
   readonly #ctx: BrokerContext;
@@ -33,7 +33,7 @@ export class SessionOps {
     properties: Uint8Array | null,
     payload: Uint8Array,
     done: (refused: BrokerError | null) => void,
-  ): readonly number[] {
+  ): PublishTarget {
     const max = this.#ctx.config.maxMessageBytes;
     if (payload.byteLength + (properties?.byteLength ?? 0) > max) {
       throw new BrokerError(ErrorCode.tooLarge, `message of ${payload.byteLength} bytes exceeds max-message-bytes ${max}`, 413);
@@ -53,8 +53,7 @@ export class SessionOps {
     }
     // Held once it is in the rings (they outlive a shard thread), unless a shard must confirm.
     if (token === NO_TOKEN) done(null);
-    // What its publish credit waits on: its shards, and the cluster link when it crossed to other nodes.
-    return target.forward !== null || target.remote !== undefined ? [...target.shards, REMOTE_SHARD] : target.shards;
+    return target;
   }
 
   /** Creates a consumer on the queue `control/consume-path.ts` picks for the destination. */

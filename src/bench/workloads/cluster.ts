@@ -18,14 +18,12 @@ import { roundOrder } from '../pacing.js';
 import { freePort, loadPeers, startNatsServer, startPeerServer, type NatsModule, type PeerServer } from '../peers.js';
 import { formatRate, summarize } from '../sample-stats.js';
 import { LatencyHistogram } from '../../metrics/latency-histogram.js';
-import { LatencyClients, type LatencyRun, type LatencySystemSpec } from '../latency-runner.js';
+import { CLUSTER_INTEREST_MS, LatencyClients, type LatencyRun, type LatencySystemSpec } from '../latency-runner.js';
 import { roundsOf, type Workload, type WorkloadContext, type WorkloadResult } from '../workload.js';
 
 const NODES = ['a', 'b', 'c'] as const;
 const FANOUT = 16;
 const LATENCY_RATE = 10_000;
-/** Subscribers are ready on their nodes; their interest needs a moment to reach NATS (and its routes). */
-const INTEREST_SETTLE_MS = 500;
 const TOPIC = '/topic/bench';
 
 const usText = (x: number): string => (!Number.isFinite(x) ? 'n/a' : x >= 1000 ? `${(x / 1000).toFixed(2)} ms` : `${x.toFixed(0)} µs`);
@@ -61,7 +59,7 @@ function clusterOpenLoop(nodes: readonly BrokerProcess[], nats: PeerServer): Ope
     pids: [...nodes.map((n) => n.pid), nats.pid],
     subscriberSpec: (subscribers) => ({ kind: 'shardmq', url: urls.join(','), subscribers, destination: TOPIC }),
     async publisher(payload, onError): Promise<OpenLoopPublisher> {
-      await sleep(INTEREST_SETTLE_MS);
+      await sleep(CLUSTER_INTEREST_MS);
       const client = await connect(urls[0], { confirms: false, reconnect: false });
       client.on('error', onError);
       return { publish: () => client.publishNoWait(TOPIC, payload), flush: () => client.flush(), close: () => client.close() };
@@ -84,7 +82,7 @@ function natsClusterOpenLoop(nats: NatsModule, servers: readonly PeerServer[]): 
     pids: servers.map((s) => s.pid),
     subscriberSpec: (subscribers) => ({ ...one.subscriberSpec(subscribers), url: servers.map((s) => `127.0.0.1:${s.port}`).join(',') }),
     async publisher(payload, onError) {
-      await sleep(INTEREST_SETTLE_MS);
+      await sleep(CLUSTER_INTEREST_MS);
       return one.publisher(payload, onError);
     },
   };

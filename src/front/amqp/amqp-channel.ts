@@ -19,7 +19,7 @@ import { confirmRefusal } from '../../control/confirm-tracker.js';
 import { DeliveryTags } from '../../control/delivery-tags.js';
 import { toAmqpError } from './amqp-errors.js';
 import { BrokerError } from '../../protocol/errors.js';
-import type { PublishTarget } from '../../control/publish-path.js';
+import { crossesNodes, type PublishTarget } from '../../control/publish-path.js';
 import { portOfTag } from '../shard-ports.js';
 import { REMOTE_SHARD } from '../../shard/shard-handle.js';
 import type { Principal } from '../../control/auth.js';
@@ -650,7 +650,7 @@ export class AmqpChannel {
     conn.published++;
     if (target.shards.length === 0 && target.remote === undefined) {
       publisher.write(target, conn.id, NO_TOKEN, properties, body);
-      if (target.forward !== null) conn.publishedTo(REMOTE_SHARD);
+      if (crossesNodes(target)) conn.publishedTo(REMOTE_SHARD);
       if (mandatory) this.#return(exchange, routingKey, properties, body);
       if (seq !== 0) this.#confirmed(seq, true);
       return;
@@ -673,7 +673,7 @@ export class AmqpChannel {
     const written = conn.holding ? 0 : publisher.write(target, conn.id, token, properties, body, 0, 0, true);
     for (let i = 0; i < written; i++) conn.publishedTo(target.shards[i]);
     // It crossed to other nodes: the socket stops being read while the cluster link has no room.
-    if (!conn.holding && (target.forward !== null || target.remote !== undefined)) conn.publishedTo(REMOTE_SHARD);
+    if (!conn.holding && crossesNodes(target)) conn.publishedTo(REMOTE_SHARD);
     if (written < target.shards.length) {
       // Above --max-memory: the message is kept here, the socket stops being read, and it goes on
       // once memory is back (connection.blocked tells the client why).

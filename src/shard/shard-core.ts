@@ -46,6 +46,7 @@ import { ShardExpiryTimer } from './shard-expiry-timer.js';
 import { ShardFlow } from './shard-flow.js';
 import { ShardOutbound } from './shard-outbound.js';
 import type { ShardStreams } from './shard-streams.js';
+import type { StreamStore } from '../store/stream-store.js';
 import { ShardSubscriptions } from './shard-subscriptions.js';
 import { ShardTopology, type QueueStats } from './shard-topology.js';
 
@@ -65,6 +66,11 @@ export interface ShardCoreOptions {
   readonly store?: MessageStore | null;
   /** A write to the store failed (rate-limit your logging: it repeats while the disk is full). */
   readonly onStoreError?: (err: Error) => void;
+  /**
+   * Streams on disk (with --data-dir): appends are confirmed, and readable, once it reports them
+   * durable. Null: streams are held in memory.
+   */
+  readonly streamStore?: StreamStore | null;
 }
 
 export class ShardCore {
@@ -115,7 +121,16 @@ export class ShardCore {
       subscriptions,
       durability,
       flow,
+      streamStore: opts.streamStore ?? null,
     });
+    const streamStore = opts.streamStore;
+    if (streamStore != null) {
+      streamStore.onDurable = (seq, logs) => {
+        topology.streams.durable(logs);
+        durability.streamsDurable(seq);
+      };
+      streamStore.onFlushError = (err, seq) => durability.streamFlushFailed(err, seq);
+    }
     this.#flow = flow;
     this.#outbound = outbound;
     this.#subscriptions = subscriptions;
@@ -226,6 +241,7 @@ export class ShardCore {
     this.#expiryTimer.stop();
     this.#flow.stop();
     this.#topology.stopIdleSweep();
+    await this.#streams.close();
     await this.#durability.close();
   }
 
@@ -235,9 +251,10 @@ export class ShardCore {
    */
   recover(result: RecoveryResult): RecoverySummary {
     const summary = this.#durability.recover(result, this.#topology);
+    const streams = { ...this.#streams.recovered(), orphaned: this.#streams.sweepOrphans() };
     this.#seq = Math.max(this.#seq, result.nextId - 1);
     this.endBatch();
-    return summary;
+    return { ...summary, streams };
   }
 
   /**
@@ -273,11 +290,16 @@ export class ShardCore {
     let payload: Uint8Array | null = null;
     /** The log position the confirm must wait for (0: nothing of this record was persisted). */
     let durableLsn = 0;
+    /** The stream append the confirm must wait for (0: none on disk). */
+    let streamSeq = 0;
     const streams = this.#streams;
     for (let i = 0; i < targets.length; i++) {
       const queue = targets[i];
       if (deadLettered && this.#isCycle(queue.name, properties)) continue;
-      if (streams.size > 0 && streams.append(queue, rec, buf, properties)) continue;
+      if (streams.size > 0 && streams.append(queue, rec, buf, properties)) {
+        streamSeq = streams.appendSeq;
+        continue;
+      }
       const consumer = queue.nextIdleConsumer(rec.payloadLength);
       if (consumer !== null && consumer.ackMode === 'auto') {
         // Fast path: the queue is empty and its next consumer takes it as is. Write the delivery
@@ -338,7 +360,8 @@ export class ShardCore {
     }
     if (rec.token !== NO_TOKEN) {
       const { connectionId, token } = rec;
-      if (durableLsn > 0 && status === ConfirmStatus.ok) this.#durability.confirmWhenDurable(durableLsn, connectionId, token, status);
+      if ((durableLsn > 0 || streamSeq > 0) && status === ConfirmStatus.ok)
+        this.#durability.confirmWhenDurable(durableLsn, streamSeq, connectionId, token, status);
       else outbound.confirm(connectionId, token, status);
     }
   }

@@ -15,6 +15,18 @@ export interface RecoverySummary {
   /** Queues whose declaration was lost to log damage, declared again (durable, default arguments) for their messages. */
   readonly recreatedQueues: readonly string[];
   readonly stats: RecoveryStats;
+  /** What the streams on disk held (set by ShardCore after the log's replay declared them). */
+  readonly streams?: StreamsRecovered;
+}
+
+/** The streams' files as recovery found them. */
+export interface StreamsRecovered {
+  readonly streams: number;
+  readonly entries: number;
+  readonly corruptSkipped: number;
+  readonly tornBytesTruncated: number;
+  /** Directories no declared stream owned, moved aside (their ids). */
+  readonly orphaned: readonly string[];
 }
 
 /** Where recovery replays the log (ShardTopology). */
@@ -26,6 +38,8 @@ export interface ReplayTarget {
 
 interface AwaitingConfirm {
   readonly lsn: number;
+  /** The stream append number it waits for too (0: it went to no stream on disk). */
+  readonly streamSeq: number;
   readonly connectionId: number;
   readonly token: number;
   readonly status: ConfirmStatus;
@@ -43,8 +57,12 @@ export class ShardDurability {
   readonly #outbound: ShardOutbound;
   readonly #encoded: EncodedProperties;
   readonly #counters: Float64Array;
-  /** Confirms waiting until the store has made their messages durable, in LSN order. */
+  /** Confirms waiting until the store has made their messages durable, in LSN (and stream number) order. */
   readonly #awaitingDurable: AwaitingConfirm[] = [];
+  /** The highest LSN the log reported durable. */
+  #durableLsn = 0;
+  /** The highest stream append number the stream store reported durable. */
+  #durableStreamSeq = 0;
   #appended = false;
   /** Replaying the log: topology ops are applied but not logged again. */
   #recovering = false;
@@ -86,9 +104,28 @@ export class ShardDurability {
     });
   }
 
-  /** The confirm of a publish persisted up to `lsn` goes out once the store has made that durable. */
-  confirmWhenDurable(lsn: number, connectionId: number, token: number, status: ConfirmStatus): void {
-    this.#awaitingDurable.push({ lsn, connectionId, token, status });
+  /**
+   * The confirm of a publish persisted up to `lsn` in the log and appended up to `streamSeq` to
+   * streams on disk (either 0: none) goes out once both are durable. Publishes come in order, so
+   * both numbers only grow along the waiting list.
+   */
+  confirmWhenDurable(lsn: number, streamSeq: number, connectionId: number, token: number, status: ConfirmStatus): void {
+    this.#awaitingDurable.push({ lsn, streamSeq, connectionId, token, status });
+  }
+
+  /** The stream store made every append up to `seq` durable. */
+  streamsDurable(seq: number): void {
+    this.#durableStreamSeq = seq;
+    this.#release();
+  }
+
+  /**
+   * A stream flush failed: the publishers of appends up to `seq` not yet durable are told (they may
+   * retry: at-least-once; the appends stay pending and are written again).
+   */
+  streamFlushFailed(err: Error, seq: number): void {
+    this.#onStoreError?.(err);
+    this.#refuse((w) => w.streamSeq > this.#durableStreamSeq && w.streamSeq <= seq);
   }
 
   /** MessageQueueOptions.onRemoved for `queue`: none without a store. */
@@ -131,10 +168,20 @@ export class ShardDurability {
 
   /** The store made everything up to `lsn` durable: the confirms that waited for it go out. */
   #onDurable(lsn: number): void {
+    this.#durableLsn = lsn;
+    this.#release();
+  }
+
+  #release(): void {
     const waiting = this.#awaitingDurable;
+    const lsn = this.#durableLsn;
+    const seq = this.#durableStreamSeq;
     let n = 0;
-    while (n < waiting.length && waiting[n].lsn <= lsn) n++;
-    if (n === 0) return;
+    while (n < waiting.length && waiting[n].lsn <= lsn && waiting[n].streamSeq <= seq) n++;
+    if (n === 0) {
+      this.#outbound.commit();
+      return;
+    }
     for (const w of waiting.splice(0, n)) this.#outbound.confirm(w.connectionId, w.token, w.status);
     this.#outbound.commit();
   }
@@ -146,10 +193,18 @@ export class ShardDurability {
    */
   #onFlushError(err: Error, failedUpToLsn: number): void {
     this.#onStoreError?.(err);
-    const waiting = this.#awaitingDurable;
-    let n = 0;
-    while (n < waiting.length && waiting[n].lsn <= failedUpToLsn) n++;
-    for (const w of waiting.splice(0, n)) this.#outbound.confirm(w.connectionId, w.token, ConfirmStatus.storageFailed);
+    this.#refuse((w) => w.lsn > this.#durableLsn && w.lsn <= failedUpToLsn);
+  }
+
+  /** Tells the publishers waiting in `failed` their messages are not durable (one confirm per publish). */
+  #refuse(failed: (w: AwaitingConfirm) => boolean): void {
+    const kept: AwaitingConfirm[] = [];
+    for (const w of this.#awaitingDurable) {
+      if (failed(w)) this.#outbound.confirm(w.connectionId, w.token, ConfirmStatus.storageFailed);
+      else kept.push(w);
+    }
+    this.#awaitingDurable.length = 0;
+    this.#awaitingDurable.push(...kept);
     this.#outbound.commit();
   }
 

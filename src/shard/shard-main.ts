@@ -11,6 +11,7 @@ import { GcMonitor } from '../metrics/gc-monitor.js';
 import { createLogger } from '../log/logger.js';
 import type { ShardReply, ShardRequest, ShardWorkerData } from './shard-worker-data.js';
 import { LogStore } from '../store/log-store.js';
+import { StreamStore } from '../store/stream-store.js';
 import { nodeFs } from '../store/fs-seam.js';
 import { FAULT_FILE_ENV, withFaultSwitch } from '../store/fault-switch.js';
 import { withTimedFsync } from '../store/timed-fs.js';
@@ -33,12 +34,23 @@ const store =
         batchIntervalMs: data.fsyncIntervalMs,
         fs: withTimedFsync(withFaultSwitch(nodeFs, process.env[FAULT_FILE_ENV]), (seconds) => countFsync(counters, seconds)),
       });
+// Streams keep their own files beside the log (store/stream-store.ts), with the same fsync policy and seam.
+const streamStore =
+  store === null || data.storeDir === null
+    ? null
+    : new StreamStore({
+        dir: data.storeDir,
+        fsync: data.fsync,
+        batchIntervalMs: data.fsyncIntervalMs,
+        fs: withTimedFsync(withFaultSwitch(nodeFs, process.env[FAULT_FILE_ENV]), (seconds) => countFsync(counters, seconds)),
+      });
 let lastStoreError = 0;
 const core = new ShardCore(
   {
     index: data.index,
     shardCount: data.shardCount,
     store,
+    streamStore,
     onStoreError: (err) => {
       // While the disk stays full every flush fails again: log at most once a second.
       const now = Date.now();
@@ -84,6 +96,14 @@ if (store !== null) {
       `queue ${queue} declared again (durable, default arguments) for its recovered messages: its declaration was in a damaged record`,
     );
   }
+  const streams = recovered.streams;
+  if (streams !== undefined && streams.streams > 0) {
+    log.info(streams, `recovered ${streams.streams} stream(s) holding ${streams.entries} entries`);
+    if (streams.corruptSkipped > 0 || streams.tornBytesTruncated > 0)
+      log.warn(streams, 'stream file damage skipped during recovery: readers are told the entries lost as skipped');
+  }
+  for (const id of streams?.orphaned ?? [])
+    log.warn({ id, dir: data.storeDir }, `stream directory ${id} belongs to no declared stream: moved aside (.orphaned-*), not deleted`);
   // A restarted shard reads the same log again: count each damaged record once per process.
   const newlyCorrupt = corruptSkipped - counters[CounterSlot.corruptRecords];
   if (newlyCorrupt > 0) {

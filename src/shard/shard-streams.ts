@@ -7,6 +7,10 @@
  * listings; it never holds a message. Reading over HTTP is a manage request answered with JSON;
  * consumers are readers with a cursor each, fed while they have credit (and prefetch slots).
  * A stream whose readers met a full outbound ring waits in ShardOutbound like a queue does.
+ *
+ * Under --data-dir a stream's log is on disk (store/stream-store.ts): an append is confirmed, and
+ * readable, once the stream store reports it durable; a reader far behind reads from the files a
+ * chunk at a time and is woken when its chunk is in.
  */
 import { isUtf8 } from 'node:buffer';
 import type { MessageQueue } from '../queue/message-queue.js';
@@ -19,12 +23,16 @@ import { propertiesToJson } from '../protocol/json-properties.js';
 import { parseStreamOffset, resolveStart, StreamOffsetError } from '../stream/offset-spec.js';
 import type { StreamArguments } from '../stream/stream-arguments.js';
 import { entryHead, entryLength, readEntry, writeEntry, type EntryHead } from '../stream/stream-entry.js';
-import { StreamCursor, StreamLog } from '../stream/stream-log.js';
+import { StreamCursor, StreamLog, type ReplayLog } from '../stream/stream-log.js';
+import type { DurableStreamLog } from '../store/durable-stream-log.js';
+import type { StreamStore } from '../store/stream-store.js';
 
 /** A read's answer carries at most this many bytes of entries (it travels as one ring record). */
 export const STREAM_READ_MAX_BYTES = 256 * 1024;
 /** Consumer names whose offsets one stream stores (bounded memory: a name per client would grow without end). */
 const MAX_STORED_OFFSETS = 10_000;
+/** The longest an HTTP read waits for a chunk from disk before answering with what it has. */
+const READ_WAIT_MS = 5000;
 /** How often idle streams with an x-max-age are looked at. */
 const AGE_SWEEP_MS = 1000;
 
@@ -35,6 +43,10 @@ export interface StreamInfo {
   readonly messages: number;
   readonly bytes: number;
   readonly segments: number;
+  /** On disk under --data-dir (durable), or in memory. */
+  readonly durable: boolean;
+  /** The end of what readers may see (on disk: what is fsynced). */
+  readonly readable_offset: number;
   readonly first_timestamp: string | null;
   readonly last_timestamp: string | null;
   readonly max_length_bytes: number | null;
@@ -66,7 +78,9 @@ export interface StreamReadAnswer {
 
 interface Stream extends Dispatchable {
   readonly name: string;
-  readonly log: StreamLog;
+  readonly log: ReplayLog;
+  /** The same log when it is on disk (stored offsets are written to it); null in memory. */
+  readonly disk: DurableStreamLog | null;
   readonly args: StreamArguments;
   retentionDropped: number;
   /** Its consumers, each at its own position. */
@@ -110,7 +124,10 @@ export class ShardStreams {
   readonly #aging = new Set<Stream>();
   readonly #now: () => number;
   /** Where a stream whose readers met a full outbound ring waits for room (ShardOutbound's stalled set). */
-  readonly #outbound: Pick<ShardOutbound, 'stall' | 'forget'>;
+  readonly #outbound: Pick<ShardOutbound, 'stall' | 'forget' | 'commit'>;
+  /** Streams on disk (--data-dir), or null: in memory. */
+  readonly #store: StreamStore | null;
+  readonly #byLog = new Map<ReplayLog, Stream>();
   #ageTimer: NodeJS.Timeout | null = null;
   #lastHead: { exchange: string; routingKey: string; head: EntryHead } | null = null;
   readonly #readers = new Map<Consumer, Reader>();
@@ -118,9 +135,42 @@ export class ShardStreams {
   /** Unsettled tags of client-ack readers. */
   readonly #tags = new Map<number, Reader>();
 
-  constructor(now: () => number, outbound: Pick<ShardOutbound, 'stall' | 'forget'>) {
+  constructor(now: () => number, outbound: Pick<ShardOutbound, 'stall' | 'forget' | 'commit'>, store: StreamStore | null = null) {
     this.#now = now;
     this.#outbound = outbound;
+    this.#store = store;
+  }
+
+  /** The number of the last append to a stream on disk (0: none, or streams are in memory): what a confirm waits for. */
+  get appendSeq(): number {
+    return this.#store?.seq ?? 0;
+  }
+
+  /** The stream store made appends durable: the readers of the streams it wrote read on. */
+  durable(logs: readonly ReplayLog[]): void {
+    for (const log of logs) {
+      const stream = this.#byLog.get(log);
+      if (stream !== undefined && stream.readers.size > 0) this.#pumpStream(stream);
+    }
+  }
+
+  /** What the streams on disk recovered from their files. */
+  recovered(): { streams: number; entries: number; corruptSkipped: number; tornBytesTruncated: number } {
+    const total = { streams: 0, entries: 0, corruptSkipped: 0, tornBytesTruncated: 0 };
+    for (const s of this.#byName.values()) {
+      if (s.disk === null) continue;
+      const r = s.disk.recovery;
+      total.streams++;
+      total.entries += r.entries;
+      total.corruptSkipped += r.corruptSkipped;
+      total.tornBytesTruncated += r.tornBytesTruncated;
+    }
+    return total;
+  }
+
+  /** After recovery: stream directories no declared stream owns are moved aside; returns their ids. */
+  sweepOrphans(): string[] {
+    return this.#store?.sweep(this.#byName.keys()) ?? [];
   }
 
   /** How deliveries are written (set once by ShardCore, which owns the ring writer and the tags). */
@@ -139,6 +189,12 @@ export class ShardStreams {
       throw new StreamOffsetError('x-stream-offset "stored" needs a consumer name (x-stream-consumer-name)');
     const start = resolveStart(spec, stream.log, stream.stored.get(name));
     const reader: Reader = { consumer, name, stream, cursor: new StreamCursor(start), told: 0, unacked: new Set() };
+    reader.cursor.wake = () => {
+      // Its chunk is in from disk (or it was moved past a dropped file): read on, if still attached.
+      if (this.#readers.get(consumer) !== reader) return;
+      this.#pumpReader(reader);
+      this.#outbound.commit();
+    };
     this.#readers.set(consumer, reader);
     stream.readers.add(reader);
     this.#pumpReader(reader);
@@ -190,8 +246,9 @@ export class ShardStreams {
         ? Math.min(consumer.credit, acking && consumer.prefetch > 0 ? consumer.prefetch - consumer.unacked : Infinity)
         : 0;
     let take = room();
-    while (take > 0 && cursor.next < stream.log.nextOffset && !full) {
-      stream.log.read(cursor, Math.min(take, 256), consumer.creditBytes, (_offset, _ts, bytes, start, end) => {
+    while (take > 0 && cursor.next < stream.log.readableEnd && !full) {
+      // 0 from a log on disk: it is fetching the next chunk and wakes the reader when it has it.
+      const n = stream.log.read(cursor, Math.min(take, 256), consumer.creditBytes, (_offset, _ts, bytes, start, end) => {
         const e = readEntry(bytes, start, end);
         const tag = this.#deliver(consumer, e.exchange, e.routingKey, this.#toldSkips(reader, e.properties), e.payload);
         if (tag === 0) {
@@ -207,6 +264,7 @@ export class ShardStreams {
         }
         return true;
       });
+      if (n === 0) break;
       take = room();
     }
     if (full) this.#outbound.stall(stream);
@@ -243,15 +301,19 @@ export class ShardStreams {
   }
 
   declare(queue: MessageQueue, args: StreamArguments): void {
+    const limits = { maxBytes: args.maxBytes, maxAgeMs: args.maxAgeMs };
+    const disk = this.#store?.open(queue.name, args.segmentBytes, limits) ?? null;
     const stream: Stream = {
       name: queue.name,
-      log: new StreamLog({ segmentBytes: args.segmentBytes, maxBytes: args.maxBytes, maxAgeMs: args.maxAgeMs }),
+      log: disk ?? new StreamLog({ segmentBytes: args.segmentBytes, ...limits }),
+      disk,
       args,
       retentionDropped: 0,
       readers: new Set(),
-      stored: new Map(),
+      stored: new Map(disk?.stored),
       dispatch: () => this.#pumpStream(stream),
     };
+    this.#byLog.set(stream.log, stream);
     this.#byQueue.set(queue, stream);
     this.#byName.set(queue.name, stream);
     if (args.maxAgeMs !== undefined) {
@@ -266,6 +328,8 @@ export class ShardStreams {
     if (stream === undefined) return 0;
     this.#byQueue.delete(queue);
     this.#byName.delete(queue.name);
+    this.#byLog.delete(stream.log);
+    if (stream.disk !== null) this.#store?.remove(stream.disk);
     this.#grown.delete(stream);
     this.#aging.delete(stream);
     this.#outbound.forget(stream);
@@ -308,9 +372,10 @@ export class ShardStreams {
     return true;
   }
 
-  /** End of a batch: the readers of the streams that grew read on, then retention. */
+  /** End of a batch: the readers of the streams that grew read on, then retention; what grew on disk is flushed. */
   endBatch(): void {
     if (this.#grown.size === 0) return;
+    this.#store?.requestFlush();
     const now = this.#now();
     for (const s of this.#grown) {
       if (s.readers.size > 0) this.#pumpStream(s);
@@ -336,6 +401,7 @@ export class ShardStreams {
       throw new StreamOffsetError(`stream '${name}' already stores offsets for ${MAX_STORED_OFFSETS} consumer names`);
     }
     s.stored.set(consumerName, offset);
+    s.disk?.storeOffset(consumerName, offset);
     return {};
   }
 
@@ -350,6 +416,8 @@ export class ShardStreams {
       messages: log.count,
       bytes: log.bytes,
       segments: log.segmentCount,
+      durable: s.disk !== null,
+      readable_offset: log.readableEnd,
       first_timestamp: iso(log.firstTimestamp),
       last_timestamp: iso(log.lastTimestamp),
       max_length_bytes: s.args.maxBytes ?? null,
@@ -372,13 +440,49 @@ export class ShardStreams {
    * Up to `limit` entries from where `offset` (an x-stream-offset value) says, at most
    * STREAM_READ_MAX_BYTES of them (at least one). Throws StreamOffsetError for a bad offset.
    */
-  read(name: string, offset: unknown, limit: number): StreamReadAnswer | null {
+  read(name: string, offset: unknown, limit: number): StreamReadAnswer | Promise<StreamReadAnswer> | null {
     const s = this.#byName.get(name);
     if (s === undefined) return null;
     const log = s.log;
     const cursor = new StreamCursor(resolveStart(parseStreamOffset(offset, this.#now()), log, undefined));
     const lines: string[] = [];
-    log.read(cursor, limit, STREAM_READ_MAX_BYTES, (off, ts, bytes, start, end) => {
+    let bytes = 0;
+    const answer = (): StreamReadAnswer => ({ first_offset: log.firstOffset, next_offset: cursor.next, skipped: cursor.skipped, lines });
+    /** Reads what is in memory or in the read buffer; false when a chunk is being fetched from disk. */
+    const step = (): boolean => {
+      const n = this.#readLines(log, cursor, limit - lines.length, STREAM_READ_MAX_BYTES - bytes, lines, (b) => {
+        bytes += b;
+      });
+      return n > 0 || lines.length >= limit || bytes >= STREAM_READ_MAX_BYTES || cursor.next >= log.readableEnd;
+    };
+    while (lines.length < limit && bytes < STREAM_READ_MAX_BYTES && cursor.next < log.readableEnd) {
+      if (!step()) {
+        // A log on disk is fetching the chunk: answer once the read has what it asked for.
+        return new Promise((resolve) => {
+          // Answer with what is in if no chunk comes (a file damaged after recovery): never hang a request.
+          const giveUp = setTimeout(() => resolve(answer()), READ_WAIT_MS);
+          cursor.wake = () => {
+            while (lines.length < limit && bytes < STREAM_READ_MAX_BYTES && cursor.next < log.readableEnd) if (!step()) return;
+            clearTimeout(giveUp);
+            resolve(answer());
+          };
+        });
+      }
+    }
+    return answer();
+  }
+
+  /** Up to `limit` entries as NDJSON lines; returns how many. */
+  #readLines(
+    log: ReplayLog,
+    cursor: StreamCursor,
+    limit: number,
+    maxBytes: number,
+    lines: string[],
+    counted: (bytes: number) => void,
+  ): number {
+    return log.read(cursor, limit, maxBytes, (off, ts, bytes, start, end) => {
+      counted(end - start);
       const e = readEntry(bytes, start, end);
       const payload = Buffer.from(e.payload.buffer, e.payload.byteOffset, e.payload.byteLength);
       const text = isUtf8(payload);
@@ -394,7 +498,12 @@ export class ShardStreams {
       lines.push(JSON.stringify(line));
       return true;
     });
-    return { first_offset: log.firstOffset, next_offset: cursor.next, skipped: cursor.skipped, lines };
+  }
+
+  /** Flushes the streams on disk and closes their files. */
+  async close(): Promise<void> {
+    this.stop();
+    await this.#store?.close();
   }
 
   stop(): void {

@@ -15,6 +15,7 @@ import type { ShardSubscriptions } from './shard-subscriptions.js';
 import { topicBufferOf, type ShardFlow } from './shard-flow.js';
 import { packFigures } from './queue-figures.js';
 import { ShardStreams } from './shard-streams.js';
+import type { StreamStore } from '../store/stream-store.js';
 
 /** How often idle queues (x-expires) are looked for. */
 const IDLE_SWEEP_MS = 1000;
@@ -49,6 +50,8 @@ export interface ShardTopologyParts {
   readonly outbound: ShardOutbound;
   readonly subscriptions: ShardSubscriptions;
   readonly durability: ShardDurability;
+  /** Streams on disk (--data-dir); null: streams are held in memory. */
+  readonly streamStore?: StreamStore | null;
   readonly flow: ShardFlow;
 }
 
@@ -83,7 +86,7 @@ export class ShardTopology implements ReplayTarget {
   readonly streams: ShardStreams;
 
   constructor(parts: ShardTopologyParts) {
-    this.streams = new ShardStreams(parts.now, parts.outbound);
+    this.streams = new ShardStreams(parts.now, parts.outbound, parts.streamStore ?? null);
     this.#now = parts.now;
     this.#counters = parts.counters;
     this.#deliver = parts.deliver;
@@ -171,13 +174,15 @@ export class ShardTopology implements ReplayTarget {
           onRemoved: this.#durability.removalHook(op.name),
           gauges: this.#gauges,
         });
-        if (op.durable && !op.exclusive) this.#durability.log(op);
+        // A stream is always durable (on disk under --data-dir, as RabbitMQ's): its declaration is logged.
+        const durable = (op.durable && !op.exclusive) || streamArgs !== null;
+        if (durable) this.#durability.log(op);
         if (streamArgs !== null) this.streams.declare(queue, streamArgs);
         const topicBuffer = streamArgs !== null ? null : topicBufferOf(queue, op.exclusive, op.autoDelete, raw);
         if (topicBuffer !== null) this.#flow.register(topicBuffer);
         const local: LocalQueue = {
           queue,
-          durable: op.durable,
+          durable,
           exclusive: op.exclusive,
           autoDelete: op.autoDelete,
           arguments: raw,
@@ -268,6 +273,14 @@ export class ShardTopology implements ReplayTarget {
           this.#queues.has(op.queue) ? 'precondition_failed' : 'not_found',
           this.#queues.has(op.queue) ? `queue '${op.queue}' in vhost '/' is not a stream` : `no queue '${op.queue}' in vhost '/'`,
         );
+      }
+      if (answer instanceof Promise) {
+        // A read of a stream on disk waits for its chunk; the reply goes when it is in.
+        answer.then((a) => {
+          this.#outbound.manageReply(connectionId, token, 0, { stream: a as unknown as Record<string, unknown> });
+          this.#outbound.commit();
+        });
+        return;
       }
       result = { stream: answer as unknown as Record<string, unknown> };
     } catch (err) {

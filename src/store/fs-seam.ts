@@ -24,6 +24,10 @@ export interface FsSeam {
   fileSizeSync(path: string): number;
   /** Creates (or replaces) `path` with `bytes`, fsyncs it and its directory: it survives a crash. */
   writeFileDurableSync(path: string, bytes: Uint8Array): void;
+  /** Renames a file or directory (atomic on one file system). */
+  renameSync(from: string, to: string): void;
+  /** Reads up to `length` bytes of the file at `position` into `buffer` from `offset`; returns the bytes read. */
+  readAtSync(path: string, buffer: Uint8Array, offset: number, length: number, position: number): number;
 
   // ---- asynchronous: flushes and segment deletion --------------------------------------------
   /** Opens for writing at explicit positions, creating (and emptying) the file. */
@@ -36,6 +40,12 @@ export interface FsSeam {
   unlink(path: string): Promise<void>;
   /** Makes the directory's entries (created and deleted files) durable: open, fsync, close. */
   syncDir(path: string): Promise<void>;
+
+  // ---- asynchronous: stream reads and removal ---------------------------------------------------
+  /** readAtSync without blocking: opens, reads, closes (a stream's reader far behind reads a chunk at a time). */
+  readAt(path: string, buffer: Uint8Array, offset: number, length: number, position: number): Promise<number>;
+  /** Removes a directory and everything in it (a deleted stream's files). */
+  removeTree(path: string): Promise<void>;
 }
 
 function done<T>(resolve: (v: T) => void, reject: (e: Error) => void) {
@@ -65,6 +75,15 @@ export const nodeFs: FsSeam = {
   readFileSync: (path) => fs.readFileSync(path),
   truncateSync: (path, length) => fsyncedSync(path, 'r+', (fd) => fs.ftruncateSync(fd, length)),
   unlinkSync: (path) => fs.unlinkSync(path),
+  renameSync: (from, to) => fs.renameSync(from, to),
+  readAtSync: (path, buffer, offset, length, position) => {
+    const fd = fs.openSync(path, 'r');
+    try {
+      return fs.readSync(fd, buffer, offset, length, position);
+    } finally {
+      fs.closeSync(fd);
+    }
+  },
   fileSizeSync: (path) => fs.statSync(path).size,
   writeFileDurableSync: (path, bytes) => {
     fsyncedSync(path, 'w', (fd) => fs.writeFileSync(fd, bytes));
@@ -78,6 +97,16 @@ export const nodeFs: FsSeam = {
   ftruncate: (fd, length) => new Promise((resolve, reject) => fs.ftruncate(fd, length, done(resolve, reject))),
   close: (fd) => new Promise((resolve, reject) => fs.close(fd, done(resolve, reject))),
   unlink: (path) => new Promise((resolve, reject) => fs.unlink(path, done(resolve, reject))),
+  readAt: (path, buffer, offset, length, position) =>
+    new Promise((resolve, reject) => {
+      fs.open(path, 'r', (err, fd) => {
+        if (err) return reject(err);
+        fs.read(fd, buffer, offset, length, position, (readErr, n) => {
+          fs.close(fd, () => (readErr ? reject(readErr) : resolve(n)));
+        });
+      });
+    }),
+  removeTree: (path) => new Promise((resolve, reject) => fs.rm(path, { recursive: true, force: true }, done(resolve, reject))),
   syncDir: (path) =>
     new Promise((resolve, reject) => {
       fs.open(path, 'r', (err, fd) => {

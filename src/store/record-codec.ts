@@ -22,8 +22,11 @@
  *                      propertiesLength u32 (0xFFFFFFFF = null) | properties | payload (rest)
  *   remove (3)         id u64 | queue str
  *   topology (4)       one topology op as JSON (rest)
+ *   streamEntry (5)    offset u64 | timestamp f64 | entry (stream/stream-entry.ts, rest)
+ *   streamOffsets (6)  JSON array of [consumer name, offset] pairs (rest)
  *
- * Every segment file starts with exactly one segmentHeader; the other types follow in LSN order.
+ * Every segment file of the shard's log starts with exactly one segmentHeader; the other types
+ * follow in LSN order. A stream's segment files (`stream-files.ts`) hold only the stream types.
  */
 import { crc32c } from './crc32c.js';
 import type { PersistedMessage, TopologyOp } from './store.js';
@@ -33,6 +36,10 @@ export const RecordType = {
   message: 2,
   remove: 3,
   topology: 4,
+  /** A stream's entry (stream-files.ts): only in a stream's own segment files. */
+  streamEntry: 5,
+  /** A stream's stored consumer offsets (stream-files.ts): only in a stream's own segment files. */
+  streamOffsets: 6,
 } as const;
 export type RecordType = (typeof RecordType)[keyof typeof RecordType];
 

@@ -62,7 +62,13 @@ export interface SegmentScan {
 }
 
 /** Types that may stand anywhere after the header (the header stands only at offset 0). */
-const BODY_RECORD_TYPES = new Set<number>([RecordType.message, RecordType.remove, RecordType.topology]);
+const BODY_RECORD_TYPES = new Set<number>([
+  RecordType.message,
+  RecordType.remove,
+  RecordType.topology,
+  RecordType.streamEntry,
+  RecordType.streamOffsets,
+]);
 
 /** Scans the records of one segment's bytes; see the module comment for what is counted how. */
 export function scanSegment(bytes: Buffer, visitor: SegmentVisitor): SegmentScan {

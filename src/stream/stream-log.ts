@@ -37,9 +37,40 @@ export type StreamVisitor = (offset: number, timestamp: number, bytes: Uint8Arra
 export class StreamCursor {
   next: number;
   skipped = 0;
+  /** Where a log on disk keeps this reader's read buffer (null until it reads from disk). */
+  ahead: object | null = null;
+  /** Called when a read that returned nothing while the log fetched from disk can go on. */
+  wake: (() => void) | null = null;
   constructor(next: number) {
     this.next = next;
   }
+}
+
+/**
+ * What a stream's readers and ShardStreams use of a log: StreamLog (in memory) and the log on disk
+ * (`store/durable-stream-log.ts`) both are one.
+ */
+export interface ReplayLog {
+  readonly firstOffset: number;
+  readonly nextOffset: number;
+  /**
+   * Readers get entries below it: nextOffset in memory; on disk, the end of what is durable (a
+   * reader never sees an offset a crash could take back and give to another message).
+   */
+  readonly readableEnd: number;
+  readonly count: number;
+  readonly bytes: number;
+  readonly segmentCount: number;
+  readonly firstTimestamp: number;
+  readonly lastTimestamp: number;
+  appendWith(length: number, timestamp: number, write: (bytes: Uint8Array, at: number) => void): number;
+  applyRetention(now: number): number;
+  offsetAtTime(timestamp: number): number;
+  /**
+   * Entries from `cursor.next` on (see StreamLog.read). A log on disk may return 0 before
+   * readableEnd while it fetches the next chunk: it calls `cursor.wake` when it has it.
+   */
+  read(cursor: StreamCursor, maxEntries: number, maxBytes: number, visit: StreamVisitor): number;
 }
 
 class Segment {
@@ -98,7 +129,7 @@ class Segment {
   }
 }
 
-export class StreamLog {
+export class StreamLog implements ReplayLog {
   readonly #segmentBytes: number;
   readonly #maxBytes: number;
   readonly #maxAgeMs: number;
@@ -125,6 +156,11 @@ export class StreamLog {
 
   /** The offset the next append gets. */
   get nextOffset(): number {
+    return this.#nextOffset;
+  }
+
+  /** In memory an entry is readable once appended. */
+  get readableEnd(): number {
     return this.#nextOffset;
   }
 
@@ -176,14 +212,16 @@ export class StreamLog {
 
   /**
    * Drops whole old segments while the log is over its byte limit or their newest entry is older
-   * than the age limit at `now`, never the newest segment. Returns the entries dropped.
+   * than the age limit at `now`, never the newest segment, and none holding an offset at or above
+   * `keepFrom` (a log on disk keeps in memory what is not written yet). Returns the entries dropped.
    */
-  applyRetention(now: number): number {
+  applyRetention(now: number, keepFrom = Number.POSITIVE_INFINITY): number {
     let dropped = 0;
     const segments = this.#segments;
     let head = 0;
     while (segments.length - head > 1) {
       const s = segments[head] as Segment;
+      if (s.firstOffset + s.count > keepFrom) break;
       if (this.#bytes > this.#maxBytes || now - s.lastTimestamp > this.#maxAgeMs) {
         this.#bytes -= s.used;
         dropped += s.count;

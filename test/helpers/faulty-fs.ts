@@ -75,6 +75,18 @@ export class FaultyFs implements FsSeam {
   unlinkSync(path: string): void {
     this.#base.unlinkSync(path);
   }
+  renameSync(from: string, to: string): void {
+    this.#base.renameSync(from, to);
+  }
+  readAtSync(path: string, buffer: Uint8Array, offset: number, length: number, position: number): number {
+    return this.#base.readAtSync(path, buffer, offset, length, position);
+  }
+  readAt(path: string, buffer: Uint8Array, offset: number, length: number, position: number): Promise<number> {
+    return this.#base.readAt(path, buffer, offset, length, position);
+  }
+  removeTree(path: string): Promise<void> {
+    return this.#base.removeTree(path);
+  }
 
   async openForWrite(path: string): Promise<number> {
     const f = this.#fire('openForWrite');

@@ -24,9 +24,13 @@ function publishOf(payload: string, properties: Uint8Array = new Uint8Array(0)):
 }
 
 /** ShardOutbound's stalled set, as the streams use it: what waits for room, dispatched by `flush()`. */
-function stalledSet(): { stall(t: Dispatchable): void; forget(t: Dispatchable): void; flush(): void } {
+function stalledSet(): { stall(t: Dispatchable): void; forget(t: Dispatchable): void; flush(): void; commit(): void; commits: number } {
   const waiting = new Set<Dispatchable>();
   return {
+    commits: 0,
+    commit() {
+      this.commits++;
+    },
     stall: (t) => void waiting.add(t),
     forget: (t) => void waiting.delete(t),
     flush: () => {

@@ -389,7 +389,7 @@ export class ShardStreams {
    * back as well as forward: a consumer may choose to reprocess). Refused: an offset not yet in the
    * stream. Null when there is no such stream.
    */
-  commit(name: string, consumerName: string, offset: number): Record<string, never> | null {
+  commit(name: string, consumerName: string, offset: number): Record<string, never> | Promise<Record<string, never>> | null {
     const s = this.#byName.get(name);
     if (s === undefined) return null;
     if (!Number.isSafeInteger(offset) || offset < 0 || offset >= s.log.nextOffset) {
@@ -401,8 +401,10 @@ export class ShardStreams {
       throw new StreamOffsetError(`stream '${name}' already stores offsets for ${MAX_STORED_OFFSETS} consumer names`);
     }
     s.stored.set(consumerName, offset);
-    s.disk?.storeOffset(consumerName, offset);
-    return {};
+    if (s.disk === null || this.#store === null) return {};
+    // On disk the commit is answered once it is durable: a consumer told "stored" resumes there after a crash.
+    s.disk.storeOffset(consumerName, offset);
+    return this.#store.whenDurable().then(() => ({}));
   }
 
   info(name: string): StreamInfo | null {

@@ -51,6 +51,8 @@ export class StreamStore {
   #timer: NodeJS.Timeout | null = null;
   #lastStart = 0;
   #closed = false;
+  /** Callers waiting for an append number to be durable (stored offsets), in number order. */
+  readonly #waiters: Array<{ seq: number; resolve: () => void }> = [];
 
   constructor(options: StreamStoreOptions) {
     this.dir = join(options.dir, 'streams');
@@ -118,6 +120,22 @@ export class StreamStore {
     return moved;
   }
 
+  /** Resolves once every append up to now is durable (a stored offset's commit answers then); asks for the flush. */
+  whenDurable(): Promise<void> {
+    const seq = this.#seq;
+    if (seq <= this.#durableSeq) return Promise.resolve();
+    const p = new Promise<void>((resolve) => this.#waiters.push({ seq, resolve }));
+    this.requestFlush();
+    return p;
+  }
+
+  #wakeWaiters(): void {
+    const w = this.#waiters;
+    let n = 0;
+    while (n < w.length && (w[n] as { seq: number }).seq <= this.#durableSeq) n++;
+    for (const { resolve } of w.splice(0, n)) resolve();
+  }
+
   /** Asks for everything appended so far to become durable per the fsync policy (cheap; no I/O here). */
   requestFlush(): void {
     if (this.#dirty.size === 0 || this.#closed) return;
@@ -167,6 +185,7 @@ export class StreamStore {
     }
     this.#durableSeq = target;
     this.onDurable(target, logs);
+    this.#wakeWaiters();
   }
 
   /** Flushes what is pending and closes every stream's files. */
@@ -178,5 +197,6 @@ export class StreamStore {
     const target = this.#seq;
     await Promise.all([...this.#open].map((l) => l.files.close()));
     this.#durableSeq = target;
+    this.#wakeWaiters();
   }
 }

@@ -1,16 +1,21 @@
 /**
  * Streams: ingest into a stream queue with publisher confirms, then replay from the first offset by
  * one and by four consumers, side by side with NATS JetStream in the same run (nats-server -js, one
- * replica, MEMORY storage: shardmq's streams are held in memory for now, so the fair peer is
- * JetStream's memory storage; the file-storage comparison waits for shardmq's disk streams).
+ * replica, FILE storage) — shardmq with --data-dir (streams on disk, confirmed after the group
+ * commit's fsync) and, for what the disk costs, without it (in memory).
  * Same 128-byte messages; the publisher is open loop within a confirm window, as a nats.js user
  * publishing asynchronously: at most WINDOW unconfirmed at any time on both systems.
+ *
+ * Then, once per workload: a consumer 10 million messages behind (1 million with --quick) reads
+ * from the first offset while the broker's RSS is sampled: the entries are on disk, so its reading
+ * must not raise the RSS by more than its read buffer (plus the broker's usual garbage).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from '../../client/client.js';
 import { startBrokerProcess } from '../broker-process.js';
+import { processRssBytes } from '../proc.js';
 import { freePort, loadPeers, type NatsModule, type PeerServer, startPeerServer } from '../peers.js';
 import { formatRate, minMax, summarize } from '../sample-stats.js';
 import { roundsOf, type Workload, type WorkloadContext, type WorkloadResult } from '../workload.js';
@@ -51,8 +56,9 @@ async function ingest(count: number, publish: () => Promise<unknown>): Promise<{
   return { confirmed, perS: confirmed / ((performance.now() - t0) / 1000) };
 }
 
-async function shardmqRun(count: number): Promise<StreamRun> {
-  const broker = await startBrokerProcess(['--shards', '1']);
+async function shardmqRun(count: number, onDisk: boolean): Promise<StreamRun> {
+  const dir = onDisk ? mkdtempSync(join(tmpdir(), 'shardmq-bench-streams-')) : null;
+  const broker = await startBrokerProcess(['--shards', '1', ...(dir === null ? [] : ['--data-dir', dir])]);
   try {
     const client = await connect(broker.url, { reconnect: false });
     await client.declareQueue(STREAM, { durable: true, arguments: { 'x-queue-type': 'stream' } });
@@ -86,6 +92,70 @@ async function shardmqRun(count: number): Promise<StreamRun> {
     return { ingestPerS, confirmed, replay1PerS: one.perS, replay4PerS: four.perS, lost: one.lost + four.lost };
   } finally {
     await broker.stop();
+    if (dir !== null) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+interface BehindRun {
+  readonly entries: number;
+  readonly ingestPerS: number;
+  /** Broker RSS with an empty stream, with `entries` in it, and the most while a reader reads them from the first. */
+  readonly rssEmpty: number;
+  readonly rssFull: number;
+  readonly rssReadingMax: number;
+  readonly read: number;
+  readonly readPerS: number;
+  readonly diskBytes: number;
+}
+
+/** A stream of `count` entries on disk, then a consumer reading it from first for up to `readMs`, RSS sampled throughout. */
+async function behindRun(count: number, readMs: number, progress: (line: string) => void): Promise<BehindRun> {
+  const dir = mkdtempSync(join(tmpdir(), 'shardmq-bench-behind-'));
+  const broker = await startBrokerProcess(['--shards', '1', '--data-dir', dir]);
+  const pid = broker.child.pid as number;
+  const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 2000));
+  try {
+    const client = await connect(broker.url, { reconnect: false });
+    await client.declareQueue(STREAM, { durable: true, arguments: { 'x-queue-type': 'stream' } });
+    await settle();
+    const rssEmpty = processRssBytes(pid);
+    const t0 = performance.now();
+    let confirmed = 0;
+    const inFlight = new Set<Promise<void>>();
+    for (let i = 0; i < count; i++) {
+      const p: Promise<void> = client.publish(`/queue/${STREAM}`, PAYLOAD).then(() => {
+        confirmed++;
+        inFlight.delete(p);
+      });
+      inFlight.add(p);
+      if (inFlight.size >= WINDOW) await Promise.race(inFlight);
+      if (i % 1_000_000 === 999_999)
+        progress(`streams, 10M behind: ${((i + 1) / 1e6).toFixed(0)}M of ${(count / 1e6).toFixed(0)}M published`);
+    }
+    await Promise.all(inFlight);
+    const ingestPerS = confirmed / ((performance.now() - t0) / 1000);
+    const info = (await (await fetch(`${broker.url}/v1/streams/${STREAM}`)).json()) as { bytes: number };
+    await settle();
+    const rssFull = processRssBytes(pid);
+    let read = 0;
+    let rssReadingMax = rssFull;
+    const sampler = setInterval(() => {
+      rssReadingMax = Math.max(rssReadingMax, processRssBytes(pid));
+    }, 100);
+    const r0 = performance.now();
+    const sub = await client.subscribe(`/queue/${STREAM}`, { offset: 'first', bufferSize: 10_000 }, () => {
+      read++;
+    });
+    while (performance.now() - r0 < readMs && read < confirmed) await new Promise((r) => setTimeout(r, 100));
+    const readPerS = read / ((performance.now() - r0) / 1000);
+    clearInterval(sampler);
+    rssReadingMax = Math.max(rssReadingMax, processRssBytes(pid));
+    await sub.unsubscribe();
+    await client.close();
+    return { entries: confirmed, ingestPerS, rssEmpty, rssFull, rssReadingMax, read, readPerS, diskBytes: info.bytes };
+  } finally {
+    await broker.stop();
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 
@@ -120,7 +190,7 @@ async function jetStreamRun(nats: NatsModule, binary: string, count: number): Pr
   try {
     const nc = await open();
     const jsm = await nc.jetstreamManager();
-    await jsm.streams.add({ name: 'BENCH', subjects: ['bench.stream'], storage: 'memory', num_replicas: 1 });
+    await jsm.streams.add({ name: 'BENCH', subjects: ['bench.stream'], storage: 'file', num_replicas: 1 });
     const js = nc.jetstream();
     const { confirmed, perS: ingestPerS } = await ingest(count, () => js.publish('bench.stream', PAYLOAD));
     const replay = async (consumers: number): Promise<{ perS: number; lost: number }> => {
@@ -159,19 +229,25 @@ async function jetStreamRun(nats: NatsModule, binary: string, count: number): Pr
 export const streams: Workload = {
   name: 'streams',
   description:
-    'Stream queues: ingest with publisher confirms, then replay from the first offset by 1 and by 4 consumers, side by side with NATS JetStream (memory storage)',
+    'Stream queues: ingest with publisher confirms, then replay from the first offset by 1 and by 4 consumers, on disk side by side with NATS JetStream (file storage); a consumer 10M behind and the RSS',
   async run(ctx: WorkloadContext): Promise<WorkloadResult> {
     const runs = roundsOf(ctx);
     const count = ctx.quick ? 20_000 : 200_000;
     const peers = await loadPeers();
     const js = 'missing' in peers.nats ? null : peers.nats;
     const ours: StreamRun[] = [];
+    const inMemory: StreamRun[] = [];
     const theirs: StreamRun[] = [];
     for (let i = 0; i < runs; i++) {
-      const a = await shardmqRun(count);
+      const a = await shardmqRun(count, true);
       ours.push(a);
       ctx.progress(
-        `streams run ${i + 1}/${runs}, shardmq: ingest ${formatRate(a.ingestPerS)}/s confirmed, replay ${formatRate(a.replay1PerS)}/s (1), ${formatRate(a.replay4PerS)}/s (4), lost ${a.lost}`,
+        `streams run ${i + 1}/${runs}, shardmq on disk: ingest ${formatRate(a.ingestPerS)}/s confirmed, replay ${formatRate(a.replay1PerS)}/s (1), ${formatRate(a.replay4PerS)}/s (4), lost ${a.lost}`,
+      );
+      const m = await shardmqRun(count, false);
+      inMemory.push(m);
+      ctx.progress(
+        `streams run ${i + 1}/${runs}, shardmq in memory: ingest ${formatRate(m.ingestPerS)}/s confirmed, replay ${formatRate(m.replay1PerS)}/s (1), ${formatRate(m.replay4PerS)}/s (4), lost ${m.lost}`,
       );
       if (js !== null) {
         const b = await jetStreamRun(js.client, js.binary, count);
@@ -194,30 +270,41 @@ export const streams: Workload = {
         rs.reduce((n, r) => n + r.lost, 0),
       ];
     };
-    const rows = [row('shardmq (stream queue, in memory)', ours)];
+    const rows = [row('shardmq (stream queue on disk, --data-dir, fsync batch)', ours), row('shardmq (stream queue in memory)', inMemory)];
     const figures: Record<string, number> = {
+      streams_memory_ingest_confirmed_msgs_per_s: summarize(inMemory.map((r) => r.ingestPerS)).median,
+      streams_memory_replay_1_msgs_per_s: summarize(inMemory.map((r) => r.replay1PerS)).median,
       streams_ingest_confirmed_msgs_per_s: summarize(ours.map((r) => r.ingestPerS)).median,
       streams_replay_1_msgs_per_s: summarize(ours.map((r) => r.replay1PerS)).median,
       streams_replay_4_msgs_per_s: summarize(ours.map((r) => r.replay4PerS)).median,
-      streams_lost: ours.reduce((n, r) => n + r.lost, 0),
+      streams_lost: ours.reduce((n, r) => n + r.lost, 0) + inMemory.reduce((n, r) => n + r.lost, 0),
     };
     const notes = [
       `${count.toLocaleString('en-US')} messages per run, published with confirms (at most ${WINDOW} unconfirmed), then read back from the first offset by 1 consumer and by 4 at once (each reads all); lost = messages a replay did not get`,
-      'shardmq: the exported TypeScript client (binary protocol), 1 shard, `offset: first`; JetStream: nats.js 2.29 `js.publish` and ordered consumers, `nats-server -js`, memory storage, one replica',
+      "shardmq: the exported TypeScript client (binary protocol), 1 shard, `offset: first`; on disk: `--data-dir`, default `--fsync batch` (a confirm after the group commit's fsync, ≤ 5 ms apart), readers see what is fsynced; JetStream: nats.js 2.29 `js.publish` and consumers, `nats-server -js`, file storage, one replica (its acks do not wait for an fsync: JetStream syncs its files on an interval, 2 min by default)",
     ];
     if (theirs.length > 0) {
-      rows.push(row('NATS JetStream (memory storage)', theirs));
+      rows.push(row('NATS JetStream (file storage)', theirs));
       const ratio = (pick: (r: StreamRun) => number): number =>
         summarize(ours.map((r, i) => pick(r) / pick(theirs[i] as StreamRun))).median;
       figures.streams_ingest_vs_jetstream = ratio((r) => r.ingestPerS);
       figures.streams_replay_1_vs_jetstream = ratio((r) => r.replay1PerS);
       figures.streams_replay_4_vs_jetstream = ratio((r) => r.replay4PerS);
       notes.unshift(
-        `shardmq ÷ JetStream (median of per-round ratios): ingest ${figures.streams_ingest_vs_jetstream.toFixed(2)}× (goal ≥ 1.0×, against file storage once shardmq's streams are on disk), replay 1 consumer ${figures.streams_replay_1_vs_jetstream.toFixed(2)}×, 4 consumers ${figures.streams_replay_4_vs_jetstream.toFixed(2)}×`,
+        `shardmq on disk ÷ JetStream file storage (median of per-round ratios): ingest ${figures.streams_ingest_vs_jetstream.toFixed(2)}× (goal ≥ 1.0×), replay 1 consumer ${figures.streams_replay_1_vs_jetstream.toFixed(2)}×, 4 consumers ${figures.streams_replay_4_vs_jetstream.toFixed(2)}×`,
       );
     } else {
       notes.push(`JetStream not measured: ${(peers.nats as { missing: string }).missing}`);
     }
+    const behindCount = ctx.quick ? 1_000_000 : 10_000_000;
+    const b = await behindRun(behindCount, ctx.quick ? 5000 : 15_000, ctx.progress);
+    const mib = (n: number): string => `${(n / 1048576).toFixed(1)} MiB`;
+    figures.streams_behind_entries = b.entries;
+    figures.streams_behind_rss_growth_bytes = b.rssReadingMax - b.rssFull;
+    figures.streams_behind_rss_full_minus_empty_bytes = b.rssFull - b.rssEmpty;
+    ctx.progress(
+      `streams, ${b.entries} behind: RSS empty ${mib(b.rssEmpty)}, full ${mib(b.rssFull)}, reading max ${mib(b.rssReadingMax)} (${b.read} read)`,
+    );
     return {
       tables: [
         {
@@ -232,6 +319,34 @@ export const streams: Workload = {
           ],
           rows,
           notes,
+        },
+        {
+          title: `Streams: a consumer ${b.entries.toLocaleString('en-US')} messages behind, reading from the first offset (one run, --data-dir)`,
+          columns: [
+            'entries in the stream',
+            'on disk',
+            'broker RSS, empty stream',
+            'RSS with the entries',
+            'RSS while the consumer reads (max)',
+            'growth while reading',
+            'read in the window',
+            'read msg/s',
+          ],
+          rows: [
+            [
+              b.entries.toLocaleString('en-US'),
+              mib(b.diskBytes),
+              mib(b.rssEmpty),
+              mib(b.rssFull),
+              mib(b.rssReadingMax),
+              mib(b.rssReadingMax - b.rssFull),
+              b.read.toLocaleString('en-US'),
+              formatRate(b.readPerS),
+            ],
+          ],
+          notes: [
+            `Ingested with confirms at ${formatRate(b.ingestPerS)}/s (at most ${WINDOW} unconfirmed), 128-byte messages, then one consumer from \`offset: first\` for up to ${ctx.quick ? 5 : 15} s; RSS from /proc every 100 ms, each after 2 s of quiet. The consumer's reader holds one 512 KiB read buffer; the stream keeps its newest 4 MiB in memory either way.`,
+          ],
         },
       ],
       figures,

@@ -32,6 +32,9 @@ export const POINT_EVERY_BYTES = 64 * 1024;
 /** offset u64 + timestamp f64 before the entry in a streamEntry body. */
 export const ENTRY_FIXED_BYTES = 16;
 const SEGMENT_NAME = /^(\d{20})\.seg$/;
+/** The active segment's pending buffer is kept between flushes up to this size (a burst's larger one is let go). */
+const PENDING_KEEP_BYTES = 1024 * 1024;
+const EMPTY = Buffer.alloc(0);
 const TWO_POW_32 = 4294967296;
 
 export function streamSegmentName(firstOffset: number): string {
@@ -61,7 +64,7 @@ export class StreamSegment {
   /** Bytes on disk and fsynced. */
   written = 0;
   /** Bytes appended after `written`, not yet on disk. */
-  pending: Buffer = Buffer.alloc(0);
+  pending: Buffer = EMPTY;
   pendingLength = 0;
   /** Flat (offset, position, timestamp) triples, positions increasing: the sparse index. */
   readonly points: number[] = [];
@@ -400,6 +403,10 @@ export class StreamFiles {
         seg.pending.copy(seg.pending, 0, take, seg.pendingLength);
         seg.pendingLength -= take;
         seg.written += take;
+        if (seg.pendingLength === 0 && (seg.sealed || seg.pending.length > PENDING_KEEP_BYTES)) {
+          // A written segment keeps no buffer (a long stream has hundreds of them); the active one keeps a small one.
+          seg.pending = EMPTY;
+        }
         if (seg.sealed && seg.pendingLength === 0) {
           const fd = seg.fd;
           seg.fd = null;

@@ -141,6 +141,20 @@ describe('e2e - streams on disk', () => {
       const fromMiddle = await drain(c, 25_000);
       expect(fromMiddle.length).toBe(n - 25_000);
       expect(fromMiddle.every((m, i) => m.offset === 25_000 + i && m.text().startsWith(`${25_000 + i}:`))).toBe(true);
+      // The HTTP read gives the same messages from the files (nothing of them is in memory after the restart).
+      const res = await fetch(`${broker.url}/v1/streams/metrics/messages?offset=25000&limit=2000`);
+      expect(res.status).toBe(200);
+      const lines = (await res.text())
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { offset: number; payload: string });
+      expect(lines.map((l) => [l.offset, l.payload])).toEqual(fromMiddle.slice(0, 2000).map((m) => [m.offset, m.text()]));
+      const info = (await (await fetch(`${broker.url}/v1/streams/metrics`)).json()) as {
+        durable: boolean;
+        next_offset: number;
+        segments: number;
+      };
+      expect(info).toMatchObject({ durable: true, next_offset: n });
       await c.close();
     } finally {
       await broker.stop();

@@ -10,6 +10,10 @@ import { AckModeCode, ConfirmStatus, NO_TOKEN, RecordKind, type ManageOp } from 
 import { ShardCore } from '../../src/shard/shard-core.js';
 import type { MessageStore, PersistedMessage, RecoveryResult, TopologyOp } from '../../src/store/store.js';
 import { InboundRing, OutboundRing, type OutRecord } from './ring-fixture.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { StreamStore } from '../../src/store/stream-store.js';
 
 const ADMIN = 100;
 
@@ -79,9 +83,12 @@ class Shard {
   readonly core: ShardCore;
   #token = 1;
 
-  constructor(readonly store: FakeStore = new FakeStore()) {
+  constructor(
+    readonly store: FakeStore = new FakeStore(),
+    streamStore: StreamStore | null = null,
+  ) {
     this.core = new ShardCore(
-      { index: 0, shardCount: 1, now: () => 1_700_000_000_000, store, onStoreError: (err) => this.storeErrors.push(err) },
+      { index: 0, shardCount: 1, now: () => 1_700_000_000_000, store, streamStore, onStoreError: (err) => this.storeErrors.push(err) },
       this.inbound.reader,
       this.outbound.writer,
       this.counters,
@@ -96,9 +103,20 @@ class Shard {
     return this.outbound.read();
   }
 
-  declareQueue(name: string, durable: boolean): void {
-    const op: ManageOp = { op: 'declareQueue', name, durable, exclusive: false, autoDelete: false, arguments: {} };
+  declareQueue(name: string, durable: boolean, args: Record<string, unknown> = {}): void {
+    const op: ManageOp = { op: 'declareQueue', name, durable, exclusive: false, autoDelete: false, arguments: args };
     expect(this.inbound.writer.manage(ADMIN, NO_TOKEN, op)).toBe(true);
+  }
+
+  manage(op: ManageOp): void {
+    expect(this.inbound.writer.manage(ADMIN, NO_TOKEN, op)).toBe(true);
+  }
+
+  /** Publishes to exchange `exchange` with a confirm token; returns the token. */
+  publishTo(exchange: string, key: string, payload: string): number {
+    const token = this.#token++;
+    expect(this.inbound.writer.publish(1, token, exchange, key, null, Buffer.from(payload), 0)).toBe(true);
+    return token;
   }
 
   /** Publishes to the default exchange with a confirm token; returns the token. */
@@ -263,5 +281,35 @@ describe('shard durability', () => {
     const s = new Shard();
     await s.core.close();
     expect(s.store.closed).toBe(true);
+  });
+
+  it('streams on disk - a publish to a durable queue and a stream is confirmed once both the log and the stream flush say durable', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'smq-durability-'));
+    try {
+      const streams = new StreamStore({ dir, fsync: 'always', batchIntervalMs: 0 });
+      const s = new Shard(new FakeStore(), streams);
+      s.declareQueue('d', true);
+      s.declareQueue('st', true, { 'x-queue-type': 'stream' });
+      s.manage({ op: 'declareExchange', name: 'x', type: 'fanout', durable: true, autoDelete: false, internal: false, arguments: {} });
+      s.manage({ op: 'bindQueue', exchange: 'x', queue: 'd', routingKey: '', arguments: {} });
+      s.manage({ op: 'bindQueue', exchange: 'x', queue: 'st', routingKey: '', arguments: {} });
+      s.run();
+      const both = s.publishTo('x', '', 'to-both');
+      const streamOnly = s.publish('st', 'to-stream');
+      expect(confirms(s.run())).toEqual([]);
+      // The stream's flush (fsync 'always': started by the batch's end) lands first: only the stream-only publish goes.
+      for (let i = 0; i < 500 && streams.durableSeq < 2; i++) await new Promise((r) => setTimeout(r, 2));
+      expect(streams.durableSeq).toBe(2);
+      expect(confirms(s.outbound.read())).toEqual([]);
+      // The first publish waits for its LSN too; the second, behind it in order, waits with it.
+      s.store.onDurable(s.store.messages[0].lsn);
+      expect(confirms(s.outbound.read())).toEqual([
+        { token: both, status: ConfirmStatus.ok },
+        { token: streamOnly, status: ConfirmStatus.ok },
+      ]);
+      await s.core.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

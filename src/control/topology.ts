@@ -153,7 +153,11 @@ export class Topology {
       exclusive: options.exclusive,
       autoDelete: options.autoDelete,
       arguments: options.arguments,
-      confirmFromShard: options.durable || (typeof overflow === 'string' && REFUSING_OVERFLOW.has(overflow)),
+      // A stream is durable whatever the declare said (on disk under --data-dir): its publishers wait for the append.
+      confirmFromShard:
+        options.durable ||
+        options.arguments['x-queue-type'] === 'stream' ||
+        (typeof overflow === 'string' && REFUSING_OVERFLOW.has(overflow)),
     };
     this.#queues.set(name, queue);
     this.#sortedNames = null;

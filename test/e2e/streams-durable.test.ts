@@ -160,4 +160,39 @@ describe('e2e - streams on disk', () => {
       await broker.stop();
     }
   }, 120_000);
+
+  it('an HTTP NDJSON batch answered 200 is on disk: SIGKILL right after the answer loses none of it', async () => {
+    const dir = join(root, 'http');
+    // A slow group commit (300 ms): an answer that did not wait for it would come well before the data is on disk.
+    const args = ['--shards', '1', '--data-dir', dir, '--fsync-interval-ms', '300'];
+    const first = await startBrokerProcess(args);
+    // Declared non-durable on purpose: a stream is durable anyway, and its publishers wait for the disk.
+    const put = await fetch(`${first.url}/v1/queues/tele`, {
+      method: 'PUT',
+      body: JSON.stringify({ durable: false, arguments: { 'x-queue-type': 'stream' } }),
+    });
+    expect(put.status).toBeLessThan(300);
+    const lines = Array.from({ length: 5000 }, (_, i) => JSON.stringify({ reading: i }));
+    const res = await fetch(`${first.url}/v1/publish/queue/tele`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-ndjson' },
+      body: `${lines.join('\n')}\n`,
+    });
+    expect(await res.json()).toEqual({ accepted: 5000 });
+    first.child.kill('SIGKILL');
+    await new Promise((r) => first.child.once('exit', r));
+    const second = await startBrokerProcess(args);
+    try {
+      const info = (await (await fetch(`${second.url}/v1/streams/tele`)).json()) as { next_offset: number };
+      expect(info.next_offset).toBe(5000);
+      const read = await fetch(`${second.url}/v1/streams/tele/messages?offset=first&limit=5000`);
+      const got = (await read.text())
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { payload: string }).payload);
+      expect(got).toEqual(lines);
+    } finally {
+      await second.stop();
+    }
+  }, 60_000);
 });

@@ -104,6 +104,10 @@ interface BehindRun {
   /** RSS once a tenth of the entries are in: the rest must not add to it (the entries are on disk). */
   readonly rssTenth: number;
   readonly rssFull: number;
+  /** A consumer a tenth behind read this many first, the RSS at most meanwhile, and after it. */
+  readonly nearRead: number;
+  readonly nearRssMax: number;
+  readonly rssAfterNear: number;
   readonly rssReadingMax: number;
   readonly read: number;
   readonly readPerS: number;
@@ -138,29 +142,55 @@ async function behindRun(count: number, readMs: number, progress: (line: string)
       inFlight.add(p);
       if (inFlight.size >= WINDOW) await Promise.race(inFlight);
       if (i % 1_000_000 === 999_999)
-        progress(`streams, 10M behind: ${((i + 1) / 1e6).toFixed(0)}M of ${(count / 1e6).toFixed(0)}M published`);
+        progress(`streams, a stream to read far behind: ${((i + 1) / 1e6).toFixed(0)}M of ${(count / 1e6).toFixed(0)}M published`);
     }
     await Promise.all(inFlight);
     const ingestPerS = confirmed / ((performance.now() - t0) / 1000);
     const info = (await (await fetch(`${broker.url}/v1/streams/${STREAM}`)).json()) as { bytes: number };
     await settle();
     const rssFull = processRssBytes(pid);
-    let read = 0;
-    let rssReadingMax = rssFull;
-    const sampler = setInterval(() => {
-      rssReadingMax = Math.max(rssReadingMax, processRssBytes(pid));
-    }, 100);
-    const r0 = performance.now();
-    const sub = await client.subscribe(`/queue/${STREAM}`, { offset: 'first', bufferSize: 10_000 }, () => {
-      read++;
-    });
-    while (performance.now() - r0 < readMs && read < confirmed) await new Promise((r) => setTimeout(r, 100));
-    const readPerS = read / ((performance.now() - r0) / 1000);
-    clearInterval(sampler);
-    rssReadingMax = Math.max(rssReadingMax, processRssBytes(pid));
-    await sub.unsubscribe();
+    /** One consumer from `offset` until it read `upTo` or `readMs` passed; the most RSS seen meanwhile. */
+    const readFrom = async (offset: number | 'first', upTo: number): Promise<{ read: number; perS: number; rssMax: number }> => {
+      let read = 0;
+      let rssMax = processRssBytes(pid);
+      const sampler = setInterval(() => {
+        rssMax = Math.max(rssMax, processRssBytes(pid));
+      }, 100);
+      const r0 = performance.now();
+      const sub = await client.subscribe(`/queue/${STREAM}`, { offset, bufferSize: 10_000 }, () => {
+        read++;
+      });
+      while (performance.now() - r0 < readMs && read < upTo) await new Promise((r) => setTimeout(r, 100));
+      const perS = read / ((performance.now() - r0) / 1000);
+      clearInterval(sampler);
+      rssMax = Math.max(rssMax, processRssBytes(pid));
+      await sub.unsubscribe();
+      return { read, perS, rssMax };
+    };
+    // First a consumer near the end (a tenth behind): what delivering costs the broker's heaps anyway.
+    const near = await readFrom(confirmed - Math.floor(confirmed / 10), Math.floor(confirmed / 10));
+    await settle();
+    const rssAfterNear = processRssBytes(pid);
+    // Then one from the first offset, all of it behind: what being far behind adds.
+    const far = await readFrom('first', confirmed);
+    const rssReadingMax = far.rssMax;
+    const read = far.read;
+    const readPerS = far.perS;
     await client.close();
-    return { entries: confirmed, ingestPerS, rssEmpty, rssTenth, rssFull, rssReadingMax, read, readPerS, diskBytes: info.bytes };
+    return {
+      entries: confirmed,
+      ingestPerS,
+      rssEmpty,
+      rssTenth,
+      rssFull,
+      nearRead: near.read,
+      nearRssMax: near.rssMax,
+      rssAfterNear,
+      rssReadingMax,
+      read,
+      readPerS,
+      diskBytes: info.bytes,
+    };
   } finally {
     await broker.stop();
     rmSync(dir, { recursive: true, force: true });
@@ -308,11 +338,12 @@ export const streams: Workload = {
     const b = await behindRun(behindCount, ctx.quick ? 5000 : 15_000, ctx.progress);
     const mib = (n: number): string => `${(n / 1048576).toFixed(1)} MiB`;
     figures.streams_behind_entries = b.entries;
-    figures.streams_behind_rss_growth_bytes = b.rssReadingMax - b.rssFull;
+    figures.streams_behind_rss_growth_bytes = b.rssReadingMax - b.rssAfterNear;
+    figures.streams_near_rss_growth_bytes = b.nearRssMax - b.rssFull;
     figures.streams_behind_rss_full_minus_empty_bytes = b.rssFull - b.rssEmpty;
     figures.streams_behind_rss_full_minus_tenth_bytes = b.rssFull - b.rssTenth;
     ctx.progress(
-      `streams, ${b.entries} behind: RSS empty ${mib(b.rssEmpty)}, full ${mib(b.rssFull)}, reading max ${mib(b.rssReadingMax)} (${b.read} read)`,
+      `streams, ${b.entries} behind: RSS empty ${mib(b.rssEmpty)}, full ${mib(b.rssFull)}, near reader max ${mib(b.nearRssMax)}, far reader max ${mib(b.rssReadingMax)} (${b.read} read)`,
     );
     return {
       tables: [
@@ -337,8 +368,8 @@ export const streams: Workload = {
             'broker RSS, empty stream',
             'RSS with a tenth of them',
             'RSS with all',
-            'RSS while the consumer reads (max)',
-            'growth while reading',
+            'a consumer a tenth behind: RSS growth (read)',
+            'then one at the first offset: RSS growth',
             'read in the window',
             'read msg/s',
           ],
@@ -349,14 +380,14 @@ export const streams: Workload = {
               mib(b.rssEmpty),
               mib(b.rssTenth),
               mib(b.rssFull),
-              mib(b.rssReadingMax),
-              mib(b.rssReadingMax - b.rssFull),
+              `${mib(b.nearRssMax - b.rssFull)} (${b.nearRead.toLocaleString('en-US')})`,
+              mib(b.rssReadingMax - b.rssAfterNear),
               b.read.toLocaleString('en-US'),
               formatRate(b.readPerS),
             ],
           ],
           notes: [
-            `Ingested with confirms at ${formatRate(b.ingestPerS)}/s (at most ${WINDOW} unconfirmed), 128-byte messages, then one consumer from \`offset: first\` for up to ${ctx.quick ? 5 : 15} s; RSS from /proc every 100 ms, each after 2 s of quiet. The consumer's reader holds one 512 KiB read buffer; the stream keeps its newest 4 MiB in memory either way. What RSS gains from empty to a tenth is the heaps' high-water of the ingest (V8's memory reducer is off, so a heap does not shrink while idle), not entries: the other nine tenths add ${mib(b.rssFull - b.rssTenth)}.`,
+            `Ingested with confirms at ${formatRate(b.ingestPerS)}/s (at most ${WINDOW} unconfirmed), 128-byte messages, then one consumer a tenth behind reads to the end (what delivering costs the heaps anyway), then one from \`offset: first\` (all of it behind) for up to ${ctx.quick ? 5 : 15} s; RSS from /proc every 100 ms, each after 2 s of quiet. The consumer's reader holds one 512 KiB read buffer; the stream keeps its newest 4 MiB in memory either way. What RSS gains from empty to a tenth is the heaps' high-water of the ingest (V8's memory reducer is off, so a heap does not shrink while idle), not entries: the other nine tenths add ${mib(b.rssFull - b.rssTenth)}.`,
           ],
         },
       ],

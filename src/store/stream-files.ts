@@ -100,29 +100,27 @@ export class StreamSegment {
 
   /** The file position of the last index point at or before `offset` (0 when none is). */
   positionBefore(offset: number): number {
-    const p = this.points;
-    let lo = 0;
-    let hi = p.length / 3 - 1;
-    let best = 0;
-    while (lo <= hi) {
-      const mid = (lo + hi) >>> 1;
-      if ((p[mid * 3] as number) <= offset) {
-        best = p[mid * 3 + 1] as number;
-        lo = mid + 1;
-      } else hi = mid - 1;
-    }
-    return best;
+    return this.#lastPoint(0, offset, true);
   }
 
   /** The file position of the last index point whose timestamp is below `ms` (0 when none is). */
   positionBeforeTime(ms: number): number {
+    return this.#lastPoint(2, ms, false);
+  }
+
+  /**
+   * The position of the last point whose field `field` (0: offset, 2: timestamp; both only grow
+   * along the points) is below `limit`, or at it when `inclusive`; 0 when none is.
+   */
+  #lastPoint(field: 0 | 2, limit: number, inclusive: boolean): number {
     const p = this.points;
     let lo = 0;
     let hi = p.length / 3 - 1;
     let best = 0;
     while (lo <= hi) {
       const mid = (lo + hi) >>> 1;
-      if ((p[mid * 3 + 2] as number) < ms) {
+      const v = p[mid * 3 + field] as number;
+      if (v < limit || (inclusive && v === limit)) {
         best = p[mid * 3 + 1] as number;
         lo = mid + 1;
       } else hi = mid - 1;

@@ -221,6 +221,8 @@ export class StreamFiles {
   readonly stored = new Map<string, number>();
   #flushing: Promise<void> | null = null;
   #dirty = false;
+  /** Unlinks of dropped segments still running: close() waits for them. */
+  readonly #unlinking = new Set<Promise<void>>();
 
   constructor(dir: string, segmentBytes: number, fs: FsSeam) {
     this.dir = dir;
@@ -254,7 +256,14 @@ export class StreamFiles {
     for (let i = 0; i < files.length; i++) {
       const { name, first } = files[i] as { name: string; first: number };
       const path = join(this.dir, name);
-      const bytes = fs.readFileSync(path);
+      let bytes: Buffer;
+      try {
+        bytes = fs.readFileSync(path);
+      } catch (err) {
+        // Retention's unlink of it landed between the listing and the read: it is gone, as meant.
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        throw err;
+      }
       const seg = new StreamSegment(first, path);
       const scan = scanSegment(bytes, {
         record: (type, bodyStart, bodyEnd, recordStart) => {
@@ -383,7 +392,17 @@ export class StreamFiles {
     let newFile = false;
     try {
       for (const seg of this.segments) {
-        if (seg.pendingLength === 0 || seg.deleted) continue;
+        if (seg.deleted) continue;
+        if (seg.pendingLength === 0) {
+          // Sealed after its last write (the append that started the next segment came later): close it
+          // now, or retention, which drops only closed files, would never drop it.
+          if (seg.sealed && seg.fd !== null) {
+            const fd = seg.fd;
+            seg.fd = null;
+            await fs.close(fd);
+          }
+          continue;
+        }
         if (seg.fd === null) {
           seg.fd = await fs.openForWrite(seg.path);
           if (seg.needsDirSync) newFile = true;
@@ -431,9 +450,13 @@ export class StreamFiles {
       seg.deleted = true;
       dropped += seg.count;
       this.bytes -= seg.size;
-      this.#fs.unlink(seg.path).catch(() => {
-        // Already gone (a removed stream): nothing to keep.
-      });
+      const unlinked: Promise<void> = this.#fs
+        .unlink(seg.path)
+        .catch(() => {
+          // Already gone (a removed stream): nothing to keep.
+        })
+        .finally(() => this.#unlinking.delete(unlinked));
+      this.#unlinking.add(unlinked);
     }
     return dropped;
   }
@@ -484,6 +507,7 @@ export class StreamFiles {
     try {
       await this.flush();
     } finally {
+      await Promise.all(this.#unlinking);
       for (const seg of this.segments) {
         if (seg.fd !== null) {
           const fd = seg.fd;

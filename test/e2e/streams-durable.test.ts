@@ -17,7 +17,11 @@ const root = mkdtempSync(join(tmpdir(), 'shardmq-stream-crash-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 /** Reads the stream from `offset` until `n` messages came or 1.5 s pass with none. */
-async function drain(c: ShardmqClient, offset: number | 'first' | 'stored', options: { consumerName?: string } = {}): Promise<Message[]> {
+async function drain(
+  c: ShardmqClient,
+  offset: number | Date | 'first' | 'stored',
+  options: { consumerName?: string } = {},
+): Promise<Message[]> {
   const got: Message[] = [];
   let last = Date.now();
   const sub = await c.subscribe('/queue/metrics', { offset, ...options }, (m) => {
@@ -117,10 +121,10 @@ describe('e2e - streams on disk', () => {
     }
   }, 120_000);
 
-  it('a reader far behind the in-memory tail reads every entry back from the files, also after a clean restart', async () => {
+  it('after a clean restart, readers at first, at 50,000 and at a time in the middle each get exactly their suffix from the files', async () => {
     const dir = join(root, 'behind');
     const args = ['--shards', '1', '--data-dir', dir];
-    const n = 60_000; // ~12 MB of entries: past the 4 MiB kept in memory
+    const n = 100_000; // ~20 MB of entries: far past the 4 MiB kept in memory
     let broker = await startBrokerProcess(args);
     try {
       const c = await connect(broker.url, { reconnect: false });
@@ -128,9 +132,6 @@ describe('e2e - streams on disk', () => {
       const payload = 'x'.repeat(150);
       for (let k = 0; k < n; k += 500)
         await Promise.all(Array.from({ length: 500 }, (_, j) => c.publish('/queue/metrics', `${k + j}:${payload}`)));
-      const all = await drain(c, 'first');
-      expect(all.length).toBe(n);
-      expect(all.every((m, i) => m.offset === i && m.text().startsWith(`${i}:`))).toBe(true);
       await c.close();
     } finally {
       await broker.stop();
@@ -138,22 +139,33 @@ describe('e2e - streams on disk', () => {
     broker = await startBrokerProcess(args);
     try {
       const c = await connect(broker.url, { reconnect: false });
-      const fromMiddle = await drain(c, 25_000);
-      expect(fromMiddle.length).toBe(n - 25_000);
-      expect(fromMiddle.every((m, i) => m.offset === 25_000 + i && m.text().startsWith(`${25_000 + i}:`))).toBe(true);
-      // The HTTP read gives the same messages from the files (nothing of them is in memory after the restart).
+      const line = async (offset: number): Promise<{ offset: number; timestamp: string; payload: string }> => {
+        const res = await fetch(`${broker.url}/v1/streams/metrics/messages?offset=${offset}&limit=1`);
+        return JSON.parse((await res.text()).trim()) as { offset: number; timestamp: string; payload: string };
+      };
+      const middle = await line(50_000);
+      const at = new Date(middle.timestamp);
+      // Three consumers at once, nothing of the stream in memory after the restart.
+      const [all, fromOffset, fromTime] = await Promise.all([drain(c, 'first'), drain(c, 50_000), drain(c, at)]);
+      const suffix = (ms: Message[], from: number): boolean =>
+        ms.length === n - from && ms.every((m, i) => m.offset === from + i && m.text().startsWith(`${from + i}:`));
+      expect(suffix(all, 0)).toBe(true);
+      expect(suffix(fromOffset, 50_000)).toBe(true);
+      // The time reader starts at the first entry stamped at or after the time: at 50,000 or before it, never after.
+      const t0 = fromTime[0]?.offset as number;
+      expect(t0).toBeLessThanOrEqual(50_000);
+      expect(new Date((await line(t0)).timestamp).getTime()).toBeGreaterThanOrEqual(at.getTime());
+      if (t0 > 0) expect(new Date((await line(t0 - 1)).timestamp).getTime()).toBeLessThan(at.getTime());
+      expect(suffix(fromTime, t0)).toBe(true);
+      // The HTTP read gives the same messages from the files.
       const res = await fetch(`${broker.url}/v1/streams/metrics/messages?offset=25000&limit=2000`);
       expect(res.status).toBe(200);
       const lines = (await res.text())
         .trim()
         .split('\n')
         .map((l) => JSON.parse(l) as { offset: number; payload: string });
-      expect(lines.map((l) => [l.offset, l.payload])).toEqual(fromMiddle.slice(0, 2000).map((m) => [m.offset, m.text()]));
-      const info = (await (await fetch(`${broker.url}/v1/streams/metrics`)).json()) as {
-        durable: boolean;
-        next_offset: number;
-        segments: number;
-      };
+      expect(lines.map((l) => [l.offset, l.payload])).toEqual(all.slice(25_000, 27_000).map((m) => [m.offset, m.text()]));
+      const info = (await (await fetch(`${broker.url}/v1/streams/metrics`)).json()) as { durable: boolean; next_offset: number };
       expect(info).toMatchObject({ durable: true, next_offset: n });
       await c.close();
     } finally {

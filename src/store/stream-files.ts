@@ -482,7 +482,7 @@ export class StreamFiles {
     const seg = this.segments.find((s) => s.count > 0 && s.lastTimestamp >= ms);
     if (seg === undefined) return limit;
     let at = seg.positionBeforeTime(ms);
-    const buf = Buffer.allocUnsafe(POINT_EVERY_BYTES * 2);
+    let buf = Buffer.allocUnsafe(POINT_EVERY_BYTES * 2);
     const rec = newParsedRecord();
     for (;;) {
       const n = this.#fs.readAtSync(seg.path, buf, 0, Math.min(buf.length, seg.written - at), at);
@@ -497,7 +497,9 @@ export class StreamFiles {
         }
         p = rec.next;
       }
-      if (p === 0) return Math.min(seg.lastOffset + 1, limit); // a record larger than the buffer: give up precision, not data
+      // A record larger than the buffer: read it whole (a seek must not skip it).
+      if (p === 0 && n - p >= RECORD_HEADER_BYTES && rec.entryEnd > buf.length) buf = Buffer.allocUnsafe(rec.entryEnd);
+      else if (p === 0) return Math.min(seg.lastOffset + 1, limit);
       at += p;
     }
   }

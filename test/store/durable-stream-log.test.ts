@@ -118,6 +118,21 @@ describe('DurableStreamLog (a stream on disk)', () => {
     await store.close();
   });
 
+  it('finds the time of an entry larger than the seek buffer (300 KB) from the files', async () => {
+    const dir = tempDir();
+    const store = storeAt(dir);
+    const log = open(store, 'big', 1024 * 1024);
+    for (let i = 0; i < 100; i++) log.appendWith(30, 1000, (bytes, at) => bytes.fill(1, at, at + 30));
+    log.appendWith(300_000, 2000, (bytes, at) => bytes.fill(2, at, at + 300_000)); // offset 100
+    for (let i = 0; i < 100; i++) log.appendWith(30, 3000, (bytes, at) => bytes.fill(3, at, at + 30));
+    await durable(store);
+    log.applyRetention(0); // trims the in-memory part: the seek reads the file
+    expect(log.offsetAtTime(1500)).toBe(100);
+    expect(log.offsetAtTime(2500)).toBe(101);
+    expect(log.offsetAtTime(500)).toBe(0);
+    await store.close();
+  });
+
   it('recovers offsets, times, bodies and stored offsets after a restart, and continues counting', async () => {
     const dir = tempDir();
     let store = storeAt(dir);

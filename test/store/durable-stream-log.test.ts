@@ -192,6 +192,31 @@ describe('DurableStreamLog (a stream on disk)', () => {
     await store.close();
   });
 
+  it('x-max-age drops whole files whose newest entry is too old, never the newest, and a reader behind is told the skip', async () => {
+    const dir = tempDir();
+    const store = storeAt(dir);
+    const log = open(store, 'aging', 2048, { maxAgeMs: 1000 });
+    for (let i = 0; i < 200; i++) {
+      const b = body(i, 50);
+      log.appendWith(50, i < 150 ? 10_000 : 20_000, (bytes, at) => bytes.set(b, at));
+    }
+    await durable(store);
+    const segments = log.segmentCount;
+    expect(log.applyRetention(10_500)).toBe(0); // nothing older than a second yet
+    const dropped = log.applyRetention(20_500);
+    expect(dropped).toBeGreaterThan(100);
+    expect(dropped).toBeLessThanOrEqual(150); // only files of the old entries, whole
+    expect(log.segmentCount).toBeLessThan(segments);
+    expect(log.firstOffset).toBe(dropped);
+    const { got, skipped } = await readAll(log, 0);
+    expect(skipped).toBe(dropped);
+    expect(got[0]?.[0]).toBe(dropped);
+    expect(got.length).toBe(200 - dropped);
+    expect(log.applyRetention(1_000_000)).toBeLessThan(200 - dropped); // the newest file stays
+    expect(log.count).toBeGreaterThan(0);
+    await store.close();
+  });
+
   it('cuts a torn tail, skips a damaged record and tells a reader how many entries it lost', async () => {
     const dir = tempDir();
     let store = storeAt(dir);

@@ -196,6 +196,24 @@ export const GOALS: readonly Goal[] = [
         : ''),
   ),
   {
+    goal: 'Streams on disk: confirmed ingest ≥ NATS JetStream (file storage, one replica), same run; replay from the first offset by 1 and 4 consumers; lost = 0',
+    figure: 'streams_ingest_vs_jetstream',
+    judge: (f) => {
+      if (!has(f, 'streams_ingest_vs_jetstream'))
+        return has(f, 'streams_ingest_confirmed_msgs_per_s')
+          ? { measured: `${rate(f.streams_ingest_confirmed_msgs_per_s)}; JetStream not measured`, status: 'not measured' }
+          : NOT_MEASURED;
+      const lost = has(f, 'streams_lost') ? f.streams_lost : 0;
+      const replay =
+        has(f, 'streams_replay_1_vs_jetstream') && has(f, 'streams_replay_4_vs_jetstream')
+          ? `; replay ${times2(f.streams_replay_1_vs_jetstream)} (1), ${times2(f.streams_replay_4_vs_jetstream)} (4)`
+          : '';
+      const measured = `${times2(f.streams_ingest_vs_jetstream)} JetStream${replay}; lost ${count(lost)}`;
+      if (lost > 0) return { measured, status: 'not met', why: `lost ${count(lost)}` };
+      return { measured, status: f.streams_ingest_vs_jetstream >= 1 ? 'met' : 'not met' };
+    },
+  },
+  {
     goal: 'Shard sweep: throughput for 1…N shards on a CPU-heavy workload, and how it scales with cores',
     figure: 'shard_sweep_gain_1_to_2',
     judge: (f) =>

@@ -450,28 +450,28 @@ export class ShardStreams {
     const lines: string[] = [];
     let bytes = 0;
     const answer = (): StreamReadAnswer => ({ first_offset: log.firstOffset, next_offset: cursor.next, skipped: cursor.skipped, lines });
-    /** Reads what is in memory or in the read buffer; false when a chunk is being fetched from disk. */
-    const step = (): boolean => {
-      const n = this.#readLines(log, cursor, limit - lines.length, STREAM_READ_MAX_BYTES - bytes, lines, (b) => {
-        bytes += b;
-      });
-      return n > 0 || lines.length >= limit || bytes >= STREAM_READ_MAX_BYTES || cursor.next >= log.readableEnd;
-    };
-    while (lines.length < limit && bytes < STREAM_READ_MAX_BYTES && cursor.next < log.readableEnd) {
-      if (!step()) {
-        // A log on disk is fetching the chunk: answer once the read has what it asked for.
-        return new Promise((resolve) => {
-          // Answer with what is in if no chunk comes (a file damaged after recovery): never hang a request.
-          const giveUp = setTimeout(() => resolve(answer()), READ_WAIT_MS);
-          cursor.wake = () => {
-            while (lines.length < limit && bytes < STREAM_READ_MAX_BYTES && cursor.next < log.readableEnd) if (!step()) return;
-            clearTimeout(giveUp);
-            resolve(answer());
-          };
+    const wants = (): boolean => lines.length < limit && bytes < STREAM_READ_MAX_BYTES && cursor.next < log.readableEnd;
+    /** Reads while the answer wants more; false when a log on disk is fetching the chunk it needs. */
+    const fill = (): boolean => {
+      while (wants()) {
+        const n = this.#readLines(log, cursor, limit - lines.length, STREAM_READ_MAX_BYTES - bytes, lines, (b) => {
+          bytes += b;
         });
+        if (n === 0) return false;
       }
-    }
-    return answer();
+      return true;
+    };
+    if (fill()) return answer();
+    // Answer once the read has what it asked for, or with what is in if no chunk comes (a file
+    // damaged after recovery): never hang a request.
+    return new Promise((resolve) => {
+      const giveUp = setTimeout(() => resolve(answer()), READ_WAIT_MS);
+      cursor.wake = () => {
+        if (!fill()) return;
+        clearTimeout(giveUp);
+        resolve(answer());
+      };
+    });
   }
 
   /** Up to `limit` entries as NDJSON lines; returns how many. */

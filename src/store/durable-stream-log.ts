@@ -124,15 +124,10 @@ export class DurableStreamLog implements ReplayLog {
     // Times never go down, across restarts too (a time seek must not skip entries).
     const stamp = timestamp > this.#lastTimestamp ? timestamp : this.#lastTimestamp;
     this.#lastTimestamp = stamp;
-    let src: Uint8Array | null = null;
-    let srcAt = 0;
-    const offset = this.#hot.appendWith(length, stamp, (bytes, at) => {
-      write(bytes, at);
-      src = bytes;
-      srcAt = at;
-    });
-    const from = src as unknown as Uint8Array;
-    this.files.append(offset, stamp, length, (bytes, at) => bytes.set(from.subarray(srcAt, srcAt + length), at));
+    // Encoded once, into the hot part; the file record copies it from there.
+    const hot = this.#hot;
+    const offset = hot.appendWith(length, stamp, write);
+    this.files.append(offset, stamp, hot.lastEntryBytes, hot.lastEntryStart, length);
     this.#onAppend(this);
     return offset;
   }

@@ -52,6 +52,9 @@ export const RECORD_HEADER_BYTES = 9;
  */
 export const MAX_RECORD_BODY_BYTES = 256 * 1024 * 1024;
 
+/** offset u64 + timestamp f64 before the entry in a streamEntry body. */
+export const STREAM_ENTRY_FIXED_BYTES = 16;
+
 /** The smallest body any record type has ("{}" of a topology op); a zero-filled tail reads as length 0. */
 export const MIN_RECORD_BODY_BYTES = 2;
 
@@ -151,6 +154,28 @@ export class RecordWriter {
     const start = this.#begin(RecordType.remove, body);
     putStr(this.#buf, putU64(this.#buf, start + RECORD_HEADER_BYTES, id), queue, q);
     return this.#end(start, body);
+  }
+
+  /** Appends a streamEntry record whose entry is `src[srcStart, srcStart + length)`; returns its size in bytes. */
+  streamEntry(offset: number, timestamp: number, src: Uint8Array, srcStart: number, length: number): number {
+    const body = STREAM_ENTRY_FIXED_BYTES + length;
+    const start = this.#begin(RecordType.streamEntry, body);
+    const b = this.#buf;
+    const at = putU64(b, start + RECORD_HEADER_BYTES, offset);
+    b.writeDoubleLE(timestamp, at);
+    b.set(src.subarray(srcStart, srcStart + length), at + 8);
+    return this.#end(start, body);
+  }
+
+  /** Appends a streamOffsets record of (consumer name, offset) pairs; returns its size in bytes. */
+  streamOffsets(pairs: ReadonlyArray<readonly [string, number]>): number {
+    return this.#json(RecordType.streamOffsets, JSON.stringify(pairs), 0);
+  }
+
+  /** Drops the first `n` bytes (written out elsewhere); what follows moves to the front. */
+  discardFront(n: number): void {
+    this.#buf.copy(this.#buf, 0, n, this.#length);
+    this.#length -= n;
   }
 
   /** Appends a topology record holding `json` (one op); returns its size in bytes. */
@@ -330,6 +355,11 @@ function putStr(b: Buffer, at: number, s: string, n: number): number {
   b.writeUInt16LE(n, at);
   if (n > 0) b.write(s, at + 2, n, 'utf8');
   return at + 2 + n;
+}
+
+/** The u64 at `at` (two u32 halves, low first), as a JS number. */
+export function getU64(b: Buffer, at: number): number {
+  return b.readUInt32LE(at + 4) * TWO_POW_32 + b.readUInt32LE(at);
 }
 
 function putU64(b: Buffer, at: number, v: number): number {

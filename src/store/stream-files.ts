@@ -24,18 +24,14 @@
  */
 import { join } from 'node:path';
 import type { FsSeam } from './fs-seam.js';
-import { RECORD_HEADER_BYTES, RecordType, recordCrc } from './record-codec.js';
+import { RECORD_HEADER_BYTES, RecordType, RecordWriter, STREAM_ENTRY_FIXED_BYTES, getU64, recordCrc } from './record-codec.js';
 import { scanSegment } from './segment.js';
 
 /** A sparse index point every this many bytes of a segment file. */
 export const POINT_EVERY_BYTES = 64 * 1024;
-/** offset u64 + timestamp f64 before the entry in a streamEntry body. */
-export const ENTRY_FIXED_BYTES = 16;
 const SEGMENT_NAME = /^(\d{20})\.seg$/;
 /** The active segment's pending buffer is kept between flushes up to this size (a burst's larger one is let go). */
 const PENDING_KEEP_BYTES = 1024 * 1024;
-const EMPTY = Buffer.alloc(0);
-const TWO_POW_32 = 4294967296;
 
 export function streamSegmentName(firstOffset: number): string {
   return `${String(firstOffset).padStart(20, '0')}.seg`;
@@ -63,9 +59,8 @@ export class StreamSegment {
   size = 0;
   /** Bytes on disk and fsynced. */
   written = 0;
-  /** Bytes appended after `written`, not yet on disk. */
-  pending: Buffer = EMPTY;
-  pendingLength = 0;
+  /** Records appended after `written`, not yet on disk (null: none, and no buffer held). */
+  pending: RecordWriter | null = null;
   /** Flat (offset, position, timestamp) triples, positions increasing: the sparse index. */
   readonly points: number[] = [];
   /** Damaged regions recovery skipped, flat (start, end) pairs: a read resumes at the end of one. */
@@ -81,6 +76,16 @@ export class StreamSegment {
   constructor(firstOffset: number, path: string) {
     this.firstOffset = firstOffset;
     this.path = path;
+  }
+
+  get pendingLength(): number {
+    return this.pending?.length ?? 0;
+  }
+
+  /** Where the next record is encoded. */
+  writer(): RecordWriter {
+    this.pending ??= new RecordWriter();
+    return this.pending;
   }
 
   get lastOffset(): number {
@@ -141,19 +146,6 @@ export class StreamSegment {
     for (let i = 0; i < p.length; i += 3) if ((p[i + 1] as number) > at) return { position: p[i + 1] as number, offset: p[i] as number };
     return { position: this.size, offset: this.lastOffset + 1 };
   }
-
-  /** Room for `bytes` more pending bytes; returns where they go in `pending`. */
-  reserve(bytes: number): number {
-    const at = this.pendingLength;
-    if (at + bytes > this.pending.length) {
-      const grown = Buffer.allocUnsafe(Math.max(at + bytes, this.pending.length * 2, 64 * 1024));
-      this.pending.copy(grown, 0, 0, at);
-      this.pending = grown;
-    }
-    this.pendingLength = at + bytes;
-    this.size += bytes;
-    return at;
-  }
 }
 
 /** A record in a read buffer: `streamEntry` with its offset, time and entry span, or something else. */
@@ -189,9 +181,9 @@ export function parseRecord(buf: Buffer, at: number, end: number, out: ParsedRec
   out.type = buf[at + 8] as number;
   if (out.type === RecordType.streamEntry) {
     const b = at + RECORD_HEADER_BYTES;
-    out.offset = buf.readUInt32LE(b) + buf.readUInt32LE(b + 4) * TWO_POW_32;
+    out.offset = getU64(buf, b);
     out.timestamp = buf.readDoubleLE(b + 8);
-    out.entryStart = b + ENTRY_FIXED_BYTES;
+    out.entryStart = b + STREAM_ENTRY_FIXED_BYTES;
     out.entryEnd = recordEnd;
   }
   return out;
@@ -230,11 +222,6 @@ export class StreamFiles {
     this.#fs = fs;
   }
 
-  /** Appends were made that are not written yet. */
-  get dirty(): boolean {
-    return this.#dirty;
-  }
-
   /**
    * Reads what the directory holds (synchronous: the shard is not serving yet): the index of every
    * segment, the stored offsets, and where the next offset is. A torn tail of the newest segment is
@@ -268,7 +255,7 @@ export class StreamFiles {
       const scan = scanSegment(bytes, {
         record: (type, bodyStart, bodyEnd, recordStart) => {
           if (type === RecordType.streamEntry) {
-            const offset = bytes.readUInt32LE(bodyStart) + bytes.readUInt32LE(bodyStart + 4) * TWO_POW_32;
+            const offset = getU64(bytes, bodyStart);
             if (offset < seg.firstOffset + seg.count) return; // out of order: not ours to trust
             seg.noteEntry(offset, recordStart, bytes.readDoubleLE(bodyStart + 8));
             entries++;
@@ -315,22 +302,12 @@ export class StreamFiles {
     return this.nextOffset;
   }
 
-  /** Appends an entry of `length` bytes that `write` puts at `bytes[at, at + length)`. */
-  append(offset: number, timestamp: number, length: number, write: (bytes: Uint8Array, at: number) => void): void {
-    const body = ENTRY_FIXED_BYTES + length;
-    const recordBytes = RECORD_HEADER_BYTES + body;
-    const seg = this.#segmentFor(offset, recordBytes);
+  /** Appends an entry whose bytes are `src[srcStart, srcStart + length)` (copied). */
+  append(offset: number, timestamp: number, src: Uint8Array, srcStart: number, length: number): void {
+    const seg = this.#segmentFor(offset, RECORD_HEADER_BYTES + STREAM_ENTRY_FIXED_BYTES + length);
     const position = seg.size;
-    const at = seg.reserve(recordBytes);
-    const b = seg.pending;
-    b.writeUInt32LE(body, at);
-    b[at + 8] = RecordType.streamEntry;
-    const f = at + RECORD_HEADER_BYTES;
-    b.writeUInt32LE(offset % TWO_POW_32, f);
-    b.writeUInt32LE(Math.floor(offset / TWO_POW_32), f + 4);
-    b.writeDoubleLE(timestamp, f + 8);
-    write(b, f + ENTRY_FIXED_BYTES);
-    b.writeUInt32LE(recordCrc(b, at, at + recordBytes), at + 4);
+    const recordBytes = seg.writer().streamEntry(offset, timestamp, src, srcStart, length);
+    seg.size += recordBytes;
     seg.noteEntry(offset, position, timestamp);
     this.nextOffset = offset + 1;
     this.bytes += recordBytes;
@@ -340,19 +317,12 @@ export class StreamFiles {
   /** Stores a consumer's offset (kept in memory and appended to the active segment). */
   storeOffset(name: string, offset: number): void {
     this.stored.set(name, offset);
-    const seg = this.#segmentFor(this.nextOffset, 0);
-    this.#appendOffsets(seg, [[name, offset]]);
+    this.#appendOffsets(this.#segmentFor(this.nextOffset, 0), [[name, offset]]);
   }
 
-  #appendOffsets(seg: StreamSegment, pairs: Array<[string, number]>): void {
-    const json = Buffer.from(JSON.stringify(pairs));
-    const recordBytes = RECORD_HEADER_BYTES + json.length;
-    const at = seg.reserve(recordBytes);
-    const b = seg.pending;
-    b.writeUInt32LE(json.length, at);
-    b[at + 8] = RecordType.streamOffsets;
-    json.copy(b, at + RECORD_HEADER_BYTES);
-    b.writeUInt32LE(recordCrc(b, at, at + recordBytes), at + 4);
+  #appendOffsets(seg: StreamSegment, pairs: ReadonlyArray<readonly [string, number]>): void {
+    const recordBytes = seg.writer().streamOffsets(pairs);
+    seg.size += recordBytes;
     this.bytes += recordBytes;
     this.#dirty = true;
   }
@@ -393,42 +363,35 @@ export class StreamFiles {
     try {
       for (const seg of this.segments) {
         if (seg.deleted) continue;
-        if (seg.pendingLength === 0) {
+        const w = seg.pending;
+        if (w === null || w.length === 0) {
           // Sealed after its last write (the append that started the next segment came later): close it
           // now, or retention, which drops only closed files, would never drop it.
-          if (seg.sealed && seg.fd !== null) {
-            const fd = seg.fd;
-            seg.fd = null;
-            await fs.close(fd);
-          }
+          if (seg.sealed) await this.#closeFile(seg);
           continue;
         }
         if (seg.fd === null) {
           seg.fd = await fs.openForWrite(seg.path);
           if (seg.needsDirSync) newFile = true;
         }
-        const take = seg.pendingLength;
+        const take = w.length;
         let done = 0;
         try {
-          while (done < take) done += await fs.write(seg.fd, seg.pending, done, take - done, seg.written + done);
+          // w.bytes is read again each time: appends meanwhile may have grown it (the bytes up to `take` stay).
+          while (done < take) done += await fs.write(seg.fd, w.bytes, done, take - done, seg.written + done);
           await fs.fsync(seg.fd);
         } catch (err) {
           // The bytes past `written` are not trusted: cut them, write them all again next time.
           await fs.ftruncate(seg.fd, seg.written).catch(() => {});
           throw err;
         }
-        seg.pending.copy(seg.pending, 0, take, seg.pendingLength);
-        seg.pendingLength -= take;
+        w.discardFront(take);
         seg.written += take;
-        if (seg.pendingLength === 0 && (seg.sealed || seg.pending.length > PENDING_KEEP_BYTES)) {
+        if (w.length === 0 && (seg.sealed || w.capacity > PENDING_KEEP_BYTES)) {
           // A written segment keeps no buffer (a long stream has hundreds of them); the active one keeps a small one.
-          seg.pending = EMPTY;
+          seg.pending = null;
         }
-        if (seg.sealed && seg.pendingLength === 0) {
-          const fd = seg.fd;
-          seg.fd = null;
-          await fs.close(fd);
-        }
+        if (seg.sealed && w.length === 0) await this.#closeFile(seg);
       }
       if (newFile) await fs.syncDir(this.dir);
       for (const seg of this.segments) seg.needsDirSync = false;
@@ -438,6 +401,13 @@ export class StreamFiles {
     }
     // Appends made while it ran are pending still: the next flush covers them.
     this.writtenEnd = end;
+  }
+
+  async #closeFile(seg: StreamSegment): Promise<void> {
+    if (seg.fd === null) return;
+    const fd = seg.fd;
+    seg.fd = null;
+    await this.#fs.close(fd);
   }
 
   /** Whole old segments (never the newest, never one with bytes not written) while `drop` says so; returns the entries dropped. */
@@ -510,13 +480,7 @@ export class StreamFiles {
       await this.flush();
     } finally {
       await Promise.all(this.#unlinking);
-      for (const seg of this.segments) {
-        if (seg.fd !== null) {
-          const fd = seg.fd;
-          seg.fd = null;
-          await this.#fs.close(fd).catch(() => {});
-        }
-      }
+      for (const seg of this.segments) await this.#closeFile(seg).catch(() => {});
     }
   }
 }

@@ -190,6 +190,16 @@ export class StreamLog implements ReplayLog {
     return s === undefined ? NaN : s.lastTimestamp;
   }
 
+  /** The bytes holding the newest entry, at `lastEntryStart` (a log on disk copies it from there into its file record). */
+  get lastEntryBytes(): Uint8Array {
+    return (this.#segments.at(-1) as Segment).data;
+  }
+
+  get lastEntryStart(): number {
+    const s = this.#segments.at(-1) as Segment;
+    return s.starts[s.count - 1] as number;
+  }
+
   /** Appends a copy of `body`; returns its offset. */
   append(body: Uint8Array, timestamp: number): number {
     return this.appendWith(body.byteLength, timestamp, (bytes, at) => bytes.set(body, at));

@@ -9,10 +9,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { DurableStreamLog } from '../../src/store/durable-stream-log.js';
 import { StreamStore } from '../../src/store/stream-store.js';
-import { StreamCursor } from '../../src/stream/stream-log.js';
 import { Prng, testSeed } from '../helpers/prng.js';
+import { readAll } from '../helpers/stream-reader.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -30,24 +29,6 @@ async function untilDurable(store: StreamStore): Promise<void> {
   store.requestFlush();
   for (let i = 0; i < 5000 && store.durableSeq < seq; i++) await new Promise((r) => setTimeout(r, 1));
   expect(store.durableSeq).toBeGreaterThanOrEqual(seq);
-}
-
-async function readAll(log: DurableStreamLog, from: number): Promise<{ offsets: number[]; bodies: Buffer[]; skipped: number }> {
-  const cursor = new StreamCursor(from);
-  const offsets: number[] = [];
-  const bodies: Buffer[] = [];
-  for (let guard = 0; cursor.next < log.readableEnd && guard < 100_000; guard++) {
-    const woke = new Promise<void>((r) => {
-      cursor.wake = r;
-    });
-    const n = log.read(cursor, 1 + (guard % 300), 48 * 1024, (off, _ts, bytes, start, end) => {
-      offsets.push(off);
-      bodies.push(Buffer.from(bytes.subarray(start, end)));
-      return true;
-    });
-    if (n === 0) await woke;
-  }
-  return { offsets, bodies, skipped: cursor.skipped };
 }
 
 describe('DurableStreamLog against a model', () => {
@@ -96,7 +77,9 @@ describe('DurableStreamLog against a model', () => {
         await untilDurable(store);
         const first = log.firstOffset;
         const from = rng.int(0, sizes.length);
-        const { offsets, bodies, skipped } = await readAll(log, from);
+        const { got, skipped } = await readAll(log, from, { batch: (i) => 1 + (i % 300), maxBytes: 48 * 1024 });
+        const offsets = got.map(([o]) => o);
+        const bodies = got.map(([, b]) => Buffer.from(b));
         const start = Math.max(from, first);
         expect(skipped).toBe(start - from);
         expect(offsets).toEqual(Array.from({ length: sizes.length - start }, (_, i) => start + i));

@@ -5,8 +5,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { nodeFs } from '../../src/store/fs-seam.js';
 import { StreamStore } from '../../src/store/stream-store.js';
 import type { DurableStreamLog, DurableStreamLimits } from '../../src/store/durable-stream-log.js';
-import { StreamCursor } from '../../src/stream/stream-log.js';
 import { FaultyFs } from '../helpers/faulty-fs.js';
+import { readAll } from '../helpers/stream-reader.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -47,23 +47,6 @@ async function durable(store: StreamStore): Promise<void> {
   store.requestFlush();
   for (let i = 0; i < 2000 && store.durableSeq < seq; i++) await new Promise((r) => setTimeout(r, 2));
   expect(store.durableSeq).toBeGreaterThanOrEqual(seq);
-}
-
-/** Reads everything from `from` to the readable end, waiting for disk chunks; returns [offset, body] pairs and the skip count. */
-async function readAll(log: DurableStreamLog, from: number, batch = 97): Promise<{ got: Array<[number, Uint8Array]>; skipped: number }> {
-  const cursor = new StreamCursor(from);
-  const got: Array<[number, Uint8Array]> = [];
-  for (let guard = 0; cursor.next < log.readableEnd && guard < 1_000_000; guard++) {
-    const woke = new Promise<void>((r) => {
-      cursor.wake = r;
-    });
-    const n = log.read(cursor, batch, 64 * 1024, (off, _ts, bytes, start, end) => {
-      got.push([off, new Uint8Array(bytes.subarray(start, end))]); // a copy: the read buffer is reused
-      return true;
-    });
-    if (n === 0) await woke;
-  }
-  return { got, skipped: cursor.skipped };
 }
 
 function open(store: StreamStore, name: string, segmentBytes: number, limits: DurableStreamLimits = {}): DurableStreamLog {

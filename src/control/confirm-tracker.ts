@@ -1,5 +1,6 @@
 import { ConfirmStatus } from '../protocol/ring-record-codec.js';
 import { BrokerError, ErrorCode } from '../protocol/errors.js';
+import { describeIn } from '../router/vhost-name.js';
 
 type Done = (status: ConfirmStatus) => void;
 
@@ -75,7 +76,7 @@ export class ConfirmTracker {
 export function confirmRefusal(status: ConfirmStatus, exchange: string): BrokerError {
   switch (status) {
     case ConfirmStatus.notFound:
-      return new BrokerError(ErrorCode.notFound, `no exchange '${exchange}' in vhost '/' (it was deleted)`);
+      return new BrokerError(ErrorCode.notFound, `no ${describeIn('exchange', exchange)} (it was deleted)`);
     case ConfirmStatus.storageFailed:
       return new BrokerError(ErrorCode.storageFailed, 'the message could not be written to disk; it was not accepted (retry later)');
     case ConfirmStatus.nodeUnavailable:

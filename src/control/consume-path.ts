@@ -8,7 +8,8 @@
 import { DestinationType, formatDestination, type Destination } from '../protocol/destination.js';
 import { NO_TOKEN } from '../protocol/ring-record-codec.js';
 import { BrokerError, ErrorCode } from '../protocol/errors.js';
-import { withBrokerErrors } from './router-errors.js';
+import { qualified, withBrokerErrors } from './router-errors.js';
+import type { VhostScope } from '../router/vhost-name.js';
 import { parseOrRefuse, type PublishPath, type ShardWriter } from './publish-path.js';
 import type { Topology } from './topology.js';
 import type { Management } from './management.js';
@@ -16,6 +17,7 @@ import type { Principal } from './auth.js';
 import type { Logger } from '../log/logger.js';
 import { REMOTE_SHARD } from '../shard/shard-handle.js';
 import { SLOW_CONSUMER_ARG, SLOW_CONSUMER_MS_ARG, TOPIC_BUFFER_ARG, type SlowConsumerPolicy } from '../shard/shard-flow.js';
+import { describeIn } from '../router/vhost-name.js';
 
 export interface ConsumeOptions {
   /** Messages a topic subscription's private queue holds before flow control or its slow-consumer policy acts. */
@@ -66,26 +68,25 @@ export class ConsumePath {
       this.#log.warn({ user: principal.name, destination: canonical }, 'subscribe denied');
       throw new BrokerError(ErrorCode.accessRefused, `user ${principal.name} may not subscribe to ${canonical}`);
     }
+    const prefix = principal.vhost.prefix;
     if (destination.type === DestinationType.queue) {
+      // A parsed destination holds no control character, so no vhost separator: the qualified name is a concatenation.
+      const queue = prefix + destination.name;
       // In a cluster a queue may live on another node: its consumer's records go there (cluster/remote-consumers.ts).
-      const remote = this.#publisher.cluster?.queueOwner(destination.name, destination.declare) ?? null;
-      if (remote !== null) return { destination, queue: destination.name, shard: REMOTE_SHARD, privateQueue: false };
-      if (destination.declare)
-        return { destination, queue: destination.name, shard: this.#publisher.ensureQueue(destination.name), privateQueue: false };
-      const existing = this.#topology.getQueue(destination.name);
-      if (existing === undefined) throw new BrokerError(ErrorCode.notFound, `no queue '${destination.name}' in vhost '/'`);
+      const remote = this.#publisher.cluster?.queueOwner(queue, destination.declare) ?? null;
+      if (remote !== null) return { destination, queue, shard: REMOTE_SHARD, privateQueue: false };
+      if (destination.declare) return { destination, queue, shard: this.#publisher.ensureQueue(queue), privateQueue: false };
+      const existing = this.#topology.getQueue(queue);
+      if (existing === undefined) throw new BrokerError(ErrorCode.notFound, `no ${describeIn('queue', queue)}`);
       if (existing.exclusive && existing.owner !== connectionId) {
-        throw new BrokerError(
-          ErrorCode.resourceLocked,
-          `cannot obtain exclusive access to locked queue '${destination.name}' in vhost '/'`,
-        );
+        throw new BrokerError(ErrorCode.resourceLocked, `cannot obtain exclusive access to locked ${describeIn('queue', queue)}`);
       }
-      return { destination, queue: destination.name, shard: existing.shard, privateQueue: false };
+      return { destination, queue, shard: existing.shard, privateQueue: false };
     }
     // RabbitMQ's STOMP plugin does the same: a private queue per subscription, bounded here by
     // --topic-buffer: past it the shard holds the publishers while the subscriber keeps up, and
     // applies --slow-consumer once it is slow itself (shard/shard-flow.ts).
-    const { queue, shard } = this.#declarePrivate(destination, connectionId);
+    const { queue, shard } = this.#declarePrivate(destination, prefix, connectionId);
     return { destination, queue, shard, privateQueue: true };
   }
 
@@ -97,20 +98,24 @@ export class ConsumePath {
     const destination: Destination = { type: DestinationType.queue, declare: false, exchange: '', name };
     const canonical = formatDestination(DestinationType.queue, '', name);
     if (!principal.canSubscribe(canonical)) {
-      this.#log.warn({ user: principal.name, destination: canonical }, 'subscribe denied');
-      throw new BrokerError(ErrorCode.accessRefused, `access to queue '${name}' in vhost '/' refused for user '${principal.name}'`);
+      this.#log.warn({ user: principal.name, destination: canonical, vhost: principal.vhost.name }, 'subscribe denied');
+      throw new BrokerError(
+        ErrorCode.accessRefused,
+        `access to queue '${name}' in vhost '${principal.vhost.name}' refused for user '${principal.name}'`,
+      );
     }
-    const existing = this.#topology.getQueue(name);
+    const queue = qualified(principal.vhost.prefix, name);
+    const existing = this.#topology.getQueue(queue);
     if (existing === undefined) {
       // In a cluster the queue may live on another node: consumed there through this node.
-      const remote = this.#publisher.cluster?.queueOwner(name, false) ?? null;
-      if (remote !== null) return { destination, queue: name, shard: REMOTE_SHARD, privateQueue: false };
-      throw new BrokerError(ErrorCode.notFound, `no queue '${name}' in vhost '/'`);
+      const remote = this.#publisher.cluster?.queueOwner(queue, false) ?? null;
+      if (remote !== null) return { destination, queue, shard: REMOTE_SHARD, privateQueue: false };
+      throw new BrokerError(ErrorCode.notFound, `no ${describeIn('queue', queue)}`);
     }
     if (existing.exclusive && existing.owner !== connectionId) {
-      throw new BrokerError(ErrorCode.resourceLocked, `cannot obtain exclusive access to locked queue '${name}' in vhost '/'`);
+      throw new BrokerError(ErrorCode.resourceLocked, `cannot obtain exclusive access to locked ${describeIn('queue', queue)}`);
     }
-    return { destination, queue: name, shard: existing.shard, privateQueue: false };
+    return { destination, queue, shard: existing.shard, privateQueue: false };
   }
 
   /**
@@ -135,26 +140,28 @@ export class ConsumePath {
    * client can consume it by name, no connection's close drops it): its group drops it when its
    * last member leaves.
    */
-  sharedQueue(destination: Destination): { queue: string; shard: number } {
-    return this.#declarePrivate(destination, 0);
+  sharedQueue(destination: Destination, vhost: VhostScope): { queue: string; shard: number } {
+    return this.#declarePrivate(destination, vhost.prefix, 0);
   }
 
-  #declarePrivate(destination: Destination, owner: number): { queue: string; shard: number } {
+  /** A private queue of vhost `prefix` bound to the destination's exchange (of that vhost) with its pattern. */
+  #declarePrivate(destination: Destination, prefix: string, owner: number): { queue: string; shard: number } {
     const args = this.#topicArgs();
     const topology = this.#topology;
+    // The vhost's prefix alone asks for a server-named queue of that vhost.
     const created = withBrokerErrors(() =>
-      topology.declareQueue('', { durable: false, exclusive: true, autoDelete: true, arguments: args }, false, owner),
+      topology.declareQueue(prefix, { durable: false, exclusive: true, autoDelete: true, arguments: args }, false, owner),
     );
     const queue = created.queue.name;
     const shard = created.queue.shard;
+    const exchange = prefix + destination.exchange;
     try {
-      withBrokerErrors(() => topology.registry.bindQueue(destination.exchange, queue, destination.name, {}));
+      withBrokerErrors(() => topology.registry.bindQueue(exchange, queue, destination.name, {}));
     } catch (err) {
       topology.removeQueue(queue);
       throw err;
     }
     const handle = this.#shards[shard];
-    const exchange = destination.exchange;
     const pattern = destination.name;
     handle.writeControl((w) =>
       w.manage(0, NO_TOKEN, { op: 'declareQueue', name: queue, durable: false, exclusive: true, autoDelete: true, arguments: args }),

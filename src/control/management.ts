@@ -9,7 +9,7 @@
  * bindings); the main thread decides and broadcasts the deletion.
  */
 import { isExchangeType, type ExchangeInfo } from '../router/exchange-registry.js';
-import { withBrokerErrors } from './router-errors.js';
+import { qualified, withBrokerErrors } from './router-errors.js';
 import { QueueArgumentError } from '../queue/queue-arguments.js';
 import { checkQueueDeclaration } from '../stream/stream-arguments.js';
 import { BrokerError, ErrorCode } from '../protocol/errors.js';
@@ -17,6 +17,7 @@ import type { Topology, QueueMeta, QueueOptions } from './topology.js';
 import type { ShardCalls, ManageAnswer } from './shard-calls.js';
 import type { ManageOp } from '../protocol/ring-record-codec.js';
 import { bindingDestination, type Principal } from './auth.js';
+import { describeIn, localName, type VhostScope } from '../router/vhost-name.js';
 
 export interface ExchangeDeclare {
   readonly name: string;
@@ -66,13 +67,14 @@ export class Management {
     return this.#topology;
   }
 
-  async declareExchange(d: ExchangeDeclare): Promise<{ created: boolean }> {
+  async declareExchange(vh: VhostScope, d: ExchangeDeclare): Promise<{ created: boolean }> {
     if (!d.passive && !isExchangeType(d.type)) {
       throw new BrokerError(ErrorCode.commandInvalid, `invalid exchange type '${d.type}'; expected direct, fanout, topic or headers`);
     }
+    const name = qualified(vh.prefix, d.name);
     const { created } = withBrokerErrors(() =>
       this.#topology.registry.declareExchange(
-        d.name,
+        name,
         d.type,
         { durable: d.durable, autoDelete: d.autoDelete, internal: d.internal, arguments: d.arguments },
         d.passive,
@@ -81,7 +83,7 @@ export class Management {
     if (created) {
       const answer = await this.#calls.broadcast({
         op: 'declareExchange',
-        name: d.name,
+        name,
         type: d.type,
         durable: d.durable,
         autoDelete: false,
@@ -93,16 +95,19 @@ export class Management {
     return { created };
   }
 
-  async deleteExchange(name: string, ifUnused: boolean): Promise<{ deleted: boolean }> {
+  async deleteExchange(vh: VhostScope, local: string, ifUnused: boolean): Promise<{ deleted: boolean }> {
+    const name = qualified(vh.prefix, local);
     const { deleted, autoDeleted } = withBrokerErrors(() => this.#topology.registry.deleteExchange(name, ifUnused));
     if (deleted) await this.#broadcastDeletes([name, ...autoDeleted]);
     return { deleted };
   }
 
-  async declareQueue(d: QueueDeclare, connection: number): Promise<QueueDeclareOk> {
+  /** Declares queue `d.name` of `vh` (a server name when ''); answers the queue's name as `vh`'s clients know it. */
+  async declareQueue(vh: VhostScope, d: QueueDeclare, connection: number): Promise<QueueDeclareOk> {
+    const name = qualified(vh.prefix, d.name);
     // In a cluster a named queue that lives on another node is that one: declaring it here is a
     // no-op (its arguments are checked where it lives, not here), and it is used through this node.
-    if (d.name !== '' && !d.exclusive && this.queueElsewhere?.(d.name) != null) {
+    if (d.name !== '' && !d.exclusive && this.queueElsewhere?.(name) != null) {
       return { queue: d.name, messageCount: 0, consumerCount: 0, created: false };
     }
     if (!d.passive) {
@@ -113,19 +118,24 @@ export class Management {
         throw err;
       }
     }
-    const { queue, created } = withBrokerErrors(() => this.#topology.declareQueue(d.name, d, d.passive, connection, d.serverNamePrefix));
+    const { queue, created } = withBrokerErrors(() => this.#topology.declareQueue(name, d, d.passive, connection, d.serverNamePrefix));
     const answer = await this.#calls.call(queue.shard, declareOp(queue), connection);
     if (!answer.ok) {
       if (created) this.#topology.removeQueue(queue.name);
       check(answer);
     }
-    return { queue: queue.name, messageCount: answer.result.messageCount ?? 0, consumerCount: answer.result.consumerCount ?? 0, created };
+    return {
+      queue: localName(queue.name),
+      messageCount: answer.result.messageCount ?? 0,
+      consumerCount: answer.result.consumerCount ?? 0,
+      created,
+    };
   }
 
   /** A stream queue's figures (GET /v1/streams/<name>). */
-  async streamInfo(name: string): Promise<Readonly<Record<string, unknown>>> {
-    const queue = this.#streamQueue(name);
-    const answer = await this.#calls.call(queue.shard, { op: 'streamInfo', queue: name });
+  async streamInfo(vh: VhostScope, local: string): Promise<Readonly<Record<string, unknown>>> {
+    const queue = this.#streamQueue(qualified(vh.prefix, local));
+    const answer = await this.#calls.call(queue.shard, { op: 'streamInfo', queue: queue.name });
     check(answer);
     return answer.result.stream ?? {};
   }
@@ -134,14 +144,14 @@ export class Management {
    * Up to `limit` entries of a stream from where `offset` (an x-stream-offset value) says, in one
    * answer of at most the shard's read budget: callers wanting more ask again from `next_offset`.
    */
-  async streamRead(name: string, offset: unknown, limit: number): Promise<StreamRead> {
-    const queue = this.#streamQueue(name);
-    const answer = await this.#calls.call(queue.shard, { op: 'streamRead', queue: name, offset, limit });
+  async streamRead(vh: VhostScope, local: string, offset: unknown, limit: number): Promise<StreamRead> {
+    const queue = this.#streamQueue(qualified(vh.prefix, local));
+    const answer = await this.#calls.call(queue.shard, { op: 'streamRead', queue: queue.name, offset, limit });
     check(answer);
     return answer.result.stream as unknown as StreamRead;
   }
 
-  /** Stores `offset` for the stream consumer `consumer` of stream `name` (see ShardStreams.commit). */
+  /** Stores `offset` for the stream consumer `consumer` of stream `name` (qualified: a subscription's queue; see ShardStreams.commit). */
   async streamCommit(name: string, consumer: string, offset: number): Promise<void> {
     const queue = this.#streamQueue(name);
     check(await this.#calls.call(queue.shard, { op: 'streamCommit', queue: name, name: consumer, offset }));
@@ -149,11 +159,11 @@ export class Management {
 
   #streamQueue(name: string): QueueMeta {
     const queue = this.#topology.getQueue(name);
-    if (queue === undefined) throw new BrokerError(ErrorCode.notFound, `no queue '${name}' in vhost '/'`);
+    if (queue === undefined) throw new BrokerError(ErrorCode.notFound, `no ${describeIn('queue', name)}`);
     if (queue.arguments['x-queue-type'] !== 'stream') {
       throw new BrokerError(
         ErrorCode.preconditionFailed,
-        `queue '${name}' in vhost '/' is not a stream (declare it with x-queue-type 'stream')`,
+        `${describeIn('queue', name)} is not a stream (declare it with x-queue-type 'stream')`,
       );
     }
     return queue;
@@ -174,11 +184,17 @@ export class Management {
     return queue;
   }
 
-  async deleteQueue(name: string, ifUnused: boolean, ifEmpty: boolean, connection = 0): Promise<{ messageCount: number }> {
+  /** Deletes queue `local` of `vh`; see deleteQueueNamed. */
+  deleteQueue(vh: VhostScope, local: string, ifUnused: boolean, ifEmpty: boolean, connection = 0): Promise<{ messageCount: number }> {
+    return this.deleteQueueNamed(qualified(vh.prefix, local), ifUnused, ifEmpty, connection);
+  }
+
+  /** Deletes the queue of qualified name `name`, if it exists. */
+  async deleteQueueNamed(name: string, ifUnused: boolean, ifEmpty: boolean, connection = 0): Promise<{ messageCount: number }> {
     const queue = this.#topology.getQueue(name);
     if (queue === undefined) return { messageCount: 0 };
     if (queue.exclusive && queue.owner !== connection && connection !== 0) {
-      throw new BrokerError(ErrorCode.resourceLocked, `cannot obtain exclusive access to locked queue '${name}' in vhost '/'`);
+      throw new BrokerError(ErrorCode.resourceLocked, `cannot obtain exclusive access to locked ${describeIn('queue', name)}`);
     }
     const answer = await this.#calls.call(queue.shard, { op: 'deleteQueue', name, ifUnused, ifEmpty });
     check(answer);
@@ -192,24 +208,28 @@ export class Management {
     if (autoDeleted.length > 0) await this.#broadcastDeletes(autoDeleted);
   }
 
-  async purgeQueue(name: string): Promise<{ messageCount: number }> {
+  async purgeQueue(vh: VhostScope, local: string): Promise<{ messageCount: number }> {
+    const name = qualified(vh.prefix, local);
     const queue = this.#topology.getQueue(name);
-    if (queue === undefined) throw new BrokerError(ErrorCode.notFound, `no queue '${name}' in vhost '/'`);
+    if (queue === undefined) throw new BrokerError(ErrorCode.notFound, `no ${describeIn('queue', name)}`);
     const answer = await this.#calls.call(queue.shard, { op: 'purgeQueue', name });
     check(answer);
     return { messageCount: answer.result.messageCount ?? 0 };
   }
 
+  /** Binds queue `queueLocal` to `exchangeLocal`, both of the principal's vhost. */
   async bindQueue(
-    exchange: string,
-    queueName: string,
+    exchangeLocal: string,
+    queueLocal: string,
     routingKey: string,
     args: Record<string, unknown>,
     principal: Principal,
   ): Promise<void> {
-    mayRead(principal, exchange, routingKey);
+    mayRead(principal, exchangeLocal, routingKey);
+    const exchange = qualified(principal.vhost.prefix, exchangeLocal);
+    const queueName = qualified(principal.vhost.prefix, queueLocal);
     const queue = this.#topology.getQueue(queueName);
-    if (queue === undefined) throw new BrokerError(ErrorCode.notFound, `no queue '${queueName}' in vhost '/'`);
+    if (queue === undefined) throw new BrokerError(ErrorCode.notFound, `no ${describeIn('queue', queueName)}`);
     const added = withBrokerErrors(() => this.#topology.registry.bindQueue(exchange, queueName, routingKey, args));
     if (!added) return;
     const answer = await this.#calls.call(queue.shard, { op: 'bindQueue', exchange, queue: queueName, routingKey, arguments: args });
@@ -219,27 +239,39 @@ export class Management {
     }
   }
 
-  async unbindQueue(exchange: string, queueName: string, routingKey: string, args: Record<string, unknown>): Promise<void> {
+  async unbindQueue(vh: VhostScope, exchangeLocal: string, queueLocal: string, routingKey: string, args: Record<string, unknown>): Promise<void> {
+    const exchange = qualified(vh.prefix, exchangeLocal);
+    const queueName = qualified(vh.prefix, queueLocal);
     const queue = this.#topology.getQueue(queueName);
-    if (queue === undefined) throw new BrokerError(ErrorCode.notFound, `no queue '${queueName}' in vhost '/'`);
+    if (queue === undefined) throw new BrokerError(ErrorCode.notFound, `no ${describeIn('queue', queueName)}`);
     const { autoDeleted } = withBrokerErrors(() => this.#topology.registry.unbindQueue(exchange, queueName, routingKey, args));
     check(await this.#calls.call(queue.shard, { op: 'unbindQueue', exchange, queue: queueName, routingKey, arguments: args }));
     if (autoDeleted.length > 0) await this.#broadcastDeletes(autoDeleted);
   }
 
   async bindExchange(
-    destination: string,
-    source: string,
+    destinationLocal: string,
+    sourceLocal: string,
     routingKey: string,
     args: Record<string, unknown>,
     principal: Principal,
   ): Promise<void> {
-    mayRead(principal, source, routingKey);
+    mayRead(principal, sourceLocal, routingKey);
+    const destination = qualified(principal.vhost.prefix, destinationLocal);
+    const source = qualified(principal.vhost.prefix, sourceLocal);
     const added = withBrokerErrors(() => this.#topology.registry.bindExchange(destination, source, routingKey, args));
     if (added) check(await this.#calls.broadcast({ op: 'bindExchange', destination, source, routingKey, arguments: args }));
   }
 
-  async unbindExchange(destination: string, source: string, routingKey: string, args: Record<string, unknown>): Promise<void> {
+  async unbindExchange(
+    vh: VhostScope,
+    destinationLocal: string,
+    sourceLocal: string,
+    routingKey: string,
+    args: Record<string, unknown>,
+  ): Promise<void> {
+    const destination = qualified(vh.prefix, destinationLocal);
+    const source = qualified(vh.prefix, sourceLocal);
     const { autoDeleted } = withBrokerErrors(() => this.#topology.registry.unbindExchange(destination, source, routingKey, args));
     check(await this.#calls.broadcast({ op: 'unbindExchange', destination, source, routingKey, arguments: args }));
     if (autoDeleted.length > 0) await this.#broadcastDeletes(autoDeleted);

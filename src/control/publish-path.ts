@@ -6,11 +6,13 @@
 import { DestinationError, DestinationType, formatDestination, parseDestination, type Destination } from '../protocol/destination.js';
 import { NO_TOKEN, PUBLISH_FLAG_DEAD_LETTERED } from '../protocol/ring-record-codec.js';
 import { BrokerError, ErrorCode } from '../protocol/errors.js';
-import { withBrokerErrors } from './router-errors.js';
+import { qualified, withBrokerErrors } from './router-errors.js';
 import { REMOTE_SHARD } from '../shard/shard-handle.js';
 import type { ShardHandle } from '../shard/shard-handle.js';
 import type { Logger } from '../log/logger.js';
 import type { Principal } from './auth.js';
+import { isDefaultExchange } from '../router/exchange-registry.js';
+import { describeIn, type VhostScope } from '../router/vhost-name.js';
 import type { Topology } from './topology.js';
 
 /** What publishing needs of a shard's handle (a fake in tests). */
@@ -88,7 +90,7 @@ export class PublishPath {
   targetFor(destinationText: string, principal: Principal): PublishTarget {
     const destination = parseOrRefuse(destinationText);
     this.authorize(destination, principal);
-    return this.target(destination);
+    return this.target(destination, principal.vhost);
   }
 
   /**
@@ -100,55 +102,71 @@ export class PublishPath {
   exchangeTarget(exchange: string, routingKey: string, principal: Principal): PublishTarget {
     const type = exchange === '' ? DestinationType.queue : DestinationType.exchange;
     const canonical = formatDestination(type, exchange, routingKey);
+    const vhost = principal.vhost;
     if (!principal.canPublish(canonical)) {
-      this.#log.warn({ user: principal.name, destination: canonical }, 'publish denied');
-      throw new BrokerError(ErrorCode.accessRefused, `access to exchange '${exchange}' in vhost '/' refused for user '${principal.name}'`);
+      this.#log.warn({ user: principal.name, destination: canonical, vhost: vhost.name }, 'publish denied');
+      throw new BrokerError(
+        ErrorCode.accessRefused,
+        `access to exchange '${exchange}' in vhost '${vhost.name}' refused for user '${principal.name}'`,
+      );
     }
+    if (vhost.overBudget) throw vhost.publishRefusal() as BrokerError;
+    const exchangeName = qualified(vhost.prefix, exchange);
     if (exchange === '' && this.cluster !== null) {
       // The default exchange routes to a queue by name, wherever in the cluster it lives.
-      const remote = this.cluster.queueOwner(routingKey, false);
-      if (remote !== null) return { exchange: '', routingKey, shards: [], confirmFromShard: false, forward: null, remote };
+      const queue = qualified(vhost.prefix, routingKey);
+      const remote = this.cluster.queueOwner(queue, false);
+      if (remote !== null) return { exchange: exchangeName, routingKey: queue, shards: [], confirmFromShard: false, forward: null, remote };
     }
-    const routed = withBrokerErrors(() => this.#topology.route(exchange, routingKey));
+    const routed = withBrokerErrors(() => this.#topology.route(exchangeName, routingKey));
     return {
       exchange: routed.exchange,
       routingKey,
       shards: routed.shards,
       confirmFromShard: routed.confirmFromShard,
-      forward: this.#forwardOf(exchange),
+      forward: this.#forwardOf(exchangeName),
     };
   }
 
-  /** Refuses (403 access_refused, and a warn line) a publish `principal` may not make. */
+  /**
+   * Refuses (403 access_refused, and a warn line) a publish `principal` may not make, and (406) one
+   * to a vhost over its max-queued-bytes.
+   */
   authorize(destination: Destination, principal: Principal): void {
     const canonical = formatDestination(destination.type, destination.exchange, destination.name);
-    if (principal.canPublish(canonical)) return;
-    this.#log.warn({ user: principal.name, destination: canonical }, 'publish denied');
-    throw new BrokerError(ErrorCode.accessRefused, `user ${principal.name} may not publish to ${canonical}`);
+    if (!principal.canPublish(canonical)) {
+      this.#log.warn({ user: principal.name, destination: canonical, vhost: principal.vhost.name }, 'publish denied');
+      throw new BrokerError(ErrorCode.accessRefused, `user ${principal.name} may not publish to ${canonical}`);
+    }
+    if (principal.vhost.overBudget) throw principal.vhost.publishRefusal() as BrokerError;
   }
 
   /**
-   * Where a message for `destination` goes. A `/queue/` destination declares its queue on
-   * first use: the declaration is written to the queue's shard ahead of the message, so
-   * the shard has the queue before it reads the publish (same ring, same order).
+   * Where a message for `destination` (as the clients of `vhost` name it) goes. A `/queue/`
+   * destination declares its queue on first use: the declaration is written to the queue's shard
+   * ahead of the message, so the shard has the queue before it reads the publish (same ring,
+   * same order). A `/queue/` message goes by the vhost's default exchange (its prefix), with the
+   * queue's own name as routing key.
    */
-  target(destination: Destination): PublishTarget {
+  target(destination: Destination, vhost: VhostScope): PublishTarget {
+    const prefix = vhost.prefix;
     let exchange: string;
-    if (destination.type === DestinationType.queue && this.cluster !== null) {
-      const remote = this.cluster.queueOwner(destination.name, destination.declare);
-      if (remote !== null)
-        return { exchange: '', routingKey: destination.name, shards: [], confirmFromShard: false, forward: null, remote };
-    }
     if (destination.type === DestinationType.queue) {
-      if (destination.declare) this.ensureQueue(destination.name);
-      else if (this.#topology.getQueue(destination.name) === undefined) {
+      // A parsed destination holds no control character (parseDestination), so no separator.
+      const queue = prefix.length === 0 ? destination.name : prefix + destination.name;
+      if (this.cluster !== null) {
+        const remote = this.cluster.queueOwner(queue, destination.declare);
+        if (remote !== null) return { exchange: prefix, routingKey: queue, shards: [], confirmFromShard: false, forward: null, remote };
+      }
+      if (destination.declare) this.ensureQueue(queue);
+      else if (this.#topology.getQueue(queue) === undefined) {
         // `/amq/queue/<name>` names a queue that must exist (RabbitMQ's STOMP adapter refuses it
         // too); routing it by the default exchange would drop it silently as unroutable.
-        throw new BrokerError(ErrorCode.notFound, `no queue '${destination.name}' in vhost '/'`);
+        throw new BrokerError(ErrorCode.notFound, `no ${describeIn('queue', queue)}`);
       }
-      exchange = '';
+      exchange = prefix;
     } else {
-      exchange = destination.exchange;
+      exchange = prefix.length === 0 ? destination.exchange : prefix + destination.exchange;
     }
     const routed = withBrokerErrors(() => this.#topology.route(exchange, destination.name));
     return {
@@ -175,10 +193,10 @@ export class PublishPath {
 
   /** Messages to an exchange cross to the other nodes; the default exchange's (queues) do not. */
   #forwardOf(exchange: string): string | null {
-    return this.cluster !== null && exchange !== '' ? exchange : null;
+    return this.cluster !== null && !isDefaultExchange(exchange) ? exchange : null;
   }
 
-  /** Declares a `/queue/` destination's queue if it does not exist yet; returns its shard. */
+  /** Declares a `/queue/` destination's queue (qualified name) if it does not exist yet; returns its shard. */
   ensureQueue(name: string): number {
     const existing = this.#topology.getQueue(name);
     if (existing !== undefined) return existing.shard;

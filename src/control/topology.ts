@@ -9,8 +9,9 @@
  * with a binding gets the message and filters exactly), and the shards do the rest.
  */
 import { randomBytes } from 'node:crypto';
-import { ExchangeRegistry, RouterError, type ExchangeInfo, type BindingInfo } from '../router/exchange-registry.js';
+import { ExchangeRegistry, isDefaultExchange, RouterError, type ExchangeInfo, type BindingInfo } from '../router/exchange-registry.js';
 import { shardFor } from '../router/shard-map.js';
+import { describeIn, localName, prefixOf, VHOST_SEPARATOR, vhostOf } from '../router/vhost-name.js';
 
 export interface QueueOptions {
   readonly durable: boolean;
@@ -55,6 +56,14 @@ export class Topology {
   readonly registry: ExchangeRegistry<string, number>;
   /** Queues whose publishes need the shard's confirm; when none, no exchange route needs one. */
   #confirmingQueues = 0;
+  /** Queues per vhost, by prefix (vhost-name.ts): what a vhost's max-queues is checked against. */
+  readonly #queuesPerVhost = new Map<string, number>();
+  /** The names of each vhost's queues but `/`'s (whose are every name without a prefix). */
+  readonly #vhostQueues = new Map<string, Set<string>>();
+  /** sortedQueueNamesIn's cache per prefix; cleared when a queue was added or removed. */
+  readonly #sortedIn = new Map<string, readonly string[]>();
+  /** The most queues a vhost (by prefix) may hold; set by the vhosts' registry. */
+  queueLimit: (prefix: string) => number = () => Number.POSITIVE_INFINITY;
 
   constructor(shardCount: number) {
     this.#shards = shardCount;
@@ -87,8 +96,33 @@ export class Topology {
     return this.#queues.get(name);
   }
 
+  /** How many queues the vhost with this prefix holds. */
+  queueCountIn(prefix: string): number {
+    return this.#queuesPerVhost.get(prefix) ?? 0;
+  }
+
   listQueues(): QueueMeta[] {
     return [...this.#queues.values()];
+  }
+
+  /** The qualified names of the queues of the vhost with this prefix. */
+  queueNamesIn(prefix: string): readonly string[] {
+    if (prefix.length > 0) return [...(this.#vhostQueues.get(prefix) ?? [])];
+    if (this.#vhostQueues.size === 0) return [...this.#queues.keys()];
+    const out: string[] = [];
+    for (const name of this.#queues.keys()) if (name.indexOf(VHOST_SEPARATOR) < 0) out.push(name);
+    return out;
+  }
+
+  /** sortedQueueNames for one vhost (qualified names), cached as it is. */
+  sortedQueueNamesIn(prefix: string): readonly string[] {
+    if (prefix.length === 0 && this.#vhostQueues.size === 0) return this.sortedQueueNames();
+    let sorted = this.#sortedIn.get(prefix);
+    if (sorted === undefined) {
+      sorted = [...this.queueNamesIn(prefix)].sort(byCodeUnits);
+      this.#sortedIn.set(prefix, sorted);
+    }
+    return sorted;
   }
 
   /**
@@ -120,26 +154,36 @@ export class Topology {
     connection: number,
     serverNamePrefix = SERVER_NAME_PREFIX,
   ): { queue: QueueMeta; created: boolean } {
-    const serverNamed = name === '';
+    // `name` is qualified (vhost-name.ts): a server-named queue is asked for by its vhost's prefix alone.
+    const local = localName(name);
+    const serverNamed = local === '';
     if (serverNamed) {
-      if (passive) throw new RouterError('not_found', "no queue '' in vhost '/'");
-      name = this.#serverName(serverNamePrefix);
+      if (passive) throw new RouterError('not_found', `no ${describeIn('queue', name)}`);
+      name = this.#serverName(name + serverNamePrefix);
     }
-    if (!serverNamed && name.startsWith('amq.') && !this.#queues.has(name)) {
-      throw new RouterError('access_refused', `queue name '${name}' contains reserved prefix 'amq.*'`);
+    if (!serverNamed && local.startsWith('amq.') && !this.#queues.has(name)) {
+      throw new RouterError('access_refused', `queue name '${local}' contains reserved prefix 'amq.*'`);
     }
     const existing = this.#queues.get(name);
     if (existing !== undefined) {
       if (existing.exclusive && existing.owner !== connection) {
         throw new RouterError(
           'resource_locked',
-          `cannot obtain exclusive access to locked queue '${name}' in vhost '/'. It could be originally declared on another connection or the exclusive property value does not match that of the original declaration.`,
+          `cannot obtain exclusive access to locked ${describeIn('queue', name)}. It could be originally declared on another connection or the exclusive property value does not match that of the original declaration.`,
         );
       }
       if (!passive) this.#checkEquivalent(existing, options);
       return { queue: existing, created: false };
     }
-    if (passive) throw new RouterError('not_found', `no queue '${name}' in vhost '/'`);
+    if (passive) throw new RouterError('not_found', `no ${describeIn('queue', name)}`);
+    const prefix = prefixOf(name);
+    if (this.queueCountIn(prefix) >= this.queueLimit(prefix)) {
+      // RabbitMQ's words for a vhost at its max-queues.
+      throw new RouterError(
+        'precondition_failed',
+        `cannot declare queue '${localName(name)}': queue limit in virtual host '${vhostOf(name)}' is reached`,
+      );
+    }
     return { queue: this.#add(name, options, this.shardOfQueue(name), options.exclusive ? connection : 0), created: true };
   }
 
@@ -161,6 +205,14 @@ export class Topology {
     };
     this.#queues.set(name, queue);
     this.#sortedNames = null;
+    this.#sortedIn.clear();
+    const prefix = prefixOf(name);
+    this.#queuesPerVhost.set(prefix, this.queueCountIn(prefix) + 1);
+    if (prefix.length > 0) {
+      const names = this.#vhostQueues.get(prefix);
+      if (names === undefined) this.#vhostQueues.set(prefix, new Set([name]));
+      else names.add(name);
+    }
     if (queue.confirmFromShard) this.#confirmingQueues++;
     this.queueObserver?.queueAdded(queue);
     return queue;
@@ -172,6 +224,16 @@ export class Topology {
     if (queue === undefined) return [];
     this.#queues.delete(name);
     this.#sortedNames = null;
+    this.#sortedIn.clear();
+    const prefix = prefixOf(name);
+    const left = this.queueCountIn(prefix) - 1;
+    if (left > 0) this.#queuesPerVhost.set(prefix, left);
+    else this.#queuesPerVhost.delete(prefix);
+    if (prefix.length > 0) {
+      const names = this.#vhostQueues.get(prefix);
+      names?.delete(name);
+      if (names?.size === 0) this.#vhostQueues.delete(prefix);
+    }
     if (queue.confirmFromShard) this.#confirmingQueues--;
     this.queueObserver?.queueRemoved(queue);
     return this.registry.removeQueue(name).autoDeleted;
@@ -194,14 +256,19 @@ export class Topology {
     // RabbitMQ's alternate exchange: what the exchange routes nowhere goes to the one its
     // `alternate-exchange` argument names (and on, a few hops at most, never in a circle).
     for (let hops = 0; shards.length === 0 && hops < MAX_ALTERNATE_HOPS; hops++) {
-      const alternate = this.registry.getExchange(exchange)?.arguments[ALTERNATE_EXCHANGE];
-      if (typeof alternate !== 'string' || alternate === exchange || !this.registry.hasExchange(alternate)) break;
+      const named = this.registry.getExchange(exchange)?.arguments[ALTERNATE_EXCHANGE];
+      if (typeof named !== 'string') break;
+      // The argument names an exchange of the same vhost.
+      const alternate = prefixOf(exchange) + named;
+      if (alternate === exchange || !this.registry.hasExchange(alternate)) break;
       exchange = alternate;
       shards = this.registry.routeIgnoringHeaders(exchange, routingKey);
     }
     let confirmFromShard = false;
     if (this.#confirmingQueues > 0) {
-      confirmFromShard = exchange === '' ? this.#queues.get(routingKey)?.confirmFromShard === true : true;
+      confirmFromShard = isDefaultExchange(exchange)
+        ? this.#queues.get(exchange.length === 0 ? routingKey : exchange + routingKey)?.confirmFromShard === true
+        : true;
     }
     return { shards, confirmFromShard, exchange };
   }
@@ -210,7 +277,7 @@ export class Topology {
     const fail = (what: string, received: unknown, current: unknown): never => {
       throw new RouterError(
         'precondition_failed',
-        `inequivalent arg '${what}' for queue '${q.name}' in vhost '/': received '${String(received)}' but current is '${String(current)}'`,
+        `inequivalent arg '${what}' for ${describeIn('queue', q.name)}: received '${String(received)}' but current is '${String(current)}'`,
       );
     };
     if (q.durable !== o.durable) fail('durable', o.durable, q.durable);
@@ -223,6 +290,7 @@ export class Topology {
     }
   }
 
+  /** `prefix` is qualified: the vhost's prefix, then `amq.gen-` or the caller's own. */
   #serverName(prefix: string): string {
     // RabbitMQ's form: amq.gen- plus 22 URL-safe base64 characters.
     for (;;) {

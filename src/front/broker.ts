@@ -2,6 +2,11 @@
  * The composition root: configuration, shards, the uWebSockets.js app and its
  * routes. The main thread does I/O and framing only; routing happens in shards.
  */
+import { Vhosts } from '../control/vhosts.js';
+import { VhostBudgets } from './vhost-usage.js';
+import { deleteVhostContents, registerVhostRoutes } from './vhost-routes.js';
+import { prefixOf, vhostOf, type VhostScope } from '../router/vhost-name.js';
+import { CLOSE_POLICY } from './ws-connection.js';
 import { RefusalLog } from './refusal-log.js';
 import { registerDashboardRoutes } from './dashboard-routes.js';
 import { RouteMethods } from './route-methods.js';
@@ -51,6 +56,9 @@ export class Broker implements OutboundSink {
   readonly #publisher: PublishPath;
   readonly #inflate: InflatePool;
   readonly #memory: MemoryGuard;
+  readonly #vhosts: Vhosts;
+  readonly #budgets: VhostBudgets;
+  readonly #ctx: BrokerContext;
   readonly #republish = newPublishRecord();
   /** What shards recovered from their logs, merged into the topology once all are up. */
   readonly #recovered: Array<{ index: number; summary: RecoverySummary }> = [];
@@ -112,6 +120,9 @@ export class Broker implements OutboundSink {
       },
     });
     this.#topology = new Topology(config.shards);
+    this.#vhosts = new Vhosts(config.dataDir);
+    for (const v of this.#vhosts.list()) this.#topology.registry.ensureVhost(v.prefix);
+    this.#topology.queueLimit = (prefix) => this.#vhosts.byPrefix(prefix)?.limits.maxQueues ?? Number.POSITIVE_INFINITY;
     this.#calls = new ShardCalls(this.#supervisor.handles);
     this.#management = new Management(this.#topology, this.#calls);
     this.#publisher = new PublishPath(this.#topology, this.#supervisor.handles, config.dataDir !== null, log);
@@ -141,6 +152,7 @@ export class Broker implements OutboundSink {
       consume: new ConsumePath(this.#topology, this.#publisher, this.#management, this.#supervisor.handles, config, log),
       inflate: this.#inflate,
       auth: new Authenticator(config.authToken, config.usersFile),
+      vhosts: this.#vhosts,
       trace: this.#trace,
       mainGc: this.#gc,
       refusals: new RefusalLog(log),
@@ -149,6 +161,8 @@ export class Broker implements OutboundSink {
       remotePort: () => this.#cluster?.remotePort ?? null,
       clusterRoom: () => this.#cluster,
     };
+    this.#ctx = ctx;
+    this.#budgets = new VhostBudgets(ctx);
     this.#tls = config.tlsCert !== null;
     // TLS terminates in uWebSockets.js itself (SSLApp); the data path is unchanged.
     this.#app = this.#tls ? uws.SSLApp({ cert_file_name: config.tlsCert ?? '', key_file_name: config.tlsKey ?? '' }) : uws.App();
@@ -173,9 +187,10 @@ export class Broker implements OutboundSink {
       (principal) => this.#ws.connectionsOf(principal),
     );
     registerManagementRoutes(this.#app, ctx, {
-      connections: () => this.#amqp.rabbitConnections(),
-      channels: () => this.#amqp.rabbitChannels(),
+      connections: (vhost) => this.#amqp.rabbitConnections(vhost),
+      channels: (vhost) => this.#amqp.rabbitChannels(vhost),
     });
+    registerVhostRoutes(this.#app, ctx, (vhost, reason) => this.#ws.closeVhost(vhost, CLOSE_POLICY, reason) + this.#amqp.closeVhost(vhost, reason));
     registerDashboardRoutes(this.#app, ctx);
     this.#app.any('/*', (res, req) => {
       const method = req.getMethod().toUpperCase();
@@ -239,6 +254,7 @@ export class Broker implements OutboundSink {
   async start(): Promise<void> {
     this.#running = true;
     this.#memory.start();
+    this.#budgets.start();
     await this.#supervisor.start(this);
     this.#adoptRecovered();
     this.#started = true;
@@ -255,6 +271,7 @@ export class Broker implements OutboundSink {
       // Do not leave shard threads running behind a broker that never served.
       await this.#supervisor.stop();
       this.#memory.stop();
+      this.#budgets.stop();
       await this.#inflate.close();
       this.#running = false;
       throw err;
@@ -315,6 +332,28 @@ export class Broker implements OutboundSink {
     }
     this.#management.broadcastExchanges((shard, op) => this.#supervisor.handles[shard].writeControl((w) => w.manage(0, 0, op)));
     this.log.info({ messages, durationMs }, `recovered ${messages} persistent messages from the log in ${durationMs} ms`);
+    this.#finishVhostDeletions();
+  }
+
+  /**
+   * Recovered queues and exchanges of a vhost vhosts.json no longer has: a deletion a crash cut
+   * short (the vhost's record goes first). Finished now, in the background, as DELETE would have.
+   */
+  #finishVhostDeletions(): void {
+    const orphans = new Map<string, VhostScope>();
+    const note = (name: string): void => {
+      const prefix = prefixOf(name);
+      if (prefix !== '' && this.#vhosts.byPrefix(prefix) === undefined) orphans.set(prefix, { name: vhostOf(name), prefix });
+    };
+    for (const q of this.#topology.listQueues()) note(q.name);
+    for (const x of this.#topology.listExchanges()) note(x.name);
+    for (const vhost of orphans.values()) {
+      this.log.warn({ vhost: vhost.name }, 'recovered objects of a deleted vhost: finishing its deletion');
+      void deleteVhostContents(this.#ctx, vhost).then(
+        (removed) => this.log.info({ vhost: vhost.name, ...removed }, 'deleted vhost cleared'),
+        (err: unknown) => this.log.error({ err, vhost: vhost.name }, 'could not clear a deleted vhost'),
+      );
+    }
   }
 
   #listen(): Promise<void> {
@@ -352,6 +391,7 @@ export class Broker implements OutboundSink {
     await this.#amqp.close('broker shutting down');
     await this.#supervisor.stop();
     this.#memory.stop();
+    this.#budgets.stop();
     this.#gcMonitor?.stop();
     this.#gcMonitor = null;
     await this.#inflate.close();

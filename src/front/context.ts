@@ -14,6 +14,7 @@ import type { PublishPath } from '../control/publish-path.js';
 import type { ConsumePath } from '../control/consume-path.js';
 import type { InflatePool } from '../offload/inflate-pool.js';
 import type { Authenticator } from '../control/auth.js';
+import type { Vhosts } from '../control/vhosts.js';
 import type { HopTrace } from '../metrics/hop-trace.js';
 import type { GcPauses } from '../metrics/gc-monitor.js';
 import type { RefusalLog } from './refusal-log.js';
@@ -34,6 +35,8 @@ export interface BrokerContext {
   readonly consume: ConsumePath;
   readonly inflate: InflatePool;
   readonly auth: Authenticator;
+  /** The vhosts, their limits and what each holds. */
+  readonly vhosts: Vhosts;
   /** Sampled hop latencies (GET /v1/stats/latency). */
   readonly trace: HopTrace;
   /** The main thread's GC pauses so far. */

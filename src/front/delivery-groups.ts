@@ -26,10 +26,11 @@
  * the group queue (published just before it subscribed) can reach it, where a private queue would
  * have started empty.
  */
+import type { VhostScope } from '../router/vhost-name.js';
 import type { TemplatedApp } from 'uWebSockets.js';
 import type { BrokerContext } from './context.js';
 import type { DeliveryFlush } from './delivery-flush.js';
-import type { Connection, WsSubscription } from './ws-connection.js';
+import { cutVhostPrefix, type Connection, type WsSubscription } from './ws-connection.js';
 import type { Destination } from '../protocol/destination.js';
 import { AckModeCode, type DeliverHead } from '../protocol/ring-record-codec.js';
 import type { BinaryFrameWriter } from '../protocol/ws-binary-encode.js';
@@ -106,6 +107,8 @@ class Members {
 interface Group {
   readonly id: number;
   readonly key: string;
+  /** UTF-8 bytes of its vhost's prefix (cutVhostPrefix). */
+  readonly prefixBytes: number;
   readonly destination: Destination;
   readonly queue: string;
   readonly shard: number;
@@ -173,15 +176,17 @@ export class DeliveryGroups {
   }
 
   /** The queue and shard `sub` (being created) will share for `destination`, creating the group if needed. */
-  place(destination: Destination): { queue: string; shard: number; group: number } {
-    const key = `${destination.exchange}\u0000${destination.name}`;
+  place(destination: Destination, vhost: VhostScope): { queue: string; shard: number; group: number } {
+    // Per vhost: two tenants' subscribers to the same pattern read different exchanges.
+    const key = `${vhost.prefix}${destination.exchange}\u0000${destination.name}`;
     let group = this.#byKey.get(key);
     if (group === undefined) {
-      const { queue, shard } = this.#ctx.consume.sharedQueue(destination);
+      const { queue, shard } = this.#ctx.consume.sharedQueue(destination, vhost);
       const id = this.#allocateId();
       group = {
         id,
         key,
+        prefixBytes: Buffer.byteLength(vhost.prefix),
         destination,
         queue,
         shard,
@@ -261,6 +266,7 @@ export class DeliveryGroups {
     const group = this.#byId.get(rec.subscriptionId);
     if (group === undefined) return false;
     const writer = (group.writer ??= this.#flush.writers.take());
+    cutVhostPrefix(rec, group.prefixBytes);
     writer.deliverRecord(group.id, 0, rec, buf, true);
     group.seq++;
     group.owedCredit++;

@@ -3,6 +3,7 @@
  * `Content-Type: application/x-ndjson`; gzip/deflate bodies accepted. Answers
  * `200 {"accepted":N}` once every shard that took a message confirmed it.
  */
+import type { VhostScope } from '../router/vhost-name.js';
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import type { BrokerContext } from './context.js';
 import { parseDestination, DestinationError, type Destination } from '../protocol/destination.js';
@@ -29,6 +30,8 @@ const PREFIX = '/v1/publish/';
 
 interface PublishRequest {
   readonly destination: Destination;
+  /** The vhost its names are in (the principal's). */
+  readonly vhost: VhostScope;
   readonly ndjson: boolean;
   readonly encoding: 'identity' | 'gzip' | 'deflate';
 }
@@ -64,7 +67,7 @@ function handlePublish(res: HttpResponse, req: HttpRequest, ctx: BrokerContext):
 
   let request: PublishRequest;
   try {
-    request = parseRequest(url, contentType, contentEncoding);
+    request = parseRequest(url, contentType, contentEncoding, principal.vhost);
   } catch (err) {
     const code =
       err instanceof UnsupportedEncoding
@@ -118,7 +121,7 @@ function handlePublish(res: HttpResponse, req: HttpRequest, ctx: BrokerContext):
 
 class UnsupportedEncoding extends Error {}
 
-function parseRequest(url: string, contentType: string, encoding: string): PublishRequest {
+function parseRequest(url: string, contentType: string, encoding: string, vhost: VhostScope): PublishRequest {
   let path: string;
   try {
     path = decodeURIComponent(url.slice(PREFIX.length));
@@ -131,6 +134,7 @@ function parseRequest(url: string, contentType: string, encoding: string): Publi
   }
   return {
     destination,
+    vhost,
     ndjson: contentType.toLowerCase().startsWith('application/x-ndjson'),
     encoding: encoding === '' ? 'identity' : (encoding as 'identity' | 'gzip' | 'deflate'),
   };
@@ -251,7 +255,7 @@ function publishBody(
 
   let target: PublishTarget;
   try {
-    target = ctx.publisher.target(request.destination);
+    target = ctx.publisher.target(request.destination, request.vhost);
   } catch (err) {
     sendError(res, err, state, ctx.refusals);
     return;

@@ -14,6 +14,9 @@ import { authorize } from './http-auth.js';
 import type { RefusalLog } from './refusal-log.js';
 import type { HttpMethod } from './route-methods.js';
 import { pageOf, parsePageQuery, selectPage, type Page, type PageQuery } from './list-pages.js';
+import { describeIn, localName, prefixOf, VHOST_SEPARATOR, vhostOf } from '../router/vhost-name.js';
+import { qualified } from '../control/router-errors.js';
+import type { Vhost } from '../control/vhosts.js';
 
 /** Management bodies are small; anything larger is a mistake or an attack. */
 const MAX_MANAGEMENT_BODY = 64 * 1024;
@@ -22,32 +25,39 @@ type Json = Record<string, unknown>;
 
 /** Connections and channels as RabbitMQ's management API lists them (the AMQP front's). */
 export interface ConnectionListing {
-  connections(): Array<Record<string, unknown>>;
-  channels(): Array<Record<string, unknown>>;
+  connections(vhost: Vhost): Array<Record<string, unknown>>;
+  channels(vhost: Vhost): Array<Record<string, unknown>>;
 }
 
 export function registerManagementRoutes(uwsApp: TemplatedApp, ctx: BrokerContext, listing?: ConnectionListing): void {
   const m = ctx.management;
   const rates = new RateSampler();
   const pacer = new WorkPacer(ctx.config.managementShare / 100);
-  // Every management route needs a principal allowed to manage (when auth is on).
-  type Handler = (res: HttpResponse, req: HttpRequest, principal: Principal) => void;
+  // Every management route needs a principal allowed to manage its vhost (when auth is on). A
+  // route over one object answers two paths: `/v1/queues/<name>?vhost=v` and RabbitMQ's
+  // `/v1/queues/<v>/<name>`; `param(i)` is the i-th parameter after the vhost.
+  type Handler = (res: HttpResponse, req: HttpRequest, principal: Principal, param: (i: number) => string) => void;
   const guarded =
-    (handler: Handler) =>
+    (handler: Handler, vhostInPath: boolean) =>
     (res: HttpResponse, req: HttpRequest): void => {
       const framing = checkFraming(req, false);
       if (framing !== null) {
         refuseFraming(res, framing, ctx.refusals);
         return;
       }
-      const principal = authorize(res, req, ctx, 'manage');
-      if (principal !== null) handler(res, req, principal);
+      const principal = authorize(res, req, ctx, 'manage', vhostInPath ? param(req, 0) : undefined);
+      const skip = vhostInPath ? 1 : 0;
+      if (principal !== null) handler(res, req, principal, (i) => param(req, i + skip));
     };
   const route =
     (method: HttpMethod, register: (path: string, handler: (res: HttpResponse, req: HttpRequest) => void) => unknown) =>
     (path: string, h: Handler): void => {
       ctx.routes.note(method, path);
-      register(path, guarded(h));
+      register(path, guarded(h, false));
+      if (!path.includes('/:')) return;
+      const withVhost = path.replace(/^(\/v1\/[a-z]+\/)/, '$1:vhost/');
+      ctx.routes.note(method, withVhost);
+      register(withVhost, guarded(h, true));
     };
   const app = {
     get: route('GET', (p, h) => uwsApp.get(p, h)),
@@ -58,31 +68,35 @@ export function registerManagementRoutes(uwsApp: TemplatedApp, ctx: BrokerContex
 
   if (listing !== undefined) {
     // RabbitMQ's /api/connections and /api/channels (at most 1,000 each).
-    app.get('/v1/connections', (res) => sendJson(res, 200, listing.connections()));
-    app.get('/v1/channels', (res) => sendJson(res, 200, listing.channels()));
+    app.get('/v1/connections', (res, _req, principal) => sendJson(res, 200, listing.connections(principal.vhost)));
+    app.get('/v1/channels', (res, _req, principal) => sendJson(res, 200, listing.channels(principal.vhost)));
   }
 
-  app.get('/v1/exchanges', (res, req) => {
+  app.get('/v1/exchanges', (res, req, principal) => {
     const q = pageQueryOf(res, req, ctx.refusals);
     if (q === undefined) return;
-    const list = m.topology.listExchanges().map(exchangeJson);
+    const prefix = principal.vhost.prefix;
+    const list = m.topology
+      .listExchanges()
+      .filter((x) => prefixOf(x.name) === prefix)
+      .map(exchangeJson);
     try {
       sendJson(res, 200, q === null ? list : pageOfList(list, (x) => x.name as string, q));
     } catch (err) {
       sendError(res, err, undefined, ctx.refusals);
     }
   });
-  app.get('/v1/exchanges/:name', (res, req) => {
-    const name = param(req, 0);
-    const x = m.topology.registry.getExchange(name);
-    if (x === undefined) sendRefusal(res, ctx.refusals, 404, { error: ErrorCode.notFound, message: `no exchange '${name}' in vhost '/'` });
+  app.get('/v1/exchanges/:name', (res, _req, principal, p) => {
+    const name = p(0);
+    const x = holdsSeparator(name) ? undefined : m.topology.registry.getExchange(principal.vhost.prefix + name);
+    if (x === undefined) sendRefusal(res, ctx.refusals, 404, { error: ErrorCode.notFound, message: `no exchange '${name}' in vhost '${principal.vhost.name}'` });
     else sendJson(res, 200, exchangeJson(x));
   });
-  app.put('/v1/exchanges/:name', (res, req) => {
-    const name = param(req, 0);
+  app.put('/v1/exchanges/:name', (res, _req, principal, p) => {
+    const name = p(0);
     withBody(res, ctx.refusals, async (body) => {
       const type = str(body.type, 'type', 'direct');
-      const { created } = await m.declareExchange({
+      const { created } = await m.declareExchange(principal.vhost, {
         name,
         type,
         durable: bool(body.durable, 'durable', true),
@@ -94,21 +108,22 @@ export function registerManagementRoutes(uwsApp: TemplatedApp, ctx: BrokerContex
       return [created ? 201 : 200, { name, created }];
     });
   });
-  app.del('/v1/exchanges/:name', (res, req) => {
-    const name = param(req, 0);
+  app.del('/v1/exchanges/:name', (res, req, principal, p) => {
+    const name = p(0);
     const ifUnused = req.getQuery('if-unused') === 'true';
     // AMQP's delete is idempotent; RabbitMQ's HTTP API answers 404 for what is not there.
     run(res, ctx.refusals, async () => {
-      const { deleted } = await m.deleteExchange(name, ifUnused);
-      if (!deleted) throw new BrokerError(ErrorCode.notFound, `no exchange '${name}' in vhost '/'`);
+      const { deleted } = await m.deleteExchange(principal.vhost, name, ifUnused);
+      if (!deleted) throw new BrokerError(ErrorCode.notFound, `no exchange '${name}' in vhost '${principal.vhost.name}'`);
       return [200, { deleted }];
     });
   });
 
-  app.get('/v1/queues', (res, req) => {
+  app.get('/v1/queues', (res, req, principal) => {
     const q = pageQueryOf(res, req, ctx.refusals);
     if (q === undefined) return;
-    const names = ctx.topology.sortedQueueNames();
+    const prefix = principal.vhost.prefix;
+    const names = ctx.topology.sortedQueueNamesIn(prefix);
     if (q === null) {
       // The whole list, in slices across event-loop turns: deliveries never wait behind it.
       writeQueueSlices(res, ctx, rates, pacer, names, '[', ']');
@@ -116,7 +131,9 @@ export function registerManagementRoutes(uwsApp: TemplatedApp, ctx: BrokerContex
     }
     let selected: ReturnType<typeof selectPage>;
     try {
-      selected = selectPage(names, q);
+      // Filters and order see the names the vhost's clients use (the prefix is common to all, so the order is the same).
+      selected = selectPage(prefix.length === 0 ? names : names.map((n) => n.slice(prefix.length)), q);
+      if (prefix.length > 0) selected = { ...selected, names: selected.names.map((n) => prefix + n) };
     } catch (err) {
       sendError(res, err, undefined, ctx.refusals);
       return;
@@ -126,25 +143,27 @@ export function registerManagementRoutes(uwsApp: TemplatedApp, ctx: BrokerContex
     const tail = `],"page":${q.page},"page_count":${selected.pageCount},"page_size":${q.pageSize},"total_count":${names.length}}`;
     writeQueueSlices(res, ctx, rates, pacer, selected.names, head, tail);
   });
-  app.get('/v1/queues/:name', (res, req) => {
-    const name = param(req, 0);
+  app.get('/v1/queues/:name', (res, _req, principal, p) => {
+    // A name holding the vhost separator names no queue of this vhost (vhost-name.ts).
+    const name = holdsSeparator(p(0)) ? VHOST_SEPARATOR : principal.vhost.prefix + p(0);
     const state = watchAbort(res);
     if (ctx.topology.getQueue(name) === undefined) {
-      sendRefusal(res, ctx.refusals, 404, { error: ErrorCode.notFound, message: `no queue '${name}' in vhost '/'` }, state);
+      sendRefusal(res, ctx.refusals, 404, { error: ErrorCode.notFound, message: `no ${describeIn('queue', name)}` }, state);
       return;
     }
     void queueRows(ctx, rates, [name]).then((rows) => {
       if (rows.length === 0)
-        sendRefusal(res, ctx.refusals, 404, { error: ErrorCode.notFound, message: `no queue '${name}' in vhost '/'` }, state);
+        sendRefusal(res, ctx.refusals, 404, { error: ErrorCode.notFound, message: `no ${describeIn('queue', name)}` }, state);
       else sendText(res, 200, 'application/json', rows[0], state);
     });
   });
-  app.put('/v1/queues/:name', (res, req) => {
-    const name = param(req, 0);
+  app.put('/v1/queues/:name', (res, _req, principal, p) => {
+    const name = p(0);
     withBody(res, ctx.refusals, async (body) => {
       if (body.exclusive === true)
         throw new BrokerError(ErrorCode.badRequest, 'exclusive queues belong to a connection and cannot be declared over HTTP');
       const ok = await m.declareQueue(
+        principal.vhost,
         {
           name,
           passive: false,
@@ -159,26 +178,32 @@ export function registerManagementRoutes(uwsApp: TemplatedApp, ctx: BrokerContex
       return [ok.created ? 201 : 200, { name: ok.queue, created: ok.created, messages: ok.messageCount, consumers: ok.consumerCount }];
     });
   });
-  app.del('/v1/queues/:name', (res, req) => {
-    const name = param(req, 0);
+  app.del('/v1/queues/:name', (res, req, principal, p) => {
+    const name = p(0);
     const ifUnused = req.getQuery('if-unused') === 'true';
     const ifEmpty = req.getQuery('if-empty') === 'true';
     run(res, ctx.refusals, async () => {
-      if (m.topology.getQueue(name) === undefined) throw new BrokerError(ErrorCode.notFound, `no queue '${name}' in vhost '/'`);
-      return [200, await m.deleteQueue(name, ifUnused, ifEmpty)];
+      const qualifiedName = qualified(principal.vhost.prefix, name);
+      if (m.topology.getQueue(qualifiedName) === undefined) throw new BrokerError(ErrorCode.notFound, `no ${describeIn('queue', qualifiedName)}`);
+      return [200, await m.deleteQueue(principal.vhost, name, ifUnused, ifEmpty)];
     });
   });
-  app.del('/v1/queues/:name/contents', (res, req) => {
-    const name = param(req, 0);
-    run(res, ctx.refusals, async () => [200, await m.purgeQueue(name)]);
+  app.del('/v1/queues/:name/contents', (res, _req, principal, p) => {
+    const name = p(0);
+    run(res, ctx.refusals, async () => [200, await m.purgeQueue(principal.vhost, name)]);
   });
 
-  app.get('/v1/bindings', (res, req) => {
+  app.get('/v1/bindings', (res, req, principal) => {
     const q = pageQueryOf(res, req, ctx.refusals);
     if (q === undefined) return;
-    const list = m.topology.listBindings().map((b) => ({
-      source: b.source,
-      destination: b.destination,
+    const prefix = principal.vhost.prefix;
+    const list = m.topology
+      .listBindings()
+      .filter((b) => prefixOf(b.source) === prefix)
+      .map((b) => ({
+      source: localName(b.source),
+      destination: localName(b.destination),
+      vhost: principal.vhost.name,
       destination_type: b.destinationType,
       routing_key: b.routingKey,
       arguments: b.arguments,
@@ -199,10 +224,10 @@ export function registerManagementRoutes(uwsApp: TemplatedApp, ctx: BrokerContex
       const args = obj(body.arguments, 'arguments');
       if (type === 'queue') {
         if (bind) await m.bindQueue(source, destination, key, args, principal);
-        else await m.unbindQueue(source, destination, key, args);
+        else await m.unbindQueue(principal.vhost, source, destination, key, args);
       } else if (type === 'exchange') {
         if (bind) await m.bindExchange(destination, source, key, args, principal);
-        else await m.unbindExchange(destination, source, key, args);
+        else await m.unbindExchange(principal.vhost, destination, source, key, args);
       } else {
         throw new BrokerError(ErrorCode.badRequest, `destination_type must be "queue" or "exchange" (got ${JSON.stringify(type)})`);
       }
@@ -213,12 +238,12 @@ export function registerManagementRoutes(uwsApp: TemplatedApp, ctx: BrokerContex
   app.del('/v1/bindings', (res, _req, principal) => binding(res, false, principal));
 
   // Streams (x-queue-type: stream): their figures, and their entries from an offset as NDJSON.
-  app.get('/v1/streams/:name', (res, req) => {
-    const name = param(req, 0);
-    run(res, ctx.refusals, async () => [200, await m.streamInfo(name)]);
+  app.get('/v1/streams/:name', (res, _req, principal, p) => {
+    const name = p(0);
+    run(res, ctx.refusals, async () => [200, await m.streamInfo(principal.vhost, name)]);
   });
-  app.get('/v1/streams/:name/messages', (res, req) => {
-    const name = param(req, 0);
+  app.get('/v1/streams/:name/messages', (res, req, principal, p) => {
+    const name = p(0);
     const state = watchAbort(res);
     const rawLimit = req.getQuery('limit');
     const rawOffset = req.getQuery('offset');
@@ -239,12 +264,12 @@ export function registerManagementRoutes(uwsApp: TemplatedApp, ctx: BrokerContex
         offset = { timestamp: ms };
       }
       // One shard answer carries a bounded number of bytes: ask again from where it stopped.
-      const first = await m.streamRead(name, offset, limit);
+      const first = await m.streamRead(principal.vhost, name, offset, limit);
       const lines = [...first.lines];
       let bytes = lines.reduce((n, l) => n + l.length, 0);
       let next = first.next_offset;
       while (lines.length < limit && lines.length > 0 && bytes < STREAM_READ_MAX_RESPONSE_CHARS) {
-        const more = await m.streamRead(name, next, limit - lines.length);
+        const more = await m.streamRead(principal.vhost, name, next, limit - lines.length);
         if (more.lines.length === 0) break;
         lines.push(...more.lines);
         for (const l of more.lines) bytes += l.length;
@@ -295,7 +320,7 @@ function exchangeJson(x: {
   internal: boolean;
   arguments: Readonly<Json>;
 }): Json {
-  return { name: x.name, type: x.type, durable: x.durable, auto_delete: x.autoDelete, internal: x.internal, arguments: x.arguments };
+  return { name: localName(x.name), vhost: vhostOf(x.name), type: x.type, durable: x.durable, auto_delete: x.autoDelete, internal: x.internal, arguments: x.arguments };
 }
 
 /** Queues per slice of a list answer: each slice is one round of shard lookups and one write. */
@@ -471,4 +496,8 @@ function obj(v: unknown, name: string): Record<string, unknown> {
   if (v === undefined) return {};
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new BrokerError(ErrorCode.badRequest, `${name} must be an object`);
   return v as Record<string, unknown>;
+}
+
+function holdsSeparator(name: string): boolean {
+  return name.indexOf(VHOST_SEPARATOR) >= 0;
 }

@@ -7,6 +7,7 @@
  */
 import type { BrokerContext } from './context.js';
 import type { QueueMeta } from '../control/topology.js';
+import { localName, vhostOf } from '../router/vhost-name.js';
 import { FIGURE_STAT_KEYS, figuresAt, type QueueFigures } from '../shard/queue-figures.js';
 
 /** Rates are computed against the previous sample when it is at most this old. */
@@ -58,7 +59,7 @@ function queueRow(meta: QueueMeta, f: QueueFigures | undefined, rates: RateSampl
     rate = rates.sample(meta.name, f.stat(DELIVERED), f.stat(ACKED));
   }
   return (
-    `{"name":${JSON.stringify(meta.name)},"shard":${meta.shard},"durable":${meta.durable},"exclusive":${meta.exclusive},` +
+    `{"name":${JSON.stringify(localName(meta.name))},"vhost":${JSON.stringify(vhostOf(meta.name))},"shard":${meta.shard},"durable":${meta.durable},"exclusive":${meta.exclusive},` +
     `"auto_delete":${meta.autoDelete},"arguments":${JSON.stringify(meta.arguments)},"messages":${num(depth + unacked)},` +
     `"messages_ready":${num(depth)},"messages_unacknowledged":${num(unacked)},"consumers":${num(f?.consumers ?? 0)},` +
     `"message_bytes_ready":${num(f?.readyBytes ?? 0)},"stats":${stats},"rates":${rate}}`

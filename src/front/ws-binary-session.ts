@@ -68,7 +68,7 @@ export class BinarySession extends ProtocolSession {
       answer(requestId, op, () => {
         if (!connection.principal.canManage) {
           this.ctx.log.warn({ user: connection.principal.name, op }, 'management op denied');
-          throw new BrokerError(ErrorCode.accessRefused, `user ${connection.principal.name} may not manage the broker`);
+          throw new BrokerError(ErrorCode.accessRefused, `user ${connection.principal.name} may not manage vhost '${connection.principal.vhost.name}'`);
         }
         return work();
       });
@@ -164,15 +164,15 @@ export class BinarySession extends ProtocolSession {
       },
       processDeclareExchange: (ev) =>
         manage(ev.requestId, Opcode.DECLARE_EXCHANGE, async () => {
-          await mgmt.declareExchange({ ...ev, arguments: ev.arguments as Record<string, unknown> });
+          await mgmt.declareExchange(connection.principal.vhost, { ...ev, arguments: ev.arguments as Record<string, unknown> });
         }),
       processDeleteExchange: (ev) =>
         manage(ev.requestId, Opcode.DELETE_EXCHANGE, async () => {
-          await mgmt.deleteExchange(ev.name, ev.ifUnused);
+          await mgmt.deleteExchange(connection.principal.vhost, ev.name, ev.ifUnused);
         }),
       processDeclareQueue: (ev) =>
         manage(ev.requestId, Opcode.DECLARE_QUEUE, async () => {
-          const ok = await mgmt.declareQueue({ ...ev, arguments: ev.arguments as Record<string, unknown> }, connection.id);
+          const ok = await mgmt.declareQueue(connection.principal.vhost, { ...ev, arguments: ev.arguments as Record<string, unknown> }, connection.id);
           return {
             requestId: ev.requestId,
             op: Opcode.DECLARE_QUEUE,
@@ -183,12 +183,12 @@ export class BinarySession extends ProtocolSession {
         }),
       processDeleteQueue: (ev) =>
         manage(ev.requestId, Opcode.DELETE_QUEUE, async () => {
-          const ok = await mgmt.deleteQueue(ev.name, ev.ifUnused, ev.ifEmpty, connection.id);
+          const ok = await mgmt.deleteQueue(connection.principal.vhost, ev.name, ev.ifUnused, ev.ifEmpty, connection.id);
           return { requestId: ev.requestId, op: Opcode.DELETE_QUEUE, name: ev.name, messageCount: ok.messageCount, consumerCount: 0 };
         }),
       processPurgeQueue: (ev) =>
         manage(ev.requestId, Opcode.PURGE_QUEUE, async () => {
-          const ok = await mgmt.purgeQueue(ev.name);
+          const ok = await mgmt.purgeQueue(connection.principal.vhost, ev.name);
           return { requestId: ev.requestId, op: Opcode.PURGE_QUEUE, name: ev.name, messageCount: ok.messageCount, consumerCount: 0 };
         }),
       processBindQueue: (ev) =>
@@ -197,7 +197,7 @@ export class BinarySession extends ProtocolSession {
         ),
       processUnbindQueue: (ev) =>
         manage(ev.requestId, Opcode.UNBIND_QUEUE, () =>
-          mgmt.unbindQueue(ev.exchange, ev.queue, ev.routingKey, ev.arguments as Record<string, unknown>),
+          mgmt.unbindQueue(connection.principal.vhost, ev.exchange, ev.queue, ev.routingKey, ev.arguments as Record<string, unknown>),
         ),
       processBindExchange: (ev) =>
         manage(ev.requestId, Opcode.BIND_EXCHANGE, () =>
@@ -205,7 +205,7 @@ export class BinarySession extends ProtocolSession {
         ),
       processUnbindExchange: (ev) =>
         manage(ev.requestId, Opcode.UNBIND_EXCHANGE, () =>
-          mgmt.unbindExchange(ev.destination, ev.source, ev.routingKey, ev.arguments as Record<string, unknown>),
+          mgmt.unbindExchange(connection.principal.vhost, ev.destination, ev.source, ev.routingKey, ev.arguments as Record<string, unknown>),
         ),
     };
   }

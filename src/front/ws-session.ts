@@ -11,8 +11,10 @@ import type { TemplatedApp, WebSocket } from 'uWebSockets.js';
 import type { BrokerContext } from './context.js';
 import { BrokerError, ErrorCode } from '../protocol/errors.js';
 import { newDeliverHead, type RecordReader } from '../protocol/ring-record-codec.js';
-import { SUBPROTOCOL } from '../protocol/ws-binary.js';
-import { ANONYMOUS, tokenFrom, UNAUTHORIZED_MESSAGE, type Principal } from '../control/auth.js';
+import { SUBPROTOCOL, VHOST_HEADER } from '../protocol/ws-binary.js';
+import { tokenFrom, UNAUTHORIZED_MESSAGE, vhostRefused, type Principal } from '../control/auth.js';
+import type { Vhost } from '../control/vhosts.js';
+import { queryVhost } from './http-auth.js';
 import { DeliveryFlush } from './delivery-flush.js';
 import { FIRST_WS_CONNECTION, LAST_WS_CONNECTION } from './connection-ids.js';
 import { portOf, roomOf } from './shard-ports.js';
@@ -25,6 +27,7 @@ import { BinarySession } from './ws-binary-session.js';
 import {
   CLOSE_POLICY,
   CLOSE_TOO_BIG,
+  cutVhostPrefix,
   detachSubscription,
   newConnection,
   type Connection,
@@ -130,7 +133,9 @@ export class WsFront {
         const key = req.getHeader('sec-websocket-key');
         const protocols = req.getHeader('sec-websocket-protocol');
         const extensions = req.getHeader('sec-websocket-extensions');
-        const principal = this.#ctx.auth.authenticate(tokenFrom(req.getHeader('authorization'), req.getQuery('token')));
+        const user = this.#ctx.auth.authenticate(tokenFrom(req.getHeader('authorization'), req.getQuery('token')));
+        // The binary protocol's handshake is the upgrade: the vhost rides in a header or, for browsers, the URL.
+        const vhostName = req.getHeader(VHOST_HEADER) || queryVhost(req);
         const refuse = (status: string, code: string, message: string): void => {
           res.cork(() =>
             res
@@ -139,8 +144,23 @@ export class WsFront {
               .end(JSON.stringify({ error: code, message })),
           );
         };
-        if (principal === null) {
+        if (user === null) {
           refuse('401 Unauthorized', ErrorCode.unauthorized, UNAUTHORIZED_MESSAGE);
+          return;
+        }
+        const vhost = this.#ctx.vhosts.get(vhostName);
+        if (vhost === undefined) {
+          refuse('404 Not Found', ErrorCode.notFound, `no vhost '${vhostName}'`);
+          return;
+        }
+        const principal = user.principalIn(vhost);
+        if (principal === null) {
+          refuse('403 Forbidden', ErrorCode.accessRefused, vhostRefused(user.name, vhostName).message);
+          return;
+        }
+        const limited = vhost.connectionRefusal();
+        if (limited !== null) {
+          refuse('403 Forbidden', limited.code, limited.message);
           return;
         }
         if (this.#connections.size >= this.#ctx.config.maxConnections) {
@@ -299,19 +319,34 @@ export class WsFront {
     for (const c of [...this.#connections.values()]) c.ws.end(code, reason);
   }
 
+  /** Closes every connection in `vhost` (it was deleted); returns how many. */
+  closeVhost(vhost: Vhost, code: number, reason: string): number {
+    let n = 0;
+    for (const c of [...this.#connections.values()]) {
+      if (c.principal.vhost !== vhost) continue;
+      c.ws.end(code, reason);
+      n++;
+    }
+    return n;
+  }
+
   #open(ws: WebSocket<ConnectionData>): void {
     const id = this.#nextConnection;
     // Connection ids are u32 in ring records; the WebSocket range is front/connection-ids.ts's.
     this.#nextConnection = this.#nextConnection >= LAST_WS_CONNECTION ? FIRST_WS_CONNECTION : this.#nextConnection + 1;
     const peer = Buffer.from(ws.getRemoteAddressAsText()).toString();
-    const connection = newConnection(id, ws.getUserData().principal ?? ANONYMOUS, ws, this.#publishWindow, peer);
+    const principal = ws.getUserData().principal;
+    if (principal === undefined) throw new Error('a WebSocket opened without the principal its upgrade found');
+    const connection = newConnection(id, principal, ws, this.#publishWindow, peer);
     ws.getUserData().connection = connection;
     this.#connections.set(id, connection);
+    principal.vhost.connections++;
   }
 
   #close(connection: Connection): void {
     connection.closed = true;
     this.#connections.delete(connection.id);
+    connection.principal.vhost.connections--;
     this.#groups.connectionClosed(connection);
     if (connection.slow) this.#slowConnections--;
     this.#flush.forgetConnection(connection);
@@ -345,6 +380,7 @@ export class WsFront {
       return;
     }
     const tag = connection.tags.assign(rec.tag, sub.ackMode === 'client', sub.numericId);
+    cutVhostPrefix(rec, connection.prefixBytes);
     const buf = reader.buffer;
     if (sub.binary) {
       this.#flush.writer(connection).deliverRecord(sub.clientId as number, tag, rec, reader.bytes);

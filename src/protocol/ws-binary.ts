@@ -18,6 +18,12 @@ import type { HeaderTable } from './field-table.js';
 /** `Sec-WebSocket-Protocol` value of this version. Optional: a connection that names none speaks v1. */
 export const SUBPROTOCOL = 'shardmq.v1';
 
+/**
+ * The handshake's field naming the vhost (an upgrade request header; `/` when absent). Browsers,
+ * which cannot set it, give `?vhost=` on the URL instead.
+ */
+export const VHOST_HEADER = 'x-shardmq-vhost';
+
 /** `[u8 opcode][u32 bodyLength]` in front of every op body. */
 export const OP_HEADER_BYTES = 5;
 

@@ -21,6 +21,7 @@
  * x-death header set by a publisher; here deaths live in the headers, so a message re-published
  * by a client with its x-death header carries on counting from it (RabbitMQ ≤ 3.12 behaviour).
  */
+import { localName, prefixOf } from '../router/vhost-name.js';
 import type { QueueArguments } from './queue-arguments.js';
 import type { DeadLetterReason, HeaderValue, MessageProperties, StoredMessage } from './types.js';
 
@@ -49,9 +50,11 @@ type Table = { [k: string]: HeaderValue };
  * x-dead-letter-routing-key if set, else the message's own. null when the queue has no DLX (the
  * message is then simply dropped).
  */
-export function deadLetterTarget(args: QueueArguments, message: StoredMessage): DeadLetterTarget | null {
+export function deadLetterTarget(args: QueueArguments, message: StoredMessage, queueName = ''): DeadLetterTarget | null {
   if (args.deadLetterExchange === undefined) return null;
-  return { exchange: args.deadLetterExchange, routingKey: args.deadLetterRoutingKey ?? message.routingKey };
+  // The argument names an exchange of the queue's own vhost (qualified names: vhost-name.ts).
+  const exchange = prefixOf(queueName) + args.deadLetterExchange;
+  return { exchange, routingKey: args.deadLetterRoutingKey ?? message.routingKey };
 }
 
 /**
@@ -68,6 +71,9 @@ export function deadLetterMessage(
   now: number,
   target?: DeadLetterTarget,
 ): StoredMessage {
+  // Headers name the queue and exchange as the vhost's clients do, not by their qualified names.
+  queueName = localName(queueName);
+  const fromExchange = localName(message.exchange);
   const properties: MessageProperties = message.properties === null ? {} : { ...message.properties };
   const oldHeaders = properties.headers ?? {};
   const headers: Record<string, HeaderValue> = { ...oldHeaders };
@@ -93,7 +99,7 @@ export function deadLetterMessage(
       reason,
       queue: queueName,
       time: Math.floor(now / 1000),
-      exchange: message.exchange,
+      exchange: fromExchange,
       'routing-keys': [message.routingKey, ...ccKeys(oldHeaders)],
     };
     if (properties.expiration !== undefined) entry['original-expiration'] = properties.expiration;
@@ -105,11 +111,11 @@ export function deadLetterMessage(
   if (headers['x-first-death-reason'] === undefined) {
     headers['x-first-death-reason'] = reason;
     headers['x-first-death-queue'] = queueName;
-    headers['x-first-death-exchange'] = message.exchange;
+    headers['x-first-death-exchange'] = fromExchange;
   }
   headers['x-last-death-reason'] = reason;
   headers['x-last-death-queue'] = queueName;
-  headers['x-last-death-exchange'] = message.exchange;
+  headers['x-last-death-exchange'] = fromExchange;
 
   properties.headers = headers;
   delete properties.expiration;
@@ -135,6 +141,7 @@ export function deadLetterMessage(
 export function isDeadLetterCycle(message: StoredMessage, targetQueue: string): boolean {
   const deaths = message.properties?.headers?.['x-death'];
   if (!Array.isArray(deaths)) return false;
+  targetQueue = localName(targetQueue);
   for (const entry of deaths) {
     if (!isTable(entry)) continue;
     if (entry.reason === 'rejected') return false;

@@ -563,7 +563,7 @@ export class MessageQueue {
     this.#onRemoved?.(message);
     const onDeadLetter = this.#onDeadLetter;
     if (onDeadLetter === undefined) return;
-    const target = deadLetterTarget(this.arguments, message);
+    const target = deadLetterTarget(this.arguments, message, this.name);
     if (target === null) return;
     this.#stats.deadLettered++;
     onDeadLetter(deadLetterMessage(message, reason, this.name, this.#now(), target as DeadLetterTarget), reason);

@@ -60,6 +60,7 @@
 
 import { compileHeadersBinding, type HeadersBinding, type MessageHeaders } from './headers-match.js';
 import { RouterError, RouterErrorCode } from './router-error.js';
+import { describeIn, localName, VHOST_SEPARATOR } from './vhost-name.js';
 import { DirectIndex, EMPTY, FanoutIndex, HeadersIndex, TopicIndex, type IndexedBinding, type RouteIndex } from './route-index.js';
 
 export { RouterError, RouterErrorCode } from './router-error.js';
@@ -94,8 +95,6 @@ export const PREDECLARED_EXCHANGES: readonly { readonly name: string; readonly t
 
 /** The only exchange argument RabbitMQ checks for equivalence on redeclare. */
 const ALTERNATE_EXCHANGE_ARG = 'alternate-exchange';
-
-const DEFAULT_VHOST = '/';
 
 /**
  * Bound on the default exchange's cache of one-element results (target → `[target]`), which saves an
@@ -134,8 +133,6 @@ export interface BindingInfo {
 }
 
 export interface ExchangeRegistryOptions<Q, R> {
-  /** Virtual host name, used in error messages only. Default `/`. */
-  vhost?: string;
   /** A queue's identity: bindings are a set per key, and `removeQueue` finds them by it. Default `String(q)`. */
   queueKey?: (queue: Q) => string;
   /** What routing answers for a queue, computed once per binding. Default: the queue itself. */
@@ -235,6 +232,16 @@ function newIndex<D>(type: ExchangeType, topicCacheSize: number | undefined): Ro
   }
 }
 
+/** True for the default exchange of any vhost: `''`, or a vhost's prefix alone. */
+export function isDefaultExchange(name: string): boolean {
+  return name.length === 0 || name.charCodeAt(name.length - 1) === 0x1f;
+}
+
+/** True for the local name of an exchange every vhost has ('' or a predeclared `amq.` one). */
+function isBuiltInName(local: string): boolean {
+  return local === DEFAULT_EXCHANGE || PREDECLARED_EXCHANGES.some((x) => x.name === local);
+}
+
 /** True when `type` names a supported exchange type. */
 export function isExchangeType(type: string): type is ExchangeType {
   return type === ExchangeType.direct || type === ExchangeType.fanout || type === ExchangeType.topic || type === ExchangeType.headers;
@@ -252,7 +259,6 @@ export interface BindingObserver {
 export class ExchangeRegistry<Q, R = Q> {
   /** Set by the main thread's cluster link only; null everywhere else (one check per bind). */
   bindingObserver: BindingObserver | null = null;
-  readonly #vhost: string;
   readonly #queueKey: (queue: Q) => string;
   readonly #routeTarget: (queue: Q) => R;
   readonly #defaultTarget: ((queueName: string) => R | undefined) | null;
@@ -269,15 +275,39 @@ export class ExchangeRegistry<Q, R = Q> {
   readonly #seen = new Set<R>();
 
   constructor(options: ExchangeRegistryOptions<Q, R> = {}) {
-    this.#vhost = options.vhost ?? DEFAULT_VHOST;
     this.#queueKey = options.queueKey ?? String;
     this.#routeTarget = options.routeTarget ?? ((queue: Q) => queue as unknown as R);
     this.#defaultTarget = options.defaultExchangeTarget ?? null;
     this.#topicCacheSize = options.topicCacheSize;
-    this.#add(DEFAULT_EXCHANGE, ExchangeType.direct, true, false, false, EMPTY_ARGS, true);
+    this.ensureVhost('');
+  }
+
+  /**
+   * Creates the default and `amq.*` exchanges of the vhost whose qualified names start with
+   * `prefix` (vhost-name.ts), if they are not there yet. `/`'s exist from the start; another
+   * vhost's are also made on first use of one of them (a shard learns a vhost from its traffic).
+   */
+  ensureVhost(prefix: string): void {
+    if (this.#exchanges.has(prefix)) return;
+    this.#add(prefix, ExchangeType.direct, true, false, false, EMPTY_ARGS, true);
     for (const { name, type } of PREDECLARED_EXCHANGES) {
-      this.#add(name, type, true, false, false, EMPTY_ARGS, true);
+      this.#add(prefix + name, type, true, false, false, EMPTY_ARGS, true);
     }
+  }
+
+  /**
+   * Drops every exchange of the vhost whose prefix is `prefix` (not `/`'s), with their bindings:
+   * the vhost was deleted, after its queues. Returns the names of the user-declared ones dropped.
+   */
+  removeVhost(prefix: string): string[] {
+    if (prefix.length === 0) throw new RangeError("the vhost '/' cannot be removed");
+    const dropped: string[] = [];
+    for (const x of Array.from(this.#exchanges.values())) {
+      if (!x.name.startsWith(prefix) || x.deleted) continue;
+      if (!x.builtIn) dropped.push(x.name);
+      this.#destroy(x, []);
+    }
+    return dropped;
   }
 
   // -------------------------------------------------------------------------------------------------
@@ -301,15 +331,15 @@ export class ExchangeRegistry<Q, R = Q> {
     const autoDelete = options.autoDelete ?? false;
     const internal = options.internal ?? false;
     const args = options.arguments ?? EMPTY_ARGS;
-    const current = this.#exchanges.get(name);
+    const current = this.#lookup(name);
     if (current !== undefined) {
       this.#assertEquivalent(current, type, durable, autoDelete, internal, args);
       return { created: false };
     }
-    if (name.startsWith(RESERVED_EXCHANGE_PREFIX)) {
+    if (localName(name).startsWith(RESERVED_EXCHANGE_PREFIX)) {
       throw new RouterError(
         RouterErrorCode.accessRefused,
-        `exchange name '${name}' contains reserved prefix '${RESERVED_EXCHANGE_PREFIX}*'`,
+        `exchange name '${localName(name)}' contains reserved prefix '${RESERVED_EXCHANGE_PREFIX}*'`,
       );
     }
     this.#add(name, type, durable, autoDelete, internal, copyArgs(args), false);
@@ -322,7 +352,7 @@ export class ExchangeRegistry<Q, R = Q> {
    */
   deleteExchange(name: string, ifUnused = false): DeleteExchangeResult {
     this.#refuseDefault(name);
-    if (name.startsWith(RESERVED_EXCHANGE_PREFIX)) {
+    if (localName(name).startsWith(RESERVED_EXCHANGE_PREFIX)) {
       throw new RouterError(RouterErrorCode.accessRefused, `deletion of system ${this.#describe(name)} not allowed`);
     }
     const x = this.#exchanges.get(name);
@@ -337,11 +367,11 @@ export class ExchangeRegistry<Q, R = Q> {
 
   /** True when the exchange exists (the default exchange always does). */
   hasExchange(name: string): boolean {
-    return this.#exchanges.has(name);
+    return this.#lookup(name) !== undefined;
   }
 
   getExchange(name: string): ExchangeInfo | undefined {
-    return this.#exchanges.get(name)?.info();
+    return this.#lookup(name)?.info();
   }
 
   /** Every exchange, the default and predeclared ones first, then in declaration order. */
@@ -495,7 +525,7 @@ export class ExchangeRegistry<Q, R = Q> {
    */
   route(exchange: string, routingKey: string, headers?: MessageHeaders | null): readonly R[] {
     const x = this.#publishTarget(exchange);
-    if (x.isDefault) return this.#routeDefault(routingKey);
+    if (x.isDefault) return this.#routeDefault(x.name, routingKey);
     if (x.exchangeBindings === 0) return x.queues.match(routingKey, headers);
     return this.#walk(x, routingKey, headers, false);
   }
@@ -507,7 +537,7 @@ export class ExchangeRegistry<Q, R = Q> {
    */
   routeIgnoringHeaders(exchange: string, routingKey: string): readonly R[] {
     const x = this.#publishTarget(exchange);
-    if (x.isDefault) return this.#routeDefault(routingKey);
+    if (x.isDefault) return this.#routeDefault(x.name, routingKey);
     if (x.exchangeBindings === 0) return x.queues.matchIgnoringHeaders(routingKey);
     return this.#walk(x, routingKey, null, true);
   }
@@ -532,14 +562,14 @@ export class ExchangeRegistry<Q, R = Q> {
       internal,
       args,
       builtIn,
-      name === DEFAULT_EXCHANGE,
+      isDefaultExchange(name),
       this.#topicCacheSize,
     );
     this.#exchanges.set(name, x);
   }
 
   #describe(name: string): string {
-    return `exchange '${name}' in vhost '${this.#vhost}'`;
+    return describeIn('exchange', name);
   }
 
   #notFound(name: string): RouterError {
@@ -547,15 +577,25 @@ export class ExchangeRegistry<Q, R = Q> {
   }
 
   #refuseDefault(name: string): void {
-    if (name === DEFAULT_EXCHANGE) {
+    if (isDefaultExchange(name)) {
       throw new RouterError(RouterErrorCode.accessRefused, 'operation not permitted on the default exchange');
     }
   }
 
   #existing(name: string): ExchangeState<R> {
-    const x = this.#exchanges.get(name);
+    const x = this.#lookup(name);
     if (x === undefined) throw this.#notFound(name);
     return x;
+  }
+
+  /** The exchange named so; a vhost's built-in ones are made on first use (ensureVhost). */
+  #lookup(name: string): ExchangeState<R> | undefined {
+    const x = this.#exchanges.get(name);
+    if (x !== undefined) return x;
+    const sep = name.indexOf(VHOST_SEPARATOR);
+    if (sep < 0 || !isBuiltInName(name.slice(sep + 1))) return undefined;
+    this.ensureVhost(name.slice(0, sep + 1));
+    return this.#exchanges.get(name);
   }
 
   /** The source of a bind/unbind: not the default exchange, and existing. */
@@ -565,7 +605,7 @@ export class ExchangeRegistry<Q, R = Q> {
   }
 
   #publishTarget(name: string): ExchangeState<R> {
-    const x = this.#exchanges.get(name);
+    const x = this.#lookup(name);
     if (x === undefined) throw this.#notFound(name);
     if (x.internal) {
       throw new RouterError(RouterErrorCode.accessRefused, `cannot publish to internal ${this.#describe(name)}`);
@@ -646,10 +686,11 @@ export class ExchangeRegistry<Q, R = Q> {
     return deleted;
   }
 
-  #routeDefault(queueName: string): readonly R[] {
+  /** `prefix` is the default exchange's own name: '' in `/`, the vhost's prefix elsewhere. */
+  #routeDefault(prefix: string, queueName: string): readonly R[] {
     const resolve = this.#defaultTarget;
     if (resolve === null) return EMPTY;
-    const target = resolve(queueName);
+    const target = resolve(prefix.length === 0 ? queueName : prefix + queueName);
     if (target === undefined) return EMPTY;
     const cache = this.#singletons;
     let result = cache.get(target);

@@ -49,6 +49,7 @@ import type { ShardStreams } from './shard-streams.js';
 import type { StreamStore } from '../store/stream-store.js';
 import { ShardSubscriptions } from './shard-subscriptions.js';
 import { ShardTopology, type QueueStats } from './shard-topology.js';
+import { describeIn } from '../router/vhost-name.js';
 
 export type { QueueStats } from './shard-topology.js';
 export type { RecoverySummary } from './shard-durability.js';
@@ -471,7 +472,7 @@ export class ShardCore {
     const rec = this.#reader.subscribe(offset, this.#sub);
     const local = this.#queues.get(rec.queue);
     if (local === undefined) {
-      this.#outbound.error(rec.connectionId, rec.subscriptionId, 'not_found', `no queue '${rec.queue}' in vhost '/'`);
+      this.#outbound.error(rec.connectionId, rec.subscriptionId, 'not_found', `no ${describeIn('queue', rec.queue)}`);
       return;
     }
     const stream = this.#streams.size > 0 && this.#streams.isStream(rec.queue);
@@ -524,14 +525,14 @@ export class ShardCore {
   #processGet(connectionId: number, token: number, op: GetOp): void {
     const local = this.#queues.get(op.queue);
     if (local === undefined) {
-      this.#outbound.manageReply(connectionId, token, 1, { code: 'not_found', message: `no queue '${op.queue}' in vhost '/'` });
+      this.#outbound.manageReply(connectionId, token, 1, { code: 'not_found', message: `no ${describeIn('queue', op.queue)}` });
       return;
     }
     if (this.#streams.isStream(op.queue)) {
       // As RabbitMQ (basic.get is refused on a stream): a stream is read from an offset.
       this.#outbound.manageReply(connectionId, token, 1, {
         code: 'unsupported',
-        message: `basic.get is not supported by stream queue '${op.queue}' in vhost '/': read it from an offset (GET /v1/streams/${op.queue}/messages)`,
+        message: `basic.get is not supported by stream ${describeIn('queue', op.queue)}: read it from an offset (GET /v1/streams/${op.queue}/messages)`,
       });
       return;
     }

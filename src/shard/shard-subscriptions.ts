@@ -2,6 +2,7 @@ import type { Consumer } from '../queue/types.js';
 import { CounterSlot } from '../metrics/shard-counters.js';
 import type { LocalQueue } from './local-queue.js';
 import type { ShardOutbound } from './shard-outbound.js';
+import { describeIn } from '../router/vhost-name.js';
 
 export interface Subscription {
   readonly consumer: Consumer;
@@ -93,7 +94,7 @@ export class ShardSubscriptions {
     if (ofQueue === undefined) return null;
     for (const sub of ofQueue instanceof Set ? ofQueue : [ofQueue]) {
       if (sub.consumer.get === true) continue;
-      if (exclusive || sub.consumer.exclusive === true) return `queue '${local.queue.name}' in vhost '/' in exclusive use`;
+      if (exclusive || sub.consumer.exclusive === true) return `${describeIn('queue', local.queue.name)} in exclusive use`;
     }
     return null;
   }

@@ -16,6 +16,7 @@ import { topicBufferOf, type ShardFlow } from './shard-flow.js';
 import { packFigures } from './queue-figures.js';
 import { ShardStreams } from './shard-streams.js';
 import type { StreamStore } from '../store/stream-store.js';
+import { describeIn } from '../router/vhost-name.js';
 
 /** How often idle queues (x-expires) are looked for. */
 const IDLE_SWEEP_MS = 1000;
@@ -201,22 +202,22 @@ export class ShardTopology implements ReplayTarget {
         const local = this.#queues.get(op.name);
         if (local === undefined) return { messageCount: 0 };
         if (op.ifUnused && local.queue.consumerCount > 0) {
-          throw new ManageError('precondition_failed', `queue '${op.name}' in vhost '/' in use`);
+          throw new ManageError('precondition_failed', `${describeIn('queue', op.name)} in use`);
         }
         if (op.ifEmpty && this.#depth(local.queue) > 0) {
-          throw new ManageError('precondition_failed', `queue '${op.name}' in vhost '/' is not empty`);
+          throw new ManageError('precondition_failed', `${describeIn('queue', op.name)} is not empty`);
         }
         if (local.durable) this.#durability.log(op);
         return { messageCount: this.#deleteQueue(local, 'queue deleted') };
       }
       case 'purgeQueue': {
         const local = this.#queues.get(op.name);
-        if (local === undefined) throw new ManageError('not_found', `no queue '${op.name}' in vhost '/'`);
+        if (local === undefined) throw new ManageError('not_found', `no ${describeIn('queue', op.name)}`);
         if (this.streams.isStream(op.name)) {
           // As RabbitMQ: a stream is a log, trimmed only by its retention.
           throw new ManageError(
             'unsupported',
-            `queue.purge is not supported by stream queue '${op.name}' in vhost '/' (retention trims a stream)`,
+            `queue.purge is not supported by stream ${describeIn('queue', op.name)} (retention trims a stream)`,
           );
         }
         return { messageCount: local.queue.purge() };
@@ -239,7 +240,7 @@ export class ShardTopology implements ReplayTarget {
         return {};
       case 'bindQueue': {
         const local = this.#queues.get(op.queue);
-        if (local === undefined) throw new ManageError('not_found', `no queue '${op.queue}' in vhost '/'`);
+        if (local === undefined) throw new ManageError('not_found', `no ${describeIn('queue', op.queue)}`);
         if (reg.bindQueue(op.exchange, op.queue, op.routingKey, op.arguments) && local.durable) this.#durability.log(op);
         return {};
       }
@@ -271,7 +272,7 @@ export class ShardTopology implements ReplayTarget {
       if (answer === null) {
         throw new ManageError(
           this.#queues.has(op.queue) ? 'precondition_failed' : 'not_found',
-          this.#queues.has(op.queue) ? `queue '${op.queue}' in vhost '/' is not a stream` : `no queue '${op.queue}' in vhost '/'`,
+          this.#queues.has(op.queue) ? `${describeIn('queue', op.queue)} is not a stream` : `no ${describeIn('queue', op.queue)}`,
         );
       }
       if (answer instanceof Promise) {

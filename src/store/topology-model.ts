@@ -21,8 +21,9 @@
  * Cost: every op is O(1) plus the bindings it removes (indexes by source, queue and destination).
  */
 import type { TopologyOp } from './store.js';
+import { localName } from '../router/vhost-name.js';
 
-/** Exchanges every vhost has without declaring them (RabbitMQ's predeclared `amq.*`). */
+/** Exchanges every vhost has without declaring them (RabbitMQ's predeclared `amq.*`), by local name. */
 const PREDECLARED_PREFIX = 'amq.';
 
 /** The ops the store understands; anything else is refused. */
@@ -160,7 +161,7 @@ export class TopologyModel {
   }
 
   #exchangeExists(name: string): boolean {
-    return this.#exchanges.has(name) || name.startsWith(PREDECLARED_PREFIX);
+    return this.#exchanges.has(name) || localName(name).startsWith(PREDECLARED_PREFIX);
   }
 
   #bind(key: string, op: TopologyOp, source: string, destination: string, toQueue: boolean): void {

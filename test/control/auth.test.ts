@@ -2,7 +2,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ANONYMOUS, Authenticator, tokenFrom } from '../../src/control/auth.js';
+import { ANONYMOUS, Authenticator, tokenFrom, type User } from '../../src/control/auth.js';
+import { NO_LIMITS, Vhost } from '../../src/control/vhosts.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'shardmq-auth-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -13,11 +14,58 @@ function users(list: unknown[]): string {
   return file;
 }
 
+const ROOT = new Vhost('/', '', NO_LIMITS);
+const STAGING = new Vhost('staging', '', NO_LIMITS);
+
+/** The user's principal in `/`, which the test expects to exist. */
+function inRoot(user: User | null) {
+  const p = user?.principalIn(ROOT) ?? null;
+  if (p === null) throw new Error('expected a principal in /');
+  return p;
+}
+
 describe('auth', () => {
-  it('off: everyone is the anonymous principal, who may do everything', () => {
+  it('off: everyone is the anonymous user, who may do everything in every vhost', () => {
     const a = new Authenticator(null, null);
     expect(a.authenticate(null)).toBe(ANONYMOUS);
-    expect(ANONYMOUS).toMatchObject({ canManage: true, canMonitor: true });
+    expect(ANONYMOUS.principalIn(ROOT)).toMatchObject({ canManage: true, canMonitor: true, vhost: ROOT });
+    expect(ANONYMOUS.principalIn(STAGING)).toMatchObject({ canManage: true, vhost: STAGING });
+    // One principal per vhost, made once.
+    expect(ANONYMOUS.principalIn(STAGING)).toBe(ANONYMOUS.principalIn(STAGING));
+  });
+
+  it('rules per vhost: a user has rights only where it has rules, and top-level rules are its rules in /', () => {
+    const a = new Authenticator(
+      null,
+      users([
+        { name: 'legacy', token: 'legacy-123', publish: ['#'] },
+        { name: 'tenant', token: 'tenant-123', vhosts: { staging: { publish: ['/queue/orders'], manage: true } } },
+        { name: 'both', token: 'both-1234', subscribe: ['#'], vhosts: { staging: { monitor: true } } },
+      ]),
+    );
+    const legacy = a.authenticate('legacy-123');
+    expect(inRoot(legacy).canPublish('/topic/x')).toBe(true);
+    expect(legacy?.principalIn(STAGING)).toBeNull();
+    const tenant = a.authenticate('tenant-123');
+    expect(tenant?.principalIn(ROOT)).toBeNull();
+    const staged = tenant?.principalIn(STAGING);
+    expect(staged).toMatchObject({ name: 'tenant', canManage: true, vhost: STAGING });
+    expect(staged?.canPublish('/queue/orders')).toBe(true);
+    expect(staged?.canPublish('/queue/other')).toBe(false);
+    const both = a.authenticate('both-1234');
+    expect(inRoot(both).canSubscribe('/topic/a.#')).toBe(true);
+    expect(inRoot(both).canManage).toBe(false);
+    expect(both?.principalIn(STAGING)).toMatchObject({ canMonitor: true, canManage: false });
+    expect(both?.principalIn(STAGING)?.canPublish('/topic/a')).toBe(false);
+  });
+
+  it.each([
+    [[{ name: 'x', token: 'long-enough', vhosts: [] }], /vhosts must be an object/],
+    [[{ name: 'x', token: 'long-enough', vhosts: { '': {} } }], /vhost name must not be empty/],
+    [[{ name: 'x', token: 'long-enough', vhosts: { s: { publish: ['nope'] } } }], /must start with \/topic\//],
+    [[{ name: 'x', token: 'long-enough', manage: true, vhosts: { '/': {} } }], /rules for '\/' twice/],
+  ])('a bad vhosts entry is refused at start (%#)', (list, message) => {
+    expect(() => new Authenticator(null, users(list))).toThrow(message);
   });
 
   it('users: tokens map to principals; wrong and missing tokens to null', () => {
@@ -27,7 +75,7 @@ describe('auth', () => {
     );
     expect(a.authenticate('nope-nope')).toBeNull();
     expect(a.authenticate(null)).toBeNull();
-    const p = a.authenticate('token-123')!;
+    const p = inRoot(a.authenticate('token-123'));
     expect(p.name).toBe('u');
     expect([p.canManage, p.canMonitor]).toEqual([false, false]);
     expect(p.canPublish('/topic/a.b.c')).toBe(true);
@@ -48,8 +96,8 @@ describe('auth', () => {
         { name: 'w', token: 'monitor-12', monitor: true },
       ]),
     );
-    expect(a.authenticate('manage-123')).toMatchObject({ canManage: true, canMonitor: true });
-    expect(a.authenticate('monitor-12')).toMatchObject({ canManage: false, canMonitor: true });
+    expect(inRoot(a.authenticate('manage-123'))).toMatchObject({ canManage: true, canMonitor: true });
+    expect(inRoot(a.authenticate('monitor-12'))).toMatchObject({ canManage: false, canMonitor: true });
   });
 
   it.each([

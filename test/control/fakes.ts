@@ -3,6 +3,8 @@
  * a decision makes is recorded as `{ shard, method, args }`, and a shard can be told to refuse
  * publishes (a full ring and overflow).
  */
+import { NO_LIMITS, Vhost } from '../../src/control/vhosts.js';
+import { DEFAULT_VHOST } from '../../src/router/vhost-name.js';
 import type { InboundWriter } from '../../src/protocol/ring-record-codec.js';
 import type { ShardWriter } from '../../src/control/publish-path.js';
 import type { ManageAnswer } from '../../src/control/shard-calls.js';
@@ -67,13 +69,20 @@ export class FakeCalls {
   }
 }
 
-/** A principal with fixed answers. */
+/** The vhost `/` of a test's own (a Vhost is per broker: its limits and counts are not shared). */
+export function rootVhost(): Vhost {
+  return new Vhost(DEFAULT_VHOST, '', NO_LIMITS);
+}
+
+/** A principal with fixed answers, in `vhost` (a fresh `/` by default). */
 export function principal(
   name: string,
   rights: Partial<{ publish: boolean; subscribe: (d: string) => boolean; manage: boolean }> = {},
+  vhost: Vhost = rootVhost(),
 ): Principal {
   return {
     name,
+    vhost,
     canPublish: () => rights.publish ?? true,
     canSubscribe: rights.subscribe ?? (() => true),
     canManage: rights.manage ?? true,

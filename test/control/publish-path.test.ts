@@ -6,6 +6,9 @@ import { PUBLISH_FLAG_DEAD_LETTERED } from '../../src/protocol/ring-record-codec
 import { createLogger } from '../../src/log/logger.js';
 import { FakeShards, principal } from './fakes.js';
 
+/** The vhost `/`: a `/queue/` target routes by its default exchange (''). */
+const ROOT = { name: '/', prefix: '' };
+
 const log = createLogger('silent');
 const payload = new Uint8Array([1, 2, 3]);
 
@@ -19,17 +22,17 @@ function setup(shardCount = 4) {
 describe('publish path - target', () => {
   it('a /queue/ destination declares its queue once, on its shard, ahead of the message', () => {
     const { shards, topology, path } = setup();
-    const target = path.target(parseDestination('/queue/jobs'));
+    const target = path.target(parseDestination('/queue/jobs'), ROOT);
     const queue = topology.getQueue('jobs')!;
     expect(target).toEqual({ exchange: '', routingKey: 'jobs', shards: [queue.shard], confirmFromShard: false, forward: null });
     expect(shards.manageOps()).toEqual([[queue.shard, expect.objectContaining({ op: 'declareQueue', name: 'jobs', durable: false })]]);
-    path.target(parseDestination('/queue/jobs'));
+    path.target(parseDestination('/queue/jobs'), ROOT);
     expect(shards.manageOps()).toHaveLength(1);
   });
 
   it('a topic nobody is bound to routes nowhere, and the write counts it unroutable', () => {
     const { path } = setup();
-    const target = path.target(parseDestination('/topic/a.b'));
+    const target = path.target(parseDestination('/topic/a.b'), ROOT);
     expect(target.shards).toEqual([]);
     expect(path.write(target, 1, 0, null, payload)).toBe(0);
     expect(path.unroutable).toBe(1);
@@ -37,7 +40,7 @@ describe('publish path - target', () => {
 
   it('an unknown exchange is not_found', () => {
     const { path } = setup();
-    expect(() => path.target(parseDestination('/exchange/nope/k'))).toThrow(expect.objectContaining({ code: 'not_found' }));
+    expect(() => path.target(parseDestination('/exchange/nope/k'), ROOT)).toThrow(expect.objectContaining({ code: 'not_found' }));
   });
 });
 
@@ -68,7 +71,7 @@ describe('publish path - write', () => {
     }
     topology.registry.declareExchange('fan', 'fanout', { durable: false, autoDelete: false, internal: false, arguments: {} });
     for (const n of names) topology.registry.bindQueue('fan', n, '', {});
-    const target = path.target(parseDestination('/exchange/fan/k'));
+    const target = path.target(parseDestination('/exchange/fan/k'), ROOT);
     expect(target.shards).toHaveLength(2);
     expect(path.write(target, 7, 0, null, payload)).toBe(2);
     expect(
@@ -103,10 +106,10 @@ describe('publish path - dead letters', () => {
 describe('publish path - /amq/queue/', () => {
   it('names a queue that must exist: a missing one is not_found, never silently unroutable', () => {
     const { topology, path } = setup();
-    expect(() => path.target(parseDestination('/amq/queue/missing'))).toThrow(expect.objectContaining({ code: 'not_found', status: 404 }));
+    expect(() => path.target(parseDestination('/amq/queue/missing'), ROOT)).toThrow(expect.objectContaining({ code: 'not_found', status: 404 }));
     expect(path.unroutable).toBe(0);
     topology.declareQueue('present', { durable: false, exclusive: false, autoDelete: false, arguments: {} }, false, 0);
-    expect(path.target(parseDestination('/amq/queue/present')).shards).toEqual([topology.getQueue('present')!.shard]);
+    expect(path.target(parseDestination('/amq/queue/present'), ROOT).shards).toEqual([topology.getQueue('present')!.shard]);
   });
 });
 
@@ -126,12 +129,12 @@ describe('publish path - in a cluster', () => {
     const { topology, path, forwarded } = clustered();
     topology.declareQueue('q1', { durable: false, exclusive: false, autoDelete: false, arguments: {} }, false, 0);
     topology.registry.bindQueue('amq.topic', 'q1', 'a.*', {});
-    const target = path.target(parseDestination('/topic/a.b'));
+    const target = path.target(parseDestination('/topic/a.b'), ROOT);
     expect(target.forward).toBe('amq.topic');
     expect(path.write(target, 1, 0, null, payload)).toBe(1);
     expect(forwarded).toEqual(['x amq.topic a.b 3']);
     // Routed nowhere here: still goes out (another node may have the subscriber), and is not counted unroutable.
-    expect(path.write(path.target(parseDestination('/topic/z')), 1, 0, null, payload)).toBe(0);
+    expect(path.write(path.target(parseDestination('/topic/z'), ROOT), 1, 0, null, payload)).toBe(0);
     expect(forwarded.at(-1)).toBe('x amq.topic z 3');
     expect(path.unroutable).toBe(0);
   });
@@ -140,7 +143,7 @@ describe('publish path - in a cluster', () => {
     const { shards, topology, path, forwarded } = clustered();
     topology.declareQueue('q1', { durable: false, exclusive: false, autoDelete: false, arguments: {} }, false, 0);
     topology.registry.bindQueue('amq.topic', 'q1', '#', {});
-    const target = path.target(parseDestination('/topic/k'));
+    const target = path.target(parseDestination('/topic/k'), ROOT);
     const shard = target.shards[0];
     shards.full.add(shard);
     expect(path.write(target, 1, 0, null, payload)).toBe(0);
@@ -152,7 +155,7 @@ describe('publish path - in a cluster', () => {
 
   it('a /queue/ on another node is forwarded there, never declared here; the default exchange finds it by name', () => {
     const { shards, topology, path, forwarded } = clustered('c');
-    const target = path.target(parseDestination('/queue/remote-jobs'));
+    const target = path.target(parseDestination('/queue/remote-jobs'), ROOT);
     expect(target).toMatchObject({ shards: [], remote: 'c', forward: null });
     expect(path.write(target, 1, 0, null, payload)).toBe(0);
     expect(forwarded).toEqual(['q c remote-jobs 3']);

@@ -310,9 +310,9 @@ describe('exchange registry - declare', () => {
   });
 
   it('the RabbitMQ wording for a type clash, with a custom vhost', () => {
-    const r = new ExchangeRegistry<string>({ vhost: 'prod' });
-    r.declareExchange('logs', 'direct');
-    expect(() => r.declareExchange('logs', 'fanout')).toThrow(
+    const r = new ExchangeRegistry<string>();
+    r.declareExchange('prod\u001flogs', 'direct');
+    expect(() => r.declareExchange('prod\u001flogs', 'fanout')).toThrow(
       "inequivalent arg 'type' for exchange 'logs' in vhost 'prod': received 'fanout' but current is 'direct'",
     );
   });

@@ -7,6 +7,7 @@
  * queue.declare must find the queue. A method that waits for a shard (declarations) makes the channel
  * busy; frames that arrive meanwhile wait, copied, in the channel's backlog and run when it is done.
  */
+import { qualified } from '../../control/router-errors.js';
 import { randomBytes } from 'node:crypto';
 import { AmqpError, isConnectionError } from '../../protocol/amqp/errors.js';
 import { ClassId, FrameType, ReplyCode } from '../../protocol/amqp/constants.js';
@@ -378,7 +379,7 @@ export class AmqpChannel {
         const a = m.args;
         if (!a.passive) mayManage();
         work = async () => {
-          await mgmt.declareExchange({
+          await mgmt.declareExchange(principal.vhost, {
             name: a.exchange,
             type: a.type,
             durable: a.durable,
@@ -395,7 +396,7 @@ export class AmqpChannel {
         const a = m.args;
         mayManage();
         work = async () => {
-          await mgmt.deleteExchange(a.exchange, a.ifUnused);
+          await mgmt.deleteExchange(principal.vhost, a.exchange, a.ifUnused);
           if (!a.noWait) conn.send(this.number, 'exchange.delete-ok', {});
         };
         break;
@@ -408,7 +409,7 @@ export class AmqpChannel {
         work = async () => {
           const args = a.arguments as Record<string, unknown>;
           if (bind) await mgmt.bindExchange(a.destination, a.source, a.routingKey, args, principal);
-          else await mgmt.unbindExchange(a.destination, a.source, a.routingKey, args);
+          else await mgmt.unbindExchange(principal.vhost, a.destination, a.source, a.routingKey, args);
           if (!a.noWait) conn.send(this.number, bind ? 'exchange.bind-ok' : 'exchange.unbind-ok', {});
         };
         break;
@@ -419,6 +420,7 @@ export class AmqpChannel {
         if (!a.passive && !(a.queue === '' && a.exclusive)) mayManage();
         work = async () => {
           const ok = await mgmt.declareQueue(
+            principal.vhost,
             {
               name: a.queue,
               passive: a.passive,
@@ -441,12 +443,12 @@ export class AmqpChannel {
         const bind = m.name === 'queue.bind';
         const queue = this.#queueName(a.queue, m.classId, m.methodId);
         const key = a.queue === '' && a.routingKey === '' ? queue : a.routingKey;
-        const owned = conn.ctx.topology.getQueue(queue);
+        const owned = conn.ctx.topology.getQueue(qualified(principal.vhost.prefix, queue));
         if (!(owned?.exclusive && owned.owner === conn.id)) mayManage();
         work = async () => {
           const args = a.arguments as Record<string, unknown>;
           if (bind) await mgmt.bindQueue(a.exchange, queue, key, args, principal);
-          else await mgmt.unbindQueue(a.exchange, queue, key, args);
+          else await mgmt.unbindQueue(principal.vhost, a.exchange, queue, key, args);
           if (bind && (a as MethodArgs['queue.bind']).noWait) return;
           conn.send(this.number, bind ? 'queue.bind-ok' : 'queue.unbind-ok', {});
         };
@@ -457,7 +459,7 @@ export class AmqpChannel {
         const queue = this.#queueName(a.queue, m.classId, m.methodId);
         mayManage();
         work = async () => {
-          const ok = await mgmt.purgeQueue(queue);
+          const ok = await mgmt.purgeQueue(principal.vhost, queue);
           if (!a.noWait) conn.send(this.number, 'queue.purge-ok', { messageCount: ok.messageCount });
         };
         break;
@@ -465,10 +467,10 @@ export class AmqpChannel {
       case 'queue.delete': {
         const a = m.args;
         const queue = this.#queueName(a.queue, m.classId, m.methodId);
-        const owned = conn.ctx.topology.getQueue(queue);
+        const owned = conn.ctx.topology.getQueue(qualified(principal.vhost.prefix, queue));
         if (!(owned?.exclusive && owned.owner === conn.id)) mayManage();
         work = async () => {
-          const ok = await mgmt.deleteQueue(queue, a.ifUnused, a.ifEmpty, conn.id);
+          const ok = await mgmt.deleteQueue(principal.vhost, queue, a.ifUnused, a.ifEmpty, conn.id);
           if (!a.noWait) conn.send(this.number, 'queue.delete-ok', { messageCount: ok.messageCount });
         };
         break;
@@ -809,6 +811,7 @@ export class AmqpChannel {
     const conn = this.#conn;
     this.#rpc(m, async () => {
       const ok = await conn.ctx.management.declareQueue(
+        conn.principal.vhost,
         {
           name: '',
           passive: false,

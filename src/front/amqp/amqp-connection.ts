@@ -22,7 +22,7 @@ import type { HeaderTable } from '../../protocol/field-table.js';
 import { BrokerError, ErrorCode } from '../../protocol/errors.js';
 import type { PublishTarget } from '../../control/publish-path.js';
 import { portOf, roomOf } from '../shard-ports.js';
-import type { Principal } from '../../control/auth.js';
+import { vhostRefused, type Principal, type User } from '../../control/auth.js';
 import type { Logger } from '../../log/logger.js';
 import type { BrokerContext } from '../context.js';
 import { AmqpChannel, DIRECT_REPLY_TO, propertiesBlock, type AmqpConsumer, type ChannelHost } from './amqp-channel.js';
@@ -33,7 +33,7 @@ export interface AmqpHost {
   readonly ctx: BrokerContext;
   /** Flush this connection at the end of the current outbound chunk. */
   touch(connection: AmqpConnection): void;
-  authenticate(mechanism: string, response: Uint8Array, peer: string): Principal | string;
+  authenticate(mechanism: string, response: Uint8Array, peer: string): User | string;
   closed(connection: AmqpConnection): void;
   readonly blocked: boolean;
 }
@@ -85,13 +85,32 @@ export class AmqpConnection implements FrameSink, ChannelHost {
   readonly #decoder: AmqpFrameDecoder;
   readonly out = new WireWriter();
   #state = State.Header;
-  principal: Principal = { name: '', canPublish: () => false, canSubscribe: () => false, canManage: false, canMonitor: false };
-  user = '';
+  /** Who logged in (start-ok); its principal in the vhost connection.open names. */
+  #user: User | null = null;
+  #principal: Principal | null = null;
+  /** UTF-8 bytes of the vhost's prefix, cut from the exchange of every delivery. */
+  #prefixBytes = 0;
   frameMax = FRAME_MIN_SIZE;
   channelMax = SERVER_CHANNEL_MAX;
   heartbeatS = 0;
   cancelNotify = false;
   #blockedNotify = false;
+  /** The user's rights in the connection's vhost; there from connection.open on (channels come after). */
+  get principal(): Principal {
+    if (this.#principal === null) throw new AmqpError(ReplyCode.channelError, 'no vhost is open on this connection yet', 0, 0);
+    return this.#principal;
+  }
+
+  /** The user's name, once logged in ('' before). */
+  get user(): string {
+    return this.#user?.name ?? '';
+  }
+
+  /** The connection's vhost, null before connection.open. */
+  get vhost(): Principal['vhost'] | null {
+    return this.#principal?.vhost ?? null;
+  }
+
   readonly channels = new Map<number, AmqpChannel>();
   readonly consumers = new Map<number, AmqpConsumer>();
   /** Shards its consumers were on: each is told when the connection goes (requeue, exclusive queues). */
@@ -235,7 +254,7 @@ export class AmqpConnection implements FrameSink, ChannelHost {
           this.log.warn({ mechanism: m.args.mechanism, reason: who }, 'AMQP login refused');
           throw new AmqpError(ReplyCode.accessRefused, who, m.classId, m.methodId);
         }
-        this.principal = who;
+        this.#user = who;
         this.#state = State.TuneOk;
         this.send(0, 'connection.tune', { channelMax: SERVER_CHANNEL_MAX, frameMax: SERVER_FRAME_MAX, heartbeat: SERVER_HEARTBEAT_S });
         return;
@@ -262,18 +281,24 @@ export class AmqpConnection implements FrameSink, ChannelHost {
       }
       case 'connection.open': {
         this.#expect(State.Open, m);
-        if (m.args.virtualHost !== '/') {
-          throw new AmqpError(
-            ReplyCode.notAllowed,
-            `vhost '${m.args.virtualHost}' not found (this broker has vhost '/' only)`,
-            m.classId,
-            m.methodId,
-          );
+        // RabbitMQ's answers: 530 NOT_ALLOWED for a vhost that is not there, refused, or full.
+        const name = m.args.virtualHost;
+        const vhost = this.ctx.vhosts.get(name);
+        if (vhost === undefined) throw new AmqpError(ReplyCode.notAllowed, `vhost ${name} not found`, m.classId, m.methodId);
+        const principal = (this.#user as User).principalIn(vhost);
+        if (principal === null) {
+          this.log.warn({ user: this.#user?.name, vhost: name }, 'AMQP vhost refused');
+          throw new AmqpError(ReplyCode.notAllowed, vhostRefused((this.#user as User).name, name).message, m.classId, m.methodId);
         }
+        const limited = vhost.connectionRefusal();
+        if (limited !== null) throw new AmqpError(ReplyCode.notAllowed, limited.message, m.classId, m.methodId);
+        this.#principal = principal;
+        this.#prefixBytes = Buffer.byteLength(vhost.prefix);
+        vhost.connections++;
         this.#state = State.Running;
         this.send(0, 'connection.open-ok', {});
         this.#startHeartbeat();
-        this.log.debug({ user: this.user }, 'AMQP connection open');
+        this.log.debug({ user: principal.name, vhost: name }, 'AMQP connection open');
         if (this.#host.blocked) this.blocked(true);
         return;
       }
@@ -424,11 +449,15 @@ export class AmqpConnection implements FrameSink, ChannelHost {
     const ch = consumer.channel;
     const tag = ch.tags.assign(rec.tag, !consumer.noAck, consumer.numericId);
     ch.lastTag = tag;
+    // The exchange as the vhost's clients name it: its qualified name without the vhost's prefix.
+    const cut = Math.min(this.#prefixBytes, rec.exchangeLength);
+    const exchangeOffset = rec.exchangeOffset + cut;
+    const exchangeLength = rec.exchangeLength - cut;
     if (consumer.get) {
       ch.gotMessage(
         tag,
         rec.redelivered,
-        this.#text(bytes, rec.exchangeOffset, rec.exchangeLength),
+        this.#text(bytes, exchangeOffset, exchangeLength),
         this.#text(bytes, rec.keyOffset, rec.keyLength),
         this.amqpProperties(bytes, rec.propsOffset, rec.propsLength),
         bytes.slice(rec.payloadOffset, rec.payloadOffset + rec.payloadLength),
@@ -444,8 +473,8 @@ export class AmqpConnection implements FrameSink, ChannelHost {
       tag,
       rec.redelivered,
       bytes,
-      rec.exchangeOffset,
-      rec.exchangeLength,
+      exchangeOffset,
+      exchangeLength,
       rec.keyOffset,
       rec.keyLength,
       this.amqpProperties(bytes, rec.propsOffset, rec.propsLength),
@@ -685,6 +714,7 @@ export class AmqpConnection implements FrameSink, ChannelHost {
     }
     this.closed = true;
     this.#state = State.Closed;
+    if (this.#principal !== null) this.#principal.vhost.connections--;
     for (const ch of this.channels.values()) ch.release();
     this.channels.clear();
     this.consumers.clear();

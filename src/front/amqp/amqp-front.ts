@@ -11,7 +11,8 @@ import { isIP } from 'node:net';
 import { WireReader } from '../../protocol/amqp/wire.js';
 import type { DeliverHead } from '../../protocol/ring-record-codec.js';
 import { ErrorCode } from '../../protocol/errors.js';
-import { ANONYMOUS, type Principal } from '../../control/auth.js';
+import { ANONYMOUS, User } from '../../control/auth.js';
+import type { Vhost } from '../../control/vhosts.js';
 import { toJsonValue } from '../../protocol/json-properties.js';
 import type { BrokerContext } from '../context.js';
 import { AmqpConnection, type AmqpHost } from './amqp-connection.js';
@@ -24,6 +25,8 @@ const MAX_STATS_CONNECTIONS = 1000;
 export type AmqpConnectionStats = {
   id: number;
   user: string;
+  /** null before connection.open. */
+  vhost: string | null;
   protocol: 'amqp';
   peer: string;
   state: string;
@@ -101,7 +104,7 @@ export class AmqpFront implements AmqpHost {
    * PLAIN (`\0user\0password`) or AMQPLAIN (a LOGIN/PASSWORD table). With auth off any user gets in
    * from loopback, as RabbitMQ's guest does; with auth on the password is the user's token.
    */
-  authenticate(mechanism: string, response: Uint8Array, address: string): Principal | string {
+  authenticate(mechanism: string, response: Uint8Array, address: string): User | string {
     let user: string;
     let password: string;
     if (mechanism === 'PLAIN') {
@@ -123,14 +126,14 @@ export class AmqpFront implements AmqpHost {
     const { auth } = this.ctx;
     if (!auth.enabled) {
       if (!isLoopback(address)) return `user '${user}' can only connect via localhost while the broker runs without auth`;
-      return { ...ANONYMOUS, name: user === '' ? ANONYMOUS.name : user };
+      return user === '' ? ANONYMOUS : new User(user, null);
     }
-    const principal = auth.authenticate(password);
+    const known = auth.authenticate(password);
     // --auth-token is one secret for everyone; a users-file token belongs to its user's name.
-    if (principal === null || (principal.name !== 'token' && principal.name !== user)) {
+    if (known === null || (known.name !== 'token' && known.name !== user)) {
       return `ACCESS_REFUSED - Login was refused using authentication mechanism ${mechanism}`;
     }
-    return principal;
+    return known;
   }
 
   touch(connection: AmqpConnection): void {
@@ -140,6 +143,17 @@ export class AmqpFront implements AmqpHost {
   closed(connection: AmqpConnection): void {
     this.#connections.delete(connection.id);
     this.#touched.delete(connection);
+  }
+
+  /** Closes every connection in `vhost` (it was deleted) with 320 CONNECTION_FORCED; returns how many. */
+  closeVhost(vhost: Vhost, reason: string): number {
+    let n = 0;
+    for (const c of [...this.#connections.values()]) {
+      if (c.vhost !== vhost) continue;
+      c.forceClose(reason);
+      n++;
+    }
+    return n;
   }
 
   // ---- from the shards -------------------------------------------------------------------------
@@ -202,7 +216,8 @@ export class AmqpFront implements AmqpHost {
       for (const ch of c.channels.values()) unacked += ch.unacked;
       list.push({
         id: c.id,
-        user: c.principal.name,
+        user: c.user,
+        vhost: c.vhost?.name ?? null,
         protocol: 'amqp',
         peer: c.peer,
         state: c.state,
@@ -218,17 +233,18 @@ export class AmqpFront implements AmqpHost {
   }
 
   /** AMQP connections in the shape of RabbitMQ's management API (GET /api/connections). */
-  rabbitConnections(): Array<Record<string, unknown>> {
+  rabbitConnections(vhost: Vhost): Array<Record<string, unknown>> {
     const out: Array<Record<string, unknown>> = [];
     for (const c of this.#connections.values()) {
       if (out.length >= MAX_STATS_CONNECTIONS) break;
+      if (c.vhost !== vhost) continue;
       out.push({
         name: connectionName(c),
         node: 'shardmq',
         type: 'network',
         protocol: 'AMQP 0-9-1',
-        user: c.principal.name,
-        vhost: '/',
+        user: c.user,
+        vhost: vhost.name,
         state: c.state,
         channels: c.channels.size,
         peer_host: c.socket.remoteAddress ?? '',
@@ -252,9 +268,10 @@ export class AmqpFront implements AmqpHost {
   }
 
   /** AMQP channels in the shape of RabbitMQ's management API (GET /api/channels). */
-  rabbitChannels(): Array<Record<string, unknown>> {
+  rabbitChannels(vhost: Vhost): Array<Record<string, unknown>> {
     const out: Array<Record<string, unknown>> = [];
     for (const c of this.#connections.values()) {
+      if (c.vhost !== vhost) continue;
       const name = connectionName(c);
       for (const ch of c.channels.values()) {
         if (out.length >= MAX_STATS_CONNECTIONS) return out;
@@ -262,8 +279,8 @@ export class AmqpFront implements AmqpHost {
           name: `${name} (${ch.number})`,
           number: ch.number,
           connection_details: { name, peer_host: c.socket.remoteAddress ?? '', peer_port: c.socket.remotePort ?? 0 },
-          user: c.principal.name,
-          vhost: '/',
+          user: c.user,
+          vhost: vhost.name,
           state: ch.closing ? 'closing' : c.state,
           consumer_count: ch.consumers.size,
           messages_unacknowledged: ch.unacked,

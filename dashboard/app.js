@@ -179,6 +179,7 @@
     }
     renderFacts(s);
     renderShards(s, prev === null ? null : now - prev.at);
+    renderVhosts(s);
     renderQueues(s, prev === null ? null : now - prev.at);
     renderConnections(s, prev === null ? null : now - prev.at);
     prev = { at: now, t, shards: s.shards };
@@ -370,16 +371,46 @@
     );
   }
 
+  /** Each vhost (GET /v1/stats' vhosts): connections, queues, limits; hidden while `/` is the only one. */
+  function renderVhosts(s) {
+    const list = s.vhosts || [];
+    $('vhosts-card').hidden = list.length <= 1;
+    if (list.length <= 1) return;
+    $('vhosts-count').textContent = `${list.length} vhosts`;
+    fill(
+      $('vhosts'),
+      [
+        ['name', 'vhost'],
+        ['connections', 'connections', true],
+        ['queues', 'queues', true],
+        ['queued', 'queued bytes', true],
+        ['limits', 'limits'],
+      ],
+      list.map((v) => ({
+        key: v.name,
+        name: v.name,
+        connections: fmt(v.connections),
+        queues: fmt(v.queues),
+        queued: v.queuedBytes === undefined ? '' : `${bytes(v.queuedBytes)}${v.overMaxQueuedBytes ? ' (over budget)' : ''}`,
+        limits: Object.entries(v.limits || {})
+          .map(([k, n]) => `${k} ${fmt(n)}`)
+          .join(', '),
+      })),
+    );
+  }
+
   let queueRows = [];
   let queuesTotal = 0;
 
   function renderQueues(s, dt) {
     queueRows = s.queues.map((q) => {
       // A queue new since the last poll started from zero: what it holds came in since.
-      const p = prevQueues.get(q.name) ?? (dt === null ? undefined : { published: 0, delivered: 0, acked: 0 });
+      const id = `${q.vhost || '/'}\u0000${q.name}`;
+      const p = prevQueues.get(id) ?? (dt === null ? undefined : { published: 0, delivered: 0, acked: 0 });
       const st = q.stats || {};
       return {
-        key: q.name,
+        key: id,
+        vhost: q.vhost || '/',
         name: q.name,
         shard: q.shard,
         durable: q.durable ? 'yes' : '',
@@ -395,7 +426,7 @@
     queuesTotal = s.queuesTotal ?? s.queues.length;
     prevQueues.clear();
     for (const q of s.queues)
-      prevQueues.set(q.name, { published: q.stats?.published || 0, delivered: q.stats?.delivered || 0, acked: q.stats?.acked || 0 });
+      prevQueues.set(`${q.vhost || '/'}\u0000${q.name}`, { published: q.stats?.published || 0, delivered: q.stats?.delivered || 0, acked: q.stats?.acked || 0 });
     drawQueues();
   }
 
@@ -413,6 +444,7 @@
     fill(
       $('queues'),
       [
+        ['vhost', 'vhost'],
         ['name', 'name'],
         ['shard', 'shard', true],
         ['durable', 'durable'],
@@ -453,6 +485,7 @@
         key: c.id,
         id: c.id,
         protocol: c.protocol || '',
+        vhost: c.vhost || '',
         user: c.user,
         peer: c.peer || '',
         subscriptions: fmt(c.subscriptions),
@@ -473,6 +506,7 @@
       [
         ['id', 'id', true],
         ['protocol', 'protocol'],
+        ['vhost', 'vhost'],
         ['user', 'user'],
         ['peer', 'peer'],
         ['subscriptions', 'subs', true],

@@ -28,6 +28,20 @@ export const URL_FLAG: CliFlag = {
   help: 'the broker; several nodes of a cluster comma-separated (a reconnect fails over to the next)',
 };
 
+/** --vhost of pub and sub. */
+export const VHOST_FLAG: CliFlag = {
+  name: 'vhost',
+  value: 'NAME',
+  def: '/',
+  env: 'SHARDMQ_VHOST',
+  help: 'the vhost every destination is in',
+};
+
+/** The --vhost value, or SHARDMQ_VHOST, or `/`. */
+export function defaultVhost(): string {
+  return process.env.SHARDMQ_VHOST ?? '/';
+}
+
 /** `--url a,b,c`: the nodes the client may use, in order. */
 export function urlList(value: string): string[] {
   return value
@@ -45,6 +59,7 @@ export const PUB_HELP: CommandHelp = {
     { name: 'count', value: 'N', def: '1', help: 'publish the message(s) N times' },
     { name: 'rate', value: 'R', def: 'as fast as confirms allow', help: 'messages per second' },
     URL_FLAG,
+    VHOST_FLAG,
   ],
 };
 
@@ -53,12 +68,17 @@ export async function pub(args: string[]): Promise<number> {
     process.stdout.write(helpText(PUB_HELP));
     return 0;
   }
-  let parsed: { values: { count: string; rate?: string; url: string }; positionals: string[] };
+  let parsed: { values: { count: string; rate?: string; url: string; vhost: string }; positionals: string[] };
   try {
     parsed = parseArgs({
       args,
       allowPositionals: true,
-      options: { count: { type: 'string', default: '1' }, rate: { type: 'string' }, url: { type: 'string', default: defaultUrl() } },
+      options: {
+        count: { type: 'string', default: '1' },
+        rate: { type: 'string' },
+        url: { type: 'string', default: defaultUrl() },
+        vhost: { type: 'string', default: defaultVhost() },
+      },
     });
   } catch (err) {
     return badUsage('pub', err);
@@ -91,7 +111,10 @@ export async function pub(args: string[]): Promise<number> {
   // A CLI run should fail rather than wait for a broker that is gone.
   let client: ShardmqClient;
   try {
-    client = await connect(urlList(values.url), { reconnect: { initialDelayMs: 100, maxDelayMs: 1000, maxAttempts: 3 } });
+    client = await connect(urlList(values.url), {
+      vhost: values.vhost,
+      reconnect: { initialDelayMs: 100, maxDelayMs: 1000, maxAttempts: 3 },
+    });
   } catch (err) {
     return fail(err);
   }

@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { connect } from '../client/client.js';
 import type { ShardmqError } from '../client/errors.js';
 import { badUsage, helpText, wantsHelp, type CommandHelp } from './help.js';
-import { defaultUrl, URL_FLAG, urlList } from './pub.js';
+import { defaultUrl, defaultVhost, URL_FLAG, urlList, VHOST_FLAG } from './pub.js';
 
 /**
  * `shardmq sub <destination>`: prints one message payload per line (as UTF-8); acks them in client
@@ -26,6 +26,7 @@ export const SUB_HELP: CommandHelp = {
     },
     { name: 'name', value: 'NAME', def: 'none', help: "a stream consumer's name (stored offsets)" },
     URL_FLAG,
+    VHOST_FLAG,
   ],
 };
 
@@ -35,7 +36,7 @@ export async function sub(args: string[]): Promise<number> {
     return 0;
   }
   let parsed: {
-    values: { url: string; count?: string; ack: string; prefetch?: string; offset?: string; name?: string };
+    values: { url: string; vhost: string; count?: string; ack: string; prefetch?: string; offset?: string; name?: string };
     positionals: string[];
   };
   try {
@@ -44,6 +45,7 @@ export async function sub(args: string[]): Promise<number> {
       allowPositionals: true,
       options: {
         url: { type: 'string', default: defaultUrl() },
+        vhost: { type: 'string', default: defaultVhost() },
         count: { type: 'string' },
         ack: { type: 'string', default: 'auto' },
         prefetch: { type: 'string' },
@@ -78,7 +80,7 @@ export async function sub(args: string[]): Promise<number> {
 
   let client: Awaited<ReturnType<typeof connect>>;
   try {
-    client = await connect(urlList(values.url));
+    client = await connect(urlList(values.url), { vhost: values.vhost });
   } catch (err) {
     process.stderr.write(`shardmq sub: ${(err as Error).message}\n`);
     return 1;

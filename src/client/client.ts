@@ -134,6 +134,7 @@ export class ShardmqClient extends TypedEmitter<ClientEvents> {
         maxFrameBytes: options.maxFrameBytes,
         connectTimeoutMs: options.connectTimeoutMs,
         pingIntervalMs: options.pingIntervalMs,
+        vhost: options.vhost,
       },
       {
         dispatcher: this.#dispatcher(),

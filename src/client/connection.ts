@@ -17,7 +17,7 @@ import { randomFillSync } from 'node:crypto';
 import WebSocket from 'ws';
 import { BinaryDecoder, Direction } from '../protocol/ws-binary-decode.js';
 import { BinaryFrameWriter } from '../protocol/ws-binary-encode.js';
-import { ProtocolError, SUBPROTOCOL, type BinaryClientDispatcher } from '../protocol/ws-binary.js';
+import { ProtocolError, SUBPROTOCOL, VHOST_HEADER, type BinaryClientDispatcher } from '../protocol/ws-binary.js';
 import { backoffDelay, type ResolvedReconnect } from './backoff.js';
 import { ConnectFailedError, ConnectionLostError, ProtocolViolationError, ShardmqError } from './errors.js';
 
@@ -38,6 +38,8 @@ export interface ConnectionOptions {
   readonly maxFrameBytes: number;
   readonly connectTimeoutMs: number;
   readonly pingIntervalMs: number;
+  /** Sent as the handshake's x-shardmq-vhost header. */
+  readonly vhost: string;
 }
 
 /** What the connection tells its owner. Every call is made from a socket or timer callback. */
@@ -256,6 +258,8 @@ export class Connection {
   #openSocket(): Promise<WebSocket> {
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(this.url, SUBPROTOCOL, {
+        // Percent-encoded: a header carries ASCII; the broker decodes it.
+        headers: { [VHOST_HEADER]: encodeURIComponent(this.#options.vhost) },
         perMessageDeflate: false,
         handshakeTimeout: this.#options.connectTimeoutMs,
         generateMask: nonZeroMask,

@@ -54,6 +54,8 @@ export interface ClientOptions {
   pingIntervalMs?: number;
   /** How long close() waits for unconfirmed publishes, in ms (default 5 s). */
   closeTimeoutMs?: number;
+  /** The vhost every name of this client is in (default `/`): sent with the WebSocket handshake. */
+  vhost?: string;
   /**
    * Where the client logs (default: nowhere; it never logs per message). An 'error' event with no
    * listener is logged here as a warning, or becomes a process warning when there is no logger.
@@ -63,6 +65,7 @@ export interface ClientOptions {
 
 export interface ResolvedOptions {
   readonly reconnect: ResolvedReconnect | null;
+  readonly vhost: string;
   readonly confirms: boolean;
   readonly batchMaxMessages: number;
   readonly batchMaxBytes: number;
@@ -137,6 +140,15 @@ export function resolveOptions(options: ClientOptions = {}): ResolvedOptions {
     connectTimeoutMs: int('connectTimeoutMs', 1),
     pingIntervalMs: int('pingIntervalMs', 0),
     closeTimeoutMs: int('closeTimeoutMs', 0),
+    vhost: vhostOption(options.vhost),
     logger: options.logger ?? SILENT_LOGGER,
   });
+}
+
+/** The vhost option: a non-empty name without control characters (the broker's rule), `/` when absent. */
+function vhostOption(vhost: unknown): string {
+  if (vhost === undefined) return '/';
+  if (typeof vhost !== 'string' || vhost.length === 0 || /[\u0000-\u001f\u007f]/.test(vhost))
+    throw new TypeError(`vhost must be a non-empty name without control characters (got ${JSON.stringify(vhost)})`);
+  return vhost;
 }

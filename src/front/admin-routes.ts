@@ -2,12 +2,13 @@
  * GET /healthz, /v1/stats and /metrics. Counters are read straight from each shard's
  * shared counters; only the queue list and the health ping go to the shards.
  */
+import { DEFAULT_VHOST, localName, vhostOf } from '../router/vhost-name.js';
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import type { BrokerContext } from './context.js';
 import { ConfirmStatus } from '../protocol/ring-record-codec.js';
 import { COUNTER_NAMES, CounterSlot, readCounters } from '../metrics/shard-counters.js';
 import { HOPS } from '../metrics/hop-trace.js';
-import { renderPrometheus } from '../metrics/prometheus.js';
+import { renderPrometheus, type VhostView } from '../metrics/prometheus.js';
 import { nodeFacts } from './node-facts.js';
 import { HEALTH_TIMEOUT_MS } from '../config/defaults.js';
 import { checkFraming, refuseFraming, sendJson, sendText, watchAbort } from './http-util.js';
@@ -65,8 +66,10 @@ export function registerAdminRoutes(
     });
   });
 
+  // The whole broker's views (every vhost's queues and connections) take `monitor` in `/`,
+  // whatever ?vhost= says: a tenant sees its own vhost through GET /v1/vhosts/<name>.
   app.get('/v1/stats', (res, req) => {
-    if (authorize(res, req, ctx, 'monitor') === null) return;
+    if (authorize(res, req, ctx, 'monitor', DEFAULT_VHOST) === null) return;
     const state = watchAbort(res);
     void collectStats(ctx, frontStats()).then((stats) => sendJson(res, 200, stats, state));
   });
@@ -97,7 +100,7 @@ export function registerAdminRoutes(
   });
 
   app.get('/metrics', (res, req) => {
-    if (authorize(res, req, ctx, 'monitor') === null) return;
+    if (authorize(res, req, ctx, 'monitor', DEFAULT_VHOST) === null) return;
     const state = watchAbort(res);
     const front = frontStats();
     // Per-queue series for at most --stats-max-queues queues per shard (RabbitMQ's
@@ -119,9 +122,26 @@ export function registerAdminRoutes(
           : answers.flatMap((list, shard) =>
               (list?.queues ?? []).map((q) => ({ name: q.name, shard, ready: q.depth, unacked: q.unacked, consumers: q.consumers })),
             );
-      sendText(res, 200, 'text/plain; version=0.0.4', renderPrometheus(shards, front, { received, confirmed, unroutable }, queues), state);
+      sendText(
+        res,
+        200,
+        'text/plain; version=0.0.4',
+        renderPrometheus(shards, front, { received, confirmed, unroutable }, queues, vhostRows(ctx)),
+        state,
+      );
     });
   });
+}
+
+/** Each vhost's connections and queues, counted as they change (no walk). */
+function vhostRows(ctx: BrokerContext): VhostView[] {
+  return ctx.vhosts.list().map((v) => ({
+    name: v.name,
+    connections: v.connections,
+    queues: ctx.topology.queueCountIn(v.prefix),
+    limits: v.limitsJson(),
+    ...(v.limits.maxQueuedBytes === null ? {} : { queuedBytes: v.queuedBytes, overMaxQueuedBytes: v.overBudget }),
+  }));
 }
 
 /**
@@ -185,8 +205,12 @@ async function collectStats(ctx: BrokerContext, front: FrontStats): Promise<unkn
     const ring = h.occupancy();
     return { index: h.index, alive: h.alive, ...counters, ring };
   });
-  const queues = queueLists.flatMap((list, shard) => (list ?? []).map((q) => ({ ...q, shard })));
+  const queues = queueLists.flatMap((list, shard) =>
+    (list ?? []).map((q) => ({ ...q, name: localName(q.name), vhost: vhostOf(q.name), shard })),
+  );
   return {
+    // Grouped by vhost: what each holds and who is connected to it (GET /v1/vhosts adds message counts).
+    vhosts: vhostRows(ctx),
     node: nodeFacts(ctx),
     // Counted once per message on the main thread (a shard's `published` counts its copy).
     global: {

@@ -230,6 +230,11 @@ export class Broker implements OutboundSink {
     return this.#amqp.tlsPort === null ? null : `amqps://${this.#hostForUrl()}:${this.#amqp.tlsPort}`;
   }
 
+  /** The main thread's topology (read-only use: tests and tools that check what it holds). */
+  get topology(): Topology {
+    return this.#topology;
+  }
+
   get amqpPort(): number | null {
     return this.#amqp.port;
   }

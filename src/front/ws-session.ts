@@ -135,7 +135,7 @@ export class WsFront {
         const extensions = req.getHeader('sec-websocket-extensions');
         const user = this.#ctx.auth.authenticate(tokenFrom(req.getHeader('authorization'), req.getQuery('token')));
         // The binary protocol's handshake is the upgrade: the vhost rides in a header or, for browsers, the URL.
-        const vhostName = req.getHeader(VHOST_HEADER) || queryVhost(req);
+        const vhostName = headerVhost(req.getHeader(VHOST_HEADER)) ?? queryVhost(req);
         const refuse = (status: string, code: string, message: string): void => {
           res.cork(() =>
             res
@@ -263,6 +263,7 @@ export class WsFront {
         connections.push({
           id: c.id,
           user: c.principal.name,
+          vhost: c.principal.vhost.name,
           protocol: c.decoder !== null ? ('ws_binary' as const) : ('ws_json' as const),
           peer: c.peer,
           bufferedBytes: c.ws.getBufferedAmount(),
@@ -506,5 +507,15 @@ export class WsFront {
     for (const connection of this.#connections.values()) {
       for (const sub of connection.byNumericId.values()) if (sub.shard === shard) this.#ops.writeSubscribe(sub);
     }
+  }
+}
+
+/** The handshake's vhost header, percent-decoded (a header carries ASCII); null when absent. */
+function headerVhost(raw: string): string | null {
+  if (raw === '') return null;
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return raw;
   }
 }

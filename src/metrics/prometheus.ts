@@ -4,6 +4,7 @@
  * Prometheus plugin (`rabbitmq_global_messages_received_total`, `rabbitmq_queue_messages_ready`…)
  * where they mean the same, so Grafana panels made for RabbitMQ port by a change of prefix.
  */
+import { localName, vhostOf } from '../router/vhost-name.js';
 import { COUNTER_NAMES, FSYNC_BUCKETS, type CounterName } from './shard-counters.js';
 
 interface ShardView {
@@ -35,6 +36,12 @@ export interface GlobalView {
   confirmed: number;
   /** Publishes that reached no shard (the shards count theirs in `unroutable`). */
   unroutable: number;
+}
+
+export interface VhostView {
+  name: string;
+  connections: number;
+  queues: number;
 }
 
 export interface QueueView {
@@ -134,8 +141,15 @@ export function renderPrometheus(
   front: FrontView,
   global?: GlobalView,
   queues?: readonly QueueView[],
+  vhosts?: readonly VhostView[],
 ): string {
   const l = new Lines();
+  if (vhosts !== undefined) {
+    l.family('shardmq_vhost_connections', 'gauge', 'Open connections (WebSocket, AMQP) by vhost');
+    for (const v of vhosts) l.sample('shardmq_vhost_connections', { vhost: v.name }, v.connections);
+    l.family('shardmq_vhost_queues', 'gauge', 'Queues by vhost');
+    for (const v of vhosts) l.sample('shardmq_vhost_queues', { vhost: v.name }, v.queues);
+  }
   if (global !== undefined) {
     const g = 'shardmq_global_messages';
     l.family(`${g}_received_total`, 'counter', 'Messages received from publishers').sample(`${g}_received_total`, null, global.received);
@@ -264,11 +278,11 @@ export function renderPrometheus(
   }
   if (queues !== undefined) {
     l.family('shardmq_queue_messages_ready', 'gauge', 'Messages ready in a queue');
-    for (const q of queues) l.sample('shardmq_queue_messages_ready', { queue: q.name, shard: q.shard }, q.ready);
+    for (const q of queues) l.sample('shardmq_queue_messages_ready', { vhost: vhostOf(q.name), queue: localName(q.name), shard: q.shard }, q.ready);
     l.family('shardmq_queue_messages_unacked', 'gauge', 'Deliveries of a queue not yet acked');
-    for (const q of queues) l.sample('shardmq_queue_messages_unacked', { queue: q.name, shard: q.shard }, q.unacked);
+    for (const q of queues) l.sample('shardmq_queue_messages_unacked', { vhost: vhostOf(q.name), queue: localName(q.name), shard: q.shard }, q.unacked);
     l.family('shardmq_queue_consumers', 'gauge', 'Consumers of a queue');
-    for (const q of queues) l.sample('shardmq_queue_consumers', { queue: q.name, shard: q.shard }, q.consumers);
+    for (const q of queues) l.sample('shardmq_queue_consumers', { vhost: vhostOf(q.name), queue: localName(q.name), shard: q.shard }, q.consumers);
   }
   return l.out.join('\n') + '\n';
 }

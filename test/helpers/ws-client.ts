@@ -25,9 +25,12 @@ export class JsonWsClient {
     this.closed = new Promise((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: String(reason) })));
   }
 
-  /** `token`: sent as the query parameter browsers use (auth on). */
-  static async connect(baseUrl: string, token?: string): Promise<JsonWsClient> {
-    const query = token === undefined ? '' : `?token=${encodeURIComponent(token)}`;
+  /** `token` and `vhost`: sent as the query parameters browsers use. */
+  static async connect(baseUrl: string, token?: string, vhost?: string): Promise<JsonWsClient> {
+    const params = new URLSearchParams();
+    if (token !== undefined) params.set('token', token);
+    if (vhost !== undefined) params.set('vhost', vhost);
+    const query = params.size === 0 ? '' : `?${params.toString()}`;
     const ws = new WebSocket(baseUrl.replace(/^http/, 'ws') + '/v1/ws' + query);
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());

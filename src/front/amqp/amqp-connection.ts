@@ -284,7 +284,7 @@ export class AmqpConnection implements FrameSink, ChannelHost {
         // RabbitMQ's answers: 530 NOT_ALLOWED for a vhost that is not there, refused, or full.
         const name = m.args.virtualHost;
         const vhost = this.ctx.vhosts.get(name);
-        if (vhost === undefined) throw new AmqpError(ReplyCode.notAllowed, `vhost ${name} not found`, m.classId, m.methodId);
+        if (vhost === undefined) throw new AmqpError(ReplyCode.notAllowed, `vhost '${name}' not found`, m.classId, m.methodId);
         const principal = (this.#user as User).principalIn(vhost);
         if (principal === null) {
           this.log.warn({ user: this.#user?.name, vhost: name }, 'AMQP vhost refused');

@@ -426,7 +426,11 @@
     queuesTotal = s.queuesTotal ?? s.queues.length;
     prevQueues.clear();
     for (const q of s.queues)
-      prevQueues.set(`${q.vhost || '/'}\u0000${q.name}`, { published: q.stats?.published || 0, delivered: q.stats?.delivered || 0, acked: q.stats?.acked || 0 });
+      prevQueues.set(`${q.vhost || '/'}\u0000${q.name}`, {
+        published: q.stats?.published || 0,
+        delivered: q.stats?.delivered || 0,
+        acked: q.stats?.acked || 0,
+      });
     drawQueues();
   }
 

@@ -148,7 +148,7 @@ export function resolveOptions(options: ClientOptions = {}): ResolvedOptions {
 /** The vhost option: a non-empty name without control characters (the broker's rule), `/` when absent. */
 function vhostOption(vhost: unknown): string {
   if (vhost === undefined) return '/';
-  if (typeof vhost !== 'string' || vhost.length === 0 || /[\u0000-\u001f\u007f]/.test(vhost))
+  if (typeof vhost !== 'string' || vhost.length === 0 || [...vhost].some((c) => c < ' ' || c === '\u007f'))
     throw new TypeError(`vhost must be a non-empty name without control characters (got ${JSON.stringify(vhost)})`);
   return vhost;
 }

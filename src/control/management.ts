@@ -239,7 +239,13 @@ export class Management {
     }
   }
 
-  async unbindQueue(vh: VhostScope, exchangeLocal: string, queueLocal: string, routingKey: string, args: Record<string, unknown>): Promise<void> {
+  async unbindQueue(
+    vh: VhostScope,
+    exchangeLocal: string,
+    queueLocal: string,
+    routingKey: string,
+    args: Record<string, unknown>,
+  ): Promise<void> {
     const exchange = qualified(vh.prefix, exchangeLocal);
     const queueName = qualified(vh.prefix, queueLocal);
     const queue = this.#topology.getQueue(queueName);

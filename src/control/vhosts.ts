@@ -124,7 +124,9 @@ export class Vhosts {
 
   /** Every vhost, `/` first, then by name. */
   list(): Vhost[] {
-    return [...this.#byName.values()].sort((a, b) => (a.name === DEFAULT_VHOST ? -1 : b.name === DEFAULT_VHOST ? 1 : a.name < b.name ? -1 : 1));
+    return [...this.#byName.values()].sort((a, b) =>
+      a.name === DEFAULT_VHOST ? -1 : b.name === DEFAULT_VHOST ? 1 : a.name < b.name ? -1 : 1,
+    );
   }
 
   get size(): number {

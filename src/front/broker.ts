@@ -190,7 +190,11 @@ export class Broker implements OutboundSink {
       connections: (vhost) => this.#amqp.rabbitConnections(vhost),
       channels: (vhost) => this.#amqp.rabbitChannels(vhost),
     });
-    registerVhostRoutes(this.#app, ctx, (vhost, reason) => this.#ws.closeVhost(vhost, CLOSE_POLICY, reason) + this.#amqp.closeVhost(vhost, reason));
+    registerVhostRoutes(
+      this.#app,
+      ctx,
+      (vhost, reason) => this.#ws.closeVhost(vhost, CLOSE_POLICY, reason) + this.#amqp.closeVhost(vhost, reason),
+    );
     registerDashboardRoutes(this.#app, ctx);
     this.#app.any('/*', (res, req) => {
       const method = req.getMethod().toUpperCase();

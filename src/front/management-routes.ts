@@ -89,7 +89,11 @@ export function registerManagementRoutes(uwsApp: TemplatedApp, ctx: BrokerContex
   app.get('/v1/exchanges/:name', (res, _req, principal, p) => {
     const name = p(0);
     const x = holdsSeparator(name) ? undefined : m.topology.registry.getExchange(principal.vhost.prefix + name);
-    if (x === undefined) sendRefusal(res, ctx.refusals, 404, { error: ErrorCode.notFound, message: `no exchange '${name}' in vhost '${principal.vhost.name}'` });
+    if (x === undefined)
+      sendRefusal(res, ctx.refusals, 404, {
+        error: ErrorCode.notFound,
+        message: `no exchange '${name}' in vhost '${principal.vhost.name}'`,
+      });
     else sendJson(res, 200, exchangeJson(x));
   });
   app.put('/v1/exchanges/:name', (res, _req, principal, p) => {
@@ -184,7 +188,8 @@ export function registerManagementRoutes(uwsApp: TemplatedApp, ctx: BrokerContex
     const ifEmpty = req.getQuery('if-empty') === 'true';
     run(res, ctx.refusals, async () => {
       const qualifiedName = qualified(principal.vhost.prefix, name);
-      if (m.topology.getQueue(qualifiedName) === undefined) throw new BrokerError(ErrorCode.notFound, `no ${describeIn('queue', qualifiedName)}`);
+      if (m.topology.getQueue(qualifiedName) === undefined)
+        throw new BrokerError(ErrorCode.notFound, `no ${describeIn('queue', qualifiedName)}`);
       return [200, await m.deleteQueue(principal.vhost, name, ifUnused, ifEmpty)];
     });
   });
@@ -201,13 +206,13 @@ export function registerManagementRoutes(uwsApp: TemplatedApp, ctx: BrokerContex
       .listBindings()
       .filter((b) => prefixOf(b.source) === prefix)
       .map((b) => ({
-      source: localName(b.source),
-      destination: localName(b.destination),
-      vhost: principal.vhost.name,
-      destination_type: b.destinationType,
-      routing_key: b.routingKey,
-      arguments: b.arguments,
-    }));
+        source: localName(b.source),
+        destination: localName(b.destination),
+        vhost: principal.vhost.name,
+        destination_type: b.destinationType,
+        routing_key: b.routingKey,
+        arguments: b.arguments,
+      }));
     // Bindings have no name: a page filters and orders them by source exchange, then destination.
     try {
       sendJson(res, 200, q === null ? list : pageOfList(list, (b) => `${b.source}\u0000${b.destination}`, q));
@@ -320,7 +325,15 @@ function exchangeJson(x: {
   internal: boolean;
   arguments: Readonly<Json>;
 }): Json {
-  return { name: localName(x.name), vhost: vhostOf(x.name), type: x.type, durable: x.durable, auto_delete: x.autoDelete, internal: x.internal, arguments: x.arguments };
+  return {
+    name: localName(x.name),
+    vhost: vhostOf(x.name),
+    type: x.type,
+    durable: x.durable,
+    auto_delete: x.autoDelete,
+    internal: x.internal,
+    arguments: x.arguments,
+  };
 }
 
 /** Queues per slice of a list answer: each slice is one round of shard lookups and one write. */

@@ -76,7 +76,10 @@ export function registerVhostRoutes(app: TemplatedApp, ctx: BrokerContext, close
       const connections = closeConnections(vhost, `vhost '${name}' was deleted`);
       const removed = await deleteVhostContents(ctx, vhost);
       ctx.log.info({ vhost: name, connections, ...removed }, 'vhost deleted');
-      return [200, { deleted: name, connections_closed: connections, queues_deleted: removed.queues, exchanges_deleted: removed.exchanges }];
+      return [
+        200,
+        { deleted: name, connections_closed: connections, queues_deleted: removed.queues, exchanges_deleted: removed.exchanges },
+      ];
     });
   });
 }
@@ -171,19 +174,24 @@ function readBody(res: HttpResponse, ctx: BrokerContext, work: (body: Record<str
     }
     chunks.push(Buffer.from(chunk.slice(0)));
     if (!isLast) return;
-    answer(res, ctx, async () => {
-      const text = Buffer.concat(chunks).toString('utf8').trim();
-      let body: unknown = {};
-      if (text !== '') {
-        try {
-          body = JSON.parse(text);
-        } catch (err) {
-          throw new BrokerError(ErrorCode.badRequest, `body is not valid JSON: ${(err as Error).message}`);
+    answer(
+      res,
+      ctx,
+      async () => {
+        const text = Buffer.concat(chunks).toString('utf8').trim();
+        let body: unknown = {};
+        if (text !== '') {
+          try {
+            body = JSON.parse(text);
+          } catch (err) {
+            throw new BrokerError(ErrorCode.badRequest, `body is not valid JSON: ${(err as Error).message}`);
+          }
         }
-      }
-      if (typeof body !== 'object' || body === null || Array.isArray(body))
-        throw new BrokerError(ErrorCode.badRequest, 'body must be a JSON object');
-      return work(body as Record<string, unknown>);
-    }, state);
+        if (typeof body !== 'object' || body === null || Array.isArray(body))
+          throw new BrokerError(ErrorCode.badRequest, 'body must be a JSON object');
+        return work(body as Record<string, unknown>);
+      },
+      state,
+    );
   });
 }

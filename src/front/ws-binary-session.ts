@@ -68,7 +68,10 @@ export class BinarySession extends ProtocolSession {
       answer(requestId, op, () => {
         if (!connection.principal.canManage) {
           this.ctx.log.warn({ user: connection.principal.name, op }, 'management op denied');
-          throw new BrokerError(ErrorCode.accessRefused, `user ${connection.principal.name} may not manage vhost '${connection.principal.vhost.name}'`);
+          throw new BrokerError(
+            ErrorCode.accessRefused,
+            `user ${connection.principal.name} may not manage vhost '${connection.principal.vhost.name}'`,
+          );
         }
         return work();
       });
@@ -172,7 +175,11 @@ export class BinarySession extends ProtocolSession {
         }),
       processDeclareQueue: (ev) =>
         manage(ev.requestId, Opcode.DECLARE_QUEUE, async () => {
-          const ok = await mgmt.declareQueue(connection.principal.vhost, { ...ev, arguments: ev.arguments as Record<string, unknown> }, connection.id);
+          const ok = await mgmt.declareQueue(
+            connection.principal.vhost,
+            { ...ev, arguments: ev.arguments as Record<string, unknown> },
+            connection.id,
+          );
           return {
             requestId: ev.requestId,
             op: Opcode.DECLARE_QUEUE,
@@ -205,7 +212,13 @@ export class BinarySession extends ProtocolSession {
         ),
       processUnbindExchange: (ev) =>
         manage(ev.requestId, Opcode.UNBIND_EXCHANGE, () =>
-          mgmt.unbindExchange(connection.principal.vhost, ev.destination, ev.source, ev.routingKey, ev.arguments as Record<string, unknown>),
+          mgmt.unbindExchange(
+            connection.principal.vhost,
+            ev.destination,
+            ev.source,
+            ev.routingKey,
+            ev.arguments as Record<string, unknown>,
+          ),
         ),
     };
   }

@@ -75,7 +75,8 @@ export class SessionOps {
     const consume = this.#ctx.consume;
     const shareable = shared && binary && ackMode === 'auto' ? consume.shareable(destinationText, connection.principal) : null;
     let target: { destination: Destination; queue: string; shard: number; privateQueue: boolean; group: number };
-    if (shareable !== null) target = { destination: shareable, privateQueue: false, ...this.#groups.place(shareable, connection.principal.vhost) };
+    if (shareable !== null)
+      target = { destination: shareable, privateQueue: false, ...this.#groups.place(shareable, connection.principal.vhost) };
     else target = { ...consume.target(destinationText, connection.principal, connection.id), group: 0 };
     const { destination, queue, shard, privateQueue, group } = target;
     const sub: WsSubscription = {

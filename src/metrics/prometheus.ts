@@ -278,11 +278,14 @@ export function renderPrometheus(
   }
   if (queues !== undefined) {
     l.family('shardmq_queue_messages_ready', 'gauge', 'Messages ready in a queue');
-    for (const q of queues) l.sample('shardmq_queue_messages_ready', { vhost: vhostOf(q.name), queue: localName(q.name), shard: q.shard }, q.ready);
+    for (const q of queues)
+      l.sample('shardmq_queue_messages_ready', { vhost: vhostOf(q.name), queue: localName(q.name), shard: q.shard }, q.ready);
     l.family('shardmq_queue_messages_unacked', 'gauge', 'Deliveries of a queue not yet acked');
-    for (const q of queues) l.sample('shardmq_queue_messages_unacked', { vhost: vhostOf(q.name), queue: localName(q.name), shard: q.shard }, q.unacked);
+    for (const q of queues)
+      l.sample('shardmq_queue_messages_unacked', { vhost: vhostOf(q.name), queue: localName(q.name), shard: q.shard }, q.unacked);
     l.family('shardmq_queue_consumers', 'gauge', 'Consumers of a queue');
-    for (const q of queues) l.sample('shardmq_queue_consumers', { vhost: vhostOf(q.name), queue: localName(q.name), shard: q.shard }, q.consumers);
+    for (const q of queues)
+      l.sample('shardmq_queue_consumers', { vhost: vhostOf(q.name), queue: localName(q.name), shard: q.shard }, q.consumers);
   }
   return l.out.join('\n') + '\n';
 }

@@ -554,17 +554,7 @@ export class ExchangeRegistry<Q, R = Q> {
     args: Readonly<Record<string, unknown>>,
     builtIn: boolean,
   ): void {
-    const x = new ExchangeState<R>(
-      name,
-      type,
-      durable,
-      autoDelete,
-      internal,
-      args,
-      builtIn,
-      isDefaultExchange(name),
-      this.#topicCacheSize,
-    );
+    const x = new ExchangeState<R>(name, type, durable, autoDelete, internal, args, builtIn, isDefaultExchange(name), this.#topicCacheSize);
     this.#exchanges.set(name, x);
   }
 

@@ -12,7 +12,11 @@ function setup() {
 describe('management', () => {
   it('a binding needs the subscribe right on its source; refused ones change nothing', async () => {
     const { calls, topology, management } = setup();
-    await management.declareQueue(rootVhost(), { name: 'q', passive: false, durable: false, exclusive: false, autoDelete: false, arguments: {} }, 0);
+    await management.declareQueue(
+      rootVhost(),
+      { name: 'q', passive: false, durable: false, exclusive: false, autoDelete: false, arguments: {} },
+      0,
+    );
     const reader = principal('r', { subscribe: (d) => d === '/exchange/amq.topic/a.*' });
     await expect(management.bindQueue('amq.topic', 'q', 'a.#', {}, reader)).rejects.toMatchObject({ code: 'access_refused' });
     await expect(management.bindExchange('amq.fanout', 'amq.topic', '#', {}, reader)).rejects.toMatchObject({ code: 'access_refused' });
@@ -27,10 +31,18 @@ describe('management', () => {
 
   it('an inequivalent redeclare and a bad argument are precondition_failed (406); nothing is sent', async () => {
     const { calls, management } = setup();
-    await management.declareQueue(rootVhost(), { name: 'q', passive: false, durable: false, exclusive: false, autoDelete: false, arguments: {} }, 0);
+    await management.declareQueue(
+      rootVhost(),
+      { name: 'q', passive: false, durable: false, exclusive: false, autoDelete: false, arguments: {} },
+      0,
+    );
     const sent = calls.calls.length;
     await expect(
-      management.declareQueue(rootVhost(), { name: 'q', passive: false, durable: true, exclusive: false, autoDelete: false, arguments: {} }, 0),
+      management.declareQueue(
+        rootVhost(),
+        { name: 'q', passive: false, durable: true, exclusive: false, autoDelete: false, arguments: {} },
+        0,
+      ),
     ).rejects.toMatchObject({
       code: 'precondition_failed',
       status: 406,
@@ -51,7 +63,11 @@ describe('management', () => {
     const { calls, topology, management } = setup();
     calls.answer = { ok: false, result: { code: 'internal', message: 'boom' } };
     await expect(
-      management.declareQueue(rootVhost(), { name: 'q', passive: false, durable: false, exclusive: false, autoDelete: false, arguments: {} }, 0),
+      management.declareQueue(
+        rootVhost(),
+        { name: 'q', passive: false, durable: false, exclusive: false, autoDelete: false, arguments: {} },
+        0,
+      ),
     ).rejects.toThrow();
     expect(topology.getQueue('q')).toBeUndefined();
   });

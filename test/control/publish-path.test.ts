@@ -106,7 +106,9 @@ describe('publish path - dead letters', () => {
 describe('publish path - /amq/queue/', () => {
   it('names a queue that must exist: a missing one is not_found, never silently unroutable', () => {
     const { topology, path } = setup();
-    expect(() => path.target(parseDestination('/amq/queue/missing'), ROOT)).toThrow(expect.objectContaining({ code: 'not_found', status: 404 }));
+    expect(() => path.target(parseDestination('/amq/queue/missing'), ROOT)).toThrow(
+      expect.objectContaining({ code: 'not_found', status: 404 }),
+    );
     expect(path.unroutable).toBe(0);
     topology.declareQueue('present', { durable: false, exclusive: false, autoDelete: false, arguments: {} }, false, 0);
     expect(path.target(parseDestination('/amq/queue/present'), ROOT).shards).toEqual([topology.getQueue('present')!.shard]);

@@ -35,7 +35,11 @@ beforeAll(async () => {
           publish: ['#'],
           subscribe: ['#'],
           manage: true,
-          vhosts: { staging: { publish: ['#'], subscribe: ['#'], manage: true }, limited: { publish: ['#'], subscribe: ['#'], manage: true }, gone: { publish: ['#'], subscribe: ['#'], manage: true } },
+          vhosts: {
+            staging: { publish: ['#'], subscribe: ['#'], manage: true },
+            limited: { publish: ['#'], subscribe: ['#'], manage: true },
+            gone: { publish: ['#'], subscribe: ['#'], manage: true },
+          },
         },
         // Rights in staging only: refused in `/`.
         { name: 'tenant', token: TENANT, vhosts: { staging: { publish: ['#'], subscribe: ['#'], manage: true } } },
@@ -75,7 +79,12 @@ async function openRefusal(vhost: string, user = 'admin', token = ADMIN): Promis
     c.startFrames();
     c.write(Buffer.from('AMQP\x00\x00\x09\x01', 'latin1'));
     await c.method('connection.start');
-    c.send(0, 'connection.start-ok', { clientProperties: {}, mechanism: 'PLAIN', response: Buffer.from(`\0${user}\0${token}`), locale: 'en_US' });
+    c.send(0, 'connection.start-ok', {
+      clientProperties: {},
+      mechanism: 'PLAIN',
+      response: Buffer.from(`\0${user}\0${token}`),
+      locale: 'en_US',
+    });
     await c.method('connection.tune');
     c.send(0, 'connection.tune-ok', { channelMax: 0, frameMax: 131072, heartbeat: 0 });
     c.send(0, 'connection.open', { virtualHost: vhost });
@@ -105,7 +114,9 @@ describe('e2e - vhosts: one name in two vhosts is two objects', () => {
     expect(clash.status).toBe(406);
     expect(clash.json?.message).toContain("for queue 'orders' in vhost 'staging'");
     const pageOfStaging = await api('GET', '/v1/queues?vhost=staging&page=1&page_size=100');
-    expect((pageOfStaging.json?.items as Array<{ name: string; vhost: string }>).map((q) => [q.vhost, q.name])).toEqual([['staging', 'orders']]);
+    expect(((pageOfStaging.json?.items as Array<{ name: string; vhost: string }> | undefined) ?? []).map((q) => [q.vhost, q.name])).toEqual(
+      [['staging', 'orders']],
+    );
     const listOfRoot = (await api('GET', '/v1/queues')).text;
     expect(JSON.parse(listOfRoot).map((q: { vhost: string }) => q.vhost)).not.toContain('staging');
     // Every vhost has its own amq.* exchanges; a name holding the separator names nothing.
@@ -136,12 +147,17 @@ describe('e2e - vhosts: one name in two vhosts is two objects', () => {
       const { queue: amqpTopicS } = await chS.assertQueue('', { exclusive: true });
       await chS.bindQueue(amqpTopicS, 'amq.topic', 'sensors.#');
       const amqpGot: Array<{ exchange: string; key: string; body: string }> = [];
-      await chS.consume(amqpTopicS, (m) => {
-        if (m !== null) amqpGot.push({ exchange: m.fields.exchange, key: m.fields.routingKey, body: m.content.toString() });
-      }, { noAck: true });
+      await chS.consume(
+        amqpTopicS,
+        (m) => {
+          if (m !== null) amqpGot.push({ exchange: m.fields.exchange, key: m.fields.routingKey, body: m.content.toString() });
+        },
+        { noAck: true },
+      );
 
       // One message per protocol into each vhost's `orders` and topic.
-      const post = (path: string, body: string) => request(`${broker.url}${path}`, { method: 'POST', body, headers: { authorization: `Bearer ${ADMIN}` } });
+      const post = (path: string, body: string) =>
+        request(`${broker.url}${path}`, { method: 'POST', body, headers: { authorization: `Bearer ${ADMIN}` } });
       expect((await post('/v1/publish/queue/orders?vhost=staging', 'http-staging')).status).toBe(200);
       expect((await post('/v1/publish/queue/orders', 'http-root')).status).toBe(200);
       expect((await post('/v1/publish/topic/sensors.a?vhost=staging', 'topic-http-staging')).status).toBe(200);
@@ -228,14 +244,21 @@ describe('e2e - vhosts: rights per vhost', () => {
     const http = await api('GET', '/v1/queues', undefined, TENANT);
     expect(http.status).toBe(403);
     expect(http.json?.message).toBe("access to vhost '/' refused for user 'tenant'");
-    const post = await request(`${broker.url}/v1/publish/queue/orders`, { method: 'POST', body: 'x', headers: { authorization: `Bearer ${TENANT}` } });
+    const post = await request(`${broker.url}/v1/publish/queue/orders`, {
+      method: 'POST',
+      body: 'x',
+      headers: { authorization: `Bearer ${TENANT}` },
+    });
     expect(post.status).toBe(403);
     expect((await api('GET', '/v1/queues?vhost=staging', undefined, TENANT)).status).toBe(200);
     await expect(JsonWsClient.connect(broker.url, TENANT)).rejects.toThrow(/403/);
     const ws = await JsonWsClient.connect(broker.url, TENANT, 'staging');
     expect((await ws.request({ op: 'publish', destination: '/queue/orders', payload: 'tenant' })).op).toBe('receipt');
     ws.ws.close();
-    expect(await openRefusal('/', 'tenant', TENANT)).toEqual({ code: 530, text: "NOT_ALLOWED - access to vhost '/' refused for user 'tenant'" });
+    expect(await openRefusal('/', 'tenant', TENANT)).toEqual({
+      code: 530,
+      text: "NOT_ALLOWED - access to vhost '/' refused for user 'tenant'",
+    });
     const conn = await amqp.connect(amqpUrl('staging', 'tenant', TENANT));
     await conn.close();
     // A vhost that does not exist: 404 over HTTP and WebSocket, 530 over AMQP.
@@ -291,12 +314,15 @@ describe('e2e - vhosts: limits refuse the tenant, not the others', () => {
     first.ws.close();
     await first.closed;
     await waitFor(async () => (await upgradeStatus(`/v1/ws?token=${ADMIN}&vhost=limited`)).status === 101, 5000, 'the slot to free');
-    expect((await api('PUT', '/v1/vhosts/limited', { limits: { 'max-connections': -1 } })).json).toMatchObject({ limits: { 'max-queues': 2 } });
+    expect((await api('PUT', '/v1/vhosts/limited', { limits: { 'max-connections': -1 } })).json).toMatchObject({
+      limits: { 'max-queues': 2 },
+    });
   });
 
   it('max-queued-bytes: past the budget its publishes are refused (406) until it is consumed; others publish on', async () => {
     expect((await api('PUT', '/v1/vhosts/limited', { limits: { 'max-queued-bytes': 4096 } })).status).toBe(200);
-    const post = (path: string, body: string) => request(`${broker.url}${path}`, { method: 'POST', body, headers: { authorization: `Bearer ${ADMIN}` } });
+    const post = (path: string, body: string) =>
+      request(`${broker.url}${path}`, { method: 'POST', body, headers: { authorization: `Bearer ${ADMIN}` } });
     const big = 'x'.repeat(3000);
     expect((await post('/v1/publish/queue/a?vhost=limited', big)).status).toBe(200);
     expect((await post('/v1/publish/queue/a?vhost=limited', big)).status).toBe(200);

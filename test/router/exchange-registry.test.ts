@@ -992,3 +992,53 @@ describe.each(TARGET_MODES)('exchange registry - property: route vs naive model,
     }
   });
 });
+
+describe('exchange registry - vhosts (qualified names)', () => {
+  const S = 'staging\u001f';
+
+  it('every vhost has its own default and amq.* exchanges; the default one routes to that vhost`s queue', () => {
+    const queues = new Set(['orders', `${S}orders`]);
+    const r = new ExchangeRegistry<string>({ defaultExchangeTarget: (name) => (queues.has(name) ? name : undefined) });
+    expect(r.route('', 'orders')).toEqual(['orders']);
+    expect(r.route(S, 'orders')).toEqual([`${S}orders`]);
+    expect(r.route(S, 'missing')).toEqual([]);
+    expect(r.hasExchange(`${S}amq.topic`)).toBe(true);
+    expect(r.getExchange(`${S}amq.direct`)).toMatchObject({ type: 'direct', builtIn: true });
+    // Made on first use (a shard learns a vhost from its traffic), and they are every vhost's.
+    expect(r.hasExchange('other\u001famq.fanout')).toBe(true);
+    expect(r.hasExchange('other\u001fnot-builtin')).toBe(false);
+  });
+
+  it('bindings of one exchange name in two vhosts are two exchanges` bindings', () => {
+    const r = new ExchangeRegistry<string>();
+    r.declareExchange('events', 'fanout');
+    r.declareExchange(`${S}events`, 'fanout');
+    r.bindQueue('events', 'q-root', '');
+    r.bindQueue(`${S}events`, `${S}q`, '');
+    expect(r.route('events', 'k')).toEqual(['q-root']);
+    expect(r.route(`${S}events`, 'k')).toEqual([`${S}q`]);
+    expect(r.route(`${S}amq.topic`, 'k')).toEqual([]);
+  });
+
+  it('errors name the vhost and the local name; reserved and default rules hold in every vhost', () => {
+    const r = new ExchangeRegistry<string>();
+    expect(routerError(() => r.route(`${S}nope`, 'k')).message).toBe("no exchange 'nope' in vhost 'staging'");
+    expect(routerError(() => r.declareExchange(`${S}amq.mine`, 'direct')).message).toBe(
+      "exchange name 'amq.mine' contains reserved prefix 'amq.*'",
+    );
+    expect(routerError(() => r.deleteExchange(`${S}amq.topic`)).code).toBe('access_refused');
+    expect(routerError(() => r.bindQueue(S, 'q', 'k')).message).toBe('operation not permitted on the default exchange');
+  });
+
+  it('removeVhost drops that vhost`s exchanges and bindings only, and names the declared ones', () => {
+    const r = new ExchangeRegistry<string>();
+    r.declareExchange(`${S}events`, 'topic');
+    r.declareExchange('events', 'topic');
+    r.bindQueue(`${S}amq.topic`, `${S}q`, '#');
+    r.bindQueue('amq.topic', 'q', '#');
+    expect(r.removeVhost(S)).toEqual([`${S}events`]);
+    expect(r.listExchanges().some((x) => x.name.startsWith(S))).toBe(false);
+    expect(r.route('amq.topic', 'a')).toEqual(['q']);
+    expect(() => r.removeVhost('')).toThrow(RangeError);
+  });
+});

@@ -399,13 +399,16 @@
     );
   }
 
+  /** A queue's row key: its name in '/', vhost and name elsewhere (one name may be in several vhosts). */
+  const queueId = (q) => (q.vhost && q.vhost !== '/' ? `${q.vhost}\u001f${q.name}` : q.name);
+
   let queueRows = [];
   let queuesTotal = 0;
 
   function renderQueues(s, dt) {
     queueRows = s.queues.map((q) => {
       // A queue new since the last poll started from zero: what it holds came in since.
-      const id = `${q.vhost || '/'}\u0000${q.name}`;
+      const id = queueId(q);
       const p = prevQueues.get(id) ?? (dt === null ? undefined : { published: 0, delivered: 0, acked: 0 });
       const st = q.stats || {};
       return {
@@ -426,7 +429,7 @@
     queuesTotal = s.queuesTotal ?? s.queues.length;
     prevQueues.clear();
     for (const q of s.queues)
-      prevQueues.set(`${q.vhost || '/'}\u0000${q.name}`, {
+      prevQueues.set(queueId(q), {
         published: q.stats?.published || 0,
         delivered: q.stats?.delivered || 0,
         acked: q.stats?.acked || 0,

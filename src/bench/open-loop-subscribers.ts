@@ -65,7 +65,7 @@ function urlFor(i: number): string {
 }
 
 async function openShardmq(i: number): Promise<void> {
-  const client = await connect(urlFor(i), { confirms: false, reconnect: false });
+  const client = await connect(urlFor(i), { confirms: false, reconnect: false, vhost: spec.vhost ?? '/' });
   client.on('error', noteError);
   client.on('close', noteClosed);
   closers.push(() => client.close());

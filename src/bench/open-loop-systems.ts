@@ -30,14 +30,16 @@ export async function brokerDropped(url: string): Promise<number | null> {
   }
 }
 
-export function shardmqOpenLoop(url: string, pid: number, confirms: boolean): OpenLoopSystem {
+/** shardmq through its exported client; `vhost` other than `/` adds it to the key and name. */
+export function shardmqOpenLoop(url: string, pid: number, confirms: boolean, vhost = '/'): OpenLoopSystem {
+  const inVhost = vhost === '/' ? '' : ` in vhost ${vhost}`;
   return {
-    key: confirms ? 'shardmq_confirms' : 'shardmq',
-    name: `shardmq (client, confirms ${confirms ? 'on' : 'off'})`,
+    key: (confirms ? 'shardmq_confirms' : 'shardmq') + (vhost === '/' ? '' : `_vhost_${vhost}`),
+    name: `shardmq (client, confirms ${confirms ? 'on' : 'off'})${inVhost}`,
     pids: [pid],
-    subscriberSpec: (subscribers) => ({ kind: 'shardmq', url, subscribers, destination: SHARDMQ_DESTINATION }),
+    subscriberSpec: (subscribers) => ({ kind: 'shardmq', url, subscribers, destination: SHARDMQ_DESTINATION, vhost }),
     async publisher(payload, onError): Promise<OpenLoopPublisher> {
-      const client = await connect(url, { confirms, reconnect: false });
+      const client = await connect(url, { confirms, reconnect: false, vhost });
       client.on('error', onError);
       return {
         publish: () => client.publishNoWait(SHARDMQ_DESTINATION, payload),

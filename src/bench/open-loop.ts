@@ -47,6 +47,8 @@ export interface SubscriberSpec {
   readonly subscribers: number;
   /** shardmq: `/topic/bench`; nats: `bench`; uws: unused (the server's topic). */
   readonly destination: string;
+  /** shardmq: the vhost the subscribers connect to (`/` when absent). */
+  readonly vhost?: string;
 }
 
 /** Subscriber process → driver, over the IPC channel. */

@@ -214,6 +214,17 @@ export const GOALS: readonly Goal[] = [
     },
   },
   {
+    goal: "Vhosts: a vhost name costs nothing measurable on the publish path: open-loop 1→1 and HTTP publish into a non-default vhost ≥ 0.95× the same into '/', same run (interleaved), lost 0",
+    figure: 'vhosts_open_loop_ratio',
+    judge: (f) => {
+      if (!has(f, 'vhosts_open_loop_ratio') || !has(f, 'vhosts_http_ratio')) return NOT_MEASURED;
+      const lost = has(f, 'vhosts_open_loop_lost') ? f.vhosts_open_loop_lost : 0;
+      const measured = `open loop ${times2(f.vhosts_open_loop_ratio)}, HTTP ${times2(f.vhosts_http_ratio)} of '/'; lost ${count(lost)}`;
+      if (lost > 0) return { measured, status: 'not met', why: `lost ${count(lost)}` };
+      return { measured, status: f.vhosts_open_loop_ratio >= 0.95 && f.vhosts_http_ratio >= 0.95 ? 'met' : 'not met' };
+    },
+  },
+  {
     goal: 'Shard sweep: throughput for 1…N shards on a CPU-heavy workload, and how it scales with cores',
     figure: 'shard_sweep_gain_1_to_2',
     judge: (f) =>

@@ -26,7 +26,7 @@ import { readFileSync } from 'node:fs';
 import { timingSafeEqual } from 'node:crypto';
 import { topicMatches } from '../router/topic-matcher.js';
 import { patternCovers } from '../router/topic-pattern-cover.js';
-import { DEFAULT_VHOST, vhostNameProblem } from '../router/vhost-name.js';
+import { DEFAULT_VHOST, vhostNameProblem } from '../protocol/vhost-name.js';
 import { BrokerError, ErrorCode } from '../protocol/errors.js';
 import type { Vhost } from './vhosts.js';
 

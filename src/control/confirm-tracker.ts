@@ -1,6 +1,6 @@
 import { ConfirmStatus } from '../protocol/ring-record-codec.js';
 import { BrokerError, ErrorCode } from '../protocol/errors.js';
-import { describeIn } from '../router/vhost-name.js';
+import { describeIn } from '../protocol/vhost-name.js';
 
 type Done = (status: ConfirmStatus) => void;
 

@@ -5,11 +5,12 @@
  * Declaration and binding are written to the queue's shard in order ahead of the subscribe,
  * so nothing waits for an answer.
  */
+import { qualify } from '../protocol/vhost-name.js';
 import { DestinationType, formatDestination, type Destination } from '../protocol/destination.js';
 import { NO_TOKEN } from '../protocol/ring-record-codec.js';
 import { BrokerError, ErrorCode } from '../protocol/errors.js';
-import { qualified, withBrokerErrors } from './router-errors.js';
-import type { VhostScope } from '../router/vhost-name.js';
+import { withBrokerErrors } from './router-errors.js';
+import type { VhostScope } from '../protocol/vhost-name.js';
 import { parseOrRefuse, type PublishPath, type ShardWriter } from './publish-path.js';
 import type { Topology } from './topology.js';
 import type { Management } from './management.js';
@@ -17,7 +18,7 @@ import type { Principal } from './auth.js';
 import type { Logger } from '../log/logger.js';
 import { REMOTE_SHARD } from '../shard/shard-handle.js';
 import { SLOW_CONSUMER_ARG, SLOW_CONSUMER_MS_ARG, TOPIC_BUFFER_ARG, type SlowConsumerPolicy } from '../shard/shard-flow.js';
-import { describeIn } from '../router/vhost-name.js';
+import { describeIn } from '../protocol/vhost-name.js';
 
 export interface ConsumeOptions {
   /** Messages a topic subscription's private queue holds before flow control or its slow-consumer policy acts. */
@@ -104,7 +105,7 @@ export class ConsumePath {
         `access to queue '${name}' in vhost '${principal.vhost.name}' refused for user '${principal.name}'`,
       );
     }
-    const queue = qualified(principal.vhost.prefix, name);
+    const queue = qualify(principal.vhost.prefix, name);
     const existing = this.#topology.getQueue(queue);
     if (existing === undefined) {
       // In a cluster the queue may live on another node: consumed there through this node.

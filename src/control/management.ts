@@ -8,8 +8,9 @@
  * Shards never auto-delete exchanges themselves (each sees only its own queues'
  * bindings); the main thread decides and broadcasts the deletion.
  */
+import { qualify } from '../protocol/vhost-name.js';
 import { isExchangeType, type ExchangeInfo } from '../router/exchange-registry.js';
-import { qualified, withBrokerErrors } from './router-errors.js';
+import { withBrokerErrors } from './router-errors.js';
 import { QueueArgumentError } from '../queue/queue-arguments.js';
 import { checkQueueDeclaration } from '../stream/stream-arguments.js';
 import { BrokerError, ErrorCode } from '../protocol/errors.js';
@@ -17,7 +18,7 @@ import type { Topology, QueueMeta, QueueOptions } from './topology.js';
 import type { ShardCalls, ManageAnswer } from './shard-calls.js';
 import type { ManageOp } from '../protocol/ring-record-codec.js';
 import { bindingDestination, type Principal } from './auth.js';
-import { describeIn, localName, type VhostScope } from '../router/vhost-name.js';
+import { describeIn, localName, type VhostScope } from '../protocol/vhost-name.js';
 
 export interface ExchangeDeclare {
   readonly name: string;
@@ -71,7 +72,7 @@ export class Management {
     if (!d.passive && !isExchangeType(d.type)) {
       throw new BrokerError(ErrorCode.commandInvalid, `invalid exchange type '${d.type}'; expected direct, fanout, topic or headers`);
     }
-    const name = qualified(vh.prefix, d.name);
+    const name = qualify(vh.prefix, d.name);
     const { created } = withBrokerErrors(() =>
       this.#topology.registry.declareExchange(
         name,
@@ -96,7 +97,7 @@ export class Management {
   }
 
   async deleteExchange(vh: VhostScope, local: string, ifUnused: boolean): Promise<{ deleted: boolean }> {
-    const name = qualified(vh.prefix, local);
+    const name = qualify(vh.prefix, local);
     const { deleted, autoDeleted } = withBrokerErrors(() => this.#topology.registry.deleteExchange(name, ifUnused));
     if (deleted) await this.#broadcastDeletes([name, ...autoDeleted]);
     return { deleted };
@@ -104,7 +105,7 @@ export class Management {
 
   /** Declares queue `d.name` of `vh` (a server name when ''); answers the queue's name as `vh`'s clients know it. */
   async declareQueue(vh: VhostScope, d: QueueDeclare, connection: number): Promise<QueueDeclareOk> {
-    const name = qualified(vh.prefix, d.name);
+    const name = qualify(vh.prefix, d.name);
     // In a cluster a named queue that lives on another node is that one: declaring it here is a
     // no-op (its arguments are checked where it lives, not here), and it is used through this node.
     if (d.name !== '' && !d.exclusive && this.queueElsewhere?.(name) != null) {
@@ -134,7 +135,7 @@ export class Management {
 
   /** A stream queue's figures (GET /v1/streams/<name>). */
   async streamInfo(vh: VhostScope, local: string): Promise<Readonly<Record<string, unknown>>> {
-    const queue = this.#streamQueue(qualified(vh.prefix, local));
+    const queue = this.#streamQueue(qualify(vh.prefix, local));
     const answer = await this.#calls.call(queue.shard, { op: 'streamInfo', queue: queue.name });
     check(answer);
     return answer.result.stream ?? {};
@@ -145,7 +146,7 @@ export class Management {
    * answer of at most the shard's read budget: callers wanting more ask again from `next_offset`.
    */
   async streamRead(vh: VhostScope, local: string, offset: unknown, limit: number): Promise<StreamRead> {
-    const queue = this.#streamQueue(qualified(vh.prefix, local));
+    const queue = this.#streamQueue(qualify(vh.prefix, local));
     const answer = await this.#calls.call(queue.shard, { op: 'streamRead', queue: queue.name, offset, limit });
     check(answer);
     return answer.result.stream as unknown as StreamRead;
@@ -186,7 +187,7 @@ export class Management {
 
   /** Deletes queue `local` of `vh`; see deleteQueueNamed. */
   deleteQueue(vh: VhostScope, local: string, ifUnused: boolean, ifEmpty: boolean, connection = 0): Promise<{ messageCount: number }> {
-    return this.deleteQueueNamed(qualified(vh.prefix, local), ifUnused, ifEmpty, connection);
+    return this.deleteQueueNamed(qualify(vh.prefix, local), ifUnused, ifEmpty, connection);
   }
 
   /** Deletes the queue of qualified name `name`, if it exists. */
@@ -209,7 +210,7 @@ export class Management {
   }
 
   async purgeQueue(vh: VhostScope, local: string): Promise<{ messageCount: number }> {
-    const name = qualified(vh.prefix, local);
+    const name = qualify(vh.prefix, local);
     const queue = this.#topology.getQueue(name);
     if (queue === undefined) throw new BrokerError(ErrorCode.notFound, `no ${describeIn('queue', name)}`);
     const answer = await this.#calls.call(queue.shard, { op: 'purgeQueue', name });
@@ -226,8 +227,8 @@ export class Management {
     principal: Principal,
   ): Promise<void> {
     mayRead(principal, exchangeLocal, routingKey);
-    const exchange = qualified(principal.vhost.prefix, exchangeLocal);
-    const queueName = qualified(principal.vhost.prefix, queueLocal);
+    const exchange = qualify(principal.vhost.prefix, exchangeLocal);
+    const queueName = qualify(principal.vhost.prefix, queueLocal);
     const queue = this.#topology.getQueue(queueName);
     if (queue === undefined) throw new BrokerError(ErrorCode.notFound, `no ${describeIn('queue', queueName)}`);
     const added = withBrokerErrors(() => this.#topology.registry.bindQueue(exchange, queueName, routingKey, args));
@@ -246,8 +247,8 @@ export class Management {
     routingKey: string,
     args: Record<string, unknown>,
   ): Promise<void> {
-    const exchange = qualified(vh.prefix, exchangeLocal);
-    const queueName = qualified(vh.prefix, queueLocal);
+    const exchange = qualify(vh.prefix, exchangeLocal);
+    const queueName = qualify(vh.prefix, queueLocal);
     const queue = this.#topology.getQueue(queueName);
     if (queue === undefined) throw new BrokerError(ErrorCode.notFound, `no ${describeIn('queue', queueName)}`);
     const { autoDeleted } = withBrokerErrors(() => this.#topology.registry.unbindQueue(exchange, queueName, routingKey, args));
@@ -263,8 +264,8 @@ export class Management {
     principal: Principal,
   ): Promise<void> {
     mayRead(principal, sourceLocal, routingKey);
-    const destination = qualified(principal.vhost.prefix, destinationLocal);
-    const source = qualified(principal.vhost.prefix, sourceLocal);
+    const destination = qualify(principal.vhost.prefix, destinationLocal);
+    const source = qualify(principal.vhost.prefix, sourceLocal);
     const added = withBrokerErrors(() => this.#topology.registry.bindExchange(destination, source, routingKey, args));
     if (added) check(await this.#calls.broadcast({ op: 'bindExchange', destination, source, routingKey, arguments: args }));
   }
@@ -276,8 +277,8 @@ export class Management {
     routingKey: string,
     args: Record<string, unknown>,
   ): Promise<void> {
-    const destination = qualified(vh.prefix, destinationLocal);
-    const source = qualified(vh.prefix, sourceLocal);
+    const destination = qualify(vh.prefix, destinationLocal);
+    const source = qualify(vh.prefix, sourceLocal);
     const { autoDeleted } = withBrokerErrors(() => this.#topology.registry.unbindExchange(destination, source, routingKey, args));
     check(await this.#calls.broadcast({ op: 'unbindExchange', destination, source, routingKey, arguments: args }));
     if (autoDeleted.length > 0) await this.#broadcastDeletes(autoDeleted);

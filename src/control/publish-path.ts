@@ -3,16 +3,17 @@
  * resolve a destination to an exchange and routing key, find the shards that own a
  * queue the message can reach, and write it once into each of their rings.
  */
+import { qualify } from '../protocol/vhost-name.js';
 import { DestinationError, DestinationType, formatDestination, parseDestination, type Destination } from '../protocol/destination.js';
 import { NO_TOKEN, PUBLISH_FLAG_DEAD_LETTERED } from '../protocol/ring-record-codec.js';
 import { BrokerError, ErrorCode } from '../protocol/errors.js';
-import { qualified, withBrokerErrors } from './router-errors.js';
+import { withBrokerErrors } from './router-errors.js';
 import { REMOTE_SHARD } from '../shard/shard-handle.js';
 import type { ShardHandle } from '../shard/shard-handle.js';
 import type { Logger } from '../log/logger.js';
 import type { Principal } from './auth.js';
 import { isDefaultExchange } from '../router/exchange-registry.js';
-import { describeIn, type VhostScope } from '../router/vhost-name.js';
+import { describeIn, type VhostScope } from '../protocol/vhost-name.js';
 import type { Topology } from './topology.js';
 
 /** What publishing needs of a shard's handle (a fake in tests). */
@@ -111,10 +112,10 @@ export class PublishPath {
       );
     }
     if (vhost.overBudget) throw vhost.publishRefusal() as BrokerError;
-    const exchangeName = qualified(vhost.prefix, exchange);
+    const exchangeName = qualify(vhost.prefix, exchange);
     if (exchange === '' && this.cluster !== null) {
       // The default exchange routes to a queue by name, wherever in the cluster it lives.
-      const queue = qualified(vhost.prefix, routingKey);
+      const queue = qualify(vhost.prefix, routingKey);
       const remote = this.cluster.queueOwner(queue, false);
       if (remote !== null) return { exchange: exchangeName, routingKey: queue, shards: [], confirmFromShard: false, forward: null, remote };
     }

@@ -11,7 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import { ExchangeRegistry, isDefaultExchange, RouterError, type ExchangeInfo, type BindingInfo } from '../router/exchange-registry.js';
 import { shardFor } from '../router/shard-map.js';
-import { describeIn, localName, prefixOf, VHOST_SEPARATOR, vhostOf } from '../router/vhost-name.js';
+import { describeIn, localName, prefixOf, VHOST_SEPARATOR, vhostOf } from '../protocol/vhost-name.js';
 
 export interface QueueOptions {
   readonly durable: boolean;

@@ -1,7 +1,7 @@
 /**
  * The broker's virtual hosts: which exist, their limits, and what each holds right now.
  *
- * A vhost is a name space (its objects' names are qualified by its prefix: router/vhost-name.ts),
+ * A vhost is a name space (its objects' names are qualified by its prefix: protocol/vhost-name.ts),
  * a unit of permissions (auth.ts gives each user rules per vhost) and a unit of limits, as
  * RabbitMQ's `max-connections` and `max-queues`, plus `max-queued-bytes`, a budget for the bytes of
  * messages waiting in its queues. `/` always exists and cannot be deleted.
@@ -14,7 +14,7 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, re
 import { dirname, join } from 'node:path';
 import { nodeFs } from '../store/fs-seam.js';
 import { BrokerError, ErrorCode } from '../protocol/errors.js';
-import { DEFAULT_VHOST, vhostNameProblem, vhostPrefix, type VhostScope } from '../router/vhost-name.js';
+import { DEFAULT_VHOST, vhostNameProblem, vhostPrefix, type VhostScope } from '../protocol/vhost-name.js';
 
 /** A vhost's limits; null is none. */
 export interface VhostLimits {

@@ -2,7 +2,7 @@
  * GET /healthz, /v1/stats and /metrics. Counters are read straight from each shard's
  * shared counters; only the queue list and the health ping go to the shards.
  */
-import { DEFAULT_VHOST, localName, vhostOf } from '../router/vhost-name.js';
+import { DEFAULT_VHOST, localName, vhostOf } from '../protocol/vhost-name.js';
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import type { BrokerContext } from './context.js';
 import { ConfirmStatus } from '../protocol/ring-record-codec.js';

@@ -5,7 +5,7 @@
 import { Vhosts } from '../control/vhosts.js';
 import { VhostBudgets } from './vhost-usage.js';
 import { deleteVhostContents, registerVhostRoutes } from './vhost-routes.js';
-import { prefixOf, vhostOf, type VhostScope } from '../router/vhost-name.js';
+import { prefixOf, vhostOf, type VhostScope } from '../protocol/vhost-name.js';
 import { CLOSE_POLICY } from './ws-connection.js';
 import { RefusalLog } from './refusal-log.js';
 import { registerDashboardRoutes } from './dashboard-routes.js';

@@ -26,7 +26,7 @@
  * the group queue (published just before it subscribed) can reach it, where a private queue would
  * have started empty.
  */
-import type { VhostScope } from '../router/vhost-name.js';
+import type { VhostScope } from '../protocol/vhost-name.js';
 import type { TemplatedApp } from 'uWebSockets.js';
 import type { BrokerContext } from './context.js';
 import type { DeliveryFlush } from './delivery-flush.js';

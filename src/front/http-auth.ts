@@ -6,7 +6,7 @@ import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import type { BrokerContext } from './context.js';
 import { ErrorCode } from '../protocol/errors.js';
 import { tokenFrom, UNAUTHORIZED_MESSAGE, vhostRefused, type Principal } from '../control/auth.js';
-import { DEFAULT_VHOST } from '../router/vhost-name.js';
+import { DEFAULT_VHOST } from '../protocol/vhost-name.js';
 import { sendRefusal } from './http-util.js';
 
 /** What a request must be allowed, beyond a valid token. */

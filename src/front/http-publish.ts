@@ -3,7 +3,7 @@
  * `Content-Type: application/x-ndjson`; gzip/deflate bodies accepted. Answers
  * `200 {"accepted":N}` once every shard that took a message confirmed it.
  */
-import type { VhostScope } from '../router/vhost-name.js';
+import type { VhostScope } from '../protocol/vhost-name.js';
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import type { BrokerContext } from './context.js';
 import { parseDestination, DestinationError, type Destination } from '../protocol/destination.js';

@@ -3,6 +3,7 @@
  * exchanges, queues and bindings under /v1, JSON bodies with RabbitMQ's field names
  * (auto_delete, arguments, destination_type, routing_key), JSON errors per the contract.
  */
+import { qualify } from '../protocol/vhost-name.js';
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import type { BrokerContext } from './context.js';
 import { BrokerError, ErrorCode } from '../protocol/errors.js';
@@ -14,8 +15,7 @@ import { authorize } from './http-auth.js';
 import type { RefusalLog } from './refusal-log.js';
 import type { HttpMethod } from './route-methods.js';
 import { pageOf, parsePageQuery, selectPage, type Page, type PageQuery } from './list-pages.js';
-import { describeIn, localName, prefixOf, VHOST_SEPARATOR, vhostOf } from '../router/vhost-name.js';
-import { qualified } from '../control/router-errors.js';
+import { describeIn, localName, prefixOf, VHOST_SEPARATOR, vhostOf } from '../protocol/vhost-name.js';
 import type { Vhost } from '../control/vhosts.js';
 
 /** Management bodies are small; anything larger is a mistake or an attack. */
@@ -187,7 +187,7 @@ export function registerManagementRoutes(uwsApp: TemplatedApp, ctx: BrokerContex
     const ifUnused = req.getQuery('if-unused') === 'true';
     const ifEmpty = req.getQuery('if-empty') === 'true';
     run(res, ctx.refusals, async () => {
-      const qualifiedName = qualified(principal.vhost.prefix, name);
+      const qualifiedName = qualify(principal.vhost.prefix, name);
       if (m.topology.getQueue(qualifiedName) === undefined)
         throw new BrokerError(ErrorCode.notFound, `no ${describeIn('queue', qualifiedName)}`);
       return [200, await m.deleteQueue(principal.vhost, name, ifUnused, ifEmpty)];

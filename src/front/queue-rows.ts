@@ -7,7 +7,7 @@
  */
 import type { BrokerContext } from './context.js';
 import type { QueueMeta } from '../control/topology.js';
-import { localName, vhostOf } from '../router/vhost-name.js';
+import { localName, vhostOf } from '../protocol/vhost-name.js';
 import { FIGURE_STAT_KEYS, figuresAt, type QueueFigures } from '../shard/queue-figures.js';
 
 /** Rates are computed against the previous sample when it is at most this old. */

@@ -10,7 +10,7 @@ import type { BrokerContext } from './context.js';
 import { BrokerError, ErrorCode } from '../protocol/errors.js';
 import { tokenFrom, UNAUTHORIZED_MESSAGE } from '../control/auth.js';
 import { parseLimits, type Vhost } from '../control/vhosts.js';
-import { DEFAULT_VHOST, prefixOf, type VhostScope } from '../router/vhost-name.js';
+import { DEFAULT_VHOST, prefixOf, type VhostScope } from '../protocol/vhost-name.js';
 import { authorize } from './http-auth.js';
 import { checkFraming, refuseFraming, sendJson, sendRefusal, watchAbort, type ResponseState } from './http-util.js';
 import { vhostUsage, type VhostUsage } from './vhost-usage.js';

@@ -160,7 +160,7 @@ export function detachSubscription(sub: WsSubscription): void {
 
 /**
  * Makes a deliver record name its exchange as the vhost's clients do: the qualified name
- * (router/vhost-name.ts) without the vhost's prefix of `prefixBytes` bytes. The record is the
+ * (protocol/vhost-name.ts) without the vhost's prefix of `prefixBytes` bytes. The record is the
  * reader's reusable head, filled again for the next record, so it is changed in place.
  */
 export function cutVhostPrefix(rec: DeliverHead, prefixBytes: number): void {

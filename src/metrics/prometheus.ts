@@ -4,7 +4,7 @@
  * Prometheus plugin (`rabbitmq_global_messages_received_total`, `rabbitmq_queue_messages_ready`…)
  * where they mean the same, so Grafana panels made for RabbitMQ port by a change of prefix.
  */
-import { localName, vhostOf } from '../router/vhost-name.js';
+import { localName, vhostOf } from '../protocol/vhost-name.js';
 import { COUNTER_NAMES, FSYNC_BUCKETS, type CounterName } from './shard-counters.js';
 
 interface ShardView {

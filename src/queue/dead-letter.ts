@@ -21,7 +21,7 @@
  * x-death header set by a publisher; here deaths live in the headers, so a message re-published
  * by a client with its x-death header carries on counting from it (RabbitMQ ≤ 3.12 behaviour).
  */
-import { localName, prefixOf } from '../router/vhost-name.js';
+import { localName, prefixOf } from '../protocol/vhost-name.js';
 import type { QueueArguments } from './queue-arguments.js';
 import type { DeadLetterReason, HeaderValue, MessageProperties, StoredMessage } from './types.js';
 

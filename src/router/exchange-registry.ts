@@ -60,7 +60,7 @@
 
 import { compileHeadersBinding, type HeadersBinding, type MessageHeaders } from './headers-match.js';
 import { RouterError, RouterErrorCode } from './router-error.js';
-import { describeIn, localName, VHOST_SEPARATOR } from './vhost-name.js';
+import { describeIn, localName, VHOST_SEPARATOR } from '../protocol/vhost-name.js';
 import { DirectIndex, EMPTY, FanoutIndex, HeadersIndex, TopicIndex, type IndexedBinding, type RouteIndex } from './route-index.js';
 
 export { RouterError, RouterErrorCode } from './router-error.js';

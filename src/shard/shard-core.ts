@@ -49,7 +49,7 @@ import type { ShardStreams } from './shard-streams.js';
 import type { StreamStore } from '../store/stream-store.js';
 import { ShardSubscriptions } from './shard-subscriptions.js';
 import { ShardTopology, type QueueStats } from './shard-topology.js';
-import { describeIn } from '../router/vhost-name.js';
+import { describeIn } from '../protocol/vhost-name.js';
 
 export type { QueueStats } from './shard-topology.js';
 export type { RecoverySummary } from './shard-durability.js';

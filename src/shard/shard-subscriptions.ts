@@ -2,7 +2,7 @@ import type { Consumer } from '../queue/types.js';
 import { CounterSlot } from '../metrics/shard-counters.js';
 import type { LocalQueue } from './local-queue.js';
 import type { ShardOutbound } from './shard-outbound.js';
-import { describeIn } from '../router/vhost-name.js';
+import { describeIn } from '../protocol/vhost-name.js';
 
 export interface Subscription {
   readonly consumer: Consumer;

@@ -16,7 +16,7 @@ import { topicBufferOf, type ShardFlow } from './shard-flow.js';
 import { packFigures } from './queue-figures.js';
 import { ShardStreams } from './shard-streams.js';
 import type { StreamStore } from '../store/stream-store.js';
-import { describeIn } from '../router/vhost-name.js';
+import { describeIn } from '../protocol/vhost-name.js';
 
 /** How often idle queues (x-expires) are looked for. */
 const IDLE_SWEEP_MS = 1000;

@@ -21,7 +21,7 @@
  * Cost: every op is O(1) plus the bindings it removes (indexes by source, queue and destination).
  */
 import type { TopologyOp } from './store.js';
-import { localName } from '../router/vhost-name.js';
+import { localName } from '../protocol/vhost-name.js';
 
 /** Exchanges every vhost has without declaring them (RabbitMQ's predeclared `amq.*`), by local name. */
 const PREDECLARED_PREFIX = 'amq.';

@@ -4,7 +4,7 @@
  * publishes (a full ring and overflow).
  */
 import { NO_LIMITS, Vhost } from '../../src/control/vhosts.js';
-import { DEFAULT_VHOST } from '../../src/router/vhost-name.js';
+import { DEFAULT_VHOST } from '../../src/protocol/vhost-name.js';
 import type { InboundWriter } from '../../src/protocol/ring-record-codec.js';
 import type { ShardWriter } from '../../src/control/publish-path.js';
 import type { ManageAnswer } from '../../src/control/shard-calls.js';

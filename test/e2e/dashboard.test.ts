@@ -160,6 +160,22 @@ describe('e2e - dashboard in headless Chromium', () => {
       );
       expect(Date.now() - t0).toBeLessThanOrEqual(3000);
 
+      // A second vhost: the vhosts card appears with it and what it holds; its queue is its own row.
+      expect((await fetch(`${broker.url}/v1/vhosts/dash-tenant`, { method: 'PUT', body: '{}' })).status).toBe(201);
+      expect((await fetch(`${broker.url}/v1/publish/queue/dash-backlog?vhost=dash-tenant`, { method: 'POST', body: 'one' })).status).toBe(
+        200,
+      );
+      await until(
+        page,
+        ([key]: string[]) =>
+          document.querySelector('#vhosts-card:not([hidden])') !== null &&
+          document.querySelector('#vhosts tr[data-key="dash-tenant"] td[data-col="queues"]')?.textContent === '1' &&
+          document.querySelector(`#queues tr[data-key="${key}"] td[data-col="ready"]`)?.textContent === '1',
+        ['dash-tenant\u001fdash-backlog'],
+        5000,
+        "the vhost card, and dash-tenant's own dash-backlog row",
+      );
+
       // A JSON subscriber that stops reading: its socket fills, it turns slow and loses the oldest.
       raw = new WebSocket(`${broker.url.replace('http', 'ws')}/v1/ws`);
       await new Promise<void>((resolve, reject) => {

@@ -64,8 +64,9 @@ describe('e2e - /metrics', () => {
       expect(moved('shardmq_global_messages_acknowledged_total')).toBe(n);
       expect(moved('shardmq_global_messages_unroutable_dropped_total')).toBe(1);
       expect(value(after, 'shardmq_connections{protocol="ws_binary"}')).toBe(1);
-      expect(after).toMatch(/^shardmq_queue_consumers\{queue="metered",shard="\d"\} 1$/m);
-      expect(after).toMatch(/^shardmq_queue_messages_ready\{queue="metered",shard="\d"\} 0$/m);
+      expect(after).toMatch(/^shardmq_queue_consumers\{vhost="\/",queue="metered",shard="\d"\} 1$/m);
+      expect(after).toMatch(/^shardmq_queue_messages_ready\{vhost="\/",queue="metered",shard="\d"\} 0$/m);
+      expect(after).toMatch(/^shardmq_vhost_queues\{vhost="\/"\} \d+$/m);
       await sub.unsubscribe();
 
       const check = spawnSync('promtool', ['check', 'metrics'], { input: after, encoding: 'utf8' });

@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import amqp from 'amqplib';
 import WebSocket from 'ws';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -238,6 +239,36 @@ async function waitForDepth(vhost: string, queue: string, expected: number): Pro
   );
   return depth;
 }
+
+describe('e2e - vhosts: the CLI', () => {
+  it('shardmq pub --vhost publishes into that vhost`s queue, and sub --vhost reads it there', async () => {
+    // Spawned, not spawnSync: the broker runs in this process and must go on answering.
+    const cli = (...args: string[]) =>
+      new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+        const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args, '--url', `${broker.url}/?token=${ADMIN}`]);
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (d: Buffer) => {
+          stdout += d.toString();
+        });
+        child.stderr.on('data', (d: Buffer) => {
+          stderr += d.toString();
+        });
+        const timer = setTimeout(() => child.kill(), 30_000);
+        child.on('close', (status) => {
+          clearTimeout(timer);
+          resolve({ status, stdout, stderr });
+        });
+      });
+    const pub = await cli('pub', '--vhost', 'staging', '/queue/cli-q', 'from the cli');
+    expect(pub.status, pub.stderr).toBe(0);
+    const sub = await cli('sub', '--vhost', 'staging', '/queue/cli-q', '--count', '1');
+    expect(sub.status, sub.stderr).toBe(0);
+    expect(sub.stdout).toContain('from the cli');
+    // Nothing of it in '/': the queue there does not even exist.
+    expect((await api('GET', '/v1/queues/cli-q')).status).toBe(404);
+  });
+});
 
 describe('e2e - vhosts: rights per vhost', () => {
   it('a user with rules only in staging is refused in / on every protocol, and works in staging', async () => {

@@ -338,18 +338,28 @@ describe('renderPrometheus - RabbitMQ-aligned families', () => {
     for (const [name, type] of e.types) if (name.startsWith(g)) expect(type, name).toBe('counter');
   });
 
-  it('per-queue series and connections by protocol', () => {
+  it('per-queue series (with their vhost), connections by protocol and by vhost', () => {
     const queues = [
       { name: 'jobs', shard: 0, ready: 10, unacked: 2, consumers: 1 },
       { name: 'we"ird', shard: 1, ready: 0, unacked: 0, consumers: 3 },
+      // A queue of vhost 'staging' (its qualified name): labelled with the vhost and its own name.
+      { name: 'staging\u001fjobs', shard: 1, ready: 4, unacked: 0, consumers: 0 },
     ];
-    const e = parseExposition(renderPrometheus(shards, { ...FRONT, websocket: 9, binaryConnections: 6 }, GLOBAL, queues));
-    expect(metricValue(e, 'shardmq_queue_messages_ready', { queue: 'jobs', shard: '0' })).toBe(10);
-    expect(metricValue(e, 'shardmq_queue_messages_unacked', { queue: 'jobs', shard: '0' })).toBe(2);
-    expect(metricValue(e, 'shardmq_queue_consumers', { queue: 'we\\"ird', shard: '1' })).toBe(3);
+    const vhosts = [
+      { name: '/', connections: 5, queues: 2 },
+      { name: 'staging', connections: 4, queues: 1 },
+    ];
+    const e = parseExposition(renderPrometheus(shards, { ...FRONT, websocket: 9, binaryConnections: 6 }, GLOBAL, queues, vhosts));
+    expect(metricValue(e, 'shardmq_queue_messages_ready', { vhost: '/', queue: 'jobs', shard: '0' })).toBe(10);
+    expect(metricValue(e, 'shardmq_queue_messages_unacked', { vhost: '/', queue: 'jobs', shard: '0' })).toBe(2);
+    expect(metricValue(e, 'shardmq_queue_consumers', { vhost: '/', queue: 'we\\"ird', shard: '1' })).toBe(3);
+    expect(metricValue(e, 'shardmq_queue_messages_ready', { vhost: 'staging', queue: 'jobs', shard: '1' })).toBe(4);
     expect(metricValue(e, 'shardmq_connections', { protocol: 'ws_binary' })).toBe(6);
     expect(metricValue(e, 'shardmq_connections', { protocol: 'ws_json' })).toBe(3);
+    expect(metricValue(e, 'shardmq_vhost_connections', { vhost: 'staging' })).toBe(4);
+    expect(metricValue(e, 'shardmq_vhost_queues', { vhost: '/' })).toBe(2);
     expect(e.types.get('shardmq_queue_messages_ready')).toBe('gauge');
+    expect(e.types.get('shardmq_vhost_connections')).toBe('gauge');
   });
 
   it('ring fill is used over capacity, per shard and direction', () => {

@@ -15,6 +15,7 @@ import { scale } from './scale.js';
 import { dashboard } from './dashboard.js';
 import { streams } from './streams.js';
 import { cluster } from './cluster.js';
+import { vhosts } from './vhosts.js';
 
 /**
  * Every workload `shardmq bench` knows, in the order it runs them. Order matters: latency picks its
@@ -36,6 +37,7 @@ export const WORKLOADS: readonly Workload[] = [
   durable,
   streams,
   cluster,
+  vhosts,
   wsJsonVsBinary,
   scale,
   dashboard,

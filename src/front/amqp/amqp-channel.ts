@@ -7,7 +7,7 @@
  * queue.declare must find the queue. A method that waits for a shard (declarations) makes the channel
  * busy; frames that arrive meanwhile wait, copied, in the channel's backlog and run when it is done.
  */
-import { qualified } from '../../control/router-errors.js';
+import { qualify } from '../../protocol/vhost-name.js';
 import { randomBytes } from 'node:crypto';
 import { AmqpError, isConnectionError } from '../../protocol/amqp/errors.js';
 import { ClassId, FrameType, ReplyCode } from '../../protocol/amqp/constants.js';
@@ -443,7 +443,7 @@ export class AmqpChannel {
         const bind = m.name === 'queue.bind';
         const queue = this.#queueName(a.queue, m.classId, m.methodId);
         const key = a.queue === '' && a.routingKey === '' ? queue : a.routingKey;
-        const owned = conn.ctx.topology.getQueue(qualified(principal.vhost.prefix, queue));
+        const owned = conn.ctx.topology.getQueue(qualify(principal.vhost.prefix, queue));
         if (!(owned?.exclusive && owned.owner === conn.id)) mayManage();
         work = async () => {
           const args = a.arguments as Record<string, unknown>;
@@ -467,7 +467,7 @@ export class AmqpChannel {
       case 'queue.delete': {
         const a = m.args;
         const queue = this.#queueName(a.queue, m.classId, m.methodId);
-        const owned = conn.ctx.topology.getQueue(qualified(principal.vhost.prefix, queue));
+        const owned = conn.ctx.topology.getQueue(qualify(principal.vhost.prefix, queue));
         if (!(owned?.exclusive && owned.owner === conn.id)) mayManage();
         work = async () => {
           const ok = await mgmt.deleteQueue(principal.vhost, queue, a.ifUnused, a.ifEmpty, conn.id);

@@ -10,7 +10,7 @@
  * Clients never see a qualified name: the edge strips the prefix (a fixed byte count per
  * connection) from what it delivers, and error messages name the vhost the RabbitMQ way.
  */
-import { RouterError, RouterErrorCode } from './router-error.js';
+import { BrokerError, ErrorCode } from './errors.js';
 
 /** What the layers that qualify names need of a vhost (control/vhosts.ts's Vhost has it). */
 export interface VhostScope {
@@ -33,11 +33,12 @@ export function vhostPrefix(vhost: string): string {
 /**
  * The qualified name of `name` in the vhost whose prefix is `prefix`. Throws (406
  * precondition_failed) for a name holding the separator, in every vhost: one in `/` would
- * otherwise name another vhost's object.
+ * otherwise name another vhost's object. No closure, no allocation for `/`: AMQP publishes call
+ * it once per message.
  */
 export function qualify(prefix: string, name: string): string {
   if (name.indexOf(VHOST_SEPARATOR) >= 0) {
-    throw new RouterError(RouterErrorCode.preconditionFailed, `name ${JSON.stringify(name)} holds the control character U+001F`);
+    throw new BrokerError(ErrorCode.preconditionFailed, `name ${JSON.stringify(name)} holds the control character U+001F`);
   }
   return prefix.length === 0 ? name : prefix + name;
 }

@@ -9,7 +9,7 @@ import {
   vhostOf,
   vhostPrefix,
   VHOST_SEPARATOR,
-} from '../../src/router/vhost-name.js';
+} from '../../src/protocol/vhost-name.js';
 import { shardFor } from '../../src/router/shard-map.js';
 
 describe('vhost names', () => {

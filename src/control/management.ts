@@ -138,7 +138,8 @@ export class Management {
     const queue = this.#streamQueue(qualify(vh.prefix, local));
     const answer = await this.#calls.call(queue.shard, { op: 'streamInfo', queue: queue.name });
     check(answer);
-    return answer.result.stream ?? {};
+    // The shard names the stream by its qualified name; its vhost's clients by their own.
+    return { ...(answer.result.stream ?? {}), name: local, vhost: vh.name };
   }
 
   /**

@@ -76,23 +76,25 @@ export function registerAdminRoutes(
 
   // Sampled hop latencies inside the broker, with the GC pauses and parks that explain them.
   app.get('/v1/stats/latency', (res, req) => {
-    if (authorize(res, req, ctx, 'monitor') === null) return;
+    if (authorize(res, req, ctx, 'monitor', DEFAULT_VHOST) === null) return;
     sendJson(res, 200, latencyStats(ctx));
   });
 
   // The cluster as this node sees it: members, interest, what crossed and what was dropped.
   app.get('/v1/cluster', (res, req) => {
-    if (authorize(res, req, ctx, 'monitor') === null) return;
+    if (authorize(res, req, ctx, 'monitor', DEFAULT_VHOST) === null) return;
     const status = ctx.clusterStatus();
     sendJson(res, 200, status ?? { enabled: false, node: null, members: [] });
   });
 
-  // What any authenticated user may see: itself and its own connections, nobody else's.
+  // What any authenticated user may see: itself and its own connections, nobody else's (in the
+  // vhost asked, `?vhost=`, `/` by default).
   app.get('/v1/me', (res, req) => {
     const principal = authorize(res, req, ctx, 'any');
     if (principal === null) return;
     sendJson(res, 200, {
       user: principal.name,
+      vhost: principal.vhost.name,
       manage: principal.canManage,
       monitor: principal.canMonitor,
       connections: ownConnections(principal),

@@ -14,6 +14,7 @@ import { newDeliverHead, type RecordReader } from '../protocol/ring-record-codec
 import { SUBPROTOCOL, VHOST_HEADER } from '../protocol/ws-binary.js';
 import { tokenFrom, UNAUTHORIZED_MESSAGE, vhostRefused, type Principal } from '../control/auth.js';
 import type { Vhost } from '../control/vhosts.js';
+import { localName } from '../protocol/vhost-name.js';
 import { queryVhost } from './http-auth.js';
 import { DeliveryFlush } from './delivery-flush.js';
 import { FIRST_WS_CONNECTION, LAST_WS_CONNECTION } from './connection-ids.js';
@@ -207,7 +208,7 @@ export class WsFront {
       const subscriptions = [...c.byNumericId.values()].map((s) => ({
         id: s.clientId,
         destination: destinationOf(s),
-        queue: s.queue,
+        queue: localName(s.queue),
         ack: s.ackMode,
       }));
       out.push({ id: c.id, bufferedBytes: c.ws.getBufferedAmount(), unacked: c.tags.open, subscriptions });

@@ -14,7 +14,7 @@ import type { Logger } from '../log/logger.js';
 import type { Principal } from './auth.js';
 import { isDefaultExchange } from '../router/exchange-registry.js';
 import { describeIn, type VhostScope } from '../protocol/vhost-name.js';
-import type { Topology } from './topology.js';
+import type { QueueMeta, Topology } from './topology.js';
 
 /** What publishing needs of a shard's handle (a fake in tests). */
 export type ShardWriter = Pick<ShardHandle, 'publish' | 'writeControl' | 'whenRoom' | 'holding'>;
@@ -76,6 +76,8 @@ export class PublishPath {
   confirmed = 0;
   /** Set once the node has joined its cluster (--cluster); null on a node of its own. */
   cluster: ClusterForward | null = null;
+  /** #oneShard's arrays, by shard. */
+  readonly #singleShards: (readonly number[])[] = [];
 
   constructor(topology: Topology, shards: readonly ShardWriter[], durableQueues: boolean, log: Logger) {
     this.#topology = topology;
@@ -151,7 +153,6 @@ export class PublishPath {
    */
   target(destination: Destination, vhost: VhostScope): PublishTarget {
     const prefix = vhost.prefix;
-    let exchange: string;
     if (destination.type === DestinationType.queue) {
       // A parsed destination holds no control character (parseDestination), so no separator.
       const queue = prefix.length === 0 ? destination.name : prefix + destination.name;
@@ -159,16 +160,25 @@ export class PublishPath {
         const remote = this.cluster.queueOwner(queue, destination.declare);
         if (remote !== null) return { exchange: prefix, routingKey: queue, shards: [], confirmFromShard: false, forward: null, remote };
       }
-      if (destination.declare) this.ensureQueue(queue);
-      else if (this.#topology.getQueue(queue) === undefined) {
+      let meta = this.#topology.getQueue(queue);
+      if (meta === undefined) {
         // `/amq/queue/<name>` names a queue that must exist (RabbitMQ's STOMP adapter refuses it
         // too); routing it by the default exchange would drop it silently as unroutable.
-        throw new BrokerError(ErrorCode.notFound, `no ${describeIn('queue', queue)}`);
+        if (!destination.declare) throw new BrokerError(ErrorCode.notFound, `no ${describeIn('queue', queue)}`);
+        meta = this.#declareDefault(queue);
       }
-      exchange = prefix;
-    } else {
-      exchange = prefix.length === 0 ? destination.exchange : prefix + destination.exchange;
+      // What the default exchange would answer (the queue's shard, its confirm rule), read from the
+      // queue found above instead of a second lookup by name: the vhost's default exchange is its
+      // prefix, and the shard resolves prefix + key again on its side.
+      return {
+        exchange: prefix,
+        routingKey: destination.name,
+        shards: this.#oneShard(meta.shard),
+        confirmFromShard: meta.confirmFromShard,
+        forward: null,
+      };
     }
+    const exchange = prefix.length === 0 ? destination.exchange : prefix + destination.exchange;
     const routed = withBrokerErrors(() => this.#topology.route(exchange, destination.name));
     return {
       exchange: routed.exchange,
@@ -177,6 +187,16 @@ export class PublishPath {
       confirmFromShard: routed.confirmFromShard,
       forward: this.#forwardOf(exchange),
     };
+  }
+
+  /** A frozen `[shard]`, one per shard, shared by every target that reaches that shard alone. */
+  #oneShard(shard: number): readonly number[] {
+    let one = this.#singleShards[shard];
+    if (one === undefined) {
+      one = Object.freeze([shard]);
+      this.#singleShards[shard] = one;
+    }
+    return one;
   }
 
   /**
@@ -199,8 +219,11 @@ export class PublishPath {
 
   /** Declares a `/queue/` destination's queue (qualified name) if it does not exist yet; returns its shard. */
   ensureQueue(name: string): number {
-    const existing = this.#topology.getQueue(name);
-    if (existing !== undefined) return existing.shard;
+    return (this.#topology.getQueue(name) ?? this.#declareDefault(name)).shard;
+  }
+
+  /** Declares queue `name` (qualified) with a destination's defaults, here and on its shard. */
+  #declareDefault(name: string): QueueMeta {
     const created = withBrokerErrors(() =>
       this.#topology.declareQueue(name, { durable: this.#durableQueues, exclusive: false, autoDelete: false, arguments: {} }, false, 0),
     );
@@ -208,7 +231,7 @@ export class PublishPath {
     this.#shards[q.shard].writeControl((w) =>
       w.manage(0, NO_TOKEN, { op: 'declareQueue', name: q.name, durable: q.durable, exclusive: false, autoDelete: false, arguments: {} }),
     );
-    return q.shard;
+    return q;
   }
 
   /**

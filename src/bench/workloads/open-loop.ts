@@ -72,7 +72,7 @@ function line(r: OpenLoopResult): string {
 }
 
 /** Median over rounds of pick(a) ÷ pick(b), a and b from the same round. */
-function pairedRatio(a: readonly OpenLoopResult[], b: readonly OpenLoopResult[], pick: (r: OpenLoopResult) => number): number {
+export function pairedRatio<T = OpenLoopResult>(a: readonly T[], b: readonly T[], pick: (r: T) => number): number {
   const n = Math.min(a.length, b.length);
   const ratios: number[] = [];
   for (let i = 0; i < n; i++) ratios.push(pick(a[i]) / pick(b[i]));

@@ -432,7 +432,7 @@ function writeQueueSlices(
 }
 
 /** Runs an async handler and answers with its [status, body] or its BrokerError. */
-function run(
+export function run(
   res: HttpResponse,
   refusals: RefusalLog,
   work: () => Promise<[number, unknown]>,
@@ -448,7 +448,7 @@ function run(
 }
 
 /** Reads a bounded JSON object body, then runs the handler with it. */
-function withBody(res: HttpResponse, refusals: RefusalLog, work: (body: Json) => Promise<[number, unknown]>): void {
+export function withBody(res: HttpResponse, refusals: RefusalLog, work: (body: Json) => Promise<[number, unknown]>): void {
   const state = watchAbort(res);
   const chunks: Buffer[] = [];
   let size = 0;

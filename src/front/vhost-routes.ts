@@ -12,13 +12,12 @@ import { tokenFrom, UNAUTHORIZED_MESSAGE } from '../control/auth.js';
 import { parseLimits, type Vhost } from '../control/vhosts.js';
 import { DEFAULT_VHOST, prefixOf, type VhostScope } from '../protocol/vhost-name.js';
 import { authorize } from './http-auth.js';
-import { checkFraming, refuseFraming, sendJson, sendRefusal, watchAbort, type ResponseState } from './http-util.js';
+import { checkFraming, refuseFraming, sendRefusal } from './http-util.js';
+import { run, withBody } from './management-routes.js';
 import { vhostUsage, type VhostUsage } from './vhost-usage.js';
 
 /** Closes every connection in a vhost with `reason`; returns how many. */
 export type CloseConnections = (vhost: Vhost, reason: string) => number;
-
-const MAX_BODY = 16 * 1024;
 
 export function registerVhostRoutes(app: TemplatedApp, ctx: BrokerContext, closeConnections: CloseConnections): void {
   const note = (method: 'GET' | 'PUT' | 'DELETE', path: string): void => ctx.routes.note(method, path);
@@ -31,7 +30,7 @@ export function registerVhostRoutes(app: TemplatedApp, ctx: BrokerContext, close
       return;
     }
     const visible = ctx.vhosts.list().filter((v) => user.principalIn(v)?.canMonitor === true);
-    answer(res, ctx, async () => {
+    run(res, ctx.refusals, async () => {
       const usage = await vhostUsage(
         ctx,
         visible.map((v) => v.prefix),
@@ -45,7 +44,7 @@ export function registerVhostRoutes(app: TemplatedApp, ctx: BrokerContext, close
     const principal = authorize(res, req, ctx, 'monitor', param(req));
     if (principal === null) return;
     const vhost = principal.vhost;
-    answer(res, ctx, async () => {
+    run(res, ctx.refusals, async () => {
       const usage = await vhostUsage(ctx, [vhost.prefix]);
       return [200, vhostJson(vhost, usage.get(vhost.prefix))];
     });
@@ -55,7 +54,7 @@ export function registerVhostRoutes(app: TemplatedApp, ctx: BrokerContext, close
     if (refusedFraming(res, req, ctx)) return;
     const name = param(req);
     if (authorize(res, req, ctx, 'manage', DEFAULT_VHOST) === null) return;
-    readBody(res, ctx, (body) => {
+    withBody(res, ctx.refusals, async (body) => {
       if (body.description !== undefined && typeof body.description !== 'string')
         throw new BrokerError(ErrorCode.badRequest, 'description must be a string');
       const existing = ctx.vhosts.get(name);
@@ -71,7 +70,7 @@ export function registerVhostRoutes(app: TemplatedApp, ctx: BrokerContext, close
     if (refusedFraming(res, req, ctx)) return;
     const name = param(req);
     if (authorize(res, req, ctx, 'manage', DEFAULT_VHOST) === null) return;
-    answer(res, ctx, async () => {
+    run(res, ctx.refusals, async () => {
       const vhost = ctx.vhosts.remove(name);
       const connections = closeConnections(vhost, `vhost '${name}' was deleted`);
       const removed = await deleteVhostContents(ctx, vhost);
@@ -142,56 +141,4 @@ function refusedFraming(res: HttpResponse, req: HttpRequest, ctx: BrokerContext)
   if (framing === null) return false;
   refuseFraming(res, framing, ctx.refusals);
   return true;
-}
-
-function answer(
-  res: HttpResponse,
-  ctx: BrokerContext,
-  work: () => Promise<[number, unknown]>,
-  state: ResponseState = watchAbort(res),
-): void {
-  work().then(
-    ([status, body]) => sendJson(res, status, body, state),
-    (err: unknown) => {
-      const e = err instanceof BrokerError ? err : new BrokerError(ErrorCode.internal, (err as Error).message);
-      sendRefusal(res, ctx.refusals, e.status, { error: e.code, message: e.message }, state);
-    },
-  );
-}
-
-function readBody(res: HttpResponse, ctx: BrokerContext, work: (body: Record<string, unknown>) => [number, unknown]): void {
-  const state = watchAbort(res);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  let failed = false;
-  res.onData((chunk, isLast) => {
-    if (failed) return;
-    size += chunk.byteLength;
-    if (size > MAX_BODY) {
-      failed = true;
-      sendRefusal(res, ctx.refusals, 413, { error: ErrorCode.tooLarge, message: `vhost bodies are limited to ${MAX_BODY} bytes` }, state);
-      return;
-    }
-    chunks.push(Buffer.from(chunk.slice(0)));
-    if (!isLast) return;
-    answer(
-      res,
-      ctx,
-      async () => {
-        const text = Buffer.concat(chunks).toString('utf8').trim();
-        let body: unknown = {};
-        if (text !== '') {
-          try {
-            body = JSON.parse(text);
-          } catch (err) {
-            throw new BrokerError(ErrorCode.badRequest, `body is not valid JSON: ${(err as Error).message}`);
-          }
-        }
-        if (typeof body !== 'object' || body === null || Array.isArray(body))
-          throw new BrokerError(ErrorCode.badRequest, 'body must be a JSON object');
-        return work(body as Record<string, unknown>);
-      },
-      state,
-    );
-  });
 }

@@ -56,10 +56,10 @@ export class Topology {
   readonly registry: ExchangeRegistry<string, number>;
   /** Queues whose publishes need the shard's confirm; when none, no exchange route needs one. */
   #confirmingQueues = 0;
-  /** Queues per vhost, by prefix (vhost-name.ts): what a vhost's max-queues is checked against. */
-  readonly #queuesPerVhost = new Map<string, number>();
   /** The names of each vhost's queues but `/`'s (whose are every name without a prefix). */
   readonly #vhostQueues = new Map<string, Set<string>>();
+  /** Queues in #vhostQueues, all vhosts together: `/` holds the rest. */
+  #inOtherVhosts = 0;
   /** sortedQueueNamesIn's cache per prefix; cleared when a queue was added or removed. */
   readonly #sortedIn = new Map<string, readonly string[]>();
   /** The most queues a vhost (by prefix) may hold; set by the vhosts' registry. */
@@ -98,7 +98,7 @@ export class Topology {
 
   /** How many queues the vhost with this prefix holds. */
   queueCountIn(prefix: string): number {
-    return this.#queuesPerVhost.get(prefix) ?? 0;
+    return prefix.length === 0 ? this.#queues.size - this.#inOtherVhosts : (this.#vhostQueues.get(prefix)?.size ?? 0);
   }
 
   listQueues(): QueueMeta[] {
@@ -207,11 +207,11 @@ export class Topology {
     this.#sortedNames = null;
     this.#sortedIn.clear();
     const prefix = prefixOf(name);
-    this.#queuesPerVhost.set(prefix, this.queueCountIn(prefix) + 1);
     if (prefix.length > 0) {
       const names = this.#vhostQueues.get(prefix);
       if (names === undefined) this.#vhostQueues.set(prefix, new Set([name]));
       else names.add(name);
+      this.#inOtherVhosts++;
     }
     if (queue.confirmFromShard) this.#confirmingQueues++;
     this.queueObserver?.queueAdded(queue);
@@ -226,13 +226,10 @@ export class Topology {
     this.#sortedNames = null;
     this.#sortedIn.clear();
     const prefix = prefixOf(name);
-    const left = this.queueCountIn(prefix) - 1;
-    if (left > 0) this.#queuesPerVhost.set(prefix, left);
-    else this.#queuesPerVhost.delete(prefix);
-    if (prefix.length > 0) {
-      const names = this.#vhostQueues.get(prefix);
-      names?.delete(name);
-      if (names?.size === 0) this.#vhostQueues.delete(prefix);
+    const names = prefix.length > 0 ? this.#vhostQueues.get(prefix) : undefined;
+    if (names?.delete(name) === true) {
+      this.#inOtherVhosts--;
+      if (names.size === 0) this.#vhostQueues.delete(prefix);
     }
     if (queue.confirmFromShard) this.#confirmingQueues--;
     this.queueObserver?.queueRemoved(queue);

@@ -26,11 +26,11 @@
  * the group queue (published just before it subscribed) can reach it, where a private queue would
  * have started empty.
  */
-import type { VhostScope } from '../protocol/vhost-name.js';
+import { cutVhostPrefix, type VhostScope } from '../protocol/vhost-name.js';
 import type { TemplatedApp } from 'uWebSockets.js';
 import type { BrokerContext } from './context.js';
 import type { DeliveryFlush } from './delivery-flush.js';
-import { cutVhostPrefix, type Connection, type WsSubscription } from './ws-connection.js';
+import type { Connection, WsSubscription } from './ws-connection.js';
 import type { Destination } from '../protocol/destination.js';
 import { AckModeCode, type DeliverHead } from '../protocol/ring-record-codec.js';
 import type { BinaryFrameWriter } from '../protocol/ws-binary-encode.js';

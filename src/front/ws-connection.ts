@@ -8,7 +8,7 @@ import type { Destination } from '../protocol/destination.js';
 import type { BinaryDecoder } from '../protocol/ws-binary-decode.js';
 import type { BinaryFrameWriter } from '../protocol/ws-binary-encode.js';
 import type { BrokerError } from '../protocol/errors.js';
-import type { DeliverHead, StreamStart } from '../protocol/ring-record-codec.js';
+import type { StreamStart } from '../protocol/ring-record-codec.js';
 import { DeliveryTags } from '../control/delivery-tags.js';
 import type { Principal } from '../control/auth.js';
 import { INITIAL_PUBLISH_CREDIT } from '../protocol/ws-binary.js';
@@ -156,16 +156,4 @@ export function detachSubscription(sub: WsSubscription): void {
   else connection.jsonSubs.delete(sub.clientId as string);
   connection.byNumericId.delete(sub.numericId);
   connection.tags.dropSubscription(sub.numericId);
-}
-
-/**
- * Makes a deliver record name its exchange as the vhost's clients do: the qualified name
- * (protocol/vhost-name.ts) without the vhost's prefix of `prefixBytes` bytes. The record is the
- * reader's reusable head, filled again for the next record, so it is changed in place.
- */
-export function cutVhostPrefix(rec: DeliverHead, prefixBytes: number): void {
-  if (prefixBytes === 0) return;
-  const cut = Math.min(prefixBytes, rec.exchangeLength);
-  rec.exchangeOffset += cut;
-  rec.exchangeLength -= cut;
 }

@@ -14,7 +14,7 @@ import { newDeliverHead, type RecordReader } from '../protocol/ring-record-codec
 import { SUBPROTOCOL, VHOST_HEADER } from '../protocol/ws-binary.js';
 import { tokenFrom, UNAUTHORIZED_MESSAGE, vhostRefused, type Principal } from '../control/auth.js';
 import type { Vhost } from '../control/vhosts.js';
-import { localName } from '../protocol/vhost-name.js';
+import { cutVhostPrefix, localName } from '../protocol/vhost-name.js';
 import { queryVhost } from './http-auth.js';
 import { DeliveryFlush } from './delivery-flush.js';
 import { FIRST_WS_CONNECTION, LAST_WS_CONNECTION } from './connection-ids.js';
@@ -28,7 +28,6 @@ import { BinarySession } from './ws-binary-session.js';
 import {
   CLOSE_POLICY,
   CLOSE_TOO_BIG,
-  cutVhostPrefix,
   detachSubscription,
   newConnection,
   type Connection,

@@ -11,6 +11,7 @@
  * connection) from what it delivers, and error messages name the vhost the RabbitMQ way.
  */
 import { BrokerError, ErrorCode } from './errors.js';
+import type { DeliverHead } from './ring-record-codec.js';
 
 /** What the layers that qualify names need of a vhost (control/vhosts.ts's Vhost has it). */
 export interface VhostScope {
@@ -78,4 +79,16 @@ export function vhostNameProblem(name: string): string | null {
     if (c < 0x20 || c === 0x7f) return 'a vhost name must not hold control characters';
   }
   return null;
+}
+
+/**
+ * Makes a deliver record name its exchange as the vhost's clients do: the qualified name without
+ * the vhost's prefix of `prefixBytes` UTF-8 bytes (kept per connection). The record is the
+ * reader's reusable head, filled again for the next record, so it is changed in place: no string.
+ */
+export function cutVhostPrefix(rec: DeliverHead, prefixBytes: number): void {
+  if (prefixBytes === 0) return;
+  const cut = Math.min(prefixBytes, rec.exchangeLength);
+  rec.exchangeOffset += cut;
+  rec.exchangeLength -= cut;
 }

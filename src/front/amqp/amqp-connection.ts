@@ -23,6 +23,7 @@ import { BrokerError, ErrorCode } from '../../protocol/errors.js';
 import type { PublishTarget } from '../../control/publish-path.js';
 import { portOf, roomOf } from '../shard-ports.js';
 import { vhostRefused, type Principal, type User } from '../../control/auth.js';
+import { cutVhostPrefix } from '../../protocol/vhost-name.js';
 import type { Logger } from '../../log/logger.js';
 import type { BrokerContext } from '../context.js';
 import { AmqpChannel, DIRECT_REPLY_TO, propertiesBlock, type AmqpConsumer, type ChannelHost } from './amqp-channel.js';
@@ -449,15 +450,12 @@ export class AmqpConnection implements FrameSink, ChannelHost {
     const ch = consumer.channel;
     const tag = ch.tags.assign(rec.tag, !consumer.noAck, consumer.numericId);
     ch.lastTag = tag;
-    // The exchange as the vhost's clients name it: its qualified name without the vhost's prefix.
-    const cut = Math.min(this.#prefixBytes, rec.exchangeLength);
-    const exchangeOffset = rec.exchangeOffset + cut;
-    const exchangeLength = rec.exchangeLength - cut;
+    cutVhostPrefix(rec, this.#prefixBytes);
     if (consumer.get) {
       ch.gotMessage(
         tag,
         rec.redelivered,
-        this.#text(bytes, exchangeOffset, exchangeLength),
+        this.#text(bytes, rec.exchangeOffset, rec.exchangeLength),
         this.#text(bytes, rec.keyOffset, rec.keyLength),
         this.amqpProperties(bytes, rec.propsOffset, rec.propsLength),
         bytes.slice(rec.payloadOffset, rec.payloadOffset + rec.payloadLength),
@@ -473,8 +471,8 @@ export class AmqpConnection implements FrameSink, ChannelHost {
       tag,
       rec.redelivered,
       bytes,
-      exchangeOffset,
-      exchangeLength,
+      rec.exchangeOffset,
+      rec.exchangeLength,
       rec.keyOffset,
       rec.keyLength,
       this.amqpProperties(bytes, rec.propsOffset, rec.propsLength),

@@ -33,6 +33,17 @@ export interface PublishTarget {
   readonly forward: string | null;
   /** In a cluster: the node that holds the `/queue/` this message is for, when it is not this one. */
   readonly remote?: string;
+  /**
+   * How the ring record names `exchange`: its vhost's number and its local name (a vhost's message
+   * then carries the bytes `/`'s does: protocol/vhost-numbers.ts), or 0 and `exchange` whole.
+   */
+  readonly vhostNumber: number;
+  readonly ringExchange: string;
+}
+
+/** A target on another node of the cluster: nothing goes into a local ring. */
+function remoteTarget(exchange: string, routingKey: string, remote: string): PublishTarget {
+  return { exchange, routingKey, shards: [], confirmFromShard: false, forward: null, remote, vhostNumber: 0, ringExchange: exchange };
 }
 
 /**
@@ -114,20 +125,24 @@ export class PublishPath {
       );
     }
     if (vhost.overBudget) throw vhost.publishRefusal() as BrokerError;
-    const exchangeName = qualify(vhost.prefix, exchange);
+    // qualify() refuses a separator; the memo keeps the qualified name flat and reused.
+    const exchangeName = vhost.names.of(qualify('', exchange));
     if (exchange === '' && this.cluster !== null) {
       // The default exchange routes to a queue by name, wherever in the cluster it lives.
       const queue = qualify(vhost.prefix, routingKey);
       const remote = this.cluster.queueOwner(queue, false);
-      if (remote !== null) return { exchange: exchangeName, routingKey: queue, shards: [], confirmFromShard: false, forward: null, remote };
+      if (remote !== null) return remoteTarget(exchangeName, queue, remote);
     }
     const routed = withBrokerErrors(() => this.#topology.route(exchangeName, routingKey));
+    const numbered = routed.exchange === exchangeName && vhost.number !== 0;
     return {
       exchange: routed.exchange,
       routingKey,
       shards: routed.shards,
       confirmFromShard: routed.confirmFromShard,
       forward: this.#forwardOf(exchangeName),
+      vhostNumber: numbered ? vhost.number : 0,
+      ringExchange: numbered ? exchange : routed.exchange,
     };
   }
 
@@ -155,10 +170,10 @@ export class PublishPath {
     const prefix = vhost.prefix;
     if (destination.type === DestinationType.queue) {
       // A parsed destination holds no control character (parseDestination), so no separator.
-      const queue = prefix.length === 0 ? destination.name : prefix + destination.name;
+      const queue = vhost.names.of(destination.name);
       if (this.cluster !== null) {
         const remote = this.cluster.queueOwner(queue, destination.declare);
-        if (remote !== null) return { exchange: prefix, routingKey: queue, shards: [], confirmFromShard: false, forward: null, remote };
+        if (remote !== null) return remoteTarget(prefix, queue, remote);
       }
       let meta = this.#topology.getQueue(queue);
       if (meta === undefined) {
@@ -176,16 +191,22 @@ export class PublishPath {
         shards: this.#oneShard(meta.shard),
         confirmFromShard: meta.confirmFromShard,
         forward: null,
+        vhostNumber: vhost.number,
+        ringExchange: vhost.number === 0 ? prefix : '',
       };
     }
-    const exchange = prefix.length === 0 ? destination.exchange : prefix + destination.exchange;
+    const exchange = vhost.names.of(destination.exchange);
     const routed = withBrokerErrors(() => this.#topology.route(exchange, destination.name));
+    // Routed elsewhere (an alternate exchange): rare, so that one goes by its whole name.
+    const numbered = routed.exchange === exchange && vhost.number !== 0;
     return {
       exchange: routed.exchange,
       routingKey: destination.name,
       shards: routed.shards,
       confirmFromShard: routed.confirmFromShard,
       forward: this.#forwardOf(exchange),
+      vhostNumber: numbered ? vhost.number : 0,
+      ringExchange: numbered ? destination.exchange : routed.exchange,
     };
   }
 
@@ -206,7 +227,15 @@ export class PublishPath {
   localTarget(exchange: string, routingKey: string): PublishTarget | null {
     try {
       const routed = this.#topology.route(exchange, routingKey);
-      return { exchange: routed.exchange, routingKey, shards: routed.shards, confirmFromShard: routed.confirmFromShard, forward: null };
+      return {
+        exchange: routed.exchange,
+        routingKey,
+        shards: routed.shards,
+        confirmFromShard: routed.confirmFromShard,
+        forward: null,
+        vhostNumber: 0,
+        ringExchange: routed.exchange,
+      };
     } catch {
       return null;
     }
@@ -269,7 +298,20 @@ export class PublishPath {
     if (this.overMemory) return fromShard;
     let written = fromShard;
     for (let i = fromShard; i < shards.length; i++) {
-      if (!this.#shards[shards[i]].publish(connectionId, token, target.exchange, target.routingKey, properties, payload, flags, credited))
+      const shard = this.#shards[shards[i]];
+      if (
+        !shard.publish(
+          connectionId,
+          token,
+          target.ringExchange,
+          target.routingKey,
+          properties,
+          payload,
+          flags,
+          credited,
+          target.vhostNumber,
+        )
+      )
         break;
       written++;
     }

@@ -14,7 +14,8 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, re
 import { dirname, join } from 'node:path';
 import { nodeFs } from '../store/fs-seam.js';
 import { BrokerError, ErrorCode } from '../protocol/errors.js';
-import { DEFAULT_VHOST, vhostNameProblem, vhostPrefix, type VhostScope } from '../protocol/vhost-name.js';
+import type { VhostNumbering } from '../protocol/vhost-numbers.js';
+import { DEFAULT_VHOST, QualifiedNames, vhostNameProblem, vhostPrefix, type VhostScope } from '../protocol/vhost-name.js';
 
 /** A vhost's limits; null is none. */
 export interface VhostLimits {
@@ -36,6 +37,9 @@ const LIMIT_KEYS = [
 export class Vhost implements VhostScope {
   readonly name: string;
   readonly prefix: string;
+  readonly names: QualifiedNames;
+  /** Its number in ring records (protocol/vhost-numbers.ts): 0 for `/`, or when none was left. */
+  readonly number: number;
   description: string;
   limits: VhostLimits;
   /** Open connections (WebSocket, AMQP) in this vhost. */
@@ -47,9 +51,11 @@ export class Vhost implements VhostScope {
   /** Set once deleted: a connection still holding it is being closed. */
   deleted = false;
 
-  constructor(name: string, description: string, limits: VhostLimits) {
+  constructor(name: string, description: string, limits: VhostLimits, number = 0) {
     this.name = name;
     this.prefix = vhostPrefix(name);
+    this.names = new QualifiedNames(this.prefix);
+    this.number = number;
     this.description = description;
     this.limits = limits;
   }
@@ -105,10 +111,15 @@ export class Vhosts {
   readonly #byName = new Map<string, Vhost>();
   readonly #byPrefix = new Map<string, Vhost>();
   readonly #file: string | null;
+  readonly #numbering: VhostNumbering | null;
 
-  /** `dataDir` null: vhosts live in memory only (as everything else does without --data-dir). */
-  constructor(dataDir: string | null) {
+  /**
+   * `dataDir` null: vhosts live in memory only (as everything else does without --data-dir).
+   * `numbering`: numbers each vhost for the shards' ring records; null: none is numbered.
+   */
+  constructor(dataDir: string | null, numbering: VhostNumbering | null = null) {
     this.#file = dataDir === null ? null : join(dataDir, 'vhosts.json');
+    this.#numbering = numbering;
     this.#add(new Vhost(DEFAULT_VHOST, 'the default vhost', NO_LIMITS));
     if (this.#file !== null && existsSync(this.#file)) this.#load(this.#file);
   }
@@ -145,7 +156,7 @@ export class Vhosts {
       this.#save();
       return { vhost: existing, created: false };
     }
-    const vhost = new Vhost(name, description ?? '', limits ?? NO_LIMITS);
+    const vhost = this.#create(name, description ?? '', limits ?? NO_LIMITS);
     this.#add(vhost);
     this.#save();
     return { vhost, created: true };
@@ -164,6 +175,10 @@ export class Vhosts {
     vhost.deleted = true;
     this.#save();
     return vhost;
+  }
+
+  #create(name: string, description: string, limits: VhostLimits): Vhost {
+    return new Vhost(name, description, limits, this.#numbering?.assign(vhostPrefix(name)) ?? 0);
   }
 
   #add(vhost: Vhost): void {
@@ -189,7 +204,7 @@ export class Vhosts {
       if (existing !== undefined) {
         existing.limits = limits;
         existing.description = description;
-      } else this.#add(new Vhost(o.name, description, limits));
+      } else this.#add(this.#create(o.name, description, limits));
     }
   }
 

@@ -3,9 +3,10 @@
  * routes. The main thread does I/O and framing only; routing happens in shards.
  */
 import { Vhosts } from '../control/vhosts.js';
+import { createVhostNumberTable, VhostNumbering } from '../protocol/vhost-numbers.js';
 import { VhostBudgets } from './vhost-usage.js';
 import { deleteVhostContents, registerVhostRoutes } from './vhost-routes.js';
-import { prefixOf, vhostOf, type VhostScope } from '../protocol/vhost-name.js';
+import { prefixOf, vhostOf, vhostScope, type VhostScope } from '../protocol/vhost-name.js';
 import { CLOSE_POLICY } from './ws-connection.js';
 import { RefusalLog } from './refusal-log.js';
 import { registerDashboardRoutes } from './dashboard-routes.js';
@@ -82,7 +83,10 @@ export class Broker implements OutboundSink {
     const { uws, binary } = loadUws();
     this.#uws = uws;
     this.#binary = binary;
+    // Vhosts are numbered for the shards' ring records; the table is shared before any exists.
+    const vhostTable = createVhostNumberTable();
     this.#supervisor = new Supervisor({
+      vhostTable,
       shards: config.shards,
       ringBytes: config.ringBytes,
       dataDir: config.dataDir,
@@ -120,7 +124,7 @@ export class Broker implements OutboundSink {
       },
     });
     this.#topology = new Topology(config.shards);
-    this.#vhosts = new Vhosts(config.dataDir);
+    this.#vhosts = new Vhosts(config.dataDir, new VhostNumbering(vhostTable));
     for (const v of this.#vhosts.list()) this.#topology.registry.ensureVhost(v.prefix);
     this.#topology.queueLimit = (prefix) => this.#vhosts.byPrefix(prefix)?.limits.maxQueues ?? Number.POSITIVE_INFINITY;
     this.#calls = new ShardCalls(this.#supervisor.handles);
@@ -352,7 +356,7 @@ export class Broker implements OutboundSink {
     const orphans = new Map<string, VhostScope>();
     const note = (name: string): void => {
       const prefix = prefixOf(name);
-      if (prefix !== '' && this.#vhosts.byPrefix(prefix) === undefined) orphans.set(prefix, { name: vhostOf(name), prefix });
+      if (prefix !== '' && this.#vhosts.byPrefix(prefix) === undefined) orphans.set(prefix, vhostScope(vhostOf(name)));
     };
     for (const q of this.#topology.listQueues()) note(q.name);
     for (const x of this.#topology.listExchanges()) note(x.name);

@@ -26,7 +26,7 @@
  * the group queue (published just before it subscribed) can reach it, where a private queue would
  * have started empty.
  */
-import { cutVhostPrefix, type VhostScope } from '../protocol/vhost-name.js';
+import type { VhostScope } from '../protocol/vhost-name.js';
 import type { TemplatedApp } from 'uWebSockets.js';
 import type { BrokerContext } from './context.js';
 import type { DeliveryFlush } from './delivery-flush.js';
@@ -107,8 +107,6 @@ class Members {
 interface Group {
   readonly id: number;
   readonly key: string;
-  /** UTF-8 bytes of its vhost's prefix (cutVhostPrefix). */
-  readonly prefixBytes: number;
   readonly destination: Destination;
   readonly queue: string;
   readonly shard: number;
@@ -186,7 +184,6 @@ export class DeliveryGroups {
       group = {
         id,
         key,
-        prefixBytes: Buffer.byteLength(vhost.prefix),
         destination,
         queue,
         shard,
@@ -266,7 +263,6 @@ export class DeliveryGroups {
     const group = this.#byId.get(rec.subscriptionId);
     if (group === undefined) return false;
     const writer = (group.writer ??= this.#flush.writers.take());
-    cutVhostPrefix(rec, group.prefixBytes);
     writer.deliverRecord(group.id, 0, rec, buf, true);
     group.seq++;
     group.owedCredit++;

@@ -58,8 +58,6 @@ export interface WsSubscription {
 export interface Connection {
   readonly id: number;
   readonly principal: Principal;
-  /** UTF-8 bytes of its vhost's prefix, cut from the exchange of every delivery (cutVhostPrefix). */
-  readonly prefixBytes: number;
   readonly ws: WebSocket<ConnectionData>;
   readonly jsonSubs: Map<string, WsSubscription>;
   readonly binarySubs: Map<number, WsSubscription>;
@@ -121,7 +119,6 @@ export function newConnection(
     delivered: 0,
     deliveredBytes: 0,
     principal,
-    prefixBytes: Buffer.byteLength(principal.vhost.prefix),
     ws,
     jsonSubs: new Map(),
     binarySubs: new Map(),

@@ -6,6 +6,7 @@ import { isUtf8 } from 'node:buffer';
 import { ClientOpError, parseClientOp, type ClientOp } from '../protocol/ws-json.js';
 import { BrokerError, ErrorCode } from '../protocol/errors.js';
 import { DestinationType } from '../protocol/destination.js';
+import { localName } from '../protocol/vhost-name.js';
 import { decodeProperties } from '../protocol/properties.js';
 import { encodeCheckedProperties } from '../protocol/property-rules.js';
 import { propertiesToJson } from '../protocol/json-properties.js';
@@ -144,7 +145,7 @@ export class JsonSession extends ProtocolSession {
     const d = sub.destination;
     const destination =
       d.type === DestinationType.queue
-        ? '/queue/' + sub.queue
+        ? '/queue/' + localName(sub.queue)
         : d.type === DestinationType.topic
           ? '/topic/' + routingKey
           : `/exchange/${exchange}/${routingKey}`;

@@ -14,7 +14,7 @@ import { newDeliverHead, type RecordReader } from '../protocol/ring-record-codec
 import { SUBPROTOCOL, VHOST_HEADER } from '../protocol/ws-binary.js';
 import { tokenFrom, UNAUTHORIZED_MESSAGE, vhostRefused, type Principal } from '../control/auth.js';
 import type { Vhost } from '../control/vhosts.js';
-import { cutVhostPrefix, localName } from '../protocol/vhost-name.js';
+import { localName } from '../protocol/vhost-name.js';
 import { queryVhost } from './http-auth.js';
 import { DeliveryFlush } from './delivery-flush.js';
 import { FIRST_WS_CONNECTION, LAST_WS_CONNECTION } from './connection-ids.js';
@@ -381,7 +381,6 @@ export class WsFront {
       return;
     }
     const tag = connection.tags.assign(rec.tag, sub.ackMode === 'client', sub.numericId);
-    cutVhostPrefix(rec, connection.prefixBytes);
     const buf = reader.buffer;
     if (sub.binary) {
       this.#flush.writer(connection).deliverRecord(sub.clientId as number, tag, rec, reader.bytes);

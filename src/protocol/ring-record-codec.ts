@@ -13,6 +13,8 @@
 import type { RingProducer } from '../ring/spsc-ring.js';
 import { utf8Length, writeUtf8 } from './ws-binary.js';
 import { StringCache } from './string-cache.js';
+import { localName, qualifiedFlat } from './vhost-name.js';
+import type { VhostPrefixes } from './vhost-numbers.js';
 
 /** Main → shard kinds are < 64, shard → main kinds ≥ 64, so a misrouted record is caught at once. */
 export const RecordKind = {
@@ -132,8 +134,9 @@ export class InboundWriter extends RingRecordWriter {
   /**
    * Writes one publish: `exchange` + `routingKey` say where it goes ('' + queue name for the
    * default exchange), `properties` is an encoded AMQP properties block (src/protocol/properties.ts)
-   * or empty. The payload is copied once, from the socket's buffer into the ring.
-   * Returns false when the ring has no room (nothing was written).
+   * or empty. The payload is copied once, from the socket's buffer into the ring. `vhost` is the
+   * exchange's vhost number (protocol/vhost-numbers.ts) with `exchange` its local name, or 0 with
+   * `exchange` its whole name. Returns false when the ring has no room (nothing was written).
    */
   publish(
     connectionId: number,
@@ -143,6 +146,7 @@ export class InboundWriter extends RingRecordWriter {
     properties: Uint8Array | null,
     payload: Uint8Array,
     flags = 0,
+    vhost = 0,
   ): boolean {
     return writeMessage(
       this.producer,
@@ -156,6 +160,7 @@ export class InboundWriter extends RingRecordWriter {
       0,
       payload.byteLength,
       flags,
+      vhost,
     );
   }
 
@@ -249,10 +254,16 @@ export class InboundWriter extends RingRecordWriter {
 
 /** Shard side: writes shard → main records into the outbound ring. */
 export class OutboundWriter extends RingRecordWriter {
+  /** deliver()'s memo of the last exchange: its local name and that name's UTF-8 length. */
+  #exchange = '';
+  #local = '';
+  #localBytes = 0;
+
   /**
    * Writes one delivery. The properties block and the payload each come either from a
    * Uint8Array the shard owns (a queued message) or from a region of the inbound ring
-   * (direct fan-out), given as source + range.
+   * (direct fan-out), given as source + range. `exchange` is the qualified name the shard knows;
+   * the record carries its local name, as the vhost's clients (and a cluster peer's) name it.
    */
   deliver(
     connectionId: number,
@@ -268,7 +279,15 @@ export class OutboundWriter extends RingRecordWriter {
     start: number,
     length: number,
   ): boolean {
-    const exLen = utf8Length(exchange);
+    // A delivered message's exchange is usually the last one's (the same string from the decoder's
+    // cache, or from the queued message), so its local name and length are worked out once.
+    if (exchange !== this.#exchange) {
+      this.#exchange = exchange;
+      this.#local = localName(exchange);
+      this.#localBytes = utf8Length(this.#local);
+    }
+    const local = this.#local;
+    const exLen = this.#localBytes;
     const keyLen = utf8Length(routingKey);
     const head = pad8(DELIVER_FIXED + exLen + keyLen + propsLength);
     const at = this.producer.reserve(head + length, RecordKind.deliver);
@@ -288,7 +307,7 @@ export class OutboundWriter extends RingRecordWriter {
     const bytes = this.producer.bytes;
     // In JS for ASCII names (writeUtf8): a Buffer.write per string crosses into C++, and a message
     // fanned out to N subscriptions writes its names N times (~20% of a shard's time in the W2 profile).
-    if (exLen > 0) writeUtf8(exchange, bytes, s0);
+    if (exLen > 0) writeUtf8(local, bytes, s0);
     if (keyLen > 0) writeUtf8(routingKey, bytes, s0 + exLen);
     if (propsLength > 0) bytes.set(propsSource.subarray(propsStart, propsStart + propsLength), s0 + exLen + keyLen);
     bytes.set(source.subarray(start, start + length), at + head);
@@ -525,11 +544,17 @@ export class RecordReader {
   readonly #head = newDeliverHead();
   readonly #exchanges = new StringCache(255);
   readonly #routingKeys = new StringCache(255);
+  /** Exchanges of numbered vhosts: the last one's local bytes, its number, and its qualified name. */
+  readonly #vhostExchanges = new StringCache(255);
+  #vhostNumber = 0;
+  readonly #vhosts: VhostPrefixes | null;
 
-  constructor(bytes: Uint8Array, view: DataView) {
+  /** `vhosts`: the prefixes of numbered vhosts (a shard's inbound reader); null where none come. */
+  constructor(bytes: Uint8Array, view: DataView, vhosts: VhostPrefixes | null = null) {
     this.#buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.#bytes = bytes;
     this.#view = view;
+    this.#vhosts = vhosts;
   }
 
   get buffer(): Buffer {
@@ -562,7 +587,21 @@ export class RecordReader {
     return s;
   }
 
-  /** Decodes a publish or republish record. */
+  /** A numbered vhost's exchange, qualified: `n` bytes of local name at `at` in vhost `vhost`. */
+  #vhostExchange(vhost: number, at: number, n: number): string {
+    const cache = this.#vhostExchanges;
+    if (vhost === this.#vhostNumber) {
+      const hit = cache.lookup(this.#buf, at, n);
+      if (hit !== undefined) return hit;
+    }
+    if (this.#vhosts === null) throw new RangeError(`a record names vhost number ${vhost}, which this reader has no table for`);
+    const qualified = qualifiedFlat(this.#vhosts.prefix(vhost), n === 0 ? '' : this.#buf.toString('utf8', at, at + n));
+    cache.remember(this.#buf, at, n, qualified);
+    this.#vhostNumber = vhost;
+    return qualified;
+  }
+
+  /** Decodes a publish or republish record; `exchange` is the whole (qualified) name either way. */
   publish(at: number, out: PublishRecord): PublishRecord {
     const v = this.#view;
     out.connectionId = v.getUint32(at, true);
@@ -570,8 +609,9 @@ export class RecordReader {
     out.flags = v.getUint8(at + 8);
     const exLen = v.getUint16(at + 10, true);
     const keyLen = v.getUint16(at + 12, true);
+    const vhost = v.getUint16(at + 14, true);
     const s = at + PUBLISH_FIXED;
-    out.exchange = exLen === 0 ? '' : this.#name(this.#exchanges, s, exLen);
+    out.exchange = vhost !== 0 ? this.#vhostExchange(vhost, s, exLen) : exLen === 0 ? '' : this.#name(this.#exchanges, s, exLen);
     out.routingKey = keyLen === 0 ? '' : this.#name(this.#routingKeys, s + exLen, keyLen);
     out.propsLength = v.getUint32(at + 16, true);
     out.propsOffset = s + exLen + keyLen;
@@ -709,8 +749,9 @@ export function newDeliverRecord(): DeliverRecord {
 
 /**
  * Publish and republish share one layout:
- * [u32 conn][u32 token][u8 flags][u8 0][u16 exLen][u16 keyLen][u16 0][u32 propsLen][u32 payloadLen]
+ * [u32 conn][u32 token][u8 flags][u8 0][u16 exLen][u16 keyLen][u16 vhost][u32 propsLen][u32 payloadLen]
  * [exchange][key][properties][pad to 8][payload]
+ * (vhost: a vhost number with the exchange's local name, or 0 with its whole name.)
  */
 function writeMessage(
   ring: RingProducer,
@@ -724,6 +765,7 @@ function writeMessage(
   start: number,
   length: number,
   flags = 0,
+  vhost = 0,
 ): boolean {
   const exLen = utf8Length(exchange);
   const keyLen = utf8Length(routingKey);
@@ -738,7 +780,7 @@ function writeMessage(
   v.setUint8(at + 9, 0);
   v.setUint16(at + 10, exLen, true);
   v.setUint16(at + 12, keyLen, true);
-  v.setUint16(at + 14, 0, true);
+  v.setUint16(at + 14, vhost, true);
   v.setUint32(at + 16, propsLen, true);
   v.setUint32(at + 20, length, true);
   const s = at + PUBLISH_FIXED;

@@ -7,17 +7,63 @@
  *
  * U+001F (unit separator) is a control character: destinations refuse it already, and
  * {@link qualify} refuses it in every name, so no name in `/` can pose as another vhost's.
- * Clients never see a qualified name: the edge strips the prefix (a fixed byte count per
- * connection) from what it delivers, and error messages name the vhost the RabbitMQ way.
+ * Clients never see a qualified name: a shard's deliver records name the exchange by its local
+ * name (OutboundWriter.deliver), and error messages name the vhost the RabbitMQ way.
  */
 import { BrokerError, ErrorCode } from './errors.js';
-import type { DeliverHead } from './ring-record-codec.js';
 
 /** What the layers that qualify names need of a vhost (control/vhosts.ts's Vhost has it). */
 export interface VhostScope {
   readonly name: string;
   /** vhostPrefix(name). */
   readonly prefix: string;
+  /** Its qualified names as made per message (publish targets), kept flat and reused. */
+  readonly names: QualifiedNames;
+  /** Its number in ring records (protocol/vhost-numbers.ts); 0: records carry its qualified names. */
+  readonly number: number;
+}
+
+/** A VhostScope with no state of its own (tests, a deleted vhost's leftovers): unnumbered. */
+export function vhostScope(name: string): VhostScope {
+  const prefix = vhostPrefix(name);
+  return { name, prefix, names: new QualifiedNames(prefix), number: 0 };
+}
+
+/**
+ * `prefix + name` as a flat string. The concatenation alone stays a cons string, which a ring write
+ * reads through and a Map lookup must flatten and hash; a flat one is read as `/`'s names are and
+ * caches its hash, so it is what a name made for many messages should be.
+ */
+export function qualifiedFlat(prefix: string, name: string): string {
+  return Buffer.from(prefix + name, 'utf8').toString('utf8');
+}
+
+/** Entries a QualifiedNames holds before it starts over. */
+const QUALIFIED_NAMES_MAX = 1024;
+
+/**
+ * The qualified names one vhost's publishes use, made once each (qualifiedFlat) instead of a
+ * concatenation per message. Bounded: a vhost publishing to more distinct names starts over.
+ */
+export class QualifiedNames {
+  readonly #prefix: string;
+  readonly #names = new Map<string, string>();
+
+  constructor(prefix: string) {
+    this.#prefix = prefix;
+  }
+
+  /** `name` qualified (the caller has refused separators in it: qualify(), or a parsed destination). */
+  of(name: string): string {
+    if (this.#prefix.length === 0) return name;
+    let qualified = this.#names.get(name);
+    if (qualified === undefined) {
+      if (this.#names.size >= QUALIFIED_NAMES_MAX) this.#names.clear();
+      qualified = qualifiedFlat(this.#prefix, name);
+      this.#names.set(name, qualified);
+    }
+    return qualified;
+  }
 }
 
 /** The vhost every broker has and every request without a vhost uses. */
@@ -79,16 +125,4 @@ export function vhostNameProblem(name: string): string | null {
     if (c < 0x20 || c === 0x7f) return 'a vhost name must not hold control characters';
   }
   return null;
-}
-
-/**
- * Makes a deliver record name its exchange as the vhost's clients do: the qualified name without
- * the vhost's prefix of `prefixBytes` UTF-8 bytes (kept per connection). The record is the
- * reader's reusable head, filled again for the next record, so it is changed in place: no string.
- */
-export function cutVhostPrefix(rec: DeliverHead, prefixBytes: number): void {
-  if (prefixBytes === 0) return;
-  const cut = Math.min(prefixBytes, rec.exchangeLength);
-  rec.exchangeOffset += cut;
-  rec.exchangeLength -= cut;
 }

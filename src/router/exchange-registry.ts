@@ -60,7 +60,7 @@
 
 import { compileHeadersBinding, type HeadersBinding, type MessageHeaders } from './headers-match.js';
 import { RouterError, RouterErrorCode } from './router-error.js';
-import { describeIn, localName, VHOST_SEPARATOR } from '../protocol/vhost-name.js';
+import { describeIn, localName, qualifiedFlat, VHOST_SEPARATOR } from '../protocol/vhost-name.js';
 import { DirectIndex, EMPTY, FanoutIndex, HeadersIndex, TopicIndex, type IndexedBinding, type RouteIndex } from './route-index.js';
 
 export { RouterError, RouterErrorCode } from './router-error.js';
@@ -676,11 +676,25 @@ export class ExchangeRegistry<Q, R = Q> {
     return deleted;
   }
 
+  #lastPrefix = '';
+  #lastQueueName = '';
+  #lastQualified = '';
+
+  /** prefix + queueName (qualifiedFlat), remembered for the next message: usually the same queue's. */
+  #qualifiedQueue(prefix: string, queueName: string): string {
+    if (prefix !== this.#lastPrefix || queueName !== this.#lastQueueName) {
+      this.#lastPrefix = prefix;
+      this.#lastQueueName = queueName;
+      this.#lastQualified = qualifiedFlat(prefix, queueName);
+    }
+    return this.#lastQualified;
+  }
+
   /** `prefix` is the default exchange's own name: '' in `/`, the vhost's prefix elsewhere. */
   #routeDefault(prefix: string, queueName: string): readonly R[] {
     const resolve = this.#defaultTarget;
     if (resolve === null) return EMPTY;
-    const target = resolve(prefix.length === 0 ? queueName : prefix + queueName);
+    const target = resolve(prefix.length === 0 ? queueName : this.#qualifiedQueue(prefix, queueName));
     if (target === undefined) return EMPTY;
     const cache = this.#singletons;
     let result = cache.get(target);

@@ -134,7 +134,7 @@ export class ShardHandle {
    * Writes one publish, or keeps a copy, in order, while publishes are held. With `credited` false
    * (HTTP) the copy must fit the bound, else false: the publisher waits (whenRoom) or is refused.
    * With `credited` true (WebSocket publishes within their credit) it is always kept: the credit
-   * the front grants, stopped while !hasRoom, bounds it.
+   * the front grants, stopped while !hasRoom, bounds it. `vhost`: InboundWriter.publish's.
    */
   publish(
     connectionId: number,
@@ -145,12 +145,13 @@ export class ShardHandle {
     payload: Uint8Array,
     flags = 0,
     credited = false,
+    vhost = 0,
   ): boolean {
     if (
       !this.#flowHeld &&
       this.#held.length === 0 &&
       this.#control.length === 0 &&
-      this.writer.publish(connectionId, token, exchange, routingKey, properties, payload, flags)
+      this.writer.publish(connectionId, token, exchange, routingKey, properties, payload, flags, vhost)
     ) {
       // Only publishes that go straight in are traced: a held one's wait is flow control, not a hop.
       if (this.tracer?.due()) this.writer.trace(monotonicMs());
@@ -163,7 +164,7 @@ export class ShardHandle {
     const body = copyBytes(payload);
     this.#overflowBytes += size;
     this.#overflowed++;
-    this.#held.push((w) => w.publish(connectionId, token, exchange, routingKey, p, body, flags));
+    this.#held.push((w) => w.publish(connectionId, token, exchange, routingKey, p, body, flags, vhost));
     this.#heldBytes.push(size);
     this.#kick();
     return true;

@@ -5,6 +5,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { RingConsumer, RingProducer } from '../ring/spsc-ring.js';
 import { OutboundWriter, RecordReader } from '../protocol/ring-record-codec.js';
+import { VhostPrefixes } from '../protocol/vhost-numbers.js';
 import { ShardCore } from './shard-core.js';
 import { ShardLoop } from './shard-loop.js';
 import { GcMonitor } from '../metrics/gc-monitor.js';
@@ -59,7 +60,7 @@ const core = new ShardCore(
       log.error({ err }, 'log write failed: persistent publishes are refused until a write succeeds');
     },
   },
-  new RecordReader(inbound.bytes, inbound.view),
+  new RecordReader(inbound.bytes, inbound.view, new VhostPrefixes(data.vhostTable)),
   new OutboundWriter(outbound),
   counters,
 );

@@ -10,6 +10,8 @@ export interface ShardWorkerData {
   /** shard → main */
   readonly outbound: RingStorage;
   readonly counters: SharedArrayBuffer;
+  /** The vhost numbers' prefixes (protocol/vhost-numbers.ts), written by the main thread. */
+  readonly vhostTable: SharedArrayBuffer;
   /** The topology this shard must know before it reads its ring (empty at first start). */
   readonly topology: readonly import('../protocol/ring-record-codec.js').ManageOp[];
   /** With --data-dir: where this shard keeps its log (`<data-dir>/shard-<index>`); null in memory. */

@@ -35,6 +35,8 @@ export interface SupervisorOptions {
   readonly topologyFor?: (index: number) => ManageOp[];
   /** Called when a shard thread dies, before it is restarted. */
   readonly onCrash?: (index: number) => void;
+  /** The vhost number table every shard reads publish records with (protocol/vhost-numbers.ts). */
+  readonly vhostTable: SharedArrayBuffer;
 }
 
 /** First restart delay; doubles per consecutive crash up to the cap, so a crash loop cannot spin a core. */
@@ -183,6 +185,7 @@ export class Supervisor {
       inbound: handle.inboundStorage,
       outbound: handle.outboundStorage,
       counters: handle.countersStorage,
+      vhostTable: this.#opts.vhostTable,
       topology: this.#opts.topologyFor?.(handle.index) ?? [],
       storeDir: this.#opts.dataDir === null ? null : join(this.#opts.dataDir, `shard-${handle.index}`),
       fsync: this.#opts.fsync,

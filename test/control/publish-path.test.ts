@@ -3,11 +3,13 @@ import { PublishPath } from '../../src/control/publish-path.js';
 import { Topology } from '../../src/control/topology.js';
 import { parseDestination } from '../../src/protocol/destination.js';
 import { PUBLISH_FLAG_DEAD_LETTERED } from '../../src/protocol/ring-record-codec.js';
+import { VHOST_SEPARATOR, vhostScope } from '../../src/protocol/vhost-name.js';
+import { NO_LIMITS, Vhost } from '../../src/control/vhosts.js';
 import { createLogger } from '../../src/log/logger.js';
 import { FakeShards, principal } from './fakes.js';
 
 /** The vhost `/`: a `/queue/` target routes by its default exchange (''). */
-const ROOT = { name: '/', prefix: '' };
+const ROOT = vhostScope('/');
 
 const log = createLogger('silent');
 const payload = new Uint8Array([1, 2, 3]);
@@ -24,7 +26,15 @@ describe('publish path - target', () => {
     const { shards, topology, path } = setup();
     const target = path.target(parseDestination('/queue/jobs'), ROOT);
     const queue = topology.getQueue('jobs')!;
-    expect(target).toEqual({ exchange: '', routingKey: 'jobs', shards: [queue.shard], confirmFromShard: false, forward: null });
+    expect(target).toEqual({
+      exchange: '',
+      routingKey: 'jobs',
+      shards: [queue.shard],
+      confirmFromShard: false,
+      forward: null,
+      vhostNumber: 0,
+      ringExchange: '',
+    });
     expect(shards.manageOps()).toEqual([[queue.shard, expect.objectContaining({ op: 'declareQueue', name: 'jobs', durable: false })]]);
     path.target(parseDestination('/queue/jobs'), ROOT);
     expect(shards.manageOps()).toHaveLength(1);
@@ -41,6 +51,41 @@ describe('publish path - target', () => {
   it('an unknown exchange is not_found', () => {
     const { path } = setup();
     expect(() => path.target(parseDestination('/exchange/nope/k'), ROOT)).toThrow(expect.objectContaining({ code: 'not_found' }));
+  });
+});
+
+describe('publish path - a numbered vhost', () => {
+  it('its messages go into the ring under its number and their local names; an alternate exchange goes by its whole name', () => {
+    const { shards, topology, path } = setup();
+    const staging = new Vhost('staging', '', NO_LIMITS, 7);
+    const sep = VHOST_SEPARATOR;
+    topology.registry.ensureVhost(staging.prefix);
+    const declare = (name: string) =>
+      topology.declareQueue(`staging${sep}${name}`, { durable: false, exclusive: false, autoDelete: false, arguments: {} }, false, 0).queue;
+    const opts = { durable: false, autoDelete: false, internal: false };
+    // A queue target: the vhost's default exchange is its prefix, so the record carries '' and the number.
+    const jobs = declare('jobs');
+    const toQueue = path.target(parseDestination('/queue/jobs'), staging);
+    expect(toQueue).toMatchObject({ exchange: staging.prefix, routingKey: 'jobs', shards: [jobs.shard], vhostNumber: 7, ringExchange: '' });
+    // An exchange target: routed by its qualified name, written by its local one.
+    const events = declare('events');
+    topology.registry.bindQueue(`staging${sep}amq.topic`, events.name, 'a.#', {});
+    const toTopic = path.target(parseDestination('/topic/a.b'), staging);
+    expect(toTopic).toMatchObject({
+      exchange: `staging${sep}amq.topic`,
+      shards: [events.shard],
+      vhostNumber: 7,
+      ringExchange: 'amq.topic',
+    });
+    expect(path.write(toTopic, 3, 0, null, payload)).toBe(1);
+    const written = shards.written.filter((w) => w.method === 'publish').at(-1)!;
+    expect([written.args[2], written.args[8]]).toEqual(['amq.topic', 7]);
+    // Routed on to an alternate exchange: that one is not the name published to, so it goes whole.
+    topology.registry.declareExchange(`staging${sep}ae`, 'fanout', { ...opts, arguments: {} });
+    topology.registry.bindQueue(`staging${sep}ae`, jobs.name, '', {});
+    topology.registry.declareExchange(`staging${sep}main`, 'direct', { ...opts, arguments: { 'alternate-exchange': 'ae' } });
+    const alternate = path.target(parseDestination('/exchange/main/nobody'), staging);
+    expect(alternate).toMatchObject({ exchange: `staging${sep}ae`, shards: [jobs.shard], vhostNumber: 0, ringExchange: `staging${sep}ae` });
   });
 });
 

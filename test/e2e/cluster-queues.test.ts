@@ -16,6 +16,7 @@ import { tempDirs } from '../helpers/temp-dir.js';
 import amqp from 'amqplib';
 import { channelError } from '../helpers/amqp-client.js';
 import { connect } from '../../src/index.js';
+import { localName, VHOST_SEPARATOR } from '../../src/protocol/vhost-name.js';
 
 let nats: NatsServer;
 const nodes: Broker[] = [];
@@ -107,6 +108,31 @@ describe('cluster - queues across three nodes', () => {
     expect(got.map((f) => f.payload).sort()).toEqual(Array.from({ length: 12 }, (_, i) => `r${i}`).sort());
     for (const f of got) second.send({ op: 'ack', tag: f.tag });
     await second.close();
+  });
+
+  it('a vhost`s queue placed on B: published in the vhost from A, consumed in it from C, exactly once; `/`s queue of that name is another', async () => {
+    for (const n of nodes) {
+      const res = await fetch(`${n.url}/v1/vhosts/staging`, { method: 'PUT', body: '{}', headers: { 'content-type': 'application/json' } });
+      expect(res.status).toBeLessThan(300);
+    }
+    // Placement hashes vhost and name together (the qualified name).
+    const q = localName(queueOn('b', `staging${VHOST_SEPARATOR}vjobs`));
+    const consumer = await JsonWsClient.connect(nodes[C].url, undefined, 'staging');
+    await consumer.subscribe('s', `/queue/${q}`, { ack: 'client', prefetch: 10 });
+    for (let i = 0; i < 50; i++) expect(await post(nodes[A], `/queue/${q}?vhost=staging`, `v${i}`)).toBe(200);
+    const got: Frame[] = [];
+    while (got.length < 50) {
+      const f = await consumer.take((x) => x.op === 'message', 10_000);
+      got.push(f);
+      consumer.send({ op: 'ack', tag: f.tag });
+    }
+    expect(got.map((f) => f.payload).sort()).toEqual(Array.from({ length: 50 }, (_, i) => `v${i}`).sort());
+    expect(new Set(got.map((f) => f.destination))).toEqual(new Set([`/queue/${q}`]));
+    // `/` has no queue of that name anywhere: the vhost's lives on B under its qualified name only.
+    for (const n of nodes) expect((await localQueue(n, q)).status).toBe(404);
+    await sleep(100);
+    expect(consumer.frames.filter((f) => f.op === 'message')).toEqual([]);
+    await consumer.close();
   });
 
   it('consumers on two nodes of a queue on a third take turns; every message exactly once', async () => {

@@ -83,6 +83,26 @@ describe('cluster - topics and exchanges across three nodes', () => {
     expect(status.members[1].http).toBe(nodes[1].url);
   });
 
+  it('vhosts - a publish in staging on A reaches staging`s exchange subscribers on B and C, named as staging names it; `/`s gets nothing', async () => {
+    for (const b of nodes) expect(await api(b, 'PUT', '/v1/vhosts/staging', {})).toBeLessThan(300);
+    const before = await Promise.all(nodes.map(async (b) => (await cluster(b)).interest.subjects));
+    const staging = await Promise.all(nodes.slice(1).map((b) => JsonWsClient.connect(b.url, undefined, 'staging')));
+    const root = await JsonWsClient.connect(nodes[2].url);
+    for (const c of [...staging, root]) await c.subscribe('x', '/exchange/amq.topic/vh.#');
+    for (const i of [1, 2]) await interestAtLeast(nodes[i], before[i] + 1);
+    for (let i = 0; i < 10; i++) expect(await post(nodes[0], `/exchange/amq.topic/vh.t?vhost=staging`, `s${i}`)).toBe(200);
+    for (const c of staging) {
+      const got = await c.messages(10, 'x');
+      expect(got.map((f) => f.payload)).toEqual(Array.from({ length: 10 }, (_, i) => `s${i}`));
+      // The exchange as staging's clients name it, though it crossed nodes under its qualified name.
+      expect(new Set(got.map((f) => f.destination))).toEqual(new Set(['/exchange/amq.topic/vh.t']));
+    }
+    await sleep(200);
+    expect(root.frames.filter((f) => f.op === 'message')).toEqual([]);
+    for (const c of staging) expect(c.frames.filter((f) => f.op === 'message')).toEqual([]);
+    await Promise.all([...staging, root].map((c) => c.close()));
+  });
+
   it('topics - a publish on A reaches exact, *, # and mid-# subscribers on A, B and C once each, and nothing else', async () => {
     const clients = await Promise.all(nodes.map((b) => JsonWsClient.connect(b.url)));
     const patterns = ['sensors.temp', 'sensors.*', 'sensors.#', '#.temp', 'other.*'];

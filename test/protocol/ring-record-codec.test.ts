@@ -27,6 +27,8 @@ import {
 import { recordFootprint } from '../../src/ring/layout.js';
 import { RingConsumer, RingProducer, createRingStorage, maxRecordPayload } from '../../src/ring/spsc-ring.js';
 import { Prng, testSeed } from '../helpers/prng.js';
+import { vhostPrefix } from '../../src/protocol/vhost-name.js';
+import { createVhostNumberTable, VhostNumbering, VhostPrefixes } from '../../src/protocol/vhost-numbers.js';
 
 const utf8 = (s: string): number => Buffer.byteLength(s);
 const pad8 = (n: number): number => (n + 7) & ~7;
@@ -36,6 +38,14 @@ const PUBLISH_FIXED = 24;
 const SUBSCRIBE_FIXED = 28;
 const DELIVER_FIXED = 32;
 const JSON_FIXED = 16;
+
+/** Vhosts numbered in one table, as the main thread numbers them; readers take their prefixes from it. */
+const VHOST_TABLE = createVhostNumberTable();
+const NUMBERING = new VhostNumbering(VHOST_TABLE);
+/** Number → prefix of the vhosts the tests use (a non-ASCII name and a 255-byte one among them). */
+const VHOSTS = new Map<number, string>(
+  ['tenant-b', 'wörk', 'v'.repeat(255)].map((name) => [NUMBERING.assign(vhostPrefix(name)), vhostPrefix(name)]),
+);
 
 /** A fresh ring with both writers on its producer side and a reader on its consumer side. */
 function ring(capacity = 4096) {
@@ -47,7 +57,7 @@ function ring(capacity = 4096) {
     consumer,
     inbound: new InboundWriter(producer),
     outbound: new OutboundWriter(producer),
-    reader: new RecordReader(consumer.bytes, consumer.view),
+    reader: new RecordReader(consumer.bytes, consumer.view, new VhostPrefixes(VHOST_TABLE)),
   };
 }
 
@@ -837,6 +847,27 @@ describe('OutboundWriter', () => {
     ]);
   });
 
+  it('deliver - names the exchange by its local name: a vhost`s clients and cluster peers never see the qualified one', () => {
+    const { producer, consumer, outbound, reader } = ring();
+    const sep = '\u001f';
+    // Alternating and repeated exchanges (the writer remembers the last one), a vhost's default
+    // exchange (its prefix alone), non-ASCII vhost and names, and `/`'s bare names.
+    const exchanges = [
+      `tenant-b${sep}amq.topic`,
+      `tenant-b${sep}amq.topic`,
+      'amq.topic',
+      `tenant-b${sep}`,
+      `wörk${sep}ëx`,
+      '',
+      `tenant-b${sep}amq.topic`,
+    ];
+    for (const [i, ex] of exchanges.entries()) outbound.deliver(1, i, i, false, ex, 'k', EMPTY_BYTES, 0, 0, pattern(3), 0, 3);
+    producer.commit();
+    const out = newDeliverRecord();
+    const seen = drain(consumer, (_k, at) => reader.deliver(at, out).exchange);
+    expect(seen.map((s) => s.decoded)).toEqual(['amq.topic', 'amq.topic', 'amq.topic', '', 'ëx', '', 'amq.topic']);
+  });
+
   it('republish - round-trips exchange, key, properties and payload; connection, token and flags are 0', () => {
     const { producer, consumer, outbound, reader } = ring();
     producer.bytes.fill(0xff);
@@ -1116,12 +1147,23 @@ function randomBytes(prng: Prng, length: number): Uint8Array {
   return b;
 }
 
+/** What a message record's writer was given for its exchange, when that is not what the reader decodes. */
+const writtenExchange = new WeakMap<object, { vhost: number; exchange: string }>();
+
+/** A random exchange in `/` (vhost 0) or in one of VHOSTS: [number, prefix]. */
+function randomVhost(prng: Prng): [number, string] {
+  return prng.chance(0.5) ? [0, ''] : prng.pick([...VHOSTS.entries()]);
+}
+
 type Expected =
   | {
       kind: typeof RecordKind.publish | typeof RecordKind.republish;
       connectionId: number;
       token: number;
       flags: number;
+      /** Publish: the vhost number the record carries (republish: always 0). */
+      vhost: number;
+      /** As decoded: qualified for a numbered vhost. */
       exchange: string;
       routingKey: string;
       properties: Uint8Array;
@@ -1167,16 +1209,22 @@ function randomRecord(prng: Prng, maxPayload: number): Expected {
   const payloadSize = (): number => prng.skewedSize(0, 64, maxPayload);
   const propsSize = (): number => (prng.chance(0.3) ? 0 : prng.int(1, 64));
   if (choice < 4) {
-    return {
+    // Numbered vhosts' records carry the local name; the reader answers the qualified one.
+    const [vhost, prefix] = randomVhost(prng);
+    const local = randomName(prng, 12);
+    const e: Expected = {
       kind: RecordKind.publish,
       connectionId: prng.u32(),
       token: prng.u32(),
       flags: prng.pick([0, PUBLISH_FLAG_DEAD_LETTERED, prng.int(0, 255)]),
-      exchange: randomName(prng, 12),
+      vhost,
+      exchange: prefix + local,
       routingKey: randomName(prng, 20),
       properties: randomBytes(prng, propsSize()),
       payload: randomBytes(prng, payloadSize()),
     };
+    writtenExchange.set(e, { vhost, exchange: local });
+    return e;
   }
   if (choice < 5) {
     return {
@@ -1184,6 +1232,7 @@ function randomRecord(prng: Prng, maxPayload: number): Expected {
       connectionId: 0,
       token: 0,
       flags: 0,
+      vhost: 0,
       exchange: randomName(prng, 12),
       routingKey: randomName(prng, 20),
       properties: randomBytes(prng, propsSize()),
@@ -1191,17 +1240,22 @@ function randomRecord(prng: Prng, maxPayload: number): Expected {
     };
   }
   if (choice < 8) {
-    return {
+    // The shard gives the qualified name; the record carries (and the reader answers) the local one.
+    const [, prefix] = randomVhost(prng);
+    const local = randomName(prng, 12);
+    const e: Expected = {
       kind: RecordKind.deliver,
       connectionId: prng.u32(),
       subscriptionId: prng.u32(),
       tag: prng.int(1, 2 ** 20) * 2 ** 32 + prng.u32(),
       redelivered: prng.chance(0.5),
-      exchange: randomName(prng, 12),
+      exchange: local,
       routingKey: randomName(prng, 20),
       properties: randomBytes(prng, propsSize()),
       payload: randomBytes(prng, payloadSize()),
     };
+    writtenExchange.set(e, { vhost: 0, exchange: prefix + local });
+    return e;
   }
   if (choice < 9) {
     return {
@@ -1256,16 +1310,19 @@ interface Sources {
 
 function writeRecord(w: { inbound: InboundWriter; outbound: OutboundWriter }, e: Expected, src: Sources, prng: Prng): boolean {
   switch (e.kind) {
-    case RecordKind.publish:
+    case RecordKind.publish: {
+      const written = writtenExchange.get(e) as { vhost: number; exchange: string };
       return w.inbound.publish(
         e.connectionId,
         e.token,
-        e.exchange,
+        written.exchange,
         e.routingKey,
         e.properties.length === 0 && prngNull(prng) ? null : e.properties,
         e.payload,
         e.flags,
+        written.vhost,
       );
+    }
     case RecordKind.republish:
       return w.outbound.republish(e.exchange, e.routingKey, e.properties.length === 0 && prngNull(prng) ? null : e.properties, e.payload);
     case RecordKind.deliver: {
@@ -1279,7 +1336,7 @@ function writeRecord(w: { inbound: InboundWriter; outbound: OutboundWriter }, e:
         e.subscriptionId,
         e.tag,
         e.redelivered,
-        e.exchange,
+        (writtenExchange.get(e) as { exchange: string }).exchange,
         e.routingKey,
         src.props,
         propsStart,
@@ -1317,6 +1374,8 @@ function decodeRecord(reader: RecordReader, bytes: Uint8Array, kind: number, at:
         connectionId: p.connectionId,
         token: p.token,
         flags: p.flags,
+        // The record's vhost number (u16 at +14, the high half of the u32 at +12).
+        vhost: reader.u32(at + 12) >>> 16,
         exchange: p.exchange,
         routingKey: p.routingKey,
         properties: bytes.slice(p.propsOffset, p.propsOffset + p.propsLength),

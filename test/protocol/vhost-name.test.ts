@@ -4,6 +4,8 @@ import {
   describeIn,
   localName,
   prefixOf,
+  QualifiedNames,
+  qualifiedFlat,
   qualify,
   vhostNameProblem,
   vhostOf,
@@ -39,6 +41,19 @@ describe('vhost names', () => {
     expect(shards.size).toBeGreaterThan(1);
     // `/` is as before vhosts: its names hash bare, so durable state from then stays where it is.
     expect(shardFor(qualify('', 'orders'), 8)).toBe(shardFor('orders', 8));
+  });
+
+  it('QualifiedNames: / answers the name itself; a vhost its qualified name, the same string for the same name', () => {
+    expect(new QualifiedNames('').of('amq.topic')).toBe('amq.topic');
+    const names = new QualifiedNames(vhostPrefix('tenant-b'));
+    const first = names.of('amq.topic');
+    expect(first).toBe(qualify(vhostPrefix('tenant-b'), 'amq.topic'));
+    expect(names.of(`amq.${'topic'}`)).toBe(first);
+    expect(names.of('other')).toBe(`tenant-b${VHOST_SEPARATOR}other`);
+    // Past its bound it starts over and still answers right.
+    for (let i = 0; i < 3000; i++) expect(names.of(`q${i}`)).toBe(`tenant-b${VHOST_SEPARATOR}q${i}`);
+    expect(names.of('amq.topic')).toBe(first);
+    expect(qualifiedFlat('ü\u001f', 'wörk')).toBe('ü\u001fwörk');
   });
 
   it('vhost names: non-empty, at most 255 bytes, no control characters', () => {

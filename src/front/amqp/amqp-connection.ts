@@ -23,7 +23,6 @@ import { BrokerError, ErrorCode } from '../../protocol/errors.js';
 import type { PublishTarget } from '../../control/publish-path.js';
 import { portOf, roomOf } from '../shard-ports.js';
 import { vhostRefused, type Principal, type User } from '../../control/auth.js';
-import { cutVhostPrefix } from '../../protocol/vhost-name.js';
 import type { Logger } from '../../log/logger.js';
 import type { BrokerContext } from '../context.js';
 import { AmqpChannel, DIRECT_REPLY_TO, propertiesBlock, type AmqpConsumer, type ChannelHost } from './amqp-channel.js';
@@ -89,8 +88,6 @@ export class AmqpConnection implements FrameSink, ChannelHost {
   /** Who logged in (start-ok); its principal in the vhost connection.open names. */
   #user: User | null = null;
   #principal: Principal | null = null;
-  /** UTF-8 bytes of the vhost's prefix, cut from the exchange of every delivery. */
-  #prefixBytes = 0;
   frameMax = FRAME_MIN_SIZE;
   channelMax = SERVER_CHANNEL_MAX;
   heartbeatS = 0;
@@ -294,7 +291,6 @@ export class AmqpConnection implements FrameSink, ChannelHost {
         const limited = vhost.connectionRefusal();
         if (limited !== null) throw new AmqpError(ReplyCode.notAllowed, limited.message, m.classId, m.methodId);
         this.#principal = principal;
-        this.#prefixBytes = Buffer.byteLength(vhost.prefix);
         vhost.connections++;
         this.#state = State.Running;
         this.send(0, 'connection.open-ok', {});
@@ -450,7 +446,6 @@ export class AmqpConnection implements FrameSink, ChannelHost {
     const ch = consumer.channel;
     const tag = ch.tags.assign(rec.tag, !consumer.noAck, consumer.numericId);
     ch.lastTag = tag;
-    cutVhostPrefix(rec, this.#prefixBytes);
     if (consumer.get) {
       ch.gotMessage(
         tag,

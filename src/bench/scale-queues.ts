@@ -4,8 +4,9 @@
  * managing them costs. Also the client's binding bookkeeping at 100,000 bindings.
  */
 import { connect, type ShardmqClient } from '../index.js';
-import { startBrokerProcess } from './broker-process.js';
-import { runOpenLoop } from './open-loop.js';
+import { startBrokerProcess, type BrokerProcess } from './broker-process.js';
+import { runOpenLoop, type OpenLoopResult } from './open-loop.js';
+import { roundOrder } from './pacing.js';
 import { shardmqOpenLoop } from './open-loop-systems.js';
 import { ResourceMeter } from './proc.js';
 import { LatencyProbe, pct, sleep, timedGet, walkInChild } from './scale-probe.js';
@@ -49,8 +50,17 @@ export interface PointOptions {
   readonly progress: (message: string) => void;
 }
 
-/** Declares `queues` idle queues through the exported client, then measures; `management` adds the management calls and the walk. */
-export async function queuePoint(o: PointOptions, queues: number, management: boolean): Promise<QueuePoint> {
+/** A fresh broker (`--shards 1`) holding `queues` idle queues, with a latency probe wired to it. */
+interface QueueBroker {
+  readonly broker: BrokerProcess;
+  readonly clients: ShardmqClient[];
+  readonly probe: LatencyProbe;
+  readonly declareSeconds: number;
+  readonly rssPerQueueBytes: number;
+  readonly idleCores: number;
+}
+
+async function openQueueBroker(queues: number): Promise<QueueBroker> {
   const broker = await startBrokerProcess(['--shards', '1']);
   const clients: ShardmqClient[] = [];
   try {
@@ -69,21 +79,43 @@ export async function queuePoint(o: PointOptions, queues: number, management: bo
     const idle = new ResourceMeter([broker.pid]);
     await sleep(2000);
     const idleCores = idle.stop().cores;
-
     const sub = await connect(broker.url);
     const pub = await connect(broker.url, { confirms: false });
     clients.push(sub, pub);
     const probe = new LatencyProbe((sentAt) => pub.publishNoWait('/queue/scale.lat', sentAt));
     await sub.subscribe('/queue/scale.lat', {}, (m) => probe.record(m.text()));
+    return { broker, clients, probe, declareSeconds, rssPerQueueBytes, idleCores };
+  } catch (err) {
+    await closeQueueBroker({ broker, clients });
+    throw err;
+  }
+}
+
+async function closeQueueBroker(b: Pick<QueueBroker, 'broker' | 'clients'>): Promise<void> {
+  await Promise.all(b.clients.map((c) => c.close()));
+  await b.broker.stop();
+}
+
+/** One latency run at 2k msg/s and one 1→1 open-loop run on `b`. */
+async function measureQueueBroker(o: PointOptions, b: QueueBroker): Promise<{ latencies: number[]; open: OpenLoopResult }> {
+  const latencies = await b.probe.run(o.quick ? 1500 : 3000);
+  const open = await runOpenLoop(shardmqOpenLoop(b.broker.url, b.broker.pid, false), {
+    subscribers: 1,
+    messages: o.quick ? 100_000 : 500_000,
+    maxSeconds: 30,
+    drainSeconds: 10,
+    payloadBytes: 128,
+  });
+  return { latencies, open };
+}
+
+/** Declares `queues` idle queues through the exported client, then measures; `management` adds the management calls and the walk. */
+export async function queuePoint(o: PointOptions, queues: number, management: boolean): Promise<QueuePoint> {
+  const b = await openQueueBroker(queues);
+  try {
+    const { broker, probe } = b;
+    const { latencies: plain, open } = await measureQueueBroker(o, b);
     const measureMs = o.quick ? 1500 : 3000;
-    const plain = await probe.run(measureMs);
-    const open = await runOpenLoop(shardmqOpenLoop(broker.url, broker.pid, false), {
-      subscribers: 1,
-      messages: o.quick ? 100_000 : 500_000,
-      maxSeconds: 30,
-      drainSeconds: 10,
-      payloadBytes: 128,
-    });
     let mgmt: QueuePoint['management'] = null;
     if (management) {
       const base = broker.url;
@@ -128,9 +160,9 @@ export async function queuePoint(o: PointOptions, queues: number, management: bo
     }
     const point: QueuePoint = {
       queues,
-      declareSeconds,
-      rssPerQueueBytes,
-      idleCores,
+      declareSeconds: b.declareSeconds,
+      rssPerQueueBytes: b.rssPerQueueBytes,
+      idleCores: b.idleCores,
       p50Ms: pct(plain, 50),
       p99Ms: pct(plain, 99),
       maxMs: plain[plain.length - 1] ?? NaN,
@@ -139,7 +171,7 @@ export async function queuePoint(o: PointOptions, queues: number, management: bo
       management: mgmt,
     };
     o.progress(
-      `scale ${queues.toLocaleString('en-US')} idle queues: declared in ${declareSeconds.toFixed(1)} s, idle CPU ${(idleCores * 100).toFixed(1)}%, ` +
+      `scale ${queues.toLocaleString('en-US')} idle queues: declared in ${b.declareSeconds.toFixed(1)} s, idle CPU ${(b.idleCores * 100).toFixed(1)}%, ` +
         `latency p50 ${point.p50Ms.toFixed(2)} ms p99 ${point.p99Ms.toFixed(2)} ms max ${point.maxMs.toFixed(1)} ms; 1→1 ${(point.openLoopPerSecond / 1e3).toFixed(0)}k/s lost ${point.lost}` +
         (mgmt === null
           ? ''
@@ -147,8 +179,72 @@ export async function queuePoint(o: PointOptions, queues: number, management: bo
     );
     return point;
   } finally {
-    await Promise.all(clients.map((c) => c.close()));
-    await broker.stop();
+    await closeQueueBroker(b);
+  }
+}
+
+/** What `queues` idle queues cost one message, against one queue: paired rounds on two live brokers. */
+export interface QueuePair {
+  readonly queues: number;
+  /** Medians of the rounds' (with `queues`) ÷ (with one) ratios, and each round's. */
+  readonly p50Ratio: number;
+  readonly p50Ratios: readonly number[];
+  readonly openLoopRatio: number;
+  readonly openLoopRatios: readonly number[];
+  /** Medians over the rounds, each broker. */
+  readonly p50Ms: { readonly one: number; readonly many: number };
+  readonly openLoopPerSecond: { readonly one: number; readonly many: number };
+  readonly lost: number;
+}
+
+/** Rounds of the paired comparison. */
+const PAIR_ROUNDS = (quick: boolean): number => (quick ? 1 : 5);
+
+/**
+ * The judged comparison: a broker with one queue and a broker with `queues` idle ones, both up at
+ * once, measured alternately round by round (which goes first alternates too), so both see the
+ * same machine. A fresh broker per point (queuePoint) draws the curve; one run per point there
+ * swung p50 and throughput by ±20% between equal runs on this machine, more than the bounds judged.
+ */
+export async function queuePair(o: PointOptions, queues: number): Promise<QueuePair> {
+  const one = await openQueueBroker(1);
+  let many: QueueBroker | null = null;
+  try {
+    many = await openQueueBroker(queues);
+    const sides = [
+      { key: 'one', b: one },
+      { key: 'many', b: many },
+    ] as const;
+    const p50 = { one: [] as number[], many: [] as number[] };
+    const rate = { one: [] as number[], many: [] as number[] };
+    let lost = 0;
+    for (let round = 0; round < PAIR_ROUNDS(o.quick); round++) {
+      for (const side of roundOrder(sides, round)) {
+        const m = await measureQueueBroker(o, side.b);
+        p50[side.key].push(pct(m.latencies, 50));
+        rate[side.key].push(m.open.deliveredPerSecond);
+        lost += m.open.lost;
+      }
+      o.progress(
+        `scale pair round ${round + 1}: p50 ${p50.one[round].toFixed(2)} ms (1 queue) vs ${p50.many[round].toFixed(2)} ms (${queues.toLocaleString('en-US')}), ` +
+          `1→1 ${(rate.one[round] / 1e3).toFixed(0)}k vs ${(rate.many[round] / 1e3).toFixed(0)}k/s, lost ${lost}`,
+      );
+    }
+    const p50Ratios = p50.many.map((v, i) => v / p50.one[i]);
+    const openLoopRatios = rate.many.map((v, i) => v / rate.one[i]);
+    return {
+      queues,
+      p50Ratio: median(p50Ratios),
+      p50Ratios,
+      openLoopRatio: median(openLoopRatios),
+      openLoopRatios,
+      p50Ms: { one: median(p50.one), many: median(p50.many) },
+      openLoopPerSecond: { one: median(rate.one), many: median(rate.many) },
+      lost,
+    };
+  } finally {
+    await closeQueueBroker(one);
+    if (many !== null) await closeQueueBroker(many);
   }
 }
 

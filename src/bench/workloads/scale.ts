@@ -13,7 +13,7 @@
 import { machineLine } from '../machine.js';
 import { mib } from '../proc.js';
 import { loadPeers, type NatsModule } from '../peers.js';
-import { bindingsPoint, queuePoint, type QueuePoint } from '../scale-queues.js';
+import { bindingsPoint, queuePair, queuePoint, type QueuePoint } from '../scale-queues.js';
 import {
   connectionPoint,
   SUBSCRIPTION_CONNECTIONS,
@@ -33,6 +33,7 @@ const ms = (x: number): string => (Number.isFinite(x) ? `${x.toFixed(x < 10 ? 2 
 const perSecond = (x: number): string => `${(x / 1e3).toFixed(0)} k/s`;
 const kib = (bytes: number): string => (Number.isFinite(bytes) ? `${(bytes / 1024).toFixed(2)} KiB` : '—');
 const verdict = (ok: boolean): string => (ok ? 'met' : 'not met');
+const ratios = (rs: readonly number[]): string => rs.map((r) => `${r.toFixed(2)}×`).join(', ');
 
 export const scale: Workload = {
   name: 'scale',
@@ -51,6 +52,7 @@ export const scale: Workload = {
 
     const queues: QueuePoint[] = [];
     for (const n of counts) queues.push(await queuePoint(o, n, n === 1 || n === big));
+    const pair = await queuePair(o, big);
     const subs: SubscriptionPoint[] = [];
     for (const n of counts) {
       subs.push(await subscriptionPoint(o, 'shardmq', n, null));
@@ -64,11 +66,11 @@ export const scale: Workload = {
     const bindCount = ctx.quick ? 10_000 : 100_000;
     const bindSeconds = await bindingsPoint(o, bindCount);
 
-    const one = queues[0];
     const many = queues[queues.length - 1];
-    const p50Ratio = many.p50Ms / one.p50Ms;
-    const tputRatio = many.openLoopPerSecond / one.openLoopPerSecond;
-    const queueLost = queues.reduce((s, p) => s + p.lost, 0);
+    // Judged on the paired rounds (two live brokers, alternated), not the curve's single runs.
+    const p50Ratio = pair.p50Ratio;
+    const tputRatio = pair.openLoopRatio;
+    const queueLost = queues.reduce((s, p) => s + p.lost, 0) + pair.lost;
     const subsOf = (system: string): SubscriptionPoint[] => subs.filter((p) => p.system === system);
     const ours = subsOf('shardmq');
     const theirs = subsOf('nats');
@@ -81,11 +83,11 @@ export const scale: Workload = {
 
     const figures: Record<string, number> = {
       scale_idle_queues: big,
-      scale_latency_p50_ms_1_queue: one.p50Ms,
-      scale_latency_p50_ms_many_queues: many.p50Ms,
+      scale_latency_p50_ms_1_queue: pair.p50Ms.one,
+      scale_latency_p50_ms_many_queues: pair.p50Ms.many,
       scale_latency_p50_ratio: p50Ratio,
-      scale_open_loop_1_queue_msgs_per_s: one.openLoopPerSecond,
-      scale_open_loop_many_queues_msgs_per_s: many.openLoopPerSecond,
+      scale_open_loop_1_queue_msgs_per_s: pair.openLoopPerSecond.one,
+      scale_open_loop_many_queues_msgs_per_s: pair.openLoopPerSecond.many,
       scale_open_loop_ratio: tputRatio,
       scale_open_loop_lost: queueLost,
       scale_idle_cpu_cores_many_queues: many.idleCores,
@@ -205,9 +207,10 @@ export const scale: Workload = {
           ],
           rows: queues.map(queueRow),
           notes: [
-            `${count(big)} vs 1 idle queue: p50 ${p50Ratio.toFixed(2)}× (goal ≤ 1.5×: ${verdict(p50Ratio <= 1.5)}), 1→1 open loop ${tputRatio.toFixed(2)}× (goal ≥ 0.9×: ${verdict(tputRatio >= 0.9)}), lost ${queueLost}, idle broker CPU ${(many.idleCores * 100).toFixed(1)}% of a core (goal ≤ 1%: ${verdict(many.idleCores <= 0.01)})`,
+            `${count(big)} vs 1 idle queue: p50 ${p50Ratio.toFixed(2)}× (goal ≤ 1.5×: ${verdict(p50Ratio <= 1.5)}), 1→1 open loop ${tputRatio.toFixed(2)}× (goal ≥ 0.9×: ${verdict(tputRatio >= 0.9)}), lost ${queueLost}, idle broker CPU ${(many.idleCores * 100).toFixed(2)}% of a core (goal ≤ 1%: ${verdict(many.idleCores <= 0.01)})`,
+            `the ratios are medians of ${pair.p50Ratios.length} paired rounds on two brokers up at once (one queue; ${count(big)} idle queues), measured alternately: p50 ${pair.p50Ms.one.toFixed(2)} vs ${pair.p50Ms.many.toFixed(2)} ms (rounds ${ratios(pair.p50Ratios)}), 1→1 ${perSecond(pair.openLoopPerSecond.one)} vs ${perSecond(pair.openLoopPerSecond.many)} (rounds ${ratios(pair.openLoopRatios)})`,
             `RSS per queue: the broker's RSS growth over the declares ÷ queues (${mib(many.rssPerQueueBytes * big)} for ${count(big)}), garbage not yet collected included`,
-            'one run per point (each a fresh broker, `--shards 1`): a curve, not a median',
+            'the rows: one run per point (each a fresh broker, `--shards 1`): a curve, not a median',
           ],
         },
         {

@@ -76,8 +76,10 @@ async function openQueueBroker(queues: number): Promise<QueueBroker> {
     const declareSeconds = (performance.now() - t0) / 1000;
     await sleep(500);
     const rssPerQueueBytes = queues > 1 ? (broker.rssBytes() - rssBefore) / queues : NaN;
+    // CPU time comes in 10 ms ticks: over 5 s one tick is 0.2% of a core (over 2 s it was 0.5%,
+    // so a 1% bound was judged on two ticks).
     const idle = new ResourceMeter([broker.pid]);
-    await sleep(2000);
+    await sleep(5000);
     const idleCores = idle.stop().cores;
     const sub = await connect(broker.url);
     const pub = await connect(broker.url, { confirms: false });

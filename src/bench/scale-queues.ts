@@ -9,7 +9,7 @@ import { runOpenLoop, type OpenLoopResult } from './open-loop.js';
 import { roundOrder } from './pacing.js';
 import { shardmqOpenLoop } from './open-loop-systems.js';
 import { ResourceMeter } from './proc.js';
-import { LatencyProbe, pct, sleep, timedGet, walkInChild } from './scale-probe.js';
+import { LatencyProbe, pct, prepareWalk, sleep, timedGet } from './scale-probe.js';
 import { summarize } from './sample-stats.js';
 
 const median = (values: readonly number[]): number => summarize(values).median;
@@ -137,10 +137,11 @@ export async function queuePoint(o: PointOptions, queues: number, management: bo
       const walkSeconds: number[] = [];
       for (let round = 0; round < WALK_ROUNDS(o.quick); round++) {
         const without = await probe.run(measureMs);
+        const walk = await prepareWalk(base, pages);
         let walkStarted = 0;
         const walked = await probe.run(measureMs, () => {
           walkStarted = performance.now();
-          return walkInChild(base, pages).then(() => {
+          return walk.start().then(() => {
             walkSeconds.push((performance.now() - walkStarted) / 1000);
           });
         });

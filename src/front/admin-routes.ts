@@ -8,13 +8,14 @@ import type { BrokerContext } from './context.js';
 import { ConfirmStatus } from '../protocol/ring-record-codec.js';
 import { COUNTER_NAMES, CounterSlot, readCounters } from '../metrics/shard-counters.js';
 import { HOPS } from '../metrics/hop-trace.js';
-import { renderPrometheus, type VhostView } from '../metrics/prometheus.js';
+import { prometheusParts, type VhostView } from '../metrics/prometheus.js';
 import { nodeFacts } from './node-facts.js';
 import { HEALTH_TIMEOUT_MS } from '../config/defaults.js';
-import { checkFraming, refuseFraming, sendJson, sendText, watchAbort } from './http-util.js';
+import { checkFraming, joinInTurns, refuseFraming, sendJson, sendText, watchAbort } from './http-util.js';
 import { authorize } from './http-auth.js';
 import type { Principal } from '../control/auth.js';
 import type { DroppedSubscription } from './ws-session.js';
+import type { QueueStats } from '../shard/shard-core.js';
 
 export interface FrontStats {
   websocket: number;
@@ -71,7 +72,11 @@ export function registerAdminRoutes(
   app.get('/v1/stats', (res, req) => {
     if (authorize(res, req, ctx, 'monitor', DEFAULT_VHOST) === null) return;
     const state = watchAbort(res);
-    void collectStats(ctx, frontStats()).then((stats) => sendJson(res, 200, stats, state));
+    void collectStats(ctx, frontStats())
+      .then((parts) => joinInTurns(parts, state))
+      .then((text) => {
+        if (text !== null) sendText(res, 200, 'application/json', text, state);
+      });
   });
 
   // Sampled hop latencies inside the broker, with the GC pauses and parks that explain them.
@@ -109,7 +114,7 @@ export function registerAdminRoutes(
     // return_per_object_metrics, as a bound): 0 leaves them out and asks the shards nothing.
     const limit = ctx.config.statsMaxQueues;
     const lists = limit === 0 ? Promise.resolve([]) : Promise.all(ctx.shards.map((h) => ctx.supervisor.queueStatsInSlices(h.index, limit)));
-    void lists.then((answers) => {
+    void lists.then(async (answers) => {
       const shards = ctx.shards.map((h) => ({
         index: h.index,
         alive: h.alive,
@@ -124,13 +129,9 @@ export function registerAdminRoutes(
           : answers.flatMap((list, shard) =>
               (list?.queues ?? []).map((q) => ({ name: q.name, shard, ready: q.depth, unacked: q.unacked, consumers: q.consumers })),
             );
-      sendText(
-        res,
-        200,
-        'text/plain; version=0.0.4',
-        renderPrometheus(shards, front, { received, confirmed, unroutable }, queues, vhostRows(ctx)),
-        state,
-      );
+      // In parts across turns: 1,000 queues per shard of series are too long for one turn.
+      const text = await joinInTurns(prometheusParts(shards, front, { received, confirmed, unroutable }, queues, vhostRows(ctx)), state);
+      if (text !== null) sendText(res, 200, 'text/plain; version=0.0.4', text, state);
     });
   });
 }
@@ -197,7 +198,14 @@ function pingAll(ctx: BrokerContext): Promise<boolean[]> {
   );
 }
 
-async function collectStats(ctx: BrokerContext, front: FrontStats): Promise<unknown> {
+/** Queue rows of /v1/stats per part of the answer. */
+const STATS_PART = 250;
+
+/**
+ * The /v1/stats answer as JSON text in parts (joinInTurns): the broker's figures, then the listed
+ * queues (up to --stats-max-queues per shard) a slice at a time, last in the object.
+ */
+async function collectStats(ctx: BrokerContext, front: FrontStats): Promise<Iterable<string>> {
   const limit = ctx.config.statsMaxQueues;
   const answers = await Promise.all(ctx.shards.map((h) => ctx.supervisor.queueStatsInSlices(h.index, limit)));
   const queueLists = answers.map((a) => a?.queues ?? null);
@@ -207,10 +215,7 @@ async function collectStats(ctx: BrokerContext, front: FrontStats): Promise<unkn
     const ring = h.occupancy();
     return { index: h.index, alive: h.alive, ...counters, ring };
   });
-  const queues = queueLists.flatMap((list, shard) =>
-    (list ?? []).map((q) => ({ ...q, name: localName(q.name), vhost: vhostOf(q.name), shard })),
-  );
-  return {
+  const head = {
     // Grouped by vhost: what each holds and who is connected to it (GET /v1/vhosts adds message counts).
     vhosts: vhostRows(ctx),
     node: nodeFacts(ctx),
@@ -222,8 +227,7 @@ async function collectStats(ctx: BrokerContext, front: FrontStats): Promise<unkn
       deliveredBytes: front.deliveredBytes,
     },
     shards,
-    queues,
-    // Every queue is counted; at most --stats-max-queues per shard are listed above.
+    // Every queue is counted; at most --stats-max-queues per shard are listed in `queues`.
     queuesTotal,
     connections: {
       websocket: front.websocket,
@@ -248,4 +252,21 @@ async function collectStats(ctx: BrokerContext, front: FrontStats): Promise<unkn
     inflate: ctx.inflate.stats,
     counters: COUNTER_NAMES,
   };
+  return statsParts(JSON.stringify(head), queueLists);
+}
+
+function* statsParts(head: string, queueLists: ReadonlyArray<readonly QueueStats[] | null>): Generator<string> {
+  yield `${head.slice(0, -1)},"queues":[`;
+  let first = true;
+  for (const [shard, list] of queueLists.entries()) {
+    if (list === null) continue;
+    for (let i = 0; i < list.length; i += STATS_PART) {
+      const rows = list
+        .slice(i, i + STATS_PART)
+        .map((q) => JSON.stringify({ ...q, name: localName(q.name), vhost: vhostOf(q.name), shard }));
+      yield (first ? '' : ',') + rows.join(',');
+      first = false;
+    }
+  }
+  yield ']}';
 }

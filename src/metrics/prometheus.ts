@@ -52,8 +52,13 @@ export interface QueueView {
   consumers: number;
 }
 
+const NEEDS_ESCAPE = /[\\"\n]/;
 /** A Prometheus label value: backslash, double quote and newline escaped. */
-const label = (v: string | number): string => String(v).replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+const label = (v: string | number): string => {
+  const s = String(v);
+  // Most names need no escape: one test instead of three replaces (1,000 queues × 3 labels × 3 series).
+  return NEEDS_ESCAPE.test(s) ? s.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n') : s;
+};
 /** HELP text: backslash and newline escaped. */
 const helpText = (v: string): string => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
 
@@ -143,6 +148,24 @@ export function renderPrometheus(
   queues?: readonly QueueView[],
   vhosts?: readonly VhostView[],
 ): string {
+  return [...prometheusParts(shards, front, global, queues, vhosts)].join('');
+}
+
+/** Queues whose series one part of the exposition renders. */
+const QUEUE_PART = 250;
+
+/**
+ * The exposition in parts, each a whole number of lines: the broker's series first, then the
+ * per-queue series a slice of queues at a time, so the route can let deliveries run between parts
+ * (at 1,000 queues per shard the queue series were most of a ~6 ms turn of the main thread).
+ */
+export function* prometheusParts(
+  shards: readonly ShardView[],
+  front: FrontView,
+  global?: GlobalView,
+  queues?: readonly QueueView[],
+  vhosts?: readonly VhostView[],
+): Generator<string> {
   const l = new Lines();
   if (vhosts !== undefined) {
     l.family('shardmq_vhost_connections', 'gauge', 'Open connections (WebSocket, AMQP) by vhost');
@@ -276,16 +299,30 @@ export function renderPrometheus(
       d.dropped,
     );
   }
-  if (queues !== undefined) {
-    l.family('shardmq_queue_messages_ready', 'gauge', 'Messages ready in a queue');
-    for (const q of queues)
-      l.sample('shardmq_queue_messages_ready', { vhost: vhostOf(q.name), queue: localName(q.name), shard: q.shard }, q.ready);
-    l.family('shardmq_queue_messages_unacked', 'gauge', 'Deliveries of a queue not yet acked');
-    for (const q of queues)
-      l.sample('shardmq_queue_messages_unacked', { vhost: vhostOf(q.name), queue: localName(q.name), shard: q.shard }, q.unacked);
-    l.family('shardmq_queue_consumers', 'gauge', 'Consumers of a queue');
-    for (const q of queues)
-      l.sample('shardmq_queue_consumers', { vhost: vhostOf(q.name), queue: localName(q.name), shard: q.shard }, q.consumers);
+  yield l.out.join('\n') + '\n';
+  if (queues === undefined) return;
+  // Each queue's label set, made once for its three series.
+  const labels: string[] = [];
+  for (let i = 0; i < queues.length; i += QUEUE_PART) {
+    const end = Math.min(queues.length, i + QUEUE_PART);
+    for (let k = i; k < end; k++) {
+      const q = queues[k];
+      labels.push(`{vhost="${label(vhostOf(q.name))}",queue="${label(localName(q.name))}",shard="${q.shard}"}`);
+    }
+    if (end < queues.length) yield '';
   }
-  return l.out.join('\n') + '\n';
+  const series: Array<[string, string, (q: QueueView) => number]> = [
+    ['shardmq_queue_messages_ready', 'Messages ready in a queue', (q) => q.ready],
+    ['shardmq_queue_messages_unacked', 'Deliveries of a queue not yet acked', (q) => q.unacked],
+    ['shardmq_queue_consumers', 'Consumers of a queue', (q) => q.consumers],
+  ];
+  for (const [name, help, value] of series) {
+    yield `# HELP ${name} ${helpText(help)}\n# TYPE ${name} gauge\n`;
+    for (let i = 0; i < queues.length; i += QUEUE_PART) {
+      let part = '';
+      const end = Math.min(queues.length, i + QUEUE_PART);
+      for (let k = i; k < end; k++) part += `${name}${labels[k]} ${value(queues[k])}\n`;
+      yield part;
+    }
+  }
 }

@@ -77,6 +77,34 @@ describe('e2e - /metrics', () => {
       await client.close();
     }
   });
+
+  it('with many queues, /metrics and /v1/stats (built a part per turn) list every queue exactly once, well formed', async () => {
+    const client = await connect(broker.url);
+    try {
+      const names = Array.from({ length: 700 }, (_, i) => `many-${i}`);
+      await Promise.all(names.map((n) => client.declareQueue(n)));
+      for (let i = 0; i < 5; i++) client.publishNoWait('/queue/many-699', `x${i}`);
+      await client.flush();
+      const text = await (await fetch(`${broker.url}/metrics`)).text();
+      for (const family of ['shardmq_queue_messages_ready', 'shardmq_queue_consumers']) {
+        const listed = text.split('\n').filter((l) => l.startsWith(`${family}{`) && l.includes('queue="many-'));
+        expect(new Set(listed.map((l) => /queue="([^"]+)"/.exec(l)?.[1])).size, family).toBe(700);
+        expect(listed, family).toHaveLength(700);
+      }
+      expect(text.split('\n').find((l) => l.startsWith('shardmq_queue_messages_ready{') && l.includes('queue="many-699"'))).toMatch(/ 5$/);
+      const stats = (await (await fetch(`${broker.url}/v1/stats`)).json()) as {
+        queues: Array<{ name: string; vhost: string }>;
+        queuesTotal: number;
+      };
+      const mine = stats.queues.filter((q) => q.name.startsWith('many-'));
+      expect(new Set(mine.map((q) => q.name)).size).toBe(700);
+      expect(mine).toHaveLength(700);
+      expect(mine.every((q) => q.vhost === '/')).toBe(true);
+      expect(stats.queuesTotal).toBeGreaterThanOrEqual(700);
+    } finally {
+      await client.close();
+    }
+  });
 });
 
 describe('e2e - /metrics with --data-dir', () => {

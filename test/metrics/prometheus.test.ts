@@ -5,7 +5,7 @@
  * then TYPE come first and once, its samples are contiguous, counters end in `_total`, and every value is the counter given.
  */
 import { describe, expect, it } from 'vitest';
-import { renderPrometheus } from '../../src/metrics/prometheus.js';
+import { prometheusParts, renderPrometheus } from '../../src/metrics/prometheus.js';
 import {
   COUNTER_NAMES,
   COUNTER_SLOTS,
@@ -360,6 +360,28 @@ describe('renderPrometheus - RabbitMQ-aligned families', () => {
     expect(metricValue(e, 'shardmq_vhost_queues', { vhost: '/' })).toBe(2);
     expect(e.types.get('shardmq_queue_messages_ready')).toBe('gauge');
     expect(e.types.get('shardmq_vhost_connections')).toBe('gauge');
+  });
+
+  it('many queues: the exposition comes in parts of whole lines, every queue in each of its three series once', () => {
+    const queues = Array.from({ length: 1234 }, (_, i) => ({
+      name: i % 2 === 0 ? `q${i}` : `staging\u001fq${i}`,
+      shard: i % 2,
+      ready: i,
+      unacked: 0,
+      consumers: 1,
+    }));
+    const parts = [...prometheusParts(shards, FRONT, GLOBAL, queues)];
+    expect(parts.length).toBeGreaterThan(10);
+    for (const part of parts) expect(part === '' || part.endsWith('\n')).toBe(true);
+    const text = parts.join('');
+    expect(text).toBe(renderPrometheus(shards, FRONT, GLOBAL, queues));
+    const e = parseExposition(text);
+    for (const i of [0, 249, 250, 1233]) {
+      const labels = { vhost: i % 2 === 0 ? '/' : 'staging', queue: `q${i}`, shard: String(i % 2) };
+      expect(metricValue(e, 'shardmq_queue_messages_ready', labels)).toBe(i);
+      expect(metricValue(e, 'shardmq_queue_consumers', labels)).toBe(1);
+    }
+    expect(text.split('\n').filter((l) => l.startsWith('shardmq_queue_messages_unacked{'))).toHaveLength(1234);
   });
 
   it('ring fill is used over capacity, per shard and direction', () => {

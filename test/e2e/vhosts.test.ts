@@ -227,6 +227,27 @@ describe('e2e - vhosts: one name in two vhosts is two objects', () => {
   });
 });
 
+describe('e2e - vhosts: a restarted shard', () => {
+  it('reads a vhost`s publishes right after a crash and restart (the vhost numbers come with its spawn)', async () => {
+    expect((await api('PUT', '/v1/queues/staging/after-restart', { durable: false })).status).toBe(201);
+    const bound = await api('POST', '/v1/bindings?vhost=staging', {
+      source: 'amq.topic',
+      destination: 'after-restart',
+      routing_key: 'ar.#',
+    });
+    expect(bound.status, bound.text).toBe(201);
+    for (const shard of [0, 1]) await broker.supervisor.crash(shard);
+    await waitFor(async () => (await fetch(`${broker.url}/healthz`)).status === 200, 10_000, 'both shards back');
+    const publish = (path: string) =>
+      request(`${broker.url}${path}`, { method: 'POST', body: 'after', headers: { authorization: `Bearer ${ADMIN}` } });
+    expect((await publish('/v1/publish/topic/ar.x?vhost=staging')).status).toBe(200);
+    expect((await publish('/v1/publish/queue/after-restart?vhost=staging')).status).toBe(200);
+    expect(await waitForDepth('staging', 'after-restart', 2)).toBe(2);
+    // `/` has no such queue: nothing crossed.
+    expect((await api('GET', '/v1/queues/%2F/after-restart')).status).toBe(404);
+  });
+});
+
 async function waitForDepth(vhost: string, queue: string, expected: number): Promise<number> {
   let depth = -1;
   await waitFor(

@@ -133,17 +133,7 @@ export class PublishPath {
       const remote = this.cluster.queueOwner(queue, false);
       if (remote !== null) return remoteTarget(exchangeName, queue, remote);
     }
-    const routed = withBrokerErrors(() => this.#topology.route(exchangeName, routingKey));
-    const numbered = routed.exchange === exchangeName && vhost.number !== 0;
-    return {
-      exchange: routed.exchange,
-      routingKey,
-      shards: routed.shards,
-      confirmFromShard: routed.confirmFromShard,
-      forward: this.#forwardOf(exchangeName),
-      vhostNumber: numbered ? vhost.number : 0,
-      ringExchange: numbered ? exchange : routed.exchange,
-    };
+    return this.#routed(exchangeName, exchange, routingKey, vhost.number, this.#forwardOf(exchangeName));
   }
 
   /**
@@ -196,17 +186,26 @@ export class PublishPath {
       };
     }
     const exchange = vhost.names.of(destination.exchange);
-    const routed = withBrokerErrors(() => this.#topology.route(exchange, destination.name));
-    // Routed elsewhere (an alternate exchange): rare, so that one goes by its whole name.
-    const numbered = routed.exchange === exchange && vhost.number !== 0;
+    return this.#routed(exchange, destination.exchange, destination.name, vhost.number, this.#forwardOf(exchange));
+  }
+
+  /**
+   * The target of a message to `exchange` (qualified; `local` as its vhost names it, `vhostNumber`
+   * that vhost's number): routed by the topology, and named in the ring by number and local name
+   * unless it was routed on to another exchange (an alternate exchange: rare, so that one goes by
+   * its whole name). Throws a BrokerError for an exchange that does not exist.
+   */
+  #routed(exchange: string, local: string, routingKey: string, vhostNumber: number, forward: string | null): PublishTarget {
+    const routed = withBrokerErrors(() => this.#topology.route(exchange, routingKey));
+    const numbered = vhostNumber !== 0 && routed.exchange === exchange;
     return {
       exchange: routed.exchange,
-      routingKey: destination.name,
+      routingKey,
       shards: routed.shards,
       confirmFromShard: routed.confirmFromShard,
-      forward: this.#forwardOf(exchange),
-      vhostNumber: numbered ? vhost.number : 0,
-      ringExchange: numbered ? destination.exchange : routed.exchange,
+      forward,
+      vhostNumber: numbered ? vhostNumber : 0,
+      ringExchange: numbered ? local : routed.exchange,
     };
   }
 
@@ -226,16 +225,8 @@ export class PublishPath {
    */
   localTarget(exchange: string, routingKey: string): PublishTarget | null {
     try {
-      const routed = this.#topology.route(exchange, routingKey);
-      return {
-        exchange: routed.exchange,
-        routingKey,
-        shards: routed.shards,
-        confirmFromShard: routed.confirmFromShard,
-        forward: null,
-        vhostNumber: 0,
-        ringExchange: routed.exchange,
-      };
+      // From another node: the whole (qualified) name, no vhost number.
+      return this.#routed(exchange, exchange, routingKey, 0, null);
     } catch {
       return null;
     }

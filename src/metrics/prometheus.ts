@@ -301,16 +301,10 @@ export function* prometheusParts(
   }
   yield l.out.join('\n') + '\n';
   if (queues === undefined) return;
-  // Each queue's label set, made once for its three series.
+  // Each queue's label set, made by the first series for all three.
   const labels: string[] = [];
-  for (let i = 0; i < queues.length; i += QUEUE_PART) {
-    const end = Math.min(queues.length, i + QUEUE_PART);
-    for (let k = i; k < end; k++) {
-      const q = queues[k];
-      labels.push(`{vhost="${label(vhostOf(q.name))}",queue="${label(localName(q.name))}",shard="${q.shard}"}`);
-    }
-    if (end < queues.length) yield '';
-  }
+  const labelsOf = (k: number, q: QueueView): string =>
+    (labels[k] ??= `{vhost="${label(vhostOf(q.name))}",queue="${label(localName(q.name))}",shard="${q.shard}"}`);
   const series: Array<[string, string, (q: QueueView) => number]> = [
     ['shardmq_queue_messages_ready', 'Messages ready in a queue', (q) => q.ready],
     ['shardmq_queue_messages_unacked', 'Deliveries of a queue not yet acked', (q) => q.unacked],
@@ -321,7 +315,7 @@ export function* prometheusParts(
     for (let i = 0; i < queues.length; i += QUEUE_PART) {
       let part = '';
       const end = Math.min(queues.length, i + QUEUE_PART);
-      for (let k = i; k < end; k++) part += `${name}${labels[k]} ${value(queues[k])}\n`;
+      for (let k = i; k < end; k++) part += `${name}${labelsOf(k, queues[k])} ${value(queues[k])}\n`;
       yield part;
     }
   }

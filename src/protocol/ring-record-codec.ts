@@ -14,7 +14,7 @@ import type { RingProducer } from '../ring/spsc-ring.js';
 import { utf8Length, writeUtf8 } from './ws-binary.js';
 import { StringCache } from './string-cache.js';
 import { localName, qualifiedFlat } from './vhost-name.js';
-import type { VhostPrefixes } from './vhost-numbers.js';
+import { VhostPrefixes } from './vhost-numbers.js';
 
 /** Main → shard kinds are < 64, shard → main kinds ≥ 64, so a misrouted record is caught at once. */
 export const RecordKind = {
@@ -547,10 +547,10 @@ export class RecordReader {
   /** Exchanges of numbered vhosts: the last one's local bytes, its number, and its qualified name. */
   readonly #vhostExchanges = new StringCache(255);
   #vhostNumber = 0;
-  readonly #vhosts: VhostPrefixes | null;
+  readonly #vhosts: VhostPrefixes;
 
-  /** `vhosts`: the prefixes of numbered vhosts (a shard's inbound reader); null where none come. */
-  constructor(bytes: Uint8Array, view: DataView, vhosts: VhostPrefixes | null = null) {
+  /** `vhosts`: the prefixes of numbered vhosts (a shard's inbound reader); by default none (it throws if asked). */
+  constructor(bytes: Uint8Array, view: DataView, vhosts: VhostPrefixes = new VhostPrefixes(null)) {
     this.#buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.#bytes = bytes;
     this.#view = view;
@@ -594,7 +594,6 @@ export class RecordReader {
       const hit = cache.lookup(this.#buf, at, n);
       if (hit !== undefined) return hit;
     }
-    if (this.#vhosts === null) throw new RangeError(`a record names vhost number ${vhost}, which this reader has no table for`);
     const qualified = qualifiedFlat(this.#vhosts.prefix(vhost), n === 0 ? '' : this.#buf.toString('utf8', at, at + n));
     cache.remember(this.#buf, at, n, qualified);
     this.#vhostNumber = vhost;

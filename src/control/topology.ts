@@ -105,6 +105,16 @@ export class Topology {
     return [...this.#queues.values()];
   }
 
+  /** Every queue, in declaration order, without a copy (a listing walks it in turns). */
+  queues(): IterableIterator<QueueMeta> {
+    return this.#queues.values();
+  }
+
+  /** Queues of every vhost. */
+  get queueCount(): number {
+    return this.#queues.size;
+  }
+
   /** The qualified names of the queues of the vhost with this prefix. */
   queueNamesIn(prefix: string): readonly string[] {
     if (prefix.length > 0) return [...(this.#vhostQueues.get(prefix) ?? [])];

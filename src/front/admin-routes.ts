@@ -8,14 +8,16 @@ import type { BrokerContext } from './context.js';
 import { ConfirmStatus } from '../protocol/ring-record-codec.js';
 import { COUNTER_NAMES, CounterSlot, readCounters } from '../metrics/shard-counters.js';
 import { HOPS } from '../metrics/hop-trace.js';
-import { prometheusParts, type VhostView } from '../metrics/prometheus.js';
+import { prometheusParts, type QueueView, type VhostView } from '../metrics/prometheus.js';
 import { nodeFacts } from './node-facts.js';
 import { HEALTH_TIMEOUT_MS } from '../config/defaults.js';
-import { checkFraming, joinInTurns, refuseFraming, sendJson, sendText, watchAbort } from './http-util.js';
+import { checkFraming, refuseFraming, sendJson, watchAbort } from './http-util.js';
+import { streamAnswer } from './stream-answer.js';
+import { listedQueues, type ListedQueue } from './listed-queues.js';
+import { FIGURE_STAT_KEYS } from '../shard/queue-figures.js';
 import { authorize } from './http-auth.js';
 import type { Principal } from '../control/auth.js';
 import type { DroppedSubscription } from './ws-session.js';
-import type { QueueStats } from '../shard/shard-core.js';
 
 export interface FrontStats {
   websocket: number;
@@ -72,11 +74,9 @@ export function registerAdminRoutes(
   app.get('/v1/stats', (res, req) => {
     if (authorize(res, req, ctx, 'monitor', DEFAULT_VHOST) === null) return;
     const state = watchAbort(res);
-    void collectStats(ctx, frontStats())
-      .then((parts) => joinInTurns(parts, state))
-      .then((text) => {
-        if (text !== null) sendText(res, 200, 'application/json', text, state);
-      });
+    void streamAnswer(res, state, 'application/json', statsParts(ctx, frontStats()), ctx.pacer).catch((err: unknown) =>
+      ctx.log.error({ err }, '/v1/stats failed'),
+    );
   });
 
   // Sampled hop latencies inside the broker, with the GC pauses and parks that explain them.
@@ -109,31 +109,37 @@ export function registerAdminRoutes(
   app.get('/metrics', (res, req) => {
     if (authorize(res, req, ctx, 'monitor', DEFAULT_VHOST) === null) return;
     const state = watchAbort(res);
-    const front = frontStats();
-    // Per-queue series for at most --stats-max-queues queues per shard (RabbitMQ's
-    // return_per_object_metrics, as a bound): 0 leaves them out and asks the shards nothing.
-    const limit = ctx.config.statsMaxQueues;
-    const lists = limit === 0 ? Promise.resolve([]) : Promise.all(ctx.shards.map((h) => ctx.supervisor.queueStatsInSlices(h.index, limit)));
-    void lists.then(async (answers) => {
-      const shards = ctx.shards.map((h) => ({
-        index: h.index,
-        alive: h.alive,
-        counters: readCounters(h.counters),
-        ring: h.occupancy(),
-        held: h.overflow,
-      }));
-      const { received, confirmed, unroutable } = ctx.publisher;
-      const queues =
-        limit === 0
-          ? undefined
-          : answers.flatMap((list, shard) =>
-              (list?.queues ?? []).map((q) => ({ name: q.name, shard, ready: q.depth, unacked: q.unacked, consumers: q.consumers })),
-            );
-      // In parts across turns: 1,000 queues per shard of series are too long for one turn.
-      const text = await joinInTurns(prometheusParts(shards, front, { received, confirmed, unroutable }, queues, vhostRows(ctx)), state);
-      if (text !== null) sendText(res, 200, 'text/plain; version=0.0.4', text, state);
-    });
+    void streamAnswer(res, state, 'text/plain; version=0.0.4', metricsParts(ctx, frontStats()), ctx.pacer).catch((err: unknown) =>
+      ctx.log.error({ err }, '/metrics failed'),
+    );
   });
+}
+
+/**
+ * The exposition in parts: per-queue series for at most --stats-max-queues queues per shard
+ * (RabbitMQ's return_per_object_metrics, as a bound; 0 leaves them out and asks the shards nothing).
+ * A family's samples must stand together, so the listed queues' figures are gathered first.
+ */
+async function* metricsParts(ctx: BrokerContext, front: FrontStats): AsyncGenerator<string> {
+  const limit = ctx.config.statsMaxQueues;
+  let queues: QueueView[] | undefined;
+  if (limit > 0) {
+    queues = [];
+    for await (const slice of listedQueues(ctx, limit)) {
+      for (const { meta, figures } of slice) {
+        queues.push({ name: meta.name, shard: meta.shard, ready: figures.depth, unacked: figures.unacked, consumers: figures.consumers });
+      }
+    }
+  }
+  const shards = ctx.shards.map((h) => ({
+    index: h.index,
+    alive: h.alive,
+    counters: readCounters(h.counters),
+    ring: h.occupancy(),
+    held: h.overflow,
+  }));
+  const { received, confirmed, unroutable } = ctx.publisher;
+  yield* prometheusParts(shards, front, { received, confirmed, unroutable }, queues, vhostRows(ctx));
 }
 
 /** Each vhost's connections and queues, counted as they change (no walk). */
@@ -198,18 +204,12 @@ function pingAll(ctx: BrokerContext): Promise<boolean[]> {
   );
 }
 
-/** Queue rows of /v1/stats per part of the answer. */
-const STATS_PART = 250;
-
 /**
- * The /v1/stats answer as JSON text in parts (joinInTurns): the broker's figures, then the listed
- * queues (up to --stats-max-queues per shard) a slice at a time, last in the object.
+ * The /v1/stats answer as JSON text in parts (front/stream-answer.ts): the broker's figures, then the
+ * listed queues (up to --stats-max-queues per shard) a slice at a time, last in the object. Every
+ * queue is counted in `queuesTotal`.
  */
-async function collectStats(ctx: BrokerContext, front: FrontStats): Promise<Iterable<string>> {
-  const limit = ctx.config.statsMaxQueues;
-  const answers = await Promise.all(ctx.shards.map((h) => ctx.supervisor.queueStatsInSlices(h.index, limit)));
-  const queueLists = answers.map((a) => a?.queues ?? null);
-  const queuesTotal = answers.reduce((n, a) => n + (a?.total ?? 0), 0);
+async function* statsParts(ctx: BrokerContext, front: FrontStats): AsyncGenerator<string> {
   const shards = ctx.shards.map((h) => {
     const counters = readCounters(h.counters);
     const ring = h.occupancy();
@@ -228,7 +228,7 @@ async function collectStats(ctx: BrokerContext, front: FrontStats): Promise<Iter
     },
     shards,
     // Every queue is counted; at most --stats-max-queues per shard are listed in `queues`.
-    queuesTotal,
+    queuesTotal: ctx.topology.queueCount,
     connections: {
       websocket: front.websocket,
       amqp: front.amqp.connections,
@@ -252,21 +252,27 @@ async function collectStats(ctx: BrokerContext, front: FrontStats): Promise<Iter
     inflate: ctx.inflate.stats,
     counters: COUNTER_NAMES,
   };
-  return statsParts(JSON.stringify(head), queueLists);
-}
-
-function* statsParts(head: string, queueLists: ReadonlyArray<readonly QueueStats[] | null>): Generator<string> {
-  yield `${head.slice(0, -1)},"queues":[`;
+  const text = JSON.stringify(head);
+  yield `${text.slice(0, -1)},"queues":[`;
   let first = true;
-  for (const [shard, list] of queueLists.entries()) {
-    if (list === null) continue;
-    for (let i = 0; i < list.length; i += STATS_PART) {
-      const rows = list
-        .slice(i, i + STATS_PART)
-        .map((q) => JSON.stringify({ ...q, name: localName(q.name), vhost: vhostOf(q.name), shard }));
-      yield (first ? '' : ',') + rows.join(',');
-      first = false;
-    }
+  for await (const slice of listedQueues(ctx, ctx.config.statsMaxQueues)) {
+    if (slice.length === 0) continue;
+    yield (first ? '' : ',') + slice.map(statsRow).join(',');
+    first = false;
   }
   yield ']}';
+}
+
+/** `"published":0,"delivered":0,…`: the keys are fixed, so their quoted forms are made once. */
+const STAT_PREFIXES = FIGURE_STAT_KEYS.map((key, k) => `${k === 0 ? '' : ','}${JSON.stringify(key)}:`);
+
+/** One queue of /v1/stats, written as text (no object per row). */
+function statsRow({ meta, figures: f }: ListedQueue): string {
+  let stats = '{';
+  for (let k = 0; k < STAT_PREFIXES.length; k++) stats += STAT_PREFIXES[k] + f.stat(k);
+  return (
+    `{"name":${JSON.stringify(localName(meta.name))},"depth":${f.depth},"consumers":${f.consumers},"unacked":${f.unacked},` +
+    `"readyBytes":${f.readyBytes},"durable":${meta.durable},"exclusive":${meta.exclusive},"autoDelete":${meta.autoDelete},` +
+    `"arguments":${JSON.stringify(meta.arguments)},"stats":${stats}},"vhost":${JSON.stringify(vhostOf(meta.name))},"shard":${meta.shard}}`
+  );
 }

@@ -43,6 +43,7 @@ import { HopTrace } from '../metrics/hop-trace.js';
 import { countGcPauses, type GcMonitor, type GcPauses } from '../metrics/gc-monitor.js';
 import type { ClusterNode } from '../cluster/cluster-node.js';
 import { hostname } from 'node:os';
+import { WorkPacer } from './work-pacer.js';
 
 export class Broker implements OutboundSink {
   readonly config: BrokerConfig;
@@ -164,6 +165,7 @@ export class Broker implements OutboundSink {
       clusterStatus: () => this.#cluster?.status() ?? null,
       remotePort: () => this.#cluster?.remotePort ?? null,
       clusterRoom: () => this.#cluster,
+      pacer: new WorkPacer(config.managementShare / 100),
     };
     this.#ctx = ctx;
     this.#budgets = new VhostBudgets(ctx);

@@ -20,6 +20,7 @@ import type { GcPauses } from '../metrics/gc-monitor.js';
 import type { RefusalLog } from './refusal-log.js';
 import type { RouteMethods } from './route-methods.js';
 import type { ClusterStatus } from '../cluster/cluster-node.js';
+import type { WorkPacer } from './work-pacer.js';
 
 export interface BrokerContext {
   readonly config: BrokerConfig;
@@ -51,4 +52,6 @@ export interface BrokerContext {
   readonly remotePort: () => ControlPort | null;
   /** The cluster link's room for publishes that cross to other nodes (front/shard-ports.ts roomOf); null on a node of its own. */
   readonly clusterRoom: () => RoomSignal | null;
+  /** Paces long management answers (--management-share), one for the whole front. */
+  readonly pacer: WorkPacer;
 }

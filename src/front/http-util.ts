@@ -159,22 +159,3 @@ export function refuseFraming(res: HttpResponse, problem: FramingProblem, refusa
   // The body may not be framed as the client meant: do not read it, close after the answer.
   sendRefusal(res, refusals, problem.status, { error: problem.error, message: problem.message }, state, { connection: 'close' });
 }
-
-/**
- * Joins a large answer's `parts`, letting the event loop run between parts once a turn has spent
- * `budgetMs` on them, so deliveries do not wait behind one long turn; null if the client went away
- * meanwhile. (The answer is then written in one corked write: the copy into uWS is the cheap part.)
- */
-export async function joinInTurns(parts: Iterable<string>, state: ResponseState, budgetMs = 1): Promise<string | null> {
-  const out: string[] = [];
-  let turnStarted = performance.now();
-  for (const part of parts) {
-    out.push(part);
-    if (performance.now() - turnStarted >= budgetMs) {
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      if (state.aborted) return null;
-      turnStarted = performance.now();
-    }
-  }
-  return out.join('');
-}

@@ -9,7 +9,7 @@ import type { BrokerContext } from './context.js';
 import { BrokerError, ErrorCode } from '../protocol/errors.js';
 import { checkFraming, refuseFraming, sendError, sendJson, sendRefusal, sendText, watchAbort, type ResponseState } from './http-util.js';
 import { queueRows, RateSampler } from './queue-rows.js';
-import { WorkPacer } from './work-pacer.js';
+import type { WorkPacer } from './work-pacer.js';
 import type { Principal } from '../control/auth.js';
 import { authorize } from './http-auth.js';
 import type { RefusalLog } from './refusal-log.js';
@@ -32,7 +32,7 @@ export interface ConnectionListing {
 export function registerManagementRoutes(uwsApp: TemplatedApp, ctx: BrokerContext, listing?: ConnectionListing): void {
   const m = ctx.management;
   const rates = new RateSampler();
-  const pacer = new WorkPacer(ctx.config.managementShare / 100);
+  const pacer = ctx.pacer;
   // Every management route needs a principal allowed to manage its vhost (when auth is on). A
   // route over one object answers two paths: `/v1/queues/<name>?vhost=v` and RabbitMQ's
   // `/v1/queues/<v>/<name>`; `param(i)` is the i-th parameter after the vhost.

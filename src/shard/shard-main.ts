@@ -131,15 +131,7 @@ const gc = new GcMonitor((ms) => {
 });
 
 port.on('message', (req: ShardRequest) => {
-  if (req.type === 'stats') {
-    const reply: ShardReply = {
-      type: 'stats',
-      id: req.id,
-      queues: core.queueStats(req.limit, req.offset),
-      total: core.queueCount,
-    };
-    port.postMessage(reply);
-  } else if (req.type === 'figures') {
+  if (req.type === 'figures') {
     const figures = core.queueFigures(req.names);
     port.postMessage({ type: 'figures', id: req.id, figures } satisfies ShardReply, [figures.buffer]);
   } else if (req.type === 'stop') {

@@ -22,16 +22,9 @@ export interface ShardWorkerData {
 }
 
 /** Control-plane messages over the worker's port (never on the data path). */
-/**
- * `stats`: `limit` queues from `offset` (all when absent); `total` in the reply counts every queue
- * of the shard. `figures`: the queues named, packed (queue-figures.ts), the buffer transferred.
- */
-export type ShardRequest =
-  | { readonly type: 'stats'; readonly id: number; readonly limit?: number; readonly offset?: number }
-  | { readonly type: 'figures'; readonly id: number; readonly names: readonly string[] }
-  | { readonly type: 'stop' };
+/** `figures`: the queues named, packed (queue-figures.ts), the buffer transferred. */
+export type ShardRequest = { readonly type: 'figures'; readonly id: number; readonly names: readonly string[] } | { readonly type: 'stop' };
 export type ShardReply =
   | { readonly type: 'ready'; readonly recovered: import('./shard-core.js').RecoverySummary | null }
-  | { readonly type: 'stats'; readonly id: number; readonly queues: import('./shard-core.js').QueueStats[]; readonly total: number }
   | { readonly type: 'figures'; readonly id: number; readonly figures: Float64Array }
   | { readonly type: 'stopped' };

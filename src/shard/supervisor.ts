@@ -10,7 +10,6 @@ import type { Worker } from 'node:worker_threads';
 import { spawnWorker } from './spawn-worker.js';
 import { ShardHandle, type OutboundSink } from './shard-handle.js';
 import { CounterSlot } from '../metrics/shard-counters.js';
-import type { QueueStats } from './shard-core.js';
 import type { ShardReply, ShardRequest, ShardWorkerData } from './shard-worker-data.js';
 import type { ManageOp } from '../protocol/ring-record-codec.js';
 import type { RecoverySummary } from './shard-core.js';
@@ -56,10 +55,7 @@ interface Slot {
 }
 
 /** The replies that answer a request. */
-type AnswerReply = Extract<ShardReply, { type: 'stats' | 'figures' }>;
-
-/** Queues per shard request of a long stats list. */
-const STATS_SLICE = 100;
+type AnswerReply = Extract<ShardReply, { type: 'figures' }>;
 
 export class Supervisor {
   readonly handles: readonly ShardHandle[];
@@ -97,21 +93,6 @@ export class Supervisor {
     await Promise.all(this.#slots.map((s) => s.ready));
   }
 
-  /**
-   * Asks a shard for `limit` queue snapshots from `offset` (all by default) over the control port
-   * (not the data path), with the number of queues the shard has in all. Null when the shard is
-   * down or does not answer in time.
-   */
-  queueStatsWithTotal(
-    index: number,
-    query: { limit?: number; offset?: number } = {},
-    timeoutMs = 1000,
-  ): Promise<{ queues: QueueStats[]; total: number } | null> {
-    return this.#ask(index, { type: 'stats', id: 0, limit: query.limit, offset: query.offset }, timeoutMs).then((reply) =>
-      reply?.type === 'stats' ? { queues: reply.queues, total: reply.total } : null,
-    );
-  }
-
   /** The figures of the queues in `names` on one shard, packed (queue-figures.ts); null when it does not answer. */
   queueFigures(index: number, names: readonly string[], timeoutMs = 1000): Promise<Float64Array | null> {
     return this.#ask(index, { type: 'figures', id: 0, names }, timeoutMs).then((reply) =>
@@ -135,26 +116,6 @@ export class Supervisor {
       });
       worker.postMessage({ ...request, id } satisfies ShardRequest);
     });
-  }
-
-  /**
-   * Up to `limit` queues of one shard, asked for in slices of `slice` (each a turn of the shard and
-   * of the main thread: a /v1/stats or /metrics at 100,000 queues never makes a shard snapshot a
-   * thousand queues between two batches of messages), with the shard's total; null if it did not answer.
-   */
-  async queueStatsInSlices(index: number, limit: number, slice = STATS_SLICE): Promise<{ queues: QueueStats[]; total: number } | null> {
-    const queues: QueueStats[] = [];
-    let total = 0;
-    // At least one request, so a limit of 0 still learns the total.
-    do {
-      const want = Math.min(slice, limit - queues.length);
-      const answer = await this.queueStatsWithTotal(index, { limit: want, offset: queues.length });
-      if (answer === null) return queues.length === 0 ? null : { queues, total };
-      total = answer.total;
-      queues.push(...answer.queues);
-      if (answer.queues.length < want) break;
-    } while (queues.length < limit);
-    return { queues, total };
   }
 
   /** Kills a shard thread as a crash would (tests and fault drills). */
@@ -204,7 +165,7 @@ export class Supervisor {
           if (msg.recovered !== null) this.#opts.onRecovered?.(handle.index, msg.recovered);
           handle.alive = true;
           resolve();
-        } else if (msg.type === 'stats' || msg.type === 'figures') {
+        } else if (msg.type === 'figures') {
           this.#waiters.get(msg.id)?.(msg);
           this.#waiters.delete(msg.id);
         }

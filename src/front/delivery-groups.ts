@@ -81,7 +81,8 @@ class Members {
 
   add(member: Member): void {
     if (this.#many !== null) this.#many.set(member.connection, member);
-    else if (this.#few.length < MEMBERS_AS_MAP) this.#few = [...this.#few, member];
+    else if (this.#few.length < MEMBERS_AS_MAP)
+      this.#few = this.#few.concat(member); // exact size: a spread leaves room for 17
     else {
       this.#many = new Map(this.#few.map((m) => [m.connection, m]));
       this.#many.set(member.connection, member);
@@ -227,7 +228,7 @@ export class DeliveryGroups {
       if (group.topic !== null) connection.ws.subscribe(group.topic);
       else if (group.members.size > 1) this.#toTopic(group);
     }
-    if (!member.subs.includes(sub)) member.subs = [...member.subs, sub];
+    if (!member.subs.includes(sub)) member.subs = member.subs.concat(sub);
   }
 
   /** `sub` ended (unsubscribe, cancel, close): the group drops with its last member. */

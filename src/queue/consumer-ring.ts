@@ -48,7 +48,9 @@ export class ConsumerRing {
       throw new Error(`consumer already registered (connection ${consumer.connectionId}, subscription ${consumer.subscriptionId})`);
     }
     const slot: ConsumerSlot = { consumer, deliveries: null };
-    this.#slots.push(slot);
+    // A first push would give the array room for 17 (~150 bytes per idle one-consumer queue).
+    if (this.#slots.length === 0) this.#slots = [slot];
+    else this.#slots.push(slot);
     if (this.#byConsumer !== null) this.#index(slot);
     else if (this.#slots.length > INDEX_FROM) {
       this.#byConsumer = new Map();

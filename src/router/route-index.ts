@@ -61,9 +61,8 @@ export class TargetSet<D> {
     }
     this.#counts.set(target, 1);
     // Copy-on-write: a list handed out earlier stays as it was.
-    const next = this.#list.slice();
-    next.push(target);
-    this.#list = Object.freeze(next);
+    // Exact size: a push would leave room for 17.
+    this.#list = Object.freeze(this.#list.concat([target]));
     return true;
   }
 

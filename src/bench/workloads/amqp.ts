@@ -8,8 +8,10 @@
  *   delivered msg/s ≥ 5× RabbitMQ's;
  * - publish→deliver latency at 10,000 msg/s, 1→1, noAck: p99 ≤ RabbitMQ's / 3;
  *
- * and lost = 0 in every row. A machine without rabbitmq-server measures shardmq alone, with a note
- * saying how to install it. Writes benchmarks/amqp.svg.
+ * and lost = 0 in every row. The same client against the null broker (amqp-null-broker.ts: forwards,
+ * holds nothing) says what that client allows at all on this machine: a goal of k× RabbitMQ's is
+ * reachable only where k× RabbitMQ's figure is within it. A machine without rabbitmq-server measures
+ * shardmq (and the null broker) alone, with a note saying how to install it. Writes benchmarks/amqp.svg.
  */
 import { startBrokerProcess, type BrokerProcess } from '../broker-process.js';
 import {
@@ -28,6 +30,7 @@ import {
 import { machineLine } from '../machine.js';
 import { roundOrder } from '../pacing.js';
 import { rabbitMqMissing, startRabbitMq, type RabbitMqServer } from '../rabbitmq-peer.js';
+import { startNullBroker, type NullBroker } from '../amqp-null-peer.js';
 import { LatencyHistogram } from '../../metrics/latency-histogram.js';
 import { formatRate, spread, summarize } from '../sample-stats.js';
 import { barChart } from '../svg.js';
@@ -120,7 +123,7 @@ function latencyLine(r: LatencyResult): string {
 export const amqpWorkload: Workload = {
   name: 'amqp',
   description:
-    'AMQP 0-9-1 with amqplib, the same client code against shardmq and RabbitMQ (Debian rabbitmq-server, started by the harness on loopback), interleaved: 1→1 and 1→16 fanout open loop with noAck consumers, confirms + manual acks, and publish→deliver latency at 10,000 msg/s; 128-byte messages',
+    "AMQP 0-9-1 with amqplib, the same client code against shardmq, RabbitMQ (Debian rabbitmq-server, started by the harness on loopback) and a null broker that only forwards (the client's own ceiling), interleaved: 1→1 and 1→16 fanout open loop with noAck consumers, confirms + manual acks, and publish→deliver latency at 10,000 msg/s; 128-byte messages",
   async run(ctx: WorkloadContext): Promise<WorkloadResult> {
     const runs = roundsOf(ctx);
     const warm = ctx.quick ? 0.3 : 1;
@@ -131,6 +134,7 @@ export const amqpWorkload: Workload = {
     const latency = new Map<string, LatencyResult[]>();
     let shardmq: BrokerProcess | null = null;
     let rabbit: RabbitMqServer | null = null;
+    let nullBroker: NullBroker | null = null;
     try {
       shardmq = await startBrokerProcess([]);
       if (shardmq.amqpUrl === null) {
@@ -149,6 +153,8 @@ export const amqpWorkload: Workload = {
         );
         brokers.push({ key: 'rabbitmq', name: 'RabbitMQ', url: rabbit.url, pid: rabbit.pid });
       }
+      nullBroker = await startNullBroker();
+      brokers.push({ key: 'null', name: 'null broker (client ceiling)', url: nullBroker.url, pid: nullBroker.pid });
       for (const n of notes) ctx.progress(`amqp: ${n}`);
 
       // Warm-up (not recorded): JIT on every side, first connections.
@@ -174,6 +180,7 @@ export const amqpWorkload: Workload = {
     } finally {
       await shardmq?.stop();
       await rabbit?.stop();
+      await nullBroker?.stop();
     }
 
     const figures: Record<string, number> = {};
@@ -188,6 +195,9 @@ export const amqpWorkload: Workload = {
     for (const c of CASES) {
       const ratio = hasRabbit ? pairedRatio(delivered(of('shardmq', c)), delivered(of('rabbitmq', c))) : NaN;
       if (hasRabbit) figures[`amqp_${c.id}_vs_rabbitmq_ratio`] = ratio;
+      // What the client allows at all here: the null broker's figure ÷ RabbitMQ's, round by round.
+      const ceiling = hasRabbit ? pairedRatio(delivered(of('null', c)), delivered(of('rabbitmq', c))) : NaN;
+      if (hasRabbit) figures[`amqp_null_${c.id}_vs_rabbitmq_ratio`] = ceiling;
       for (const b of brokers) {
         const rs = of(b.key, c);
         if (rs.length === 0) continue;
@@ -208,7 +218,7 @@ export const amqpWorkload: Workload = {
           formatRate(med((r) => r.publishedPerSecond)),
           formatRate(d.median),
           spread(d),
-          b.key === 'shardmq' && hasRabbit ? `${ratio.toFixed(2)}×` : '—',
+          !hasRabbit || b.key === 'rabbitmq' ? '—' : `${(b.key === 'shardmq' ? ratio : ceiling).toFixed(2)}×`,
           c.shape === 'fanout' ? `${count(sent)} × ${c.consumers}` : count(sent),
           count(got),
           count(lost),
@@ -228,8 +238,10 @@ export const amqpWorkload: Workload = {
         const lostS = figures[`amqp_shardmq_${c.id}_lost_max`];
         const lostR = figures[`amqp_rabbitmq_${c.id}_lost_max`];
         const met = ratio >= AMQP_THROUGHPUT_GOAL && lostS === 0 && lostR === 0;
+        const reachable = ceiling >= AMQP_THROUGHPUT_GOAL;
         goalNotes.push(
-          `goal ${c.label}: delivered msg/s ≥ ${AMQP_THROUGHPUT_GOAL}× RabbitMQ's, lost 0 — ${met ? 'met' : 'not met'} (${ratio.toFixed(2)}×; lost ${count(lostS)} / ${count(lostR)}, shardmq / RabbitMQ, worst run)`,
+          `goal ${c.label}: delivered msg/s ≥ ${AMQP_THROUGHPUT_GOAL}× RabbitMQ's, lost 0 — ${met ? 'met' : 'not met'} (${ratio.toFixed(2)}×; lost ${count(lostS)} / ${count(lostR)}, shardmq / RabbitMQ, worst run); ` +
+            `the null broker, with the same client: ${ceiling.toFixed(2)}× RabbitMQ's${reachable ? '' : `, so ${AMQP_THROUGHPUT_GOAL}× is beyond what this client reaches on this machine against any broker`}`,
         );
       }
     }
@@ -244,6 +256,13 @@ export const amqpWorkload: Workload = {
         )
       : NaN;
     if (hasRabbit) figures.amqp_latency_p99_vs_rabbitmq_ratio_at_10k = p99Ratio;
+    const p99Floor = hasRabbit
+      ? pairedRatio(
+          (latency.get('null') ?? []).map((r) => r.histogram.percentile(99)),
+          (latency.get('rabbitmq') ?? []).map((r) => r.histogram.percentile(99)),
+        )
+      : NaN;
+    if (hasRabbit) figures.amqp_null_latency_p99_vs_rabbitmq_ratio_at_10k = p99Floor;
     for (const b of brokers) {
       const rs = latency.get(b.key) ?? [];
       if (rs.length === 0) continue;
@@ -260,7 +279,7 @@ export const amqpWorkload: Workload = {
         ...[50, 90, 99, 99.9].map((p) => us(h.percentile(p))),
         us(h.max),
         spread(summarize(rs.map((r) => r.histogram.percentile(99))), us),
-        b.key === 'shardmq' && hasRabbit ? `${p99Ratio.toFixed(2)}×` : '—',
+        !hasRabbit || b.key === 'rabbitmq' ? '—' : `${(b.key === 'shardmq' ? p99Ratio : p99Floor).toFixed(2)}×`,
         `${Math.max(...rs.map((r) => r.maxScheduleLagMs)).toFixed(1)} ms`,
         count(sent),
         count(lost),
@@ -277,7 +296,7 @@ export const amqpWorkload: Workload = {
       const lostS = figures.amqp_shardmq_latency_10k_lost_max;
       const lostR = figures.amqp_rabbitmq_latency_10k_lost_max;
       const met = p99Ratio <= 1 / AMQP_LATENCY_GOAL_DIVISOR && lostS === 0 && lostR === 0;
-      latencyGoalNote = `goal latency at 10,000 msg/s: p99 ≤ RabbitMQ's / ${AMQP_LATENCY_GOAL_DIVISOR}, lost 0 — ${met ? 'met' : 'not met'} (shardmq ${us(figures.amqp_shardmq_latency_p99_us_at_10k)} vs RabbitMQ ${us(figures.amqp_rabbitmq_latency_p99_us_at_10k)} = ${p99Ratio.toFixed(2)}×, goal ≤ ${(1 / AMQP_LATENCY_GOAL_DIVISOR).toFixed(2)}×; lost ${count(lostS)} / ${count(lostR)})`;
+      latencyGoalNote = `goal latency at 10,000 msg/s: p99 ≤ RabbitMQ's / ${AMQP_LATENCY_GOAL_DIVISOR}, lost 0 — ${met ? 'met' : 'not met'} (shardmq ${us(figures.amqp_shardmq_latency_p99_us_at_10k)} vs RabbitMQ ${us(figures.amqp_rabbitmq_latency_p99_us_at_10k)} = ${p99Ratio.toFixed(2)}×, goal ≤ ${(1 / AMQP_LATENCY_GOAL_DIVISOR).toFixed(2)}×; lost ${count(lostS)} / ${count(lostR)}); the null broker, with the same client: p99 ${us(figures.amqp_null_latency_p99_us_at_10k)} = ${p99Floor.toFixed(2)}× RabbitMQ's${p99Floor > 1 / AMQP_LATENCY_GOAL_DIVISOR ? `, so ≤ ${(1 / AMQP_LATENCY_GOAL_DIVISOR).toFixed(2)}× is beyond what this client reaches on this machine against any broker` : ''}`;
     }
 
     const spec = amqpSpec(CASES[0], ctx.quick);
@@ -293,13 +312,13 @@ export const amqpWorkload: Workload = {
       notes,
       tables: [
         {
-          title: `AMQP 0-9-1 throughput, amqplib against shardmq and RabbitMQ, ${AMQP_PAYLOAD_BYTES}-byte messages, ${runs} interleaved run(s), medians`,
+          title: `AMQP 0-9-1 throughput, amqplib against shardmq, RabbitMQ and a null broker, ${AMQP_PAYLOAD_BYTES}-byte messages, ${runs} interleaved run(s), medians`,
           columns: [
             'broker, workload',
             'published msg/s',
             'delivered msg/s',
             'delivered min–max',
-            'shardmq ÷ RabbitMQ',
+            '÷ RabbitMQ',
             'sent (all runs)',
             'delivered (all runs)',
             'lost (all runs)',
@@ -312,7 +331,8 @@ export const amqpWorkload: Workload = {
           rows,
           notes: [
             ...goalNotes,
-            'the same client code for both brokers (src/bench/amqp-load.ts, amqplib from devDependencies); shardmq ÷ RabbitMQ = median of per-round ratios of delivered msg/s; the brokers alternate run by run',
+            'the same client code for every broker (src/bench/amqp-load.ts, amqplib from devDependencies); ÷ RabbitMQ = median of per-round ratios of delivered msg/s; the brokers alternate run by run',
+            'null broker: src/bench/amqp-null-broker.ts in its own process, an AMQP server that forwards each publish to a consumer in the same turn and holds nothing (no queue, no prefetch, no persistence; one frame parse and one copy per message); what it reaches is the most this client allows on this machine, whatever the broker',
             `open loop: the publisher publishes as fast as amqplib takes messages, honouring \`channel.publish\` returning false by waiting for 'drain'; ${spec.seconds} s of publishing (at most ${count(spec.maxMessages)} messages) per run; deliveries then end when complete, after ${DRAIN_QUIET_MS / 1000} s without one, or after ${spec.drainSeconds} s`,
             `1→1: one queue (exclusive, declared by the consumer), published through the default exchange, one consumer connection with noAck; 1→16: a fanout exchange bound to 16 server-named exclusive queues, one consumer connection each, noAck, delivered counts every copy (expected = sent × 16); confirms + manual acks: a ConfirmChannel publisher with at most ${MAX_UNCONFIRMED.toLocaleString('en-US')} unconfirmed, one consumer with prefetch ${PREFETCH} acking each message`,
             'delivered msg/s = deliveries ÷ time from the first publish to the last delivery (one monotonic clock across processes); lost = expected − delivered after the drain; published msg/s = messages ÷ publishing time (confirms: until the last confirm)',
@@ -333,7 +353,7 @@ export const amqpWorkload: Workload = {
             'p99.9',
             'max',
             'p99 per run (min–max)',
-            'p99 shardmq ÷ RabbitMQ',
+            'p99 ÷ RabbitMQ',
             'worst send lag',
             'sent',
             'lost',

@@ -188,20 +188,24 @@ class Conn implements FrameSink {
     const m = decodeMethod(payload);
     switch (m.name) {
       case 'connection.start-ok':
-        return this.#method(0, 'tune');
+        this.#method(0, 'tune');
+        return;
       case 'connection.tune-ok':
         return;
       case 'connection.open':
-        return this.#write(0, 'connection.open-ok', {});
+        this.#write(0, 'connection.open-ok', {});
+        return;
       case 'connection.close':
         this.#write(0, 'connection.close-ok', {});
         this.flush();
         this.#socket.end();
         return;
       case 'channel.open':
-        return this.#write(channel, 'channel.open-ok', {});
+        this.#write(channel, 'channel.open-ok', {});
+        return;
       case 'channel.close':
-        return this.#write(channel, 'channel.close-ok', {});
+        this.#write(channel, 'channel.close-ok', {});
+        return;
       case 'exchange.declare':
         if (!exchanges.has(m.args.exchange)) exchanges.set(m.args.exchange, new Set());
         if (!m.args.noWait) this.#write(channel, 'exchange.declare-ok', {});
@@ -219,7 +223,8 @@ class Conn implements FrameSink {
         return;
       }
       case 'basic.qos':
-        return this.#write(channel, 'basic.qos-ok', {});
+        this.#write(channel, 'basic.qos-ok', {});
+        return;
       case 'basic.consume': {
         const tag = m.args.consumerTag === '' ? `amq.ctag-null-${++serverNamed}` : m.args.consumerTag;
         const consumer: Consumer = { conn: this, channel, tag, nextTag: 1 };

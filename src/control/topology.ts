@@ -11,7 +11,8 @@
 import { randomBytes } from 'node:crypto';
 import { ExchangeRegistry, isDefaultExchange, RouterError, type ExchangeInfo, type BindingInfo } from '../router/exchange-registry.js';
 import { shardFor } from '../router/shard-map.js';
-import { describeIn, localName, prefixOf, VHOST_SEPARATOR, vhostOf } from '../protocol/vhost-name.js';
+import { SortedNames, type SortedList } from './sorted-names.js';
+import { describeIn, localName, prefixOf, vhostOf } from '../protocol/vhost-name.js';
 
 export interface QueueOptions {
   readonly durable: boolean;
@@ -52,16 +53,14 @@ export class Topology {
   readonly #shards: number;
   readonly #queues = new Map<string, QueueMeta>();
   /** sortedQueueNames' cache; null after a queue was added or removed. */
-  #sortedNames: readonly string[] | null = null;
   readonly registry: ExchangeRegistry<string, number>;
   /** Queues whose publishes need the shard's confirm; when none, no exchange route needs one. */
   #confirmingQueues = 0;
-  /** The names of each vhost's queues but `/`'s (whose are every name without a prefix). */
-  readonly #vhostQueues = new Map<string, Set<string>>();
-  /** Queues in #vhostQueues, all vhosts together: `/` holds the rest. */
-  #inOtherVhosts = 0;
-  /** sortedQueueNamesIn's cache per prefix; cleared when a queue was added or removed. */
-  readonly #sortedIn = new Map<string, readonly string[]>();
+  /**
+   * Each vhost's queue names (by prefix, `/`'s under ''), kept in order as queues come and go: the
+   * management pages' order and each vhost's count.
+   */
+  readonly #sortedIn = new Map<string, SortedNames>();
   /** The most queues a vhost (by prefix) may hold; set by the vhosts' registry. */
   queueLimit: (prefix: string) => number = () => Number.POSITIVE_INFINITY;
 
@@ -98,7 +97,7 @@ export class Topology {
 
   /** How many queues the vhost with this prefix holds. */
   queueCountIn(prefix: string): number {
-    return prefix.length === 0 ? this.#queues.size - this.#inOtherVhosts : (this.#vhostQueues.get(prefix)?.size ?? 0);
+    return this.#sortedIn.get(prefix)?.length ?? 0;
   }
 
   listQueues(): QueueMeta[] {
@@ -117,31 +116,15 @@ export class Topology {
 
   /** The qualified names of the queues of the vhost with this prefix. */
   queueNamesIn(prefix: string): readonly string[] {
-    if (prefix.length > 0) return [...(this.#vhostQueues.get(prefix) ?? [])];
-    if (this.#vhostQueues.size === 0) return [...this.#queues.keys()];
-    const out: string[] = [];
-    for (const name of this.#queues.keys()) if (name.indexOf(VHOST_SEPARATOR) < 0) out.push(name);
-    return out;
-  }
-
-  /** sortedQueueNames for one vhost (qualified names), cached as it is. */
-  sortedQueueNamesIn(prefix: string): readonly string[] {
-    if (prefix.length === 0 && this.#vhostQueues.size === 0) return this.sortedQueueNames();
-    let sorted = this.#sortedIn.get(prefix);
-    if (sorted === undefined) {
-      sorted = [...this.queueNamesIn(prefix)].sort(byCodeUnits);
-      this.#sortedIn.set(prefix, sorted);
-    }
-    return sorted;
+    return [...(this.#sortedIn.get(prefix) ?? [])];
   }
 
   /**
-   * Every queue name in code-unit order, sorted once per change of the queue set rather than per
-   * call: a management page of 100 out of 100k queues must not sort 100k names each time.
+   * The qualified names of one vhost's queues in code-unit order, kept so as queues come and go
+   * (control/sorted-names.ts): a management page of 100 out of 100k queues sorts nothing.
    */
-  sortedQueueNames(): readonly string[] {
-    if (this.#sortedNames === null) this.#sortedNames = [...this.#queues.keys()].sort(byCodeUnits);
-    return this.#sortedNames;
+  sortedQueueNamesIn(prefix: string): SortedList {
+    return this.#sortedIn.get(prefix) ?? EMPTY_NAMES;
   }
 
   listExchanges(): ExchangeInfo[] {
@@ -214,15 +197,13 @@ export class Topology {
         (typeof overflow === 'string' && REFUSING_OVERFLOW.has(overflow)),
     };
     this.#queues.set(name, queue);
-    this.#sortedNames = null;
-    this.#sortedIn.clear();
     const prefix = prefixOf(name);
-    if (prefix.length > 0) {
-      const names = this.#vhostQueues.get(prefix);
-      if (names === undefined) this.#vhostQueues.set(prefix, new Set([name]));
-      else names.add(name);
-      this.#inOtherVhosts++;
+    let sorted = this.#sortedIn.get(prefix);
+    if (sorted === undefined) {
+      sorted = new SortedNames();
+      this.#sortedIn.set(prefix, sorted);
     }
+    sorted.add(name);
     if (queue.confirmFromShard) this.#confirmingQueues++;
     this.queueObserver?.queueAdded(queue);
     return queue;
@@ -233,13 +214,11 @@ export class Topology {
     const queue = this.#queues.get(name);
     if (queue === undefined) return [];
     this.#queues.delete(name);
-    this.#sortedNames = null;
-    this.#sortedIn.clear();
     const prefix = prefixOf(name);
-    const names = prefix.length > 0 ? this.#vhostQueues.get(prefix) : undefined;
-    if (names?.delete(name) === true) {
-      this.#inOtherVhosts--;
-      if (names.size === 0) this.#vhostQueues.delete(prefix);
+    const sorted = this.#sortedIn.get(prefix);
+    if (sorted !== undefined) {
+      sorted.delete(name);
+      if (sorted.length === 0) this.#sortedIn.delete(prefix);
     }
     if (queue.confirmFromShard) this.#confirmingQueues--;
     this.queueObserver?.queueRemoved(queue);
@@ -307,7 +286,5 @@ export class Topology {
   }
 }
 
-/** Plain code-unit order (what `<` does): stable and cheap, unlike localeCompare. */
-function byCodeUnits(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
+/** What a vhost without queues lists. */
+const EMPTY_NAMES: SortedList = Object.freeze([]) as readonly string[] as SortedList;

@@ -7,6 +7,7 @@
  * Without `page` a list is answered whole, as RabbitMQ does.
  */
 import { BrokerError, ErrorCode } from '../protocol/errors.js';
+import type { SortedList } from '../control/sorted-names.js';
 
 export const DEFAULT_PAGE_SIZE = 100;
 export const MAX_PAGE_SIZE = 500;
@@ -65,23 +66,31 @@ export function parsePageQuery(query: (key: string) => string | undefined): Page
 }
 
 /**
- * The page of `names` (sorted ascending) that `q` asks for: a filter walks the names once, a
- * plain page is sliced straight out. 400 when the page is past the last one.
+ * The page of `names` (sorted ascending) that `q` asks for: a filter walks the names once (on
+ * `local(name)` when given: a vhost's clients filter by the names they use), a plain page is
+ * sliced straight out. The names answered are as stored. 400 when the page is past the last one.
  */
-export function selectPage(names: readonly string[], q: PageQuery): { names: string[]; filtered: number; pageCount: number } {
-  const list = q.filter === null ? names : names.filter(q.filter);
+export function selectPage(
+  names: SortedList,
+  q: PageQuery,
+  local?: (name: string) => string,
+): { names: string[]; filtered: number; pageCount: number } {
+  let list: SortedList = names;
+  if (q.filter !== null) {
+    const keep = q.filter;
+    const kept: string[] = [];
+    for (const n of names) if (keep(local === undefined ? n : local(n))) kept.push(n);
+    list = kept;
+  }
   const filtered = list.length;
   const pageCount = Math.max(1, Math.ceil(filtered / q.pageSize));
   if (q.page > pageCount && filtered > 0) {
     throw new BrokerError(ErrorCode.badRequest, `page ${q.page} is out of range: there are ${pageCount} page(s) of ${q.pageSize}`);
   }
   const from = (q.page - 1) * q.pageSize;
-  let out: string[];
-  if (!q.reverse) out = list.slice(from, from + q.pageSize);
-  else {
-    out = [];
-    for (let i = filtered - 1 - from; i >= 0 && out.length < q.pageSize; i--) out.push(list[i]);
-  }
+  const out = q.reverse
+    ? list.slice(Math.max(0, filtered - from - q.pageSize), filtered - from).reverse()
+    : list.slice(from, from + q.pageSize);
   return { names: out, filtered, pageCount };
 }
 

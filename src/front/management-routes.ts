@@ -129,15 +129,14 @@ export function registerManagementRoutes(uwsApp: TemplatedApp, ctx: BrokerContex
     const prefix = principal.vhost.prefix;
     const names = ctx.topology.sortedQueueNamesIn(prefix);
     if (q === null) {
-      // The whole list, in slices across event-loop turns: deliveries never wait behind it.
-      writeQueueSlices(res, ctx, rates, pacer, names, '[', ']');
+      // The whole list (as it is now), in slices across event-loop turns: deliveries never wait behind it.
+      writeQueueSlices(res, ctx, rates, pacer, names.slice(0, names.length), '[', ']');
       return;
     }
     let selected: ReturnType<typeof selectPage>;
     try {
       // Filters and order see the names the vhost's clients use (the prefix is common to all, so the order is the same).
-      selected = selectPage(prefix.length === 0 ? names : names.map((n) => n.slice(prefix.length)), q);
-      if (prefix.length > 0) selected = { ...selected, names: selected.names.map((n) => prefix + n) };
+      selected = selectPage(names, q, prefix.length === 0 ? undefined : (n) => n.slice(prefix.length));
     } catch (err) {
       sendError(res, err, undefined, ctx.refusals);
       return;

@@ -9,12 +9,12 @@ describe('topology - per vhost', () => {
     const t = new Topology(2);
     for (const name of ['b', 'a', `${S}z`, `${S}y`, 'c']) t.declareQueue(name, PLAIN, false, 0);
     expect([t.queueCountIn(''), t.queueCountIn(S)]).toEqual([3, 2]);
-    expect(t.sortedQueueNamesIn('')).toEqual(['a', 'b', 'c']);
-    expect(t.sortedQueueNamesIn(S)).toEqual([`${S}y`, `${S}z`]);
+    expect([...t.sortedQueueNamesIn('')]).toEqual(['a', 'b', 'c']);
+    expect([...t.sortedQueueNamesIn(S)]).toEqual([`${S}y`, `${S}z`]);
     t.removeQueue(`${S}y`);
     t.removeQueue('a');
-    expect(t.sortedQueueNamesIn('')).toEqual(['b', 'c']);
-    expect(t.sortedQueueNamesIn(S)).toEqual([`${S}z`]);
+    expect([...t.sortedQueueNamesIn('')]).toEqual(['b', 'c']);
+    expect([...t.sortedQueueNamesIn(S)]).toEqual([`${S}z`]);
     expect([t.queueCountIn(''), t.queueCountIn(S)]).toEqual([2, 1]);
   });
 

@@ -1,16 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { SortedNames } from '../../src/control/sorted-names.js';
+import { mulberry32 } from '../helpers/prng.js';
 
-/** A seeded generator (mulberry32), so a failure can be replayed. */
+/** Uniform in [0, 1) from the suite's seeded generator, so a failure can be replayed. */
 function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = mulberry32(seed);
+  return () => next() / 2 ** 32;
 }
 
 const byUnits = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);

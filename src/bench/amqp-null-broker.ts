@@ -88,7 +88,6 @@ class Conn implements FrameSink {
   readonly #toAck = new Map<number, number>();
   readonly #incoming = new Map<number, Incoming>();
   readonly #consumers: Consumer[] = [];
-  dirty = false;
 
   constructor(socket: Socket) {
     this.#socket = socket;
@@ -108,8 +107,6 @@ class Conn implements FrameSink {
 
   /** Sends what this connection has to say, once per input chunk (every connection's). */
   flush(): void {
-    if (!this.dirty && this.out.length === 0) return;
-    this.dirty = false;
     if (this.out.length === 0) return;
     this.#socket.write(this.out.take());
     this.out.reset();
@@ -154,7 +151,6 @@ class Conn implements FrameSink {
       writeBasicDeliverMethod(w, c.channel, c.tag, c.nextTag++, false, inc.exchange, inc.routingKey);
       writeFrame(w, FrameType.header, c.channel, inc.header);
       for (const body of inc.bodies) writeFrame(w, FrameType.body, c.channel, body);
-      c.conn.dirty = true;
     }
     this.#incoming.delete(channel);
     this.#published(channel);

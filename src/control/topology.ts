@@ -52,7 +52,6 @@ export class Topology {
   queueObserver: QueueObserver | null = null;
   readonly #shards: number;
   readonly #queues = new Map<string, QueueMeta>();
-  /** sortedQueueNames' cache; null after a queue was added or removed. */
   readonly registry: ExchangeRegistry<string, number>;
   /** Queues whose publishes need the shard's confirm; when none, no exchange route needs one. */
   #confirmingQueues = 0;
@@ -114,7 +113,7 @@ export class Topology {
     return this.#queues.size;
   }
 
-  /** The qualified names of the queues of the vhost with this prefix. */
+  /** The qualified names of the queues of the vhost with this prefix, as they are now (a copy: safe to delete them one by one). */
   queueNamesIn(prefix: string): readonly string[] {
     return [...(this.#sortedIn.get(prefix) ?? [])];
   }
@@ -287,4 +286,4 @@ export class Topology {
 }
 
 /** What a vhost without queues lists. */
-const EMPTY_NAMES: SortedList = Object.freeze([]) as readonly string[] as SortedList;
+const EMPTY_NAMES: SortedList = Object.freeze<string[]>([]);

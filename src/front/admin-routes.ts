@@ -14,7 +14,7 @@ import { HEALTH_TIMEOUT_MS } from '../config/defaults.js';
 import { checkFraming, refuseFraming, sendJson, watchAbort } from './http-util.js';
 import { streamAnswer } from './stream-answer.js';
 import { listedQueues, type ListedQueue } from './listed-queues.js';
-import { FIGURE_STAT_KEYS } from '../shard/queue-figures.js';
+import { statsJson } from './queue-rows.js';
 import { authorize } from './http-auth.js';
 import type { Principal } from '../control/auth.js';
 import type { DroppedSubscription } from './ws-session.js';
@@ -263,16 +263,11 @@ async function* statsParts(ctx: BrokerContext, front: FrontStats): AsyncGenerato
   yield ']}';
 }
 
-/** `"published":0,"delivered":0,…`: the keys are fixed, so their quoted forms are made once. */
-const STAT_PREFIXES = FIGURE_STAT_KEYS.map((key, k) => `${k === 0 ? '' : ','}${JSON.stringify(key)}:`);
-
 /** One queue of /v1/stats, written as text (no object per row). */
 function statsRow({ meta, figures: f }: ListedQueue): string {
-  let stats = '{';
-  for (let k = 0; k < STAT_PREFIXES.length; k++) stats += STAT_PREFIXES[k] + f.stat(k);
   return (
     `{"name":${JSON.stringify(localName(meta.name))},"depth":${f.depth},"consumers":${f.consumers},"unacked":${f.unacked},` +
     `"readyBytes":${f.readyBytes},"durable":${meta.durable},"exclusive":${meta.exclusive},"autoDelete":${meta.autoDelete},` +
-    `"arguments":${JSON.stringify(meta.arguments)},"stats":${stats}},"vhost":${JSON.stringify(vhostOf(meta.name))},"shard":${meta.shard}}`
+    `"arguments":${JSON.stringify(meta.arguments)},"stats":${statsJson(f)},"vhost":${JSON.stringify(vhostOf(meta.name))},"shard":${meta.shard}}`
   );
 }

@@ -25,12 +25,15 @@ const STATUS_TEXT: Record<number, string> = {
 /** Tracks whether the client went away, which uWS requires for every async response. */
 export interface ResponseState {
   aborted: boolean;
+  /** Called when the client goes away, by watchAbort: set by whoever waits on the response meanwhile. */
+  onAbort?: () => void;
 }
 
 export function watchAbort(res: HttpResponse): ResponseState {
   const state: ResponseState = { aborted: false };
   res.onAborted(() => {
     state.aborted = true;
+    state.onAbort?.();
   });
   return state;
 }

@@ -10,6 +10,7 @@ import { BrokerError, ErrorCode } from '../protocol/errors.js';
 import { checkFraming, refuseFraming, sendError, sendJson, sendRefusal, sendText, watchAbort, type ResponseState } from './http-util.js';
 import { queueRows, RateSampler } from './queue-rows.js';
 import type { WorkPacer } from './work-pacer.js';
+import { streamAnswer } from './stream-answer.js';
 import type { Principal } from '../control/auth.js';
 import { authorize } from './http-auth.js';
 import type { RefusalLog } from './refusal-log.js';
@@ -364,13 +365,31 @@ function pageOfList<T>(list: T[], key: (item: T) => string, q: PageQuery): Page<
 }
 
 /**
- * Writes `head`, the queues in `names` as comma-separated JSON objects, then `tail`, SLICE queues at
- * a time: each slice asks only the shards that own its queues for just those queues, is written as
- * soon as it is built, and waits for uWS to drain when the socket is backed up. So no single turn of
- * the main thread (or of a shard) does more than one slice's work, and deliveries interleave; and
- * between slices the pacer (--management-share) keeps the walk to its share of the time. A
- * queue deleted meanwhile is left out (an item_count read before may then be one too high).
+ * `head`, the queues in `names` as comma-separated JSON objects, then `tail`, SLICE queues at a
+ * time: each slice asks only the shards that own its queues for just those queues. Written by
+ * streamAnswer as it is made, so no turn of the main thread (or of a shard) does more than about one
+ * slice's work, deliveries interleave, and the pacer (--management-share) keeps the walk to its share
+ * of the time (the shards' lookups count: time a shard was not delivering). A queue deleted meanwhile
+ * is left out (an item_count read before may then be one too high).
  */
+async function* queueSliceParts(
+  ctx: BrokerContext,
+  rates: RateSampler,
+  names: readonly string[],
+  head: string,
+  tail: string,
+): AsyncGenerator<string> {
+  yield head;
+  let wrote = false;
+  for (let i = 0; i < names.length; i += SLICE) {
+    const rows = await queueRows(ctx, rates, names.slice(i, i + SLICE));
+    if (rows.length === 0) continue;
+    yield (wrote ? ',' : '') + rows.join(',');
+    wrote = true;
+  }
+  yield tail;
+}
+
 function writeQueueSlices(
   res: HttpResponse,
   ctx: BrokerContext,
@@ -380,54 +399,9 @@ function writeQueueSlices(
   head: string,
   tail: string,
 ): void {
-  let aborted = false;
-  let wake: (() => void) | null = null;
-  res.onAborted(() => {
-    aborted = true;
-    wake?.();
-  });
-  res.cork(() => {
-    res.writeStatus('200 OK');
-    res.writeHeader('content-type', 'application/json');
-  });
-  void (async () => {
-    let wrote = false;
-    let pending = head;
-    let spent = 0;
-    for (let i = 0; i < names.length; i += SLICE) {
-      if (i > 0) await pacer.rest(spent);
-      if (aborted) return;
-      const started = performance.now();
-      const rows = await queueRows(ctx, rates, names.slice(i, i + SLICE));
-      if (aborted) return;
-      if (rows.length > 0) {
-        pending += (wrote ? ',' : '') + rows.join(',');
-        wrote = true;
-      }
-      if (pending === '') continue;
-      let ok = true;
-      const text = pending;
-      pending = '';
-      res.cork(() => {
-        ok = res.write(text);
-      });
-      // The shard's lookup counts too: it is time the shard was not delivering.
-      spent = performance.now() - started;
-      if (!ok) {
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-          res.onWritable(() => {
-            resolve();
-            return true;
-          });
-        });
-        wake = null;
-        if (aborted) return;
-      }
-    }
-    const last = pending + tail;
-    res.cork(() => res.end(last));
-  })();
+  void streamAnswer(res, watchAbort(res), 'application/json', queueSliceParts(ctx, rates, names, head, tail), pacer).catch((err: unknown) =>
+    ctx.log.error({ err }, 'a queue listing failed'),
+  );
 }
 
 /** Runs an async handler and answers with its [status, body] or its BrokerError. */

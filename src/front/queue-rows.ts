@@ -53,9 +53,7 @@ function queueRow(meta: QueueMeta, f: QueueFigures | undefined, rates: RateSampl
   let stats = '{}';
   let rate = '{"deliver_per_s":0,"ack_per_s":0}';
   if (f !== undefined) {
-    stats = '{';
-    for (let k = 0; k < STAT_PREFIXES.length; k++) stats += STAT_PREFIXES[k] + num(f.stat(k));
-    stats += '}';
+    stats = statsJson(f);
     rate = rates.sample(meta.name, f.stat(DELIVERED), f.stat(ACKED));
   }
   return (
@@ -64,6 +62,13 @@ function queueRow(meta: QueueMeta, f: QueueFigures | undefined, rates: RateSampl
     `"messages_ready":${num(depth)},"messages_unacknowledged":${num(unacked)},"consumers":${num(f?.consumers ?? 0)},` +
     `"message_bytes_ready":${num(f?.readyBytes ?? 0)},"stats":${stats},"rates":${rate}}`
   );
+}
+
+/** A queue's stats as the JSON object `{"published":…,"delivered":…,…}`, straight from its packed figures. */
+export function statsJson(f: QueueFigures): string {
+  let stats = '{';
+  for (let k = 0; k < STAT_PREFIXES.length; k++) stats += STAT_PREFIXES[k] + num(f.stat(k));
+  return `${stats}}`;
 }
 
 const DELIVERED = FIGURE_STAT_KEYS.indexOf('delivered');

@@ -52,19 +52,14 @@ export async function streamAnswer(
   res.cork(() => res.end(last));
 }
 
-function writable(res: HttpResponse, state: ResponseState): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const timer = setInterval(() => {
-      // onWritable does not fire for an aborted response.
-      if (state.aborted) {
-        clearInterval(timer);
-        resolve();
-      }
-    }, 100);
+/** Until uWS has room again or the client went away (onWritable never fires for an aborted response). */
+async function writable(res: HttpResponse, state: ResponseState): Promise<void> {
+  await new Promise<void>((resolve) => {
+    state.onAbort = resolve;
     res.onWritable(() => {
-      clearInterval(timer);
       resolve();
       return true;
     });
   });
+  state.onAbort = undefined;
 }

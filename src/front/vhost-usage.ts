@@ -21,7 +21,7 @@ export async function vhostUsage(ctx: BrokerContext, prefixes: readonly string[]
   const out = new Map<string, VhostUsage>();
   const byShard = new Map<number, { names: string[]; prefixes: string[] }>();
   for (const prefix of prefixes) {
-    const names = ctx.topology.queueNamesIn(prefix);
+    const names = ctx.topology.sortedQueueNamesIn(prefix);
     out.set(prefix, { queues: names.length, ready: 0, unacked: 0, readyBytes: 0 });
     for (const name of names) {
       const shard = ctx.topology.getQueue(name)?.shard;

@@ -218,18 +218,14 @@ export class ShardCore {
     this.#expiryTimer.arm();
   }
 
-  /** Snapshots of the queues in `names` (those that exist), else of the first `limit` queues (all by default). */
-  queueStats(limit?: number, offset?: number): QueueStats[] {
-    return this.#topology.queueStats(limit, offset);
+  /** Snapshots of every queue of the shard (tests and diagnostics; management pages use queueFigures). */
+  queueStats(): QueueStats[] {
+    return this.#topology.queueStats();
   }
 
   /** A management page's queues, packed (queue-figures.ts). */
   queueFigures(names: readonly string[]): Float64Array<ArrayBuffer> {
     return this.#topology.queueFigures(names);
-  }
-
-  get queueCount(): number {
-    return this.#topology.queueCount;
   }
 
   /** Messages this shard holds in memory (ready + unacked): what a crash would lose. */

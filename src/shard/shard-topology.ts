@@ -368,23 +368,10 @@ export class ShardTopology implements ReplayTarget {
     return this.#gauges.ready + this.#gauges.unacked;
   }
 
-  get queueCount(): number {
-    return this.#queues.size;
-  }
-
-  /**
-   * Snapshots of `limit` queues (all by default) from position `offset` in the shard's order: a long
-   * list is asked for in slices.
-   */
-  queueStats(limit = Infinity, offset = 0): QueueStats[] {
+  /** Snapshots of every queue, in the shard's order. */
+  queueStats(): QueueStats[] {
     const out: QueueStats[] = [];
-    let skip = offset;
     for (const local of this.#queues.values()) {
-      if (out.length >= limit) break;
-      if (skip > 0) {
-        skip--;
-        continue;
-      }
       const s = snapshot(local);
       const depth = this.streams.depthOf(local.queue);
       out.push(depth === undefined ? s : { ...s, depth });

@@ -187,16 +187,20 @@ export const amqpWorkload: Workload = {
     const hasRabbit = brokers.some((b) => b.key === 'rabbitmq');
     const of = (key: string, c: Case): ThroughputResult[] => throughput.get(`${key}/${c.id}`) ?? [];
     const delivered = (rs: readonly ThroughputResult[]): number[] => rs.map((r) => r.deliveredPerSecond);
+    /** A broker's delivered msg/s ÷ RabbitMQ's, round by round (NaN without RabbitMQ). */
+    const throughputVsRabbit = (key: string, c: Case): number =>
+      hasRabbit ? pairedRatio(delivered(of(key, c)), delivered(of('rabbitmq', c))) : NaN;
+    const p99s = (key: string): number[] => (latency.get(key) ?? []).map((r) => r.histogram.percentile(99));
 
     // ---- throughput table
     const rows: (string | number)[][] = [];
     const goalNotes: string[] = [];
     let latencyGoalNote: string | null = null;
     for (const c of CASES) {
-      const ratio = hasRabbit ? pairedRatio(delivered(of('shardmq', c)), delivered(of('rabbitmq', c))) : NaN;
+      const ratio = throughputVsRabbit('shardmq', c);
       if (hasRabbit) figures[`amqp_${c.id}_vs_rabbitmq_ratio`] = ratio;
       // What the client allows at all here: the null broker's figure ÷ RabbitMQ's, round by round.
-      const ceiling = hasRabbit ? pairedRatio(delivered(of('null', c)), delivered(of('rabbitmq', c))) : NaN;
+      const ceiling = throughputVsRabbit('null', c);
       if (hasRabbit) figures[`amqp_null_${c.id}_vs_rabbitmq_ratio`] = ceiling;
       for (const b of brokers) {
         const rs = of(b.key, c);
@@ -249,19 +253,9 @@ export const amqpWorkload: Workload = {
     // ---- latency table
     const latencyRows: (string | number)[][] = [];
     const merge = (rs: readonly LatencyResult[]): LatencyHistogram => rs.reduce((m, r) => m.merge(r.histogram), new LatencyHistogram());
-    const p99Ratio = hasRabbit
-      ? pairedRatio(
-          (latency.get('shardmq') ?? []).map((r) => r.histogram.percentile(99)),
-          (latency.get('rabbitmq') ?? []).map((r) => r.histogram.percentile(99)),
-        )
-      : NaN;
+    const p99Ratio = hasRabbit ? pairedRatio(p99s('shardmq'), p99s('rabbitmq')) : NaN;
     if (hasRabbit) figures.amqp_latency_p99_vs_rabbitmq_ratio_at_10k = p99Ratio;
-    const p99Floor = hasRabbit
-      ? pairedRatio(
-          (latency.get('null') ?? []).map((r) => r.histogram.percentile(99)),
-          (latency.get('rabbitmq') ?? []).map((r) => r.histogram.percentile(99)),
-        )
-      : NaN;
+    const p99Floor = hasRabbit ? pairedRatio(p99s('null'), p99s('rabbitmq')) : NaN;
     if (hasRabbit) figures.amqp_null_latency_p99_vs_rabbitmq_ratio_at_10k = p99Floor;
     for (const b of brokers) {
       const rs = latency.get(b.key) ?? [];

@@ -7,7 +7,7 @@
  */
 import { qualify } from '../protocol/vhost-name.js';
 import { DestinationType, formatDestination, type Destination } from '../protocol/destination.js';
-import { NO_TOKEN } from '../protocol/ring-record-codec.js';
+import { CARRIER_ARG, NO_TOKEN } from '../protocol/ring-record-codec.js';
 import { BrokerError, ErrorCode } from '../protocol/errors.js';
 import { withBrokerErrors } from './router-errors.js';
 import type { VhostScope } from '../protocol/vhost-name.js';
@@ -143,6 +143,23 @@ export class ConsumePath {
    */
   sharedQueue(destination: Destination, vhost: VhostScope): { queue: string; shard: number } {
     return this.#declarePrivate(destination, vhost.prefix, 0);
+  }
+
+  /**
+   * The carrier queue of light subscriptions to `destination`'s exchange in `vhost`
+   * (control/light-routes.ts): a private topic queue as `sharedQueue` declares, bound to nothing
+   * (its shard puts a publish into it when the main thread flags it), that names the exchange it
+   * carries.
+   */
+  carrierQueue(destination: Destination, vhost: VhostScope): { queue: string; shard: number; exchange: string } {
+    const exchange = vhost.prefix + destination.exchange;
+    if (!this.#topology.registry.hasExchange(exchange)) throw new BrokerError(ErrorCode.notFound, `no ${describeIn('exchange', exchange)}`);
+    const args = Object.freeze({ ...this.#topicArgs(), [CARRIER_ARG]: exchange });
+    const options = { durable: false, exclusive: true, autoDelete: true, arguments: args };
+    const created = withBrokerErrors(() => this.#topology.declareQueue(vhost.prefix, options, false, 0));
+    const { name: queue, shard } = created.queue;
+    this.#shards[shard].writeControl((w) => w.manage(0, NO_TOKEN, { op: 'declareQueue', name: queue, ...options }));
+    return { queue, shard, exchange };
   }
 
   /** A private queue of vhost `prefix` bound to the destination's exchange (of that vhost) with its pattern. */

@@ -39,11 +39,23 @@ export interface PublishTarget {
    */
   readonly vhostNumber: number;
   readonly ringExchange: string;
+  /** PUBLISH_FLAG_* bits every copy carries (PUBLISH_FLAG_LIGHT: a light subscription's carrier is among the targets). */
+  readonly flags: number;
 }
 
 /** A target on another node of the cluster: nothing goes into a local ring. */
 function remoteTarget(exchange: string, routingKey: string, remote: string): PublishTarget {
-  return { exchange, routingKey, shards: [], confirmFromShard: false, forward: null, remote, vhostNumber: 0, ringExchange: exchange };
+  return {
+    exchange,
+    routingKey,
+    shards: [],
+    confirmFromShard: false,
+    forward: null,
+    remote,
+    vhostNumber: 0,
+    ringExchange: exchange,
+    flags: 0,
+  };
 }
 
 /**
@@ -183,6 +195,7 @@ export class PublishPath {
         forward: null,
         vhostNumber: vhost.number,
         ringExchange: vhost.number === 0 ? prefix : '',
+        flags: 0,
       };
     }
     const exchange = vhost.names.of(destination.exchange);
@@ -206,6 +219,7 @@ export class PublishPath {
       forward,
       vhostNumber: numbered ? vhostNumber : 0,
       ringExchange: numbered ? local : routed.exchange,
+      flags: routed.flags,
     };
   }
 
@@ -298,7 +312,7 @@ export class PublishPath {
           target.routingKey,
           properties,
           payload,
-          flags,
+          flags | target.flags,
           credited,
           target.vhostNumber,
         )
@@ -352,8 +366,11 @@ export class PublishPath {
    */
   republishDeadLetter(exchange: string, routingKey: string, properties: Uint8Array | null, payload: Uint8Array): void {
     let shards: readonly number[];
+    let flags = PUBLISH_FLAG_DEAD_LETTERED;
     try {
-      shards = this.#topology.route(exchange, routingKey).shards;
+      const routed = this.#topology.route(exchange, routingKey);
+      shards = routed.shards;
+      flags |= routed.flags;
     } catch {
       // The dead-letter exchange does not exist: RabbitMQ drops the message too.
       this.unroutable++;
@@ -364,7 +381,7 @@ export class PublishPath {
       return;
     }
     for (const s of shards) {
-      this.#shards[s].writeControl((w) => w.publish(0, NO_TOKEN, exchange, routingKey, properties, payload, PUBLISH_FLAG_DEAD_LETTERED));
+      this.#shards[s].writeControl((w) => w.publish(0, NO_TOKEN, exchange, routingKey, properties, payload, flags));
     }
   }
 

@@ -13,6 +13,8 @@ import { ExchangeRegistry, isDefaultExchange, RouterError, type ExchangeInfo, ty
 import { shardFor } from '../router/shard-map.js';
 import { SortedNames, type SortedList } from './sorted-names.js';
 import { describeIn, localName, prefixOf, vhostOf } from '../protocol/vhost-name.js';
+import { PUBLISH_FLAG_LIGHT } from '../protocol/ring-record-codec.js';
+import type { LightRouting } from './light-routes.js';
 
 export interface QueueOptions {
   readonly durable: boolean;
@@ -62,6 +64,9 @@ export class Topology {
   readonly #sortedIn = new Map<string, SortedNames>();
   /** The most queues a vhost (by prefix) may hold; set by the vhosts' registry. */
   queueLimit: (prefix: string) => number = () => Number.POSITIVE_INFINITY;
+  /** Light subscriptions' patterns (the WebSocket front's shared streams); null while there is no front to carry them. */
+  light: LightRouting | null = null;
+  readonly #singleShards: (readonly number[])[] = [];
 
   constructor(shardCount: number) {
     this.#shards = shardCount;
@@ -236,8 +241,18 @@ export class Topology {
    * the publisher must wait for the shards to confirm. Throws RouterError (not_found,
    * access_refused for internal exchanges).
    */
-  route(exchange: string, routingKey: string): { shards: readonly number[]; confirmFromShard: boolean; exchange: string } {
+  route(exchange: string, routingKey: string): { shards: readonly number[]; confirmFromShard: boolean; exchange: string; flags: number } {
     let shards = this.registry.routeIgnoringHeaders(exchange, routingKey);
+    let flags = 0;
+    const light = this.light;
+    if (light !== null) {
+      // Light subscriptions (control/light-routes.ts): their carrier's shard, and the flag that puts the message into it.
+      const shard = light.shardFor(exchange, routingKey);
+      if (shard >= 0) {
+        flags = PUBLISH_FLAG_LIGHT;
+        if (!shards.includes(shard)) shards = shards.length === 0 ? this.#oneShard(shard) : shards.concat(shard);
+      }
+    }
     // RabbitMQ's alternate exchange: what the exchange routes nowhere goes to the one its
     // `alternate-exchange` argument names (and on, a few hops at most, never in a circle).
     for (let hops = 0; shards.length === 0 && hops < MAX_ALTERNATE_HOPS; hops++) {
@@ -255,7 +270,14 @@ export class Topology {
         ? this.#queues.get(exchange.length === 0 ? routingKey : exchange + routingKey)?.confirmFromShard === true
         : true;
     }
-    return { shards, confirmFromShard, exchange };
+    return { shards, confirmFromShard, exchange, flags };
+  }
+
+  /** A frozen `[shard]`, one per shard. */
+  #oneShard(shard: number): readonly number[] {
+    let one = this.#singleShards[shard];
+    if (one === undefined) this.#singleShards[shard] = one = Object.freeze([shard]);
+    return one;
   }
 
   #checkEquivalent(q: QueueMeta, o: QueueOptions): void {

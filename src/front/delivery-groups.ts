@@ -1,30 +1,37 @@
 /**
- * Fan-out late: shared streams for auto-ack `/topic/` subscriptions.
+ * Fan-out late: shared streams for auto-ack `/topic/` subscriptions, carried light.
  *
  * Subscriptions that allow it (SUBSCRIBE_SHARED, which the exported client sets for auto ack) and
- * name the same `/topic/` pattern join one group. The group has one queue on one shard, bound and
- * bounded like a private topic queue, with one consumer (GROUP_CONNECTION, the group id): the
- * shard writes one deliver record per message for all members, not one per member. Here each
- * record is encoded once, as a DELIVER with the STREAM flag (stream id = group id, tag 0), into the
- * group's frame; at the end of the chunk the frame goes to uWebSockets.js's topic publish, which
- * copies it to every member socket in C++ (a group that never had a second member has no uWS topic:
- * its frame is sent to its one member's socket directly). Each member learned its stream id from a STREAM op,
- * sent before the socket joined the uWS topic, so the bytes are the same for every member.
+ * name the same `/topic/` pattern join one group: one stream, whose messages are encoded once, as
+ * DELIVERs with the STREAM flag (stream id = group id, tag 0), into the group's frame; at the end of
+ * the chunk the frame goes to uWebSockets.js's topic publish, which copies it to every member socket
+ * in C++ (a group that never had a second member has no uWS topic: its frame is sent to its one
+ * member's socket directly). Each member learned its stream id from a STREAM op, sent before the
+ * socket joined the uWS topic, so the bytes are the same for every member.
  *
- * Flow control is the group's: its credit goes back to the shard after a chunk only while every
- * member's socket is below --socket-high-water (checked per chunk and per drain, never per
- * message), so a member that lags holds the group, and the full group queue presses (holds the
- * publishers) as a private topic queue does. A member whose socket stays above high water for
- * --slow-consumer-ms is slow, and --slow-consumer applies to it alone: `drop` takes it out of the
- * stream until its socket drains, then sends it the newest --topic-buffer messages it missed (the
- * group keeps that many of its frames while a member is out) and tells each of its subscriptions
- * how many older ones it lost (a DROPPED notice, counted exactly from the stream's sequence): the
- * same drop-oldest a private topic queue applies; `disconnect` closes it; `block` keeps it in,
- * holding the group and its publishers, as it would hold its own queue.
+ * A group is light: it has no queue of its own. Every group on one exchange (of one vhost) is fed by
+ * that exchange's carrier, one queue on one shard with one consumer (GROUP_CONNECTION, the carrier
+ * id). The groups' patterns sit in the carrier's trie on this thread (control/light-routes.ts): the
+ * publish path sends a message to the carrier only when a pattern matches its key, and each deliver
+ * record of the carrier is matched here again to the groups it goes to. So an idle subscription
+ * costs a trie entry and its group here, and nothing on a shard: no queue, binding or consumer.
  *
- * A member joining gets the stream from the next message handed to uWS: a few messages still in
- * the group queue (published just before it subscribed) can reach it, where a private queue would
- * have started empty.
+ * Flow control is the carrier's: its credit goes back to the shard after a chunk only while no
+ * member socket that got its messages is above --socket-high-water (checked per chunk for the groups
+ * the chunk touched, and per drain, never per message), so a member that lags holds the carrier, and
+ * the full carrier presses (holds the publishers) as a private topic queue does. The carrier is the
+ * light subscription's backlog: what a lagging member's groups have not taken waits there, in order.
+ * A member whose socket stays above high water for --slow-consumer-ms is slow, and --slow-consumer
+ * applies to it alone: `drop` takes it out of its streams until its socket drains, then sends it the
+ * newest --topic-buffer messages of each stream it missed (a group keeps that many of its frames
+ * while a member is out) and tells each of its subscriptions how many older ones it lost (a DROPPED
+ * notice, counted exactly from the stream's sequence): the same drop-oldest a private topic queue
+ * applies; `disconnect` closes it; `block` keeps it in, holding the carrier and its publishers, as
+ * it would hold its own queue.
+ *
+ * A member joining gets the stream from the next message matched to it: a few messages still in the
+ * carrier (published just before it subscribed) can reach it, where a private queue would have
+ * started empty.
  */
 import type { VhostScope } from '../protocol/vhost-name.js';
 import type { TemplatedApp } from 'uWebSockets.js';
@@ -32,6 +39,7 @@ import type { BrokerContext } from './context.js';
 import type { DeliveryFlush } from './delivery-flush.js';
 import type { Connection, WsSubscription } from './ws-connection.js';
 import type { Destination } from '../protocol/destination.js';
+import { LightRoutes, type LightExchange } from '../control/light-routes.js';
 import { AckModeCode, type DeliverHead } from '../protocol/ring-record-codec.js';
 import type { BinaryFrameWriter } from '../protocol/ws-binary-encode.js';
 import { OP_HEADER_BYTES, readU32 } from '../protocol/ws-binary.js';
@@ -51,66 +59,104 @@ const MAX_GROUP_FRAME_BYTES = 256 * 1024;
 
 interface Member {
   readonly connection: Connection;
-  /** Its subscriptions to the group's pattern (almost always one); replaced, never spliced, so a walk over it stays valid. */
-  subs: readonly WsSubscription[];
+  /**
+   * Its subscriptions to the group's pattern: almost always one, held as itself (an array of one is
+   * ~56 bytes of every idle subscription); several in an array, replaced, never spliced, so a walk
+   * over it stays valid.
+   */
+  subs: WsSubscription | readonly WsSubscription[];
   /** The stream's sequence when the member was taken out as slow (drop); null while it is in. */
   leftAt: number | null;
+}
+
+/** A member's subscriptions as a list. */
+function subsOf(member: Member): readonly WsSubscription[] {
+  return Array.isArray(member.subs) ? member.subs : [member.subs as WsSubscription];
 }
 
 /** A group's members become a Map past this many. */
 const MEMBERS_AS_MAP = 8;
 
 /**
- * A group's members by connection: an array while they are few (most streams have one member, and
- * an empty Map is ~180 bytes of every idle subscription), a Map past MEMBERS_AS_MAP. A removal
- * replaces the array, so a walk over values() is not disturbed by a member leaving during it.
+ * A group's members by connection: the member itself while it is alone (most streams have one, and
+ * an array of one is ~56 bytes of every idle subscription), an array while they are few, a Map past
+ * MEMBERS_AS_MAP (an empty Map alone is ~180 bytes). A change replaces the array, so a walk over
+ * values() is not disturbed by a member leaving during it.
  */
 class Members {
-  #few: readonly Member[] = [];
-  #many: Map<Connection, Member> | null = null;
+  #set: Member | readonly Member[] | Map<Connection, Member> | null = null;
 
   get size(): number {
-    return this.#many === null ? this.#few.length : this.#many.size;
+    const set = this.#set;
+    if (set === null) return 0;
+    if (Array.isArray(set)) return set.length;
+    return set instanceof Map ? set.size : 1;
   }
 
   get(connection: Connection): Member | undefined {
-    if (this.#many !== null) return this.#many.get(connection);
-    for (const member of this.#few) if (member.connection === connection) return member;
+    const set = this.#set;
+    if (set === null) return undefined;
+    if (set instanceof Map) return set.get(connection);
+    if (!Array.isArray(set)) return (set as Member).connection === connection ? (set as Member) : undefined;
+    for (const member of set) if (member.connection === connection) return member;
     return undefined;
   }
 
   add(member: Member): void {
-    if (this.#many !== null) this.#many.set(member.connection, member);
-    else if (this.#few.length < MEMBERS_AS_MAP)
-      this.#few = this.#few.concat(member); // exact size: a spread leaves room for 17
-    else {
-      this.#many = new Map(this.#few.map((m) => [m.connection, m]));
-      this.#many.set(member.connection, member);
-      this.#few = [];
-    }
+    const set = this.#set;
+    if (set === null) this.#set = member;
+    else if (set instanceof Map) set.set(member.connection, member);
+    else if (!Array.isArray(set)) this.#set = [set as Member, member];
+    else if (set.length < MEMBERS_AS_MAP)
+      this.#set = set.concat(member); // exact size: a spread leaves room for 17
+    else this.#set = new Map([...set, member].map((m) => [m.connection, m]));
   }
 
   delete(connection: Connection): void {
-    if (this.#many !== null) this.#many.delete(connection);
-    else this.#few = this.#few.filter((m) => m.connection !== connection);
+    const set = this.#set;
+    if (set === null) return;
+    if (set instanceof Map) set.delete(connection);
+    else if (!Array.isArray(set)) {
+      if ((set as Member).connection === connection) this.#set = null;
+    } else {
+      const rest = set.filter((m) => m.connection !== connection);
+      this.#set = rest.length === 1 ? rest[0] : rest.length === 0 ? null : rest;
+    }
   }
 
   values(): Iterable<Member> {
-    return this.#many === null ? this.#few : this.#many.values();
+    const set = this.#set;
+    if (set === null) return EMPTY_MEMBERS;
+    if (set instanceof Map) return set.values();
+    return Array.isArray(set) ? set : [set as Member];
   }
 
   clear(): void {
-    this.#few = [];
-    this.#many = null;
+    this.#set = null;
   }
+}
+
+const EMPTY_MEMBERS: readonly Member[] = Object.freeze([]);
+
+/** The queue that feeds every group of one exchange (of one vhost), and its flow control. */
+interface Carrier {
+  /** Its consumer's id on the shard (with GROUP_CONNECTION). */
+  readonly id: number;
+  /** Its groups, by pattern, in the trie that routes to them (one group per pattern). */
+  readonly routes: LightExchange<Group>;
+  /** How many groups it feeds. */
+  groups: number;
+  owedCredit: number;
+  owedBytes: number;
+  touched: boolean;
+  /** Member connections above high water when last sampled for it: its credit waits while any is. */
+  holders: Set<Connection> | null;
 }
 
 interface Group {
   readonly id: number;
-  readonly key: string;
   readonly destination: Destination;
-  readonly queue: string;
-  readonly shard: number;
+  readonly carrier: Carrier;
   /**
    * The uWS topic its members' sockets subscribe to, once it has had two members; null before: a
    * stream with one member (most of a telemetry fleet's 100,000 patterns) sends it its frames
@@ -127,8 +173,6 @@ interface Group {
   /** Frames handed to uWS while a member was out, oldest first, at most --topic-buffer messages beyond the first. */
   history: Array<{ frame: Uint8Array; ops: number }> | null;
   historyOps: number;
-  owedCredit: number;
-  owedBytes: number;
   /** Payload bytes in the frame being gathered (each member gets them). */
   frameBytes: number;
   touched: boolean;
@@ -145,12 +189,18 @@ export class DeliveryGroups {
   readonly #ctx: BrokerContext;
   readonly #flush: DeliveryFlush;
   readonly #hooks: GroupHooks;
-  readonly #byKey = new Map<string, Group>();
+  readonly #light: LightRoutes<Group>;
+  /** Carriers by qualified exchange, and by consumer id. */
+  readonly #carriers = new Map<string, Carrier>();
+  readonly #carriersById = new Map<number, Carrier>();
   readonly #byId = new Map<number, Group>();
-  readonly #ofConnection = new Map<Connection, Set<Group>>();
+  /** Each connection's carriers, with how many of its groups each feeds (drains walk these, not the groups). */
+  readonly #carriersOf = new Map<Connection, Map<Carrier, number>>();
   readonly #touched: Group[] = [];
+  readonly #touchedCarriers: Carrier[] = [];
   #app: TemplatedApp | null = null;
   #nextId = 1;
+  #nextCarrier = 1;
   /** Stream deliveries handed to uWS (messages × frames, not × members). */
   streamed = 0;
   /** Messages slow members of streams lost (drop policy), summed over members. */
@@ -159,11 +209,16 @@ export class DeliveryGroups {
   replayed = 0;
   /** Payload bytes the streams delivered, once per member that got them. */
   deliveredBytes = 0;
+  /** Carrier deliveries no group's pattern matched any more (its last subscriber left while they were queued). */
+  unmatched = 0;
 
   constructor(ctx: BrokerContext, flush: DeliveryFlush, hooks: GroupHooks) {
     this.#ctx = ctx;
     this.#flush = flush;
     this.#hooks = hooks;
+    const registry = ctx.topology.registry;
+    this.#light = new LightRoutes<Group>(() => registry.bindingObserver);
+    ctx.topology.light = this.#light;
   }
 
   register(app: TemplatedApp): void {
@@ -177,17 +232,14 @@ export class DeliveryGroups {
   /** The queue and shard `sub` (being created) will share for `destination`, creating the group if needed. */
   place(destination: Destination, vhost: VhostScope): { queue: string; shard: number; group: number } {
     // Per vhost: two tenants' subscribers to the same pattern read different exchanges.
-    const key = `${vhost.prefix}${destination.exchange}\u0000${destination.name}`;
-    let group = this.#byKey.get(key);
+    const carrier = this.#carrierFor(destination, vhost);
+    let group: Group | undefined = carrier.routes.matcher.valuesAt(destination.name)[0];
     if (group === undefined) {
-      const { queue, shard } = this.#ctx.consume.sharedQueue(destination, vhost);
       const id = this.#allocateId();
       group = {
         id,
-        key,
         destination,
-        queue,
-        shard,
+        carrier,
         topic: null,
         members: new Members(),
         writer: null,
@@ -195,16 +247,14 @@ export class DeliveryGroups {
         out: 0,
         history: null,
         historyOps: 0,
-        owedCredit: 0,
-        owedBytes: 0,
         frameBytes: 0,
         touched: false,
       };
-      this.#byKey.set(key, group);
+      carrier.groups++;
       this.#byId.set(id, group);
-      this.#writeConsumer(group);
+      this.#light.add(carrier.routes, destination.name, group);
     }
-    return { queue: group.queue, shard: group.shard, group: group.id };
+    return { queue: carrier.routes.queue, shard: carrier.routes.shard, group: group.id };
   }
 
   /**
@@ -220,15 +270,16 @@ export class DeliveryGroups {
     let member = group.members.get(connection);
     if (member === undefined) {
       this.#publishPending(group);
-      member = { connection, subs: [], leftAt: null };
+      member = { connection, subs: sub, leftAt: null };
       group.members.add(member);
-      let mine = this.#ofConnection.get(connection);
-      if (mine === undefined) this.#ofConnection.set(connection, (mine = new Set()));
-      mine.add(group);
+      let carriers = this.#carriersOf.get(connection);
+      if (carriers === undefined) this.#carriersOf.set(connection, (carriers = new Map()));
+      carriers.set(group.carrier, (carriers.get(group.carrier) ?? 0) + 1);
       if (group.topic !== null) connection.ws.subscribe(group.topic);
       else if (group.members.size > 1) this.#toTopic(group);
     }
-    if (!member.subs.includes(sub)) member.subs = member.subs.concat(sub);
+    const subs = subsOf(member);
+    if (!subs.includes(sub)) member.subs = subs.concat(sub);
   }
 
   /** `sub` ended (unsubscribe, cancel, close): the group drops with its last member. */
@@ -237,78 +288,112 @@ export class DeliveryGroups {
     if (group === undefined) return;
     const { connection } = sub;
     const member = group.members.get(connection);
-    if (member === undefined || !member.subs.includes(sub)) return;
-    member.subs = member.subs.filter((s) => s !== sub);
-    if (member.subs.length > 0) return;
+    if (member === undefined) return;
+    const subs = subsOf(member);
+    if (!subs.includes(sub)) return;
+    if (subs.length > 1) {
+      const rest = subs.filter((s) => s !== sub);
+      member.subs = rest.length === 1 ? rest[0] : rest;
+      return;
+    }
+    const { carrier } = group;
     this.#remove(group, member);
+    this.#leaveCarrier(connection, carrier);
     if (group.members.size === 0) this.#drop(group);
     // The one that lagged may have gone: the rest may take more.
-    else this.#creditIfKeepingUp(group);
+    if (this.#carriersById.get(carrier.id) === carrier) this.#creditIfKeepingUp(carrier);
   }
 
   /** The connection closed: it leaves every group (uWS dropped its topics with the socket). */
   connectionClosed(connection: Connection): void {
-    const mine = this.#ofConnection.get(connection);
-    if (mine === undefined) return;
-    this.#ofConnection.delete(connection);
-    for (const group of mine) {
+    const carriers = this.#carriersOf.get(connection);
+    if (carriers === undefined) return;
+    this.#carriersOf.delete(connection);
+    for (const group of this.#groupsOf(connection)) {
       const member = group.members.get(connection);
       if (member !== undefined) this.#remove(group, member);
       if (group.members.size === 0) this.#drop(group);
-      else this.#creditIfKeepingUp(group);
+    }
+    for (const carrier of carriers.keys()) {
+      carrier.holders?.delete(connection);
+      if (this.#carriersById.get(carrier.id) === carrier) this.#creditIfKeepingUp(carrier);
     }
   }
 
-  /** One deliver record of a group consumer: encoded once into the group's frame. */
-  onDeliver(rec: DeliverHead, buf: Uint8Array): boolean {
-    const group = this.#byId.get(rec.subscriptionId);
-    if (group === undefined) return false;
-    const writer = (group.writer ??= this.#flush.writers.take());
-    writer.deliverRecord(group.id, 0, rec, buf, true);
-    group.seq++;
-    group.owedCredit++;
-    group.owedBytes += rec.payloadLength;
-    group.frameBytes += rec.payloadLength;
-    if (!group.touched) {
-      group.touched = true;
-      this.#touched.push(group);
+  /**
+   * One deliver record of a carrier: matched to the groups whose pattern fits its key, and encoded
+   * once into each one's frame. `buffer` holds `rec`'s bytes as `buf` does (for the key's text).
+   */
+  onDeliver(rec: DeliverHead, buf: Uint8Array, buffer: Buffer): boolean {
+    const carrier = this.#carriersById.get(rec.subscriptionId);
+    if (carrier === undefined) return false;
+    carrier.owedCredit++;
+    carrier.owedBytes += rec.payloadLength;
+    if (!carrier.touched) {
+      carrier.touched = true;
+      this.#touchedCarriers.push(carrier);
     }
-    if (writer.length >= MAX_GROUP_FRAME_BYTES) this.#publishPending(group);
+    const key = rec.keyLength === 0 ? '' : buffer.toString('utf8', rec.keyOffset, rec.keyOffset + rec.keyLength);
+    const groups = carrier.routes.matcher.match(key);
+    if (groups.length === 0) this.unmatched++;
+    for (let i = 0; i < groups.length; i++) {
+      const group = groups[i];
+      const writer = (group.writer ??= this.#flush.writers.take());
+      writer.deliverRecord(group.id, 0, rec, buf, true);
+      group.seq++;
+      group.frameBytes += rec.payloadLength;
+      if (!group.touched) {
+        group.touched = true;
+        this.#touched.push(group);
+      }
+      if (writer.length >= MAX_GROUP_FRAME_BYTES) this.#publishPending(group);
+    }
     return true;
   }
 
-  /** End of an outbound chunk: each touched group's frame to uWS, and its credit back if every member keeps up. */
+  /** End of an outbound chunk: each touched group's frame to uWS, and its carrier's credit back if every member keeps up. */
   endChunk(): void {
     const touched = this.#touched;
     for (let i = 0; i < touched.length; i++) {
       const group = touched[i];
       group.touched = false;
-      // Dropped during the chunk (its last member left): nobody to send to, no consumer to credit.
+      // Dropped during the chunk (its last member left): nobody to send to.
       if (this.#byId.get(group.id) !== group) continue;
       this.#publishPending(group);
-      this.#creditIfKeepingUp(group, true);
+      this.#sampleMembers(group);
     }
     touched.length = 0;
+    const carriers = this.#touchedCarriers;
+    for (let i = 0; i < carriers.length; i++) {
+      const carrier = carriers[i];
+      carrier.touched = false;
+      // Dropped during the chunk: no consumer to credit.
+      if (this.#carriersById.get(carrier.id) === carrier) this.#creditIfKeepingUp(carrier, true);
+    }
+    carriers.length = 0;
   }
 
-  /** uWS drained a member's socket: its groups may take more. */
+  /** uWS drained a member's socket: the carriers it held may take more. */
   drained(connection: Connection): void {
-    const mine = this.#ofConnection.get(connection);
-    if (mine === undefined) return;
-    for (const group of mine) this.#creditIfKeepingUp(group);
+    const carriers = this.#carriersOf.get(connection);
+    if (carriers === undefined) return;
+    const keepsUp = this.#flush.sample(connection);
+    for (const carrier of carriers.keys()) {
+      if (keepsUp) carrier.holders?.delete(connection);
+      this.#creditIfKeepingUp(carrier);
+    }
   }
 
   /** DeliveryFlush's verdict on a connection changed: --slow-consumer applies to its memberships. */
   slowChanged(connection: Connection, slow: boolean): void {
-    const mine = this.#ofConnection.get(connection);
-    if (mine === undefined) return;
+    if (!this.#carriersOf.has(connection)) return;
     const policy = this.#ctx.config.slowConsumer;
     if (slow && policy === 'disconnect') {
       this.#hooks.disconnect(connection);
       return;
     }
-    if (policy !== 'drop') return; // block: it stays in and holds its groups
-    for (const group of mine) {
+    if (policy !== 'drop') return; // block: it stays in and holds its carriers
+    for (const group of this.#groupsOf(connection)) {
       const member = group.members.get(connection);
       if (member === undefined) continue;
       // Everything numbered up to here reaches it (its frame goes out first); after, nothing until it drains.
@@ -317,7 +402,6 @@ export class DeliveryGroups {
         member.leftAt = group.seq;
         group.out++;
         if (group.topic !== null) connection.ws.unsubscribe(group.topic);
-        this.#creditIfKeepingUp(group);
       } else if (!slow && member.leftAt !== null) {
         const missed = group.seq - member.leftAt;
         member.leftAt = null;
@@ -326,48 +410,83 @@ export class DeliveryGroups {
         if (group.topic !== null) connection.ws.subscribe(group.topic);
         this.replayed += replayed;
         if (missed > replayed) {
-          for (const sub of member.subs) {
+          for (const sub of subsOf(member)) {
             this.dropped += missed - replayed;
             this.#hooks.dropped(sub, missed - replayed);
           }
         }
       }
     }
+    if (!slow) return;
+    // Out of its streams, it holds no carrier.
+    for (const carrier of this.#carriersOf.get(connection)?.keys() ?? []) {
+      carrier.holders?.delete(connection);
+      this.#creditIfKeepingUp(carrier);
+    }
   }
 
-  /** The group's consumer was cancelled (its queue deleted): the group is gone; returns its members' subscriptions. */
-  cancel(groupId: number): WsSubscription[] {
-    const group = this.#byId.get(groupId);
-    if (group === undefined) return [];
+  /** A carrier's consumer was cancelled (its queue deleted): its groups are gone; returns their members' subscriptions. */
+  cancel(carrierId: number): WsSubscription[] {
+    const carrier = this.#carriersById.get(carrierId);
+    if (carrier === undefined) return [];
     const subs: WsSubscription[] = [];
-    for (const member of group.members.values()) {
-      subs.push(...member.subs);
-      this.#ofConnection.get(member.connection)?.delete(group);
-      if (!member.connection.closed && member.leftAt === null && group.topic !== null) member.connection.ws.unsubscribe(group.topic);
+    for (const group of carrier.routes.matcher.allValues()) {
+      for (const member of group.members.values()) {
+        subs.push(...subsOf(member));
+        this.#carriersOf.get(member.connection)?.delete(carrier);
+        if (!member.connection.closed && member.leftAt === null && group.topic !== null) member.connection.ws.unsubscribe(group.topic);
+      }
+      group.members.clear();
+      this.#forget(group);
+      this.#light.remove(carrier.routes, group.destination.name, group);
     }
-    group.members.clear();
-    this.#forget(group);
+    carrier.groups = 0;
+    this.#forgetCarrier(carrier);
     return subs;
   }
 
-  /** The shard died: its group consumers and their credit went with it. */
+  /** The shard died: its carriers' consumers and their credit went with it. */
   onShardCrash(shard: number): void {
-    for (const group of this.#byId.values()) {
-      if (group.shard !== shard) continue;
-      group.owedCredit = 0;
-      group.owedBytes = 0;
+    for (const carrier of this.#carriersById.values()) {
+      if (carrier.routes.shard !== shard) continue;
+      carrier.owedCredit = 0;
+      carrier.owedBytes = 0;
     }
   }
 
-  /** The restarted shard has its topology back: its group consumers again. */
+  /** The restarted shard has its topology back: its carriers' consumers again. */
   onShardRestart(shard: number): void {
-    for (const group of this.#byId.values()) if (group.shard === shard) this.#writeConsumer(group);
+    for (const carrier of this.#carriersById.values()) if (carrier.routes.shard === shard) this.#writeConsumer(carrier);
   }
 
-  #writeConsumer(group: Group): void {
+  /** The carrier of `destination`'s exchange in `vhost`, declared (queue, consumer) on first use. */
+  #carrierFor(destination: Destination, vhost: VhostScope): Carrier {
+    const exchange = vhost.names.of(destination.exchange);
+    let carrier = this.#carriers.get(exchange);
+    if (carrier !== undefined) return carrier;
+    const { queue, shard } = this.#ctx.consume.carrierQueue(destination, vhost);
+    let id = this.#nextCarrier;
+    while (this.#carriersById.has(id)) id = id >= 0xffff_fffe ? 1 : id + 1;
+    this.#nextCarrier = id >= 0xffff_fffe ? 1 : id + 1;
+    carrier = {
+      id,
+      routes: this.#light.open(exchange, queue, shard),
+      groups: 0,
+      owedCredit: 0,
+      owedBytes: 0,
+      touched: false,
+      holders: null,
+    };
+    this.#carriers.set(exchange, carrier);
+    this.#carriersById.set(id, carrier);
+    this.#writeConsumer(carrier);
+    return carrier;
+  }
+
+  #writeConsumer(carrier: Carrier): void {
     const { deliveryWindow, deliveryWindowBytes } = this.#ctx.config;
-    this.#ctx.shards[group.shard].writeControl((w) =>
-      w.subscribe(GROUP_CONNECTION, group.id, group.queue, AckModeCode.auto, 0, deliveryWindow, deliveryWindowBytes),
+    this.#ctx.shards[carrier.routes.shard].writeControl((w) =>
+      w.subscribe(GROUP_CONNECTION, carrier.id, carrier.routes.queue, AckModeCode.auto, 0, deliveryWindow, deliveryWindowBytes),
     );
   }
 
@@ -445,9 +564,35 @@ export class DeliveryGroups {
   #remove(group: Group, member: Member): void {
     const { connection } = member;
     group.members.delete(connection);
-    this.#ofConnection.get(connection)?.delete(group);
     if (member.leftAt !== null) this.#endOut(group);
     else if (!connection.closed && group.topic !== null) connection.ws.unsubscribe(group.topic);
+  }
+
+  /** One group fewer of `connection` in `carrier`: with none left, the connection holds it no more. */
+  #leaveCarrier(connection: Connection, carrier: Carrier): void {
+    const carriers = this.#carriersOf.get(connection);
+    const n = carriers?.get(carrier);
+    if (carriers === undefined || n === undefined) return;
+    if (n > 1) {
+      carriers.set(carrier, n - 1);
+      return;
+    }
+    carriers.delete(carrier);
+    carrier.holders?.delete(connection);
+  }
+
+  /**
+   * The groups `connection` is a member of, each once, from its subscriptions (the connection's
+   * close or slow verdict: rare, so no per-connection set of groups is kept for it).
+   */
+  #groupsOf(connection: Connection): Set<Group> {
+    const groups = new Set<Group>();
+    for (const sub of connection.byNumericId.values()) {
+      if (sub.group === 0) continue;
+      const group = this.#byId.get(sub.group);
+      if (group !== undefined) groups.add(group);
+    }
+    return groups;
   }
 
   /** A second member: from now on the stream goes through a uWS topic, which copies each frame to every member in C++. */
@@ -460,40 +605,58 @@ export class DeliveryGroups {
   }
 
   /**
-   * Returns the group's owed credit when every member in the stream is below high water. Each one
-   * is sampled (so its slow timer runs): a walk over the members per chunk or drain, not per message.
+   * Samples each member of a group that just got messages (so its slow timer runs): one above high
+   * water holds the carrier until a drain finds it below. Per chunk and touched group, not per message.
    */
-  #creditIfKeepingUp(group: Group, chunkEnd = false): void {
-    let keepingUp = true;
+  #sampleMembers(group: Group): void {
+    const carrier = group.carrier;
     for (const member of group.members.values()) {
-      if (member.leftAt !== null || member.connection.closed) continue;
-      if (!this.#flush.sample(member.connection)) keepingUp = false;
+      const { connection } = member;
+      if (member.leftAt !== null || connection.closed) continue;
+      if (this.#flush.sample(connection)) carrier.holders?.delete(connection);
+      else (carrier.holders ??= new Set()).add(connection);
     }
-    if (!keepingUp || group.owedCredit === 0) return;
+  }
+
+  /** Returns the carrier's owed credit when no member it fed is above high water. */
+  #creditIfKeepingUp(carrier: Carrier, chunkEnd = false): void {
+    if ((carrier.holders !== null && carrier.holders.size > 0) || carrier.owedCredit === 0) return;
     // At a chunk's end only in eighths of the window (DeliveryFlush.creditDue); a drain or a member leaving returns all.
-    if (chunkEnd && !this.#flush.creditDue(group.owedCredit, group.owedBytes)) return;
-    const owed = group.owedCredit;
-    const bytes = group.owedBytes;
-    group.owedCredit = 0;
-    group.owedBytes = 0;
-    this.#ctx.shards[group.shard].writeControl((w) => w.credit(GROUP_CONNECTION, group.id, owed, bytes));
+    if (chunkEnd && !this.#flush.creditDue(carrier.owedCredit, carrier.owedBytes)) return;
+    const owed = carrier.owedCredit;
+    const bytes = carrier.owedBytes;
+    carrier.owedCredit = 0;
+    carrier.owedBytes = 0;
+    this.#ctx.shards[carrier.routes.shard].writeControl((w) => w.credit(GROUP_CONNECTION, carrier.id, owed, bytes));
   }
 
+  /** The group lost its last member: its pattern leaves the trie, and the carrier goes with its last group. */
   #drop(group: Group): void {
+    const { carrier } = group;
     this.#forget(group);
-    const handle = this.#ctx.shards[group.shard];
-    handle.writeControl((w) => w.unsubscribe(GROUP_CONNECTION, group.id));
-    this.#ctx.consume.dropQueue(group.queue, group.shard);
+    carrier.groups--;
+    this.#light.remove(carrier.routes, group.destination.name, group);
+    if (carrier.groups > 0) return;
+    this.#forgetCarrier(carrier);
+    const { shard, queue } = carrier.routes;
+    this.#ctx.shards[shard].writeControl((w) => w.unsubscribe(GROUP_CONNECTION, carrier.id));
+    this.#ctx.consume.dropQueue(queue, shard);
   }
 
-  /** The group is gone: unreachable by key or id, and a frame it was gathering goes nowhere. */
+  /** The group is gone: unreachable by id, and a frame it was gathering goes nowhere. */
   #forget(group: Group): void {
-    this.#byKey.delete(group.key);
     this.#byId.delete(group.id);
     if (group.writer !== null) {
       this.#flush.writers.give(group.writer);
       group.writer = null;
     }
+  }
+
+  /** The carrier is gone: publishes stop going to it, its records find nobody. */
+  #forgetCarrier(carrier: Carrier): void {
+    this.#carriers.delete(carrier.routes.exchange);
+    this.#carriersById.delete(carrier.id);
+    this.#light.close(carrier.routes.exchange);
   }
 
   #allocateId(): number {

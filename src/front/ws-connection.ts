@@ -22,7 +22,7 @@ export interface WsSubscription {
   readonly connection: Connection;
   /** The client's id: a string for JSON subscriptions, the u32 for binary ones. */
   readonly clientId: string | number;
-  /** JSON-encoded client id, computed once rather than per delivery. */
+  /** JSON-encoded client id, computed once rather than per delivery (JSON subscriptions only; empty for binary ones). */
   readonly clientIdJson: string;
   /** Connection-unique id used in ring records. */
   readonly numericId: number;

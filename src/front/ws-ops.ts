@@ -82,7 +82,8 @@ export class SessionOps {
     const sub: WsSubscription = {
       connection,
       clientId,
-      clientIdJson: JSON.stringify(clientId),
+      // Only JSON frames name the subscription in text; a binary one names it by number (one string fewer per subscription).
+      clientIdJson: binary ? '' : JSON.stringify(clientId),
       numericId: connection.nextSubscription++,
       binary,
       destination,

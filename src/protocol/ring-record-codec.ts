@@ -60,6 +60,13 @@ export type RecordKind = (typeof RecordKind)[keyof typeof RecordKind];
 
 /** Publish flag: the message is a dead-lettered copy (the shard drops dead-letter cycles). */
 export const PUBLISH_FLAG_DEAD_LETTERED = 1;
+/**
+ * Publish flag: a light subscription's pattern matches the message (control/light-routes.ts): the
+ * shard also puts it into its exchange's carrier queue.
+ */
+export const PUBLISH_FLAG_LIGHT = 2;
+/** Queue argument of a light subscriptions' carrier queue: the (qualified) exchange it carries. */
+export const CARRIER_ARG = 'x-shardmq-carries';
 
 /** Connection id the HTTP front uses: HTTP publishes belong to no connection. */
 export const HTTP_CONNECTION = 0;

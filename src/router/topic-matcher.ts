@@ -75,6 +75,11 @@ export function splitWords(s: string): readonly string[] {
   return s === '' ? NO_WORDS : s.split(WORD_SEPARATOR);
 }
 
+/** A node's values as a list (a lone value is held as itself). */
+function valuesOf<T>(values: T | T[] | Set<T>): Iterable<T> {
+  return Array.isArray(values) || values instanceof Set ? (values as Iterable<T>) : [values as T];
+}
+
 /** A node's values become a Set past this many. */
 const VALUES_AS_SET = 8;
 
@@ -86,11 +91,12 @@ class TrieNode<T> {
   /** Child reached by the pattern word `#`. */
   hash: TrieNode<T> | null = null;
   /**
-   * Values bound with the pattern that ends at this node, in insertion order: an array while they
-   * are few (most patterns have one: an empty Set alone is ~150 bytes, at 100,000 subscriptions
-   * 15 MB per thread), a Set past VALUES_AS_SET for constant-time add and remove.
+   * Values bound with the pattern that ends at this node, in insertion order: the value itself when
+   * it is the only one (most patterns have one: an array of one is ~56 bytes, at 100,000
+   * subscriptions 5.6 MB per thread), an array while they are few, a Set past VALUES_AS_SET for
+   * constant-time add and remove (an empty Set alone is ~150 bytes).
    */
-  values: T[] | Set<T> | null = null;
+  values: T | T[] | Set<T> | null = null;
   /** Epoch of the match step that last put this node in the live set (per-step deduplication). */
   mark = 0;
 
@@ -104,7 +110,7 @@ class TrieNode<T> {
 
 /**
  * Maps AMQP topic binding patterns to values (typically queues) and answers which values a routing
- * key reaches. See the module comment for semantics, complexity and result order.
+ * key reaches. A value is never an array or a Set itself (a node holds a lone value as is). See the module comment for semantics, complexity and result order.
  */
 export class TopicMatcher<T> {
   readonly #root = new TrieNode<T>(false);
@@ -178,13 +184,16 @@ export class TopicMatcher<T> {
       node = child;
     }
     const values = node.values;
-    if (values === null) node.values = [value];
+    if (values === null) node.values = value;
     else if (Array.isArray(values)) {
       if (values.includes(value)) return;
       if (values.length < VALUES_AS_SET) values.push(value);
       else node.values = new Set(values).add(value);
-    } else if (values.has(value)) return;
-    else values.add(value);
+    } else if (values instanceof Set) {
+      if (values.has(value)) return;
+      values.add(value);
+    } else if (values === value) return;
+    else node.values = [values as T, value];
     this.#size++;
     this.#invalidate(pattern);
   }
@@ -211,10 +220,11 @@ export class TopicMatcher<T> {
       if (at < 0) return false;
       values.splice(at, 1);
       if (values.length === 0) node.values = null;
-    } else {
+    } else if (values instanceof Set) {
       if (!values.delete(value)) return false;
       if (values.size === 0) node.values = null;
-    }
+    } else if (values === value) node.values = null;
+    else return false;
     this.#size--;
     for (let i = words.length; i > 0 && path[i].isEmpty(); i--) {
       detachChild(path[i - 1], words[i - 1]);
@@ -235,7 +245,34 @@ export class TopicMatcher<T> {
     }
     const values = node.values;
     if (values === null) return false;
-    return Array.isArray(values) ? values.includes(value) : values.has(value);
+    if (Array.isArray(values)) return values.includes(value);
+    return values instanceof Set ? values.has(value) : values === value;
+  }
+
+  /** The values bound with exactly `pattern` (its wildcards as words, not matched), in insertion order. */
+  valuesAt(pattern: string): readonly T[] {
+    const words = splitWords(pattern);
+    let node = this.#root;
+    for (let i = 0; i < words.length; i++) {
+      const child = childFor(node, words[i]);
+      if (child === null) return EMPTY_RESULT;
+      node = child;
+    }
+    return node.values === null ? EMPTY_RESULT : Array.from(valuesOf(node.values));
+  }
+
+  /** Every value bound, with any pattern (a walk over the whole trie: for rare, whole-set work). */
+  allValues(): T[] {
+    const out: T[] = [];
+    const stack: TrieNode<T>[] = [this.#root];
+    while (stack.length > 0) {
+      const node = stack.pop() as TrieNode<T>;
+      if (node.values !== null) for (const v of valuesOf(node.values)) out.push(v);
+      if (node.literals !== null) for (const child of node.literals.values()) stack.push(child);
+      if (node.star !== null) stack.push(node.star);
+      if (node.hash !== null) stack.push(node.hash);
+    }
+    return out;
   }
 
   /**
@@ -300,7 +337,7 @@ export class TopicMatcher<T> {
       const values = live[s].values;
       if (values === null) continue;
       if (first === null) {
-        first = values;
+        first = valuesOf(values);
         continue;
       }
       if (out === null) {
@@ -310,7 +347,7 @@ export class TopicMatcher<T> {
           out.push(v);
         }
       }
-      for (const v of values) {
+      for (const v of valuesOf(values)) {
         if (!seen.has(v)) {
           seen.add(v);
           out.push(v);

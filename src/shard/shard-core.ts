@@ -24,6 +24,7 @@ import {
   ConfirmStatus,
   NO_TOKEN,
   PUBLISH_FLAG_DEAD_LETTERED,
+  PUBLISH_FLAG_LIGHT,
   RecordKind,
   newPublishRecord,
   newSubscribeRecord,
@@ -276,6 +277,7 @@ export class ShardCore {
     let targets: readonly MessageQueue[];
     try {
       targets = this.#registry.route(rec.exchange, rec.routingKey, properties?.headers ?? null);
+      if ((rec.flags & PUBLISH_FLAG_LIGHT) !== 0) targets = this.#topology.withCarrier(targets, rec.exchange);
     } catch (err) {
       // The main thread checked the exchange; it can still vanish between its check and ours.
       if (!(err instanceof RouterError)) throw err;

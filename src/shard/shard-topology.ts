@@ -6,7 +6,7 @@ import { StreamOffsetError } from '../stream/offset-spec.js';
 import { streamArgumentsOf } from '../stream/stream-arguments.js';
 import type { DeliverFn } from '../queue/types.js';
 import { ExchangeRegistry, RouterError } from '../router/exchange-registry.js';
-import { NO_TOKEN, type ManageOp, type ManageResult, type StreamOp } from '../protocol/ring-record-codec.js';
+import { CARRIER_ARG, NO_TOKEN, type ManageOp, type ManageResult, type StreamOp } from '../protocol/ring-record-codec.js';
 import { CounterSlot } from '../metrics/shard-counters.js';
 import type { LocalQueue } from './local-queue.js';
 import type { ReplayTarget, ShardDurability } from './shard-durability.js';
@@ -81,6 +81,11 @@ export class ShardTopology implements ReplayTarget {
    */
   readonly #argumentTables = new Map<string, { raw: Record<string, unknown>; parsed: QueueArguments }>();
   readonly #gauges = new MessageGauges();
+  /**
+   * Carrier queues of light subscriptions (control/light-routes.ts) by the exchange they carry,
+   * each with the one-element target list a publish flagged light and routed nowhere else takes.
+   */
+  readonly #carriers = new Map<string, { queue: MessageQueue; alone: readonly MessageQueue[] }>();
   readonly #registry: ExchangeRegistry<string, MessageQueue>;
   #idleTimer: NodeJS.Timeout | null = null;
   /** The stream queues among #queues (x-queue-type: stream). */
@@ -192,6 +197,8 @@ export class ShardTopology implements ReplayTarget {
         };
         this.#queues.set(op.name, local);
         this.#counters[CounterSlot.queues] = this.#queues.size;
+        const carries = raw[CARRIER_ARG];
+        if (typeof carries === 'string') this.#carriers.set(carries, { queue, alone: Object.freeze([queue]) });
         if (args.expires !== undefined) {
           this.#expiring.add(local);
           this.#startIdleSweep();
@@ -297,6 +304,16 @@ export class ShardTopology implements ReplayTarget {
     return this.streams.depthOf(queue) ?? queue.depth;
   }
 
+  /**
+   * `targets` (what `exchange` routed a publish to) with the exchange's carrier queue added: the
+   * main thread flagged the publish because a light subscription's pattern matches it.
+   */
+  withCarrier(targets: readonly MessageQueue[], exchange: string): readonly MessageQueue[] {
+    const carrier = this.#carriers.get(exchange);
+    if (carrier === undefined || targets.includes(carrier.queue)) return targets;
+    return targets.length === 0 ? carrier.alone : targets.concat(carrier.queue);
+  }
+
   /** Auto-delete: a queue that had consumers and has none left goes. */
   autoDeleteIfUnused(local: LocalQueue): boolean {
     if (!local.autoDelete || !local.hadConsumer || local.queue.consumerCount > 0) return false;
@@ -315,6 +332,8 @@ export class ShardTopology implements ReplayTarget {
     this.#queues.delete(queue.name);
     this.#expiring.delete(local);
     this.#registry.removeQueue(queue.name);
+    const carries = local.arguments[CARRIER_ARG];
+    if (typeof carries === 'string' && this.#carriers.get(carries)?.queue === queue) this.#carriers.delete(carries);
     this.#expiry.forget(queue);
     this.#outbound.forget(queue);
     this.#flow.forget(queue);

@@ -34,6 +34,7 @@ describe('publish path - target', () => {
       forward: null,
       vhostNumber: 0,
       ringExchange: '',
+      flags: 0,
     });
     expect(shards.manageOps()).toEqual([[queue.shard, expect.objectContaining({ op: 'declareQueue', name: 'jobs', durable: false })]]);
     path.target(parseDestination('/queue/jobs'), ROOT);

@@ -37,7 +37,7 @@ import type { VhostScope } from '../protocol/vhost-name.js';
 import type { TemplatedApp } from 'uWebSockets.js';
 import type { BrokerContext } from './context.js';
 import type { DeliveryFlush } from './delivery-flush.js';
-import type { Connection, WsSubscription } from './ws-connection.js';
+import type { Connection, StreamGroup, WsSubscription } from './ws-connection.js';
 import type { Destination } from '../protocol/destination.js';
 import { LightRoutes, type LightExchange } from '../control/light-routes.js';
 import { AckModeCode, type DeliverHead } from '../protocol/ring-record-codec.js';
@@ -153,29 +153,47 @@ interface Carrier {
   holders: Set<Connection> | null;
 }
 
-interface Group {
-  readonly id: number;
-  readonly destination: Destination;
-  readonly carrier: Carrier;
+/**
+ * A stream: its members (the group is its own member set, so an idle subscription pays for no
+ * separate object) and what it gathers for them.
+ */
+class Group extends Members implements StreamGroup {
   /**
    * The uWS topic its members' sockets subscribe to, once it has had two members; null before: a
    * stream with one member (most of a telemetry fleet's 100,000 patterns) sends it its frames
    * directly, and no uWS topic holds ~410 bytes of native memory for it.
    */
-  topic: string | null;
-  readonly members: Members;
+  topic: string | null = null;
   /** Lent by the flush's pool from the group's first delivery of a chunk until its frame goes to uWS. */
-  writer: BinaryFrameWriter | null;
+  writer: BinaryFrameWriter | null = null;
   /** Messages handed to the stream so far (a dropped member's loss is the difference). */
-  seq: number;
+  seq = 0;
   /** Members taken out as slow (drop): while any is, the newest frames are kept for them. */
-  out: number;
+  out = 0;
   /** Frames handed to uWS while a member was out, oldest first, at most --topic-buffer messages beyond the first. */
-  history: Array<{ frame: Uint8Array; ops: number }> | null;
-  historyOps: number;
+  history: Array<{ frame: Uint8Array; ops: number }> | null = null;
+  historyOps = 0;
   /** Payload bytes in the frame being gathered (each member gets them). */
-  frameBytes: number;
-  touched: boolean;
+  frameBytes = 0;
+  touched = false;
+
+  constructor(
+    readonly id: number,
+    readonly destination: Destination,
+    readonly carrier: Carrier,
+  ) {
+    super();
+  }
+
+  /** Its members (the group itself: a getter, no field). */
+  get members(): Members {
+    return this;
+  }
+
+  /** Dropped (its last member left, or its carrier was cancelled): a group in use always has a member. */
+  get gone(): boolean {
+    return this.size === 0;
+  }
 }
 
 export interface GroupHooks {
@@ -193,7 +211,10 @@ export class DeliveryGroups {
   /** Carriers by qualified exchange, and by consumer id. */
   readonly #carriers = new Map<string, Carrier>();
   readonly #carriersById = new Map<number, Carrier>();
-  readonly #byId = new Map<number, Group>();
+  /** Groups alive (each holds a pattern of a carrier). */
+  #groups = 0;
+  /** After the ids wrapped: the ids then in use, skipped until the next wrap. */
+  #usedAfterWrap: Set<number> | null = null;
   /** Each connection's carriers, with how many of its groups each feeds (drains walk these, not the groups). */
   readonly #carriersOf = new Map<Connection, Map<Carrier, number>>();
   readonly #touched: Group[] = [];
@@ -226,35 +247,21 @@ export class DeliveryGroups {
   }
 
   get groups(): number {
-    return this.#byId.size;
+    return this.#groups;
   }
 
   /** The queue and shard `sub` (being created) will share for `destination`, creating the group if needed. */
-  place(destination: Destination, vhost: VhostScope): { queue: string; shard: number; group: number } {
+  place(destination: Destination, vhost: VhostScope): { queue: string; shard: number; group: StreamGroup } {
     // Per vhost: two tenants' subscribers to the same pattern read different exchanges.
     const carrier = this.#carrierFor(destination, vhost);
     let group: Group | undefined = carrier.routes.matcher.valuesAt(destination.name)[0];
     if (group === undefined) {
-      const id = this.#allocateId();
-      group = {
-        id,
-        destination,
-        carrier,
-        topic: null,
-        members: new Members(),
-        writer: null,
-        seq: 0,
-        out: 0,
-        history: null,
-        historyOps: 0,
-        frameBytes: 0,
-        touched: false,
-      };
+      group = new Group(this.#allocateId(), destination, carrier);
       carrier.groups++;
-      this.#byId.set(id, group);
+      this.#groups++;
       this.#light.add(carrier.routes, destination.name, group);
     }
-    return { queue: carrier.routes.queue, shard: carrier.routes.shard, group: group.id };
+    return { queue: carrier.routes.queue, shard: carrier.routes.shard, group };
   }
 
   /**
@@ -262,8 +269,9 @@ export class DeliveryGroups {
    * stream. What the group gathered before goes out first, so the member starts after it.
    */
   join(sub: WsSubscription): void {
-    const group = this.#byId.get(sub.group);
-    if (group === undefined) return;
+    // Right after place(): a new group has no member yet.
+    const group = sub.group as Group | null;
+    if (group === null) return;
     const { connection } = sub;
     this.#flush.writer(connection).stream(sub.clientId as number, group.id);
     this.#flush.flushConnection(connection);
@@ -284,8 +292,8 @@ export class DeliveryGroups {
 
   /** `sub` ended (unsubscribe, cancel, close): the group drops with its last member. */
   leave(sub: WsSubscription): void {
-    const group = this.#byId.get(sub.group);
-    if (group === undefined) return;
+    const group = sub.group as Group | null;
+    if (group === null || group.gone) return;
     const { connection } = sub;
     const member = group.members.get(connection);
     if (member === undefined) return;
@@ -358,7 +366,7 @@ export class DeliveryGroups {
       const group = touched[i];
       group.touched = false;
       // Dropped during the chunk (its last member left): nobody to send to.
-      if (this.#byId.get(group.id) !== group) continue;
+      if (group.gone) continue;
       this.#publishPending(group);
       this.#sampleMembers(group);
     }
@@ -588,9 +596,8 @@ export class DeliveryGroups {
   #groupsOf(connection: Connection): Set<Group> {
     const groups = new Set<Group>();
     for (const sub of connection.byNumericId.values()) {
-      if (sub.group === 0) continue;
-      const group = this.#byId.get(sub.group);
-      if (group !== undefined) groups.add(group);
+      const group = sub.group as Group | null;
+      if (group !== null && !group.gone) groups.add(group);
     }
     return groups;
   }
@@ -645,7 +652,7 @@ export class DeliveryGroups {
 
   /** The group is gone: unreachable by id, and a frame it was gathering goes nowhere. */
   #forget(group: Group): void {
-    this.#byId.delete(group.id);
+    this.#groups--;
     if (group.writer !== null) {
       this.#flush.writers.give(group.writer);
       group.writer = null;
@@ -659,10 +666,19 @@ export class DeliveryGroups {
     this.#light.close(carrier.routes.exchange);
   }
 
+  /**
+   * A stream id no live group has: ids count up; when they wrap (after 4,294,967,294 groups), the ids
+   * then in use are gathered once and skipped until the next wrap.
+   */
   #allocateId(): number {
-    do {
-      this.#nextId = this.#nextId >= 0xffff_fffe ? 1 : this.#nextId + 1;
-    } while (this.#byId.has(this.#nextId));
-    return this.#nextId;
+    for (;;) {
+      if (this.#nextId >= 0xffff_fffe) {
+        this.#nextId = 1;
+        this.#usedAfterWrap = new Set();
+        for (const carrier of this.#carriersById.values())
+          for (const g of carrier.routes.matcher.allValues()) this.#usedAfterWrap.add(g.id);
+      } else this.#nextId++;
+      if (this.#usedAfterWrap === null || !this.#usedAfterWrap.has(this.#nextId)) return this.#nextId;
+    }
   }
 }

@@ -18,6 +18,12 @@ export const CLOSE_PROTOCOL_ERROR = 1002;
 export const CLOSE_POLICY = 1008;
 export const CLOSE_TOO_BIG = 1009;
 
+/** A shared stream as a subscription sees it (front/delivery-groups.ts holds the rest). */
+export interface StreamGroup {
+  /** The stream id its client learned from a STREAM op. */
+  readonly id: number;
+}
+
 export interface WsSubscription {
   readonly connection: Connection;
   /** The client's id: a string for JSON subscriptions, the u32 for binary ones. */
@@ -30,8 +36,8 @@ export interface WsSubscription {
   readonly destination: Destination;
   readonly queue: string;
   readonly shard: number;
-  /** The shared stream it takes its deliveries from (front/delivery-groups.ts); 0: its own consumer. */
-  readonly group: number;
+  /** The shared stream it takes its deliveries from (front/delivery-groups.ts); null: its own consumer. */
+  readonly group: StreamGroup | null;
   /** A server-named queue of this subscription alone, deleted with it. */
   readonly privateQueue: boolean;
   readonly ackMode: 'auto' | 'client';

@@ -12,7 +12,7 @@ import type { DeliveryFlush } from './delivery-flush.js';
 import type { PublishTarget } from '../control/publish-path.js';
 import type { DeliveryGroups } from './delivery-groups.js';
 import type { Destination } from '../protocol/destination.js';
-import { detachSubscription, type Connection, type WsSubscription } from './ws-connection.js';
+import { detachSubscription, type Connection, type StreamGroup, type WsSubscription } from './ws-connection.js';
 import { portOf, portOfTag } from './shard-ports.js';
 
 export class SessionOps {
@@ -71,13 +71,15 @@ export class SessionOps {
     if (connection.byNumericId.size >= max) {
       throw new BrokerError(ErrorCode.limitExceeded, `this connection already holds max-subscriptions ${max} subscriptions`);
     }
+    // Before anything is placed or declared: a bad x-stream-offset refuses the subscription with nothing left behind.
+    const streamStart = streamStartOf(consumerArguments, String(clientId));
     // Fan-out late: an auto-ack /topic/ subscription that allows it joins its pattern's shared stream.
     const consume = this.#ctx.consume;
     const shareable = shared && binary && ackMode === 'auto' ? consume.shareable(destinationText, connection.principal) : null;
-    let target: { destination: Destination; queue: string; shard: number; privateQueue: boolean; group: number };
+    let target: { destination: Destination; queue: string; shard: number; privateQueue: boolean; group: StreamGroup | null };
     if (shareable !== null)
       target = { destination: shareable, privateQueue: false, ...this.#groups.place(shareable, connection.principal.vhost) };
-    else target = { ...consume.target(destinationText, connection.principal, connection.id), group: 0 };
+    else target = { ...consume.target(destinationText, connection.principal, connection.id), group: null };
     const { destination, queue, shard, privateQueue, group } = target;
     const sub: WsSubscription = {
       connection,
@@ -99,20 +101,20 @@ export class SessionOps {
       droppedUnreported: 0,
       lastNoticeAt: 0,
       lastWarnAt: 0,
-      streamStart: streamStartOf(consumerArguments, String(clientId)),
+      streamStart,
       pendingOk: null,
     };
     if (binary) connection.binarySubs.set(clientId as number, sub);
     else connection.jsonSubs.set(clientId as string, sub);
     connection.byNumericId.set(sub.numericId, sub);
-    if (group !== 0) this.#groups.join(sub);
+    if (group !== null) this.#groups.join(sub);
     else this.writeSubscribe(sub);
     return sub;
   }
 
   /** Registers `sub`'s consumer on its shard (again, after a shard restart); a stream's member has none of its own. */
   writeSubscribe(sub: WsSubscription): void {
-    if (sub.group !== 0) return;
+    if (sub.group !== null) return;
     const ackMode = sub.ackMode === 'client' ? AckModeCode.client : AckModeCode.auto;
     const { deliveryWindow, deliveryWindowBytes } = this.#ctx.config;
     const shard = portOf(this.#ctx, sub.shard);
@@ -145,7 +147,7 @@ export class SessionOps {
   unsubscribe(sub: WsSubscription): void {
     detachSubscription(sub);
     this.#flush.forgetSubscription(sub);
-    if (sub.group !== 0) {
+    if (sub.group !== null) {
       this.#groups.leave(sub);
       return;
     }

@@ -21,6 +21,9 @@ const queues = async (broker: Broker): Promise<QueueRow[]> => (await (await fetc
 /** The carrier queue of `/`'s amq.topic: every light subscription to it takes its messages from it. */
 const carrier = async (broker: Broker): Promise<QueueRow | undefined> =>
   (await queues(broker)).find((q) => q.arguments['x-shardmq-carries'] === 'amq.topic');
+/** Messages in `/`'s amq.topic carrier (ready and unacked). */
+const depthOfCarrier = async (broker: Broker): Promise<number> =>
+  ((await carrier(broker)) as unknown as { messages?: number } | undefined)?.messages ?? 0;
 const streams = async (broker: Broker): Promise<number> =>
   ((await brokerStats(broker.url)) as unknown as { connections: { streams: number } }).connections.streams;
 const delivered = async (broker: Broker): Promise<number> => (await brokerStats(broker.url)).shards.reduce((s, x) => s + x.delivered, 0);
@@ -315,4 +318,90 @@ describe('e2e - shared streams, a slow member (--slow-consumer drop)', () => {
       await Promise.all([stalled.close(), pub.close()]);
     }
   }, 60_000);
+});
+
+describe('e2e - light subscriptions: backlogged and back (--slow-consumer block)', () => {
+  let broker: Broker;
+  beforeAll(async () => {
+    broker = await startBroker({ shards: '2', 'slow-consumer': 'block', 'slow-consumer-ms': '200', 'topic-buffer': '500' });
+  });
+  afterAll(async () => {
+    await broker.stop();
+  });
+
+  it('a stalled light subscriber backs up its carrier, then catches up: it and a light subscriber beside it lose and reorder nothing', async () => {
+    const stalled = await connect(broker.url);
+    const beside = await connect(broker.url);
+    const pub = await connect(broker.url);
+    try {
+      const s: number[] = [];
+      const b: number[] = [];
+      let release: () => void = () => undefined;
+      const held = new Promise<void>((r) => {
+        release = r;
+      });
+      // Two patterns on one carrier (amq.topic): a stall of one holds the carrier for both.
+      const stalledSub = await stalled.subscribe('/topic/backlog.*.a', { bufferSize: 16 }, async (m) => {
+        s.push(Number(m.text().split(':')[0]));
+        if (s.length === 1) await held;
+      });
+      const besideSub = await beside.subscribe('/topic/backlog.#', {}, (m) => void b.push(Number(m.text().split(':')[0])));
+      const n = 20_000;
+      const pad = 'x'.repeat(2048); // 40 MB: past loopback's socket buffers and the carrier's 500 messages
+      const published = (async () => {
+        const pending: Promise<void>[] = [];
+        for (let i = 0; i < n; i++) {
+          pub.publishNoWait(`/topic/backlog.${i % 7}.a`, `${i}:${pad}`);
+          if ((i + 1) % 512 === 0) {
+            pending.push(pub.flush());
+            if (pending.length >= 4) await pending.shift();
+          }
+        }
+        await Promise.all([...pending, pub.flush()]);
+      })();
+      // Backlogged: the stalled socket holds the carrier, which fills to --topic-buffer and holds the publisher.
+      let carrierDepth = 0;
+      await waitFor(
+        async () => {
+          carrierDepth = await depthOfCarrier(broker);
+          return carrierDepth >= 400;
+        },
+        20_000,
+        'the carrier backs up',
+      );
+      expect(b.length).toBeLessThan(n);
+      release();
+      await published;
+      await waitFor(() => s.length >= n && b.length >= n, 30_000, `both caught up (have ${s.length}, ${b.length})`);
+      const all = Array.from({ length: n }, (_, i) => i);
+      expect(s).toEqual(all);
+      expect(b).toEqual(all);
+      expect(stalledSub.brokerDropped).toBe(0);
+      expect(besideSub.brokerDropped).toBe(0);
+      expect((await brokerStats(broker.url)).slowConsumers.dropped).toBe(0);
+      // Back to light: the carrier is empty again.
+      await waitFor(async () => (await depthOfCarrier(broker)) === 0, 5000, 'the carrier drained');
+    } finally {
+      await Promise.all([stalled.close(), beside.close(), pub.close()]);
+    }
+  }, 90_000);
+
+  it('messages no light pattern matches never reach the carrier', async () => {
+    const c = await connect(broker.url);
+    const pub = await connect(broker.url);
+    try {
+      const got: string[] = [];
+      await c.subscribe('/topic/only.this', {}, (m) => void got.push(m.text()));
+      const before = await delivered(broker);
+      for (let i = 0; i < 500; i++) pub.publishNoWait(`/topic/only.other.${i}`, `no${i}`);
+      pub.publishNoWait('/topic/only.this', 'yes');
+      await pub.flush();
+      await waitFor(() => got.length === 1, 5000, 'the matching one');
+      // One deliver record (the match), none for the 500 others: they were routed nowhere.
+      expect((await delivered(broker)) - before).toBe(1);
+      expect(got).toEqual(['yes']);
+    } finally {
+      await Promise.all([c.close(), pub.close()]);
+    }
+  });
 });

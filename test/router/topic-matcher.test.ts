@@ -512,3 +512,42 @@ describe('TopicMatcher - options', () => {
     expect(few.size).toBe(0);
   });
 });
+
+describe('TopicMatcher - a pattern with one value, then more, then one again', () => {
+  it('holds a lone value as itself and still answers, dedups and removes exactly', () => {
+    const m = new TopicMatcher<{ n: number }>();
+    const a = { n: 1 };
+    const b = { n: 2 };
+    m.add('x.*', a);
+    m.add('x.*', a); // again: a no-op
+    expect(m.size).toBe(1);
+    expect(m.match('x.1')).toEqual([a]);
+    expect(m.has('x.*', a)).toBe(true);
+    expect(m.has('x.*', b)).toBe(false);
+    expect(m.remove('x.*', b)).toBe(false);
+    m.add('x.*', b);
+    m.add('x.#', a);
+    expect(m.match('x.1')).toEqual([a, b]);
+    expect(m.remove('x.*', a)).toBe(true);
+    expect(m.match('x.2')).toEqual([b, a]);
+    expect(m.valuesAt('x.*')).toEqual([b]);
+    expect(m.valuesAt('x.#')).toEqual([a]);
+    expect(m.valuesAt('x.y')).toEqual([]);
+    expect(new Set(m.allValues())).toEqual(new Set([a, b]));
+    expect(m.remove('x.*', b)).toBe(true);
+    expect(m.remove('x.#', a)).toBe(true);
+    expect(m.match('x.1')).toEqual([]);
+    expect(m.size).toBe(0);
+    expect(m.nodes).toBe(1);
+  });
+
+  it('numbers as values (the main thread binds shards): 0 is a value like any other', () => {
+    const m = new TopicMatcher<number>();
+    m.add('a', 0);
+    m.add('#', 3);
+    expect(m.match('a')).toEqual([0, 3]);
+    expect(m.remove('a', 1)).toBe(false);
+    expect(m.remove('a', 0)).toBe(true);
+    expect(m.match('a')).toEqual([3]);
+  });
+});

@@ -18,7 +18,9 @@ import {
   InboundWriter,
   NO_TOKEN,
   OutboundWriter,
+  CARRIER_ARG,
   PUBLISH_FLAG_DEAD_LETTERED,
+  PUBLISH_FLAG_LIGHT,
   RecordKind,
   RecordReader,
   type ManageOp,
@@ -420,6 +422,43 @@ describe('shard core - routing to local queues', () => {
     h.publish('dx', 'k', 'm2', { token: 3 });
     expect(h.run()).toEqual([{ kind: 'confirm', connectionId: 1, token: 3, status: ConfirmStatus.notFound, count: 1 }]);
     expect(h.depths()).toEqual({ q: 0 });
+  });
+});
+
+describe("shard core - light subscriptions' carrier", () => {
+  it('a publish flagged light also goes to the carrier of its exchange, once, after its routed queues; unflagged ones do not', () => {
+    const h = shard();
+    h.declareExchange('t', 'topic');
+    h.declareQueue('bound');
+    h.bind('t', 'bound', 'a.*');
+    h.declareQueue('carrier', { [CARRIER_ARG]: 't' }, { exclusive: true, autoDelete: true });
+    h.setup();
+    h.subscribe(1, 1, 'bound');
+    h.subscribe(9, 2, 'carrier');
+    h.publish('t', 'a.x', 'both', { flags: PUBLISH_FLAG_LIGHT });
+    h.publish('t', 'b.x', 'light only', { flags: PUBLISH_FLAG_LIGHT });
+    h.publish('t', 'a.y', 'routed only');
+    h.publish('t', 'c.z', 'nowhere');
+    // Another exchange's flagged publish finds no carrier of its own.
+    h.declareExchange('u', 'topic');
+    h.publish('u', 'a.x', 'no carrier', { flags: PUBLISH_FLAG_LIGHT });
+    const out = h.run();
+    expect(who(out)).toEqual(['1/1:both', '9/2:both', '9/2:light only', '1/1:routed only']);
+    expect(h.counters[CounterSlot.unroutable]).toBe(2);
+  });
+
+  it('a deleted carrier takes no more flagged publishes; a new one does', () => {
+    const h = shard();
+    h.declareExchange('t', 'topic');
+    h.declareQueue('c1', { [CARRIER_ARG]: 't' }, { exclusive: true, autoDelete: true });
+    h.setup();
+    h.manage({ op: 'deleteQueue', name: 'c1', ifUnused: false, ifEmpty: false });
+    h.publish('t', 'k', 'lost', { flags: PUBLISH_FLAG_LIGHT });
+    h.declareQueue('c2', { [CARRIER_ARG]: 't' }, { exclusive: true, autoDelete: true });
+    h.publish('t', 'k', 'kept', { flags: PUBLISH_FLAG_LIGHT });
+    h.run();
+    expect(h.depths()).toEqual({ c2: 1 });
+    expect(h.counters[CounterSlot.unroutable]).toBe(1);
   });
 });
 

@@ -258,6 +258,8 @@ export class ClusterNode implements ClusterForward, SubjectSubscriber, RoomSigna
       const type = topology.registry.getExchange(b.source)?.type;
       if (type !== undefined) this.#interest.add(type as BindingExchangeType, b.source, b.routingKey);
     }
+    // Light subscriptions' patterns are bindings to cluster interest (control/light-routes.ts).
+    topology.light?.eachPattern((exchange, pattern) => this.#interest.add('topic', exchange, pattern));
     topology.registry.bindingObserver = {
       bindingAdded: (source, type, key) => this.#interest.add(type, source, key),
       bindingRemoved: (source, type, key) => this.#interest.remove(type, source, key),

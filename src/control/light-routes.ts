@@ -17,6 +17,8 @@ import type { BindingObserver } from '../router/exchange-registry.js';
 export interface LightRouting {
   /** The carrier's shard of `exchange` when a light pattern matches `routingKey`; -1 when none does. */
   shardFor(exchange: string, routingKey: string): number;
+  /** Every light pattern with its exchange (the cluster link takes over interest in those made before it). */
+  eachPattern(fn: (exchange: string, pattern: string) => void): void;
 }
 
 /** One exchange's light patterns and the carrier that takes its messages for them. */
@@ -32,8 +34,12 @@ export class LightRoutes<T> implements LightRouting {
   /** Where cluster interest learns of patterns (the registry's observer, read at each change: set on joining). */
   readonly #observer: () => BindingObserver | null;
 
-  constructor(observer: () => BindingObserver | null) {
+  readonly #patternOf: (value: T) => string;
+
+  /** `patternOf`: the pattern a value was added with. */
+  constructor(observer: () => BindingObserver | null, patternOf: (value: T) => string) {
     this.#observer = observer;
+    this.#patternOf = patternOf;
   }
 
   /** Exchanges with light patterns. */
@@ -64,6 +70,11 @@ export class LightRoutes<T> implements LightRouting {
 
   remove(entry: LightExchange<T>, pattern: string, value: T): void {
     if (entry.matcher.remove(pattern, value)) this.#observer()?.bindingRemoved(entry.exchange, 'topic', pattern);
+  }
+
+  eachPattern(fn: (exchange: string, pattern: string) => void): void {
+    for (const entry of this.#byExchange.values())
+      for (const value of entry.matcher.allValues()) fn(entry.exchange, this.#patternOf(value));
   }
 
   shardFor(exchange: string, routingKey: string): number {

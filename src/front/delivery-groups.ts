@@ -153,6 +153,16 @@ interface Carrier {
   holders: Set<Connection> | null;
 }
 
+/** What a stream keeps while members are out of it as slow (drop), made when the first one goes out. */
+interface Kept {
+  /** Members out. */
+  out: number;
+  /** Frames handed to uWS while a member was out, oldest first, at most --topic-buffer messages beyond the first. */
+  readonly frames: Array<{ frame: Uint8Array; ops: number }>;
+  /** Messages in them. */
+  ops: number;
+}
+
 /**
  * A stream: its members (the group is its own member set, so an idle subscription pays for no
  * separate object) and what it gathers for them.
@@ -168,11 +178,8 @@ class Group extends Members implements StreamGroup {
   writer: BinaryFrameWriter | null = null;
   /** Messages handed to the stream so far (a dropped member's loss is the difference). */
   seq = 0;
-  /** Members taken out as slow (drop): while any is, the newest frames are kept for them. */
-  out = 0;
-  /** Frames handed to uWS while a member was out, oldest first, at most --topic-buffer messages beyond the first. */
-  history: Array<{ frame: Uint8Array; ops: number }> | null = null;
-  historyOps = 0;
+  /** While members are out as slow (drop): how many, and the newest frames kept for them. */
+  kept: Kept | null = null;
   /** Payload bytes in the frame being gathered (each member gets them). */
   frameBytes = 0;
   touched = false;
@@ -238,7 +245,10 @@ export class DeliveryGroups {
     this.#flush = flush;
     this.#hooks = hooks;
     const registry = ctx.topology.registry;
-    this.#light = new LightRoutes<Group>(() => registry.bindingObserver);
+    this.#light = new LightRoutes<Group>(
+      () => registry.bindingObserver,
+      (group) => group.destination.name,
+    );
     ctx.topology.light = this.#light;
   }
 
@@ -408,7 +418,7 @@ export class DeliveryGroups {
       this.#publishPending(group);
       if (slow && member.leftAt === null) {
         member.leftAt = group.seq;
-        group.out++;
+        (group.kept ??= { out: 0, frames: [], ops: 0 }).out++;
         if (group.topic !== null) connection.ws.unsubscribe(group.topic);
       } else if (!slow && member.leftAt !== null) {
         const missed = group.seq - member.leftAt;
@@ -515,7 +525,7 @@ export class DeliveryGroups {
           ws.cork(() => ws.send(frame, true));
         }
       }
-      if (group.out > 0) this.#remember(group, frame.slice(), ops);
+      if (group.kept !== null) this.#remember(group.kept, frame.slice(), ops);
       this.streamed += ops;
       // Per frame, not per message: each member in the stream got these ops.
       for (const member of group.members.values()) {
@@ -530,13 +540,13 @@ export class DeliveryGroups {
   }
 
   /** Keeps a frame for the members out of the stream, and no more than --topic-buffer messages beyond the first frame. */
-  #remember(group: Group, frame: Uint8Array, ops: number): void {
-    const history = (group.history ??= []);
+  #remember(kept: Kept, frame: Uint8Array, ops: number): void {
+    const history = kept.frames;
     history.push({ frame, ops });
-    group.historyOps += ops;
+    kept.ops += ops;
     const bound = this.#ctx.config.topicBuffer;
-    while (history.length > 1 && group.historyOps - history[0].ops >= bound) {
-      group.historyOps -= history[0].ops;
+    while (history.length > 1 && kept.ops - history[0].ops >= bound) {
+      kept.ops -= history[0].ops;
       history.shift();
     }
   }
@@ -548,7 +558,7 @@ export class DeliveryGroups {
   #replay(group: Group, connection: Connection, count: number): number {
     const frames: Uint8Array[] = [];
     let left = count;
-    const history = group.history ?? [];
+    const history = group.kept?.frames ?? [];
     for (let i = history.length - 1; i >= 0 && left > 0; i--) {
       const { frame, ops } = history[i];
       frames.push(ops <= left ? frame : frame.subarray(opOffset(frame, ops - left)));
@@ -563,10 +573,10 @@ export class DeliveryGroups {
 
   /** One member fewer out of the stream: with none left, the kept frames go. */
   #endOut(group: Group): void {
-    group.out--;
-    if (group.out > 0) return;
-    group.history = null;
-    group.historyOps = 0;
+    const kept = group.kept;
+    if (kept === null) return;
+    kept.out--;
+    if (kept.out === 0) group.kept = null;
   }
 
   #remove(group: Group, member: Member): void {
@@ -621,7 +631,8 @@ export class DeliveryGroups {
       const { connection } = member;
       if (member.leftAt !== null || connection.closed) continue;
       if (this.#flush.sample(connection)) carrier.holders?.delete(connection);
-      else (carrier.holders ??= new Set()).add(connection);
+      // The sample may have found it slow and (drop) taken it out of its streams at once: then it holds nothing.
+      else if (member.leftAt === null) (carrier.holders ??= new Set()).add(connection);
     }
   }
 

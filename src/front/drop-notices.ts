@@ -35,9 +35,10 @@ export class DropNotices {
   /** A shard discarded `count` messages of `sub`. */
   record(sub: WsSubscription, count: number): void {
     sub.dropped += count;
-    sub.droppedUnreported += count;
+    const notices = (sub.notices ??= { unreported: 0, lastNoticeAt: 0, lastWarnAt: 0 });
+    notices.unreported += count;
     this.total += count;
-    if (this.#now() - sub.lastNoticeAt >= NOTICE_INTERVAL_MS) this.#notify(sub);
+    if (this.#now() - notices.lastNoticeAt >= NOTICE_INTERVAL_MS) this.#notify(sub);
     else {
       this.#pending.add(sub);
       this.#schedule();
@@ -60,7 +61,7 @@ export class DropNotices {
       this.#timer = null;
       const now = this.#now();
       for (const sub of this.#pending) {
-        if (now - sub.lastNoticeAt < NOTICE_INTERVAL_MS) continue;
+        if (now - (sub.notices?.lastNoticeAt ?? 0) < NOTICE_INTERVAL_MS) continue;
         this.#pending.delete(sub);
         this.#notify(sub);
       }
@@ -70,12 +71,13 @@ export class DropNotices {
   }
 
   #notify(sub: WsSubscription): void {
-    const count = sub.droppedUnreported;
+    const notices = sub.notices;
     const { connection } = sub;
-    if (count === 0 || connection.closed) return;
-    sub.droppedUnreported = 0;
+    if (notices === null || notices.unreported === 0 || connection.closed) return;
+    const count = notices.unreported;
+    notices.unreported = 0;
     const now = this.#now();
-    sub.lastNoticeAt = now;
+    notices.lastNoticeAt = now;
     const destination = destinationOf(sub);
     if (sub.binary) {
       this.#flush.writer(connection).dropped(sub.clientId as number, count, destination);
@@ -86,8 +88,8 @@ export class DropNotices {
         `{"op":"dropped","subscription":${sub.clientIdJson},"destination":${JSON.stringify(destination)},"count":${count},"total":${sub.dropped}}`,
       );
     }
-    if (now - sub.lastWarnAt >= WARN_INTERVAL_MS) {
-      sub.lastWarnAt = now;
+    if (now - notices.lastWarnAt >= WARN_INTERVAL_MS) {
+      notices.lastWarnAt = now;
       this.#log.warn(
         { connection: connection.id, user: connection.principal.name, subscription: sub.clientId, destination, dropped: sub.dropped },
         'slow consumer: its topic buffer is full and its socket stays above high water; dropping its oldest messages',

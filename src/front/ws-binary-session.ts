@@ -131,6 +131,9 @@ export class BinarySession extends ProtocolSession {
             ev.shared,
             ev.arguments,
           );
+          // A shared stream's member has no consumer of its own to wait for: its stream's carrier took
+          // its consumer before anything published after this OK can reach it (same ring, in order).
+          if (sub.group !== null) return;
           // The OK goes out once the shard has the consumer; its refusal fails the request instead.
           return this.ops.whenTaken(sub).then((refused) => {
             if (refused !== null) throw refused;

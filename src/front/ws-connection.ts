@@ -18,6 +18,13 @@ export const CLOSE_PROTOCOL_ERROR = 1002;
 export const CLOSE_POLICY = 1008;
 export const CLOSE_TOO_BIG = 1009;
 
+/** Of the messages a subscription lost, those not yet told to its client, and when it was last told and logged (ms). */
+export interface DropNoticeState {
+  unreported: number;
+  lastNoticeAt: number;
+  lastWarnAt: number;
+}
+
 /** A shared stream as a subscription sees it (front/delivery-groups.ts holds the rest). */
 export interface StreamGroup {
   /** The stream id its client learned from a STREAM op. */
@@ -47,11 +54,8 @@ export interface WsSubscription {
   owedBytes: number;
   /** Messages the shard discarded for this subscription while it was slow (shard/shard-flow.ts). */
   dropped: number;
-  /** Of those, not yet told to the client (front/drop-notices.ts). */
-  droppedUnreported: number;
-  /** When the client was last sent a dropped notice, and when it was last logged (ms). */
-  lastNoticeAt: number;
-  lastWarnAt: number;
+  /** Its drop notices' state (front/drop-notices.ts), made at its first drop: most subscriptions never drop. */
+  notices: DropNoticeState | null;
   /** A stream consumer's start and name (streamStartOf); null when none was given. */
   readonly streamStart: StreamStart | null;
   /**

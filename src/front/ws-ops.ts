@@ -98,9 +98,7 @@ export class SessionOps {
       owedCredit: 0,
       owedBytes: 0,
       dropped: 0,
-      droppedUnreported: 0,
-      lastNoticeAt: 0,
-      lastWarnAt: 0,
+      notices: null,
       streamStart,
       pendingOk: null,
     };

@@ -19,7 +19,10 @@ function observed(): { observer: BindingObserver; seen: string[] } {
 
 describe('light routes', () => {
   it("answers the carrier's shard only for keys a pattern of that exchange matches", () => {
-    const routes = new LightRoutes<string>(() => null);
+    const routes = new LightRoutes<string>(
+      () => null,
+      (v) => v,
+    );
     const x = routes.open('amq.topic', 'amq.gen-c', 3);
     routes.add(x, 'a.*', 'g1');
     routes.add(x, 'b.#', 'g2');
@@ -36,15 +39,22 @@ describe('light routes', () => {
 
   it('tells cluster interest of each pattern added and removed, read at each change (set on joining)', () => {
     let observer: BindingObserver | null = null;
-    const routes = new LightRoutes<string>(() => observer);
+    const routes = new LightRoutes<string>(
+      () => observer,
+      (v) => v,
+    );
     const x = routes.open('amq.topic', 'q', 0);
-    routes.add(x, 'early', 'g0'); // before the cluster link: nobody to tell
+    routes.add(x, 'early', 'early'); // before the cluster link: nobody to tell
     const o = observed();
     observer = o.observer;
     routes.add(x, 'a.*', 'g1');
     routes.remove(x, 'a.*', 'g1');
     routes.remove(x, 'a.*', 'g1'); // not bound any more: nothing to tell
     expect(o.seen).toEqual(['+amq.topic/topic/a.*', '-amq.topic/topic/a.*']);
+    // What the cluster link reads on joining: every pattern there is, with its exchange.
+    const all: string[] = [];
+    routes.eachPattern((exchange, pattern) => void all.push(`${exchange} ${pattern}`));
+    expect(all).toEqual(['amq.topic early']);
   });
 });
 
@@ -54,7 +64,10 @@ describe('topology - routing with light routes', () => {
     t.declareQueue('bound', PLAIN, false, 0);
     const boundShard = (t.getQueue('bound') as { shard: number }).shard;
     t.registry.bindQueue('amq.topic', 'bound', 'a.*', {});
-    const routes = new LightRoutes<string>(() => null);
+    const routes = new LightRoutes<string>(
+      () => null,
+      (v) => v,
+    );
     t.light = routes;
     const carrierShard = (boundShard + 1) % 4;
     const x = routes.open('amq.topic', 'amq.gen-c', carrierShard);

@@ -48,6 +48,8 @@ describe('e2e - a shard that dies is restarted', () => {
     const consumer = await JsonWsClient.connect(broker.url);
     await consumer.subscribe('q', `/queue/${queue}`);
     for (let i = 0; i < 3; i++) await publish(broker, `queue/${heldQueue}`, `held${i}`);
+    // HTTP's 200 can precede the shard's batch end, where its ready gauge is published: wait for it.
+    await until(async () => (await stats(broker)).shards[heldShard].ready === 3);
     expect((await stats(broker)).shards[heldShard].ready).toBe(3);
 
     await broker.supervisor.crash(heldShard);

@@ -236,14 +236,7 @@ export class TopicMatcher<T> {
 
   /** True when `value` is bound with exactly `pattern`. */
   has(pattern: string, value: T): boolean {
-    const words = splitWords(pattern);
-    let node = this.#root;
-    for (let i = 0; i < words.length; i++) {
-      const child = childFor(node, words[i]);
-      if (child === null) return false;
-      node = child;
-    }
-    const values = node.values;
+    const values = this.#nodeAt(pattern)?.values ?? null;
     if (values === null) return false;
     if (Array.isArray(values)) return values.includes(value);
     return values instanceof Set ? values.has(value) : values === value;
@@ -251,14 +244,20 @@ export class TopicMatcher<T> {
 
   /** The values bound with exactly `pattern` (its wildcards as words, not matched), in insertion order. */
   valuesAt(pattern: string): readonly T[] {
+    const values = this.#nodeAt(pattern)?.values ?? null;
+    return values === null ? EMPTY_RESULT : Array.from(valuesOf(values));
+  }
+
+  /** The node `pattern` ends at (its words followed as they are), or null when the trie has no such path. */
+  #nodeAt(pattern: string): TrieNode<T> | null {
     const words = splitWords(pattern);
     let node = this.#root;
     for (let i = 0; i < words.length; i++) {
       const child = childFor(node, words[i]);
-      if (child === null) return EMPTY_RESULT;
+      if (child === null) return null;
       node = child;
     }
-    return node.values === null ? EMPTY_RESULT : Array.from(valuesOf(node.values));
+    return node;
   }
 
   /** Every value bound, with any pattern (a walk over the whole trie: for rare, whole-set work). */

@@ -21,6 +21,23 @@ const queues = async (broker: Broker): Promise<QueueRow[]> => (await (await fetc
 /** The carrier queue of `/`'s amq.topic: every light subscription to it takes its messages from it. */
 const carrier = async (broker: Broker): Promise<QueueRow | undefined> =>
   (await queues(broker)).find((q) => q.arguments['x-shardmq-carries'] === 'amq.topic');
+/**
+ * A subscriber's handler that records each message's number (`<n>:…`) and stops at the first until
+ * `release()`: its client's buffer fills, it stops reading, its socket fills past high water.
+ */
+function stallAfterFirst(): { got: number[]; handler: (m: Message) => Promise<void>; release: () => void } {
+  const got: number[] = [];
+  let release: () => void = () => undefined;
+  const held = new Promise<void>((r) => {
+    release = r;
+  });
+  const handler = async (m: Message): Promise<void> => {
+    got.push(Number(m.text().split(':')[0]));
+    if (got.length === 1) await held;
+  };
+  return { got, handler, release: () => release() };
+}
+
 /** Messages in `/`'s amq.topic carrier (ready and unacked). */
 const depthOfCarrier = async (broker: Broker): Promise<number> =>
   ((await carrier(broker)) as unknown as { messages?: number } | undefined)?.messages ?? 0;
@@ -243,18 +260,11 @@ describe('e2e - shared streams, a slow member (--slow-consumer drop)', () => {
     const pub = await connect(broker.url);
     try {
       const h: number[] = [];
-      const s: number[] = [];
-      let release: () => void = () => undefined;
-      const held = new Promise<void>((r) => {
-        release = r;
-      });
+      const { got: s, handler: stall, release } = stallAfterFirst();
       await healthy.subscribe('/topic/slow.x', {}, (m) => void h.push(Number(m.text().split(':')[0])));
       // The stalled one stops in its handler: its buffer fills, the client stops reading, its socket
       // fills past high water and stays there past --slow-consumer-ms.
-      const stalledSub = await stalled.subscribe('/topic/slow.x', { bufferSize: 16 }, async (m) => {
-        s.push(Number(m.text().split(':')[0]));
-        if (s.length === 1) await held;
-      });
+      const stalledSub = await stalled.subscribe('/topic/slow.x', { bufferSize: 16 }, stall);
       const n = 30_000;
       const pad = 'x'.repeat(2048); // 60 MB: more than loopback's socket buffers take
       const pending: Promise<void>[] = [];
@@ -288,15 +298,8 @@ describe('e2e - shared streams, a slow member (--slow-consumer drop)', () => {
     const stalled = await connect(broker.url);
     const pub = await connect(broker.url);
     try {
-      const s: number[] = [];
-      let release: () => void = () => undefined;
-      const held = new Promise<void>((r) => {
-        release = r;
-      });
-      const stalledSub = await stalled.subscribe('/topic/slow.solo', { bufferSize: 16 }, async (m) => {
-        s.push(Number(m.text().split(':')[0]));
-        if (s.length === 1) await held;
-      });
+      const { got: s, handler: stall, release } = stallAfterFirst();
+      const stalledSub = await stalled.subscribe('/topic/slow.solo', { bufferSize: 16 }, stall);
       const n = 30_000;
       const pad = 'x'.repeat(2048);
       const pending: Promise<void>[] = [];
@@ -334,17 +337,10 @@ describe('e2e - light subscriptions: backlogged and back (--slow-consumer block)
     const beside = await connect(broker.url);
     const pub = await connect(broker.url);
     try {
-      const s: number[] = [];
       const b: number[] = [];
-      let release: () => void = () => undefined;
-      const held = new Promise<void>((r) => {
-        release = r;
-      });
-      // Two patterns on one carrier (amq.topic): a stall of one holds the carrier for both.
-      const stalledSub = await stalled.subscribe('/topic/backlog.*.a', { bufferSize: 16 }, async (m) => {
-        s.push(Number(m.text().split(':')[0]));
-        if (s.length === 1) await held;
-      });
+      const { got: s, handler: stall, release } = stallAfterFirst();
+      // Two patterns on one carrier (amq.topic): once the stalled one's group keeps --topic-buffer (500) for it, it holds the carrier for both.
+      const stalledSub = await stalled.subscribe('/topic/backlog.*.a', { bufferSize: 16 }, stall);
       const besideSub = await beside.subscribe('/topic/backlog.#', {}, (m) => void b.push(Number(m.text().split(':')[0])));
       const n = 20_000;
       const pad = 'x'.repeat(2048); // 40 MB: past loopback's socket buffers and the carrier's 500 messages
@@ -421,16 +417,9 @@ describe('e2e - light subscriptions: one lagging socket holds only its own strea
     const healthy = await connect(broker.url);
     const pub = await connect(broker.url);
     try {
-      const l: number[] = [];
       const h: number[] = [];
-      let release: () => void = () => undefined;
-      const held = new Promise<void>((r) => {
-        release = r;
-      });
-      const lagSub = await lagging.subscribe('/topic/iso.lag', { bufferSize: 16 }, async (m) => {
-        l.push(Number(m.text().split(':')[0]));
-        if (l.length === 1) await held;
-      });
+      const { got: l, handler: stall, release } = stallAfterFirst();
+      const lagSub = await lagging.subscribe('/topic/iso.lag', { bufferSize: 16 }, stall);
       await healthy.subscribe('/topic/iso.ok', {}, (m) => void h.push(Number(m.text().split(':')[0])));
       const n = 3000;
       const pad = 'x'.repeat(8192); // 24 MB for the lagging one: past loopback's socket buffers, under its 5,000 messages

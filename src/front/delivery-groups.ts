@@ -4,11 +4,10 @@
  * Subscriptions that allow it (SUBSCRIBE_SHARED, which the exported client sets for auto ack) and
  * name the same `/topic/` pattern join one group: one stream, whose messages are encoded once, as
  * DELIVERs with the STREAM flag (stream id = group id, tag 0), into the group's frame; at the end of
- * the chunk the frame is sent to every member socket in the stream (uWS copies it into each in C++:
- * one call per member and frame, never per message). Each member learned its stream id from a
- * STREAM op sent before its first frame, so the bytes are the same for every member. (Not a uWS
- * topic: a socket unsubscribed from one in the tick a frame was published to it loses that frame,
- * and members leave streams as their sockets fall behind.)
+ * the chunk the frame goes to uWebSockets.js's topic publish, which copies it to every member socket
+ * in C++ (a group that never had a second member has no uWS topic: its frame is sent to its one
+ * member's socket directly). Each member learned its stream id from a STREAM op, sent before the
+ * socket joined the uWS topic, so the bytes are the same for every member.
  *
  * A group is light: it has no queue of its own. Every group on one exchange (of one vhost) is fed by
  * that exchange's carrier, one queue on one shard with one consumer (GROUP_CONNECTION, the carrier
@@ -17,24 +16,25 @@
  * record of the carrier is matched here again to the groups it goes to. So an idle subscription
  * costs a trie entry and its group here, and nothing on a shard: no queue, binding or consumer.
  *
- * Flow control: the carrier's credit goes back to its shard after each chunk. A member whose socket is
- * above --socket-high-water when sampled (the members of the groups a chunk touched, per chunk, never
- * per message) falls behind: it leaves the stream and the group keeps every frame it has not taken
- * (the light subscription's backlog), until a drain below high water sends them all and puts it back.
- * A group that keeps --topic-buffer messages for a member behind holds the carrier's credit, and the
- * full carrier presses (holds the publishers) as a private topic queue does; before that, one lagging
- * socket holds no other stream. A member whose socket stays above high water for --slow-consumer-ms is
- * slow, and --slow-consumer applies to it alone: `drop` takes it out of its streams until its socket
- * drains, then sends it the newest --topic-buffer messages of each stream it missed and tells each of
- * its subscriptions how many older ones it lost (a DROPPED notice, counted exactly from the stream's
- * sequence): the same drop-oldest a private topic queue applies; `disconnect` closes it; `block` keeps
- * it behind, its full groups holding the carrier and its publishers, as it would hold its own queue.
+ * Flow control is the carrier's: its credit goes back to the shard after a chunk only while no
+ * member socket that got its messages is above --socket-high-water (checked per chunk for the groups
+ * the chunk touched, and per drain, never per message), so a member that lags holds the carrier, and
+ * the full carrier presses (holds the publishers) as a private topic queue does. The carrier is the
+ * light subscription's backlog: what a lagging member's groups have not taken waits there, in order.
+ * A member whose socket stays above high water for --slow-consumer-ms is slow, and --slow-consumer
+ * applies to it alone: `drop` takes it out of its streams until its socket drains, then sends it the
+ * newest --topic-buffer messages of each stream it missed (a group keeps that many of its frames
+ * while a member is out) and tells each of its subscriptions how many older ones it lost (a DROPPED
+ * notice, counted exactly from the stream's sequence): the same drop-oldest a private topic queue
+ * applies; `disconnect` closes it; `block` keeps it in, holding the carrier and its publishers, as
+ * it would hold its own queue.
  *
  * A member joining gets the stream from the next message matched to it: a few messages still in the
  * carrier (published just before it subscribed) can reach it, where a private queue would have
  * started empty.
  */
 import type { VhostScope } from '../protocol/vhost-name.js';
+import type { TemplatedApp } from 'uWebSockets.js';
 import type { BrokerContext } from './context.js';
 import type { DeliveryFlush } from './delivery-flush.js';
 import type { Connection, StreamGroup, WsSubscription } from './ws-connection.js';
@@ -65,10 +65,7 @@ interface Member {
    * over it stays valid.
    */
   subs: WsSubscription | readonly WsSubscription[];
-  /**
-   * The stream's sequence when the member left it (behind: its socket above high water; or out as
-   * slow under --slow-consumer drop); null while it is in.
-   */
+  /** The stream's sequence when the member was taken out as slow (drop); null while it is in. */
   leftAt: number | null;
 }
 
@@ -152,28 +149,18 @@ interface Carrier {
   owedCredit: number;
   owedBytes: number;
   touched: boolean;
-  /** Groups whose kept frames for a member behind reached --topic-buffer: its credit waits while any is. */
-  full: number;
+  /** Member connections above high water when last sampled for it: its credit waits while any is. */
+  holders: Set<Connection> | null;
 }
 
-/**
- * What a stream keeps while members are away from it, made when the first one leaves. A member is
- * behind while its socket is above high water: nothing it has not taken is dropped, and when the
- * frames kept for it reach --topic-buffer messages the group holds its carrier (as a private topic
- * queue that fills holds its publishers), so one lagging socket does not hold every other stream. A
- * member out as slow (--slow-consumer drop) gets the newest --topic-buffer messages when it drains.
- */
+/** What a stream keeps while members are out of it as slow (drop), made when the first one goes out. */
 interface Kept {
-  /** Members away (behind or out). */
-  away: number;
-  /** Of those, the ones behind (the rest are out as slow). */
-  readonly behind: Set<Member>;
-  /** Frames handed to uWS since, oldest first; trimmed to --topic-buffer messages beyond the first while nobody is behind. */
+  /** Members out. */
+  out: number;
+  /** Frames handed to uWS while a member was out, oldest first, at most --topic-buffer messages beyond the first. */
   readonly frames: Array<{ frame: Uint8Array; ops: number }>;
   /** Messages in them. */
   ops: number;
-  /** They reached --topic-buffer with a member behind: the group holds its carrier. */
-  full: boolean;
 }
 
 /**
@@ -181,11 +168,17 @@ interface Kept {
  * separate object) and what it gathers for them.
  */
 class Group extends Members implements StreamGroup {
+  /**
+   * The uWS topic its members' sockets subscribe to, once it has had two members; null before: a
+   * stream with one member (most of a telemetry fleet's 100,000 patterns) sends it its frames
+   * directly, and no uWS topic holds ~410 bytes of native memory for it.
+   */
+  topic: string | null = null;
   /** Lent by the flush's pool from the group's first delivery of a chunk until its frame goes to uWS. */
   writer: BinaryFrameWriter | null = null;
   /** Messages handed to the stream so far (a dropped member's loss is the difference). */
   seq = 0;
-  /** While members are away (behind or out as slow): the frames kept for them. */
+  /** While members are out as slow (drop): how many, and the newest frames kept for them. */
   kept: Kept | null = null;
   /** Payload bytes in the frame being gathered (each member gets them). */
   frameBytes = 0;
@@ -229,10 +222,11 @@ export class DeliveryGroups {
   #groups = 0;
   /** After the ids wrapped: the ids then in use, skipped until the next wrap. */
   #usedAfterWrap: Set<number> | null = null;
-  /** The groups each connection is behind in (a drain walks these, not all its groups). */
-  readonly #behindOf = new Map<Connection, Set<Group>>();
+  /** Each connection's carriers, with how many of its groups each feeds (drains walk these, not the groups). */
+  readonly #carriersOf = new Map<Connection, Map<Carrier, number>>();
   readonly #touched: Group[] = [];
   readonly #touchedCarriers: Carrier[] = [];
+  #app: TemplatedApp | null = null;
   #nextId = 1;
   #nextCarrier = 1;
   /** Stream deliveries handed to uWS (messages × frames, not × members). */
@@ -256,6 +250,10 @@ export class DeliveryGroups {
       (group) => group.destination.name,
     );
     ctx.topology.light = this.#light;
+  }
+
+  register(app: TemplatedApp): void {
+    this.#app = app;
   }
 
   get groups(): number {
@@ -292,6 +290,11 @@ export class DeliveryGroups {
       this.#publishPending(group);
       member = { connection, subs: sub, leftAt: null };
       group.members.add(member);
+      let carriers = this.#carriersOf.get(connection);
+      if (carriers === undefined) this.#carriersOf.set(connection, (carriers = new Map()));
+      carriers.set(group.carrier, (carriers.get(group.carrier) ?? 0) + 1);
+      if (group.topic !== null) connection.ws.subscribe(group.topic);
+      else if (group.members.size > 1) this.#toTopic(group);
     }
     const subs = subsOf(member);
     if (!subs.includes(sub)) member.subs = subs.concat(sub);
@@ -311,17 +314,27 @@ export class DeliveryGroups {
       member.subs = rest.length === 1 ? rest[0] : rest;
       return;
     }
+    const { carrier } = group;
     this.#remove(group, member);
+    this.#leaveCarrier(connection, carrier);
     if (group.members.size === 0) this.#drop(group);
+    // The one that lagged may have gone: the rest may take more.
+    if (this.#carriersById.get(carrier.id) === carrier) this.#creditIfKeepingUp(carrier);
   }
 
-  /** The connection closed: it leaves every group. */
+  /** The connection closed: it leaves every group (uWS dropped its topics with the socket). */
   connectionClosed(connection: Connection): void {
-    this.#behindOf.delete(connection);
+    const carriers = this.#carriersOf.get(connection);
+    if (carriers === undefined) return;
+    this.#carriersOf.delete(connection);
     for (const group of this.#groupsOf(connection)) {
       const member = group.members.get(connection);
       if (member !== undefined) this.#remove(group, member);
       if (group.members.size === 0) this.#drop(group);
+    }
+    for (const carrier of carriers.keys()) {
+      carrier.holders?.delete(connection);
+      if (this.#carriersById.get(carrier.id) === carrier) this.#creditIfKeepingUp(carrier);
     }
   }
 
@@ -356,7 +369,7 @@ export class DeliveryGroups {
     return true;
   }
 
-  /** End of an outbound chunk: each touched group's frame to uWS, and its carrier's credit back unless a group is full. */
+  /** End of an outbound chunk: each touched group's frame to uWS, and its carrier's credit back if every member keeps up. */
   endChunk(): void {
     const touched = this.#touched;
     for (let i = 0; i < touched.length; i++) {
@@ -378,42 +391,41 @@ export class DeliveryGroups {
     carriers.length = 0;
   }
 
-  /** uWS drained a member's socket: below high water, it catches up on the streams it is behind in. */
+  /** uWS drained a member's socket: the carriers it held may take more. */
   drained(connection: Connection): void {
-    // The sample also lifts a slow verdict (slowChanged: members out as slow come back).
-    if (connection.closed || !this.#flush.sample(connection)) return;
-    const behind = this.#behindOf.get(connection);
-    if (behind === undefined) return;
-    this.#behindOf.delete(connection);
-    for (const group of behind) {
-      const member = group.members.get(connection);
-      if (member !== undefined && group.kept?.behind.has(member) === true) this.#catchUp(group, member);
+    const carriers = this.#carriersOf.get(connection);
+    if (carriers === undefined) return;
+    const keepsUp = this.#flush.sample(connection);
+    for (const carrier of carriers.keys()) {
+      if (keepsUp) carrier.holders?.delete(connection);
+      this.#creditIfKeepingUp(carrier);
     }
   }
 
   /** DeliveryFlush's verdict on a connection changed: --slow-consumer applies to its memberships. */
   slowChanged(connection: Connection, slow: boolean): void {
+    if (!this.#carriersOf.has(connection)) return;
     const policy = this.#ctx.config.slowConsumer;
     if (slow && policy === 'disconnect') {
       this.#hooks.disconnect(connection);
       return;
     }
-    if (policy !== 'drop') return; // block: it stays behind, and a full group holds its carrier
+    if (policy !== 'drop') return; // block: it stays in and holds its carriers
     for (const group of this.#groupsOf(connection)) {
       const member = group.members.get(connection);
       if (member === undefined) continue;
       // Everything numbered up to here reaches it (its frame goes out first); after, nothing until it drains.
       this.#publishPending(group);
-      const kept = group.kept;
       if (slow && member.leftAt === null) {
-        // Out as slow: it may lose the oldest of what it misses.
-        this.#leave(group, member).away++;
-      } else if (slow && kept?.behind.delete(member) === true) {
-        // Behind, now slow: from here on it may lose the oldest, and it holds nothing.
-        this.#trim(group, kept);
-      } else if (!slow && member.leftAt !== null && kept !== null && !kept.behind.has(member)) {
+        member.leftAt = group.seq;
+        (group.kept ??= { out: 0, frames: [], ops: 0 }).out++;
+        if (group.topic !== null) connection.ws.unsubscribe(group.topic);
+      } else if (!slow && member.leftAt !== null) {
         const missed = group.seq - member.leftAt;
-        const replayed = this.#rejoin(group, member, Math.min(missed, this.#ctx.config.topicBuffer));
+        member.leftAt = null;
+        const replayed = this.#replay(group, connection, Math.min(missed, this.#ctx.config.topicBuffer));
+        this.#endOut(group);
+        if (group.topic !== null) connection.ws.subscribe(group.topic);
         this.replayed += replayed;
         if (missed > replayed) {
           for (const sub of subsOf(member)) {
@@ -423,7 +435,12 @@ export class DeliveryGroups {
         }
       }
     }
-    if (slow) this.#behindOf.delete(connection);
+    if (!slow) return;
+    // Out of its streams, it holds no carrier.
+    for (const carrier of this.#carriersOf.get(connection)?.keys() ?? []) {
+      carrier.holders?.delete(connection);
+      this.#creditIfKeepingUp(carrier);
+    }
   }
 
   /** A carrier's consumer was cancelled (its queue deleted): its groups are gone; returns their members' subscriptions. */
@@ -434,10 +451,10 @@ export class DeliveryGroups {
     for (const group of carrier.routes.matcher.allValues()) {
       for (const member of group.members.values()) {
         subs.push(...subsOf(member));
-        this.#behindOf.get(member.connection)?.delete(group);
+        this.#carriersOf.get(member.connection)?.delete(carrier);
+        if (!member.connection.closed && member.leftAt === null && group.topic !== null) member.connection.ws.unsubscribe(group.topic);
       }
       group.members.clear();
-      group.kept = null;
       this.#forget(group);
       this.#light.remove(carrier.routes, group.destination.name, group);
     }
@@ -476,7 +493,7 @@ export class DeliveryGroups {
       owedCredit: 0,
       owedBytes: 0,
       touched: false,
-      full: 0,
+      holders: null,
     };
     this.#carriers.set(exchange, carrier);
     this.#carriersById.set(id, carrier);
@@ -498,13 +515,17 @@ export class DeliveryGroups {
     const ops = w.opCount;
     if (ops > 0) {
       const frame = w.finish();
-      // uWS copies the frame into each socket's buffer before send returns: the writer can be reused.
-      for (const member of group.members.values()) {
-        if (member.leftAt !== null || member.connection.closed) continue;
-        const ws = member.connection.ws;
-        ws.cork(() => ws.send(frame, true));
+      // uWS copies the frame (into its topic tree, or the socket's buffer) before this returns: the
+      // writer can be reused.
+      if (group.topic !== null) this.#app?.publish(group.topic, frame, true);
+      else {
+        for (const member of group.members.values()) {
+          if (member.leftAt !== null || member.connection.closed) continue;
+          const ws = member.connection.ws;
+          ws.cork(() => ws.send(frame, true));
+        }
       }
-      if (group.kept !== null) this.#remember(group, group.kept, frame.slice(), ops);
+      if (group.kept !== null) this.#remember(group.kept, frame.slice(), ops);
       this.streamed += ops;
       // Per frame, not per message: each member in the stream got these ops.
       for (const member of group.members.values()) {
@@ -518,33 +539,15 @@ export class DeliveryGroups {
     this.#flush.writers.give(w);
   }
 
-  /** Keeps a frame for the members away; with one behind and --topic-buffer messages kept, the group holds its carrier. */
-  #remember(group: Group, kept: Kept, frame: Uint8Array, ops: number): void {
-    kept.frames.push({ frame, ops });
-    kept.ops += ops;
-    if (kept.behind.size === 0) this.#trim(group, kept);
-    else if (!kept.full && kept.ops >= this.#ctx.config.topicBuffer) {
-      kept.full = true;
-      group.carrier.full++;
-    }
-  }
-
-  /**
-   * Nobody behind (any more): the kept frames are cut to the newest --topic-buffer messages beyond
-   * the first frame (what a member out as slow gets back), and a group that held its carrier lets go.
-   */
-  #trim(group: Group, kept: Kept): void {
-    if (kept.behind.size > 0) return;
+  /** Keeps a frame for the members out of the stream, and no more than --topic-buffer messages beyond the first frame. */
+  #remember(kept: Kept, frame: Uint8Array, ops: number): void {
     const history = kept.frames;
+    history.push({ frame, ops });
+    kept.ops += ops;
     const bound = this.#ctx.config.topicBuffer;
     while (history.length > 1 && kept.ops - history[0].ops >= bound) {
       kept.ops -= history[0].ops;
       history.shift();
-    }
-    if (kept.full) {
-      kept.full = false;
-      group.carrier.full--;
-      this.#creditIfKeepingUp(group.carrier);
     }
   }
 
@@ -568,68 +571,32 @@ export class DeliveryGroups {
     return count - left;
   }
 
-  /** `member` leaves the stream: the frames from here on are kept for it. */
-  #leave(group: Group, member: Member): Kept {
-    member.leftAt = group.seq;
-    const kept = (group.kept ??= { away: 0, behind: new Set(), frames: [], ops: 0, full: false });
-    return kept;
-  }
-
-  /** Its socket went above high water: it is behind, and the group keeps every frame it has not taken. */
-  #fallBehind(group: Group, member: Member): void {
-    const kept = this.#leave(group, member);
-    kept.away++;
-    kept.behind.add(member);
-    let groups = this.#behindOf.get(member.connection);
-    if (groups === undefined) this.#behindOf.set(member.connection, (groups = new Set()));
-    groups.add(group);
-  }
-
-  /** Below high water again: a member behind gets everything it missed, in order, and is back in the stream. */
-  #catchUp(group: Group, member: Member): void {
+  /** One member fewer out of the stream: with none left, the kept frames go. */
+  #endOut(group: Group): void {
     const kept = group.kept;
-    if (kept === null || member.leftAt === null) return;
-    kept.behind.delete(member);
-    // Nothing was trimmed while it was behind: every message since it left is kept.
-    this.#rejoin(group, member, group.seq - member.leftAt);
-  }
-
-  /**
-   * `member` (away) gets the newest `count` messages from the kept frames and is back in the stream;
-   * returns how many it got. With nobody left away, the kept frames go.
-   */
-  #rejoin(group: Group, member: Member, count: number): number {
-    const kept = group.kept as Kept;
-    const replayed = this.#replay(group, member.connection, count);
-    member.leftAt = null;
-    kept.away--;
-    this.#endAway(group, kept);
-    return replayed;
-  }
-
-  /** A member came back or went: with nobody away the kept frames go; with nobody behind the group lets its carrier go. */
-  #endAway(group: Group, kept: Kept): void {
-    if (kept.away > 0) {
-      this.#trim(group, kept);
-      return;
-    }
-    if (kept.full) {
-      group.carrier.full--;
-      this.#creditIfKeepingUp(group.carrier);
-    }
-    group.kept = null;
+    if (kept === null) return;
+    kept.out--;
+    if (kept.out === 0) group.kept = null;
   }
 
   #remove(group: Group, member: Member): void {
     const { connection } = member;
     group.members.delete(connection);
-    const kept = group.kept;
-    if (member.leftAt !== null && kept !== null) {
-      kept.behind.delete(member);
-      this.#behindOf.get(connection)?.delete(group);
-      kept.away--;
-      this.#endAway(group, kept);
+    if (member.leftAt !== null) this.#endOut(group);
+    else if (!connection.closed && group.topic !== null) connection.ws.unsubscribe(group.topic);
+  }
+
+  /** One group fewer of `connection` in `carrier`: with none left, the connection holds it no more. */
+  #leaveCarrier(connection: Connection, carrier: Carrier): void {
+    const carriers = this.#carriersOf.get(connection);
+    const n = carriers?.get(carrier);
+    if (carriers === undefined || n === undefined) return;
+    if (n > 1) {
+      carriers.set(carrier, n - 1);
+      return;
     }
+    carriers.delete(carrier);
+    carrier.holders?.delete(connection);
   }
 
   /**
@@ -645,22 +612,33 @@ export class DeliveryGroups {
     return groups;
   }
 
-  /**
-   * Samples each member in a group that just got messages (so its slow timer runs): one above high
-   * water falls behind (the group keeps its frames) until a drain finds it below. Per chunk and
-   * touched group, not per message.
-   */
-  #sampleMembers(group: Group): void {
+  /** A second member: from now on the stream goes through a uWS topic, which copies each frame to every member in C++. */
+  #toTopic(group: Group): void {
+    const topic = `shardmq/stream/${group.id}`;
+    group.topic = topic;
     for (const member of group.members.values()) {
-      if (member.leftAt !== null || member.connection.closed) continue;
-      // The sample may find it slow and (drop) take it out of its streams at once: then it is not behind.
-      if (!this.#flush.sample(member.connection) && member.leftAt === null) this.#fallBehind(group, member);
+      if (member.leftAt === null && !member.connection.closed) member.connection.ws.subscribe(topic);
     }
   }
 
-  /** Returns the carrier's owed credit unless a group holds it (kept --topic-buffer messages for a member behind). */
+  /**
+   * Samples each member of a group that just got messages (so its slow timer runs): one above high
+   * water holds the carrier until a drain finds it below. Per chunk and touched group, not per message.
+   */
+  #sampleMembers(group: Group): void {
+    const carrier = group.carrier;
+    for (const member of group.members.values()) {
+      const { connection } = member;
+      if (member.leftAt !== null || connection.closed) continue;
+      if (this.#flush.sample(connection)) carrier.holders?.delete(connection);
+      // The sample may have found it slow and (drop) taken it out of its streams at once: then it holds nothing.
+      else if (member.leftAt === null) (carrier.holders ??= new Set()).add(connection);
+    }
+  }
+
+  /** Returns the carrier's owed credit when no member it fed is above high water. */
   #creditIfKeepingUp(carrier: Carrier, chunkEnd = false): void {
-    if (carrier.full > 0 || carrier.owedCredit === 0) return;
+    if ((carrier.holders !== null && carrier.holders.size > 0) || carrier.owedCredit === 0) return;
     // At a chunk's end only in eighths of the window (DeliveryFlush.creditDue); a drain or a member leaving returns all.
     if (chunkEnd && !this.#flush.creditDue(carrier.owedCredit, carrier.owedBytes)) return;
     const owed = carrier.owedCredit;

@@ -117,6 +117,7 @@ export class WsFront {
   }
 
   register(app: TemplatedApp): void {
+    this.#groups.register(app);
     // The upgrade is a GET: another method on this path is 405, not 404.
     this.#ctx.routes.note('GET', '/v1/ws');
     app.ws<ConnectionData>('/v1/ws', {

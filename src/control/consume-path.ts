@@ -87,7 +87,8 @@ export class ConsumePath {
     // RabbitMQ's STOMP plugin does the same: a private queue per subscription, bounded here by
     // --topic-buffer: past it the shard holds the publishers while the subscriber keeps up, and
     // applies --slow-consumer once it is slow itself (shard/shard-flow.ts).
-    const { queue, shard } = this.#declarePrivate(destination, prefix, connectionId);
+    const binding = { exchange: prefix + destination.exchange, pattern: destination.name };
+    const { queue, shard } = this.#declarePrivate(prefix, connectionId, this.#topicArgs(), binding);
     return { destination, queue, shard, privateQueue: true };
   }
 
@@ -136,55 +137,47 @@ export class ConsumePath {
   }
 
   /**
-   * The queue of a shared stream to `destination`: a private topic queue (server-named, exclusive,
-   * bound, bounded by --topic-buffer with its flow control) owned by no connection (owner 0: no
-   * client can consume it by name, no connection's close drops it): its group drops it when its
-   * last member leaves.
+   * The carrier queue of light subscriptions to `exchange` (qualified, of `vhost`; control/light-routes.ts):
+   * a private topic queue (server-named, exclusive, bounded by --topic-buffer with its flow control)
+   * owned by no connection (owner 0: no client can consume it by name, no connection's close drops
+   * it), bound to nothing (its shard puts a publish into it when the main thread flags it), and
+   * naming the exchange it carries. Its streams drop it when the last one goes.
    */
-  sharedQueue(destination: Destination, vhost: VhostScope): { queue: string; shard: number } {
-    return this.#declarePrivate(destination, vhost.prefix, 0);
+  carrierQueue(exchange: string, vhost: VhostScope): { queue: string; shard: number } {
+    if (!this.#topology.registry.hasExchange(exchange)) throw new BrokerError(ErrorCode.notFound, `no ${describeIn('exchange', exchange)}`);
+    return this.#declarePrivate(vhost.prefix, 0, Object.freeze({ ...this.#topicArgs(), [CARRIER_ARG]: exchange }), null);
   }
 
   /**
-   * The carrier queue of light subscriptions to `destination`'s exchange in `vhost`
-   * (control/light-routes.ts): a private topic queue as `sharedQueue` declares, bound to nothing
-   * (its shard puts a publish into it when the main thread flags it), that names the exchange it
-   * carries.
+   * A private queue of vhost `prefix` with `args`, bound (on this thread and its shard) to
+   * `binding`'s exchange (of that vhost) with its pattern, unless `binding` is null.
    */
-  carrierQueue(destination: Destination, vhost: VhostScope): { queue: string; shard: number; exchange: string } {
-    const exchange = vhost.prefix + destination.exchange;
-    if (!this.#topology.registry.hasExchange(exchange)) throw new BrokerError(ErrorCode.notFound, `no ${describeIn('exchange', exchange)}`);
-    const args = Object.freeze({ ...this.#topicArgs(), [CARRIER_ARG]: exchange });
-    const options = { durable: false, exclusive: true, autoDelete: true, arguments: args };
-    const created = withBrokerErrors(() => this.#topology.declareQueue(vhost.prefix, options, false, 0));
-    const { name: queue, shard } = created.queue;
-    this.#shards[shard].writeControl((w) => w.manage(0, NO_TOKEN, { op: 'declareQueue', name: queue, ...options }));
-    return { queue, shard, exchange };
-  }
-
-  /** A private queue of vhost `prefix` bound to the destination's exchange (of that vhost) with its pattern. */
-  #declarePrivate(destination: Destination, prefix: string, owner: number): { queue: string; shard: number } {
-    const args = this.#topicArgs();
+  #declarePrivate(
+    prefix: string,
+    owner: number,
+    args: Readonly<Record<string, unknown>>,
+    binding: { readonly exchange: string; readonly pattern: string } | null,
+  ): { queue: string; shard: number } {
     const topology = this.#topology;
+    const options = { durable: false, exclusive: true, autoDelete: true, arguments: args };
     // The vhost's prefix alone asks for a server-named queue of that vhost.
-    const created = withBrokerErrors(() =>
-      topology.declareQueue(prefix, { durable: false, exclusive: true, autoDelete: true, arguments: args }, false, owner),
-    );
+    const created = withBrokerErrors(() => topology.declareQueue(prefix, options, false, owner));
     const queue = created.queue.name;
     const shard = created.queue.shard;
-    const exchange = prefix + destination.exchange;
-    try {
-      withBrokerErrors(() => topology.registry.bindQueue(exchange, queue, destination.name, {}));
-    } catch (err) {
-      topology.removeQueue(queue);
-      throw err;
+    if (binding !== null) {
+      try {
+        withBrokerErrors(() => topology.registry.bindQueue(binding.exchange, queue, binding.pattern, {}));
+      } catch (err) {
+        topology.removeQueue(queue);
+        throw err;
+      }
     }
     const handle = this.#shards[shard];
-    const pattern = destination.name;
-    handle.writeControl((w) =>
-      w.manage(0, NO_TOKEN, { op: 'declareQueue', name: queue, durable: false, exclusive: true, autoDelete: true, arguments: args }),
-    );
-    handle.writeControl((w) => w.manage(0, NO_TOKEN, { op: 'bindQueue', exchange, queue, routingKey: pattern, arguments: {} }));
+    handle.writeControl((w) => w.manage(0, NO_TOKEN, { op: 'declareQueue', name: queue, ...options }));
+    if (binding !== null) {
+      const { exchange, pattern } = binding;
+      handle.writeControl((w) => w.manage(0, NO_TOKEN, { op: 'bindQueue', exchange, queue, routingKey: pattern, arguments: {} }));
+    }
     return { queue, shard };
   }
 

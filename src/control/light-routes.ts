@@ -47,10 +47,6 @@ export class LightRoutes<T> implements LightRouting {
     return this.#byExchange.size;
   }
 
-  get(exchange: string): LightExchange<T> | undefined {
-    return this.#byExchange.get(exchange);
-  }
-
   /** Starts carrying `exchange`'s light patterns through `queue` on `shard`. */
   open(exchange: string, queue: string, shard: number): LightExchange<T> {
     const entry: LightExchange<T> = { exchange, queue, shard, matcher: new TopicMatcher<T>() };

@@ -99,8 +99,6 @@ export class PublishPath {
   confirmed = 0;
   /** Set once the node has joined its cluster (--cluster); null on a node of its own. */
   cluster: ClusterForward | null = null;
-  /** #oneShard's arrays, by shard. */
-  readonly #singleShards: (readonly number[])[] = [];
 
   constructor(topology: Topology, shards: readonly ShardWriter[], durableQueues: boolean, log: Logger) {
     this.#topology = topology;
@@ -190,7 +188,7 @@ export class PublishPath {
       return {
         exchange: prefix,
         routingKey: destination.name,
-        shards: this.#oneShard(meta.shard),
+        shards: this.#topology.oneShard(meta.shard),
         confirmFromShard: meta.confirmFromShard,
         forward: null,
         vhostNumber: vhost.number,
@@ -221,16 +219,6 @@ export class PublishPath {
       ringExchange: numbered ? local : routed.exchange,
       flags: routed.flags,
     };
-  }
-
-  /** A frozen `[shard]`, one per shard, shared by every target that reaches that shard alone. */
-  #oneShard(shard: number): readonly number[] {
-    let one = this.#singleShards[shard];
-    if (one === undefined) {
-      one = Object.freeze([shard]);
-      this.#singleShards[shard] = one;
-    }
-    return one;
   }
 
   /**

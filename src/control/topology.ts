@@ -250,7 +250,7 @@ export class Topology {
       const shard = light.shardFor(exchange, routingKey);
       if (shard >= 0) {
         flags = PUBLISH_FLAG_LIGHT;
-        if (!shards.includes(shard)) shards = shards.length === 0 ? this.#oneShard(shard) : shards.concat(shard);
+        if (!shards.includes(shard)) shards = shards.length === 0 ? this.oneShard(shard) : shards.concat(shard);
       }
     }
     // RabbitMQ's alternate exchange: what the exchange routes nowhere goes to the one its
@@ -273,8 +273,8 @@ export class Topology {
     return { shards, confirmFromShard, exchange, flags };
   }
 
-  /** A frozen `[shard]`, one per shard. */
-  #oneShard(shard: number): readonly number[] {
+  /** A frozen `[shard]`, one per shard, shared by every route that reaches that shard alone. */
+  oneShard(shard: number): readonly number[] {
     let one = this.#singleShards[shard];
     if (one === undefined) this.#singleShards[shard] = one = Object.freeze([shard]);
     return one;

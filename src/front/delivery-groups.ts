@@ -142,10 +142,8 @@ const EMPTY_MEMBERS: readonly Member[] = Object.freeze([]);
 interface Carrier {
   /** Its consumer's id on the shard (with GROUP_CONNECTION). */
   readonly id: number;
-  /** Its groups, by pattern, in the trie that routes to them (one group per pattern). */
+  /** Its groups, by pattern, in the trie that routes to them (one group per pattern: the trie's size is their number). */
   readonly routes: LightExchange<Group>;
-  /** How many groups it feeds. */
-  groups: number;
   owedCredit: number;
   owedBytes: number;
   touched: boolean;
@@ -218,8 +216,6 @@ export class DeliveryGroups {
   /** Carriers by qualified exchange, and by consumer id. */
   readonly #carriers = new Map<string, Carrier>();
   readonly #carriersById = new Map<number, Carrier>();
-  /** Groups alive (each holds a pattern of a carrier). */
-  #groups = 0;
   /** After the ids wrapped: the ids then in use, skipped until the next wrap. */
   #usedAfterWrap: Set<number> | null = null;
   /** Each connection's carriers, with how many of its groups each feeds (drains walk these, not the groups). */
@@ -237,8 +233,6 @@ export class DeliveryGroups {
   replayed = 0;
   /** Payload bytes the streams delivered, once per member that got them. */
   deliveredBytes = 0;
-  /** Carrier deliveries no group's pattern matched any more (its last subscriber left while they were queued). */
-  unmatched = 0;
 
   constructor(ctx: BrokerContext, flush: DeliveryFlush, hooks: GroupHooks) {
     this.#ctx = ctx;
@@ -256,8 +250,11 @@ export class DeliveryGroups {
     this.#app = app;
   }
 
+  /** Groups alive: each is one pattern in its carrier's trie. */
   get groups(): number {
-    return this.#groups;
+    let n = 0;
+    for (const carrier of this.#carriersById.values()) n += carrier.routes.matcher.size;
+    return n;
   }
 
   /** The queue and shard `sub` (being created) will share for `destination`, creating the group if needed. */
@@ -267,8 +264,6 @@ export class DeliveryGroups {
     let group: Group | undefined = carrier.routes.matcher.valuesAt(destination.name)[0];
     if (group === undefined) {
       group = new Group(this.#allocateId(), destination, carrier);
-      carrier.groups++;
-      this.#groups++;
       this.#light.add(carrier.routes, destination.name, group);
     }
     return { queue: carrier.routes.queue, shard: carrier.routes.shard, group };
@@ -340,9 +335,9 @@ export class DeliveryGroups {
 
   /**
    * One deliver record of a carrier: matched to the groups whose pattern fits its key, and encoded
-   * once into each one's frame. `buffer` holds `rec`'s bytes as `buf` does (for the key's text).
+   * once into each one's frame; `key` is its routing key (RecordReader.deliverKey).
    */
-  onDeliver(rec: DeliverHead, buf: Uint8Array, buffer: Buffer): boolean {
+  onDeliver(rec: DeliverHead, buf: Uint8Array, key: string): boolean {
     const carrier = this.#carriersById.get(rec.subscriptionId);
     if (carrier === undefined) return false;
     carrier.owedCredit++;
@@ -351,9 +346,7 @@ export class DeliveryGroups {
       carrier.touched = true;
       this.#touchedCarriers.push(carrier);
     }
-    const key = rec.keyLength === 0 ? '' : buffer.toString('utf8', rec.keyOffset, rec.keyOffset + rec.keyLength);
     const groups = carrier.routes.matcher.match(key);
-    if (groups.length === 0) this.unmatched++;
     for (let i = 0; i < groups.length; i++) {
       const group = groups[i];
       const writer = (group.writer ??= this.#flush.writers.take());
@@ -458,7 +451,6 @@ export class DeliveryGroups {
       this.#forget(group);
       this.#light.remove(carrier.routes, group.destination.name, group);
     }
-    carrier.groups = 0;
     this.#forgetCarrier(carrier);
     return subs;
   }
@@ -482,14 +474,13 @@ export class DeliveryGroups {
     const exchange = vhost.names.of(destination.exchange);
     let carrier = this.#carriers.get(exchange);
     if (carrier !== undefined) return carrier;
-    const { queue, shard } = this.#ctx.consume.carrierQueue(destination, vhost);
+    const { queue, shard } = this.#ctx.consume.carrierQueue(exchange, vhost);
     let id = this.#nextCarrier;
     while (this.#carriersById.has(id)) id = id >= 0xffff_fffe ? 1 : id + 1;
     this.#nextCarrier = id >= 0xffff_fffe ? 1 : id + 1;
     carrier = {
       id,
       routes: this.#light.open(exchange, queue, shard),
-      groups: 0,
       owedCredit: 0,
       owedBytes: 0,
       touched: false,
@@ -652,9 +643,8 @@ export class DeliveryGroups {
   #drop(group: Group): void {
     const { carrier } = group;
     this.#forget(group);
-    carrier.groups--;
     this.#light.remove(carrier.routes, group.destination.name, group);
-    if (carrier.groups > 0) return;
+    if (carrier.routes.matcher.size > 0) return;
     this.#forgetCarrier(carrier);
     const { shard, queue } = carrier.routes;
     this.#ctx.shards[shard].writeControl((w) => w.unsubscribe(GROUP_CONNECTION, carrier.id));
@@ -663,7 +653,6 @@ export class DeliveryGroups {
 
   /** The group is gone: unreachable by id, and a frame it was gathering goes nowhere. */
   #forget(group: Group): void {
-    this.#groups--;
     if (group.writer !== null) {
       this.#flush.writers.give(group.writer);
       group.writer = null;

@@ -369,7 +369,7 @@ export class WsFront {
     const rec = reader.deliverHead(offset, this.#deliver);
     if (rec.connectionId === GROUP_CONNECTION) {
       // One record for every member of a shared stream: encoded once, published at chunk end.
-      if (!this.#groups.onDeliver(rec, reader.bytes, reader.buffer)) this.#undeliverable++;
+      if (!this.#groups.onDeliver(rec, reader.bytes, reader.deliverKey(rec))) this.#undeliverable++;
       return;
     }
     const connection = this.#connections.get(rec.connectionId);

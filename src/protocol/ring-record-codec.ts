@@ -646,6 +646,11 @@ export class RecordReader {
     return out;
   }
 
+  /** The routing key of a deliver record read by deliverHead, through the reader's one-entry cache of keys. */
+  deliverKey(h: DeliverHead): string {
+    return h.keyLength === 0 ? '' : this.#name(this.#routingKeys, h.keyOffset, h.keyLength);
+  }
+
   /** A deliver record with its exchange and routing key as strings (deliverHead, then the two decodes). */
   deliver(at: number, out: DeliverRecord): DeliverRecord {
     const h = this.deliverHead(at, this.#head);
